@@ -1,0 +1,26 @@
+//! Compiles the wire contract in `proto/` with prost, and generates the
+//! standard proto3 JSON mapping with pbjson. Uses protox, so no system
+//! `protoc` is needed: a fresh machine builds with cargo alone.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = ["proto/tillsyn/v1/events.proto", "proto/tillsyn/v1/alert.proto"];
+    for file in files {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    let descriptors = protox::compile(files, ["proto"])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let descriptor_path = out_dir.join("tillsyn_descriptor.bin");
+    std::fs::write(&descriptor_path, prost::Message::encode_to_vec(&descriptors))?;
+
+    prost_build::Config::new()
+        .compile_well_known_types()
+        .extern_path(".google.protobuf", "::pbjson_types")
+        .compile_fds(descriptors)?;
+
+    pbjson_build::Builder::new()
+        .register_descriptors(&std::fs::read(&descriptor_path)?)?
+        .build(&[".tillsyn"])?;
+    Ok(())
+}

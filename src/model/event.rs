@@ -1,0 +1,204 @@
+//! Validated domain events: visits and invoices.
+
+use super::ids::{ClientKey, EventId, HouseholdKey, MunicipalityCode, ProviderId, StaffKey};
+use super::time::EventTime;
+use super::{Minutes, Ore};
+
+/// The kind of care. Mirrors the wire enum without its UNSPECIFIED value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub enum ServiceType {
+    /// Personlig omvårdnad.
+    PersonalCare,
+    /// Serviceinsatser (cleaning, shopping).
+    Service,
+    /// Ledsagning.
+    Escort,
+    /// Dubbelbemanning.
+    DoubleStaffing,
+    /// Personlig assistans.
+    PersonalAssistance,
+    /// The municipality's night patrol.
+    NightPatrol,
+}
+
+impl ServiceType {
+    /// All service types, in wire order.
+    pub const ALL: [ServiceType; 6] = [
+        ServiceType::PersonalCare,
+        ServiceType::Service,
+        ServiceType::Escort,
+        ServiceType::DoubleStaffing,
+        ServiceType::PersonalAssistance,
+        ServiceType::NightPatrol,
+    ];
+
+    /// Dense index 0..6 for per-service arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A short lowercase name for explanations and labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceType::PersonalCare => "personal care",
+            ServiceType::Service => "service",
+            ServiceType::Escort => "escort",
+            ServiceType::DoubleStaffing => "double staffing",
+            ServiceType::PersonalAssistance => "personal assistance",
+            ServiceType::NightPatrol => "night patrol",
+        }
+    }
+}
+
+/// How a visit was registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum RegistrationMethod {
+    /// NFC tag or digital lock at the door.
+    Nfc,
+    /// Mobile app without a door event.
+    MobileApp,
+    /// Entered by hand.
+    Manual,
+    /// Device registration edited afterwards.
+    Edited,
+}
+
+impl RegistrationMethod {
+    /// Manual and edited registrations: the classic manipulation channel.
+    pub fn is_manual_or_edited(self) -> bool {
+        matches!(self, RegistrationMethod::Manual | RegistrationMethod::Edited)
+    }
+}
+
+/// A WGS 84 position, validated to be on Earth.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GeoPoint {
+    /// Degrees north, -90..=90.
+    pub lat: f64,
+    /// Degrees east, -180..=180.
+    pub lon: f64,
+}
+
+impl GeoPoint {
+    /// Great-circle distance in metres (haversine).
+    pub fn distance_m(self, other: GeoPoint) -> f64 {
+        const R: f64 = 6_371_000.0;
+        let (p1, p2) = (self.lat.to_radians(), other.lat.to_radians());
+        let dp = p2 - p1;
+        let dl = (other.lon - self.lon).to_radians();
+        let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+        2.0 * R * a.sqrt().asin()
+    }
+}
+
+/// One visit: a staff member's check-in and check-out at a client's home.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Visit {
+    /// The time report's id.
+    pub event_id: EventId,
+    /// Who bills for the visit.
+    pub provider: ProviderId,
+    /// Who pays.
+    pub municipality: MunicipalityCode,
+    /// Pseudonymous client.
+    pub client: ClientKey,
+    /// Pseudonymous staff member.
+    pub staff: StaffKey,
+    /// Kind of care.
+    pub service: ServiceType,
+    /// Start of the visit; the visit's event time.
+    pub check_in: EventTime,
+    /// End of the visit; never before `check_in`.
+    pub check_out: EventTime,
+    /// How the times were registered.
+    pub method: RegistrationMethod,
+    /// Planned duration, if the schedule is known.
+    pub planned: Option<Minutes>,
+    /// The client's home, if known.
+    pub client_home: Option<GeoPoint>,
+    /// Where the check-in was made, if known.
+    pub check_in_location: Option<GeoPoint>,
+    /// Shared home of several clients, if any.
+    pub household: Option<HouseholdKey>,
+    /// When the source system reported it.
+    pub reported_at: EventTime,
+}
+
+impl Visit {
+    /// Duration in whole minutes (rounded down).
+    pub fn duration(&self) -> Minutes {
+        Minutes(((self.check_out.0 - self.check_in.0) / 60).clamp(0, i64::from(u32::MAX)) as u32)
+    }
+}
+
+/// One invoice line: hours billed for one client and service type.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InvoiceLine {
+    /// Pseudonymous client.
+    pub client: ClientKey,
+    /// Kind of care billed.
+    pub service: ServiceType,
+    /// Billed time.
+    pub minutes: Minutes,
+    /// Tariff per hour.
+    pub tariff_per_hour: Ore,
+    /// Line amount.
+    pub amount: Ore,
+}
+
+/// A provider's invoice for one period.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Invoice {
+    /// The invoice id.
+    pub invoice_id: EventId,
+    /// Who bills.
+    pub provider: ProviderId,
+    /// Who pays.
+    pub municipality: MunicipalityCode,
+    /// Start of the billed period (inclusive).
+    pub period_start: EventTime,
+    /// End of the billed period (exclusive), after `period_start`.
+    pub period_end: EventTime,
+    /// When it was issued; the invoice's event time.
+    pub issued_at: EventTime,
+    /// The lines.
+    pub lines: Vec<InvoiceLine>,
+    /// Sum of the amounts.
+    pub total: Ore,
+}
+
+/// A validated input event.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum DomainEvent {
+    /// A time report.
+    Visit(Visit),
+    /// An invoice.
+    Invoice(Invoice),
+}
+
+impl DomainEvent {
+    /// The provider the event belongs to (the partition key).
+    pub fn provider(&self) -> ProviderId {
+        match self {
+            DomainEvent::Visit(v) => v.provider,
+            DomainEvent::Invoice(i) => i.provider,
+        }
+    }
+
+    /// The event's id.
+    pub fn event_id(&self) -> &EventId {
+        match self {
+            DomainEvent::Visit(v) => &v.event_id,
+            DomainEvent::Invoice(i) => &i.invoice_id,
+        }
+    }
+
+    /// The event time that drives windows: check-in for visits, issue time
+    /// for invoices.
+    pub fn event_time(&self) -> EventTime {
+        match self {
+            DomainEvent::Visit(v) => v.check_in,
+            DomainEvent::Invoice(i) => i.issued_at,
+        }
+    }
+}
