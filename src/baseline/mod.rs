@@ -1,1 +1,14 @@
-//! (in progress)
+//! Baselines that soft rules compare a provider with.
+//!
+//! - [`peer`]: robust peer statistics (median, MAD, modified z-score) within
+//!   a peer group (municipality × metric × service type), held in a
+//!   [`peer::PeerTable`] that is fed per-provider samples. The engine feeds
+//!   it from the providers it sees; the same table can be fed from a table
+//!   shared by all instances (each instance publishes its samples).
+//! - [`history`]: the provider's own history (EWMA, one-sided CUSUM).
+
+pub mod history;
+pub mod peer;
+
+pub use history::{Cusum, Ewma};
+pub use peer::{PeerGroup, PeerMetric, PeerStats, PeerTable, modified_z};

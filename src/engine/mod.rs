@@ -1,1 +1,448 @@
-//! (in progress)
+//! The engine: one partition's detection state machine, and the only part
+//! of the core the shell talks to.
+//!
+//! It takes validated [`DomainEvent`]s in arrival order and hands back
+//! [`Alert`]s. For each event it
+//! 1. checks lateness against its input's [`Watermark`] (late events are
+//!    returned as [`Disposition::Late`], never applied or dropped silently);
+//! 2. closes every local day the time-report watermark has passed: soft
+//!    rules run for every provider (so silent providers' windows close too),
+//!    peer statistics are recomputed, quiet episodes resolve, invoices whose
+//!    period is complete are reconciled, and old state is evicted;
+//! 3. applies the event to the shared windows and runs the per-event rules;
+//! 4. feeds findings to the episode lifecycle, which emits alerts.
+//!
+//! Everything is a function of the events and their order: no clock, no
+//! randomness, ordered iteration wherever order could leak into output.
+//! The same events in the same order give byte-identical alerts.
+
+pub mod state;
+
+use rustc_hash::FxHashMap;
+
+use crate::alerting::{Alert, Episodes, Finding};
+use crate::baseline::PeerTable;
+use crate::config::CoreConfig;
+use crate::model::{Day, DomainEvent, EventTime, Invoice, MunicipalityCode, ProviderId, ServiceType, Visit};
+use crate::rules::{DayContext, InvoiceContext, Rule, VisitContext};
+use crate::window::{Lateness, Watermark};
+use state::{
+    CLIENT_MONTHS, MunicipalityDay, ProviderState, RecentVisit, SERVICES, StaffMap, StaffState,
+};
+
+/// Which input stream an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Input {
+    /// Time reports (visits).
+    TimeReports,
+    /// Invoices.
+    Invoices,
+}
+
+impl Input {
+    /// Lowercase name for labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Input::TimeReports => "time_report",
+            Input::Invoices => "invoice",
+        }
+    }
+}
+
+/// An event that arrived after its input's watermark had passed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateEvent {
+    /// Its input.
+    pub input: Input,
+    /// Its event time.
+    pub event_time: EventTime,
+    /// The watermark it missed.
+    pub watermark: EventTime,
+    /// How far behind the watermark it was.
+    pub behind_secs: i64,
+}
+
+/// What the engine did with an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Applied to the state; alerts (if any) were pushed.
+    Applied,
+    /// Not applied: beyond the allowed lateness. The caller routes it.
+    Late(LateEvent),
+    /// Not applied: an invoice id already seen (a redelivery).
+    Duplicate,
+}
+
+/// Counters of one engine, for metrics and summaries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EngineStats {
+    /// Visits applied.
+    pub visits: u64,
+    /// Invoices applied.
+    pub invoices: u64,
+    /// Late time reports.
+    pub late_visits: u64,
+    /// Late invoices.
+    pub late_invoices: u64,
+    /// Redelivered invoices ignored.
+    pub duplicate_invoices: u64,
+    /// Findings made by rules.
+    pub findings: u64,
+    /// Alerts emitted.
+    pub alerts: u64,
+    /// Days closed.
+    pub days_closed: u64,
+}
+
+/// Sizes of the state, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StateSize {
+    /// Providers held.
+    pub providers: usize,
+    /// (provider, client) pairs held.
+    pub clients: usize,
+    /// Staff members held.
+    pub staff: usize,
+    /// Open alert episodes.
+    pub open_episodes: usize,
+    /// Invoices waiting for their period to complete.
+    pub pending_invoices: usize,
+}
+
+/// One partition's detection state.
+pub struct Engine {
+    config: CoreConfig,
+    rules: Vec<Box<dyn Rule>>,
+    visits_watermark: Watermark,
+    invoices_watermark: Watermark,
+    providers: FxHashMap<ProviderId, ProviderState>,
+    staff: StaffMap,
+    peers: PeerTable,
+    episodes: Episodes,
+    /// The last local day closed.
+    closed_through: Option<Day>,
+    /// Largest event time seen over all inputs: the engine's "now".
+    now: EventTime,
+    stats: EngineStats,
+    findings: Vec<Finding>,
+}
+
+impl Engine {
+    /// An engine with the rules and windows of `config` (assumed validated).
+    pub fn new(config: CoreConfig) -> Self {
+        Engine {
+            rules: config.rules.build(),
+            visits_watermark: Watermark::new(config.visit_lateness_secs),
+            invoices_watermark: Watermark::new(config.invoice_lateness_secs),
+            providers: FxHashMap::default(),
+            staff: StaffMap::default(),
+            peers: PeerTable::default(),
+            episodes: Episodes::new(config.evidence_limit),
+            closed_through: None,
+            now: EventTime(i64::MIN),
+            stats: EngineStats::default(),
+            findings: Vec::new(),
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// The time-report watermark, if any time report was seen.
+    pub fn watermark(&self) -> Option<EventTime> {
+        self.visits_watermark.current()
+    }
+
+    /// The largest event time seen.
+    pub fn now(&self) -> Option<EventTime> {
+        (self.now.0 != i64::MIN).then_some(self.now)
+    }
+
+    /// Sizes of the state.
+    pub fn state_size(&self) -> StateSize {
+        StateSize {
+            providers: self.providers.len(),
+            clients: self.providers.values().map(|p| p.clients.len()).sum(),
+            staff: self.staff.len(),
+            open_episodes: self.episodes.open_count(),
+            pending_invoices: self.providers.values().map(|p| p.pending_invoices.len()).sum(),
+        }
+    }
+
+    /// Processes one event; pushes the alerts it causes onto `alerts`.
+    pub fn process(&mut self, event: DomainEvent, alerts: &mut Vec<Alert>) -> Disposition {
+        let before = alerts.len();
+        let disposition = match event {
+            DomainEvent::Visit(v) => self.process_visit(v, alerts),
+            DomainEvent::Invoice(i) => self.process_invoice(i, alerts),
+        };
+        self.stats.alerts += (alerts.len() - before) as u64;
+        disposition
+    }
+
+    fn process_visit(&mut self, visit: Visit, alerts: &mut Vec<Alert>) -> Disposition {
+        if let Lateness::Late { behind_secs, watermark } = self.visits_watermark.observe(visit.check_in) {
+            self.stats.late_visits += 1;
+            return Disposition::Late(LateEvent {
+                input: Input::TimeReports,
+                event_time: visit.check_in,
+                watermark,
+                behind_secs,
+            });
+        }
+        self.now = self.now.max(visit.check_in);
+        self.close_days(alerts);
+        self.apply_visit(&visit, alerts);
+        self.stats.visits += 1;
+        Disposition::Applied
+    }
+
+    fn apply_visit(&mut self, visit: &Visit, alerts: &mut Vec<Alert>) {
+        let day = visit.check_in.day();
+        let minutes = visit.duration().0;
+        let horizon = self.config.horizon_days as usize;
+        let provider =
+            self.providers.entry(visit.provider).or_insert_with(|| ProviderState::new(visit.municipality, horizon));
+        provider.municipality = visit.municipality;
+        provider.last_event = provider.last_event.max(visit.check_in);
+        if let Some(bucket) = provider.days.bucket_mut(day) {
+            bucket.visits += 1;
+            bucket.minutes = bucket.minutes.saturating_add(minutes);
+            let s = &mut bucket.minutes_by_service[visit.service.index()];
+            *s = s.saturating_add(minutes);
+        }
+        provider.clients.entry(visit.client).or_default().record(day, visit.service, minutes);
+        provider.recent_visits.push(&visit.event_id);
+
+        let staff_horizon = self.config.staff_horizon_days as usize;
+        let staff = self.staff.entry(visit.staff).or_insert_with(|| StaffState::new(staff_horizon));
+        if let Some(m) = staff.days.bucket_mut(day) {
+            *m = m.saturating_add(minutes);
+        }
+        staff.last_day = staff.last_day.max(day);
+
+        let mut ctx = VisitContext { visit, provider, staff, now: self.now };
+        for rule in &self.rules {
+            rule.on_visit(&mut ctx, &mut self.findings);
+        }
+        staff.remember(RecentVisit {
+            event_id: visit.event_id.clone(),
+            provider: visit.provider,
+            client: visit.client,
+            household: visit.household,
+            check_in: visit.check_in,
+            check_out: visit.check_out,
+            home: visit.client_home,
+        });
+        self.flush_findings(alerts);
+    }
+
+    fn process_invoice(&mut self, invoice: Invoice, alerts: &mut Vec<Alert>) -> Disposition {
+        if let Lateness::Late { behind_secs, watermark } = self.invoices_watermark.observe(invoice.issued_at) {
+            self.stats.late_invoices += 1;
+            return Disposition::Late(LateEvent {
+                input: Input::Invoices,
+                event_time: invoice.issued_at,
+                watermark,
+                behind_secs,
+            });
+        }
+        self.now = self.now.max(invoice.issued_at);
+        let horizon = self.config.horizon_days as usize;
+        let provider = self
+            .providers
+            .entry(invoice.provider)
+            .or_insert_with(|| ProviderState::new(invoice.municipality, horizon));
+        if provider.invoices_seen.contains_key(&invoice.invoice_id) {
+            self.stats.duplicate_invoices += 1;
+            return Disposition::Duplicate;
+        }
+        provider.invoices_seen.insert(invoice.invoice_id.clone(), invoice.issued_at);
+        provider.last_event = provider.last_event.max(invoice.issued_at);
+        self.stats.invoices += 1;
+        let complete = self.visits_watermark.current().is_some_and(|w| w >= invoice.period_end);
+        if complete {
+            self.reconcile(invoice, alerts);
+        } else {
+            provider.pending_invoices.push(invoice);
+        }
+        Disposition::Applied
+    }
+
+    /// Runs the invoice rules over an invoice whose period is complete.
+    fn reconcile(&mut self, invoice: Invoice, alerts: &mut Vec<Alert>) {
+        let Some(provider) = self.providers.get_mut(&invoice.provider) else { return };
+        let mut ctx = InvoiceContext { invoice: &invoice, provider, now: self.now };
+        for rule in &self.rules {
+            rule.on_invoice(&mut ctx, &mut self.findings);
+        }
+        self.flush_findings(alerts);
+    }
+
+    fn flush_findings(&mut self, alerts: &mut Vec<Alert>) {
+        self.stats.findings += self.findings.len() as u64;
+        for finding in self.findings.drain(..) {
+            self.episodes.observe(finding, self.now, alerts);
+        }
+    }
+
+    /// Closes every local day that ended before the time-report watermark.
+    fn close_days(&mut self, alerts: &mut Vec<Alert>) {
+        let Some(watermark) = self.visits_watermark.current() else { return };
+        // Day d is complete once the watermark reaches the start of d + 1.
+        let last_complete = watermark.day().plus(-1);
+        let first = match self.closed_through {
+            None => {
+                // Nothing before the first event: start closing from here.
+                self.closed_through = Some(last_complete);
+                return;
+            }
+            Some(closed) if closed >= last_complete => return,
+            Some(closed) => closed.plus(1),
+        };
+        // After a long silence, only the days within the horizon matter.
+        let first = first.max(last_complete.plus(1 - self.config.horizon_days as i32));
+        for d in first.0..=last_complete.0 {
+            self.close_day(Day(d), alerts);
+        }
+        self.closed_through = Some(last_complete);
+    }
+
+    fn close_day(&mut self, day: Day, alerts: &mut Vec<Alert>) {
+        self.stats.days_closed += 1;
+        let activity_days = self.config.activity_days;
+        let mut ids: Vec<ProviderId> = self.providers.keys().copied().collect();
+        ids.sort_unstable();
+
+        // 1. Active clients per provider, stored in the day's bucket.
+        let mut active: Vec<([u32; SERVICES], u32)> = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let Some(p) = self.providers.get_mut(id) else { continue };
+            let mut by_service = [0u32; SERVICES];
+            let mut any = 0u32;
+            for c in p.clients.values() {
+                let mut seen = false;
+                for s in ServiceType::ALL {
+                    if c.active(s, day, activity_days) {
+                        by_service[s.index()] += 1;
+                        seen = true;
+                    }
+                }
+                any += u32::from(seen);
+            }
+            if let Some(b) = p.days.bucket_mut(day) {
+                b.active_clients = any;
+            }
+            active.push((by_service, any));
+        }
+
+        // 2. Municipality totals, now and a week ago.
+        let mut municipalities: FxHashMap<MunicipalityCode, MunicipalityDay> = FxHashMap::default();
+        for (id, (_, any)) in ids.iter().zip(&active) {
+            let Some(p) = self.providers.get(id) else { continue };
+            let m = municipalities.entry(p.municipality).or_default();
+            m.active_clients += u64::from(*any);
+            m.active_clients_week_ago += u64::from(p.days.get(day.plus(-7)).active_clients);
+        }
+
+        // 3. Peer samples, then statistics.
+        let now = self.now;
+        let mut peers = std::mem::take(&mut self.peers);
+        let no_peers = PeerTable::default();
+        for (id, (by_service, any)) in ids.iter().zip(&active) {
+            let Some(provider) = self.providers.get_mut(id) else { continue };
+            let municipality = municipalities.get(&provider.municipality).copied().unwrap_or_default();
+            let ctx = DayContext {
+                day,
+                provider_id: *id,
+                provider,
+                active_by_service: *by_service,
+                active_clients: *any,
+                activity_days,
+                peers: &no_peers,
+                municipality,
+                now,
+            };
+            for rule in &self.rules {
+                rule.record_peer_samples(&ctx, &mut peers);
+            }
+        }
+        peers.recompute();
+        self.peers = peers;
+
+        // 4. Daily rules.
+        for (id, (by_service, any)) in ids.iter().zip(&active) {
+            let Some(provider) = self.providers.get_mut(id) else { continue };
+            let municipality = municipalities.get(&provider.municipality).copied().unwrap_or_default();
+            let mut ctx = DayContext {
+                day,
+                provider_id: *id,
+                provider,
+                active_by_service: *by_service,
+                active_clients: *any,
+                activity_days,
+                peers: &self.peers,
+                municipality,
+                now,
+            };
+            for rule in &self.rules {
+                rule.on_day_closed(&mut ctx, &mut self.findings);
+            }
+        }
+        self.flush_findings(alerts);
+
+        // 5. Invoices whose period is now complete, in arrival order per provider.
+        if let Some(watermark) = self.visits_watermark.current() {
+            for id in &ids {
+                let ready: Vec<Invoice> = match self.providers.get_mut(id) {
+                    Some(p) if p.pending_invoices.iter().any(|i| i.period_end <= watermark) => {
+                        let (ready, waiting) =
+                            p.pending_invoices.drain(..).partition(|i: &Invoice| i.period_end <= watermark);
+                        p.pending_invoices = waiting;
+                        ready
+                    }
+                    _ => continue,
+                };
+                for invoice in ready {
+                    self.reconcile(invoice, alerts);
+                }
+            }
+        }
+
+        // 6. Quiet episodes resolve.
+        self.episodes.resolve_quiet(now, alerts);
+
+        // 7. Eviction of state older than the horizons.
+        self.evict(day, &ids);
+    }
+
+    fn evict(&mut self, day: Day, ids: &[ProviderId]) {
+        let horizon = self.config.horizon_days as i32;
+        let staff_horizon = self.config.staff_horizon_days as i32;
+        self.staff.retain(|_, s| s.last_day.0 > day.0 - staff_horizon);
+        let oldest_month = day.month().0 - CLIENT_MONTHS as i32 + 1;
+        let oldest_invoice = day.plus(-(CLIENT_MONTHS as i32) * 31).start();
+        for id in ids {
+            let Some(p) = self.providers.get_mut(id) else { continue };
+            p.clients.retain(|_, c| c.last_any() > day.0 - horizon || c.months.iter().any(|(m, _)| m.0 >= oldest_month));
+            p.billed.retain(|(_, _, m), _| m.0 >= oldest_month);
+            p.invoices_seen.retain(|_, issued| *issued >= oldest_invoice);
+            let idle = p.clients.is_empty()
+                && p.pending_invoices.is_empty()
+                && p.last_event.0 < day.plus(-horizon).start().0
+                && !self.episodes.has_open(*id);
+            if idle {
+                self.providers.remove(id);
+                self.peers.forget_provider(*id);
+            }
+        }
+    }
+}

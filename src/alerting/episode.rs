@@ -1,0 +1,235 @@
+//! The episode lifecycle: open, escalate, absorb, resolve.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use super::{Alert, AlertStatus, Finding, Severity};
+use crate::model::{EventId, EventTime, ProviderId};
+use crate::rules::RuleInfo;
+
+/// An episode is identified by its rule and provider.
+pub type EpisodeKey = (&'static str, ProviderId);
+
+#[derive(Debug, Clone)]
+struct Episode {
+    rule: &'static RuleInfo,
+    started: EventTime,
+    last_seen: EventTime,
+    severity: Severity,
+    revision: u32,
+    findings: u64,
+    last: Finding,
+}
+
+/// The open episodes of every rule and provider of one engine.
+#[derive(Debug, Clone)]
+pub struct Episodes {
+    open: BTreeMap<EpisodeKey, Episode>,
+    evidence_limit: usize,
+}
+
+impl Episodes {
+    /// No open episodes; alerts carry at most `evidence_limit` event ids.
+    pub fn new(evidence_limit: usize) -> Self {
+        Episodes { open: BTreeMap::new(), evidence_limit: evidence_limit.max(1) }
+    }
+
+    /// Number of open episodes.
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Whether `provider` has any open episode (its state must be kept).
+    pub fn has_open(&self, provider: ProviderId) -> bool {
+        self.open.keys().any(|(_, p)| *p == provider)
+    }
+
+    /// Takes a finding made at event time `now`; pushes an alert if it opens
+    /// or escalates an episode.
+    pub fn observe(&mut self, finding: Finding, now: EventTime, alerts: &mut Vec<Alert>) {
+        let key = (finding.rule.id, finding.provider);
+        let limit = self.evidence_limit;
+        match self.open.get_mut(&key) {
+            None => {
+                let mut finding = finding;
+                finding.evidence.truncate(limit);
+                let episode = Episode {
+                    rule: finding.rule,
+                    started: now,
+                    last_seen: now,
+                    severity: finding.severity,
+                    revision: 0,
+                    findings: 1,
+                    last: finding,
+                };
+                alerts.push(alert(&episode, AlertStatus::Opened, now));
+                self.open.insert(key, episode);
+            }
+            Some(episode) => {
+                episode.last_seen = now;
+                episode.findings += 1;
+                let escalates = finding.severity > episode.severity;
+                let mut evidence = std::mem::take(&mut episode.last.evidence);
+                merge_evidence(&mut evidence, &finding.evidence, limit);
+                episode.last = finding;
+                episode.last.evidence = evidence;
+                if escalates {
+                    episode.severity = episode.last.severity;
+                    episode.revision += 1;
+                    alerts.push(alert(episode, AlertStatus::Escalated, now));
+                }
+            }
+        }
+    }
+
+    /// Resolves every episode whose rule has been quiet for its quiet
+    /// period at event time `now`, in a deterministic order.
+    pub fn resolve_quiet(&mut self, now: EventTime, alerts: &mut Vec<Alert>) {
+        let quiet: Vec<EpisodeKey> = self
+            .open
+            .iter()
+            .filter(|(_, e)| now.0 - e.last_seen.0 >= i64::from(e.rule.quiet_days) * 86_400)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in quiet {
+            if let Some(mut episode) = self.open.remove(&key) {
+                episode.revision += 1;
+                alerts.push(alert(&episode, AlertStatus::Resolved, now));
+            }
+        }
+    }
+}
+
+/// Appends the new ids not yet present, keeping the newest `limit`.
+fn merge_evidence(evidence: &mut Vec<EventId>, new: &[EventId], limit: usize) {
+    for id in new {
+        if !evidence.contains(id) {
+            evidence.push(id.clone());
+        }
+    }
+    if evidence.len() > limit {
+        let excess = evidence.len() - limit;
+        evidence.drain(..excess);
+    }
+}
+
+/// First 16 bytes of SHA-256 over the parts, as hex.
+fn stable_id(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+fn alert(episode: &Episode, status: AlertStatus, now: EventTime) -> Alert {
+    let rule = episode.rule.id.as_bytes();
+    let provider = episode.last.provider.digits().to_le_bytes();
+    let started = episode.started.0.to_le_bytes();
+    let episode_id = stable_id(&[b"episode/v1", rule, &provider, &started]);
+    let alert_id = stable_id(&[b"alert/v1", rule, &provider, &started, &episode.revision.to_le_bytes()]);
+    let f = &episode.last;
+    let explanation = match status {
+        AlertStatus::Resolved => format!(
+            "Resolved: not seen for {} days (episode of {} findings since {}). Last finding: {}",
+            episode.rule.quiet_days, episode.findings, episode.started, f.explanation
+        ),
+        _ => f.explanation.clone(),
+    };
+    Alert {
+        alert_id,
+        episode_id,
+        rule: episode.rule,
+        severity: episode.severity,
+        score: f.score,
+        provider: f.provider,
+        municipality: f.municipality,
+        window: f.window,
+        observed: f.observed,
+        expected: f.expected,
+        explanation,
+        evidence: f.evidence.clone(),
+        status,
+        detected_at: now,
+        revision: episode.revision,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerting::Measure;
+    use crate::model::MunicipalityCode;
+    use crate::rules::catalogue;
+
+    fn finding(severity: Severity, evidence: &str) -> Finding {
+        Finding {
+            rule: &catalogue::STAFF_DOUBLE_BOOKING,
+            provider: ProviderId::from_nine_digits(556_000_001),
+            municipality: MunicipalityCode::parse("2480").unwrap(),
+            severity,
+            score: 1.0,
+            window: (EventTime(0), EventTime(1)),
+            observed: Measure::new(1.0, "count"),
+            expected: Measure::new(0.0, "count"),
+            explanation: "x".into(),
+            evidence: vec![EventId::new(evidence)],
+        }
+    }
+
+    #[test]
+    fn repeated_findings_open_one_episode_escalate_once_and_resolve_when_quiet() {
+        let mut e = Episodes::new(3);
+        let mut alerts = Vec::new();
+        for i in 0..100 {
+            e.observe(finding(Severity::Medium, &format!("tr-{i}")), EventTime(i * 60), &mut alerts);
+        }
+        e.observe(finding(Severity::High, "tr-x"), EventTime(10_000), &mut alerts);
+        e.observe(finding(Severity::Medium, "tr-y"), EventTime(10_060), &mut alerts);
+        let quiet = i64::from(catalogue::STAFF_DOUBLE_BOOKING.quiet_days) * 86_400;
+        e.resolve_quiet(EventTime(10_060 + quiet - 1), &mut alerts);
+        assert_eq!(alerts.len(), 2, "still open one second before the quiet period ends");
+        e.resolve_quiet(EventTime(10_060 + quiet), &mut alerts);
+        let statuses: Vec<_> = alerts.iter().map(|a| (a.status, a.severity, a.revision)).collect();
+        assert_eq!(
+            statuses,
+            vec![
+                (AlertStatus::Opened, Severity::Medium, 0),
+                (AlertStatus::Escalated, Severity::High, 1),
+                (AlertStatus::Resolved, Severity::High, 2),
+            ]
+        );
+        assert!(alerts.iter().all(|a| a.episode_id == alerts[0].episode_id));
+        assert_eq!(alerts[2].evidence.len(), 3, "evidence is bounded");
+        assert_eq!(alerts[2].evidence.last().unwrap().as_str(), "tr-y");
+        assert_eq!(e.open_count(), 0);
+    }
+
+    #[test]
+    fn ids_are_deterministic_and_distinct_per_revision() {
+        let run = || {
+            let mut e = Episodes::new(5);
+            let mut alerts = Vec::new();
+            e.observe(finding(Severity::Low, "a"), EventTime(5), &mut alerts);
+            e.observe(finding(Severity::Critical, "b"), EventTime(6), &mut alerts);
+            alerts.into_iter().map(|a| a.alert_id).collect::<Vec<_>>()
+        };
+        let (a, b) = (run(), run());
+        assert_eq!(a, b);
+        assert_ne!(a[0], a[1]);
+        assert_eq!(a[0].len(), 32);
+    }
+
+    #[test]
+    fn a_new_episode_after_resolution_has_a_new_id() {
+        let mut e = Episodes::new(5);
+        let mut alerts = Vec::new();
+        e.observe(finding(Severity::Low, "a"), EventTime(0), &mut alerts);
+        e.resolve_quiet(EventTime(100 * 86_400), &mut alerts);
+        e.observe(finding(Severity::Low, "a"), EventTime(101 * 86_400), &mut alerts);
+        assert_eq!(alerts.len(), 3);
+        assert_ne!(alerts[0].episode_id, alerts[2].episode_id);
+    }
+}

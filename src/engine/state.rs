@@ -1,0 +1,262 @@
+//! The state one engine keeps: per provider, per client of a provider, and
+//! per staff member. Built on the shared window primitives; rules read it
+//! and keep their own counters in the fields documented as theirs.
+
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
+
+use crate::model::{
+    ClientKey, Day, EventId, EventTime, GeoPoint, HouseholdKey, Invoice, Month, MunicipalityCode, ProviderId,
+    ServiceType, StaffKey,
+};
+use crate::window::DayRing;
+
+/// Number of service types (dense index of [`ServiceType`]).
+pub const SERVICES: usize = 6;
+
+/// Counters of one provider for one local day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProviderDay {
+    /// Visits that started this day.
+    pub visits: u32,
+    /// Minutes of those visits.
+    pub minutes: u32,
+    /// Minutes per service type.
+    pub minutes_by_service: [u32; SERVICES],
+    /// Visits registered manually or edited (rule `manual-registration-share`).
+    pub manual_or_edited: u32,
+    /// Visits with exact-planned or whole-hour durations (rule `rounded-visits`).
+    pub rounded: u32,
+    /// Visits outside free-choice hours by a private provider (rule `night-visits-private-provider`).
+    pub night: u32,
+    /// Clients with a visit in the 30 days ending this day, set when the day
+    /// closes (rule `volume-explosion`).
+    pub active_clients: u32,
+}
+
+/// The months of performed minutes kept per client.
+pub const CLIENT_MONTHS: usize = 4;
+
+/// What one client received from one provider.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClientActivity {
+    /// First day with a visit of any service type.
+    pub first_day: i32,
+    /// Last day with a visit, per service type (`i32::MIN` = never).
+    pub last_day: [i32; SERVICES],
+    /// Performed minutes per service type for the last few months, indexed
+    /// by `month % CLIENT_MONTHS` and tagged with the month.
+    pub months: [(Month, [u32; SERVICES]); CLIENT_MONTHS],
+}
+
+impl Default for ClientActivity {
+    fn default() -> Self {
+        ClientActivity { first_day: i32::MAX, last_day: [i32::MIN; SERVICES], months: [(Month(i32::MIN), [0; SERVICES]); CLIENT_MONTHS] }
+    }
+}
+
+impl ClientActivity {
+    /// Records `minutes` of `service` on `day`.
+    pub fn record(&mut self, day: Day, service: ServiceType, minutes: u32) {
+        let s = service.index();
+        self.first_day = self.first_day.min(day.0);
+        self.last_day[s] = self.last_day[s].max(day.0);
+        let month = day.month();
+        let slot = &mut self.months[month.0.rem_euclid(CLIENT_MONTHS as i32) as usize];
+        if slot.0 < month {
+            *slot = (month, [0; SERVICES]);
+        }
+        if slot.0 == month {
+            slot.1[s] = slot.1[s].saturating_add(minutes);
+        }
+    }
+
+    /// Performed minutes of `service` in `month` (0 if not kept).
+    pub fn performed(&self, month: Month, service: ServiceType) -> u32 {
+        let slot = &self.months[month.0.rem_euclid(CLIENT_MONTHS as i32) as usize];
+        if slot.0 == month { slot.1[service.index()] } else { 0 }
+    }
+
+    /// Performed minutes of all services in `month`.
+    pub fn performed_all(&self, month: Month) -> u32 {
+        ServiceType::ALL.iter().map(|s| self.performed(month, *s)).sum()
+    }
+
+    /// The last day with any visit.
+    pub fn last_any(&self) -> i32 {
+        self.last_day.iter().copied().max().unwrap_or(i32::MIN)
+    }
+
+    /// Whether the client was active with `service` in the `days` days
+    /// ending at `end`: a client already known by `end` whose last visit of
+    /// that service is within the window or later. (Days close a little
+    /// after they end, when later visits may have arrived; a client with
+    /// visits only before and after the window still counts: rare, and
+    /// the price of keeping two numbers per client instead of a history.)
+    pub fn active(&self, service: ServiceType, end: Day, days: u32) -> bool {
+        self.first_day <= end.0 && self.last_day[service.index()] > end.0 - days as i32
+    }
+}
+
+/// A bounded list of the most recent event ids, for evidence.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RecentIds(VecDeque<EventId>);
+
+impl RecentIds {
+    /// Most ids kept.
+    pub const LIMIT: usize = 10;
+
+    /// Remembers an id, forgetting the oldest beyond the limit.
+    pub fn push(&mut self, id: &EventId) {
+        if self.0.len() == Self::LIMIT {
+            self.0.pop_front();
+        }
+        self.0.push_back(id.clone());
+    }
+
+    /// The ids, oldest first.
+    pub fn to_vec(&self) -> Vec<EventId> {
+        self.0.iter().cloned().collect()
+    }
+}
+
+/// State of the rule `volume-explosion`: the provider's own history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VolumeHistory {
+    /// Upper CUSUM of weekly growth in excess of the municipality's.
+    pub cusum: crate::baseline::Cusum,
+    /// Active clients when the current CUSUM run started.
+    pub run_start_clients: u32,
+}
+
+/// Everything kept about one provider.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProviderState {
+    /// Who pays (from the provider's latest event).
+    pub municipality: MunicipalityCode,
+    /// Daily counters over the horizon.
+    pub days: DayRing<ProviderDay>,
+    /// Clients served, with their activity.
+    pub clients: FxHashMap<ClientKey, ClientActivity>,
+    /// Invoices seen recently (id → issue time), so a redelivered invoice
+    /// is not counted twice.
+    pub invoices_seen: FxHashMap<EventId, EventTime>,
+    /// Invoices waiting until the time reports of their period are complete.
+    pub pending_invoices: Vec<Invoice>,
+    /// (client, service, month) → the invoice that billed it (rule `duplicate-billing`).
+    pub billed: FxHashMap<(ClientKey, ServiceType, Month), EventId>,
+    /// Recent manual or edited visits (rule `manual-registration-share`).
+    pub recent_manual: RecentIds,
+    /// Recent rounded visits (rule `rounded-visits`).
+    pub recent_rounded: RecentIds,
+    /// Recent night visits (rule `night-visits-private-provider`).
+    pub recent_night: RecentIds,
+    /// Recent visits of any kind, for evidence of statistical rules.
+    pub recent_visits: RecentIds,
+    /// Rule `volume-explosion`'s history.
+    pub volume: VolumeHistory,
+    /// Last event time seen for this provider.
+    pub last_event: EventTime,
+}
+
+impl ProviderState {
+    /// An empty provider with a horizon of `horizon_days`.
+    pub fn new(municipality: MunicipalityCode, horizon_days: usize) -> Self {
+        ProviderState {
+            municipality,
+            days: DayRing::new(horizon_days),
+            clients: FxHashMap::default(),
+            invoices_seen: FxHashMap::default(),
+            pending_invoices: Vec::new(),
+            billed: FxHashMap::default(),
+            recent_manual: RecentIds::default(),
+            recent_rounded: RecentIds::default(),
+            recent_night: RecentIds::default(),
+            recent_visits: RecentIds::default(),
+            volume: VolumeHistory::default(),
+            last_event: EventTime(i64::MIN),
+        }
+    }
+
+    /// Performed minutes of `client` and `service` over the months touched
+    /// by `[start, end)`.
+    pub fn performed_minutes(&self, client: ClientKey, service: ServiceType, start: EventTime, end: EventTime) -> u32 {
+        let Some(activity) = self.clients.get(&client) else { return 0 };
+        months_of(start, end).map(|m| activity.performed(m, service)).sum()
+    }
+
+    /// Performed minutes of `client`, all services, over the months touched
+    /// by `[start, end)`.
+    pub fn performed_minutes_all(&self, client: ClientKey, start: EventTime, end: EventTime) -> u32 {
+        let Some(activity) = self.clients.get(&client) else { return 0 };
+        months_of(start, end).map(|m| activity.performed_all(m)).sum()
+    }
+}
+
+/// The local months touched by `[start, end)`.
+pub fn months_of(start: EventTime, end: EventTime) -> impl Iterator<Item = Month> {
+    let first = start.month();
+    let last = end.plus_secs(-1).month();
+    (first.0..=last.0.max(first.0)).map(Month)
+}
+
+/// One of a staff member's recent visits.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RecentVisit {
+    /// The time report.
+    pub event_id: EventId,
+    /// Billed by.
+    pub provider: ProviderId,
+    /// At whose home.
+    pub client: ClientKey,
+    /// Shared home, if any.
+    pub household: Option<HouseholdKey>,
+    /// Start.
+    pub check_in: EventTime,
+    /// End.
+    pub check_out: EventTime,
+    /// The client's home, if known.
+    pub home: Option<GeoPoint>,
+}
+
+/// Everything kept about one staff member (across providers).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StaffState {
+    /// The last visits, in arrival order, bounded.
+    pub recent: VecDeque<RecentVisit>,
+    /// Minutes worked per local day (by check-in day).
+    pub days: DayRing<u32>,
+    /// Last day with a visit.
+    pub last_day: Day,
+}
+
+impl StaffState {
+    /// Most recent visits kept per staff member.
+    pub const RECENT: usize = 12;
+
+    /// A staff member with no history and a horizon of `horizon_days`.
+    pub fn new(horizon_days: usize) -> Self {
+        StaffState { recent: VecDeque::with_capacity(Self::RECENT), days: DayRing::new(horizon_days), last_day: Day(i32::MIN) }
+    }
+
+    /// Remembers a visit, forgetting the oldest beyond [`Self::RECENT`].
+    pub fn remember(&mut self, visit: RecentVisit) {
+        if self.recent.len() == Self::RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(visit);
+    }
+}
+
+/// A municipality's totals at a day close (rule `volume-explosion`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MunicipalityDay {
+    /// Active clients over all providers of the engine.
+    pub active_clients: u64,
+    /// The same, seven days earlier.
+    pub active_clients_week_ago: u64,
+}
+
+/// Who a staff key is, for tests and tools (never logged).
+pub type StaffMap = FxHashMap<StaffKey, StaffState>;

@@ -1,0 +1,88 @@
+//! Pattern 4 (position): check-in far from the client's home.
+//!
+//! **Fraud it catches**: a visit checked in by phone or tag from somewhere
+//! other than the client's home (a tag carried around, a registration made
+//! from the office or from home).
+//!
+//! **Statistic**: great-circle distance between the registered check-in
+//! position and the client's home, for visits that carry both.
+//!
+//! **Parameters** ([`Params`]): `max_distance_m` (500: GPS noise in town is
+//! tens of metres). Severity: medium, high from `high_distance_m` (5,000).
+
+use super::catalogue::CHECK_IN_AWAY_FROM_HOME as INFO;
+use super::{Rule, RuleInfo, VisitContext};
+use crate::alerting::{Finding, Measure, Severity};
+
+/// Parameters of `check-in-away-from-home`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    /// Largest plausible distance, metres.
+    pub max_distance_m: f64,
+    /// Distance that makes the finding high severity, metres.
+    pub high_distance_m: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { max_distance_m: 500.0, high_distance_m: 5_000.0 }
+    }
+}
+
+/// The rule.
+pub struct CheckInAwayFromHome(pub Params);
+
+impl Rule for CheckInAwayFromHome {
+    fn info(&self) -> &'static RuleInfo {
+        &INFO
+    }
+
+    fn on_visit(&self, ctx: &mut VisitContext<'_>, out: &mut Vec<Finding>) {
+        let v = ctx.visit;
+        let (Some(home), Some(at)) = (v.client_home, v.check_in_location) else { return };
+        let metres = home.distance_m(at);
+        if metres <= self.0.max_distance_m {
+            return;
+        }
+        out.push(Finding {
+            rule: &INFO,
+            provider: v.provider,
+            municipality: v.municipality,
+            severity: if metres >= self.0.high_distance_m { Severity::High } else { Severity::Medium },
+            score: metres / self.0.max_distance_m,
+            window: (v.check_in, v.check_out),
+            observed: Measure::new(metres, "metres"),
+            expected: Measure::new(self.0.max_distance_m, "metres"),
+            explanation: format!(
+                "Time report {} was checked in {:.1} km from the client's home (at most {:.0} m is plausible): the \
+                 registration was not made at the door.",
+                v.event_id,
+                metres / 1000.0,
+                self.0.max_distance_m
+            ),
+            evidence: vec![v.event_id.clone()],
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testkit::Scenario;
+
+    const HOME: (f64, f64) = (63.8258, 20.2630);
+
+    #[test]
+    fn a_check_in_three_km_away_fires() {
+        let mut s = Scenario::only("check-in-away-from-home");
+        s.visit().home(HOME).check_in_at((63.8528, 20.2630)).day(2026, 3, 2).at(9, 0).send();
+        assert_eq!(s.alerts().len(), 1);
+    }
+
+    #[test]
+    fn gps_noise_of_forty_metres_does_not_fire() {
+        let mut s = Scenario::only("check-in-away-from-home");
+        s.visit().home(HOME).check_in_at((63.8261, 20.2636)).day(2026, 3, 2).at(9, 0).send();
+        assert!(s.alerts().is_empty());
+    }
+}

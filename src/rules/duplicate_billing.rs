@@ -1,0 +1,110 @@
+//! Pattern 8: duplicate billing.
+//!
+//! **Fraud it catches**: the same client, service type and month billed on
+//! two invoice lines, in one invoice or in a second invoice for the period.
+//!
+//! **Statistic**: per invoice, the lines whose (client, service type,
+//! period month) was already billed by this provider. A redelivered invoice
+//! (same invoice id) is recognised by the engine and not counted again.
+//!
+//! **Parameters** ([`Params`]): `min_duplicates` (1). Severity: medium,
+//! high from 3 duplicated lines, critical from 10.
+
+use super::catalogue::DUPLICATE_BILLING as INFO;
+use super::{InvoiceContext, Rule, RuleInfo, severity_by};
+use crate::alerting::{Finding, Measure};
+
+/// Parameters of `duplicate-billing`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    /// Duplicated lines per invoice that make a finding.
+    pub min_duplicates: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { min_duplicates: 1 }
+    }
+}
+
+/// The rule.
+pub struct DuplicateBilling(pub Params);
+
+impl Rule for DuplicateBilling {
+    fn info(&self) -> &'static RuleInfo {
+        &INFO
+    }
+
+    fn on_invoice(&self, ctx: &mut InvoiceContext<'_>, out: &mut Vec<Finding>) {
+        let inv = ctx.invoice;
+        let month = inv.period_start.month();
+        let mut duplicates = 0u32;
+        let mut minutes = 0u64;
+        let mut evidence = vec![inv.invoice_id.clone()];
+        for line in &inv.lines {
+            let key = (line.client, line.service, month);
+            match ctx.provider.billed.get(&key) {
+                Some(first) => {
+                    duplicates += 1;
+                    minutes += u64::from(line.minutes.0);
+                    if !evidence.contains(first) {
+                        evidence.push(first.clone());
+                    }
+                }
+                None => {
+                    ctx.provider.billed.insert(key, inv.invoice_id.clone());
+                }
+            }
+        }
+        if duplicates == 0 || duplicates < self.0.min_duplicates {
+            return;
+        }
+        out.push(Finding {
+            rule: &INFO,
+            provider: inv.provider,
+            municipality: inv.municipality,
+            severity: severity_by(f64::from(duplicates), 1.0, 3.0, 10.0),
+            score: f64::from(duplicates),
+            window: (inv.period_start, inv.period_end),
+            observed: Measure::new(f64::from(duplicates), "lines"),
+            expected: Measure::new(0.0, "lines"),
+            explanation: format!(
+                "Invoice {} has {} lines ({:.1} hours) for a client, service type and month ({}) that were already \
+                 billed, on the same invoice or on an earlier one listed in the evidence.",
+                inv.invoice_id,
+                duplicates,
+                minutes as f64 / 60.0,
+                month
+            ),
+            evidence,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testkit::Scenario;
+
+    #[test]
+    fn a_second_invoice_for_the_same_client_and_month_fires() {
+        let mut s = Scenario::only("duplicate-billing");
+        s.advance_to(2026, 4, 6);
+        s.invoice(2026, 3).id("inv-a").lines(vec![(1, 600), (2, 300)]).send();
+        s.invoice(2026, 3).id("inv-b").lines(vec![(2, 300)]).send();
+        let alerts = s.alerts();
+        assert_eq!(alerts.len(), 1);
+        let evidence: Vec<_> = alerts[0].evidence.iter().map(|e| e.as_str()).collect();
+        assert_eq!(evidence, ["inv-b", "inv-a"]);
+    }
+
+    #[test]
+    fn next_month_and_a_redelivered_invoice_do_not_fire() {
+        let mut s = Scenario::only("duplicate-billing");
+        s.advance_to(2026, 5, 6);
+        s.invoice(2026, 3).id("inv-a").lines(vec![(1, 600)]).send();
+        s.invoice(2026, 3).id("inv-a").lines(vec![(1, 600)]).send();
+        s.invoice(2026, 4).id("inv-b").lines(vec![(1, 600)]).send();
+        assert!(s.alerts().is_empty());
+    }
+}

@@ -1,0 +1,158 @@
+//! Pattern 10: hours per client far above peers.
+//!
+//! **Fraud it catches**: a provider that reports (and bills) far more time
+//! per client than other providers give comparable clients: stretched or
+//! invented visits that are consistent between time reports and invoices,
+//! so the reconciliation rule cannot see them.
+//!
+//! **Statistic**: per service type, performed hours in the activity window
+//! (`activity_days`, 30 by default) divided by the clients of that service
+//! type active in the window; compared with the providers of the same
+//! municipality and service type by modified z-score (MAD floored at
+//! `mad_floor_hours`), evaluated at every day close. Fires only if also at
+//! least `min_ratio` times the peer median, so a tight peer group does not
+//! make small differences look extreme. Age bands are not in the event
+//! contract yet; service type is the peer grouping.
+//!
+//! **Parameters** ([`Params`]): `min_clients` (5), `min_peers` (5),
+//! `z_threshold` (3.5), `min_ratio` (1.5), `mad_floor_hours` (1.0).
+//! Severity: medium, high at twice the median, critical at three times.
+
+use super::catalogue::HOURS_PER_CLIENT_ABOVE_PEERS as INFO;
+use super::{DayContext, Rule, RuleInfo, severity_by};
+use crate::alerting::{Finding, Measure};
+use crate::baseline::{PeerGroup, PeerMetric, PeerTable, modified_z};
+use crate::model::ServiceType;
+
+/// Parameters of `hours-per-client-above-peers`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    /// Fewer active clients of a service type: not compared.
+    pub min_clients: u32,
+    /// Fewest peers for a comparison.
+    pub min_peers: usize,
+    /// Modified z-score threshold.
+    pub z_threshold: f64,
+    /// Smallest ratio to the peer median that can fire.
+    pub min_ratio: f64,
+    /// Floor of the MAD, hours per client.
+    pub mad_floor_hours: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { min_clients: 5, min_peers: 5, z_threshold: 3.5, min_ratio: 1.5, mad_floor_hours: 1.0 }
+    }
+}
+
+/// The rule.
+pub struct HoursPerClientAbovePeers(pub Params);
+
+fn group(ctx: &DayContext<'_>, service: ServiceType) -> PeerGroup {
+    PeerGroup { municipality: ctx.provider.municipality, metric: PeerMetric::HoursPerClient, service: Some(service) }
+}
+
+/// Hours per active client of `service` in the activity window, if enough clients.
+fn hours_per_client(ctx: &DayContext<'_>, service: ServiceType, min_clients: u32) -> Option<(f64, u32, f64)> {
+    let clients = ctx.active_by_service[service.index()];
+    if clients < min_clients.max(1) {
+        return None;
+    }
+    let minutes = ctx.provider.days.sum(ctx.day, ctx.activity_days, |b| u64::from(b.minutes_by_service[service.index()]));
+    let hours = minutes as f64 / 60.0;
+    Some((hours / f64::from(clients), clients, hours))
+}
+
+impl Rule for HoursPerClientAbovePeers {
+    fn info(&self) -> &'static RuleInfo {
+        &INFO
+    }
+
+    fn record_peer_samples(&self, ctx: &DayContext<'_>, peers: &mut PeerTable) {
+        for service in ServiceType::ALL {
+            match hours_per_client(ctx, service, self.0.min_clients) {
+                Some((hpc, _, _)) => peers.record(group(ctx, service), ctx.provider_id, hpc),
+                None => peers.forget(group(ctx, service), ctx.provider_id),
+            }
+        }
+    }
+
+    fn on_day_closed(&self, ctx: &mut DayContext<'_>, out: &mut Vec<Finding>) {
+        let p = &self.0;
+        let worst = ServiceType::ALL
+            .into_iter()
+            .filter_map(|service| {
+                let (hpc, clients, hours) = hours_per_client(ctx, service, p.min_clients)?;
+                let stats = *ctx.peers.stats(&group(ctx, service))?;
+                if stats.n < p.min_peers || stats.median <= 0.0 {
+                    return None;
+                }
+                let z = modified_z(hpc, &stats, p.mad_floor_hours);
+                let ratio = hpc / stats.median;
+                (z >= p.z_threshold && ratio >= p.min_ratio).then_some((z, ratio, service, hpc, clients, hours, stats))
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let Some((z, ratio, service, hpc, clients, hours, stats)) = worst else { return };
+        out.push(Finding {
+            rule: &INFO,
+            provider: ctx.provider_id,
+            municipality: ctx.provider.municipality,
+            severity: severity_by(ratio, 0.0, 2.0, 3.0).max(crate::alerting::Severity::Medium),
+            score: z,
+            window: ctx.window(ctx.activity_days),
+            observed: Measure::new(hpc, "hours per client"),
+            expected: Measure::new(stats.median, "hours per client"),
+            explanation: format!(
+                "In the last {} days this provider reported {:.1} hours of {} per client ({:.0} hours for {} \
+                 clients), {:.1} times the median of {:.1} hours among its {} peers for the same service type \
+                 (modified z-score {:.1}).",
+                ctx.activity_days,
+                hpc,
+                service.name(),
+                hours,
+                clients,
+                ratio,
+                stats.median,
+                stats.n,
+                z
+            ),
+            evidence: ctx.provider.recent_visits.to_vec(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testkit::Scenario;
+
+    /// Seven providers with 6 clients each, one 30-minute visit per client
+    /// and day in March (about 15 h per client); provider 0's visits last
+    /// `minutes_0` minutes.
+    fn run(minutes_0: i64) -> Vec<crate::alerting::Alert> {
+        let mut s = Scenario::only("hours-per-client-above-peers");
+        for day in 1..=31 {
+            for provider in 0..7u64 {
+                for client in 0..6u64 {
+                    let minutes = if provider == 0 { minutes_0 } else { 28 + ((provider + client) % 5) as i64 };
+                    s.visit().provider(provider).client(provider * 100 + client).staff(provider * 100 + client)
+                        .day(2026, 3, day).at(8 + client as u32, 0).minutes(minutes).send();
+                }
+            }
+        }
+        s.advance_to(2026, 4, 4);
+        s.alerts()
+    }
+
+    #[test]
+    fn two_and_a_half_times_the_peer_hours_fires() {
+        let alerts = run(75);
+        assert!(!alerts.is_empty());
+        assert!(alerts.iter().all(|a| a.provider == crate::rules::testkit::provider(0)));
+    }
+
+    #[test]
+    fn a_fifth_above_the_peers_does_not_fire() {
+        assert!(run(36).is_empty());
+    }
+}

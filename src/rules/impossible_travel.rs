@@ -1,0 +1,134 @@
+//! Pattern 4 (travel): impossible travel between consecutive visits.
+//!
+//! **Fraud it catches**: a staff member whose consecutive visits are too far
+//! apart for the time between them: at least one visit was registered
+//! without the staff member being there.
+//!
+//! **Statistic**: for the new visit and each of the staff member's recent
+//! visits immediately before or after it in time (not in arrival order),
+//! the great-circle distance between the two clients' homes divided by the
+//! gap between check-out and the next check-in (at least one minute).
+//! Needs client home positions; visits without them are skipped.
+//!
+//! **Parameters** ([`Params`]): `max_speed_kmh` (80: a car in town, with
+//! margin), `min_distance_km` (3: below it GPS and address noise dominate),
+//! `max_gap_hours` (4: a longer gap is a different shift). Severity: medium,
+//! high at three times the speed limit.
+
+use super::catalogue::IMPOSSIBLE_TRAVEL as INFO;
+use super::{Rule, RuleInfo, VisitContext};
+use crate::alerting::{Finding, Measure, Severity};
+use crate::engine::state::RecentVisit;
+
+/// Parameters of `impossible-travel`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    /// Fastest plausible travel, km/h.
+    pub max_speed_kmh: f64,
+    /// Shortest distance considered, km.
+    pub min_distance_km: f64,
+    /// Longest gap between visits considered, hours.
+    pub max_gap_hours: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { max_speed_kmh: 80.0, min_distance_km: 3.0, max_gap_hours: 4.0 }
+    }
+}
+
+/// The rule.
+pub struct ImpossibleTravel(pub Params);
+
+impl Rule for ImpossibleTravel {
+    fn info(&self) -> &'static RuleInfo {
+        &INFO
+    }
+
+    fn on_visit(&self, ctx: &mut VisitContext<'_>, out: &mut Vec<Finding>) {
+        let v = ctx.visit;
+        let Some(home) = v.client_home else { return };
+        let max_gap = (self.0.max_gap_hours * 3600.0) as i64;
+        let others = || ctx.staff.recent.iter().filter(|r| r.client != v.client && r.home.is_some());
+        // The visit just before this one and the one just after, in time.
+        let before = others()
+            .filter(|r| r.check_out <= v.check_in && v.check_in.0 - r.check_out.0 <= max_gap)
+            .max_by_key(|r| r.check_out);
+        let after = others()
+            .filter(|r| r.check_in >= v.check_out && r.check_in.0 - v.check_out.0 <= max_gap)
+            .min_by_key(|r| r.check_in);
+        let pairs = [before.map(|r| (r, r.check_out, v.check_in)), after.map(|r| (r, v.check_out, r.check_in))];
+        let worst = pairs
+            .into_iter()
+            .flatten()
+            .filter_map(|(r, from, to): (&RecentVisit, _, _)| {
+                let km = home.distance_m(r.home?) / 1000.0;
+                let hours = ((to.0 - from.0).max(60)) as f64 / 3600.0;
+                (km >= self.0.min_distance_km).then_some((km / hours, km, to.0 - from.0, r))
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let Some((speed, km, gap_secs, other)) = worst else { return };
+        if speed <= self.0.max_speed_kmh {
+            return;
+        }
+        let severity = if speed >= 3.0 * self.0.max_speed_kmh { Severity::High } else { Severity::Medium };
+        out.push(Finding {
+            rule: &INFO,
+            provider: v.provider,
+            municipality: v.municipality,
+            severity,
+            score: speed / self.0.max_speed_kmh,
+            window: (v.check_in.min(other.check_in), v.check_out.max(other.check_out)),
+            observed: Measure::new(speed, "km/h"),
+            expected: Measure::new(self.0.max_speed_kmh, "km/h"),
+            explanation: format!(
+                "One staff member's consecutive visits (time reports {} and {}) are {:.1} km apart with {:.0} \
+                 minutes between them: {:.0} km/h would be needed, above the {:.0} km/h any travel in town allows.",
+                other.event_id,
+                v.event_id,
+                km,
+                gap_secs as f64 / 60.0,
+                speed,
+                self.0.max_speed_kmh
+            ),
+            evidence: vec![other.event_id.clone(), v.event_id.clone()],
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testkit::Scenario;
+
+    const A: (f64, f64) = (63.8258, 20.2630);
+    /// About 16 km north-east of A.
+    const B: (f64, f64) = (63.9500, 20.5000);
+    /// About 1 km from A.
+    const NEAR: (f64, f64) = (63.8350, 20.2630);
+
+    #[test]
+    fn sixteen_km_in_ten_minutes_fires_whatever_the_arrival_order() {
+        for reversed in [false, true] {
+            let mut s = Scenario::only("impossible-travel");
+            let first = s.visit().staff(1).client(1).home(A).day(2026, 3, 2).at(9, 0).minutes(30).build();
+            let second = s.visit().staff(1).client(2).home(B).day(2026, 3, 2).at(9, 40).minutes(30).build();
+            let (a, b) = if reversed { (second, first) } else { (first, second) };
+            s.send_visit(a);
+            s.send_visit(b);
+            let alerts = s.alerts();
+            assert_eq!(alerts.len(), 1, "reversed: {reversed}");
+            assert!(alerts[0].observed.value > 80.0);
+        }
+    }
+
+    #[test]
+    fn sixteen_km_in_forty_minutes_and_one_km_in_two_do_not_fire() {
+        let mut s = Scenario::only("impossible-travel");
+        s.visit().staff(1).client(1).home(A).day(2026, 3, 2).at(9, 0).minutes(30).send();
+        s.visit().staff(1).client(2).home(B).day(2026, 3, 2).at(10, 10).minutes(30).send();
+        s.visit().staff(2).client(3).home(A).day(2026, 3, 2).at(9, 0).minutes(30).send();
+        s.visit().staff(2).client(4).home(NEAR).day(2026, 3, 2).at(9, 32).minutes(30).send();
+        assert!(s.alerts().is_empty());
+    }
+}

@@ -1,0 +1,128 @@
+//! Pattern 1: invoiced hours above performed hours.
+//!
+//! **Fraud it catches**: a provider bills a client for more time than its
+//! own staff reported at the client's home (hours that were never worked).
+//!
+//! **Statistic**: per invoice line, billed minutes against the minutes of
+//! time reports for the same client and service type in the invoice period
+//! (a line is over when `billed > performed × (1 + tolerance_ratio) +
+//! tolerance_minutes`). Evaluated once per invoice, after the time-report
+//! watermark passed the period end, so late-but-allowed reports count.
+//! Lines for clients with no visits at all are left to `phantom-clients`.
+//! The finding carries the excess hours and its value in kronor.
+//!
+//! **Parameters** ([`Params`]): `tolerance_ratio` (0.05), `tolerance_minutes`
+//! (30: rounding of visits to quarter hours), `min_excess_hours` (4: per
+//! invoice, below it a finding is not worth a case).
+
+use super::catalogue::INVOICED_ABOVE_PERFORMED as INFO;
+use super::{InvoiceContext, Rule, RuleInfo, severity_by};
+use crate::alerting::{Finding, Measure, Severity};
+
+/// Parameters of `invoiced-above-performed`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    /// Relative tolerance per line.
+    pub tolerance_ratio: f64,
+    /// Absolute tolerance per line, minutes.
+    pub tolerance_minutes: u32,
+    /// Smallest total excess per invoice that makes a finding, hours.
+    pub min_excess_hours: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { tolerance_ratio: 0.05, tolerance_minutes: 30, min_excess_hours: 4.0 }
+    }
+}
+
+/// The rule.
+pub struct InvoicedAbovePerformed(pub Params);
+
+impl Rule for InvoicedAbovePerformed {
+    fn info(&self) -> &'static RuleInfo {
+        &INFO
+    }
+
+    fn on_invoice(&self, ctx: &mut InvoiceContext<'_>, out: &mut Vec<Finding>) {
+        let p = &self.0;
+        let inv = ctx.invoice;
+        let (mut lines_over, mut billed, mut performed_total, mut excess, mut excess_ore) = (0u32, 0u64, 0u64, 0u64, 0f64);
+        for line in &inv.lines {
+            if ctx.provider.performed_minutes_all(line.client, inv.period_start, inv.period_end) == 0 {
+                continue; // no visits at all: phantom-clients' case
+            }
+            let performed = ctx.provider.performed_minutes(line.client, line.service, inv.period_start, inv.period_end);
+            let limit = f64::from(performed) * (1.0 + p.tolerance_ratio) + f64::from(p.tolerance_minutes);
+            if f64::from(line.minutes.0) > limit {
+                lines_over += 1;
+                billed += u64::from(line.minutes.0);
+                performed_total += u64::from(performed);
+                let over = u64::from(line.minutes.0 - performed.min(line.minutes.0));
+                excess += over;
+                excess_ore += over as f64 * line.tariff_per_hour.0 as f64 / 60.0;
+            }
+        }
+        let excess_hours = excess as f64 / 60.0;
+        if lines_over == 0 || excess_hours < p.min_excess_hours {
+            return;
+        }
+        let ratio = billed as f64 / (performed_total as f64).max(1.0);
+        let severity = severity_by(excess_hours, 0.0, 40.0, 200.0).max(Severity::Medium);
+        out.push(Finding {
+            rule: &INFO,
+            provider: inv.provider,
+            municipality: inv.municipality,
+            severity,
+            score: excess_hours,
+            window: (inv.period_start, inv.period_end),
+            observed: Measure::new(billed as f64 / 60.0, "hours"),
+            expected: Measure::new(performed_total as f64 / 60.0, "hours"),
+            explanation: format!(
+                "Invoice {} bills {:.1} hours on {} lines where the provider's own time reports show {:.1} hours \
+                 for the same clients and service types ({:.0} % more; {:.1} hours ≈ {:.0} kr above what was \
+                 reported as performed).",
+                inv.invoice_id,
+                billed as f64 / 60.0,
+                lines_over,
+                performed_total as f64 / 60.0,
+                (ratio - 1.0) * 100.0,
+                excess_hours,
+                excess_ore / 100.0
+            ),
+            evidence: vec![inv.invoice_id.clone()],
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testkit::Scenario;
+
+    fn run(billed_minutes: i64) -> Vec<crate::alerting::Alert> {
+        let mut s = Scenario::only("invoiced-above-performed");
+        // 20 visits of 30 minutes to each of 5 clients in March: 10 h each.
+        for day in 1..=20 {
+            for client in 0..5 {
+                s.visit().client(client).staff(client).day(2026, 3, day).at(9, 0).minutes(30).send();
+            }
+        }
+        s.advance_to(2026, 4, 6);
+        s.invoice(2026, 3).lines((0..5).map(|c| (c, billed_minutes)).collect()).send();
+        s.alerts()
+    }
+
+    #[test]
+    fn billing_a_third_more_than_performed_fires() {
+        let alerts = run(800); // 13.3 h billed per client against 10 h
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].observed.value, 5.0 * 800.0 / 60.0);
+        assert_eq!(alerts[0].expected.value, 50.0);
+    }
+
+    #[test]
+    fn billing_within_rounding_tolerance_does_not_fire() {
+        assert!(run(630).is_empty()); // 10.5 h against 10 h: within 5 % + 30 min
+    }
+}

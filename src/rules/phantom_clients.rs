@@ -1,0 +1,114 @@
+//! Pattern 7: phantom clients.
+//!
+//! **Fraud it catches**: invoice lines for clients nobody visited in the
+//! period: invented clients, clients who moved, died or changed provider.
+//!
+//! **Statistic**: per invoice, the number of lines of at least
+//! `min_line_hours` for clients with no time report of any service type by
+//! this provider in the months of the period. Evaluated when the period is
+//! complete in the time reports.
+//!
+//! **Parameters** ([`Params`]): `min_line_hours` (1.0), `min_lines` (1).
+//! Severity: medium, high from 3 lines, critical from 10.
+
+use super::catalogue::PHANTOM_CLIENTS as INFO;
+use super::{InvoiceContext, Rule, RuleInfo, severity_by};
+use crate::alerting::{Finding, Measure};
+
+/// Parameters of `phantom-clients`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    /// Lines shorter than this are ignored, hours.
+    pub min_line_hours: f64,
+    /// Phantom lines per invoice that make a finding.
+    pub min_lines: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { min_line_hours: 1.0, min_lines: 1 }
+    }
+}
+
+/// The rule.
+pub struct PhantomClients(pub Params);
+
+impl Rule for PhantomClients {
+    fn info(&self) -> &'static RuleInfo {
+        &INFO
+    }
+
+    fn on_invoice(&self, ctx: &mut InvoiceContext<'_>, out: &mut Vec<Finding>) {
+        let inv = ctx.invoice;
+        let min_minutes = (self.0.min_line_hours * 60.0) as u32;
+        let mut clients = Vec::new();
+        let mut minutes = 0u64;
+        for line in &inv.lines {
+            if line.minutes.0 >= min_minutes
+                && ctx.provider.performed_minutes_all(line.client, inv.period_start, inv.period_end) == 0
+            {
+                if !clients.contains(&line.client) {
+                    clients.push(line.client);
+                }
+                minutes += u64::from(line.minutes.0);
+            }
+        }
+        let n = clients.len() as u32;
+        if n == 0 || n < self.0.min_lines {
+            return;
+        }
+        let total_clients = {
+            let mut all: Vec<_> = inv.lines.iter().map(|l| l.client).collect();
+            all.sort_unstable();
+            all.dedup();
+            all.len()
+        };
+        out.push(Finding {
+            rule: &INFO,
+            provider: inv.provider,
+            municipality: inv.municipality,
+            severity: severity_by(f64::from(n), 1.0, 3.0, 10.0),
+            score: f64::from(n),
+            window: (inv.period_start, inv.period_end),
+            observed: Measure::new(f64::from(n), "clients"),
+            expected: Measure::new(0.0, "clients"),
+            explanation: format!(
+                "Invoice {} bills {:.1} hours for {} of its {} clients who have no time report from this provider \
+                 in the period: no visit was registered at their homes.",
+                inv.invoice_id,
+                minutes as f64 / 60.0,
+                n,
+                total_clients
+            ),
+            evidence: vec![inv.invoice_id.clone()],
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testkit::Scenario;
+
+    fn run(line_minutes_for_unvisited: i64) -> Vec<crate::alerting::Alert> {
+        let mut s = Scenario::only("phantom-clients");
+        for day in 1..=20 {
+            s.visit().client(1).day(2026, 3, day).at(9, 0).minutes(30).send();
+        }
+        s.advance_to(2026, 4, 6);
+        s.invoice(2026, 3).lines(vec![(1, 600), (2, line_minutes_for_unvisited)]).send();
+        s.alerts()
+    }
+
+    #[test]
+    fn billing_an_unvisited_client_fires() {
+        let alerts = run(600);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].observed.value, 1.0);
+    }
+
+    #[test]
+    fn a_short_line_for_an_unvisited_client_does_not_fire() {
+        assert!(run(45).is_empty());
+    }
+}

@@ -1,0 +1,153 @@
+//! Pattern 6: ghost or rounded visits.
+//!
+//! **Fraud it catches**: visits that were never made but entered to match
+//! the schedule: their duration equals the planned time exactly, or lands
+//! on whole hours. Real visits registered at the door vary by minutes.
+//!
+//! **Statistic**: the provider's share of "rounded" visits (duration equal
+//! to the planned minutes, or a positive whole number of hours) among its
+//! visits in the last `window_days`, compared with the providers of the
+//! same municipality by modified z-score (MAD floored at `mad_floor`),
+//! evaluated at every day close.
+//!
+//! **Parameters** ([`Params`]): `window_days` (30), `min_visits` (100),
+//! `min_peers` (5), `z_threshold` (3.5), `min_share` (0.3), `mad_floor`
+//! (0.02). Severity: medium, high from z = 7, critical from z = 14.
+
+use super::catalogue::ROUNDED_VISITS as INFO;
+use super::share::ShareTest;
+use super::{DayContext, Rule, RuleInfo, VisitContext, severity_by};
+use crate::alerting::{Finding, Measure};
+use crate::baseline::{PeerMetric, PeerTable};
+use crate::model::Visit;
+
+/// Parameters of `rounded-visits`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    /// Window length, days.
+    pub window_days: u32,
+    /// Fewer visits in the window: not compared.
+    pub min_visits: u32,
+    /// Fewest peers for a comparison.
+    pub min_peers: usize,
+    /// Modified z-score threshold.
+    pub z_threshold: f64,
+    /// Smallest share that can fire.
+    pub min_share: f64,
+    /// Floor of the MAD.
+    pub mad_floor: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { window_days: 30, min_visits: 100, min_peers: 5, z_threshold: 3.5, min_share: 0.3, mad_floor: 0.02 }
+    }
+}
+
+/// Whether a visit's duration is exactly the planned time or whole hours.
+pub fn is_rounded(v: &Visit) -> bool {
+    let d = v.duration();
+    v.planned == Some(d) || (d.0 > 0 && d.0 % 60 == 0)
+}
+
+/// The rule.
+pub struct RoundedVisits(pub Params);
+
+impl RoundedVisits {
+    fn test(&self) -> ShareTest {
+        let p = &self.0;
+        ShareTest {
+            metric: PeerMetric::RoundedShare,
+            window_days: p.window_days,
+            min_visits: p.min_visits,
+            min_peers: p.min_peers,
+            z_threshold: p.z_threshold,
+            min_share: p.min_share,
+            mad_floor: p.mad_floor,
+        }
+    }
+}
+
+impl Rule for RoundedVisits {
+    fn info(&self) -> &'static RuleInfo {
+        &INFO
+    }
+
+    fn on_visit(&self, ctx: &mut VisitContext<'_>, _out: &mut Vec<Finding>) {
+        if is_rounded(ctx.visit)
+            && let Some(bucket) = ctx.day_bucket()
+        {
+            bucket.rounded += 1;
+            ctx.provider.recent_rounded.push(&ctx.visit.event_id);
+        }
+    }
+
+    fn record_peer_samples(&self, ctx: &DayContext<'_>, peers: &mut PeerTable) {
+        self.test().record(ctx, peers, |b| b.rounded);
+    }
+
+    fn on_day_closed(&self, ctx: &mut DayContext<'_>, out: &mut Vec<Finding>) {
+        let Some(o) = self.test().outlier(ctx, |b| b.rounded) else { return };
+        out.push(Finding {
+            rule: &INFO,
+            provider: ctx.provider_id,
+            municipality: ctx.provider.municipality,
+            severity: severity_by(o.z, 0.0, 7.0, 14.0).max(crate::alerting::Severity::Medium),
+            score: o.z,
+            window: ctx.window(self.0.window_days),
+            observed: Measure::new(o.share, "share"),
+            expected: Measure::new(o.peers.median, "share"),
+            explanation: format!(
+                "{:.0} % of this provider's {} visits in the last {} days ({} visits) lasted exactly the planned \
+                 time or a whole number of hours, against a median of {:.0} % among its {} peers (modified \
+                 z-score {:.1}). Visits registered at the door vary by minutes; identical durations suggest \
+                 visits entered from the schedule.",
+                o.share * 100.0,
+                o.visits,
+                self.0.window_days,
+                o.count,
+                o.peers.median * 100.0,
+                o.peers.n,
+                o.z
+            ),
+            evidence: ctx.provider.recent_rounded.to_vec(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testkit::Scenario;
+
+    /// Eight providers, 10 planned 30-minute visits a day for 30 days;
+    /// provider 0 makes `exact_per_10` of every 10 last exactly 30 minutes,
+    /// the others vary by a few minutes (one in ten exact).
+    fn run(exact_per_10: u32) -> Vec<crate::alerting::Alert> {
+        let mut s = Scenario::only("rounded-visits");
+        for day in 1..=30 {
+            for provider in 0..8u64 {
+                for i in 0..10u32 {
+                    let exact = if provider == 0 { i < exact_per_10 } else { i < 1 };
+                    let minutes = if exact { 30 } else { 25 + (i % 4) as i64 + (provider % 2) as i64 * 6 };
+                    s.visit().provider(provider).staff(provider * 10 + u64::from(i)).client(u64::from(i))
+                        .day(2026, 3, day).at(8 + i, 0).planned(30).minutes(minutes).send();
+                }
+            }
+        }
+        s.advance_to(2026, 4, 3);
+        s.alerts()
+    }
+
+    #[test]
+    fn most_visits_exactly_as_planned_fires() {
+        let alerts = run(8);
+        assert!(!alerts.is_empty());
+        assert!(alerts.iter().all(|a| a.provider == crate::rules::testkit::provider(0)));
+    }
+
+    #[test]
+    fn an_ordinary_share_of_exact_durations_does_not_fire() {
+        assert!(run(2).is_empty());
+    }
+}

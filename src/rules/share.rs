@@ -1,0 +1,82 @@
+//! A shared building block of peer rules on shares of visits: a provider's
+//! share of visits with some property over a window, compared with the
+//! other providers of its municipality by modified z-score.
+
+use super::DayContext;
+use crate::baseline::{PeerGroup, PeerMetric, PeerStats, PeerTable, modified_z};
+use crate::engine::state::ProviderDay;
+
+/// Window and thresholds of a share rule.
+pub struct ShareTest {
+    /// Which metric in the peer table.
+    pub metric: PeerMetric,
+    /// Window length, days.
+    pub window_days: u32,
+    /// Fewer visits in the window: not compared (too noisy).
+    pub min_visits: u32,
+    /// Fewest peers for a comparison.
+    pub min_peers: usize,
+    /// Modified z-score at or above which a provider is an outlier.
+    pub z_threshold: f64,
+    /// Smallest share that can be an outlier at all.
+    pub min_share: f64,
+    /// Floor of the MAD.
+    pub mad_floor: f64,
+}
+
+/// An outlying share.
+pub struct ShareOutlier {
+    /// The provider's share.
+    pub share: f64,
+    /// Visits in the window.
+    pub visits: u64,
+    /// Visits with the property.
+    pub count: u64,
+    /// Its modified z-score.
+    pub z: f64,
+    /// The peer group's statistics.
+    pub peers: PeerStats,
+}
+
+impl ShareTest {
+    fn group(&self, ctx: &DayContext<'_>) -> PeerGroup {
+        PeerGroup { municipality: ctx.provider.municipality, metric: self.metric, service: None }
+    }
+
+    fn counts(&self, ctx: &DayContext<'_>, count: impl Fn(&ProviderDay) -> u32) -> (u64, u64) {
+        ctx.provider.days.fold(ctx.day, self.window_days, (0u64, 0u64), |(v, c), b| {
+            (v + u64::from(b.visits), c + u64::from(count(b)))
+        })
+    }
+
+    /// Records the provider's share, or removes it when it has too few visits.
+    pub fn record(&self, ctx: &DayContext<'_>, peers: &mut PeerTable, count: impl Fn(&ProviderDay) -> u32) {
+        let (visits, n) = self.counts(ctx, count);
+        if visits >= u64::from(self.min_visits) {
+            peers.record(self.group(ctx), ctx.provider_id, n as f64 / visits as f64);
+        } else {
+            peers.forget(self.group(ctx), ctx.provider_id);
+        }
+    }
+
+    /// The provider's share if it is an outlier among its peers.
+    pub fn outlier(&self, ctx: &DayContext<'_>, count: impl Fn(&ProviderDay) -> u32) -> Option<ShareOutlier> {
+        let (visits, n) = self.counts(ctx, count);
+        if visits < u64::from(self.min_visits) {
+            return None;
+        }
+        let stats = *ctx.peers.stats(&self.group(ctx))?;
+        if stats.n < self.min_peers {
+            return None;
+        }
+        let share = n as f64 / visits as f64;
+        let z = modified_z(share, &stats, self.mad_floor);
+        (z >= self.z_threshold && share >= self.min_share).then_some(ShareOutlier {
+            share,
+            visits,
+            count: n,
+            z,
+            peers: stats,
+        })
+    }
+}

@@ -1,0 +1,113 @@
+//! Pattern 2: staff double-booking.
+//!
+//! **Fraud it catches**: one staff member checked in at two clients at
+//! overlapping times: at least one of the visits did not happen (typically
+//! a ghost visit registered on a real employee). Checked within a provider
+//! and across the providers this engine sees.
+//!
+//! **Statistic**: for each new visit, the overlap in minutes with each of
+//! the staff member's recent visits (kept by the engine, in any arrival
+//! order) at a different client. Clients in the same household are exempt
+//! (a couple served in one visit slot), as are visits at the same client.
+//!
+//! **Parameters** ([`Params`]): `min_overlap_minutes` (5: clock skew and
+//! hand-over). Severity: medium, high from `high_overlap_minutes` (30) of
+//! overlap or when the two visits are billed by different providers.
+
+use super::catalogue::STAFF_DOUBLE_BOOKING as INFO;
+use super::{Rule, RuleInfo, VisitContext};
+use crate::alerting::{Finding, Measure, Severity};
+
+/// Parameters of `staff-double-booking`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    /// Smallest overlap that counts, minutes.
+    pub min_overlap_minutes: u32,
+    /// Overlap that makes the finding high severity, minutes.
+    pub high_overlap_minutes: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { min_overlap_minutes: 5, high_overlap_minutes: 30 }
+    }
+}
+
+/// The rule.
+pub struct StaffDoubleBooking(pub Params);
+
+impl Rule for StaffDoubleBooking {
+    fn info(&self) -> &'static RuleInfo {
+        &INFO
+    }
+
+    fn on_visit(&self, ctx: &mut VisitContext<'_>, out: &mut Vec<Finding>) {
+        let v = ctx.visit;
+        let min = i64::from(self.0.min_overlap_minutes) * 60;
+        let worst = ctx
+            .staff
+            .recent
+            .iter()
+            .filter(|r| r.client != v.client && r.event_id != v.event_id)
+            .filter(|r| !(r.household.is_some() && r.household == v.household))
+            .map(|r| (v.check_out.0.min(r.check_out.0) - v.check_in.0.max(r.check_in.0), r))
+            .filter(|(overlap, _)| *overlap >= min)
+            .max_by_key(|(overlap, _)| *overlap);
+        let Some((overlap, other)) = worst else { return };
+        let overlap_minutes = overlap as f64 / 60.0;
+        let cross_provider = other.provider != v.provider;
+        let severity = if cross_provider || overlap >= i64::from(self.0.high_overlap_minutes) * 60 {
+            Severity::High
+        } else {
+            Severity::Medium
+        };
+        out.push(Finding {
+            rule: &INFO,
+            provider: v.provider,
+            municipality: v.municipality,
+            severity,
+            score: overlap_minutes,
+            window: (v.check_in.min(other.check_in), v.check_out.max(other.check_out)),
+            observed: Measure::new(overlap_minutes, "minutes"),
+            expected: Measure::new(0.0, "minutes"),
+            explanation: format!(
+                "One staff member is registered at two different clients' homes at the same time: {:.0} minutes of \
+                 overlap between time report {} and time report {}{}. At most one of these visits can have taken \
+                 place.",
+                overlap_minutes,
+                v.event_id,
+                other.event_id,
+                if cross_provider { format!(" (billed by another provider, {})", other.provider) } else { String::new() }
+            ),
+            evidence: vec![other.event_id.clone(), v.event_id.clone()],
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testkit::Scenario;
+
+    #[test]
+    fn one_staff_member_at_two_clients_at_once_fires() {
+        let mut s = Scenario::only("staff-double-booking");
+        s.visit().staff(7).client(1).day(2026, 3, 2).at(9, 0).minutes(60).send();
+        s.visit().staff(7).client(2).day(2026, 3, 2).at(9, 30).minutes(45).send();
+        let alerts = s.alerts();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].observed.value, 30.0);
+    }
+
+    #[test]
+    fn back_to_back_visits_and_a_couple_in_one_household_do_not_fire() {
+        let mut s = Scenario::only("staff-double-booking");
+        s.visit().staff(7).client(1).day(2026, 3, 2).at(9, 0).minutes(60).send();
+        // Starts 3 minutes before the previous visit ends: under the 5-minute tolerance.
+        s.visit().staff(7).client(2).day(2026, 3, 2).at(9, 57).minutes(30).send();
+        // A couple: two clients, one household, one visit slot.
+        s.visit().staff(8).client(3).household(1).day(2026, 3, 2).at(11, 0).minutes(30).send();
+        s.visit().staff(8).client(4).household(1).day(2026, 3, 2).at(11, 0).minutes(30).send();
+        assert!(s.alerts().is_empty());
+    }
+}

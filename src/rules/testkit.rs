@@ -1,0 +1,238 @@
+//! Tiny builders for rule tests: a [`Scenario`] drives a real [`Engine`]
+//! with only the rule under test switched on, so a test states events in
+//! domain terms and asserts the alerts that come out.
+
+use crate::alerting::Alert;
+use crate::config::CoreConfig;
+use crate::engine::{Disposition, Engine};
+use crate::model::{
+    ClientKey, Day, DomainEvent, EventId, GeoPoint, HouseholdKey, Invoice, InvoiceLine, Minutes, Month,
+    MunicipalityCode, Ore, ProviderId, RegistrationMethod, ServiceType, StaffKey, Visit,
+};
+use crate::rules::catalogue;
+
+/// The provider number of the municipality's own unit in tests.
+pub const MUNICIPAL: u64 = 999;
+
+/// Provider `n` of a test: private unless `n == MUNICIPAL`.
+pub fn provider(n: u64) -> ProviderId {
+    if n == MUNICIPAL { ProviderId::from_nine_digits(212_000_272) } else { ProviderId::from_nine_digits(556_100_000 + n) }
+}
+
+fn umea() -> MunicipalityCode {
+    MunicipalityCode::parse("2480").expect("valid code")
+}
+
+/// An engine with one rule on, and the alerts it produced.
+pub struct Scenario {
+    engine: Engine,
+    alerts: Vec<Alert>,
+    next_id: u64,
+}
+
+impl Scenario {
+    /// An engine with only `rule_id` enabled and default parameters.
+    pub fn only(rule_id: &str) -> Self {
+        let mut config = CoreConfig::default();
+        config.rules.disabled =
+            catalogue::ALL.iter().filter(|r| r.id != rule_id).map(|r| r.id.to_string()).collect();
+        assert!(catalogue::by_id(rule_id).is_some(), "unknown rule {rule_id}");
+        Scenario { engine: Engine::new(config), alerts: Vec::new(), next_id: 0 }
+    }
+
+    fn id(&mut self, prefix: &str) -> EventId {
+        self.next_id += 1;
+        EventId::new(&format!("{prefix}-{}", self.next_id))
+    }
+
+    /// A visit with defaults: provider 0, client 0, staff 0, personal care,
+    /// 2026-03-02 09:00 local, 30 minutes, NFC.
+    pub fn visit(&mut self) -> VisitBuilder<'_> {
+        let event_id = self.id("tr");
+        let start = Day::from_ymd(2026, 3, 2).start().plus_secs(9 * 3600);
+        VisitBuilder {
+            visit: Visit {
+                event_id,
+                provider: provider(0),
+                municipality: umea(),
+                client: ClientKey(0),
+                staff: StaffKey(0),
+                service: ServiceType::PersonalCare,
+                check_in: start,
+                check_out: start.plus_secs(1800),
+                method: RegistrationMethod::Nfc,
+                planned: None,
+                client_home: None,
+                check_in_location: None,
+                household: None,
+                reported_at: start.plus_secs(1800),
+            },
+            date: Day::from_ymd(2026, 3, 2),
+            minute_of_day: 9 * 60,
+            minutes: 30,
+            scenario: self,
+        }
+    }
+
+    /// Sends a built visit.
+    pub fn send_visit(&mut self, visit: Visit) {
+        let d = self.engine.process(DomainEvent::Visit(visit), &mut self.alerts);
+        assert_eq!(d, Disposition::Applied, "test visits are on time");
+    }
+
+    /// Moves the time-report watermark: a visit at noon on that date by a
+    /// provider, client and staff member used by no test.
+    pub fn advance_to(&mut self, year: i32, month: u32, day: u32) {
+        let mut v = self.visit().provider(4_242).client(u64::MAX).staff(u64::MAX).day(year, month, day).at(12, 0);
+        v.visit.municipality = MunicipalityCode::parse("0180").expect("valid code");
+        v.send();
+    }
+
+    /// An invoice of provider 0 for a month, issued on the 5th of the next.
+    pub fn invoice(&mut self, year: i32, month: u32) -> InvoiceBuilder<'_> {
+        let m = Month::from_ym(year, month);
+        let invoice_id = self.id("inv");
+        InvoiceBuilder {
+            invoice: Invoice {
+                invoice_id,
+                provider: provider(0),
+                municipality: umea(),
+                period_start: m.start(),
+                period_end: m.end(),
+                issued_at: m.next().first_day().plus(4).start().plus_secs(10 * 3600),
+                lines: Vec::new(),
+                total: Ore(0),
+            },
+            scenario: self,
+        }
+    }
+
+    /// Every alert so far.
+    pub fn alerts(&self) -> Vec<Alert> {
+        self.alerts.clone()
+    }
+}
+
+/// Builds one visit.
+pub struct VisitBuilder<'a> {
+    /// The visit as built so far.
+    pub visit: Visit,
+    date: Day,
+    minute_of_day: u32,
+    minutes: i64,
+    scenario: &'a mut Scenario,
+}
+
+impl VisitBuilder<'_> {
+    fn retime(mut self) -> Self {
+        let start = self.date.start().plus_secs(i64::from(self.minute_of_day) * 60);
+        self.visit.check_in = start;
+        self.visit.check_out = start.plus_secs(self.minutes * 60);
+        self.visit.reported_at = self.visit.check_out;
+        self
+    }
+    /// Provider `n` (see [`provider`]).
+    pub fn provider(mut self, n: u64) -> Self {
+        self.visit.provider = provider(n);
+        self
+    }
+    /// Client `n`.
+    pub fn client(mut self, n: u64) -> Self {
+        self.visit.client = ClientKey(n);
+        self
+    }
+    /// Staff member `n`.
+    pub fn staff(mut self, n: u64) -> Self {
+        self.visit.staff = StaffKey(n);
+        self
+    }
+    /// Household `n`.
+    pub fn household(mut self, n: u64) -> Self {
+        self.visit.household = Some(HouseholdKey(n));
+        self
+    }
+    /// Service type.
+    pub fn service(mut self, s: ServiceType) -> Self {
+        self.visit.service = s;
+        self
+    }
+    /// Registration method.
+    pub fn method(mut self, m: RegistrationMethod) -> Self {
+        self.visit.method = m;
+        self
+    }
+    /// Planned minutes.
+    pub fn planned(mut self, m: u32) -> Self {
+        self.visit.planned = Some(Minutes(m));
+        self
+    }
+    /// Client home (lat, lon).
+    pub fn home(mut self, (lat, lon): (f64, f64)) -> Self {
+        self.visit.client_home = Some(GeoPoint { lat, lon });
+        self
+    }
+    /// Check-in position (lat, lon).
+    pub fn check_in_at(mut self, (lat, lon): (f64, f64)) -> Self {
+        self.visit.check_in_location = Some(GeoPoint { lat, lon });
+        self
+    }
+    /// Local date of the check-in.
+    pub fn day(mut self, year: i32, month: u32, day: u32) -> Self {
+        self.date = Day::from_ymd(year, month, day);
+        self.retime()
+    }
+    /// Local time of the check-in.
+    pub fn at(mut self, hour: u32, minute: u32) -> Self {
+        self.minute_of_day = hour * 60 + minute;
+        self.retime()
+    }
+    /// Duration.
+    pub fn minutes(mut self, minutes: i64) -> Self {
+        self.minutes = minutes;
+        self.retime()
+    }
+    /// The visit, not sent.
+    pub fn build(self) -> Visit {
+        self.visit
+    }
+    /// Sends the visit to the engine.
+    pub fn send(self) {
+        let visit = self.visit;
+        self.scenario.send_visit(visit);
+    }
+}
+
+/// Builds one invoice.
+pub struct InvoiceBuilder<'a> {
+    invoice: Invoice,
+    scenario: &'a mut Scenario,
+}
+
+impl InvoiceBuilder<'_> {
+    /// Invoice id.
+    pub fn id(mut self, id: &str) -> Self {
+        self.invoice.invoice_id = EventId::new(id);
+        self
+    }
+    /// Lines of (client, minutes) for personal care at 426 kr/h.
+    pub fn lines(mut self, lines: Vec<(u64, i64)>) -> Self {
+        self.invoice.lines = lines
+            .into_iter()
+            .map(|(client, minutes)| InvoiceLine {
+                client: ClientKey(client),
+                service: ServiceType::PersonalCare,
+                minutes: Minutes(minutes as u32),
+                tariff_per_hour: Ore(42_600),
+                amount: Ore(minutes as u64 * 42_600 / 60),
+            })
+            .collect();
+        self.invoice.total = Ore(self.invoice.lines.iter().map(|l| l.amount.0).sum());
+        self
+    }
+    /// Sends the invoice to the engine.
+    pub fn send(self) {
+        let s = self.scenario;
+        let d = s.engine.process(DomainEvent::Invoice(self.invoice), &mut s.alerts);
+        assert!(!matches!(d, Disposition::Late(_)), "test invoices are on time");
+    }
+}

@@ -1,0 +1,139 @@
+//! Pattern 9: volume explosion.
+//!
+//! **Fraud it catches**: a provider whose client numbers grow far faster
+//! than the municipality's, persistently (Södertälje: one district went
+//! from 79 to 206 clients in seven months): recruited or invented clients.
+//!
+//! **Statistic**: every week (at the close of each Sunday), the provider's
+//! weekly log growth of active clients (visited within `activity_days`)
+//! minus the municipality's, fed to an upper one-sided CUSUM with
+//! allowance `allowance_per_week`. Fires while the CUSUM is above
+//! `threshold` and the provider gained at least `min_new_clients` since the
+//! run began. Providers smaller than `min_clients` a week earlier are not
+//! assessed (a few clients more is a large ratio but no signal).
+//!
+//! **Parameters** ([`Params`]): `allowance_per_week` (0.01 ≈ 4 % a month
+//! above the municipality is tolerated: legitimate growth), `threshold`
+//! (0.15 ≈ 16 % cumulative excess growth), `min_clients` (20),
+//! `min_new_clients` (10). Severity: medium, high from twice the threshold,
+//! critical from four times.
+
+use super::catalogue::VOLUME_EXPLOSION as INFO;
+use super::{DayContext, Rule, RuleInfo, severity_by};
+use crate::alerting::{Finding, Measure};
+
+/// Parameters of `volume-explosion`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    /// Weekly excess log growth tolerated (CUSUM allowance k).
+    pub allowance_per_week: f64,
+    /// CUSUM decision threshold h.
+    pub threshold: f64,
+    /// Smallest provider assessed, active clients a week earlier.
+    pub min_clients: u32,
+    /// Fewest clients gained in the CUSUM run to fire.
+    pub min_new_clients: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { allowance_per_week: 0.01, threshold: 0.15, min_clients: 20, min_new_clients: 10 }
+    }
+}
+
+/// The rule.
+pub struct VolumeExplosion(pub Params);
+
+impl Rule for VolumeExplosion {
+    fn info(&self) -> &'static RuleInfo {
+        &INFO
+    }
+
+    fn on_day_closed(&self, ctx: &mut DayContext<'_>, out: &mut Vec<Finding>) {
+        const SUNDAY: u32 = 6;
+        if ctx.day.weekday() != SUNDAY {
+            return;
+        }
+        let p = &self.0;
+        let now = ctx.active_clients;
+        let week_ago = ctx.provider.days.get(ctx.day.plus(-7)).active_clients;
+        let m = ctx.municipality;
+        let volume = &mut ctx.provider.volume;
+        if week_ago < p.min_clients || m.active_clients == 0 || m.active_clients_week_ago == 0 {
+            volume.cusum = Default::default();
+            return;
+        }
+        let excess = (f64::from(now) / f64::from(week_ago)).ln()
+            - (m.active_clients as f64 / m.active_clients_week_ago as f64).ln();
+        let was_zero = volume.cusum.sum == 0.0;
+        let sum = volume.cusum.update(excess, p.allowance_per_week);
+        if was_zero && sum > 0.0 {
+            volume.run_start_clients = week_ago;
+        }
+        let gained = now.saturating_sub(volume.run_start_clients);
+        if sum <= p.threshold || gained < p.min_new_clients {
+            return;
+        }
+        let weeks = volume.cusum.run_length;
+        let start = volume.run_start_clients;
+        out.push(Finding {
+            rule: &INFO,
+            provider: ctx.provider_id,
+            municipality: ctx.provider.municipality,
+            severity: severity_by(sum / p.threshold, 0.0, 2.0, 4.0).max(crate::alerting::Severity::Medium),
+            score: sum,
+            window: (ctx.day.plus(1 - 7 * weeks as i32).start(), ctx.day.plus(1).start()),
+            observed: Measure::new(f64::from(now), "clients"),
+            expected: Measure::new(f64::from(start) * (1.0 + p.allowance_per_week * f64::from(weeks)), "clients"),
+            explanation: format!(
+                "This provider's active clients grew from {start} to {now} over {weeks} weeks, {:.0} % faster than \
+                 the municipality's clients in the same weeks (cumulative excess log growth {:.2} above the \
+                 tolerated {:.0} % a week).",
+                (sum + p.allowance_per_week * f64::from(weeks)) * 100.0,
+                sum,
+                p.allowance_per_week * 100.0
+            ),
+            evidence: ctx.provider.recent_visits.to_vec(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::Day;
+    use crate::rules::testkit::Scenario;
+
+    /// Six providers with 40 clients visited daily from January; from
+    /// March, provider 0 adds `new_per_4_weeks` clients every four weeks
+    /// (spread over the weeks).
+    fn run(new_per_4_weeks: u64) -> Vec<crate::alerting::Alert> {
+        let mut s = Scenario::only("volume-explosion");
+        let first = Day::from_ymd(2026, 1, 1);
+        for d in 0..150 {
+            let day = first.plus(d);
+            let (y, m, dd) = day.ymd();
+            let weeks_in = if day >= Day::from_ymd(2026, 3, 1) { (day.0 - Day::from_ymd(2026, 3, 1).0) / 7 + 1 } else { 0 };
+            for provider in 0..6u64 {
+                let clients = 40 + if provider == 0 { new_per_4_weeks * weeks_in as u64 / 4 } else { 0 };
+                for c in 0..clients {
+                    s.visit().provider(provider).client(provider * 1000 + c).staff(provider * 1000 + c)
+                        .day(y, m, dd).at(9, 0).minutes(20).send();
+                }
+            }
+        }
+        s.alerts()
+    }
+
+    #[test]
+    fn growing_a_fifth_a_month_while_peers_are_flat_fires() {
+        let alerts = run(8); // +8 clients every four weeks on 40: ~20 % a month
+        assert!(!alerts.is_empty());
+        assert!(alerts.iter().all(|a| a.provider == crate::rules::testkit::provider(0)));
+    }
+
+    #[test]
+    fn legitimate_growth_of_a_few_percent_a_month_does_not_fire() {
+        assert!(run(1).is_empty()); // +1 client every four weeks on 40: 2.5 % a month
+    }
+}
