@@ -21,13 +21,16 @@
 //! - [`config`]: typed configuration of the core with defaults and checks.
 //!
 //! Shell (drives the core):
+//! - [`cli`]: the command line.
 //! - [`codec`]: NDJSON and length-delimited protobuf files of events and alerts.
 //! - [`sim`]: the seeded municipality simulator with labelled fraud.
 //! - [`replay`]: runs the core over an events file.
 //! - [`evaluate`]: scores alerts against the simulator's labels.
 //! - [`labels`]: the ground-truth label format shared by `sim` and `evaluate`.
+//! - [`workload`]: a synthetic national-scale workload for benchmarks.
 
 pub mod alerting;
+pub mod cli;
 pub mod baseline;
 pub mod codec;
 pub mod config;
@@ -40,3 +43,4 @@ pub mod replay;
 pub mod rules;
 pub mod sim;
 pub mod window;
+pub mod workload;

@@ -8,8 +8,8 @@ use super::{Alert, AlertStatus, Finding, Severity};
 use crate::model::{EventId, EventTime, ProviderId};
 use crate::rules::RuleInfo;
 
-/// An episode is identified by its rule and provider.
-pub type EpisodeKey = (&'static str, ProviderId);
+/// An episode is identified by its provider and rule.
+pub type EpisodeKey = (ProviderId, &'static str);
 
 #[derive(Debug, Clone)]
 struct Episode {
@@ -42,13 +42,13 @@ impl Episodes {
 
     /// Whether `provider` has any open episode (its state must be kept).
     pub fn has_open(&self, provider: ProviderId) -> bool {
-        self.open.keys().any(|(_, p)| *p == provider)
+        self.open.range((provider, "")..).next().is_some_and(|((p, _), _)| *p == provider)
     }
 
     /// Takes a finding made at event time `now`; pushes an alert if it opens
     /// or escalates an episode.
     pub fn observe(&mut self, finding: Finding, now: EventTime, alerts: &mut Vec<Alert>) {
-        let key = (finding.rule.id, finding.provider);
+        let key = (finding.provider, finding.rule.id);
         let limit = self.evidence_limit;
         match self.open.get_mut(&key) {
             None => {

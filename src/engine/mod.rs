@@ -229,7 +229,8 @@ impl Engine {
         }
         staff.last_day = staff.last_day.max(day);
 
-        let mut ctx = VisitContext { visit, provider, staff, now: self.now };
+        let minute_of_day = visit.check_in.local_minute_of_day();
+        let mut ctx = VisitContext { visit, day, minute_of_day, provider, staff, now: self.now };
         for rule in &self.rules {
             rule.on_visit(&mut ctx, &mut self.findings);
         }

@@ -33,6 +33,18 @@ impl EventTime {
 
     /// Offset of Swedish local time from UTC at this instant, in seconds.
     pub fn stockholm_offset_secs(self) -> i64 {
+        let table = &*TRANSITIONS;
+        if let (Some(first), Some(last)) = (table.first(), table.last())
+            && self.0 >= *first
+            && self.0 < *last
+        {
+            // Even count of transitions at or before t: winter time.
+            return if table.partition_point(|&x| x <= self.0) % 2 == 1 { 7_200 } else { 3_600 };
+        }
+        self.stockholm_offset_computed()
+    }
+
+    fn stockholm_offset_computed(self) -> i64 {
         let (year, _, _) = civil_from_days(self.0.div_euclid(DAY_SECS));
         let start = last_sunday_utc_0100(year, 3);
         let end = last_sunday_utc_0100(year, 10);
@@ -148,6 +160,11 @@ impl fmt::Display for Month {
     }
 }
 
+/// Summer-time starts and ends, 1990–2200, in order: the hot path's lookup table.
+static TRANSITIONS: std::sync::LazyLock<Vec<i64>> = std::sync::LazyLock::new(|| {
+    (1990..2200).flat_map(|y| [last_sunday_utc_0100(y, 3), last_sunday_utc_0100(y, 10)]).collect()
+});
+
 /// UTC instant 01:00 of the last Sunday of `month` in `year`.
 fn last_sunday_utc_0100(year: i32, month: u32) -> i64 {
     let last = days_from_civil(year, month, 31);
@@ -224,6 +241,7 @@ mod tests {
             let utc = chrono::DateTime::from_timestamp(secs, 0).unwrap();
             let expected = i64::from(tz.offset_from_utc_datetime(&utc.naive_utc()).fix().local_minus_utc());
             prop_assert_eq!(EventTime(secs).stockholm_offset_secs(), expected);
+            prop_assert_eq!(EventTime(secs).stockholm_offset_computed(), expected);
         }
 
         #[test]

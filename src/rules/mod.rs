@@ -72,6 +72,10 @@ pub struct RuleInfo {
 pub struct VisitContext<'a> {
     /// The visit.
     pub visit: &'a Visit,
+    /// The local day of its check-in.
+    pub day: Day,
+    /// Minutes after local midnight of its check-in.
+    pub minute_of_day: u32,
     /// Its provider's state; rules may update their own counters in today's bucket.
     pub provider: &'a mut ProviderState,
     /// The staff member's state.
@@ -83,7 +87,7 @@ pub struct VisitContext<'a> {
 impl VisitContext<'_> {
     /// The provider's bucket for the visit's day.
     pub fn day_bucket(&mut self) -> Option<&mut crate::engine::state::ProviderDay> {
-        self.provider.days.bucket_mut(self.visit.check_in.day())
+        self.provider.days.bucket_mut(self.day)
     }
 }
 

@@ -104,7 +104,7 @@ impl Rule for NightVisitsPrivateProvider {
 
     fn on_visit(&self, ctx: &mut VisitContext<'_>, out: &mut Vec<Finding>) {
         let v = ctx.visit;
-        if !self.is_night(v.check_in.local_minute_of_day())
+        if !self.is_night(ctx.minute_of_day)
             || self.0.exempt_services.contains(&v.service)
             || self.is_municipal(v.provider)
         {
@@ -113,7 +113,7 @@ impl Rule for NightVisitsPrivateProvider {
         let Some(bucket) = ctx.day_bucket() else { return };
         bucket.night += 1;
         ctx.provider.recent_night.push(&v.event_id);
-        let day = v.check_in.day();
+        let day = ctx.day;
         let count = ctx.provider.days.sum(day, self.0.window_days, |b| u64::from(b.night));
         if count < u64::from(self.0.min_visits) {
             return;

@@ -49,7 +49,7 @@ impl Rule for StaffDoubleBooking {
             .staff
             .recent
             .iter()
-            .filter(|r| r.client != v.client && r.event_id != v.event_id)
+            .filter(|r| r.client != v.client)
             .filter(|r| !(r.household.is_some() && r.household == v.household))
             .map(|r| (v.check_out.0.min(r.check_out.0) - v.check_in.0.max(r.check_in.0), r))
             .filter(|(overlap, _)| *overlap >= min)

@@ -50,7 +50,7 @@ impl Rule for StaffImpossibleDay {
     fn on_visit(&self, ctx: &mut VisitContext<'_>, out: &mut Vec<Finding>) {
         let p = &self.0;
         let v = ctx.visit;
-        let day = v.check_in.day();
+        let day = ctx.day;
         let added = f64::from(v.duration().0) / 60.0;
         let today = f64::from(ctx.staff.days.get(day)) / 60.0;
         let week = ctx.staff.days.sum(day, 7, |m| u64::from(*m)) as f64 / 60.0;
@@ -105,7 +105,7 @@ impl StaffImpossibleDay {
             .staff
             .recent
             .iter()
-            .filter(|r| r.check_in.day() == v.check_in.day())
+            .filter(|r| r.check_in.day() == ctx.day)
             .map(|r| r.event_id.clone())
             .collect();
         evidence.push(v.event_id.clone());

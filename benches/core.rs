@@ -1,0 +1,82 @@
+//! Criterion benchmarks of the detection core.
+//!
+//! - `core/municipality_mix`: the engine over the default simulated
+//!   municipality (40 providers, 6 months, fraud injected; about a million
+//!   time reports plus invoices), events pre-validated: the core alone.
+//! - `edge/decode_validate_json` and `edge/decode_validate_protobuf`: one
+//!   wire record to a domain event, for the shell's per-record cost.
+//!
+//! Run with `cargo bench --bench core` or `scripts/bench.sh`.
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use prost::Message;
+
+use tillsyn::config::CoreConfig;
+use tillsyn::engine::Engine;
+use tillsyn::model::DomainEvent;
+use tillsyn::model::pseudonym::Pseudonymizer;
+use tillsyn::model::validate::Validator;
+use tillsyn::proto::v1 as wire;
+use tillsyn::sim::{SimConfig, simulate};
+
+fn simulated() -> Vec<wire::Event> {
+    let mut events = Vec::new();
+    simulate(&SimConfig::default(), &mut |e| {
+        events.push(e.clone());
+        Ok(())
+    })
+    .expect("simulation runs");
+    events
+}
+
+fn core(c: &mut Criterion) {
+    let config = CoreConfig::default();
+    let validator = Validator::new(Pseudonymizer::from_secret(&config.pseudonym_secret));
+    let wire_events = simulated();
+    let events: Vec<DomainEvent> = wire_events.iter().filter_map(|e| validator.event(e).ok()).collect();
+    let mut group = c.benchmark_group("core");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(events.len() as u64));
+    group.bench_function("municipality_mix", |b| {
+        b.iter_batched(
+            || events.clone(),
+            |events| {
+                let mut engine = Engine::new(config.clone());
+                let mut alerts = Vec::new();
+                for event in events {
+                    engine.process(event, &mut alerts);
+                }
+                alerts.len()
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+
+    let sample: Vec<&wire::Event> = wire_events.iter().step_by(97).take(10_000).collect();
+    let json: Vec<String> = sample.iter().map(|e| serde_json::to_string(e).expect("serialises")).collect();
+    let proto: Vec<Vec<u8>> = sample.iter().map(|e| e.encode_to_vec()).collect();
+    let mut group = c.benchmark_group("edge");
+    group.throughput(Throughput::Elements(sample.len() as u64));
+    group.bench_function("decode_validate_json", |b| {
+        b.iter(|| {
+            json.iter()
+                .filter_map(|s| serde_json::from_str::<wire::Event>(s).ok())
+                .filter_map(|e| validator.event(&e).ok())
+                .count()
+        })
+    });
+    group.bench_function("decode_validate_protobuf", |b| {
+        b.iter(|| {
+            proto
+                .iter()
+                .filter_map(|bytes| wire::Event::decode(bytes.as_slice()).ok())
+                .filter_map(|e| validator.event(&e).ok())
+                .count()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, core);
+criterion_main!(benches);

@@ -1,0 +1,77 @@
+//! National-scale run of the detection core: every municipality's home care
+//! at once, through one engine, for long enough to fill the 90-day windows.
+//! Prints throughput and resident memory. Run with
+//! `cargo run --release --example national_scale -- [days]` (default 100),
+//! or `scripts/bench.sh`, which runs it with the criterion benchmarks.
+
+use std::time::Instant;
+
+use tillsyn::config::CoreConfig;
+use tillsyn::engine::Engine;
+use tillsyn::model::Day;
+use tillsyn::workload::NationalScale;
+
+/// (VmRSS, VmHWM) of this process in MiB, from /proc.
+fn memory_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn main() {
+    let days: i32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100);
+    let scale = NationalScale::default();
+    println!(
+        "national scale: {} municipalities, {} providers, {} clients, {} staff, {days} days",
+        scale.municipalities, scale.providers, scale.clients, scale.staff
+    );
+    let mut workload = scale.build();
+    let mut engine = Engine::new(CoreConfig::default());
+    let first = Day::from_ymd(2026, 1, 1);
+    let (mut events, mut alerts) = (Vec::new(), Vec::new());
+    let (mut total, mut alert_count) = (0u64, 0u64);
+    let mut busy = std::time::Duration::ZERO;
+    let mut by_rule = std::collections::BTreeMap::new();
+    for d in 0..days {
+        let day = first.plus(d);
+        if day.ymd().2 == 1 && d > 0 {
+            workload.invoices(day, &mut events);
+        }
+        workload.day(day, &mut events);
+        total += events.len() as u64;
+        let started = Instant::now();
+        for event in events.drain(..) {
+            engine.process(event, &mut alerts);
+        }
+        busy += started.elapsed();
+        alert_count += alerts.len() as u64;
+        for a in alerts.drain(..) {
+            *by_rule.entry(a.rule.id).or_insert(0u64) += 1;
+        }
+        if (d + 1) % 10 == 0 {
+            let (rss, _) = memory_mib();
+            println!("  day {:>3}: {total:>11} events, RSS {rss:>7.0} MiB", d + 1);
+        }
+    }
+    drop(events);
+    let (rss, hwm) = memory_mib();
+    let size = engine.state_size();
+    println!("events processed     {total}");
+    println!("core time            {:.1} s", busy.as_secs_f64());
+    println!("throughput           {:.2} M events/s (one core, events pre-built)", total as f64 / busy.as_secs_f64() / 1e6);
+    println!("alerts               {alert_count} {by_rule:?}");
+    println!(
+        "state                {} providers, {} provider-client pairs, {} staff, {} open episodes",
+        size.providers, size.clients, size.staff, size.open_episodes
+    );
+    println!("resident memory      {rss:.0} MiB (peak {hwm:.0} MiB, including one day of generated events)");
+    let target = 2048.0;
+    println!("target               <= {target:.0} MiB: {}", if rss <= target { "met" } else { "NOT met" });
+}

@@ -1,0 +1,188 @@
+//! The command line: `tillsyn simulate | replay | evaluate | rules`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::codec::MessageWriter;
+use crate::config::CoreConfig;
+use crate::evaluate::{EvaluationOptions, evaluate_files};
+use crate::replay::replay_file;
+use crate::rules::catalogue;
+use crate::sim::{SimConfig, simulate};
+
+/// tillsyn: real-time detection of billing fraud in home care and personal assistance.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulate a municipality with labelled fraud: events file + ground truth.
+    Simulate(SimulateArgs),
+    /// Run the detection core over an events file and write alerts.
+    Replay(ReplayArgs),
+    /// Score alerts against the simulator's ground truth.
+    Evaluate(EvaluateArgs),
+    /// Print the rule catalogue.
+    Rules,
+}
+
+#[derive(Debug, clap::Args)]
+struct SimulateArgs {
+    /// Seed; the same seed and settings give identical output.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Providers, including the municipality's own unit.
+    #[arg(long)]
+    providers: Option<u32>,
+    /// Clients at the start.
+    #[arg(long)]
+    clients: Option<u32>,
+    /// Months to simulate.
+    #[arg(long)]
+    months: Option<u32>,
+    /// Providers with injected fraud (0 for a clean municipality).
+    #[arg(long)]
+    fraudulent: Option<u32>,
+    /// Events file to write (.ndjson or .pb).
+    #[arg(long, default_value = "events.ndjson")]
+    out: PathBuf,
+    /// Ground-truth file to write (JSON).
+    #[arg(long, default_value = "truth.json")]
+    truth: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    /// Events file (.ndjson or .pb).
+    #[arg(long)]
+    events: PathBuf,
+    /// Alerts file to write (.ndjson or .pb).
+    #[arg(long, default_value = "alerts.ndjson")]
+    alerts: PathBuf,
+    /// Configuration file (TOML, `[core]` table).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Write rejected and late records here (NDJSON) with their reasons.
+    #[arg(long)]
+    dead_letter: Option<PathBuf>,
+    /// Write the summary here as JSON.
+    #[arg(long)]
+    summary_json: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct EvaluateArgs {
+    /// Alerts file written by `replay`.
+    #[arg(long)]
+    alerts: PathBuf,
+    /// Ground truth written by `simulate`.
+    #[arg(long)]
+    truth: PathBuf,
+    /// Days after a label's end within which a detection still counts.
+    #[arg(long, default_value_t = 45)]
+    grace_days: u32,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The file configuration: for now the `[core]` table.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileConfig {
+    core: CoreConfig,
+}
+
+fn load_core(path: Option<&PathBuf>) -> anyhow::Result<CoreConfig> {
+    let config = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            toml::from_str::<FileConfig>(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?.core
+        }
+        None => CoreConfig::default(),
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// Runs the command line; the exit code is non-zero on any error.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Simulate(a) => {
+            let mut config = SimConfig { seed: a.seed, ..SimConfig::default() };
+            if let Some(v) = a.providers {
+                config.providers = v;
+            }
+            if let Some(v) = a.clients {
+                config.clients = v;
+            }
+            if let Some(v) = a.months {
+                config.months = v;
+            }
+            if let Some(v) = a.fraudulent {
+                config.fraudulent_providers = v;
+            }
+            let mut writer = MessageWriter::create(&a.out)?;
+            let mut count = 0u64;
+            let truth = simulate(&config, &mut |event| {
+                count += 1;
+                writer.write(event).map_err(Into::into)
+            })?;
+            writer.finish()?;
+            truth.write(&a.truth)?;
+            eprintln!(
+                "simulated {count} events, {} providers ({} with fraud, {} scenarios) → {}, {}",
+                truth.providers.len(),
+                truth.labels.iter().map(|l| &l.provider_id).collect::<std::collections::BTreeSet<_>>().len(),
+                truth.labels.len(),
+                a.out.display(),
+                a.truth.display()
+            );
+        }
+        Command::Replay(a) => {
+            let config = load_core(a.config.as_ref())?;
+            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let summary = replay_file(&a.events, &a.alerts, a.dead_letter.as_deref(), config, progress)?;
+            eprintln!("{summary}");
+            if let Some(p) = a.summary_json {
+                std::fs::write(&p, serde_json::to_vec_pretty(&summary)?)?;
+            }
+        }
+        Command::Evaluate(a) => {
+            let options = EvaluationOptions {
+                grace_days: a.grace_days,
+                known_rule_ids: Some(catalogue::ALL.iter().map(|r| r.id.to_string()).collect()),
+            };
+            let evaluation = evaluate_files(&a.alerts, &a.truth, &options)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&evaluation)?);
+            } else {
+                println!("{evaluation}");
+            }
+        }
+        Command::Rules => {
+            println!("| rule id | pattern | name | quiet days |\n|---|---|---|---|");
+            for r in catalogue::ALL {
+                println!("| `{}` | {} | {} | {} |", r.id, r.pattern, r.name, r.quiet_days);
+            }
+        }
+    }
+    Ok(())
+}
