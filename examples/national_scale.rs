@@ -65,7 +65,10 @@ fn main() {
     let size = engine.state_size();
     println!("events processed     {total}");
     println!("core time            {:.1} s", busy.as_secs_f64());
-    println!("throughput           {:.2} M events/s (one core, events pre-built)", total as f64 / busy.as_secs_f64() / 1e6);
+    println!(
+        "throughput           {:.2} M events/s (one core, events pre-built)",
+        total as f64 / busy.as_secs_f64() / 1e6
+    );
     println!("alerts               {alert_count} {by_rule:?}");
     println!(
         "state                {} providers, {} provider-client pairs, {} staff, {} open episodes",

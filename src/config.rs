@@ -34,7 +34,7 @@ pub struct CoreConfig {
 impl Default for CoreConfig {
     fn default() -> Self {
         CoreConfig {
-            visit_lateness_secs: 2 * 86_400,
+            visit_lateness_secs: 3 * 86_400,
             invoice_lateness_secs: 10 * 86_400,
             horizon_days: 90,
             staff_horizon_days: 28,

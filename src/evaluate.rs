@@ -86,10 +86,7 @@ pub struct EvaluationOptions {
 
 impl Default for EvaluationOptions {
     fn default() -> Self {
-        EvaluationOptions {
-            grace_days: 45,
-            known_rule_ids: None,
-        }
+        EvaluationOptions { grace_days: 45, known_rule_ids: None }
     }
 }
 
@@ -232,9 +229,7 @@ fn nearest_rank(sorted: &[f64], percent: usize) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
-    let rank = (percent * sorted.len())
-        .div_ceil(100)
-        .clamp(1, sorted.len());
+    let rank = (percent * sorted.len()).div_ceil(100).clamp(1, sorted.len());
     Some(sorted[rank - 1])
 }
 
@@ -280,24 +275,14 @@ fn window(label: &Label, grace: i128) -> (i128, i128) {
 /// definitions.
 pub fn evaluate(alerts: &[Alert], truth: &GroundTruth, options: &EvaluationOptions) -> Evaluation {
     let grace = i128::from(options.grace_days) * NANOS_PER_DAY;
-    let known_providers: HashSet<&str> = truth
-        .providers
-        .iter()
-        .map(|p| p.provider_id.as_str())
-        .collect();
+    let known_providers: HashSet<&str> = truth.providers.iter().map(|p| p.provider_id.as_str()).collect();
     let mut labels_of: HashMap<&str, Vec<&Label>> = HashMap::new();
     for label in &truth.labels {
-        labels_of
-            .entry(label.provider_id.as_str())
-            .or_default()
-            .push(label);
+        labels_of.entry(label.provider_id.as_str()).or_default().push(label);
     }
 
     // Keep the opened alerts, once per alert id.
-    let mut counts = AlertCounts {
-        records: alerts.len(),
-        ..AlertCounts::default()
-    };
+    let mut counts = AlertCounts { records: alerts.len(), ..AlertCounts::default() };
     let mut seen_ids: HashSet<&str> = HashSet::new();
     let mut opened: Vec<&Alert> = Vec::new();
     for alert in alerts {
@@ -347,18 +332,11 @@ pub fn evaluate(alerts: &[Alert], truth: &GroundTruth, options: &EvaluationOptio
                 continue;
             }
         };
-        times
-            .entry((alert.provider_id.as_str(), alert.pattern))
-            .or_default()
-            .push(detected_at);
-        let covering = labels_of
-            .get(alert.provider_id.as_str())
-            .into_iter()
-            .flatten()
-            .filter(|label| {
-                let (from, to) = window(label, grace);
-                (from..=to).contains(&detected_at)
-            });
+        times.entry((alert.provider_id.as_str(), alert.pattern)).or_default().push(detected_at);
+        let covering = labels_of.get(alert.provider_id.as_str()).into_iter().flatten().filter(|label| {
+            let (from, to) = window(label, grace);
+            (from..=to).contains(&detected_at)
+        });
         let mut lenient = false;
         let mut strict = false;
         for label in covering {
@@ -382,13 +360,11 @@ pub fn evaluate(alerts: &[Alert], truth: &GroundTruth, options: &EvaluationOptio
     let mut by_pattern: BTreeMap<u32, PatternTally> = BTreeMap::new();
     let mut all_delays: Vec<LabelDelay> = Vec::new();
     for label in &truth.labels {
-        let entry = by_pattern
-            .entry(label.pattern)
-            .or_insert_with(|| PatternTally {
-                name: label.pattern_name.clone(),
-                labels: 0,
-                delays: Vec::new(),
-            });
+        let entry = by_pattern.entry(label.pattern).or_insert_with(|| PatternTally {
+            name: label.pattern_name.clone(),
+            labels: 0,
+            delays: Vec::new(),
+        });
         entry.labels += 1;
         let (from, to) = window(label, grace);
         let first = times
@@ -424,22 +400,16 @@ pub fn evaluate(alerts: &[Alert], truth: &GroundTruth, options: &EvaluationOptio
     let false_alerts = counts.opened - true_alerts;
     let mut rules: Vec<RuleEvaluation> = rules
         .into_iter()
-        .map(
-            |(rule_id, (patterns, opened, true_alerts))| RuleEvaluation {
-                rule_id: rule_id.to_owned(),
-                patterns: patterns.into_iter().collect(),
-                opened,
-                true_alerts,
-                false_alerts: opened - true_alerts,
-                false_alerts_per_100_clean_provider_months: per_100(opened - true_alerts),
-            },
-        )
+        .map(|(rule_id, (patterns, opened, true_alerts))| RuleEvaluation {
+            rule_id: rule_id.to_owned(),
+            patterns: patterns.into_iter().collect(),
+            opened,
+            true_alerts,
+            false_alerts: opened - true_alerts,
+            false_alerts_per_100_clean_provider_months: per_100(opened - true_alerts),
+        })
         .collect();
-    rules.sort_by(|a, b| {
-        b.false_alerts
-            .cmp(&a.false_alerts)
-            .then_with(|| a.rule_id.cmp(&b.rule_id))
-    });
+    rules.sort_by(|a, b| b.false_alerts.cmp(&a.false_alerts).then_with(|| a.rule_id.cmp(&b.rule_id)));
 
     let detected_labels = all_delays.len();
     Evaluation {
@@ -472,11 +442,7 @@ pub fn evaluate(alerts: &[Alert], truth: &GroundTruth, options: &EvaluationOptio
 
 /// Months of `[truth.start, truth.end)` outside every label window, summed
 /// over the providers of the truth.
-fn clean_provider_months(
-    truth: &GroundTruth,
-    labels_of: &HashMap<&str, Vec<&Label>>,
-    grace: i128,
-) -> f64 {
+fn clean_provider_months(truth: &GroundTruth, labels_of: &HashMap<&str, Vec<&Label>>, grace: i128) -> f64 {
     let (period_start, period_end) = (nanos(&truth.start), nanos(&truth.end));
     let period = (period_end - period_start).max(0);
     let mut clean: i128 = 0;
@@ -515,19 +481,12 @@ fn clean_provider_months(
 
 /// Reads an alerts file (NDJSON or length-delimited protobuf, by extension)
 /// and a ground-truth file, and scores them.
-pub fn evaluate_files(
-    alerts: &Path,
-    truth: &Path,
-    options: &EvaluationOptions,
-) -> anyhow::Result<Evaluation> {
-    let truth_value = GroundTruth::read(truth)
-        .with_context(|| format!("reading ground truth {}", truth.display()))?;
-    let mut reader = MessageReader::open(alerts)
-        .with_context(|| format!("opening alerts {}", alerts.display()))?;
+pub fn evaluate_files(alerts: &Path, truth: &Path, options: &EvaluationOptions) -> anyhow::Result<Evaluation> {
+    let truth_value = GroundTruth::read(truth).with_context(|| format!("reading ground truth {}", truth.display()))?;
+    let mut reader = MessageReader::open(alerts).with_context(|| format!("opening alerts {}", alerts.display()))?;
     let mut records = Vec::new();
-    while let Some(alert) = reader
-        .next_message::<Alert>()
-        .with_context(|| format!("reading alerts {}", alerts.display()))?
+    while let Some(alert) =
+        reader.next_message::<Alert>().with_context(|| format!("reading alerts {}", alerts.display()))?
     {
         records.push(alert);
     }
@@ -564,40 +523,16 @@ impl fmt::Display for Evaluation {
         let a = &self.alerts;
         writeln!(f, "### Summary")?;
         writeln!(f)?;
-        writeln!(
-            f,
-            "Period {} to {}, grace {} days.",
-            self.period_start, self.period_end, self.grace_days
-        )?;
+        writeln!(f, "Period {} to {}, grace {} days.", self.period_start, self.period_end, self.grace_days)?;
         writeln!(f)?;
         writeln!(f, "| figure | value |")?;
         writeln!(f, "|---|---:|")?;
-        writeln!(
-            f,
-            "| providers (fraudulent) | {} ({}) |",
-            self.providers, self.fraudulent_providers
-        )?;
-        writeln!(
-            f,
-            "| labels (detected) | {} ({}) |",
-            self.labels, self.detected_labels
-        )?;
+        writeln!(f, "| providers (fraudulent) | {} ({}) |", self.providers, self.fraudulent_providers)?;
+        writeln!(f, "| labels (detected) | {} ({}) |", self.labels, self.detected_labels)?;
         writeln!(f, "| opened alerts | {} |", a.opened)?;
-        writeln!(
-            f,
-            "| escalated / resolved updates (not counted) | {} / {} |",
-            a.escalated, a.resolved
-        )?;
-        writeln!(
-            f,
-            "| true alerts, lenient / strict | {} / {} |",
-            self.true_alerts, self.true_alerts_strict
-        )?;
-        writeln!(
-            f,
-            "| false alerts (unknown rule/provider) | {} ({}) |",
-            self.false_alerts, self.unknown_alerts
-        )?;
+        writeln!(f, "| escalated / resolved updates (not counted) | {} / {} |", a.escalated, a.resolved)?;
+        writeln!(f, "| true alerts, lenient / strict | {} / {} |", self.true_alerts, self.true_alerts_strict)?;
+        writeln!(f, "| false alerts (unknown rule/provider) | {} ({}) |", self.false_alerts, self.unknown_alerts)?;
         writeln!(
             f,
             "| alert precision, strict / lenient | {} / {} |",
@@ -625,28 +560,16 @@ impl fmt::Display for Evaluation {
             Figure(self.delay.median_hours, 1),
             Figure(self.delay.p90_hours, 1)
         )?;
-        writeln!(
-            f,
-            "| delay from start, median (h) | {} |",
-            Figure(self.delay.median_from_start_hours, 1)
-        )?;
+        writeln!(f, "| delay from start, median (h) | {} |", Figure(self.delay.median_from_start_hours, 1))?;
         writeln!(f, "| delays clamped to 0 | {} |", self.delay.clamped)?;
-        writeln!(
-            f,
-            "| clean provider-months | {:.1} |",
-            self.clean_provider_months
-        )?;
+        writeln!(f, "| clean provider-months | {:.1} |", self.clean_provider_months)?;
         writeln!(
             f,
             "| false alerts per 100 clean provider-months | {} |",
             Figure(self.false_alerts_per_100_clean_provider_months, 2)
         )?;
         if a.duplicates > 0 || a.other > 0 {
-            writeln!(
-                f,
-                "| duplicate / unspecified-status records (ignored) | {} / {} |",
-                a.duplicates, a.other
-            )?;
+            writeln!(f, "| duplicate / unspecified-status records (ignored) | {} / {} |", a.duplicates, a.other)?;
         }
 
         writeln!(f)?;
@@ -655,10 +578,7 @@ impl fmt::Display for Evaluation {
         if self.patterns.is_empty() {
             writeln!(f, "No labels.")?;
         } else {
-            writeln!(
-                f,
-                "| # | pattern | labels | detected | recall | median delay (h) | p90 delay (h) |"
-            )?;
+            writeln!(f, "| # | pattern | labels | detected | recall | median delay (h) | p90 delay (h) |")?;
             writeln!(f, "|---:|---|---:|---:|---:|---:|---:|")?;
             for p in &self.patterns {
                 writeln!(
@@ -681,17 +601,10 @@ impl fmt::Display for Evaluation {
         if self.rules.is_empty() {
             writeln!(f, "No opened alerts.")?;
         } else {
-            writeln!(
-                f,
-                "| rule | pattern | opened | true | false | false per 100 clean provider-months |"
-            )?;
+            writeln!(f, "| rule | pattern | opened | true | false | false per 100 clean provider-months |")?;
             writeln!(f, "|---|---|---:|---:|---:|---:|")?;
             for r in &self.rules {
-                let rule = if r.rule_id.is_empty() {
-                    "(none)"
-                } else {
-                    r.rule_id.as_str()
-                };
+                let rule = if r.rule_id.is_empty() { "(none)" } else { r.rule_id.as_str() };
                 let patterns: Vec<String> = r.patterns.iter().map(u32::to_string).collect();
                 writeln!(
                     f,
@@ -800,36 +713,20 @@ mod tests {
     #[test]
     fn an_alert_inside_the_label_is_a_true_detection() {
         let e = run(&[opened("a", FRAUD, 1, 70 * DAY)], &one_label());
-        assert_eq!(
-            (e.true_alerts, e.true_alerts_strict, e.false_alerts),
-            (1, 1, 0)
-        );
+        assert_eq!((e.true_alerts, e.true_alerts_strict, e.false_alerts), (1, 1, 0));
         assert_eq!(e.alert_precision, Some(1.0));
         assert_eq!(e.alert_precision_strict, Some(1.0));
-        assert_eq!(
-            (e.provider_precision, e.provider_recall),
-            (Some(1.0), Some(1.0))
-        );
+        assert_eq!((e.provider_precision, e.provider_recall), (Some(1.0), Some(1.0)));
         assert_eq!((e.detected_labels, e.label_recall), (1, Some(1.0)));
         assert_eq!(e.patterns[0].recall, Some(1.0));
     }
 
     #[test]
     fn an_alert_at_a_clean_provider_is_false() {
-        let e = run(
-            &[
-                opened("a", FRAUD, 1, 70 * DAY),
-                opened("b", CLEAN, 1, 70 * DAY),
-            ],
-            &one_label(),
-        );
+        let e = run(&[opened("a", FRAUD, 1, 70 * DAY), opened("b", CLEAN, 1, 70 * DAY)], &one_label());
         assert_eq!((e.true_alerts, e.false_alerts), (1, 1));
         assert_eq!(e.alert_precision, Some(0.5));
-        assert_eq!(
-            e.provider_precision,
-            Some(0.5),
-            "two providers alerted, one fraudulent"
-        );
+        assert_eq!(e.provider_precision, Some(0.5), "two providers alerted, one fraudulent");
         assert_eq!(e.provider_recall, Some(1.0));
     }
 
@@ -847,14 +744,8 @@ mod tests {
         let at_edge = run(&[opened("a", FRAUD, 1, last)], &one_label());
         assert_eq!((at_edge.true_alerts, at_edge.detected_labels), (1, 1));
         let late = run(&[opened("a", FRAUD, 1, last + 1)], &one_label());
-        assert_eq!(
-            (late.true_alerts, late.false_alerts, late.detected_labels),
-            (0, 1, 0)
-        );
-        let shorter = EvaluationOptions {
-            grace_days: 10,
-            ..EvaluationOptions::default()
-        };
+        assert_eq!((late.true_alerts, late.false_alerts, late.detected_labels), (0, 1, 0));
+        let shorter = EvaluationOptions { grace_days: 10, ..EvaluationOptions::default() };
         let e = evaluate(&[opened("a", FRAUD, 1, 101 * DAY)], &one_label(), &shorter);
         assert_eq!(e.false_alerts, 1, "the grace is a knob");
     }
@@ -868,10 +759,7 @@ mod tests {
             first,
         ];
         let e = run(&alerts, &one_label());
-        assert_eq!(
-            (e.alerts.opened, e.alerts.escalated, e.alerts.resolved),
-            (1, 1, 1)
-        );
+        assert_eq!((e.alerts.opened, e.alerts.escalated, e.alerts.resolved), (1, 1, 1));
         assert_eq!((e.true_alerts, e.false_alerts), (1, 0));
         assert_eq!(e.alerted_providers, 1);
         assert_eq!(e.alert_precision, Some(1.0));
@@ -881,26 +769,12 @@ mod tests {
     fn a_repeated_alert_id_is_counted_once() {
         let a = opened("a", CLEAN, 1, 70 * DAY);
         let e = run(&[a.clone(), a], &one_label());
-        assert_eq!(
-            (
-                e.alerts.records,
-                e.alerts.duplicates,
-                e.alerts.opened,
-                e.false_alerts
-            ),
-            (2, 1, 1, 1)
-        );
+        assert_eq!((e.alerts.records, e.alerts.duplicates, e.alerts.opened, e.false_alerts), (2, 1, 1, 1));
     }
 
     #[test]
     fn strict_precision_needs_the_labels_pattern() {
-        let e = run(
-            &[
-                opened("a", FRAUD, 1, 70 * DAY),
-                opened("b", FRAUD, 3, 71 * DAY),
-            ],
-            &one_label(),
-        );
+        let e = run(&[opened("a", FRAUD, 1, 70 * DAY), opened("b", FRAUD, 3, 71 * DAY)], &one_label());
         assert_eq!((e.true_alerts, e.true_alerts_strict), (2, 1));
         assert_eq!(e.alert_precision, Some(1.0));
         assert_eq!(e.alert_precision_strict, Some(0.5));
@@ -910,10 +784,7 @@ mod tests {
     #[test]
     fn a_wrong_pattern_does_not_detect_a_label() {
         let e = run(&[opened("b", FRAUD, 3, 71 * DAY)], &one_label());
-        assert_eq!(
-            (e.true_alerts, e.detected_labels, e.label_recall),
-            (1, 0, Some(0.0))
-        );
+        assert_eq!((e.true_alerts, e.detected_labels, e.label_recall), (1, 0, Some(0.0)));
         assert_eq!(e.provider_recall, Some(1.0), "provider recall is lenient");
     }
 
@@ -924,10 +795,7 @@ mod tests {
             label(FRAUD, 2, 60, 90, 65),    // detected 2 days before observable: clamped
             label(CLEAN, 3, 100, 130, 100), // undetected
         ];
-        let alerts = [
-            opened("a", FRAUD, 1, 62 * DAY + 10 * HOUR),
-            opened("b", FRAUD, 2, 63 * DAY),
-        ];
+        let alerts = [opened("a", FRAUD, 1, 62 * DAY + 10 * HOUR), opened("b", FRAUD, 2, 63 * DAY)];
         let mut truth = truth(labels);
         truth.providers.push(provider("556000-0003"));
         let e = run(&alerts, &truth);
@@ -945,15 +813,12 @@ mod tests {
 
     #[test]
     fn delay_uses_the_first_matching_alert_and_nearest_rank() {
-        let labels: Vec<Label> = (0..10)
-            .map(|i| label(FRAUD, 1, 10 * i, 10 * i + 5, 10 * i))
-            .collect();
+        let labels: Vec<Label> = (0..10).map(|i| label(FRAUD, 1, 10 * i, 10 * i + 5, 10 * i)).collect();
         // Label i is detected i + 1 hours after it became observable. A later
         // alert must not replace the first one, and the alerts of earlier
         // labels (before this label's start) must not count.
-        let mut alerts: Vec<Alert> = (0..10)
-            .map(|i| opened(&format!("a{i}"), FRAUD, 1, 10 * i * DAY + (i + 1) * HOUR))
-            .collect();
+        let mut alerts: Vec<Alert> =
+            (0..10).map(|i| opened(&format!("a{i}"), FRAUD, 1, 10 * i * DAY + (i + 1) * HOUR)).collect();
         alerts.push(opened("late", FRAUD, 1, 10 * DAY + 30 * HOUR));
         let e = run(&alerts, &truth(labels));
         assert_eq!(e.detected_labels, 10);
@@ -966,19 +831,11 @@ mod tests {
     fn clean_provider_months_exclude_label_windows_with_grace() {
         // Clean provider: 10 months. FRAUD: windows [60, 135] and [120, 180]
         // merge to [60, 180] days; [290, 304.4+] is clipped at the period end.
-        let labels = vec![
-            label(FRAUD, 1, 60, 90, 60),
-            label(FRAUD, 2, 120, 135, 120),
-            label(FRAUD, 3, 290, 400, 290),
-        ];
+        let labels = vec![label(FRAUD, 1, 60, 90, 60), label(FRAUD, 2, 120, 135, 120), label(FRAUD, 3, 290, 400, 290)];
         let e = run(&[], &truth(labels));
         let fraud_clean_days = 304.4 - 120.0 - 14.4;
         let expected = 10.0 + fraud_clean_days / DAYS_PER_MONTH;
-        assert!(
-            close(Some(e.clean_provider_months), expected),
-            "{} vs {expected}",
-            e.clean_provider_months
-        );
+        assert!(close(Some(e.clean_provider_months), expected), "{} vs {expected}", e.clean_provider_months);
     }
 
     #[test]
@@ -995,38 +852,18 @@ mod tests {
         ];
         let e = run(&alerts, &one_label());
         assert_eq!(e.false_alerts, 3);
-        assert!(close(
-            e.false_alerts_per_100_clean_provider_months,
-            3.0 / clean_months * 100.0
-        ));
-        let rules: Vec<(&str, usize, usize)> = e
-            .rules
-            .iter()
-            .map(|r| (r.rule_id.as_str(), r.true_alerts, r.false_alerts))
-            .collect();
-        assert_eq!(
-            rules,
-            vec![("rule-1", 1, 2), ("manual-registrations", 0, 1)]
-        );
-        assert!(close(
-            e.rules[1].false_alerts_per_100_clean_provider_months,
-            100.0 / clean_months
-        ));
+        assert!(close(e.false_alerts_per_100_clean_provider_months, 3.0 / clean_months * 100.0));
+        let rules: Vec<(&str, usize, usize)> =
+            e.rules.iter().map(|r| (r.rule_id.as_str(), r.true_alerts, r.false_alerts)).collect();
+        assert_eq!(rules, vec![("rule-1", 1, 2), ("manual-registrations", 0, 1)]);
+        assert!(close(e.rules[1].false_alerts_per_100_clean_provider_months, 100.0 / clean_months));
     }
 
     #[test]
     fn a_pattern_without_detections_has_recall_zero() {
-        let labels = vec![
-            label(FRAUD, 1, 60, 90, 62),
-            label(FRAUD, 9, 30, 200, 40),
-            label(CLEAN, 9, 30, 200, 40),
-        ];
+        let labels = vec![label(FRAUD, 1, 60, 90, 62), label(FRAUD, 9, 30, 200, 40), label(CLEAN, 9, 30, 200, 40)];
         let e = run(&[opened("a", FRAUD, 1, 70 * DAY)], &truth(labels));
-        let nine = e
-            .patterns
-            .iter()
-            .find(|p| p.pattern == 9)
-            .expect("pattern 9 row");
+        let nine = e.patterns.iter().find(|p| p.pattern == 9).expect("pattern 9 row");
         assert_eq!((nine.labels, nine.detected, nine.recall), (2, 0, Some(0.0)));
         assert_eq!(nine.delay.median_hours, None);
         assert_eq!(nine.name, "pattern 9");
@@ -1051,11 +888,7 @@ mod tests {
             ..EvaluationOptions::default()
         };
         let e = evaluate(&[opened("a", FRAUD, 1, 70 * DAY)], &one_label(), &known);
-        assert_eq!(
-            (e.true_alerts, e.unknown_alerts),
-            (0, 1),
-            "rule-1 is not a known rule"
-        );
+        assert_eq!((e.true_alerts, e.unknown_alerts), (0, 1), "rule-1 is not a known rule");
     }
 
     #[test]
@@ -1063,52 +896,22 @@ mod tests {
         let e = run(&[], &one_label());
         assert_eq!(e.provider_recall, Some(0.0));
         assert_eq!(e.label_recall, Some(0.0));
-        assert_eq!(
-            (
-                e.alert_precision,
-                e.alert_precision_strict,
-                e.provider_precision
-            ),
-            (None, None, None)
-        );
+        assert_eq!((e.alert_precision, e.alert_precision_strict, e.provider_precision), (None, None, None));
         assert_eq!(e.false_alerts_per_100_clean_provider_months, Some(0.0));
         let json = serde_json::to_value(&e).expect("serializes");
         assert_eq!(json["alertPrecision"], serde_json::Value::Null);
         assert_eq!(json["delay"]["medianHours"], serde_json::Value::Null);
-        assert!(
-            !serde_json::to_string(&e)
-                .expect("serializes")
-                .contains("NaN")
-        );
-        assert!(
-            e.to_string()
-                .contains("| alert precision, strict / lenient | n/a / n/a |"),
-            "{e}"
-        );
+        assert!(!serde_json::to_string(&e).expect("serializes").contains("NaN"));
+        assert!(e.to_string().contains("| alert precision, strict / lenient | n/a / n/a |"), "{e}");
     }
 
     #[test]
     fn display_shows_the_three_tables() {
-        let e = run(
-            &[
-                opened("a", FRAUD, 1, 70 * DAY),
-                opened("b", CLEAN, 1, 70 * DAY),
-            ],
-            &one_label(),
-        );
+        let e = run(&[opened("a", FRAUD, 1, 70 * DAY), opened("b", CLEAN, 1, 70 * DAY)], &one_label());
         let text = e.to_string();
-        assert!(
-            text.contains("| providers (fraudulent) | 2 (1) |"),
-            "{text}"
-        );
-        assert!(
-            text.contains("| alert precision, strict / lenient | 0.500 / 0.500 |"),
-            "{text}"
-        );
-        assert!(
-            text.contains("| 1 | pattern 1 | 1 | 1 | 1.000 | 192.0 | 192.0 |"),
-            "{text}"
-        );
+        assert!(text.contains("| providers (fraudulent) | 2 (1) |"), "{text}");
+        assert!(text.contains("| alert precision, strict / lenient | 0.500 / 0.500 |"), "{text}");
+        assert!(text.contains("| 1 | pattern 1 | 1 | 1 | 1.000 | 192.0 | 192.0 |"), "{text}");
         assert!(text.contains("| rule-1 | 1 | 2 | 1 | 1 |"), "{text}");
     }
 
@@ -1119,17 +922,13 @@ mod tests {
         one_label().write(&truth_path).expect("write truth");
         let alerts_path = dir.path().join("alerts.ndjson");
         let mut writer = crate::codec::MessageWriter::create(&alerts_path).expect("create alerts");
-        writer
-            .write(&opened("a", FRAUD, 1, 70 * DAY))
-            .expect("write alert");
+        writer.write(&opened("a", FRAUD, 1, 70 * DAY)).expect("write alert");
         writer.finish().expect("flush");
-        let e = evaluate_files(&alerts_path, &truth_path, &EvaluationOptions::default())
-            .expect("evaluates");
+        let e = evaluate_files(&alerts_path, &truth_path, &EvaluationOptions::default()).expect("evaluates");
         assert_eq!((e.alerts.opened, e.true_alerts), (1, 1));
 
         std::fs::write(&alerts_path, "{\"alertId\":\"a\"}\nnot json\n").expect("write");
-        let error =
-            evaluate_files(&alerts_path, &truth_path, &EvaluationOptions::default()).unwrap_err();
+        let error = evaluate_files(&alerts_path, &truth_path, &EvaluationOptions::default()).unwrap_err();
         assert!(format!("{error:#}").contains("line 2"), "{error:#}");
         let missing = dir.path().join("missing.json");
         assert!(evaluate_files(&alerts_path, &missing, &EvaluationOptions::default()).is_err());

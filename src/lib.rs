@@ -30,8 +30,8 @@
 //! - [`workload`]: a synthetic national-scale workload for benchmarks.
 
 pub mod alerting;
-pub mod cli;
 pub mod baseline;
+pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod engine;

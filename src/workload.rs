@@ -116,10 +116,12 @@ impl NationalScale {
         let mut next_staff = 0u64;
         for p in &mut providers {
             let n = (p.clients.len() as u64 * u64::from(self.staff) / u64::from(self.clients.max(1))).max(1);
-            p.staff = (0..n).map(|_| {
-                next_staff += 1;
-                StaffKey(next_staff * 2)
-            }).collect();
+            p.staff = (0..n)
+                .map(|_| {
+                    next_staff += 1;
+                    StaffKey(next_staff * 2)
+                })
+                .collect();
         }
         Workload { providers, rng, next_event: 0 }
     }

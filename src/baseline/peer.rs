@@ -149,7 +149,11 @@ mod tests {
 
     #[test]
     fn recording_a_provider_again_replaces_its_sample() {
-        let g = PeerGroup { municipality: MunicipalityCode::parse("2480").unwrap(), metric: PeerMetric::ManualShare, service: None };
+        let g = PeerGroup {
+            municipality: MunicipalityCode::parse("2480").unwrap(),
+            metric: PeerMetric::ManualShare,
+            service: None,
+        };
         let mut t = PeerTable::default();
         let p = ProviderId::from_nine_digits(556_000_001);
         t.record(g, p, 1.0);

@@ -26,9 +26,7 @@ use crate::config::CoreConfig;
 use crate::model::{Day, DomainEvent, EventTime, Invoice, MunicipalityCode, ProviderId, ServiceType, Visit};
 use crate::rules::{DayContext, InvoiceContext, Rule, VisitContext};
 use crate::window::{Lateness, Watermark};
-use state::{
-    CLIENT_MONTHS, MunicipalityDay, ProviderState, RecentVisit, SERVICES, StaffMap, StaffState,
-};
+use state::{CLIENT_MONTHS, MunicipalityDay, ProviderState, RecentVisit, SERVICES, StaffMap, StaffState};
 
 /// Which input stream an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -121,6 +119,9 @@ pub struct Engine {
     episodes: Episodes,
     /// The last local day closed.
     closed_through: Option<Day>,
+    /// The watermark at which the next day can close (start of the day
+    /// after the next one to close): a cheap check on every event.
+    next_close_at: EventTime,
     /// Largest event time seen over all inputs: the engine's "now".
     now: EventTime,
     stats: EngineStats,
@@ -139,6 +140,7 @@ impl Engine {
             peers: PeerTable::default(),
             episodes: Episodes::new(config.evidence_limit),
             closed_through: None,
+            next_close_at: EventTime(i64::MIN),
             now: EventTime(i64::MIN),
             stats: EngineStats::default(),
             findings: Vec::new(),
@@ -206,13 +208,14 @@ impl Engine {
     }
 
     fn apply_visit(&mut self, visit: &Visit, alerts: &mut Vec<Alert>) {
-        let day = visit.check_in.day();
+        let (day, minute_of_day) = visit.check_in.local_day_and_minute();
         let minutes = visit.duration().0;
         let horizon = self.config.horizon_days as usize;
         let provider =
             self.providers.entry(visit.provider).or_insert_with(|| ProviderState::new(visit.municipality, horizon));
         provider.municipality = visit.municipality;
         provider.last_event = provider.last_event.max(visit.check_in);
+        provider.first_day = provider.first_day.min(day);
         if let Some(bucket) = provider.days.bucket_mut(day) {
             bucket.visits += 1;
             bucket.minutes = bucket.minutes.saturating_add(minutes);
@@ -229,7 +232,6 @@ impl Engine {
         }
         staff.last_day = staff.last_day.max(day);
 
-        let minute_of_day = visit.check_in.local_minute_of_day();
         let mut ctx = VisitContext { visit, day, minute_of_day, provider, staff, now: self.now };
         for rule in &self.rules {
             rule.on_visit(&mut ctx, &mut self.findings);
@@ -237,6 +239,8 @@ impl Engine {
         staff.remember(RecentVisit {
             event_id: visit.event_id.clone(),
             provider: visit.provider,
+            municipality: visit.municipality,
+            method: visit.method,
             client: visit.client,
             household: visit.household,
             check_in: visit.check_in,
@@ -258,10 +262,8 @@ impl Engine {
         }
         self.now = self.now.max(invoice.issued_at);
         let horizon = self.config.horizon_days as usize;
-        let provider = self
-            .providers
-            .entry(invoice.provider)
-            .or_insert_with(|| ProviderState::new(invoice.municipality, horizon));
+        let provider =
+            self.providers.entry(invoice.provider).or_insert_with(|| ProviderState::new(invoice.municipality, horizon));
         if provider.invoices_seen.contains_key(&invoice.invoice_id) {
             self.stats.duplicate_invoices += 1;
             return Disposition::Duplicate;
@@ -298,12 +300,16 @@ impl Engine {
     /// Closes every local day that ended before the time-report watermark.
     fn close_days(&mut self, alerts: &mut Vec<Alert>) {
         let Some(watermark) = self.visits_watermark.current() else { return };
+        if watermark < self.next_close_at {
+            return;
+        }
         // Day d is complete once the watermark reaches the start of d + 1.
         let last_complete = watermark.day().plus(-1);
         let first = match self.closed_through {
             None => {
                 // Nothing before the first event: start closing from here.
                 self.closed_through = Some(last_complete);
+                self.next_close_at = last_complete.plus(2).start();
                 return;
             }
             Some(closed) if closed >= last_complete => return,
@@ -315,6 +321,7 @@ impl Engine {
             self.close_day(Day(d), alerts);
         }
         self.closed_through = Some(last_complete);
+        self.next_close_at = last_complete.plus(2).start();
     }
 
     fn close_day(&mut self, day: Day, alerts: &mut Vec<Alert>) {
@@ -433,7 +440,8 @@ impl Engine {
         let oldest_invoice = day.plus(-(CLIENT_MONTHS as i32) * 31).start();
         for id in ids {
             let Some(p) = self.providers.get_mut(id) else { continue };
-            p.clients.retain(|_, c| c.last_any() > day.0 - horizon || c.months.iter().any(|(m, _)| m.0 >= oldest_month));
+            p.clients
+                .retain(|_, c| c.last_any() > day.0 - horizon || c.months.iter().any(|m| m.month.0 >= oldest_month));
             p.billed.retain(|(_, _, m), _| m.0 >= oldest_month);
             p.invoices_seen.retain(|_, issued| *issued >= oldest_invoice);
             let idle = p.clients.is_empty()

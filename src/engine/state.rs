@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 
 use crate::model::{
     ClientKey, Day, EventId, EventTime, GeoPoint, HouseholdKey, Invoice, Month, MunicipalityCode, ProviderId,
-    ServiceType, StaffKey,
+    RegistrationMethod, ServiceType, StaffKey,
 };
 use crate::window::DayRing;
 
@@ -38,6 +38,22 @@ pub struct ProviderDay {
 /// The months of performed minutes kept per client.
 pub const CLIENT_MONTHS: usize = 4;
 
+/// One client's month with one provider.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MonthActivity {
+    /// Which month.
+    pub month: Month,
+    /// Performed minutes per service type.
+    pub minutes: [u32; SERVICES],
+    /// Visits per service type.
+    pub visits: [u16; SERVICES],
+}
+
+impl MonthActivity {
+    const EMPTY: MonthActivity =
+        MonthActivity { month: Month(i32::MIN), minutes: [0; SERVICES], visits: [0; SERVICES] };
+}
+
 /// What one client received from one provider.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClientActivity {
@@ -45,14 +61,18 @@ pub struct ClientActivity {
     pub first_day: i32,
     /// Last day with a visit, per service type (`i32::MIN` = never).
     pub last_day: [i32; SERVICES],
-    /// Performed minutes per service type for the last few months, indexed
-    /// by `month % CLIENT_MONTHS` and tagged with the month.
-    pub months: [(Month, [u32; SERVICES]); CLIENT_MONTHS],
+    /// Performed minutes and visits per service type for the last few
+    /// months, indexed by `month % CLIENT_MONTHS` and tagged with the month.
+    pub months: [MonthActivity; CLIENT_MONTHS],
 }
 
 impl Default for ClientActivity {
     fn default() -> Self {
-        ClientActivity { first_day: i32::MAX, last_day: [i32::MIN; SERVICES], months: [(Month(i32::MIN), [0; SERVICES]); CLIENT_MONTHS] }
+        ClientActivity {
+            first_day: i32::MAX,
+            last_day: [i32::MIN; SERVICES],
+            months: [MonthActivity::EMPTY; CLIENT_MONTHS],
+        }
     }
 }
 
@@ -64,23 +84,29 @@ impl ClientActivity {
         self.last_day[s] = self.last_day[s].max(day.0);
         let month = day.month();
         let slot = &mut self.months[month.0.rem_euclid(CLIENT_MONTHS as i32) as usize];
-        if slot.0 < month {
-            *slot = (month, [0; SERVICES]);
+        if slot.month < month {
+            *slot = MonthActivity { month, ..MonthActivity::EMPTY };
         }
-        if slot.0 == month {
-            slot.1[s] = slot.1[s].saturating_add(minutes);
+        if slot.month == month {
+            slot.minutes[s] = slot.minutes[s].saturating_add(minutes);
+            slot.visits[s] = slot.visits[s].saturating_add(1);
         }
     }
 
-    /// Performed minutes of `service` in `month` (0 if not kept).
-    pub fn performed(&self, month: Month, service: ServiceType) -> u32 {
+    /// The kept activity of `month`, if any.
+    pub fn month(&self, month: Month) -> Option<&MonthActivity> {
         let slot = &self.months[month.0.rem_euclid(CLIENT_MONTHS as i32) as usize];
-        if slot.0 == month { slot.1[service.index()] } else { 0 }
+        (slot.month == month).then_some(slot)
+    }
+
+    /// Performed (minutes, visits) of `service` in `month` (zero if not kept).
+    pub fn performed(&self, month: Month, service: ServiceType) -> (u32, u32) {
+        self.month(month).map_or((0, 0), |m| (m.minutes[service.index()], u32::from(m.visits[service.index()])))
     }
 
     /// Performed minutes of all services in `month`.
     pub fn performed_all(&self, month: Month) -> u32 {
-        ServiceType::ALL.iter().map(|s| self.performed(month, *s)).sum()
+        self.month(month).map_or(0, |m| m.minutes.iter().sum())
     }
 
     /// The last day with any visit.
@@ -158,6 +184,9 @@ pub struct ProviderState {
     pub volume: VolumeHistory,
     /// Last event time seen for this provider.
     pub last_event: EventTime,
+    /// First local day with a visit: windows longer than the provider's
+    /// history are not full, and are not compared.
+    pub first_day: Day,
 }
 
 impl ProviderState {
@@ -176,14 +205,21 @@ impl ProviderState {
             recent_visits: RecentIds::default(),
             volume: VolumeHistory::default(),
             last_event: EventTime(i64::MIN),
+            first_day: Day(i32::MAX),
         }
     }
 
-    /// Performed minutes of `client` and `service` over the months touched
-    /// by `[start, end)`.
-    pub fn performed_minutes(&self, client: ClientKey, service: ServiceType, start: EventTime, end: EventTime) -> u32 {
-        let Some(activity) = self.clients.get(&client) else { return 0 };
-        months_of(start, end).map(|m| activity.performed(m, service)).sum()
+    /// Whether the provider has history over the whole `days`-day window
+    /// ending at `day`.
+    pub fn has_full_window(&self, day: Day, days: u32) -> bool {
+        self.first_day.0 <= day.0 - days as i32 + 1
+    }
+
+    /// Performed (minutes, visits) of `client` and `service` over the
+    /// months touched by `[start, end)`.
+    pub fn performed(&self, client: ClientKey, service: ServiceType, start: EventTime, end: EventTime) -> (u32, u32) {
+        let Some(activity) = self.clients.get(&client) else { return (0, 0) };
+        months_of(start, end).map(|m| activity.performed(m, service)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
     }
 
     /// Performed minutes of `client`, all services, over the months touched
@@ -208,6 +244,10 @@ pub struct RecentVisit {
     pub event_id: EventId,
     /// Billed by.
     pub provider: ProviderId,
+    /// Paid by.
+    pub municipality: MunicipalityCode,
+    /// How it was registered.
+    pub method: RegistrationMethod,
     /// At whose home.
     pub client: ClientKey,
     /// Shared home, if any.
@@ -237,7 +277,11 @@ impl StaffState {
 
     /// A staff member with no history and a horizon of `horizon_days`.
     pub fn new(horizon_days: usize) -> Self {
-        StaffState { recent: VecDeque::with_capacity(Self::RECENT), days: DayRing::new(horizon_days), last_day: Day(i32::MIN) }
+        StaffState {
+            recent: VecDeque::with_capacity(Self::RECENT),
+            days: DayRing::new(horizon_days),
+            last_day: Day(i32::MIN),
+        }
     }
 
     /// Remembers a visit, forgetting the oldest beyond [`Self::RECENT`].

@@ -64,6 +64,17 @@ pub enum RegistrationMethod {
 }
 
 impl RegistrationMethod {
+    /// How much a registration proves presence: 2 for a door event (NFC or
+    /// lock), 1 for the staff member's app or a device registration edited
+    /// afterwards, 0 for one entered by hand.
+    pub fn strength(self) -> u8 {
+        match self {
+            RegistrationMethod::Nfc => 2,
+            RegistrationMethod::MobileApp | RegistrationMethod::Edited => 1,
+            RegistrationMethod::Manual => 0,
+        }
+    }
+
     /// Manual and edited registrations: the classic manipulation channel.
     pub fn is_manual_or_edited(self) -> bool {
         matches!(self, RegistrationMethod::Manual | RegistrationMethod::Edited)
@@ -80,6 +91,19 @@ pub struct GeoPoint {
 }
 
 impl GeoPoint {
+    /// An upper bound of the distance in metres, without trigonometry:
+    /// the flat-earth distance with the east-west degrees counted at the
+    /// equator's length. Lets callers skip [`GeoPoint::distance_m`] when
+    /// even the bound is short.
+    pub fn distance_upper_bound_m(self, other: GeoPoint) -> f64 {
+        const M_PER_DEG: f64 = 111_195.0; // 2πR / 360, R = 6,371 km
+        let dlat = (other.lat - self.lat).abs();
+        let dlon = (other.lon - self.lon).abs().min(360.0 - (other.lon - self.lon).abs());
+        // 1.01: the flat approximation's error over the short distances
+        // this is used for stays well under one percent.
+        1.01 * M_PER_DEG * (dlat * dlat + dlon * dlon).sqrt()
+    }
+
     /// Great-circle distance in metres (haversine).
     pub fn distance_m(self, other: GeoPoint) -> f64 {
         const R: f64 = 6_371_000.0;
@@ -199,6 +223,31 @@ impl DomainEvent {
         match self {
             DomainEvent::Visit(v) => v.check_in,
             DomainEvent::Invoice(i) => i.issued_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn haversine_of_a_known_distance() {
+        // Umeå to Stockholm centre: about 510 km.
+        let umea = GeoPoint { lat: 63.8258, lon: 20.2630 };
+        let stockholm = GeoPoint { lat: 59.3293, lon: 18.0686 };
+        assert!((umea.distance_m(stockholm) / 1000.0 - 510.0).abs() < 5.0);
+    }
+
+    proptest! {
+        /// The cheap bound is never below the true distance for points up
+        /// to ~50 km apart anywhere in Sweden.
+        #[test]
+        fn the_upper_bound_bounds(lat in 55.0f64..69.5, lon in 10.0f64..24.5, dlat in -0.45f64..0.45, dlon in -0.9f64..0.9) {
+            let a = GeoPoint { lat, lon };
+            let b = GeoPoint { lat: lat + dlat, lon: lon + dlon };
+            prop_assert!(a.distance_upper_bound_m(b) >= a.distance_m(b));
         }
     }
 }

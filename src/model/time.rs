@@ -56,6 +56,13 @@ impl EventTime {
         self.0 + self.stockholm_offset_secs()
     }
 
+    /// The Swedish local day and the minutes since local midnight, with one
+    /// time-zone lookup.
+    pub fn local_day_and_minute(self) -> (Day, u32) {
+        let local = self.local_secs();
+        (Day(local.div_euclid(DAY_SECS) as i32), (local.rem_euclid(DAY_SECS) / 60) as u32)
+    }
+
     /// The Swedish local day of this instant.
     pub fn day(self) -> Day {
         Day(self.local_secs().div_euclid(DAY_SECS) as i32)
@@ -242,6 +249,12 @@ mod tests {
             let expected = i64::from(tz.offset_from_utc_datetime(&utc.naive_utc()).fix().local_minus_utc());
             prop_assert_eq!(EventTime(secs).stockholm_offset_secs(), expected);
             prop_assert_eq!(EventTime(secs).stockholm_offset_computed(), expected);
+        }
+
+        #[test]
+        fn local_day_and_minute_agree_with_their_parts(secs in 946_684_800i64..4_102_444_800i64) {
+            let t = EventTime(secs);
+            prop_assert_eq!(t.local_day_and_minute(), (t.day(), t.local_minute_of_day()));
         }
 
         #[test]

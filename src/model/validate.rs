@@ -211,14 +211,16 @@ impl Validator {
                 let problem = if l.client_ref.is_empty() { Problem::Missing } else { Problem::MalformedReference };
                 return Err(ValidationError::new(field("client_ref"), problem));
             }
-            let service = service_type("", l.service_type)
-                .map_err(|e| ValidationError::new(field("service_type"), e.problem))?;
+            let service =
+                service_type("", l.service_type).map_err(|e| ValidationError::new(field("service_type"), e.problem))?;
             let minutes = non_negative(l.minutes).map_err(|p| ValidationError::new(field("minutes"), p))?;
-            let minutes = u32::try_from(minutes).map_err(|_| ValidationError::new(field("minutes"), Problem::Overflow))?;
+            let minutes =
+                u32::try_from(minutes).map_err(|_| ValidationError::new(field("minutes"), Problem::Overflow))?;
             let tariff = non_negative(l.tariff_ore_per_hour)
                 .map_err(|p| ValidationError::new(field("tariff_ore_per_hour"), p))?;
             let amount = non_negative(l.amount_ore).map_err(|p| ValidationError::new(field("amount_ore"), p))?;
-            sum = sum.checked_add(amount).ok_or_else(|| ValidationError::new(field("amount_ore"), Problem::Overflow))?;
+            sum =
+                sum.checked_add(amount).ok_or_else(|| ValidationError::new(field("amount_ore"), Problem::Overflow))?;
             lines.push(InvoiceLine {
                 client: self.pseudonymizer.client(&l.client_ref),
                 service,
@@ -231,7 +233,16 @@ impl Validator {
         if total != sum {
             return Err(ValidationError::new("total_ore", Problem::TotalMismatch));
         }
-        Ok(Invoice { invoice_id, provider, municipality, period_start, period_end, issued_at, lines, total: Ore(total) })
+        Ok(Invoice {
+            invoice_id,
+            provider,
+            municipality,
+            period_start,
+            period_end,
+            issued_at,
+            lines,
+            total: Ore(total),
+        })
     }
 }
 
@@ -299,6 +310,9 @@ fn non_negative(value: i64) -> std::result::Result<u64, Problem> {
 mod tests {
     use super::*;
 
+    /// A mutation of a valid message, the field it breaks and the reason.
+    type Case<M> = (fn(&mut M), &'static str, &'static str);
+
     fn ts(seconds: i64) -> Option<pbjson_types::Timestamp> {
         Some(pbjson_types::Timestamp { seconds, nanos: 0 })
     }
@@ -360,7 +374,7 @@ mod tests {
 
     #[test]
     fn report_rejections_name_field_and_reason() {
-        let cases: Vec<(fn(&mut wire::TimeReport), &str, &str)> = vec![
+        let cases: Vec<Case<wire::TimeReport>> = vec![
             (|t| t.event_id.clear(), "event_id", "missing_field"),
             (|t| t.client_ref.clear(), "client_ref", "missing_field"),
             (|t| t.staff_ref = "x".repeat(200), "staff_ref", "malformed_reference"),
@@ -396,7 +410,7 @@ mod tests {
 
     #[test]
     fn invoice_rejections_name_field_and_reason() {
-        let cases: Vec<(fn(&mut wire::Invoice), &str, &str)> = vec![
+        let cases: Vec<Case<wire::Invoice>> = vec![
             (|i| i.lines[0].amount_ore = -1, "lines[0].amount_ore", "negative_value"),
             (|i| i.lines[0].minutes = -60, "lines[0].minutes", "negative_value"),
             (|i| i.lines[0].service_type = 0, "lines[0].service_type", "unknown_enum_value"),

@@ -1,4 +1,7 @@
 //! The identity of every rule: ids, versions, patterns, quiet periods.
+//! Rules evaluated daily over a 30-day window keep an episode open for the
+//! window's length, so a provider hovering at the threshold does not open
+//! and resolve episodes week after week.
 //! These are part of the alert contract; change an id never, a version
 //! when a rule's meaning changes.
 
@@ -13,21 +16,11 @@ pub static INVOICED_ABOVE_PERFORMED: RuleInfo = RuleInfo {
     quiet_days: 45,
 };
 /// Pattern 2.
-pub static STAFF_DOUBLE_BOOKING: RuleInfo = RuleInfo {
-    id: "staff-double-booking",
-    version: 1,
-    pattern: 2,
-    name: "Staff double-booking",
-    quiet_days: 14,
-};
+pub static STAFF_DOUBLE_BOOKING: RuleInfo =
+    RuleInfo { id: "staff-double-booking", version: 1, pattern: 2, name: "Staff double-booking", quiet_days: 14 };
 /// Pattern 3.
-pub static STAFF_IMPOSSIBLE_DAY: RuleInfo = RuleInfo {
-    id: "staff-impossible-day",
-    version: 1,
-    pattern: 3,
-    name: "Impossible day / no rest",
-    quiet_days: 14,
-};
+pub static STAFF_IMPOSSIBLE_DAY: RuleInfo =
+    RuleInfo { id: "staff-impossible-day", version: 1, pattern: 3, name: "Impossible day / no rest", quiet_days: 14 };
 /// Pattern 4 (travel).
 pub static IMPOSSIBLE_TRAVEL: RuleInfo = RuleInfo {
     id: "impossible-travel",
@@ -50,47 +43,27 @@ pub static MANUAL_REGISTRATION_SHARE: RuleInfo = RuleInfo {
     version: 1,
     pattern: 5,
     name: "Manual or edited registrations above peers",
-    quiet_days: 7,
+    quiet_days: 30,
 };
 /// Pattern 6.
-pub static ROUNDED_VISITS: RuleInfo = RuleInfo {
-    id: "rounded-visits",
-    version: 1,
-    pattern: 6,
-    name: "Ghost or rounded visits",
-    quiet_days: 7,
-};
+pub static ROUNDED_VISITS: RuleInfo =
+    RuleInfo { id: "rounded-visits", version: 1, pattern: 6, name: "Ghost or rounded visits", quiet_days: 30 };
 /// Pattern 7.
-pub static PHANTOM_CLIENTS: RuleInfo = RuleInfo {
-    id: "phantom-clients",
-    version: 1,
-    pattern: 7,
-    name: "Invoiced clients without visits",
-    quiet_days: 45,
-};
+pub static PHANTOM_CLIENTS: RuleInfo =
+    RuleInfo { id: "phantom-clients", version: 1, pattern: 7, name: "Invoiced clients without visits", quiet_days: 45 };
 /// Pattern 8.
-pub static DUPLICATE_BILLING: RuleInfo = RuleInfo {
-    id: "duplicate-billing",
-    version: 1,
-    pattern: 8,
-    name: "Duplicate billing",
-    quiet_days: 45,
-};
+pub static DUPLICATE_BILLING: RuleInfo =
+    RuleInfo { id: "duplicate-billing", version: 1, pattern: 8, name: "Duplicate billing", quiet_days: 45 };
 /// Pattern 9.
-pub static VOLUME_EXPLOSION: RuleInfo = RuleInfo {
-    id: "volume-explosion",
-    version: 1,
-    pattern: 9,
-    name: "Volume explosion",
-    quiet_days: 21,
-};
+pub static VOLUME_EXPLOSION: RuleInfo =
+    RuleInfo { id: "volume-explosion", version: 1, pattern: 9, name: "Volume explosion", quiet_days: 28 };
 /// Pattern 10.
 pub static HOURS_PER_CLIENT_ABOVE_PEERS: RuleInfo = RuleInfo {
     id: "hours-per-client-above-peers",
     version: 1,
     pattern: 10,
     name: "Hours per client far above peers",
-    quiet_days: 7,
+    quiet_days: 30,
 };
 /// Pattern 12.
 pub static NIGHT_VISITS_PRIVATE_PROVIDER: RuleInfo = RuleInfo {

@@ -41,6 +41,9 @@ impl Rule for CheckInAwayFromHome {
     fn on_visit(&self, ctx: &mut VisitContext<'_>, out: &mut Vec<Finding>) {
         let v = ctx.visit;
         let (Some(home), Some(at)) = (v.client_home, v.check_in_location) else { return };
+        if home.distance_upper_bound_m(at) <= self.0.max_distance_m {
+            return;
+        }
         let metres = home.distance_m(at);
         if metres <= self.0.max_distance_m {
             return;

@@ -8,6 +8,7 @@
 //! visits immediately before or after it in time (not in arrival order),
 //! the great-circle distance between the two clients' homes divided by the
 //! gap between check-out and the next check-in (at least one minute).
+//! Across providers, who is accused follows [`super::attribution`].
 //! Needs client home positions; visits without them are skipped.
 //!
 //! **Parameters** ([`Params`]): `max_speed_kmh` (80: a car in town, with
@@ -63,8 +64,13 @@ impl Rule for ImpossibleTravel {
             .into_iter()
             .flatten()
             .filter_map(|(r, from, to): (&RecentVisit, _, _)| {
-                let km = home.distance_m(r.home?) / 1000.0;
+                let other_home = r.home?;
                 let hours = ((to.0 - from.0).max(60)) as f64 / 3600.0;
+                let bound_km = home.distance_upper_bound_m(other_home) / 1000.0;
+                if bound_km < self.0.min_distance_km || bound_km / hours <= self.0.max_speed_kmh {
+                    return None; // even the upper bound is harmless: skip the trigonometry
+                }
+                let km = home.distance_m(other_home) / 1000.0;
                 (km >= self.0.min_distance_km).then_some((km / hours, km, to.0 - from.0, r))
             })
             .max_by(|a, b| a.0.total_cmp(&b.0));
@@ -73,27 +79,29 @@ impl Rule for ImpossibleTravel {
             return;
         }
         let severity = if speed >= 3.0 * self.0.max_speed_kmh { Severity::High } else { Severity::Medium };
-        out.push(Finding {
-            rule: &INFO,
-            provider: v.provider,
-            municipality: v.municipality,
-            severity,
-            score: speed / self.0.max_speed_kmh,
-            window: (v.check_in.min(other.check_in), v.check_out.max(other.check_out)),
-            observed: Measure::new(speed, "km/h"),
-            expected: Measure::new(self.0.max_speed_kmh, "km/h"),
-            explanation: format!(
-                "One staff member's consecutive visits (time reports {} and {}) are {:.1} km apart with {:.0} \
+        for (provider, municipality) in super::attribution::accused(v, other, ctx.staff) {
+            out.push(Finding {
+                rule: &INFO,
+                provider,
+                municipality,
+                severity,
+                score: speed / self.0.max_speed_kmh,
+                window: (v.check_in.min(other.check_in), v.check_out.max(other.check_out)),
+                observed: Measure::new(speed, "km/h"),
+                expected: Measure::new(self.0.max_speed_kmh, "km/h"),
+                explanation: format!(
+                    "One staff member's consecutive visits (time reports {} and {}) are {:.1} km apart with {:.0} \
                  minutes between them: {:.0} km/h would be needed, above the {:.0} km/h any travel in town allows.",
-                other.event_id,
-                v.event_id,
-                km,
-                gap_secs as f64 / 60.0,
-                speed,
-                self.0.max_speed_kmh
-            ),
-            evidence: vec![other.event_id.clone(), v.event_id.clone()],
-        });
+                    other.event_id,
+                    v.event_id,
+                    km,
+                    gap_secs as f64 / 60.0,
+                    speed,
+                    self.0.max_speed_kmh
+                ),
+                evidence: vec![other.event_id.clone(), v.event_id.clone()],
+            });
+        }
     }
 }
 

@@ -6,14 +6,16 @@
 //! **Statistic**: per invoice line, billed minutes against the minutes of
 //! time reports for the same client and service type in the invoice period
 //! (a line is over when `billed > performed × (1 + tolerance_ratio) +
-//! tolerance_minutes`). Evaluated once per invoice, after the time-report
+//! rounding_minutes_per_visit × visits + tolerance_minutes`: billing may
+//! round each visit up, e.g. to whole five minutes). Evaluated once per invoice, after the time-report
 //! watermark passed the period end, so late-but-allowed reports count.
 //! Lines for clients with no visits at all are left to `phantom-clients`.
 //! The finding carries the excess hours and its value in kronor.
 //!
-//! **Parameters** ([`Params`]): `tolerance_ratio` (0.05), `tolerance_minutes`
-//! (30: rounding of visits to quarter hours), `min_excess_hours` (4: per
-//! invoice, below it a finding is not worth a case).
+//! **Parameters** ([`Params`]): `tolerance_ratio` (0.02),
+//! `rounding_minutes_per_visit` (4: the most that rounding each visit up to
+//! five minutes adds), `tolerance_minutes` (30 per line), `min_excess_hours`
+//! (4: per invoice, below it a finding is not worth a case).
 
 use super::catalogue::INVOICED_ABOVE_PERFORMED as INFO;
 use super::{InvoiceContext, Rule, RuleInfo, severity_by};
@@ -25,6 +27,8 @@ use crate::alerting::{Finding, Measure, Severity};
 pub struct Params {
     /// Relative tolerance per line.
     pub tolerance_ratio: f64,
+    /// Tolerance per performed visit, minutes (rounding of each visit).
+    pub rounding_minutes_per_visit: u32,
     /// Absolute tolerance per line, minutes.
     pub tolerance_minutes: u32,
     /// Smallest total excess per invoice that makes a finding, hours.
@@ -33,7 +37,7 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params { tolerance_ratio: 0.05, tolerance_minutes: 30, min_excess_hours: 4.0 }
+        Params { tolerance_ratio: 0.02, rounding_minutes_per_visit: 4, tolerance_minutes: 30, min_excess_hours: 4.0 }
     }
 }
 
@@ -48,13 +52,17 @@ impl Rule for InvoicedAbovePerformed {
     fn on_invoice(&self, ctx: &mut InvoiceContext<'_>, out: &mut Vec<Finding>) {
         let p = &self.0;
         let inv = ctx.invoice;
-        let (mut lines_over, mut billed, mut performed_total, mut excess, mut excess_ore) = (0u32, 0u64, 0u64, 0u64, 0f64);
+        let (mut lines_over, mut billed, mut performed_total, mut excess, mut excess_ore) =
+            (0u32, 0u64, 0u64, 0u64, 0f64);
         for line in &inv.lines {
             if ctx.provider.performed_minutes_all(line.client, inv.period_start, inv.period_end) == 0 {
                 continue; // no visits at all: phantom-clients' case
             }
-            let performed = ctx.provider.performed_minutes(line.client, line.service, inv.period_start, inv.period_end);
-            let limit = f64::from(performed) * (1.0 + p.tolerance_ratio) + f64::from(p.tolerance_minutes);
+            let (performed, visits) =
+                ctx.provider.performed(line.client, line.service, inv.period_start, inv.period_end);
+            let limit = f64::from(performed) * (1.0 + p.tolerance_ratio)
+                + f64::from(p.rounding_minutes_per_visit * visits)
+                + f64::from(p.tolerance_minutes);
             if f64::from(line.minutes.0) > limit {
                 lines_over += 1;
                 billed += u64::from(line.minutes.0);
@@ -123,6 +131,7 @@ mod tests {
 
     #[test]
     fn billing_within_rounding_tolerance_does_not_fire() {
-        assert!(run(630).is_empty()); // 10.5 h against 10 h: within 5 % + 30 min
+        // 20 visits of 30 minutes each rounded up to 34: 680 minutes against 600.
+        assert!(run(680).is_empty());
     }
 }

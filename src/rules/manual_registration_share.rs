@@ -121,8 +121,14 @@ mod tests {
                 for i in 0..10u32 {
                     let manual = if provider == 0 { i < manual_per_10 } else { i < (provider % 2) as u32 };
                     let method = if manual { RegistrationMethod::Manual } else { RegistrationMethod::Nfc };
-                    s.visit().provider(provider).staff(provider * 10 + u64::from(i)).client(u64::from(i))
-                        .day(2026, 3, day).at(8 + i, 0).method(method).send();
+                    s.visit()
+                        .provider(provider)
+                        .staff(provider * 10 + u64::from(i))
+                        .client(u64::from(i))
+                        .day(2026, 3, day)
+                        .at(8 + i, 0)
+                        .method(method)
+                        .send();
                 }
             }
         }

@@ -28,6 +28,7 @@
 //! | `hours-per-client-above-peers` | 10 | peers (median/MAD) per service type, daily |
 //! | `night-visits-private-provider` | 12 | hard with a count threshold, per visit |
 
+pub mod attribution;
 pub mod catalogue;
 pub mod check_in_away_from_home;
 pub mod duplicate_billing;
@@ -211,7 +212,7 @@ impl RulesConfig {
             Box::new(duplicate_billing::DuplicateBilling(self.duplicate_billing.clone())),
             Box::new(volume_explosion::VolumeExplosion(self.volume_explosion.clone())),
             Box::new(hours_per_client::HoursPerClientAbovePeers(self.hours_per_client_above_peers.clone())),
-            Box::new(night_visits::NightVisitsPrivateProvider(self.night_visits_private_provider.clone())),
+            Box::new(night_visits::NightVisitsPrivateProvider::new(self.night_visits_private_provider.clone())),
         ];
         all.into_iter().filter(|r| !self.disabled.iter().any(|d| d == r.info().id)).collect()
     }

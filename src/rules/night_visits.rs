@@ -78,22 +78,38 @@ impl Params {
     }
 }
 
-/// The rule.
-pub struct NightVisitsPrivateProvider(pub Params);
+/// The rule, with its parameters parsed once.
+pub struct NightVisitsPrivateProvider {
+    params: Params,
+    /// First minute of the day (local) that is not night.
+    open: u32,
+    /// First minute of the evening that is night again.
+    close: u32,
+    /// (number of digits, value) of each municipal prefix.
+    prefixes: Vec<(u32, u64)>,
+}
 
 impl NightVisitsPrivateProvider {
+    /// The rule with `params` (validated with [`Params::validate`]).
+    pub fn new(params: Params) -> Self {
+        let start = minute_of_day(&params.free_choice_start).unwrap_or(360);
+        let end = minute_of_day(&params.free_choice_end).unwrap_or(1320);
+        let prefixes =
+            params.municipal_prefixes.iter().filter_map(|p| Some((p.len() as u32, p.parse::<u64>().ok()?))).collect();
+        NightVisitsPrivateProvider {
+            open: start.saturating_sub(params.grace_minutes),
+            close: (end + params.grace_minutes).min(1440),
+            prefixes,
+            params,
+        }
+    }
+
     fn is_municipal(&self, provider: crate::model::ProviderId) -> bool {
-        self.0.municipal_prefixes.iter().any(|p| {
-            p.parse::<u64>().is_ok_and(|value| provider.leading_digits(p.len() as u32) == value)
-        })
+        self.prefixes.iter().any(|(digits, value)| provider.leading_digits(*digits) == *value)
     }
 
     fn is_night(&self, minute: u32) -> bool {
-        let start = minute_of_day(&self.0.free_choice_start).unwrap_or(360);
-        let end = minute_of_day(&self.0.free_choice_end).unwrap_or(1320);
-        let open = start.saturating_sub(self.0.grace_minutes);
-        let close = (end + self.0.grace_minutes).min(1440);
-        minute < open || minute >= close
+        minute < self.open || minute >= self.close
     }
 }
 
@@ -105,7 +121,7 @@ impl Rule for NightVisitsPrivateProvider {
     fn on_visit(&self, ctx: &mut VisitContext<'_>, out: &mut Vec<Finding>) {
         let v = ctx.visit;
         if !self.is_night(ctx.minute_of_day)
-            || self.0.exempt_services.contains(&v.service)
+            || self.params.exempt_services.contains(&v.service)
             || self.is_municipal(v.provider)
         {
             return;
@@ -114,8 +130,8 @@ impl Rule for NightVisitsPrivateProvider {
         bucket.night += 1;
         ctx.provider.recent_night.push(&v.event_id);
         let day = ctx.day;
-        let count = ctx.provider.days.sum(day, self.0.window_days, |b| u64::from(b.night));
-        if count < u64::from(self.0.min_visits) {
+        let count = ctx.provider.days.sum(day, self.params.window_days, |b| u64::from(b.night));
+        if count < u64::from(self.params.min_visits) {
             return;
         }
         out.push(Finding {
@@ -124,16 +140,16 @@ impl Rule for NightVisitsPrivateProvider {
             municipality: v.municipality,
             severity: severity_by(count as f64, 0.0, 10.0, 30.0).max(crate::alerting::Severity::Medium),
             score: count as f64,
-            window: (day.plus(1 - self.0.window_days as i32).start(), day.plus(1).start()),
+            window: (day.plus(1 - self.params.window_days as i32).start(), day.plus(1).start()),
             observed: Measure::new(count as f64, "visits"),
-            expected: Measure::new(f64::from(self.0.min_visits - 1), "visits"),
+            expected: Measure::new(f64::from(self.params.min_visits - 1), "visits"),
             explanation: format!(
                 "This private provider registered {count} visits in {} days that started outside free-choice hours \
                  ({}–{}, ±{} min), the latest being time report {} ({}). Night care is the municipal night patrol's.",
-                self.0.window_days,
-                self.0.free_choice_start,
-                self.0.free_choice_end,
-                self.0.grace_minutes,
+                self.params.window_days,
+                self.params.free_choice_start,
+                self.params.free_choice_end,
+                self.params.grace_minutes,
                 v.event_id,
                 v.service.name()
             ),

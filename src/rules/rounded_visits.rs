@@ -2,24 +2,25 @@
 //!
 //! **Fraud it catches**: visits that were never made but entered to match
 //! the schedule: their duration equals the planned time exactly, or lands
-//! on whole hours. Real visits registered at the door vary by minutes.
+//! on whole hours, and no door event (NFC tag or lock) backs them. Real
+//! visits registered at the door vary by minutes.
 //!
-//! **Statistic**: the provider's share of "rounded" visits (duration equal
-//! to the planned minutes, or a positive whole number of hours) among its
-//! visits in the last `window_days`, compared with the providers of the
-//! same municipality by modified z-score (MAD floored at `mad_floor`),
-//! evaluated at every day close.
+//! **Statistic**: the provider's share of ghost-like visits (duration equal
+//! to the planned minutes, or a positive whole number of hours, and not
+//! registered by a door event) among its visits in the last `window_days`,
+//! compared with the providers of the same municipality by modified
+//! z-score (MAD floored at `mad_floor`), evaluated at every day close.
 //!
 //! **Parameters** ([`Params`]): `window_days` (30), `min_visits` (100),
-//! `min_peers` (5), `z_threshold` (3.5), `min_share` (0.3), `mad_floor`
-//! (0.02). Severity: medium, high from z = 7, critical from z = 14.
+//! `min_peers` (5), `z_threshold` (3.5), `min_share` (0.02), `mad_floor`
+//! (0.003: honest providers have well under 1 % such visits). Severity: medium, high from z = 7, critical from z = 14.
 
 use super::catalogue::ROUNDED_VISITS as INFO;
 use super::share::ShareTest;
 use super::{DayContext, Rule, RuleInfo, VisitContext, severity_by};
 use crate::alerting::{Finding, Measure};
 use crate::baseline::{PeerMetric, PeerTable};
-use crate::model::Visit;
+use crate::model::{RegistrationMethod, Visit};
 
 /// Parameters of `rounded-visits`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -41,14 +42,15 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params { window_days: 30, min_visits: 100, min_peers: 5, z_threshold: 3.5, min_share: 0.3, mad_floor: 0.02 }
+        Params { window_days: 30, min_visits: 100, min_peers: 5, z_threshold: 3.5, min_share: 0.02, mad_floor: 0.003 }
     }
 }
 
-/// Whether a visit's duration is exactly the planned time or whole hours.
+/// Whether a visit looks entered rather than registered: its duration is
+/// exactly the planned time or whole hours, and no door event backs it.
 pub fn is_rounded(v: &Visit) -> bool {
     let d = v.duration();
-    v.planned == Some(d) || (d.0 > 0 && d.0 % 60 == 0)
+    v.method != RegistrationMethod::Nfc && (v.planned == Some(d) || (d.0 > 0 && d.0.is_multiple_of(60)))
 }
 
 /// The rule.
@@ -100,9 +102,9 @@ impl Rule for RoundedVisits {
             expected: Measure::new(o.peers.median, "share"),
             explanation: format!(
                 "{:.0} % of this provider's {} visits in the last {} days ({} visits) lasted exactly the planned \
-                 time or a whole number of hours, against a median of {:.0} % among its {} peers (modified \
-                 z-score {:.1}). Visits registered at the door vary by minutes; identical durations suggest \
-                 visits entered from the schedule.",
+                 time or a whole number of hours without a door event, against a median of {:.0} % among its {} \
+                 peers (modified z-score {:.1}). Visits registered at the door vary by minutes; identical \
+                 durations entered by hand suggest visits copied from the schedule.",
                 o.share * 100.0,
                 o.visits,
                 self.0.window_days,
@@ -118,11 +120,12 @@ impl Rule for RoundedVisits {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::RegistrationMethod::{Manual, MobileApp, Nfc};
     use crate::rules::testkit::Scenario;
 
     /// Eight providers, 10 planned 30-minute visits a day for 30 days;
-    /// provider 0 makes `exact_per_10` of every 10 last exactly 30 minutes,
-    /// the others vary by a few minutes (one in ten exact).
+    /// provider 0 enters `exact_per_10` of every 10 by hand lasting exactly
+    /// 30 minutes; the others register at the door, one in ten exact.
     fn run(exact_per_10: u32) -> Vec<crate::alerting::Alert> {
         let mut s = Scenario::only("rounded-visits");
         for day in 1..=30 {
@@ -130,8 +133,23 @@ mod tests {
                 for i in 0..10u32 {
                     let exact = if provider == 0 { i < exact_per_10 } else { i < 1 };
                     let minutes = if exact { 30 } else { 25 + (i % 4) as i64 + (provider % 2) as i64 * 6 };
-                    s.visit().provider(provider).staff(provider * 10 + u64::from(i)).client(u64::from(i))
-                        .day(2026, 3, day).at(8 + i, 0).planned(30).minutes(minutes).send();
+                    let method = if exact && provider == 0 {
+                        Manual
+                    } else if i == 9 {
+                        MobileApp
+                    } else {
+                        Nfc
+                    };
+                    s.visit()
+                        .provider(provider)
+                        .method(method)
+                        .staff(provider * 10 + u64::from(i))
+                        .client(u64::from(i))
+                        .day(2026, 3, day)
+                        .at(8 + i, 0)
+                        .planned(30)
+                        .minutes(minutes)
+                        .send();
                 }
             }
         }
@@ -140,14 +158,14 @@ mod tests {
     }
 
     #[test]
-    fn most_visits_exactly_as_planned_fires() {
-        let alerts = run(8);
+    fn a_fifth_of_visits_entered_exactly_as_planned_fires() {
+        let alerts = run(2);
         assert!(!alerts.is_empty());
         assert!(alerts.iter().all(|a| a.provider == crate::rules::testkit::provider(0)));
     }
 
     #[test]
-    fn an_ordinary_share_of_exact_durations_does_not_fire() {
-        assert!(run(2).is_empty());
+    fn exact_durations_registered_at_the_door_do_not_fire() {
+        assert!(run(0).is_empty());
     }
 }

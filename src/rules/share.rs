@@ -43,7 +43,12 @@ impl ShareTest {
         PeerGroup { municipality: ctx.provider.municipality, metric: self.metric, service: None }
     }
 
+    /// (visits, visits with the property) in the window; zero visits when
+    /// the provider's history does not cover the whole window yet.
     fn counts(&self, ctx: &DayContext<'_>, count: impl Fn(&ProviderDay) -> u32) -> (u64, u64) {
+        if !ctx.provider.has_full_window(ctx.day, self.window_days) {
+            return (0, 0);
+        }
         ctx.provider.days.fold(ctx.day, self.window_days, (0u64, 0u64), |(v, c), b| {
             (v + u64::from(b.visits), c + u64::from(count(b)))
         })

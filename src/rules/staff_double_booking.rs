@@ -9,6 +9,8 @@
 //! the staff member's recent visits (kept by the engine, in any arrival
 //! order) at a different client. Clients in the same household are exempt
 //! (a couple served in one visit slot), as are visits at the same client.
+//! When the two visits are billed by different providers, who is accused
+//! follows [`super::attribution`].
 //!
 //! **Parameters** ([`Params`]): `min_overlap_minutes` (5: clock skew and
 //! hand-over). Severity: medium, high from `high_overlap_minutes` (30) of
@@ -62,10 +64,29 @@ impl Rule for StaffDoubleBooking {
         } else {
             Severity::Medium
         };
-        out.push(Finding {
+        for (provider, municipality) in super::attribution::accused(v, other, ctx.staff) {
+            out.push(self.finding(v, other, provider, municipality, severity, overlap_minutes, cross_provider));
+        }
+    }
+}
+
+impl StaffDoubleBooking {
+    #[allow(clippy::too_many_arguments)]
+    fn finding(
+        &self,
+        v: &crate::model::Visit,
+        other: &crate::engine::state::RecentVisit,
+        provider: crate::model::ProviderId,
+        municipality: crate::model::MunicipalityCode,
+        severity: Severity,
+        overlap_minutes: f64,
+        cross_provider: bool,
+    ) -> Finding {
+        let counterpart = if provider == v.provider { other.provider } else { v.provider };
+        Finding {
             rule: &INFO,
-            provider: v.provider,
-            municipality: v.municipality,
+            provider,
+            municipality,
             severity,
             score: overlap_minutes,
             window: (v.check_in.min(other.check_in), v.check_out.max(other.check_out)),
@@ -78,10 +99,14 @@ impl Rule for StaffDoubleBooking {
                 overlap_minutes,
                 v.event_id,
                 other.event_id,
-                if cross_provider { format!(" (billed by another provider, {})", other.provider) } else { String::new() }
+                if cross_provider {
+                    format!(" (the other billed by another provider, {counterpart})")
+                } else {
+                    String::new()
+                }
             ),
             evidence: vec![other.event_id.clone(), v.event_id.clone()],
-        });
+        }
     }
 }
 
@@ -97,6 +122,32 @@ mod tests {
         let alerts = s.alerts();
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].observed.value, 30.0);
+    }
+
+    #[test]
+    fn across_providers_the_weaker_registration_is_accused() {
+        use crate::model::RegistrationMethod::{Manual, Nfc};
+        use crate::rules::testkit::provider;
+        let mut s = Scenario::only("staff-double-booking");
+        s.visit().provider(1).staff(7).client(1).method(Manual).day(2026, 3, 2).at(9, 0).minutes(60).send();
+        s.visit().provider(2).staff(7).client(2).method(Nfc).day(2026, 3, 2).at(9, 10).minutes(60).send();
+        let accused: Vec<_> = s.alerts().iter().map(|a| a.provider).collect();
+        assert_eq!(accused, vec![provider(1)]);
+    }
+
+    #[test]
+    fn on_equal_registrations_the_provider_borrowing_the_name_is_accused() {
+        use crate::model::RegistrationMethod::Manual;
+        use crate::rules::testkit::provider;
+        let mut s = Scenario::only("staff-double-booking");
+        // Staff member 7 works for provider 1; provider 2 registers them once, overlapping.
+        for h in [7, 8] {
+            s.visit().provider(1).staff(7).client(h).method(Manual).day(2026, 3, 2).at(h as u32, 0).send();
+        }
+        s.visit().provider(1).staff(7).client(1).method(Manual).day(2026, 3, 2).at(9, 0).minutes(60).send();
+        s.visit().provider(2).staff(7).client(2).method(Manual).day(2026, 3, 2).at(9, 10).minutes(60).send();
+        let accused: Vec<_> = s.alerts().iter().map(|a| a.provider).collect();
+        assert_eq!(accused, vec![provider(2)]);
     }
 
     #[test]

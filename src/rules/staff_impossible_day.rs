@@ -72,8 +72,15 @@ impl Rule for StaffImpossibleDay {
                 return;
             }
             let (start, end) = (day.plus(1 - run as i32).start(), day.plus(1).start());
-            out.push(self.finding(ctx, Severity::Medium, f64::from(run), f64::from(run - 1), "days", (start, end),
-                format!("One staff member has visits registered on {run} days in a row without a day off.")));
+            out.push(self.finding(
+                ctx,
+                Severity::Medium,
+                f64::from(run),
+                f64::from(run - 1),
+                "days",
+                (start, end),
+                format!("One staff member has visits registered on {run} days in a row without a day off."),
+            ));
             return;
         } else {
             return;
@@ -101,13 +108,8 @@ impl StaffImpossibleDay {
         explanation: String,
     ) -> Finding {
         let v = ctx.visit;
-        let mut evidence: Vec<_> = ctx
-            .staff
-            .recent
-            .iter()
-            .filter(|r| r.check_in.day() == ctx.day)
-            .map(|r| r.event_id.clone())
-            .collect();
+        let mut evidence: Vec<_> =
+            ctx.staff.recent.iter().filter(|r| r.check_in.day() == ctx.day).map(|r| r.event_id.clone()).collect();
         evidence.push(v.event_id.clone());
         Finding {
             rule: &INFO,

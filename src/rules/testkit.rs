@@ -16,7 +16,11 @@ pub const MUNICIPAL: u64 = 999;
 
 /// Provider `n` of a test: private unless `n == MUNICIPAL`.
 pub fn provider(n: u64) -> ProviderId {
-    if n == MUNICIPAL { ProviderId::from_nine_digits(212_000_272) } else { ProviderId::from_nine_digits(556_100_000 + n) }
+    if n == MUNICIPAL {
+        ProviderId::from_nine_digits(212_000_272)
+    } else {
+        ProviderId::from_nine_digits(556_100_000 + n)
+    }
 }
 
 fn umea() -> MunicipalityCode {
@@ -34,8 +38,7 @@ impl Scenario {
     /// An engine with only `rule_id` enabled and default parameters.
     pub fn only(rule_id: &str) -> Self {
         let mut config = CoreConfig::default();
-        config.rules.disabled =
-            catalogue::ALL.iter().filter(|r| r.id != rule_id).map(|r| r.id.to_string()).collect();
+        config.rules.disabled = catalogue::ALL.iter().filter(|r| r.id != rule_id).map(|r| r.id.to_string()).collect();
         assert!(catalogue::by_id(rule_id).is_some(), "unknown rule {rule_id}");
         Scenario { engine: Engine::new(config), alerts: Vec::new(), next_id: 0 }
     }

@@ -10,12 +10,14 @@
 //! allowance `allowance_per_week`. Fires while the CUSUM is above
 //! `threshold` and the provider gained at least `min_new_clients` since the
 //! run began. Providers smaller than `min_clients` a week earlier are not
-//! assessed (a few clients more is a large ratio but no signal).
+//! assessed (a few clients more is a large ratio but no signal), nor
+//! providers whose history does not yet cover the activity window a week
+//! back (their counts are still filling up).
 //!
 //! **Parameters** ([`Params`]): `allowance_per_week` (0.01 ≈ 4 % a month
 //! above the municipality is tolerated: legitimate growth), `threshold`
-//! (0.15 ≈ 16 % cumulative excess growth), `min_clients` (20),
-//! `min_new_clients` (10). Severity: medium, high from twice the threshold,
+//! (0.15 ≈ 16 % cumulative excess growth), `min_clients` (15),
+//! `min_new_clients` (8). Severity: medium, high from twice the threshold,
 //! critical from four times.
 
 use super::catalogue::VOLUME_EXPLOSION as INFO;
@@ -38,7 +40,7 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params { allowance_per_week: 0.01, threshold: 0.15, min_clients: 20, min_new_clients: 10 }
+        Params { allowance_per_week: 0.01, threshold: 0.15, min_clients: 15, min_new_clients: 8 }
     }
 }
 
@@ -59,8 +61,10 @@ impl Rule for VolumeExplosion {
         let now = ctx.active_clients;
         let week_ago = ctx.provider.days.get(ctx.day.plus(-7)).active_clients;
         let m = ctx.municipality;
+        // Both counts need a full activity window behind them.
+        let settled = ctx.provider.has_full_window(ctx.day.plus(-7), ctx.activity_days);
         let volume = &mut ctx.provider.volume;
-        if week_ago < p.min_clients || m.active_clients == 0 || m.active_clients_week_ago == 0 {
+        if !settled || week_ago < p.min_clients || m.active_clients == 0 || m.active_clients_week_ago == 0 {
             volume.cusum = Default::default();
             return;
         }
@@ -113,12 +117,19 @@ mod tests {
         for d in 0..150 {
             let day = first.plus(d);
             let (y, m, dd) = day.ymd();
-            let weeks_in = if day >= Day::from_ymd(2026, 3, 1) { (day.0 - Day::from_ymd(2026, 3, 1).0) / 7 + 1 } else { 0 };
+            let weeks_in =
+                if day >= Day::from_ymd(2026, 3, 1) { (day.0 - Day::from_ymd(2026, 3, 1).0) / 7 + 1 } else { 0 };
             for provider in 0..6u64 {
                 let clients = 40 + if provider == 0 { new_per_4_weeks * weeks_in as u64 / 4 } else { 0 };
                 for c in 0..clients {
-                    s.visit().provider(provider).client(provider * 1000 + c).staff(provider * 1000 + c)
-                        .day(y, m, dd).at(9, 0).minutes(20).send();
+                    s.visit()
+                        .provider(provider)
+                        .client(provider * 1000 + c)
+                        .staff(provider * 1000 + c)
+                        .day(y, m, dd)
+                        .at(9, 0)
+                        .minutes(20)
+                        .send();
                 }
             }
         }

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Runs a local Kafka-protocol broker (tansu 0.6.0) on 127.0.0.1 for tillsyn's
+# local runs and integration tests: one broker, no topic auto-creation (use
+# deploy/local/topics.sh), no transactions, no metrics endpoint of its own
+# (tansu only pushes OpenTelemetry to an OTLP endpoint, not used here).
+# Usage: deploy/local/broker.sh start|stop|status|restart [--durable]
+#   start    starts it in the background and waits until it answers Kafka
+#            requests; a no-op when it is already running
+#   stop     stops it (SIGTERM, then SIGKILL after 10 s); a no-op when stopped
+#   status   prints its state; exits 0 when running, 1 when not
+#   restart  stop, then start
+#   --durable  sqlite storage in $TILLSYN_STATE_DIR/tansu.db (topics, records
+#              and committed offsets survive a restart); default: in memory
+# Env: TILLSYN_BROKER_PORT           port (default 9092)
+#      TILLSYN_STATE_DIR             pid file, log, sqlite db (default out/broker,
+#                                    relative to the repository root)
+#      TILLSYN_TANSU                 tansu binary (default: installed by
+#                                    deploy/local/install-tansu.sh when missing)
+#      TILLSYN_PYTHON                python with confluent-kafka for the readiness
+#                                    check (default: the venv of
+#                                    install-test-client.sh, if present)
+#      TILLSYN_BROKER_READY_TIMEOUT  seconds to wait for readiness (default 30)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+tools=${TILLSYN_TOOLS:-$HOME/.cache/tillsyn/tools}
+port=${TILLSYN_BROKER_PORT:-9092}
+state=${TILLSYN_STATE_DIR:-out/broker}
+[[ $state == /* ]] || state="$repo/$state"
+ready_timeout=${TILLSYN_BROKER_READY_TIMEOUT:-30}
+pidfile="$state/tansu.pid"
+logfile="$state/tansu.log"
+modefile="$state/tansu.mode"
+bootstrap="127.0.0.1:$port"
+
+log() { echo "broker: $*" >&2; }
+usage() {
+    echo "usage: $0 start|stop|status|restart [--durable]" >&2
+    exit 2
+}
+
+cmd=${1:-}
+shift || true
+durable=0
+for arg in "$@"; do
+    case $arg in
+        --durable) durable=1 ;;
+        *) usage ;;
+    esac
+done
+
+# The pid of the running broker, or nothing (removes a stale pid file).
+running_pid() {
+    [[ -f $pidfile ]] || return 0
+    local pid
+    pid=$(<"$pidfile")
+    if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
+        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "tansu broker"; then
+        echo "$pid"
+    else
+        rm -f "$pidfile"
+    fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+
+python_client() {
+    local py=${TILLSYN_PYTHON:-$tools/pyenv/bin/python}
+    if [[ -x $py ]] && "$py" -c "import confluent_kafka" 2>/dev/null; then
+        echo "$py"
+    fi
+}
+
+# One Kafka round trip (ApiVersions + Metadata) through librdkafka.
+kafka_ready() {
+    "$1" - "$bootstrap" <<'PY' 2>/dev/null
+import sys
+from confluent_kafka.admin import AdminClient
+admin = AdminClient({"bootstrap.servers": sys.argv[1], "log_level": 0})
+admin.list_topics(timeout=2)
+PY
+}
+
+start() {
+    local pid
+    pid=$(running_pid)
+    if [[ -n $pid ]]; then
+        log "already running (pid $pid, $bootstrap, $(cat "$modefile" 2>/dev/null || echo unknown))"
+        if [[ $durable == 1 && $(cat "$modefile" 2>/dev/null) != durable* ]]; then
+            log "note: it runs without --durable; use 'restart --durable' to switch"
+        fi
+        return 0
+    fi
+    if port_open; then
+        log "port $port is already taken by another process; set TILLSYN_BROKER_PORT"
+        return 1
+    fi
+    local tansu=${TILLSYN_TANSU:-}
+    if [[ -z $tansu ]]; then
+        tansu=$("$here/install-tansu.sh" | tail -n 1)
+    fi
+    mkdir -p "$state"
+    local storage mode
+    if [[ $durable == 1 ]]; then
+        # tansu resolves sqlite paths against its working directory (an
+        # absolute path does not work in 0.6.0), so it runs inside $state.
+        storage="sqlite://tansu.db"
+        mode="durable ($state/tansu.db)"
+    else
+        storage="memory://tansu/"
+        mode="memory"
+    fi
+    local started
+    started=$(date +%s%N)
+    echo "== $(date -u +%FT%TZ) start $mode" >>"$logfile"
+    (
+        cd "$state"
+        # setsid: the broker does not get the terminal's Ctrl-C.
+        exec setsid "$tansu" broker \
+            --listener-url "tcp://$bootstrap" \
+            --advertised-listener-url "tcp://$bootstrap" \
+            --storage-engine "$storage" \
+            </dev/null >>"$logfile" 2>&1
+    ) &
+    pid=$!
+    echo "$pid" >"$pidfile"
+    echo "$mode" >"$modefile"
+
+    local py deadline
+    py=$(python_client)
+    [[ -n $py ]] || log "no python confluent-kafka client (deploy/local/install-test-client.sh); readiness is a TCP check only"
+    deadline=$(($(date +%s) + ready_timeout))
+    while :; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            rm -f "$pidfile"
+            log "tansu exited during start; the end of $logfile:"
+            tail -n 20 "$logfile" >&2
+            return 1
+        fi
+        if port_open && { [[ -z $py ]] || kafka_ready "$py"; }; then
+            break
+        fi
+        if (($(date +%s) >= deadline)); then
+            log "not ready after ${ready_timeout} s; stopping it; the end of $logfile:"
+            tail -n 20 "$logfile" >&2
+            stop >/dev/null 2>&1 || true
+            return 1
+        fi
+        sleep 0.1
+    done
+    log "ready on $bootstrap in $((($(date +%s%N) - started) / 1000000)) ms (pid $pid, $mode, log $logfile)"
+}
+
+stop() {
+    local pid
+    pid=$(running_pid)
+    if [[ -z $pid ]]; then
+        log "not running"
+        return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "pid $pid still alive after 10 s; SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+    echo "== $(date -u +%FT%TZ) stopped" >>"$logfile"
+    log "stopped (pid $pid)"
+}
+
+status() {
+    local pid
+    pid=$(running_pid)
+    if [[ -n $pid ]]; then
+        echo "running: pid $pid, $bootstrap, $(cat "$modefile" 2>/dev/null || echo unknown), log $logfile"
+        return 0
+    fi
+    echo "not running ($bootstrap)"
+    return 1
+}
+
+case $cmd in
+    start) start ;;
+    stop) stop ;;
+    status) status ;;
+    restart)
+        stop
+        start
+        ;;
+    *) usage ;;
+esac

@@ -1,0 +1,780 @@
+//! The world and the day loop.
+//!
+//! Each simulated day: flush events that have arrived, issue due invoices,
+//! let clients leave, fall ill and arrive, start due fraud scenarios, plan
+//! and perform every provider's visits (day shifts, assistance shifts, the
+//! municipal night patrol, unauthorised night visits), inject the
+//! staff-level fraud, then turn the day's records into time reports with
+//! ids and arrival times.
+
+use anyhow::Result;
+
+use super::config::SimConfig;
+use super::fraud::{self, Scenario};
+use super::geo::{self, Geo, at_local};
+use super::invoice::{self, Ledger};
+use super::output::{self, Outbox};
+use super::population::{self, Client, DAYS_PER_MONTH, Kind, Plan, Provider, Refs, Role, Staff};
+use super::rng::{Rng, tag};
+use super::schedule::{self, Duty, Flags, Part, Rec, RegCtx, Request, flag};
+use crate::labels::{GroundTruth, ProviderInfo};
+use crate::model::{Day, EventTime, Month, RegistrationMethod, ServiceType};
+use crate::proto::v1 as wire;
+
+/// Planned visit minutes one staff member covers in the morning peak
+/// (06:30–10:00) and the evening peak (17:30–21:30).
+const PEAK_CAPACITY_MIN: (f64, f64) = (115.0, 110.0);
+/// Planned visit minutes a full-shift staff member covers outside the peak
+/// (10:00–14:00 mornings, 14:00–17:30 evenings).
+const QUIET_CAPACITY_MIN: (f64, f64) = (170.0, 150.0);
+/// Planned visit minutes (plus driving allowance) one night shift covers.
+const NIGHT_CAPACITY_MIN: f64 = 240.0;
+/// Probability that a staff member is off sick on a rostered day.
+const SICK: f64 = 0.045;
+/// Probability that a client cancels one visit.
+const CLIENT_CANCELS: f64 = 0.03;
+/// Daily probability that a client goes into hospital.
+const HOSPITAL_PER_DAY: f64 = 0.0035;
+
+/// Counters for realism checks.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Stats {
+    pub performed: u64,
+    pub cancelled: u64,
+    pub time_reports: u64,
+    pub invoices: u64,
+    /// Paid minutes of home-care day and evening shifts (breaks excluded).
+    pub shift_minutes: u64,
+}
+
+/// Everything the simulation knows.
+pub(super) struct World<'c> {
+    pub cfg: &'c SimConfig,
+    pub providers: Vec<Provider>,
+    pub clients: Vec<Client>,
+    pub staff: Vec<Staff>,
+    pub prov_clients: Vec<Vec<usize>>,
+    pub prov_staff: Vec<Vec<usize>>,
+    pub scenarios: Vec<Scenario>,
+    pub refs: Refs,
+    pub first_day: Day,
+    /// First day without visits.
+    pub end_day: Day,
+    /// Instant after which no visit starts.
+    pub activity_end: i64,
+    pub stats: Stats,
+}
+
+/// Runs the simulation; see [`super::simulate`].
+pub(super) fn run(cfg: &SimConfig, sink: &mut dyn FnMut(&wire::Event) -> Result<()>) -> Result<(GroundTruth, Stats)> {
+    cfg.validate()?;
+    let mut w = World::build(cfg);
+    let mut out = Outbox::new(sink);
+    let mut ledger = Ledger::new(w.providers.len());
+    let first_month = w.first_day.month();
+    let mut next_invoice_month = first_month;
+    let mut next_id: u64 = 1;
+    let mut day = w.first_day;
+    while day < w.end_day {
+        out.flush_before(day.start().0)?;
+        // Invoices for a month are issued from day 3 of the next one.
+        while next_invoice_month < day.month() && day >= next_invoice_month.next().first_day().plus(2) {
+            invoice::issue(&mut w, &mut ledger, next_invoice_month, &mut out)?;
+            next_invoice_month = next_invoice_month.next();
+        }
+        for st in &mut w.staff {
+            st.history <<= 1;
+        }
+        w.churn(day);
+        w.activate(day);
+        let mut recs = Vec::new();
+        for p in 0..w.providers.len() {
+            w.provider_day(p, day, &mut recs);
+        }
+        w.night_patrol(day, &mut recs);
+        w.fraud_nights(day, &mut recs);
+        w.inject(day, &mut recs);
+        w.finalize(day, recs, &mut out, &mut ledger, &mut next_id)?;
+        day = day.plus(1);
+    }
+    while next_invoice_month < w.end_day.month() {
+        invoice::issue(&mut w, &mut ledger, next_invoice_month, &mut out)?;
+        next_invoice_month = next_invoice_month.next();
+    }
+    out.flush_all()?;
+    let end = EventTime(out.last.max(w.activity_end)).day().plus(1).start().0;
+    let truth = GroundTruth {
+        seed: cfg.seed,
+        start: output::ts(w.first_day.start().0),
+        end: output::ts(end),
+        providers: w
+            .providers
+            .iter()
+            .map(|p| ProviderInfo {
+                provider_id: p.id.clone(),
+                municipality_code: cfg.municipality_code.clone(),
+                name: p.name.clone(),
+                municipal: p.kind == Kind::Municipal,
+                clients: p.initial_clients,
+            })
+            .collect(),
+        labels: fraud::labels(&w, end),
+    };
+    w.stats.invoices = ledger.issued;
+    Ok((truth, w.stats))
+}
+
+impl<'c> World<'c> {
+    fn build(cfg: &'c SimConfig) -> Self {
+        let first_month = Month::from_ym(cfg.start_year, cfg.start_month);
+        let first_day = first_month.first_day();
+        let end_month = Month(first_month.0 + cfg.months as i32);
+        let end_day = end_month.first_day();
+        let providers = population::providers(cfg, &mut Rng::new(cfg.seed, &[tag::PROVIDERS]));
+        let n = providers.len();
+        let mut w = World {
+            cfg,
+            providers,
+            clients: Vec::new(),
+            staff: Vec::new(),
+            prov_clients: vec![Vec::new(); n],
+            prov_staff: vec![Vec::new(); n],
+            scenarios: Vec::new(),
+            refs: Refs::default(),
+            first_day,
+            end_day,
+            activity_end: end_day.start().0,
+            stats: Stats::default(),
+        };
+        w.scenarios = fraud::choose(cfg, &mut w.providers, first_month, end_day);
+        // Legitimate growth at a few honest home-care companies.
+        let mut rng = Rng::new(cfg.seed, &[tag::PROVIDERS, 1]);
+        let fraudulent: Vec<usize> = w.scenarios.iter().map(|s| s.provider).collect();
+        let mut honest: Vec<usize> =
+            (1..n).filter(|&p| w.providers[p].kind == Kind::HomeCare && !fraudulent.contains(&p)).collect();
+        rng.shuffle(&mut honest);
+        for &p in honest.iter().take(cfg.growing_providers as usize) {
+            w.providers[p].extra_growth = rng.range(0.02, 0.05);
+        }
+        // Clients at the start.
+        let mut rng = Rng::new(cfg.seed, &[tag::CLIENTS]);
+        let couple_households = cfg.couple_share / (2.0 - cfg.couple_share);
+        for p in 0..n {
+            let target = w.providers[p].initial_clients as usize;
+            let mut made = 0;
+            while made < target {
+                if w.providers[p].kind == Kind::Assistance {
+                    w.new_assist_client(p, first_day, &mut rng);
+                    made += 1;
+                } else if target - made >= 2 && rng.chance(couple_households) {
+                    w.new_couple(p, first_day, &mut rng);
+                    made += 2;
+                } else {
+                    w.new_home_client(p, first_day, &mut rng, None);
+                    made += 1;
+                }
+            }
+        }
+        w
+    }
+
+    fn outlying_bias(&self, p: usize) -> f64 {
+        // The municipal unit serves the villages most; so does a provider
+        // whose staff will "drive" impossibly between them (pattern 4).
+        let fraud_travel = self.scenarios.iter().any(|s| s.provider == p && s.pattern == 4);
+        if fraud_travel {
+            2.5
+        } else if self.providers[p].kind == Kind::Municipal {
+            1.5
+        } else {
+            1.0
+        }
+    }
+
+    /// A new single home-care client of provider `p` from `day`.
+    pub(super) fn new_home_client(&mut self, p: usize, day: Day, rng: &mut Rng, origin: Option<usize>) -> usize {
+        let (plan, granted) = population::home_plan(rng, self.cfg);
+        let home = geo::home(rng, !self.providers[p].whole_area, self.outlying_bias(p));
+        let r = self.refs.fresh(rng, "c-", 10);
+        self.push_client(Client {
+            r,
+            provider: p,
+            home,
+            household: None,
+            partner: None,
+            plan: Plan::Home(plan),
+            granted,
+            from: day,
+            until: None,
+            absent_until: day,
+            origin,
+        })
+    }
+
+    /// A couple sharing a home: the same visit slots, their own durations.
+    fn new_couple(&mut self, p: usize, day: Day, rng: &mut Rng) {
+        let a = self.new_home_client(p, day, rng, None);
+        let household = self.refs.fresh(rng, "h-", 8);
+        let (mut plan_b, _) = population::home_plan(rng, self.cfg);
+        let plan_a = self.clients[a].home_plan().cloned().unwrap_or_default();
+        // Same slots as the partner (no double staffing for couples),
+        // own planned minutes; one shared service visit (billed to `a`).
+        plan_b.slots = plan_a
+            .slots
+            .iter()
+            .map(|s| population::Slot {
+                minute: s.minute,
+                planned: (s.planned as i64 + 5 * rng.int(-2, 2)).clamp(10, 60) as u32,
+                double: false,
+            })
+            .collect();
+        plan_b.service.clear();
+        let granted_b = population::granted_of(&plan_b);
+        if let Plan::Home(pa) = &mut self.clients[a].plan {
+            pa.slots.iter_mut().for_each(|s| s.double = false);
+            self.clients[a].granted = population::granted_of(pa);
+        }
+        let r = self.refs.fresh(rng, "c-", 10);
+        let b = self.push_client(Client {
+            r,
+            provider: p,
+            home: self.clients[a].home,
+            household: Some(household.clone()),
+            partner: Some(a),
+            plan: Plan::Home(plan_b),
+            granted: granted_b,
+            from: day,
+            until: None,
+            absent_until: day,
+            origin: None,
+        });
+        self.clients[a].household = Some(household);
+        self.clients[a].partner = Some(b);
+    }
+
+    fn new_assist_client(&mut self, p: usize, day: Day, rng: &mut Rng) {
+        let (mut plan, granted) = population::assist_plan(rng);
+        let home = geo::home(rng, false, 1.0);
+        for _ in 0..population::team_size(&plan) {
+            let s = self.hire(p, Role::Assistant, rng);
+            plan.team.push(s);
+        }
+        let r = self.refs.fresh(rng, "c-", 10);
+        self.push_client(Client {
+            r,
+            provider: p,
+            home,
+            household: None,
+            partner: None,
+            plan: Plan::Assist(plan),
+            granted,
+            from: day,
+            until: None,
+            absent_until: day,
+            origin: None,
+        });
+    }
+
+    fn push_client(&mut self, c: Client) -> usize {
+        let i = self.clients.len();
+        self.prov_clients[c.provider].push(i);
+        self.clients.push(c);
+        i
+    }
+
+    /// Hires a staff member of provider `p`.
+    pub(super) fn hire(&mut self, p: usize, role: Role, rng: &mut Rng) -> usize {
+        let shift = match role {
+            Role::Morning => {
+                let start = [390, 420, 420, 450][rng.below(4)];
+                (start, start + 510)
+            }
+            Role::Evening | Role::EveningShort => {
+                let end = if self.providers[p].kind == Kind::Municipal { [1290, 1320][rng.below(2)] } else { 1320 };
+                (end - if role == Role::Evening { 510 } else { 270 }, end)
+            }
+            Role::MorningShort => {
+                let start = [420, 450][rng.below(2)];
+                (start, start + 330)
+            }
+            Role::Night => (1305, 1845),
+            Role::FraudNight => (1335, 1800),
+            Role::Assistant => (0, 0),
+        };
+        let r = self.refs.fresh(rng, "s-", 8);
+        let i = self.staff.len();
+        self.staff.push(Staff { r, provider: p, role, history: 0, shift, home: geo::home(rng, false, 1.0) });
+        self.prov_staff[p].push(i);
+        i
+    }
+
+    /// Departures, hospital stays and arrivals of home-care clients.
+    fn churn(&mut self, day: Day) {
+        if day == self.first_day {
+            return;
+        }
+        let mut rng = Rng::new(self.cfg.seed, &[tag::CHURN, day.0 as u64]);
+        let leave = self.cfg.departures_per_month / DAYS_PER_MONTH;
+        let mut active = vec![0usize; self.providers.len()];
+        for c in 0..self.clients.len() {
+            if self.clients[c].home_plan().is_none() || !self.clients[c].enrolled(day) {
+                continue;
+            }
+            if rng.chance(leave) {
+                self.clients[c].until = Some(day);
+                if let Some(q) = self.clients[c].partner.take() {
+                    self.clients[q].partner = None;
+                }
+                continue;
+            }
+            active[self.clients[c].provider] += 1;
+            if day >= self.clients[c].absent_until && rng.chance(HOSPITAL_PER_DAY) {
+                self.clients[c].absent_until = day.plus(rng.int(2, 12) as i32);
+            }
+        }
+        let day_start = day.start().0;
+        for (p, &active) in active.iter().enumerate() {
+            if self.providers[p].kind == Kind::Assistance {
+                continue;
+            }
+            let rate =
+                self.cfg.departures_per_month + self.cfg.municipal_growth_per_month + self.providers[p].extra_growth;
+            let n = active as f64;
+            for _ in 0..rng.poisson(n * rate.max(0.0) / DAYS_PER_MONTH) {
+                self.new_home_client(p, day, &mut rng, None);
+            }
+            // Pattern 9: a volume explosion on top.
+            let explosion =
+                self.scenarios.iter().position(|s| s.provider == p && s.pattern == 9 && s.active(day_start));
+            if let Some(s) = explosion {
+                // A steady stream of recruits: 10–20 % of the clients a
+                // month, arriving in ones and twos.
+                self.scenarios[s].backlog += n * self.scenarios[s].strength / DAYS_PER_MONTH;
+                while self.scenarios[s].backlog >= 1.0 {
+                    self.scenarios[s].backlog -= rng.range(0.7, 1.3);
+                    self.new_home_client(p, day, &mut rng, Some(s));
+                }
+            }
+        }
+    }
+
+    /// The active scenario of `pattern` at provider `p` on the day starting
+    /// at `day_start`.
+    pub(super) fn active(&self, p: usize, pattern: u32, day_start: i64) -> Option<usize> {
+        self.scenarios
+            .iter()
+            .position(|s| s.provider == p && s.pattern == pattern && s.activated && s.active(day_start))
+    }
+
+    /// Today's registration habits of provider `p`.
+    fn reg_ctx(&self, p: usize, day: Day) -> RegCtx {
+        let pr = &self.providers[p];
+        let day_start = day.start().0;
+        let fraud5 = self.active(p, 5, day_start).map(|s| {
+            let sc = &self.scenarios[s];
+            let ramp = ((day_start - sc.start) as f64 / 86_400.0 + 1.0) / sc.strength2;
+            (s, pr.manual_share + (sc.strength - pr.manual_share) * ramp.min(1.0))
+        });
+        RegCtx {
+            manual: pr.manual_share,
+            edited_fraction: pr.edited_fraction,
+            mobile: pr.mobile_share,
+            positions: pr.sends_positions,
+            fraud5,
+        }
+    }
+
+    /// Present clients of provider `p` on `day`.
+    pub(super) fn present_clients(&self, p: usize, day: Day) -> Vec<usize> {
+        self.prov_clients[p].iter().copied().filter(|&c| self.clients[c].present(day)).collect()
+    }
+
+    fn provider_day(&mut self, p: usize, day: Day, recs: &mut Vec<Rec>) {
+        let mut rng = Rng::new(self.cfg.seed, &[tag::DAY, p as u64, day.0 as u64]);
+        if self.providers[p].kind == Kind::Assistance {
+            self.assistance_day(p, day, &mut rng, recs);
+            return;
+        }
+        let reqs = self.plan_requests(p, day, &mut rng);
+        // Staff for the whole shift and for its peak (mornings 07–10,
+        // evenings 17:30–21:30, when most clients want their visits).
+        let split = at_local(day, 840);
+        let morning_peak = at_local(day, 390)..at_local(day, 600);
+        let evening_peak = at_local(day, 1050)..at_local(day, 1290);
+        let mut demand = [0.0f64; 4];
+        for r in &reqs {
+            let minutes: f64 =
+                r.parts.iter().map(|x| f64::from(x.planned)).fold(0.0, f64::max) * if r.double { 2.0 } else { 1.0 };
+            demand[usize::from(r.pref >= split)] += minutes;
+            if morning_peak.contains(&r.pref) {
+                demand[2] += minutes;
+            } else if evening_peak.contains(&r.pref) {
+                demand[3] += minutes;
+            }
+        }
+        // Full shifts cover the quieter hours, part-timers the rest of the
+        // peaks.
+        let (peak, quiet) = (PEAK_CAPACITY_MIN, QUIET_CAPACITY_MIN);
+        let morning = ((demand[0] - demand[2]) / quiet.0).max(f64::from(u8::from(demand[0] > 0.0)));
+        let evening = ((demand[1] - demand[3]) / quiet.1).max(f64::from(u8::from(demand[1] > 0.0)));
+        let needs = [
+            (Role::Morning, morning),
+            (Role::Evening, evening),
+            (Role::MorningShort, (demand[2] - morning.ceil() * peak.0) / peak.0),
+            (Role::EveningShort, (demand[3] - evening.ceil() * peak.1) / peak.1),
+        ];
+        let mut duties = self.duties(p, day, needs, &mut rng);
+        self.stats.shift_minutes += duties.iter().map(|d| (d.end - d.start) / 60 - 30).sum::<i64>() as u64;
+        let ctx = self.reg_ctx(p, day);
+        let outcome = schedule::assign(&mut rng, &mut duties, reqs, &ctx, p, recs);
+        self.stats.performed += u64::from(outcome.performed);
+        self.stats.cancelled += u64::from(outcome.cancelled);
+    }
+
+    /// Calls in `needed` staff of `role` at `p` for `day`: those who are
+    /// not sick and may work (at most five days in seven, days off two at a
+    /// time), those who worked yesterday first so that people work in
+    /// blocks (typically five on, two off), then those with the fewest days
+    /// in the last fortnight; hires when the pool is short.
+    fn call_in(&mut self, p: usize, role: Role, day: Day, needed: f64, rng: &mut Rng) -> Vec<usize> {
+        let needed = (needed - 0.15).ceil().max(0.0) as usize;
+        let mut eligible: Vec<(bool, u32, u64, usize)> = Vec::new();
+        for &s in &self.prov_staff[p] {
+            let st = &self.staff[s];
+            if st.role != role {
+                continue;
+            }
+            let sick = rng.chance(SICK);
+            if !sick && st.may_work() {
+                let rotation =
+                    (s as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (day.0 as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                eligible.push((st.history & 0b10 == 0, (st.history >> 1 & 0x3fff).count_ones(), rotation, s));
+            }
+        }
+        eligible.sort_unstable();
+        let mut chosen: Vec<usize> = eligible.iter().take(needed).map(|e| e.3).collect();
+        while chosen.len() < needed {
+            chosen.push(self.hire(p, role, rng));
+        }
+        for &s in &chosen {
+            self.staff[s].history |= 1;
+        }
+        chosen
+    }
+
+    /// The day's working staff of `p` for the day and evening shifts.
+    fn duties(&mut self, p: usize, day: Day, needs: [(Role, f64); 4], rng: &mut Rng) -> Vec<Duty> {
+        let day_start = day.start().0;
+        let office = self.providers[p].office;
+        let mut duties = Vec::new();
+        // Pattern 3: the staff member in whose name a second shift is
+        // registered works every day.
+        let favourite = self.active(p, 3, day_start).and_then(|s| self.scenarios[s].targets.first().copied());
+        if let Some(s) = favourite.filter(|_| self.providers[p].kind == Kind::HomeCare) {
+            self.staff[s].history |= 1;
+            let shift = self.staff[s].shift;
+            duties.push(Duty::new(s, at_local(day, shift.0), at_local(day, shift.1), office));
+        }
+        for (role, needed) in needs {
+            for s in self.call_in(p, role, day, needed, rng) {
+                if Some(s) == favourite {
+                    continue;
+                }
+                let shift = self.staff[s].shift;
+                duties.push(Duty::new(s, at_local(day, shift.0), at_local(day, shift.1), office));
+            }
+        }
+        duties
+    }
+
+    /// The visits provider `p` should perform on `day`, before assignment.
+    fn plan_requests(&self, p: usize, day: Day, rng: &mut Rng) -> Vec<Request> {
+        let day_start = day.start().0;
+        let private = self.providers[p].kind != Kind::Municipal;
+        let latest_cap = at_local(day, if private { 1315 } else { 1320 });
+        let weekday = day.weekday();
+        let week_parity = (day.0.div_euclid(7) % 2) as u32;
+        let scale = self.active(p, 10, day_start).map(|s| (s, self.scenarios[s].strength));
+        let ghosts = self.active(p, 6, day_start);
+        let mut reqs = Vec::new();
+        for &c in &self.prov_clients[p] {
+            let cl = &self.clients[c];
+            if !cl.present(day) {
+                continue;
+            }
+            let partner = cl.partner.filter(|&q| self.clients[q].present(day));
+            if partner.is_some_and(|q| q < c) {
+                continue; // the partner leads the couple's visits
+            }
+            let Some(plan) = cl.home_plan() else { continue };
+            let mut flags: Flags = [None; 2];
+            if let Some(s) = cl.origin {
+                flag(&mut flags, s);
+            }
+            let factor = if let Some((s, f)) = scale {
+                flag(&mut flags, s);
+                f
+            } else {
+                1.0
+            };
+            let slots = if factor > 1.0 {
+                let daily: f64 = plan.slots.iter().map(|s| f64::from(s.planned)).sum::<f64>() * factor;
+                let n = ((plan.slots.len() as f64 * factor.sqrt()).round() as usize).min(6);
+                let double = plan.slots.iter().any(|s| s.double);
+                let mut times = Rng::new(self.cfg.seed, &[tag::FRAUD_CLIENT, p as u64, c as u64]);
+                if plan.slots.is_empty() {
+                    Vec::new()
+                } else {
+                    population::care_slots(n, daily, &mut times, double, 90)
+                }
+            } else {
+                plan.slots.clone()
+            };
+            let partner_planned = |i: usize, own: u32| {
+                partner.map(|q| {
+                    let planned =
+                        self.clients[q].home_plan().and_then(|h| h.slots.get(i).map(|s| s.planned)).unwrap_or(own);
+                    Part { client: q, planned: (f64::from(planned) * factor).round().min(90.0) as u32 }
+                })
+            };
+            let mut push = |rng: &mut Rng, minute: i64, slack: i64, service, parts: Vec<Part>, double: bool| {
+                let pref = at_local(day, minute + rng.int(-10, 10));
+                reqs.push(Request {
+                    pref,
+                    latest: (pref + slack * 60).min(latest_cap),
+                    service,
+                    home: cl.home,
+                    parts,
+                    double,
+                    ghost: false,
+                    unplanned: false,
+                    flags,
+                });
+            };
+            for (i, slot) in slots.iter().enumerate() {
+                if rng.chance(CLIENT_CANCELS) {
+                    continue;
+                }
+                let mut parts = vec![Part { client: c, planned: slot.planned }];
+                parts.extend(partner_planned(i, slot.planned));
+                let double = slot.double && parts.len() == 1;
+                let service = if double { ServiceType::DoubleStaffing } else { ServiceType::PersonalCare };
+                push(rng, slot.minute, 60, service, parts, double);
+            }
+            for s in &plan.service {
+                if s.weekday != weekday || s.fortnightly.is_some_and(|w| w != week_parity) || rng.chance(CLIENT_CANCELS)
+                {
+                    continue;
+                }
+                let planned = ((f64::from(s.planned) * factor / 5.0).round() * 5.0).min(180.0) as u32;
+                push(rng, s.minute, 150, ServiceType::Service, vec![Part { client: c, planned }], false);
+            }
+            if weekday < 5 && plan.escort_rate > 0.0 && rng.chance(plan.escort_rate * factor) {
+                let minute = 570 + 15 * rng.int(0, 18);
+                let parts = vec![Part { client: c, planned: plan.escort_minutes }];
+                push(rng, minute, 90, ServiceType::Escort, parts, false);
+            }
+            if let Some(s) = ghosts {
+                let sc = &self.scenarios[s];
+                if fraud::client_unit(self.cfg.seed, s, c) < sc.strength && rng.chance(sc.strength2 / 7.0) {
+                    let pref = at_local(day, 540 + 15 * rng.int(0, 23));
+                    let planned = [30, 45, 60, 60, 90, 120][rng.below(6)];
+                    let service = if rng.chance(0.6) { ServiceType::PersonalCare } else { ServiceType::Service };
+                    let mut gflags: Flags = [None; 2];
+                    flag(&mut gflags, s);
+                    reqs.push(Request {
+                        pref,
+                        latest: (pref + 150 * 60).min(latest_cap),
+                        service,
+                        home: cl.home,
+                        parts: vec![Part { client: c, planned }],
+                        double: false,
+                        ghost: true,
+                        unplanned: false,
+                        flags: gflags,
+                    });
+                }
+            }
+        }
+        reqs
+    }
+
+    /// Personal-assistance shifts of provider `p` on `day`.
+    fn assistance_day(&mut self, p: usize, day: Day, rng: &mut Rng, recs: &mut Vec<Rec>) {
+        let ctx = self.reg_ctx(p, day);
+        let day_start = day.start().0;
+        let fraud3 = self.active(p, 3, day_start);
+        let weekday = day.weekday() as usize;
+        for k in 0..self.prov_clients[p].len() {
+            let c = self.prov_clients[p][k];
+            if !self.clients[c].present(day) {
+                continue;
+            }
+            let home = self.clients[c].home;
+            if let Some(s) = fraud3.filter(|&s| self.scenarios[s].target_client == Some(c)) {
+                self.assistance_overtime(s, c, day, rng, recs);
+                continue;
+            }
+            let Plan::Assist(plan) = &mut self.clients[c].plan else { continue };
+            if !plan.weekdays[weekday] || plan.team.is_empty() {
+                continue;
+            }
+            for i in 0..plan.shifts.len() {
+                let (minute, len) = plan.shifts[i];
+                let staff = plan.team[plan.counter % plan.team.len()];
+                plan.counter += 1;
+                let arrival = at_local(day, minute) + rng.int(-300, 300);
+                let reg = schedule::register(rng, &ctx, arrival, len, home, false);
+                let mut flags = [None; 2];
+                if let Some(s) = reg.fraud5 {
+                    flag(&mut flags, s);
+                }
+                recs.push(Rec {
+                    provider: p,
+                    client: c,
+                    staff,
+                    service: ServiceType::PersonalAssistance,
+                    check_in: reg.check_in,
+                    check_out: reg.check_out,
+                    method: reg.method,
+                    planned: Some(len),
+                    loc: reg.loc,
+                    flags,
+                });
+            }
+        }
+    }
+
+    /// Pattern 3 at an assistance company: one assistant registered for all
+    /// of a client's hours every day, 14–20 h, some days 24–26 h.
+    fn assistance_overtime(&mut self, s: usize, c: usize, day: Day, rng: &mut Rng, recs: &mut Vec<Rec>) {
+        let Plan::Assist(plan) = &self.clients[c].plan else { return };
+        let Some(&staff) = self.scenarios[s].targets.first() else { return };
+        let first = plan.shifts.first().map_or(420, |x| x.0);
+        let p = self.clients[c].provider;
+        let hours = if rng.chance(0.25) { rng.range(24.0, 26.0) } else { rng.range(14.0, 20.0) };
+        let start = (at_local(day, first) + rng.int(-300, 300)).max(self.scenarios[s].prev_end + 60);
+        if start >= at_local(day.plus(1), 0) {
+            return; // still on yesterday's 26-hour registration
+        }
+        let check_out = start + (hours * 3600.0) as i64 / 60 * 60;
+        self.scenarios[s].prev_end = check_out;
+        let method = if rng.chance(0.5) { RegistrationMethod::Manual } else { RegistrationMethod::MobileApp };
+        let loc = (method == RegistrationMethod::MobileApp && self.providers[p].sends_positions)
+            .then(|| self.clients[c].home.jitter(rng, 20.0, 70.0));
+        let mut flags = [None; 2];
+        flag(&mut flags, s);
+        recs.push(Rec {
+            provider: p,
+            client: c,
+            staff,
+            service: ServiceType::PersonalAssistance,
+            check_in: geo::ceil_to(start, 60),
+            check_out: geo::ceil_to(start, 60) + (check_out - start),
+            method,
+            planned: None,
+            loc,
+            flags,
+        });
+    }
+
+    /// The municipal night patrol: visits 22–06 to night clients of every
+    /// provider, by the municipal unit's night staff.
+    fn night_patrol(&mut self, day: Day, recs: &mut Vec<Rec>) {
+        let p = 0;
+        let mut rng = Rng::new(self.cfg.seed, &[tag::NIGHT, day.0 as u64]);
+        let earliest = at_local(day, 1320);
+        let latest_cap = at_local(day, 1800);
+        let mut reqs = Vec::new();
+        let mut demand = 0.0;
+        for (c, cl) in self.clients.iter().enumerate() {
+            let Some(plan) = cl.home_plan() else { continue };
+            if plan.night.is_empty() || !cl.present(day) {
+                continue;
+            }
+            for slot in &plan.night {
+                if rng.chance(CLIENT_CANCELS) {
+                    continue;
+                }
+                let pref = at_local(day, slot.minute + rng.int(-10, 10)).max(earliest + 300);
+                if pref >= self.activity_end {
+                    continue;
+                }
+                demand += f64::from(slot.planned) + 14.0;
+                reqs.push(Request {
+                    pref,
+                    latest: (pref + 45 * 60).min(latest_cap),
+                    service: ServiceType::NightPatrol,
+                    home: cl.home,
+                    parts: vec![Part { client: c, planned: slot.planned }],
+                    double: false,
+                    ghost: false,
+                    unplanned: false,
+                    flags: [None; 2],
+                });
+            }
+        }
+        if reqs.is_empty() {
+            return;
+        }
+        let mut duties = Vec::new();
+        for s in self.call_in(p, Role::Night, day, (demand / NIGHT_CAPACITY_MIN).max(1.0), &mut rng) {
+            let shift = self.staff[s].shift;
+            duties.push(Duty::new(s, at_local(day, shift.0), at_local(day, shift.1), geo::CENTRE));
+        }
+        let ctx = self.reg_ctx(p, day);
+        let outcome = schedule::assign(&mut rng, &mut duties, reqs, &ctx, p, recs);
+        self.stats.performed += u64::from(outcome.performed);
+        self.stats.cancelled += u64::from(outcome.cancelled);
+    }
+
+    /// Time reports of the day → events with ids and arrival times.
+    fn finalize(
+        &mut self,
+        day: Day,
+        recs: Vec<Rec>,
+        out: &mut Outbox,
+        ledger: &mut Ledger,
+        next_id: &mut u64,
+    ) -> Result<()> {
+        let mut rng = Rng::new(self.cfg.seed, &[tag::REPORT, day.0 as u64]);
+        // Late batches: all of a provider's reports of the day at once.
+        let mut batch: Vec<Option<i64>> = vec![None; self.providers.len()];
+        for (p, b) in batch.iter_mut().enumerate() {
+            if rng.chance(self.providers[p].late_batch_rate) {
+                let last = recs.iter().filter(|r| r.provider == p).map(|r| r.check_out).max();
+                *b = last.map(|t| t + rng.int(12 * 3600, 36 * 3600));
+            }
+        }
+        for rec in recs {
+            if rec.check_in >= self.activity_end || rec.check_in < self.first_day.start().0 {
+                continue;
+            }
+            let delay = match rec.method {
+                RegistrationMethod::Nfc => rng.int(5, 600),
+                RegistrationMethod::MobileApp => rng.int(10, 1800),
+                RegistrationMethod::Manual => rng.int(900, 10 * 3600),
+                RegistrationMethod::Edited => rng.int(3600, 30 * 3600),
+            };
+            let mut reported = rec.check_out + delay;
+            if let Some(b) = batch[rec.provider] {
+                reported = reported.max(b);
+            }
+            for s in rec.flags.iter().flatten() {
+                self.scenarios[*s].observe(rec.check_in);
+            }
+            let event_id = format!("tr-{:09}", *next_id);
+            *next_id += 1;
+            ledger.add(&rec);
+            let event = output::time_report(self, &rec, event_id, reported);
+            out.push(reported, event);
+            self.stats.time_reports += 1;
+        }
+        Ok(())
+    }
+
+    /// Where staff member `s` starts the day.
+    pub(super) fn office_of(&self, s: usize) -> Geo {
+        self.providers[self.staff[s].provider].office
+    }
+}

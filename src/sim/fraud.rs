@@ -1,0 +1,741 @@
+//! Fraud scenarios: who commits which pattern, from when, how strongly, and
+//! the injections that act on a day's records. Planning-time injections
+//! (patterns 6, 9, 10, 5) live in the engine and scheduler where the visits
+//! are made; invoice-time ones (1, 7, 8) in the invoice module.
+
+use super::config::SimConfig;
+use super::engine::World;
+use super::geo::{self, at_local};
+use super::output;
+use super::population::{Kind, Plan, Provider, Role};
+use super::rng::{Rng, tag};
+use super::schedule::{self, Duty, Flags, Part, Rec, Request, flag};
+use crate::labels::Label;
+use crate::model::{Day, Month, RegistrationMethod, ServiceType};
+
+/// The patterns the simulator injects, in round-robin order.
+pub(super) const PATTERNS: [u32; 11] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12];
+
+/// The domain catalogue's name of a pattern.
+pub(super) fn pattern_name(p: u32) -> &'static str {
+    match p {
+        1 => "invoiced hours above performed hours",
+        2 => "staff double-booking",
+        3 => "impossible day / no rest",
+        4 => "impossible travel / tag not at home",
+        5 => "manual or edited registrations",
+        6 => "ghost or rounded visits",
+        7 => "phantom clients",
+        8 => "duplicate billing",
+        9 => "volume explosion",
+        10 => "hours per client far above peers",
+        12 => "night visits by a private provider",
+        _ => "unknown",
+    }
+}
+
+/// The second pattern a provider with two scenarios commits.
+fn companion(p: u32) -> u32 {
+    match p {
+        1 => 7,
+        2 => 3,
+        3 => 2,
+        4 => 12,
+        5 => 6,
+        6 => 5,
+        7 | 8 => 1,
+        9 => 10,
+        10 => 9,
+        _ => 4,
+    }
+}
+
+/// Patterns evidenced by time reports (as opposed to invoices).
+fn time_based(p: u32) -> bool {
+    !matches!(p, 1 | 7 | 8)
+}
+
+/// One injected scenario at one provider.
+#[derive(Debug, Clone)]
+pub(super) struct Scenario {
+    pub provider: usize,
+    pub pattern: u32,
+    /// Which form of the pattern (0 or 1), alternating between instances.
+    pub variant: u32,
+    pub start: i64,
+    /// First month affected (invoice patterns bill it).
+    pub month: Month,
+    /// Exclusive end, `None` = runs to the end.
+    pub end: Option<i64>,
+    /// Main strength parameter (meaning per pattern, see the module docs).
+    pub strength: f64,
+    pub strength2: f64,
+    /// Probability that the scenario acts on a given day.
+    pub days_p: f64,
+    /// Staff involved (chosen when the scenario starts).
+    pub targets: Vec<usize>,
+    /// The assistance client of pattern 3 at an assistance company.
+    pub target_client: Option<usize>,
+    /// Phantom invoice lines (pattern 7): reference, service, base minutes.
+    pub phantoms: Vec<(String, ServiceType, f64)>,
+    /// End of the last registration (pattern 3, assistance).
+    pub prev_end: i64,
+    /// Expected recruits not yet arrived (pattern 9).
+    pub backlog: f64,
+    pub activated: bool,
+    pub observable: Option<i64>,
+    /// Fraudulent time reports or invoices carrying the scenario.
+    pub evidence: u64,
+    pub note: String,
+}
+
+impl Scenario {
+    /// In force at instant `t`.
+    pub fn active(&self, t: i64) -> bool {
+        t >= self.start && self.end.is_none_or(|e| t < e)
+    }
+
+    /// A record or invoice carrying the fraud exists at `t`.
+    pub fn observe(&mut self, t: i64) {
+        self.evidence += 1;
+        self.observable = Some(self.observable.map_or(t, |o| o.min(t)));
+    }
+}
+
+/// A stable uniform number for (scenario, client): who is affected.
+pub(super) fn client_unit(seed: u64, s: usize, c: usize) -> f64 {
+    Rng::new(seed, &[tag::FRAUD_CLIENT, s as u64, c as u64]).unit()
+}
+
+fn suitable(pattern: u32, p: &Provider) -> bool {
+    match p.kind {
+        Kind::Municipal => false,
+        Kind::Assistance => matches!(pattern, 1 | 3 | 5 | 7 | 8),
+        Kind::HomeCare => !matches!(pattern, 2 | 4 | 6 | 9 | 10 | 12) || p.initial_clients >= 8,
+    }
+}
+
+fn preferred(pattern: u32, variant: u32, p: &Provider) -> bool {
+    suitable(pattern, p)
+        && match pattern {
+            3 if variant == 0 => p.kind == Kind::Assistance,
+            3 => p.kind == Kind::HomeCare && !p.large,
+            1 | 5 | 8 => true,
+            9 | 10 => p.kind == Kind::HomeCare && !p.large && (15..=120).contains(&p.initial_clients),
+            _ => p.kind == Kind::HomeCare && !p.large,
+        }
+}
+
+/// Chooses the fraudulent providers and draws their scenarios. Pattern 4
+/// providers are made to export homes and positions (the evidence exists).
+pub(super) fn choose(cfg: &SimConfig, providers: &mut [Provider], first_month: Month, end_day: Day) -> Vec<Scenario> {
+    let mut rng = Rng::new(cfg.seed, &[tag::FRAUD_SETUP]);
+    let mut order: Vec<usize> = (1..providers.len()).collect();
+    rng.shuffle(&mut order);
+    let mut taken = vec![false; providers.len()];
+    let mut instances = [0u32; 13];
+    let mut out = Vec::new();
+    for k in 0..cfg.fraudulent_providers as usize {
+        let mut pattern = PATTERNS[k % PATTERNS.len()];
+        let variant = instances[pattern as usize] % 2;
+        let free = |f: &dyn Fn(&Provider) -> bool| order.iter().copied().find(|&p| !taken[p] && f(&providers[p]));
+        let p = match free(&|pr| preferred(pattern, variant, pr)).or_else(|| free(&|pr| suitable(pattern, pr))) {
+            Some(p) => p,
+            None => {
+                let Some(p) = free(&|_| true) else { break };
+                // Only providers unfit for the pattern are left (assistance
+                // companies, tiny home-care ones): give the next one a
+                // pattern it can commit instead.
+                pattern = PATTERNS
+                    .iter()
+                    .copied()
+                    .cycle()
+                    .skip(k)
+                    .take(PATTERNS.len())
+                    .find(|&q| suitable(q, &providers[p]))
+                    .unwrap_or(1);
+                p
+            }
+        };
+        taken[p] = true;
+        let assistance = providers[p].kind == Kind::Assistance;
+        out.push(draw(&mut rng, pattern, &mut instances, (p, assistance), first_month, end_day, cfg.months));
+        if k % 5 == 4 {
+            let second = companion(pattern);
+            if suitable(second, &providers[p]) {
+                out.push(draw(&mut rng, second, &mut instances, (p, assistance), first_month, end_day, cfg.months));
+            }
+        }
+    }
+    for sc in &out {
+        if sc.pattern == 4 {
+            let p = &mut providers[sc.provider];
+            p.sends_home = true;
+            p.sends_positions = true;
+            p.whole_area = true;
+        }
+    }
+    out
+}
+
+fn draw(
+    rng: &mut Rng,
+    pattern: u32,
+    instances: &mut [u32; 13],
+    (provider, assistance): (usize, bool),
+    first_month: Month,
+    end_day: Day,
+    months: u32,
+) -> Scenario {
+    let variant = instances[pattern as usize] % 2;
+    instances[pattern as usize] += 1;
+    let last = months as i64 - 1;
+    let month_index = rng.int(1.min(last), 3.min(last));
+    let month = Month(first_month.0 + month_index as i32);
+    let start_day = if time_based(pattern) {
+        let d = month.first_day().plus(rng.int(0, 20) as i32);
+        if d >= end_day { month.first_day() } else { d }
+    } else {
+        month.first_day()
+    };
+    let start = start_day.start().0;
+    let end = if matches!(pattern, 2 | 3 | 4 | 5 | 6 | 12) && rng.chance(0.2) {
+        let stop = start_day.plus(rng.int(35, 60) as i32);
+        (stop < end_day.plus(-7)).then(|| stop.start().0)
+    } else {
+        None
+    };
+    let (strength, strength2, days_p) = match pattern {
+        1 => (rng.range(0.25, 0.5), rng.range(1.4, 1.6), 0.0),
+        2 => (0.0, 0.0, rng.range(3.0, 5.0) / 7.0),
+        3 => (rng.range(14.0, 15.0), 0.0, 1.0),
+        4 => (rng.range(0.25, 0.45), 0.0, rng.range(3.0, 5.0) / 7.0),
+        5 => (rng.range(0.35, 0.70), rng.range(10.0, 28.0), 0.0),
+        6 => (rng.range(0.35, 0.55), rng.range(1.5, 3.0), 0.0),
+        7 => (rng.range(0.05, 0.12), 0.0, 0.0),
+        8 => (rng.range(0.06, 0.15), 0.0, 0.0),
+        9 => (rng.range(0.10, 0.20), 0.0, 0.0),
+        10 => (rng.range(2.0, 3.0), 0.0, 0.0),
+        _ => (f64::from(rng.int(2, 5) as i32), 0.0, rng.range(3.0, 5.0) / 7.0),
+    };
+    let note = note(pattern, variant, assistance, (strength, strength2, days_p));
+    Scenario {
+        provider,
+        pattern,
+        variant,
+        start,
+        month,
+        end,
+        strength,
+        strength2,
+        days_p,
+        targets: Vec::new(),
+        target_client: None,
+        phantoms: Vec::new(),
+        prev_end: i64::MIN,
+        // Pattern 9 opens with a first recruit on its first day.
+        backlog: 1.0,
+        activated: false,
+        observable: None,
+        evidence: 0,
+        note,
+    }
+}
+
+fn note(pattern: u32, variant: u32, assistance: bool, (strength, strength2, days_p): (f64, f64, f64)) -> String {
+    let pct = |x: f64| (x * 100.0).round();
+    let per_week = days_p * 7.0;
+    match pattern {
+        1 => format!(
+            "invoice lines (personal care, service, assistance) for {:.0} % of clients bill 1.20-{strength2:.2} times the performed minutes",
+            pct(strength)
+        ),
+        2 if variant == 0 => format!(
+            "visits registered manually at another client of the same provider while 1-2 staff members are at a real \
+             visit, on about {per_week:.1} days a week"
+        ),
+        2 => format!(
+            "a staff member of another provider is registered here at visits overlapping their visits there, on \
+             about {per_week:.1} days a week"
+        ),
+        3 if assistance => "one assistant registered for all of a client's hours every day (no day off), 14-20 h at \
+                            a stretch, some days 24-26 h"
+            .to_string(),
+        3 => format!(
+            "one staff member working every day (no day off), with a second shift of visits registered in their \
+             name up to {strength:.1}-{:.1} h a day",
+            strength + 2.0
+        ),
+        4 => format!(
+            "1-2 staff members: {:.0} % of their check-ins made by app from their own home, kilometres away, and on \
+             about {per_week:.1} days a week a manual visit 15+ km from the previous or next one with minutes between",
+            pct(strength)
+        ),
+        5 => format!(
+            "manual/edited share rising over {strength2:.0} days to {:.0} %, each adding 5-20 min to the visit",
+            pct(strength)
+        ),
+        6 => format!(
+            "ghost visits (manual, duration exactly the planned 30-120 min, on five-minute marks) for {:.0} % of \
+             clients, {strength2:.1} a week each",
+            pct(strength)
+        ),
+        7 => format!(
+            "invoice lines for phantom clients (departed or invented), about {:.0} % extra lines",
+            pct(strength)
+        ),
+        8 if variant == 0 => {
+            format!("about {:.0} % of invoice lines billed twice on the same invoice", pct(strength))
+        }
+        8 => format!("about {:.0} % of invoice lines billed again on a second invoice for the period", pct(strength)),
+        9 => format!("new clients recruited at {:.0} % a month on top of normal turnover", pct(strength)),
+        10 => format!("care, service and escort scheduled and performed at {strength:.1} times the usual plan"),
+        12 => format!(
+            "unauthorised night visits 22:30-05:30 by the provider's own night staff, {strength:.0} clients a night \
+             on about {per_week:.1} nights a week"
+        ),
+        _ => String::new(),
+    }
+}
+
+/// One label per scenario that left evidence in the data.
+pub(super) fn labels(w: &World, end: i64) -> Vec<Label> {
+    w.scenarios
+        .iter()
+        .filter_map(|s| {
+            let observable = s.observable?;
+            let unit = match (time_based(s.pattern), s.evidence) {
+                (true, 1) => "time report carries",
+                (true, _) => "time reports carry",
+                (false, 1) => "invoice carries",
+                (false, _) => "invoices carry",
+            };
+            Some(Label {
+                provider_id: w.providers[s.provider].id.clone(),
+                pattern: s.pattern,
+                pattern_name: pattern_name(s.pattern).to_string(),
+                start: output::ts(s.start),
+                end: output::ts(s.end.unwrap_or(end)),
+                observable_at: output::ts(observable.max(s.start)),
+                note: format!("{}; {} {unit} it", s.note, s.evidence),
+            })
+        })
+        .collect()
+}
+
+/// Phantom lines for pattern 7 in `month`: clients of the provider who left
+/// before the month, topped up with invented references; the same ones
+/// every month.
+pub(super) fn phantoms(
+    w: &mut World,
+    s: usize,
+    month: Month,
+    real_lines: usize,
+    rng: &mut Rng,
+) -> Vec<(String, ServiceType, i64)> {
+    let p = w.scenarios[s].provider;
+    let first = month.first_day();
+    let wanted = ((w.scenarios[s].strength * real_lines as f64).round() as usize).max(2);
+    if w.scenarios[s].phantoms.len() < wanted {
+        let mut former: Vec<usize> =
+            w.prov_clients[p].iter().copied().filter(|&c| w.clients[c].until.is_some_and(|u| u <= first)).collect();
+        former.retain(|&c| !w.scenarios[s].phantoms.iter().any(|(r, _, _)| *r == w.clients[c].r));
+        rng.shuffle(&mut former);
+        while w.scenarios[s].phantoms.len() < wanted {
+            let r = match former.pop() {
+                Some(c) if rng.chance(0.6) => w.clients[c].r.clone(),
+                _ => w.refs.fresh(rng, "c-", 10),
+            };
+            let service = if rng.chance(0.7) { ServiceType::PersonalCare } else { ServiceType::Service };
+            let base = rng.lognormal(900.0, 0.5).clamp(240.0, 3000.0);
+            w.scenarios[s].phantoms.push((r, service, base));
+        }
+    }
+    w.scenarios[s]
+        .phantoms
+        .iter()
+        .map(|(r, service, base)| (r.clone(), *service, ((base * rng.range(0.9, 1.1) / 15.0).round() * 15.0) as i64))
+        .collect()
+}
+
+impl World<'_> {
+    /// Starts scenarios whose time has come: picks the staff or client they
+    /// involve (deferred while the provider has none yet).
+    pub(super) fn activate(&mut self, day: Day) {
+        let day_start = day.start().0;
+        for s in 0..self.scenarios.len() {
+            let sc = &self.scenarios[s];
+            if sc.activated || day_start < sc.start {
+                continue;
+            }
+            let p = sc.provider;
+            let mut rng = Rng::new(self.cfg.seed, &[tag::ACTIVATE, s as u64]);
+            // Staff who are at work these days (worked yesterday, or at
+            // least in the last two weeks).
+            let working = |st: usize, mask: u32| self.staff[st].role.home_care() && self.staff[st].history & mask != 0;
+            let mut regular: Vec<usize> = self.prov_staff[p].iter().copied().filter(|&st| working(st, 0b10)).collect();
+            if regular.is_empty() {
+                regular = self.prov_staff[p].iter().copied().filter(|&st| working(st, 0x7ffe)).collect();
+            }
+            let ok = match sc.pattern {
+                2 if sc.variant == 1 => {
+                    let fraudulent: Vec<usize> = self.scenarios.iter().map(|x| x.provider).collect();
+                    let others: Vec<usize> = (0..self.staff.len())
+                        .filter(|&st| {
+                            let sp = self.staff[st].provider;
+                            working(st, 0b10) && sp != p && !fraudulent.contains(&sp)
+                        })
+                        .collect();
+                    rng.pick(&others).map(|&st| self.scenarios[s].targets = vec![st]).is_some()
+                }
+                2 | 4 => {
+                    let mut pool = regular.clone();
+                    rng.shuffle(&mut pool);
+                    pool.truncate(if rng.chance(0.5) { 2 } else { 1 });
+                    self.scenarios[s].targets = pool;
+                    !self.scenarios[s].targets.is_empty()
+                }
+                3 if self.providers[p].kind == Kind::Assistance => {
+                    let best = self.prov_clients[p]
+                        .iter()
+                        .copied()
+                        .filter(|&c| self.clients[c].enrolled(day))
+                        .filter_map(|c| match &self.clients[c].plan {
+                            Plan::Assist(a) => a.team.first().map(|&t| (self.clients[c].granted, c, t)),
+                            Plan::Home(_) => None,
+                        })
+                        .max_by_key(|(g, c, _)| (g[ServiceType::PersonalAssistance.index()], *c));
+                    best.map(|(_, c, t)| {
+                        self.scenarios[s].target_client = Some(c);
+                        self.scenarios[s].targets = vec![t];
+                    })
+                    .is_some()
+                }
+                3 => {
+                    let morning: Vec<usize> =
+                        regular.iter().copied().filter(|&st| self.staff[st].role == Role::Morning).collect();
+                    rng.pick(&morning).map(|&st| self.scenarios[s].targets = vec![st]).is_some()
+                }
+                12 => {
+                    let n = if rng.chance(0.5) { 2 } else { 1 };
+                    let hired: Vec<usize> = (0..n).map(|_| self.hire(p, Role::FraudNight, &mut rng)).collect();
+                    self.scenarios[s].targets = hired;
+                    true
+                }
+                _ => true,
+            };
+            self.scenarios[s].activated = ok;
+        }
+    }
+
+    /// Pattern 12: the fraudulent provider's own night visits.
+    pub(super) fn fraud_nights(&mut self, day: Day, recs: &mut Vec<Rec>) {
+        let day_start = day.start().0;
+        for s in 0..self.scenarios.len() {
+            let sc = &self.scenarios[s];
+            if sc.pattern != 12 || !sc.activated || !sc.active(day_start) {
+                continue;
+            }
+            let p = sc.provider;
+            let mut rng = Rng::new(self.cfg.seed, &[tag::FRAUD_DAY, s as u64, day.0 as u64]);
+            if !rng.chance(sc.days_p) {
+                continue;
+            }
+            let present = self.present_clients(p, day);
+            let mut heavy: Vec<usize> = present
+                .iter()
+                .copied()
+                .filter(|&c| self.clients[c].home_plan().is_some_and(|h| h.slots.len() >= 3))
+                .collect();
+            if heavy.len() < 2 {
+                heavy = present;
+            }
+            rng.shuffle(&mut heavy);
+            heavy.truncate(sc.strength as usize);
+            let mut reqs = Vec::new();
+            let mut flags: Flags = [None; 2];
+            flag(&mut flags, s);
+            for &c in &heavy {
+                let pref = at_local(day, rng.int(1360, 1730));
+                if pref >= self.activity_end {
+                    continue;
+                }
+                reqs.push(Request {
+                    pref,
+                    latest: pref + 30 * 60,
+                    service: ServiceType::PersonalCare,
+                    home: self.clients[c].home,
+                    parts: vec![Part { client: c, planned: [15, 20, 25, 30, 35][rng.below(5)] }],
+                    double: false,
+                    ghost: false,
+                    unplanned: false,
+                    flags,
+                });
+            }
+            let office = self.providers[p].office;
+            let mut duties = Vec::new();
+            for st in self.scenarios[s].targets.clone() {
+                // Night staff keep their days off (two at a time).
+                if self.staff[st].may_work() {
+                    self.staff[st].history |= 1;
+                    duties.push(Duty::new(st, at_local(day, 1335), at_local(day, 1800), office));
+                }
+            }
+            let pr = &self.providers[p];
+            let ctx = schedule::RegCtx {
+                manual: pr.manual_share,
+                edited_fraction: pr.edited_fraction,
+                mobile: pr.mobile_share,
+                positions: pr.sends_positions,
+                fraud5: None,
+            };
+            schedule::assign(&mut rng, &mut duties, reqs, &ctx, p, recs);
+        }
+    }
+
+    /// Staff-level injections on the day's records (patterns 3, 4, 2).
+    pub(super) fn inject(&mut self, day: Day, recs: &mut Vec<Rec>) {
+        let day_start = day.start().0;
+        for pattern in [3, 4, 2] {
+            for s in 0..self.scenarios.len() {
+                let sc = &self.scenarios[s];
+                if sc.pattern != pattern || !sc.activated || !sc.active(day_start) {
+                    continue;
+                }
+                let mut rng = Rng::new(self.cfg.seed, &[tag::FRAUD_DAY, s as u64, day.0 as u64]);
+                match pattern {
+                    3 if self.providers[sc.provider].kind == Kind::HomeCare => self.pad_day(s, day, recs, &mut rng),
+                    4 => self.teleport(s, day, recs, &mut rng),
+                    2 => self.double_book(s, day, recs, &mut rng),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// The scenario's staff who work today; if none does, the staff member
+    /// of the same provider with the most visits today stands in (the
+    /// coordinator uses whoever is at work).
+    fn at_work(&self, s: usize, recs: &[Rec]) -> Vec<usize> {
+        let targets = &self.scenarios[s].targets;
+        let working: Vec<usize> = targets.iter().copied().filter(|&t| recs.iter().any(|r| r.staff == t)).collect();
+        if !working.is_empty() || targets.is_empty() {
+            return working;
+        }
+        let p = self.staff[targets[0]].provider;
+        let mut count: std::collections::BTreeMap<usize, usize> = std::collections::BTreeMap::new();
+        for r in recs.iter().filter(|r| r.provider == p && self.staff[r.staff].provider == p) {
+            if self.staff[r.staff].role.home_care() {
+                *count.entry(r.staff).or_default() += 1;
+            }
+        }
+        count.iter().max_by_key(|(st, n)| (**n, std::cmp::Reverse(**st))).map(|(st, _)| *st).into_iter().collect()
+    }
+
+    /// Indices of `staff`'s records today, by check-in.
+    fn records_of(recs: &[Rec], staff: usize) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..recs.len()).filter(|&i| recs[i].staff == staff).collect();
+        idx.sort_by_key(|&i| (recs[i].check_in, recs[i].client));
+        idx
+    }
+
+    /// Pattern 3 (home care): the staff member works their shift every day,
+    /// and the rest of 06:00–22:15 is filled with registered visits of 1–3 h
+    /// at nearby clients (a second shift in their name) until 14–17 h are
+    /// registered.
+    fn pad_day(&mut self, s: usize, day: Day, recs: &mut Vec<Rec>, rng: &mut Rng) {
+        let Some(&t) = self.scenarios[s].targets.first() else { return };
+        let p = self.scenarios[s].provider;
+        let present = self.present_clients(p, day);
+        if present.is_empty() {
+            return;
+        }
+        let target = rng.range(self.scenarios[s].strength, self.scenarios[s].strength + 2.0) * 3600.0;
+        let mine = Self::records_of(recs, t);
+        let mut sum: i64 = mine.iter().map(|&i| recs[i].check_out - recs[i].check_in).sum();
+        let mut cursor = at_local(day, 360);
+        let mut loc = self.office_of(t);
+        let window_end = at_local(day, 1335);
+        let busy: Vec<(i64, i64, geo::Geo)> =
+            mine.iter().map(|&i| (recs[i].check_in, recs[i].check_out, self.clients[recs[i].client].home)).collect();
+        let mut k = 0;
+        let positions = self.providers[p].sends_positions;
+        loop {
+            let next = busy.get(k).copied();
+            let gap_end = next.map_or(window_end + 1800, |b| b.0);
+            while (sum as f64) < target {
+                // One of the clients nearest to where the staff member is.
+                let mut near: Vec<(i64, usize)> =
+                    present.iter().map(|&c| (self.clients[c].home.dist_m(loc) as i64, c)).collect();
+                near.sort_unstable();
+                near.truncate(4);
+                let Some(&(_, y)) = rng.pick(&near) else { break };
+                let home = self.clients[y].home;
+                let t1 = geo::travel_secs(loc, home);
+                let t2 = next.map_or(0, |b| geo::travel_secs(home, b.2));
+                let check_in = geo::ceil_to(cursor + t1 + 60, 60);
+                if check_in > window_end {
+                    break;
+                }
+                let room = gap_end - t2 - 120 - check_in;
+                if room < 30 * 60 {
+                    break;
+                }
+                let duration = room.min(target as i64 - sum).min(rng.int(60, 180) * 60) / 60 * 60;
+                if duration < 20 * 60 {
+                    break;
+                }
+                let method = match rng.below(20) {
+                    0..=11 => RegistrationMethod::Manual,
+                    12..=16 => RegistrationMethod::Edited,
+                    _ => RegistrationMethod::MobileApp,
+                };
+                let loc_reported =
+                    (method != RegistrationMethod::Manual && positions).then(|| home.jitter(rng, 15.0, 50.0));
+                let mut flags: Flags = [None; 2];
+                flag(&mut flags, s);
+                recs.push(Rec {
+                    provider: p,
+                    client: y,
+                    staff: t,
+                    service: if rng.chance(0.5) { ServiceType::Service } else { ServiceType::PersonalCare },
+                    check_in,
+                    check_out: check_in + duration,
+                    method,
+                    planned: None,
+                    loc: loc_reported,
+                    flags,
+                });
+                sum += duration;
+                cursor = check_in + duration + rng.int(60, 180);
+                loc = home;
+            }
+            let Some(b) = next else { break };
+            cursor = cursor.max(b.1 + 60);
+            loc = b.2;
+            k += 1;
+        }
+    }
+
+    /// Pattern 4: check-ins from the staff member's own home, and manual
+    /// visits 15+ km from the previous or next one minutes apart.
+    fn teleport(&mut self, s: usize, day: Day, recs: &mut Vec<Rec>, rng: &mut Rng) {
+        let p = self.scenarios[s].provider;
+        let present = self.present_clients(p, day);
+        for t in self.at_work(s, recs) {
+            let mine: Vec<usize> = Self::records_of(recs, t)
+                .into_iter()
+                .filter(|&i| recs[i].flags == [None; 2] && recs[i].provider == p)
+                .collect();
+            // Tag not at home: the check-in is made by app from elsewhere.
+            let away_from = self.staff[t].home;
+            for &i in &mine {
+                if rng.chance(self.scenarios[s].strength) {
+                    let away = away_from.jitter(rng, 15.0, 50.0);
+                    if away.dist_m(self.clients[recs[i].client].home) >= 1500.0 {
+                        recs[i].method = RegistrationMethod::MobileApp;
+                        recs[i].loc = Some(away);
+                        flag(&mut recs[i].flags, s);
+                    }
+                }
+            }
+            // Impossible travel.
+            if mine.is_empty() || !rng.chance(self.scenarios[s].days_p) {
+                continue;
+            }
+            // Right after the day's last visit or right before its first,
+            // whichever has a client of the provider 15+ km away.
+            let last = mine.iter().copied().max_by_key(|&i| (recs[i].check_out, i));
+            let first = mine.first().copied();
+            let order = if rng.chance(0.5) { [(true, last), (false, first)] } else { [(false, first), (true, last)] };
+            let choice = order.iter().find_map(|&(after, anchor)| {
+                let a = anchor?;
+                let from = self.clients[recs[a].client].home;
+                let far: Vec<usize> =
+                    present.iter().copied().filter(|&c| self.clients[c].home.dist_m(from) >= 15_000.0).collect();
+                rng.pick(&far).map(|&y| (after, a, y))
+            });
+            let Some((after, a, y)) = choice else { continue };
+            let duration = rng.int(25, 45) * 60;
+            let gap = rng.int(2, 8) * 60;
+            let check_in = if after {
+                geo::ceil_to(recs[a].check_out + gap, 60)
+            } else {
+                geo::ceil_to(recs[a].check_in - gap - duration - 59, 60)
+            };
+            if check_in < at_local(day, 360) || check_in > at_local(day, 1310) {
+                continue;
+            }
+            let mut flags: Flags = [None; 2];
+            flag(&mut flags, s);
+            recs.push(Rec {
+                provider: p,
+                client: y,
+                staff: t,
+                service: ServiceType::PersonalCare,
+                check_in,
+                check_out: check_in + duration,
+                method: RegistrationMethod::Manual,
+                planned: Some([30, 45][rng.below(2)]),
+                loc: None,
+                flags,
+            });
+        }
+    }
+
+    /// Pattern 2: a visit registered at another client while the staff
+    /// member is at a real visit (same provider, or another provider's
+    /// staff member registered here).
+    fn double_book(&mut self, s: usize, day: Day, recs: &mut Vec<Rec>, rng: &mut Rng) {
+        let p = self.scenarios[s].provider;
+        let present = self.present_clients(p, day);
+        if present.len() < 2 {
+            return;
+        }
+        for t in self.at_work(s, recs) {
+            if !rng.chance(self.scenarios[s].days_p) {
+                continue;
+            }
+            let mut mine: Vec<usize> = Self::records_of(recs, t)
+                .into_iter()
+                .filter(|&i| recs[i].flags == [None; 2] && recs[i].check_out - recs[i].check_in >= 12 * 60)
+                .collect();
+            let times = if rng.chance(0.4) { 2 } else { 1 };
+            for _ in 0..times {
+                if mine.is_empty() {
+                    break;
+                }
+                let v = mine.remove(rng.below(mine.len()));
+                let x = recs[v].client;
+                let candidate = (0..10).find_map(|_| {
+                    let &y = rng.pick(&present)?;
+                    let same_home = y == x
+                        || (self.clients[y].household.is_some()
+                            && self.clients[y].household == self.clients[x].household)
+                        || self.clients[y].home.dist_m(self.clients[x].home) < 300.0;
+                    (!same_home).then_some(y)
+                });
+                let Some(y) = candidate else { continue };
+                let visit = recs[v].check_out - recs[v].check_in;
+                let offset = rng.int(-300, (visit - 180).min(600));
+                let check_in = geo::ceil_to(recs[v].check_in + offset, 60);
+                let duration = rng.int(20, 45) * 60;
+                let method = if rng.chance(0.6) { RegistrationMethod::Manual } else { RegistrationMethod::Edited };
+                let mut flags: Flags = [None; 2];
+                flag(&mut flags, s);
+                recs.push(Rec {
+                    provider: p,
+                    client: y,
+                    staff: t,
+                    service: if rng.chance(0.75) { ServiceType::PersonalCare } else { ServiceType::Service },
+                    check_in,
+                    check_out: check_in + duration,
+                    method,
+                    planned: Some((duration / 300 * 5) as u32),
+                    loc: None,
+                    flags,
+                });
+            }
+        }
+    }
+}

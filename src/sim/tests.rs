@@ -1,0 +1,593 @@
+//! Properties of whole simulated runs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use prost::Message;
+
+use super::engine::{self, Stats};
+use super::fraud;
+use super::{SimConfig, simulate};
+use crate::labels::GroundTruth;
+use crate::model::pseudonym::Pseudonymizer;
+use crate::model::validate::Validator;
+use crate::model::{Day, EventTime, GeoPoint};
+use crate::proto::v1 as wire;
+
+struct Run {
+    events: Vec<wire::Event>,
+    truth: GroundTruth,
+    stats: Stats,
+}
+
+fn run(cfg: &SimConfig) -> Run {
+    let mut events = Vec::new();
+    let (truth, stats) = engine::run(cfg, &mut |e: &wire::Event| {
+        events.push(e.clone());
+        Ok(())
+    })
+    .expect("simulation runs");
+    Run { events, truth, stats }
+}
+
+fn small(fraudulent_providers: u32) -> SimConfig {
+    SimConfig { providers: 8, clients: 300, months: 2, fraudulent_providers, ..SimConfig::default() }
+}
+
+fn clean() -> SimConfig {
+    SimConfig { seed: 11, providers: 10, clients: 600, months: 2, fraudulent_providers: 0, ..SimConfig::default() }
+}
+
+/// Every pattern, at a size that runs in seconds in debug builds.
+fn catalogue() -> SimConfig {
+    SimConfig { seed: 5, providers: 16, clients: 900, months: 4, fraudulent_providers: 12, ..SimConfig::default() }
+}
+
+impl Run {
+    fn reports(&self) -> impl Iterator<Item = &wire::TimeReport> {
+        self.events.iter().filter_map(|e| match &e.kind {
+            Some(wire::event::Kind::TimeReport(t)) => Some(t),
+            _ => None,
+        })
+    }
+
+    fn invoices(&self) -> impl Iterator<Item = &wire::Invoice> {
+        self.events.iter().filter_map(|e| match &e.kind {
+            Some(wire::event::Kind::Invoice(i)) => Some(i),
+            _ => None,
+        })
+    }
+
+    fn municipal_id(&self) -> String {
+        self.truth.providers.iter().find(|p| p.municipal).map(|p| p.provider_id.clone()).unwrap_or_default()
+    }
+}
+
+fn secs(t: &Option<pbjson_types::Timestamp>) -> i64 {
+    t.as_ref().map_or(i64::MIN, |t| t.seconds)
+}
+
+fn arrival(e: &wire::Event) -> i64 {
+    match &e.kind {
+        Some(wire::event::Kind::TimeReport(t)) => secs(&t.reported_at),
+        Some(wire::event::Kind::Invoice(i)) => secs(&i.issued_at),
+        None => i64::MIN,
+    }
+}
+
+fn is(service: i32, s: wire::ServiceType) -> bool {
+    service == s as i32
+}
+
+fn geo(p: &Option<wire::GeoPoint>) -> Option<GeoPoint> {
+    p.as_ref().map(|g| GeoPoint { lat: g.latitude, lon: g.longitude })
+}
+
+#[test]
+fn the_same_seed_gives_the_same_stream_and_truth_and_another_seed_does_not() {
+    let bytes = |r: &Run| -> (Vec<Vec<u8>>, String) {
+        (r.events.iter().map(|e| e.encode_to_vec()).collect(), serde_json::to_string(&r.truth).unwrap_or_default())
+    };
+    let via_api = |cfg: &SimConfig| {
+        let mut events = Vec::new();
+        let truth = simulate(cfg, &mut |e: &wire::Event| {
+            events.push(e.clone());
+            Ok(())
+        })
+        .expect("simulation runs");
+        Run { events, truth, stats: Stats::default() }
+    };
+    let a = bytes(&via_api(&small(3)));
+    let b = bytes(&via_api(&small(3)));
+    assert!(a.0.len() > 10_000, "{} events", a.0.len());
+    assert!(a == b, "same seed, different output");
+    let c = bytes(&via_api(&SimConfig { seed: 2, ..small(3) }));
+    assert_ne!(a.0, c.0);
+    assert_ne!(a.1, c.1);
+}
+
+#[test]
+fn every_event_passes_the_validator_and_arrival_never_goes_back() {
+    let validator = Validator::new(Pseudonymizer::from_secret("sim"));
+    for cfg in [small(7), SimConfig { seed: 3, ..catalogue() }] {
+        let r = run(&cfg);
+        let mut last = i64::MIN;
+        for e in &r.events {
+            if let Err(err) = validator.event(e) {
+                panic!("invalid event {err}: {e:?}");
+            }
+            let at = arrival(e);
+            assert!(at >= last, "arrival went back from {last} to {at}");
+            last = at;
+        }
+        assert!(secs(&Some(r.truth.end)) > last && secs(&Some(r.truth.start)) <= last);
+        assert_eq!(r.stats.time_reports as usize + r.stats.invoices as usize, r.events.len());
+    }
+}
+
+#[test]
+fn magnitudes_are_those_of_swedish_home_care() {
+    let r = run(&clean());
+    let municipal = r.municipal_id();
+    let home_care = |s: i32| {
+        [
+            wire::ServiceType::PersonalCare,
+            wire::ServiceType::Service,
+            wire::ServiceType::Escort,
+            wire::ServiceType::DoubleStaffing,
+        ]
+        .iter()
+        .any(|&x| is(s, x))
+    };
+    // Hours per home-care client and month.
+    let mut minutes: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let mut visits: BTreeMap<(String, String, Day), f64> = BTreeMap::new();
+    let (mut nfc, mut honest_total) = (0usize, 0usize);
+    let mut durations = Vec::new();
+    for t in r.reports() {
+        let ci = EventTime(secs(&t.check_in));
+        let minutes_of = (secs(&t.check_out) - ci.0) / 60;
+        if home_care(t.service_type) {
+            *minutes.entry((t.client_ref.clone(), ci.month().0)).or_default() += minutes_of;
+            // Double staffing is one visit in two reports.
+            let weight = if is(t.service_type, wire::ServiceType::DoubleStaffing) { 0.5 } else { 1.0 };
+            *visits.entry((t.provider_id.clone(), t.client_ref.clone(), ci.day())).or_default() += weight;
+            durations.push(minutes_of as f64);
+        }
+        honest_total += 1;
+        nfc += usize::from(t.registration_method == wire::RegistrationMethod::Nfc as i32);
+    }
+    let hours: Vec<f64> = minutes.values().map(|m| *m as f64 / 60.0).collect();
+    let mean_hours = hours.iter().sum::<f64>() / hours.len() as f64;
+    assert!((15.0..=32.0).contains(&mean_hours), "home care {mean_hours:.1} h per client and month");
+    let max_visits = visits.values().copied().fold(0.0, f64::max);
+    let mean_visits = visits.values().sum::<f64>() / visits.len() as f64;
+    assert!(
+        max_visits <= 6.0 && (1.3..=3.5).contains(&mean_visits),
+        "visits/day: mean {mean_visits:.2}, max {max_visits}"
+    );
+    let mean_duration = durations.iter().sum::<f64>() / durations.len() as f64;
+    assert!((15.0..=45.0).contains(&mean_duration), "mean visit {mean_duration:.1} min");
+    let nfc_share = nfc as f64 / honest_total as f64;
+    assert!((0.82..=0.97).contains(&nfc_share), "NFC share {nfc_share:.3}");
+    // Time in clients' homes as a share of paid day and evening shifts
+    // (domain: ~58 %, travel and breaks take the rest).
+    let in_homes = r
+        .reports()
+        .filter(|t| home_care(t.service_type))
+        .map(|t| (secs(&t.check_out) - secs(&t.check_in)) as f64 / 60.0)
+        .sum::<f64>()
+        / r.stats.shift_minutes as f64;
+    assert!((0.4..=0.65).contains(&in_homes), "{:.0} % of paid time in homes", in_homes * 100.0);
+    let cancelled = r.stats.cancelled as f64 / (r.stats.performed + r.stats.cancelled) as f64;
+    assert!(cancelled < 0.08, "{:.1} % of visits cancelled", cancelled * 100.0);
+    // The municipal unit serves about a quarter of home-care clients.
+    let clients_of = |municipal_only: bool| {
+        r.reports()
+            .filter(|t| home_care(t.service_type) && (t.provider_id == municipal) == municipal_only)
+            .map(|t| t.client_ref.clone())
+            .collect::<BTreeSet<_>>()
+            .len() as f64
+    };
+    let share = clients_of(true) / (clients_of(true) + clients_of(false));
+    assert!((0.18..=0.32).contains(&share), "municipal share {share:.2}");
+}
+
+#[test]
+fn a_clean_municipality_has_no_double_booking_impossible_travel_or_night_work() {
+    let r = run(&clean());
+    let municipal = r.municipal_id();
+    let mut by_staff: BTreeMap<&str, Vec<&wire::TimeReport>> = BTreeMap::new();
+    for t in r.reports() {
+        by_staff.entry(&t.staff_ref).or_default().push(t);
+        let ci = EventTime(secs(&t.check_in));
+        let minute = ci.local_minute_of_day();
+        if t.provider_id != municipal {
+            assert!((330..1350).contains(&minute), "private visit at {ci}");
+        }
+        if let (Some(home), Some(at)) = (geo(&t.client_home), geo(&t.check_in_location)) {
+            assert!(home.distance_m(at) < 120.0, "check-in {} m from home", home.distance_m(at));
+        }
+    }
+    let mut pairs = 0;
+    for reports in by_staff.values_mut() {
+        reports.sort_by_key(|t| (secs(&t.check_in), secs(&t.check_out)));
+        let providers: BTreeSet<&str> = reports.iter().map(|t| t.provider_id.as_str()).collect();
+        assert_eq!(providers.len(), 1, "a staff member works for one provider");
+        for (i, a) in reports.iter().enumerate() {
+            for b in &reports[i + 1..] {
+                if secs(&b.check_in) >= secs(&a.check_out) {
+                    break;
+                }
+                let same_home =
+                    a.client_ref == b.client_ref || (a.household_ref.is_some() && a.household_ref == b.household_ref);
+                assert!(same_home, "staff at two clients at once: {} and {}", a.event_id, b.event_id);
+            }
+        }
+        for w in reports.windows(2) {
+            let (Some(x), Some(y)) = (geo(&w[0].client_home), geo(&w[1].client_home)) else { continue };
+            let d = x.distance_m(y);
+            if d < 200.0 {
+                continue;
+            }
+            let gap = secs(&w[1].check_in) - secs(&w[0].check_out);
+            pairs += 1;
+            assert!(
+                gap > 0 && d / gap as f64 * 3.6 <= 80.0,
+                "{d:.0} m in {gap} s: {} {}",
+                w[0].event_id,
+                w[1].event_id
+            );
+        }
+        // Registered hours per local day and days without a day off.
+        let mut per_day: BTreeMap<Day, i64> = BTreeMap::new();
+        for t in reports.iter() {
+            *per_day.entry(EventTime(secs(&t.check_in)).day()).or_default() += secs(&t.check_out) - secs(&t.check_in);
+        }
+        assert!(per_day.values().all(|s| *s <= 13 * 3600), "a day over 13 h");
+        let days: Vec<Day> = per_day.keys().copied().collect();
+        let mut run_len = 1;
+        for w in days.windows(2) {
+            run_len = if w[1].0 == w[0].0 + 1 { run_len + 1 } else { 1 };
+            assert!(
+                run_len <= 6,
+                "{run_len} days without a day off: {:?}",
+                reports
+                    .iter()
+                    .map(|t| (EventTime(secs(&t.check_in)).to_string(), t.service_type, t.provider_id.clone()))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+    assert!(pairs > 1000);
+}
+
+#[test]
+fn honest_invoices_bill_the_performed_minutes_plus_at_most_rounding() {
+    let r = run(&clean());
+    // Performed minutes and visits per (provider, month, client, service).
+    let mut performed: BTreeMap<(String, i32, String, i32), (i64, i64)> = BTreeMap::new();
+    for t in r.reports() {
+        let ci = EventTime(secs(&t.check_in));
+        let e =
+            performed.entry((t.provider_id.clone(), ci.month().0, t.client_ref.clone(), t.service_type)).or_default();
+        e.0 += (secs(&t.check_out) - ci.0) / 60;
+        e.1 += 1;
+    }
+    let mut billed: BTreeMap<(String, i32, String, i32), i64> = BTreeMap::new();
+    let mut per_provider_month: BTreeMap<(String, i32), u32> = BTreeMap::new();
+    for inv in r.invoices() {
+        let month = EventTime(secs(&inv.period_start)).month();
+        assert_eq!(secs(&inv.period_start), month.start().0);
+        assert_eq!(secs(&inv.period_end), month.end().0);
+        let issued = EventTime(secs(&inv.issued_at)).day();
+        assert!(issued.month() == month.next() && (3..=8).contains(&issued.ymd().2), "issued {issued}");
+        *per_provider_month.entry((inv.provider_id.clone(), month.0)).or_default() += 1;
+        for l in &inv.lines {
+            let key = (inv.provider_id.clone(), month.0, l.client_ref.clone(), l.service_type);
+            assert!(billed.insert(key, l.minutes).is_none(), "a line billed twice");
+            assert_eq!(l.amount_ore, (l.minutes * l.tariff_ore_per_hour + 30) / 60);
+        }
+    }
+    assert!(per_provider_month.values().all(|n| *n == 1));
+    assert_eq!(per_provider_month.len(), 10 * 2);
+    for (key, minutes) in &billed {
+        let Some(&(done, visits)) = performed.get(key) else { panic!("a line without visits") };
+        assert!(
+            *minutes >= done && *minutes <= done + 4 * visits,
+            "billed {minutes}, performed {done} in {visits} visits"
+        );
+    }
+    assert_eq!(billed.len(), performed.values().filter(|(m, _)| *m > 0).count());
+}
+
+/// The scenarios the simulator draws for `cfg` (as it does at the start).
+fn scenarios_of(cfg: &SimConfig) -> Vec<fraud::Scenario> {
+    let mut providers =
+        super::population::providers(cfg, &mut super::rng::Rng::new(cfg.seed, &[super::rng::tag::PROVIDERS]));
+    let first = crate::model::Month::from_ym(cfg.start_year, cfg.start_month);
+    fraud::choose(cfg, &mut providers, first, crate::model::Month(first.0 + cfg.months as i32).first_day())
+}
+
+#[test]
+fn the_default_scenario_covers_the_catalogue() {
+    let cfg = SimConfig::default();
+    let first = crate::model::Month::from_ym(2026, 1);
+    let scenarios = scenarios_of(&cfg);
+    let patterns: BTreeSet<u32> = scenarios.iter().map(|s| s.pattern).collect();
+    assert_eq!(patterns, fraud::PATTERNS.into_iter().collect());
+    let fraudulent: BTreeSet<usize> = scenarios.iter().map(|s| s.provider).collect();
+    assert_eq!(fraudulent.len(), 14);
+    assert!(!fraudulent.contains(&0), "the municipal unit is not a fraudster");
+    for s in &scenarios {
+        let month = EventTime(s.start).month().0 - first.0;
+        assert!((1..=3).contains(&month), "pattern {} starts in month {}", s.pattern, month + 1);
+    }
+}
+
+#[test]
+fn every_pattern_is_labelled_with_evidence_at_its_observable_moment() {
+    let r = run(&catalogue());
+    let patterns: BTreeSet<u32> = r.truth.labels.iter().map(|l| l.pattern).collect();
+    assert_eq!(patterns, fraud::PATTERNS.into_iter().collect(), "{:#?}", r.truth.labels);
+    assert_eq!(r.truth.labels.len(), scenarios_of(&catalogue()).len(), "a scenario left no evidence");
+    for l in &r.truth.labels {
+        let (start, observable, end) = (l.start.seconds, l.observable_at.seconds, l.end.seconds);
+        assert!(start <= observable && observable < end, "{l:?}");
+        // Something of that provider happens exactly then.
+        let found = r.events.iter().any(|e| match &e.kind {
+            Some(wire::event::Kind::TimeReport(t)) => t.provider_id == l.provider_id && secs(&t.check_in) == observable,
+            Some(wire::event::Kind::Invoice(i)) => i.provider_id == l.provider_id && secs(&i.issued_at) == observable,
+            None => false,
+        });
+        assert!(found, "no evidence at observable_at for {l:?}");
+    }
+    assert_eq!(r.truth.providers.len(), 16);
+    assert_eq!(r.truth.providers.iter().filter(|p| p.municipal).count(), 1);
+}
+
+fn is_manual(t: &wire::TimeReport) -> bool {
+    t.registration_method == wire::RegistrationMethod::Manual as i32
+        || t.registration_method == wire::RegistrationMethod::Edited as i32
+}
+
+fn duration(t: &wire::TimeReport) -> i64 {
+    secs(&t.check_out) - secs(&t.check_in)
+}
+
+/// Minutes per client and day of home care by `provider` in [from, to).
+fn minutes_per_client_day(r: &Run, provider: &str, from: i64, to: i64) -> f64 {
+    let mut client_days = BTreeSet::new();
+    let mut minutes = 0;
+    for t in r.reports().filter(|t| t.provider_id == provider && (from..to).contains(&secs(&t.check_in))) {
+        if is(t.service_type, wire::ServiceType::NightPatrol)
+            || is(t.service_type, wire::ServiceType::PersonalAssistance)
+        {
+            continue;
+        }
+        client_days.insert((t.client_ref.clone(), EventTime(secs(&t.check_in)).day()));
+        minutes += duration(t) / 60;
+    }
+    minutes as f64 / client_days.len().max(1) as f64
+}
+
+/// New clients of `provider` from `from` on, per client it had in the two
+/// weeks before and per month.
+fn recruitment_rate(r: &Run, provider: &str, from: i64, to: i64) -> f64 {
+    let mut first_seen: BTreeMap<&str, i64> = BTreeMap::new();
+    for t in r.reports().filter(|t| t.provider_id == provider && secs(&t.check_in) < to) {
+        let e = first_seen.entry(&t.client_ref).or_insert(i64::MAX);
+        *e = (*e).min(secs(&t.check_in));
+    }
+    let before: BTreeSet<&str> = r
+        .reports()
+        .filter(|t| t.provider_id == provider && (from - 14 * 86_400..from).contains(&secs(&t.check_in)))
+        .map(|t| t.client_ref.as_str())
+        .collect();
+    let new = first_seen.values().filter(|t| **t >= from).count() as f64;
+    new / before.len().max(1) as f64 / ((to - from) as f64 / 86_400.0 / 30.44)
+}
+
+#[test]
+fn injected_fraud_is_visible_at_plausible_strength() {
+    let cfg = catalogue();
+    let r = run(&cfg);
+    let activity_end = crate::model::Month(EventTime(r.truth.start.seconds).month().0 + cfg.months as i32).start().0;
+    let fraudulent: BTreeSet<&str> = r.truth.labels.iter().map(|l| l.provider_id.as_str()).collect();
+    let municipal = r.municipal_id();
+    // Honest home-care providers: those with many personal-care reports.
+    let mut care: BTreeMap<&str, usize> = BTreeMap::new();
+    for t in r.reports().filter(|t| is(t.service_type, wire::ServiceType::PersonalCare)) {
+        *care.entry(t.provider_id.as_str()).or_default() += 1;
+    }
+    let honest: Vec<&str> = care
+        .iter()
+        .filter(|(p, n)| **n > 1000 && !fraudulent.contains(**p) && **p != municipal)
+        .map(|(p, _)| *p)
+        .collect();
+    assert!(honest.len() >= 3);
+    let mut by_staff: BTreeMap<&str, Vec<&wire::TimeReport>> = BTreeMap::new();
+    for t in r.reports() {
+        by_staff.entry(&t.staff_ref).or_default().push(t);
+    }
+    for v in by_staff.values_mut() {
+        v.sort_by_key(|t| secs(&t.check_in));
+    }
+    for l in &r.truth.labels {
+        let p = l.provider_id.as_str();
+        let (from, to) = (l.observable_at.seconds, l.end.seconds.min(activity_end));
+        let in_window = |t: &&wire::TimeReport| t.provider_id == p && (from..to).contains(&secs(&t.check_in));
+        let mine: Vec<&wire::TimeReport> = r.reports().filter(in_window).collect();
+        let n = mine.len().max(1) as f64;
+        let invoices: Vec<&wire::Invoice> =
+            r.invoices().filter(|i| i.provider_id == p && secs(&i.period_start) >= l.start.seconds).collect();
+        let what = format!("pattern {} at {p}", l.pattern);
+        match l.pattern {
+            1 => {
+                // Per line: billed against performed minutes of the period.
+                let mut done: BTreeMap<(i64, &str, i32), i64> = BTreeMap::new();
+                for t in r.reports().filter(|t| t.provider_id == p) {
+                    let month = EventTime(secs(&t.check_in)).month().start().0;
+                    *done.entry((month, t.client_ref.as_str(), t.service_type)).or_default() += duration(t) / 60;
+                }
+                let (mut billed, mut performed, mut inflated) = (0, 0, 0);
+                for i in &invoices {
+                    for x in &i.lines {
+                        let d = done.get(&(secs(&i.period_start), x.client_ref.as_str(), x.service_type)).copied();
+                        billed += x.minutes;
+                        performed += d.unwrap_or(0);
+                        inflated += usize::from(x.minutes as f64 > d.unwrap_or(0) as f64 * 1.15);
+                    }
+                }
+                let ratio = billed as f64 / performed as f64;
+                assert!(inflated >= 2 && (1.04..1.45).contains(&ratio), "{what}: {inflated} lines, ratio {ratio:.2}");
+            }
+            2 => {
+                let overlaps = mine
+                    .iter()
+                    .filter(|a| {
+                        by_staff[a.staff_ref.as_str()].iter().any(|b| {
+                            b.client_ref != a.client_ref
+                                && (b.household_ref.is_none() || b.household_ref != a.household_ref)
+                                && secs(&b.check_in) < secs(&a.check_out)
+                                && secs(&a.check_in) < secs(&b.check_out)
+                        })
+                    })
+                    .count();
+                assert!(overlaps >= 10, "{what}: {overlaps} overlapping reports");
+            }
+            3 => {
+                let mut per_day: BTreeMap<(&str, Day), i64> = BTreeMap::new();
+                for t in &mine {
+                    *per_day.entry((&t.staff_ref, EventTime(secs(&t.check_in)).day())).or_default() += duration(t);
+                }
+                let long = per_day.values().filter(|s| **s > 13 * 3600).count();
+                assert!(long >= 10, "{what}: {long} days over 13 h");
+            }
+            4 => {
+                let far = mine
+                    .iter()
+                    .filter(|t| matches!((geo(&t.client_home), geo(&t.check_in_location)), (Some(a), Some(b)) if a.distance_m(b) > 1000.0))
+                    .count();
+                let mut fast = 0;
+                for v in by_staff.values() {
+                    for w in v.windows(2).filter(|w| w[0].provider_id == p && in_window(&w[1])) {
+                        if let (Some(x), Some(y)) = (geo(&w[0].client_home), geo(&w[1].client_home)) {
+                            let gap = (secs(&w[1].check_in) - secs(&w[0].check_out)).max(1) as f64;
+                            fast += usize::from(x.distance_m(y) > 10_000.0 && x.distance_m(y) / gap * 3.6 > 100.0);
+                        }
+                    }
+                }
+                assert!(far >= 10 && fast >= 5, "{what}: {far} check-ins far from home, {fast} impossible drives");
+            }
+            5 => {
+                let late: Vec<&&wire::TimeReport> =
+                    mine.iter().filter(|t| secs(&t.check_in) >= from + 28 * 86_400).collect();
+                let share = late.iter().filter(|t| is_manual(t)).count() as f64 / late.len().max(1) as f64;
+                assert!(share > 0.3, "{what}: manual share {share:.2}");
+            }
+            6 => {
+                let whole = mine.iter().filter(|t| is_manual(t) && duration(t) % 3600 == 0).count() as f64 / n;
+                assert!(whole > 0.02, "{what}: whole-hour manual share {whole:.3}");
+            }
+            7 => {
+                let phantom = invoices
+                    .iter()
+                    .flat_map(|i| i.lines.iter().map(move |x| (i, x)))
+                    .filter(|(i, x)| {
+                        !r.reports().any(|t| {
+                            t.provider_id == p
+                                && t.client_ref == x.client_ref
+                                && (secs(&i.period_start)..secs(&i.period_end)).contains(&secs(&t.check_in))
+                        })
+                    })
+                    .count();
+                assert!(phantom >= 2, "{what}: {phantom} phantom lines");
+            }
+            8 => {
+                let mut seen = BTreeSet::new();
+                let twice = invoices
+                    .iter()
+                    .flat_map(|i| {
+                        i.lines.iter().map(move |x| (secs(&i.period_start), x.client_ref.clone(), x.service_type))
+                    })
+                    .filter(|k| !seen.insert(k.clone()))
+                    .count();
+                assert!(twice >= 3, "{what}: {twice} lines billed twice");
+            }
+            9 if to - from < 30 * 86_400 => {} // too little time to tell growth from turnover
+            9 => {
+                let rate = recruitment_rate(&r, p, l.start.seconds, activity_end);
+                let usual = honest.iter().map(|h| recruitment_rate(&r, h, l.start.seconds, activity_end)).sum::<f64>()
+                    / honest.len() as f64;
+                assert!(rate > usual + 0.05, "{what}: {rate:.3} new clients a month per client, peers {usual:.3}");
+            }
+            10 => {
+                let own = minutes_per_client_day(&r, p, from, to);
+                let mut peers: Vec<f64> = honest.iter().map(|h| minutes_per_client_day(&r, h, from, to)).collect();
+                peers.sort_by(f64::total_cmp);
+                let median = peers[peers.len() / 2];
+                assert!(
+                    own / median > 1.6 && own / median < 3.5,
+                    "{what}: {own:.0} vs peers {median:.0} min per client-day"
+                );
+            }
+            12 => {
+                let night = mine
+                    .iter()
+                    .filter(|t| !(330..1350).contains(&EventTime(secs(&t.check_in)).local_minute_of_day()))
+                    .count();
+                assert!(night >= 8, "{what}: {night} night visits");
+            }
+            other => panic!("unexpected pattern {other}"),
+        }
+    }
+    // Honest providers look honest on the same measures.
+    for h in &honest {
+        let reports: Vec<&wire::TimeReport> = r.reports().filter(|t| t.provider_id == *h).collect();
+        let manual = reports.iter().filter(|t| is_manual(t)).count() as f64 / reports.len() as f64;
+        assert!(manual < 0.12, "honest {h}: manual share {manual:.2}");
+        let night = reports
+            .iter()
+            .filter(|t| !(330..1350).contains(&EventTime(secs(&t.check_in)).local_minute_of_day()))
+            .count();
+        assert_eq!(night, 0, "honest {h}: night visits");
+    }
+}
+
+#[test]
+fn small_and_odd_configurations_run_and_stay_valid() {
+    let validator = Validator::new(Pseudonymizer::from_secret("sim"));
+    let configs = [
+        SimConfig { providers: 2, clients: 16, months: 1, fraudulent_providers: 1, ..SimConfig::default() },
+        SimConfig {
+            providers: 7,
+            clients: 80,
+            months: 3,
+            fraudulent_providers: 6,
+            couple_share: 0.5,
+            night_patrol_share: 0.3,
+            double_staffing_share: 0.05,
+            ..SimConfig::default()
+        },
+        SimConfig { start_year: 2026, start_month: 12, months: 2, ..small(2) },
+    ];
+    for cfg in configs {
+        let r = run(&cfg);
+        assert!(!r.events.is_empty());
+        let mut last = i64::MIN;
+        for e in &r.events {
+            assert!(validator.event(e).is_ok(), "{cfg:?}: {e:?}");
+            assert!(arrival(e) >= last);
+            last = arrival(e);
+        }
+        assert!(r.truth.labels.iter().all(|l| l.start.seconds <= l.observable_at.seconds));
+    }
+    let bad = SimConfig { fraudulent_providers: 8, ..small(0) };
+    assert!(simulate(&bad, &mut |_| Ok(())).is_err());
+    let mut n = 0;
+    let failing = simulate(&small(0), &mut |_| {
+        n += 1;
+        if n == 100 { anyhow::bail!("disk full") } else { Ok(()) }
+    });
+    assert_eq!(failing.map_err(|e| e.to_string()).err().as_deref(), Some("disk full"));
+}
