@@ -145,7 +145,7 @@ pub fn replay_file(
                 continue;
             }
         };
-        match engine.process(domain, &mut out) {
+        match engine.process(&domain, &mut out) {
             Disposition::Late(late) => {
                 *summary.late.entry(late.input.name()).or_default() += 1;
                 if let Some(d) = dead.as_mut() {

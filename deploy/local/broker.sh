@@ -3,14 +3,21 @@
 # local runs and integration tests: one broker, no topic auto-creation (use
 # deploy/local/topics.sh), no transactions, no metrics endpoint of its own
 # (tansu only pushes OpenTelemetry to an OTLP endpoint, not used here).
-# Usage: deploy/local/broker.sh start|stop|status|restart [--durable]
+# Usage: deploy/local/broker.sh start|stop|status|restart [--durable|--memory]
 #   start    starts it in the background and waits until it answers Kafka
 #            requests; a no-op when it is already running
 #   stop     stops it (SIGTERM, then SIGKILL after 10 s); a no-op when stopped
 #   status   prints its state; exits 0 when running, 1 when not
 #   restart  stop, then start
-#   --durable  sqlite storage in $TILLSYN_STATE_DIR/tansu.db (topics, records
-#              and committed offsets survive a restart); default: in memory
+#   (default)  a fresh sqlite db, $TILLSYN_STATE_DIR/ephemeral.db, emptied at
+#              every start: nothing survives a restart
+#   --durable  sqlite db $TILLSYN_STATE_DIR/tansu.db, kept: topics, records
+#              and committed offsets survive a restart
+#   --memory   tansu's memory:// engine. Not the default: in tansu 0.6.0 it
+#              keeps whole batches, so a fetch from an offset inside a batch
+#              skips the rest of that batch (a consumer resuming from a
+#              committed offset loses records), and its high watermark is the
+#              last batch's base offset + 1, not the last offset + 1.
 # Env: TILLSYN_BROKER_PORT           port (default 9092)
 #      TILLSYN_STATE_DIR             pid file, log, sqlite db (default out/broker,
 #                                    relative to the repository root)
@@ -36,16 +43,17 @@ bootstrap="127.0.0.1:$port"
 
 log() { echo "broker: $*" >&2; }
 usage() {
-    echo "usage: $0 start|stop|status|restart [--durable]" >&2
+    echo "usage: $0 start|stop|status|restart [--durable|--memory]" >&2
     exit 2
 }
 
 cmd=${1:-}
 shift || true
-durable=0
+storage_mode=ephemeral
 for arg in "$@"; do
     case $arg in
-        --durable) durable=1 ;;
+        --durable) storage_mode=durable ;;
+        --memory) storage_mode=memory ;;
         *) usage ;;
     esac
 done
@@ -87,8 +95,8 @@ start() {
     pid=$(running_pid)
     if [[ -n $pid ]]; then
         log "already running (pid $pid, $bootstrap, $(cat "$modefile" 2>/dev/null || echo unknown))"
-        if [[ $durable == 1 && $(cat "$modefile" 2>/dev/null) != durable* ]]; then
-            log "note: it runs without --durable; use 'restart --durable' to switch"
+        if [[ $(cat "$modefile" 2>/dev/null) != "$storage_mode"* ]]; then
+            log "note: that is not the $storage_mode storage asked for; use 'restart' with the wanted option to switch"
         fi
         return 0
     fi
@@ -101,16 +109,24 @@ start() {
         tansu=$("$here/install-tansu.sh" | tail -n 1)
     fi
     mkdir -p "$state"
+    # tansu resolves sqlite paths against its working directory (an absolute
+    # path does not work in 0.6.0), so it runs inside $state.
     local storage mode
-    if [[ $durable == 1 ]]; then
-        # tansu resolves sqlite paths against its working directory (an
-        # absolute path does not work in 0.6.0), so it runs inside $state.
-        storage="sqlite://tansu.db"
-        mode="durable ($state/tansu.db)"
-    else
-        storage="memory://tansu/"
-        mode="memory"
-    fi
+    case $storage_mode in
+        durable)
+            storage="sqlite://tansu.db"
+            mode="durable ($state/tansu.db)"
+            ;;
+        ephemeral)
+            rm -f "$state"/ephemeral.db "$state"/ephemeral.db-wal "$state"/ephemeral.db-shm
+            storage="sqlite://ephemeral.db"
+            mode="ephemeral ($state/ephemeral.db, emptied at start)"
+            ;;
+        memory)
+            storage="memory://tansu/"
+            mode="memory (tansu 0.6.0: mid-batch fetches and high watermarks are wrong)"
+            ;;
+    esac
     local started
     started=$(date +%s%N)
     echo "== $(date -u +%FT%TZ) start $mode" >>"$logfile"

@@ -180,7 +180,7 @@ impl Engine {
     }
 
     /// Processes one event; pushes the alerts it causes onto `alerts`.
-    pub fn process(&mut self, event: DomainEvent, alerts: &mut Vec<Alert>) -> Disposition {
+    pub fn process(&mut self, event: &DomainEvent, alerts: &mut Vec<Alert>) -> Disposition {
         let before = alerts.len();
         let disposition = match event {
             DomainEvent::Visit(v) => self.process_visit(v, alerts),
@@ -190,7 +190,7 @@ impl Engine {
         disposition
     }
 
-    fn process_visit(&mut self, visit: Visit, alerts: &mut Vec<Alert>) -> Disposition {
+    fn process_visit(&mut self, visit: &Visit, alerts: &mut Vec<Alert>) -> Disposition {
         if let Lateness::Late { behind_secs, watermark } = self.visits_watermark.observe(visit.check_in) {
             self.stats.late_visits += 1;
             return Disposition::Late(LateEvent {
@@ -202,7 +202,7 @@ impl Engine {
         }
         self.now = self.now.max(visit.check_in);
         self.close_days(alerts);
-        self.apply_visit(&visit, alerts);
+        self.apply_visit(visit, alerts);
         self.stats.visits += 1;
         Disposition::Applied
     }
@@ -250,7 +250,7 @@ impl Engine {
         self.flush_findings(alerts);
     }
 
-    fn process_invoice(&mut self, invoice: Invoice, alerts: &mut Vec<Alert>) -> Disposition {
+    fn process_invoice(&mut self, invoice: &Invoice, alerts: &mut Vec<Alert>) -> Disposition {
         if let Lateness::Late { behind_secs, watermark } = self.invoices_watermark.observe(invoice.issued_at) {
             self.stats.late_invoices += 1;
             return Disposition::Late(LateEvent {
@@ -275,15 +275,15 @@ impl Engine {
         if complete {
             self.reconcile(invoice, alerts);
         } else {
-            provider.pending_invoices.push(invoice);
+            provider.pending_invoices.push(invoice.clone());
         }
         Disposition::Applied
     }
 
     /// Runs the invoice rules over an invoice whose period is complete.
-    fn reconcile(&mut self, invoice: Invoice, alerts: &mut Vec<Alert>) {
+    fn reconcile(&mut self, invoice: &Invoice, alerts: &mut Vec<Alert>) {
         let Some(provider) = self.providers.get_mut(&invoice.provider) else { return };
-        let mut ctx = InvoiceContext { invoice: &invoice, provider, now: self.now };
+        let mut ctx = InvoiceContext { invoice, provider, now: self.now };
         for rule in &self.rules {
             rule.on_invoice(&mut ctx, &mut self.findings);
         }
@@ -419,7 +419,7 @@ impl Engine {
                     }
                     _ => continue,
                 };
-                for invoice in ready {
+                for invoice in &ready {
                     self.reconcile(invoice, alerts);
                 }
             }

@@ -158,24 +158,93 @@ impl fmt::Display for StaffKey {
 
 /// The id of a time report or an invoice, as assigned by its source system.
 /// Not personal data; it is what evidence lists refer to.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-pub struct EventId(Arc<str>);
+///
+/// Ids of up to [`EventId::INLINE`] bytes (a UUID is 36) are stored inline:
+/// the engine keeps the ids of recent visits in rings, and an inline id is
+/// copied and dropped without touching the heap (no reference count in a
+/// cold cache line per visit). Longer ids are shared on the heap.
+#[derive(Clone)]
+pub struct EventId(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, buf: [u8; EventId::INLINE] },
+    Shared(Arc<str>),
+}
 
 impl EventId {
+    /// Longest id stored inline, in bytes.
+    pub const INLINE: usize = 38;
+
     /// Wraps an id string.
     pub fn new(id: &str) -> Self {
-        EventId(Arc::from(id))
+        if id.len() <= Self::INLINE {
+            let mut buf = [0u8; Self::INLINE];
+            buf[..id.len()].copy_from_slice(id.as_bytes());
+            EventId(Repr::Inline { len: id.len() as u8, buf })
+        } else {
+            EventId(Repr::Shared(Arc::from(id)))
+        }
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // Always valid: copied from a &str, cut at its own length.
+            Repr::Inline { len, buf } => std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or_default(),
+            Repr::Shared(s) => s,
+        }
+    }
+}
+
+impl PartialEq for EventId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for EventId {}
+
+impl PartialOrd for EventId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for EventId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for EventId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for EventId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EventId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Ok(EventId::new(&s))
     }
 }
 
@@ -208,6 +277,21 @@ mod tests {
             let id = ProviderId::from_nine_digits(nine);
             assert_eq!(id.to_string().parse::<ProviderId>(), Ok(id));
         }
+    }
+
+    #[test]
+    fn event_ids_inline_and_shared_behave_alike() {
+        let short = EventId::new("tr-000000001");
+        let uuid = EventId::new("3f2b8c1e-9a4d-4e0f-8b7a-2c5d6e7f8a9b");
+        let long = EventId::new(&"x".repeat(100));
+        assert_eq!(short.as_str(), "tr-000000001");
+        assert_eq!(uuid.as_str().len(), 36);
+        assert_eq!(long.as_str(), "x".repeat(100));
+        assert_eq!(long.clone(), long);
+        assert!(uuid < short, "ordered as text");
+        assert_eq!(serde_json::to_string(&uuid).unwrap(), "\"3f2b8c1e-9a4d-4e0f-8b7a-2c5d6e7f8a9b\"");
+        assert_eq!(serde_json::from_str::<EventId>("\"tr-000000001\"").unwrap(), short);
+        assert_eq!(EventId::new(""), EventId::new(""));
     }
 
     #[test]

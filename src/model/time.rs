@@ -38,8 +38,16 @@ impl EventTime {
             && self.0 >= *first
             && self.0 < *last
         {
-            // Even count of transitions at or before t: winter time.
-            return if table.partition_point(|&x| x <= self.0) % 2 == 1 { 7_200 } else { 3_600 };
+            // Start from the year's estimate and step to the last transition
+            // at or before t; an odd count of transitions means summer time.
+            let mut i = (((self.0 - first) / 31_556_952) as usize * 2).min(table.len() - 1);
+            while i > 0 && table[i] > self.0 {
+                i -= 1;
+            }
+            while i + 1 < table.len() && table[i + 1] <= self.0 {
+                i += 1;
+            }
+            return if i % 2 == 0 { 7_200 } else { 3_600 };
         }
         self.stockholm_offset_computed()
     }

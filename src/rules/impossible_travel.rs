@@ -51,14 +51,25 @@ impl Rule for ImpossibleTravel {
         let v = ctx.visit;
         let Some(home) = v.client_home else { return };
         let max_gap = (self.0.max_gap_hours * 3600.0) as i64;
-        let others = || ctx.staff.recent.iter().filter(|r| r.client != v.client && r.home.is_some());
-        // The visit just before this one and the one just after, in time.
-        let before = others()
-            .filter(|r| r.check_out <= v.check_in && v.check_in.0 - r.check_out.0 <= max_gap)
-            .max_by_key(|r| r.check_out);
-        let after = others()
-            .filter(|r| r.check_in >= v.check_out && r.check_in.0 - v.check_out.0 <= max_gap)
-            .min_by_key(|r| r.check_in);
+        // The visit just before this one and the one just after, in time
+        // (one pass: this runs for every visit).
+        let (mut before, mut after): (Option<&RecentVisit>, Option<&RecentVisit>) = (None, None);
+        for r in &ctx.staff.recent {
+            if r.client == v.client || r.home.is_none() {
+                continue;
+            }
+            if r.check_out <= v.check_in
+                && v.check_in.0 - r.check_out.0 <= max_gap
+                && before.is_none_or(|b| r.check_out > b.check_out)
+            {
+                before = Some(r);
+            } else if r.check_in >= v.check_out
+                && r.check_in.0 - v.check_out.0 <= max_gap
+                && after.is_none_or(|a| r.check_in < a.check_in)
+            {
+                after = Some(r);
+            }
+        }
         let pairs = [before.map(|r| (r, r.check_out, v.check_in)), after.map(|r| (r, v.check_out, r.check_in))];
         let worst = pairs
             .into_iter()

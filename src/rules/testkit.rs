@@ -79,7 +79,7 @@ impl Scenario {
 
     /// Sends a built visit.
     pub fn send_visit(&mut self, visit: Visit) {
-        let d = self.engine.process(DomainEvent::Visit(visit), &mut self.alerts);
+        let d = self.engine.process(&DomainEvent::Visit(visit), &mut self.alerts);
         assert_eq!(d, Disposition::Applied, "test visits are on time");
     }
 
@@ -235,7 +235,7 @@ impl InvoiceBuilder<'_> {
     /// Sends the invoice to the engine.
     pub fn send(self) {
         let s = self.scenario;
-        let d = s.engine.process(DomainEvent::Invoice(self.invoice), &mut s.alerts);
+        let d = s.engine.process(&DomainEvent::Invoice(self.invoice), &mut s.alerts);
         assert!(!matches!(d, Disposition::Late(_)), "test invoices are on time");
     }
 }

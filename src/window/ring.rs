@@ -81,10 +81,19 @@ impl<T: Default + Clone> DayRing<T> {
     pub fn fold<A>(&self, end: Day, days: u32, init: A, mut f: impl FnMut(A, &T) -> A) -> A {
         let mut acc = init;
         let Some(head) = self.head else { return acc };
-        let first = end.0 - days as i32 + 1;
-        let oldest_held = head.0 - self.buckets.len() as i32 + 1;
-        for d in first.max(oldest_held)..=end.0.min(head.0) {
-            acc = f(acc, &self.buckets[self.slot(Day(d))]);
+        let first = (end.0 - days as i32 + 1).max(head.0 - self.buckets.len() as i32 + 1);
+        let last = end.0.min(head.0);
+        if first > last {
+            return acc;
+        }
+        // One division for the first slot, then walk the ring.
+        let mut slot = self.slot(Day(first));
+        for _ in first..=last {
+            acc = f(acc, &self.buckets[slot]);
+            slot += 1;
+            if slot == self.buckets.len() {
+                slot = 0;
+            }
         }
         acc
     }
