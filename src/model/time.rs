@@ -47,7 +47,7 @@ impl EventTime {
             while i + 1 < table.len() && table[i + 1] <= self.0 {
                 i += 1;
             }
-            return if i % 2 == 0 { 7_200 } else { 3_600 };
+            return if i.is_multiple_of(2) { 7_200 } else { 3_600 };
         }
         self.stockholm_offset_computed()
     }
