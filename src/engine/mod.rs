@@ -107,6 +107,10 @@ pub struct StateSize {
     pub pending_invoices: usize,
 }
 
+fn late(input: Input, event_time: EventTime, watermark: EventTime, behind_secs: i64) -> Disposition {
+    Disposition::Late(LateEvent { input, event_time, watermark, behind_secs })
+}
+
 /// One partition's detection state.
 pub struct Engine {
     config: CoreConfig,
@@ -193,12 +197,7 @@ impl Engine {
     fn process_visit(&mut self, visit: &Visit, alerts: &mut Vec<Alert>) -> Disposition {
         if let Lateness::Late { behind_secs, watermark } = self.visits_watermark.observe(visit.check_in) {
             self.stats.late_visits += 1;
-            return Disposition::Late(LateEvent {
-                input: Input::TimeReports,
-                event_time: visit.check_in,
-                watermark,
-                behind_secs,
-            });
+            return late(Input::TimeReports, visit.check_in, watermark, behind_secs);
         }
         self.now = self.now.max(visit.check_in);
         self.close_days(alerts);
@@ -253,12 +252,7 @@ impl Engine {
     fn process_invoice(&mut self, invoice: &Invoice, alerts: &mut Vec<Alert>) -> Disposition {
         if let Lateness::Late { behind_secs, watermark } = self.invoices_watermark.observe(invoice.issued_at) {
             self.stats.late_invoices += 1;
-            return Disposition::Late(LateEvent {
-                input: Input::Invoices,
-                event_time: invoice.issued_at,
-                watermark,
-                behind_secs,
-            });
+            return late(Input::Invoices, invoice.issued_at, watermark, behind_secs);
         }
         self.now = self.now.max(invoice.issued_at);
         let horizon = self.config.horizon_days as usize;

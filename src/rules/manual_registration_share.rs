@@ -15,8 +15,8 @@
 
 use super::catalogue::MANUAL_REGISTRATION_SHARE as INFO;
 use super::share::ShareTest;
-use super::{DayContext, Rule, RuleInfo, VisitContext, severity_by};
-use crate::alerting::{Finding, Measure};
+use super::{DayContext, Rule, RuleInfo, VisitContext};
+use crate::alerting::Finding;
 use crate::baseline::{PeerMetric, PeerTable};
 
 /// Parameters of `manual-registration-share`.
@@ -81,29 +81,14 @@ impl Rule for ManualRegistrationShare {
 
     fn on_day_closed(&self, ctx: &mut DayContext<'_>, out: &mut Vec<Finding>) {
         let Some(o) = self.test().outlier(ctx, |b| b.manual_or_edited) else { return };
-        out.push(Finding {
-            rule: &INFO,
-            provider: ctx.provider_id,
-            municipality: ctx.provider.municipality,
-            severity: severity_by(o.z, 0.0, 7.0, 14.0).max(crate::alerting::Severity::Medium),
-            score: o.z,
-            window: ctx.window(self.0.window_days),
-            observed: Measure::new(o.share, "share"),
-            expected: Measure::new(o.peers.median, "share"),
-            explanation: format!(
-                "{:.0} % of this provider's {} visits in the last {} days were registered manually or edited \
-                 afterwards ({} visits), against a median of {:.0} % among its {} peers in the municipality \
-                 (modified z-score {:.1}). Manual registration bypasses the check at the door.",
-                o.share * 100.0,
-                o.visits,
-                self.0.window_days,
-                o.count,
-                o.peers.median * 100.0,
-                o.peers.n,
-                o.z
-            ),
-            evidence: ctx.provider.recent_manual.to_vec(),
-        });
+        out.push(o.finding(
+            &INFO,
+            ctx,
+            self.0.window_days,
+            "were registered manually or edited afterwards",
+            "Manual registration bypasses the check at the door.",
+            ctx.provider.recent_manual.to_vec(),
+        ));
     }
 }
 

@@ -17,8 +17,8 @@
 
 use super::catalogue::ROUNDED_VISITS as INFO;
 use super::share::ShareTest;
-use super::{DayContext, Rule, RuleInfo, VisitContext, severity_by};
-use crate::alerting::{Finding, Measure};
+use super::{DayContext, Rule, RuleInfo, VisitContext};
+use crate::alerting::Finding;
 use crate::baseline::{PeerMetric, PeerTable};
 use crate::model::{RegistrationMethod, Visit};
 
@@ -91,30 +91,15 @@ impl Rule for RoundedVisits {
 
     fn on_day_closed(&self, ctx: &mut DayContext<'_>, out: &mut Vec<Finding>) {
         let Some(o) = self.test().outlier(ctx, |b| b.rounded) else { return };
-        out.push(Finding {
-            rule: &INFO,
-            provider: ctx.provider_id,
-            municipality: ctx.provider.municipality,
-            severity: severity_by(o.z, 0.0, 7.0, 14.0).max(crate::alerting::Severity::Medium),
-            score: o.z,
-            window: ctx.window(self.0.window_days),
-            observed: Measure::new(o.share, "share"),
-            expected: Measure::new(o.peers.median, "share"),
-            explanation: format!(
-                "{:.0} % of this provider's {} visits in the last {} days ({} visits) lasted exactly the planned \
-                 time or a whole number of hours without a door event, against a median of {:.0} % among its {} \
-                 peers (modified z-score {:.1}). Visits registered at the door vary by minutes; identical \
-                 durations entered by hand suggest visits copied from the schedule.",
-                o.share * 100.0,
-                o.visits,
-                self.0.window_days,
-                o.count,
-                o.peers.median * 100.0,
-                o.peers.n,
-                o.z
-            ),
-            evidence: ctx.provider.recent_rounded.to_vec(),
-        });
+        out.push(o.finding(
+            &INFO,
+            ctx,
+            self.0.window_days,
+            "lasted exactly the planned time or a whole number of hours without a door event",
+            "Visits registered at the door vary by minutes; identical durations entered by hand suggest visits \
+             copied from the schedule.",
+            ctx.provider.recent_rounded.to_vec(),
+        ));
     }
 }
 

@@ -2,9 +2,11 @@
 //! share of visits with some property over a window, compared with the
 //! other providers of its municipality by modified z-score.
 
-use super::DayContext;
+use super::{DayContext, RuleInfo, severity_by};
+use crate::alerting::{Finding, Measure, Severity};
 use crate::baseline::{PeerGroup, PeerMetric, PeerStats, PeerTable, modified_z};
 use crate::engine::state::ProviderDay;
+use crate::model::EventId;
 
 /// Window and thresholds of a share rule.
 pub struct ShareTest {
@@ -83,5 +85,43 @@ impl ShareTest {
             z,
             peers: stats,
         })
+    }
+}
+
+impl ShareOutlier {
+    /// The finding for this outlier: severity medium, high from z = 7,
+    /// critical from z = 14. `what` completes "… of this provider's N
+    /// visits in the last D days (n visits) …"; `why` says why it matters.
+    pub fn finding(
+        &self,
+        rule: &'static RuleInfo,
+        ctx: &DayContext<'_>,
+        window_days: u32,
+        what: &str,
+        why: &str,
+        evidence: Vec<EventId>,
+    ) -> Finding {
+        Finding {
+            rule,
+            provider: ctx.provider_id,
+            municipality: ctx.provider.municipality,
+            severity: severity_by(self.z, 0.0, 7.0, 14.0).max(Severity::Medium),
+            score: self.z,
+            window: ctx.window(window_days),
+            observed: Measure::new(self.share, "share"),
+            expected: Measure::new(self.peers.median, "share"),
+            explanation: format!(
+                "{:.0} % of this provider's {} visits in the last {} days ({} visits) {what}, against a median of \
+                 {:.0} % among its {} peers in the municipality (modified z-score {:.1}). {why}",
+                self.share * 100.0,
+                self.visits,
+                window_days,
+                self.count,
+                self.peers.median * 100.0,
+                self.peers.n,
+                self.z
+            ),
+            evidence,
+        }
     }
 }
