@@ -449,3 +449,62 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerting::AlertStatus;
+    use crate::rules::testkit::{Scenario, provider};
+
+    #[test]
+    fn a_silent_providers_episode_resolves_as_the_partitions_watermark_passes() {
+        let mut s = Scenario::only("night-visits-private-provider");
+        for day in 2..=4 {
+            s.visit().provider(1).client(u64::from(day)).day(2026, 3, day).at(2, 0).send();
+        }
+        // Provider 1 falls silent; provider 2 keeps the partition's time moving.
+        for day in 5..=31 {
+            s.visit().provider(2).day(2026, 3, day).at(10, 0).send();
+        }
+        let of_1: Vec<_> = s.alerts().into_iter().filter(|a| a.provider == provider(1)).map(|a| a.status).collect();
+        assert_eq!(of_1, vec![AlertStatus::Opened, AlertStatus::Resolved]);
+    }
+
+    #[test]
+    fn an_event_beyond_the_allowed_lateness_is_reported_late_and_not_applied() {
+        let mut s = Scenario::only("night-visits-private-provider");
+        s.visit().day(2026, 3, 10).at(10, 0).send();
+        let late = s.visit().day(2026, 3, 6).at(23, 0).build(); // 3 days 11 hours behind
+        let d = s.send(DomainEvent::Visit(late));
+        let Disposition::Late(l) = d else { panic!("expected late, got {d:?}") };
+        assert_eq!((l.input, l.behind_secs), (Input::TimeReports, 11 * 3600));
+        assert_eq!(s.engine().stats().visits, 1);
+        assert_eq!(s.engine().stats().late_visits, 1);
+    }
+
+    #[test]
+    fn an_invoice_waits_until_its_periods_time_reports_are_complete() {
+        let mut s = Scenario::only("phantom-clients");
+        s.visit().client(1).day(2026, 3, 31).at(20, 0).send();
+        // Issued on 5 April, when the watermark is still in March: time
+        // reports of March may still arrive.
+        s.invoice(2026, 3).lines(vec![(2, 600)]).send();
+        assert_eq!(s.engine().state_size().pending_invoices, 1);
+        assert!(s.alerts().is_empty());
+        s.advance_to(2026, 4, 4); // watermark passes 1 April 00:00 local
+        assert_eq!(s.engine().state_size().pending_invoices, 0);
+        assert_eq!(s.alerts().len(), 1, "reconciled once the period is complete");
+    }
+
+    #[test]
+    fn staff_and_clients_beyond_the_horizons_are_evicted() {
+        let mut s = Scenario::only("staff-double-booking");
+        s.visit().provider(1).staff(1).client(1).day(2026, 1, 5).at(9, 0).send();
+        s.visit().provider(1).staff(2).client(2).day(2026, 1, 5).at(9, 0).send();
+        assert_eq!(s.engine().state_size().staff, 2);
+        s.advance_to(2026, 2, 20); // staff horizon 28 days
+        assert_eq!(s.engine().state_size().staff, 1, "only the clock's staff member is left");
+        s.advance_to(2026, 6, 1); // provider horizon 90 days, four months of client history
+        assert_eq!(s.engine().state_size().providers, 1, "provider 1 evicted, the clock's provider kept");
+    }
+}

@@ -114,6 +114,16 @@ impl Scenario {
     pub fn alerts(&self) -> Vec<Alert> {
         self.alerts.clone()
     }
+
+    /// The engine, for assertions on its state.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Sends any event; returns what the engine did with it.
+    pub fn send(&mut self, event: DomainEvent) -> crate::engine::Disposition {
+        self.engine.process(&event, &mut self.alerts)
+    }
 }
 
 /// Builds one visit.
