@@ -10,7 +10,7 @@ out=out/demo
 mkdir -p "$out"
 echo "== building (release)"
 cargo build --locked --release --quiet
-bin=target/release/tillsyn
+bin="${CARGO_TARGET_DIR:-target}/release/tillsyn"
 echo "== simulating a municipality: 40 providers, 2,500 clients, 6 months, seed $seed"
 "$bin" simulate --seed "$seed" --out "$out/events.ndjson" --truth "$out/truth.json"
 echo "== replaying the events through the detection core"

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --locked --release --quiet
-bin=target/release/tillsyn
+bin="${CARGO_TARGET_DIR:-target}/release/tillsyn"
 out=${OUT:-out/evaluation}
 mkdir -p "$out"
 seeds=("$@")
