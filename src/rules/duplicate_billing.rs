@@ -70,7 +70,7 @@ impl Rule for DuplicateBilling {
             observed: Measure::new(f64::from(duplicates), "lines"),
             expected: Measure::new(0.0, "lines"),
             explanation: format!(
-                "Invoice {} has {} lines ({:.1} hours) for a client, service type and month ({}) that were already \
+                "Invoice {} has {} lines ({:.1} hours) whose client, service type and month ({}) were already \
                  billed, on the same invoice or on an earlier one listed in the evidence.",
                 inv.invoice_id,
                 duplicates,
