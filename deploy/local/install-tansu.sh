@@ -4,7 +4,7 @@
 # Idempotent: when the binary is already there and runs, it exits at once.
 # Otherwise it installs the Debian build dependencies that are missing (a C
 # toolchain and pkg-config; no cmake, clang or protoc is needed) and runs
-# `cargo install tansu` (about 11 minutes on 2 cores).
+# `cargo install tansu` (11 to 16 minutes on 2 cores).
 # Usage: deploy/local/install-tansu.sh
 # Env:   TILLSYN_TOOLS  cache root (default: $HOME/.cache/tillsyn/tools)
 # Prints the path of the tansu binary as its last line on stdout; everything
@@ -64,7 +64,7 @@ if command -v flock >/dev/null 2>&1; then
     fi
 fi
 
-log "building tansu $TANSU_VERSION with features $TANSU_FEATURES into $root (about 11 min on 2 cores)"
+log "building tansu $TANSU_VERSION with features $TANSU_FEATURES into $root (11 to 16 min on 2 cores)"
 started=$(date +%s)
 cargo install tansu --version "$TANSU_VERSION" --locked --features "$TANSU_FEATURES" --root "$root" >&2
 log "built in $(($(date +%s) - started)) s"
