@@ -106,3 +106,58 @@ fn alerts_follow_the_wire_contract() {
     }
     assert!(n > 0);
 }
+
+/// Live, time reports and invoices come from two topics and interleave
+/// differently from run to run. The alerts must not depend on it.
+#[test]
+fn alerts_do_not_depend_on_how_time_reports_and_invoices_interleave() {
+    use tillsyn::engine::Engine;
+    use tillsyn::model::pseudonym::Pseudonymizer;
+    use tillsyn::model::validate::Validator;
+
+    let mut events = Vec::new();
+    simulate(&small(), &mut |e| {
+        events.push(e.clone());
+        Ok(())
+    })
+    .unwrap();
+    let config = CoreConfig::default();
+    let validator = Validator::new(Pseudonymizer::from_secret(&config.pseudonym_secret));
+    let domain: Vec<_> = events.iter().map(|e| validator.event(e).unwrap()).collect();
+    let run = |order: &[usize]| {
+        let mut engine = Engine::new(config.clone());
+        let mut alerts = Vec::new();
+        for &i in order {
+            engine.process(&domain[i], &mut alerts);
+        }
+        alerts.iter().map(|a| a.to_wire()).collect::<Vec<_>>()
+    };
+    let is_invoice = |i: usize| matches!(domain[i], tillsyn::model::DomainEvent::Invoice(_));
+    let visits: Vec<usize> = (0..domain.len()).filter(|&i| !is_invoice(i)).collect();
+    let invoices: Vec<usize> = (0..domain.len()).filter(|&i| is_invoice(i)).collect();
+    assert!(invoices.len() >= 10, "the scenario has invoices");
+    // Each invoice `shift` time reports later (or earlier) than it arrived.
+    let interleave = |shift: isize| {
+        let mut order = Vec::with_capacity(domain.len());
+        let mut next_invoice = 0;
+        for (v, &i) in visits.iter().enumerate() {
+            while next_invoice < invoices.len() {
+                let original = visits.partition_point(|&x| x < invoices[next_invoice]) as isize;
+                if original + shift > v as isize {
+                    break;
+                }
+                order.push(invoices[next_invoice]);
+                next_invoice += 1;
+            }
+            order.push(i);
+        }
+        order.extend(&invoices[next_invoice..]);
+        order
+    };
+    let original: Vec<usize> = (0..domain.len()).collect();
+    let expected = run(&original);
+    assert!(!expected.is_empty());
+    for shift in [-2_000, -300, 300, 2_000] {
+        assert_eq!(run(&interleave(shift)), expected, "invoices shifted by {shift} time reports");
+    }
+}

@@ -67,7 +67,7 @@ impl Episodes {
                 self.open.insert(key, episode);
             }
             Some(episode) => {
-                episode.last_seen = now;
+                episode.last_seen = episode.last_seen.max(now);
                 episode.findings += 1;
                 let escalates = finding.severity > episode.severity;
                 let mut evidence = std::mem::take(&mut episode.last.evidence);

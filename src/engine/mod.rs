@@ -15,6 +15,15 @@
 //! Everything is a function of the events and their order: no clock, no
 //! randomness, ordered iteration wherever order could leak into output.
 //! The same events in the same order give byte-identical alerts.
+//!
+//! More: the decision times that alerts carry (and their ids hash) are
+//! taken from the data, never from the arrival interleaving of the two
+//! inputs. A visit's findings are decided at the newest visit time seen, a
+//! day's when the watermark passes its end (its end plus the allowed visit
+//! lateness), an invoice's at the later of its issue time
+//! and its period end plus the allowed visit lateness (the earliest moment
+//! its period is complete). So when time reports and invoices come from two
+//! topics whose relative order varies from run to run, the alerts do not.
 
 pub mod state;
 
@@ -231,10 +240,12 @@ impl Engine {
         }
         staff.last_day = staff.last_day.max(day);
 
-        let mut ctx = VisitContext { visit, day, minute_of_day, provider, staff, now: self.now };
+        let decided = self.visits_watermark.max_seen().unwrap_or(visit.check_in);
+        let mut ctx = VisitContext { visit, day, minute_of_day, provider, staff, now: decided };
         for rule in &self.rules {
             rule.on_visit(&mut ctx, &mut self.findings);
         }
+        let findings_at = decided;
         staff.remember(RecentVisit {
             event_id: visit.event_id.clone(),
             provider: visit.provider,
@@ -246,7 +257,7 @@ impl Engine {
             check_out: visit.check_out,
             home: visit.client_home,
         });
-        self.flush_findings(alerts);
+        self.flush_findings(findings_at, alerts);
     }
 
     fn process_invoice(&mut self, invoice: &Invoice, alerts: &mut Vec<Alert>) -> Disposition {
@@ -277,17 +288,20 @@ impl Engine {
     /// Runs the invoice rules over an invoice whose period is complete.
     fn reconcile(&mut self, invoice: &Invoice, alerts: &mut Vec<Alert>) {
         let Some(provider) = self.providers.get_mut(&invoice.provider) else { return };
-        let mut ctx = InvoiceContext { invoice, provider, now: self.now };
+        // Decided when the period is complete, whenever that was observed.
+        let decided = invoice.issued_at.max(invoice.period_end.plus_secs(self.config.visit_lateness_secs));
+        let mut ctx = InvoiceContext { invoice, provider, now: decided };
         for rule in &self.rules {
             rule.on_invoice(&mut ctx, &mut self.findings);
         }
-        self.flush_findings(alerts);
+        self.flush_findings(decided, alerts);
     }
 
-    fn flush_findings(&mut self, alerts: &mut Vec<Alert>) {
+    /// Hands the findings made so far to the episodes, decided at `at`.
+    fn flush_findings(&mut self, at: EventTime, alerts: &mut Vec<Alert>) {
         self.stats.findings += self.findings.len() as u64;
         for finding in self.findings.drain(..) {
-            self.episodes.observe(finding, self.now, alerts);
+            self.episodes.observe(finding, at, alerts);
         }
     }
 
@@ -356,7 +370,9 @@ impl Engine {
         }
 
         // 3. Peer samples, then statistics.
-        let now = self.now;
+        // Day-close decisions are taken when the watermark passes the end of
+        // the day: its end plus the allowed lateness, in event time.
+        let now = day.plus(1).start().plus_secs(self.config.visit_lateness_secs);
         let mut peers = std::mem::take(&mut self.peers);
         let no_peers = PeerTable::default();
         for (id, (by_service, any)) in ids.iter().zip(&active) {
@@ -399,7 +415,7 @@ impl Engine {
                 rule.on_day_closed(&mut ctx, &mut self.findings);
             }
         }
-        self.flush_findings(alerts);
+        self.flush_findings(now, alerts);
 
         // 5. Invoices whose period is now complete, in arrival order per provider.
         if let Some(watermark) = self.visits_watermark.current() {
