@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::codec::MessageWriter;
 use crate::config::CoreConfig;
 use crate::evaluate::{EvaluationOptions, evaluate_files};
-use crate::replay::replay_file;
+use crate::replay::replay_partitioned;
 use crate::rules::catalogue;
 use crate::sim::{SimConfig, simulate};
 
@@ -74,6 +74,11 @@ struct ReplayArgs {
     /// Write the summary here as JSON.
     #[arg(long)]
     summary_json: Option<PathBuf>,
+    /// Split the events by provider into this many partitions, as Kafka's
+    /// keyed partitioner splits the topics, one engine each (what the live
+    /// service computes). 1 = one engine for everything.
+    #[arg(long, default_value_t = 1)]
+    partitions: i32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -159,7 +164,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(a) => {
             let config = load_core(a.config.as_ref())?;
             let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let summary = replay_file(&a.events, &a.alerts, a.dead_letter.as_deref(), config, progress)?;
+            let summary =
+                replay_partitioned(&a.events, &a.alerts, a.dead_letter.as_deref(), config, progress, a.partitions)?;
             eprintln!("{summary}");
             if let Some(p) = a.summary_json {
                 std::fs::write(&p, serde_json::to_vec_pretty(&summary)?)?;

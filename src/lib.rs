@@ -41,6 +41,8 @@ pub mod model;
 pub mod proto;
 pub mod replay;
 pub mod rules;
+pub mod service;
 pub mod sim;
+pub mod telemetry;
 pub mod window;
 pub mod workload;

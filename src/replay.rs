@@ -93,6 +93,7 @@ struct DeadLetter<'a> {
 
 /// Runs the core over `events`, writing alerts to `alerts` and rejected
 /// records to `dead_letter` if given. Shows a progress bar on a terminal.
+/// One engine, as if all events were in one partition.
 pub fn replay_file(
     events: &Path,
     alerts: &Path,
@@ -100,9 +101,25 @@ pub fn replay_file(
     config: CoreConfig,
     progress: bool,
 ) -> anyhow::Result<ReplaySummary> {
+    replay_partitioned(events, alerts, dead_letter, config, progress, 1)
+}
+
+/// Like [`replay_file`], with the events split into `partitions` by their
+/// provider id exactly as Kafka's keyed partitioner splits the topics
+/// (records keyed by the provider id `NNNNNN-NNNN`), one engine each: what
+/// the live service computes over the same records.
+pub fn replay_partitioned(
+    events: &Path,
+    alerts: &Path,
+    dead_letter: Option<&Path>,
+    config: CoreConfig,
+    progress: bool,
+    partitions: i32,
+) -> anyhow::Result<ReplaySummary> {
     let started = Instant::now();
     let validator = Validator::new(Pseudonymizer::from_secret(&config.pseudonym_secret));
-    let mut engine = Engine::new(config);
+    let partitions = partitions.max(1);
+    let mut engines: Vec<Engine> = (0..partitions).map(|_| Engine::new(config.clone())).collect();
     let mut reader = MessageReader::open(events)?;
     let mut writer = MessageWriter::create(alerts)?;
     let mut dead = match dead_letter {
@@ -145,7 +162,12 @@ pub fn replay_file(
                 continue;
             }
         };
-        match engine.process(&domain, &mut out) {
+        let partition = if partitions == 1 {
+            0
+        } else {
+            crate::service::partition::partition_for_key(domain.provider().to_string().as_bytes(), partitions)
+        };
+        match engines[partition as usize].process(&domain, &mut out) {
             Disposition::Late(late) => {
                 *summary.late.entry(late.input.name()).or_default() += 1;
                 if let Some(d) = dead.as_mut() {
@@ -180,8 +202,10 @@ pub fn replay_file(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    summary.engine = engine.stats();
-    summary.state = engine.state_size();
+    for engine in &engines {
+        summary.engine.add(&engine.stats());
+        summary.state.add(&engine.state_size());
+    }
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(summary)
 }

@@ -101,6 +101,20 @@ pub struct EngineStats {
     pub days_closed: u64,
 }
 
+impl EngineStats {
+    /// Adds another engine's counters (for totals over partitions).
+    pub fn add(&mut self, other: &EngineStats) {
+        self.visits += other.visits;
+        self.invoices += other.invoices;
+        self.late_visits += other.late_visits;
+        self.late_invoices += other.late_invoices;
+        self.duplicate_invoices += other.duplicate_invoices;
+        self.findings += other.findings;
+        self.alerts += other.alerts;
+        self.days_closed += other.days_closed;
+    }
+}
+
 /// Sizes of the state, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StateSize {
@@ -118,6 +132,17 @@ pub struct StateSize {
 
 fn late(input: Input, event_time: EventTime, watermark: EventTime, behind_secs: i64) -> Disposition {
     Disposition::Late(LateEvent { input, event_time, watermark, behind_secs })
+}
+
+impl StateSize {
+    /// Adds another engine's sizes (for totals over partitions).
+    pub fn add(&mut self, other: &StateSize) {
+        self.providers += other.providers;
+        self.clients += other.clients;
+        self.staff += other.staff;
+        self.open_episodes += other.open_episodes;
+        self.pending_invoices += other.pending_invoices;
+    }
 }
 
 /// One partition's detection state.

@@ -1,0 +1,1422 @@
+//! The file configuration of the live service (`tillsyn run`,
+//! `tillsyn check-config`): Kafka clients, topics, the HTTP endpoint, logging
+//! and the detection core.
+//!
+//! # Sources and precedence
+//!
+//! [`ServiceConfig::load`] reads, from lowest to highest precedence:
+//!
+//! 1. the defaults (the [`Default`] impls in the "Defaults" section below, the
+//!    only place they are written);
+//! 2. an optional TOML file. Every table and key is optional; unknown keys are
+//!    errors. A file with only a `[core]` table (the `replay` configuration)
+//!    is a valid service configuration;
+//! 3. environment variables `TILLSYN_<SECTION>__<KEY>...` (see below).
+//!
+//! Loading only parses. [`ServiceConfig::validate`] checks ranges and
+//! cross-field constraints, collects every problem into one error and
+//! returns warnings (e.g. the default pseudonym secret) when the
+//! configuration is usable.
+//!
+//! # Environment variables
+//!
+//! - The prefix is `TILLSYN_`; `__` (two underscores) separates path
+//!   segments; segments are case-insensitive (lowercased):
+//!   `TILLSYN_KAFKA__BROKERS` is `kafka.brokers`,
+//!   `TILLSYN_CORE__RULES__ROUNDED_VISITS__MIN_VISITS` is
+//!   `core.rules.rounded_visits.min_visits`.
+//! - Only variables with `__` after the prefix are configuration, so the
+//!   scripts' own variables (`TILLSYN_STATE_DIR`, `TILLSYN_BROKER_PORT`, ...)
+//!   are ignored; but a variable that starts with a section name and one `_`
+//!   (`TILLSYN_KAFKA_BROKERS`) is an error, as it is almost certainly a typo.
+//! - The librdkafka pass-through maps `kafka.common`, `kafka.consumer` and
+//!   `kafka.producer` take exactly one more segment, the librdkafka property,
+//!   in which each `_` stands for a `.` (dots are not allowed in shell
+//!   variable names): `TILLSYN_KAFKA__COMMON__SASL_PASSWORD` sets
+//!   `kafka.common."sasl.password"`, `TILLSYN_KAFKA__COMMON__SSL_CA_LOCATION`
+//!   sets `"ssl.ca.location"`. No settable librdkafka property has an `_` in
+//!   its name; the few that do are pointers set through the C API.
+//! - Values are typed by the key: string keys take the value verbatim (no
+//!   quotes needed, nothing is trimmed); integer, float, boolean and array
+//!   keys take a TOML value (`5000`, `0.05`, `true`,
+//!   `["rounded-visits", "phantom-clients"]`). A value of the wrong type or a
+//!   key that does not exist is an error naming the variable.
+//! - A path set by two variables (e.g. in different case) is an error.
+//!
+//! # Kafka clients
+//!
+//! [`KafkaConfig::consumer_config`] and [`KafkaConfig::producer_config`] are
+//! the only place where `rdkafka` configurations are built. They apply, in
+//! order: `kafka.common`, then `kafka.consumer` or `kafka.producer`, then the
+//! typed options, then the guarantees the service depends on (see
+//! [`CONSUMER_ENFORCED`] and [`PRODUCER_ENFORCED`]). Setting an enforced or
+//! typed property in a pass-through map is a validation error naming the key
+//! (and, were validation skipped, it would still be overwritten).
+//!
+//! # Secrets
+//!
+//! [`ServiceConfig::masked_toml`] prints the effective configuration with
+//! every secret (see [`is_secret_key`]) replaced by [`MASK`]. Error messages
+//! from validation never contain the value of a secret key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+use serde::{Deserialize, Serialize};
+
+use super::decode::Format;
+use crate::config::CoreConfig;
+use crate::engine::Input;
+
+/// Prefix of the environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "TILLSYN_";
+/// Separator of path segments in environment variable names.
+pub const ENV_SEPARATOR: &str = "__";
+/// What [`ServiceConfig::masked_toml`] prints instead of a secret.
+pub const MASK: &str = "***";
+/// The pseudonym secret of [`CoreConfig::default`]; fine for the demo, a
+/// warning in a real deployment.
+pub const DEFAULT_PSEUDONYM_SECRET: &str = "change-me";
+
+/// The top-level tables of the configuration file (and the first segment of
+/// every environment override).
+const SECTIONS: [&str; 5] = ["kafka", "topics", "http", "log", "core"];
+/// The librdkafka pass-through maps under `[kafka]`.
+const PASS_THROUGH_MAPS: [&str; 3] = ["common", "consumer", "producer"];
+
+/// Consumer properties the service sets itself, with their values and why.
+/// The Kafka loop stores an offset only after its record is processed and
+/// its outputs are acknowledged; librdkafka commits stored offsets every
+/// `kafka.commit_interval_ms` and on revocation. A new consumer group starts
+/// from the beginning of the topics, so nothing is skipped.
+pub const CONSUMER_ENFORCED: &[(&str, &str)] =
+    &[("enable.auto.commit", "true"), ("enable.auto.offset.store", "false"), ("auto.offset.reset", "earliest")];
+
+/// Producer properties the service sets itself, with their values. The
+/// idempotent producer with `acks=all` neither loses nor duplicates alerts on
+/// retries; `murmur2_random` is the Java client's partitioner, so a record
+/// keyed by provider id lands in the same partition whichever client
+/// produced it (time reports, invoices and alerts are co-partitioned).
+pub const PRODUCER_ENFORCED: &[(&str, &str)] =
+    &[("enable.idempotence", "true"), ("acks", "all"), ("partitioner", "murmur2_random")];
+
+/// Properties refused in the pass-through maps, with the reason given in the
+/// error: the enforced ones, their librdkafka aliases, and the ones set from
+/// typed options.
+const REFUSED_PASS_THROUGH: &[(&str, &str)] = &[
+    ("enable.auto.commit", "enforced (true): the service stores offsets only after processing"),
+    ("auto.commit.enable", "an alias of enable.auto.commit, which is enforced"),
+    ("enable.auto.offset.store", "enforced (false): the service stores offsets only after processing"),
+    ("auto.offset.reset", "enforced (earliest): a new consumer group must not skip records"),
+    ("enable.idempotence", "enforced (true): retries must not duplicate alerts"),
+    ("acks", "enforced (all): an acknowledged alert must be on every in-sync replica"),
+    ("request.required.acks", "an alias of acks, which is enforced"),
+    ("partitioner", "enforced (murmur2_random): keyed records must land where Java clients put them"),
+    ("bootstrap.servers", "set kafka.brokers instead"),
+    ("metadata.broker.list", "set kafka.brokers instead"),
+    ("group.id", "set kafka.group_id instead"),
+    ("client.id", "set kafka.client_id instead"),
+    ("auto.commit.interval.ms", "set kafka.commit_interval_ms instead"),
+    ("statistics.interval.ms", "set kafka.statistics_interval_ms instead"),
+];
+
+/// Largest value librdkafka accepts for `auto.commit.interval.ms` and
+/// `statistics.interval.ms` (one day).
+const MAX_LIBRDKAFKA_INTERVAL_MS: u64 = 86_400_000;
+/// librdkafka's default `max.poll.interval.ms`.
+const LIBRDKAFKA_MAX_POLL_INTERVAL_MS: u64 = 300_000;
+
+/// The whole configuration of `tillsyn run`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Brokers, consumer group and librdkafka properties.
+    pub kafka: KafkaConfig,
+    /// Topic names, formats and the settings topics are created with.
+    pub topics: TopicsConfig,
+    /// The HTTP endpoint (metrics, health).
+    pub http: HttpConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// The detection core (the same `[core]` table `replay` reads).
+    pub core: CoreConfig,
+}
+
+/// Kafka connection and client settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, comma-separated `host:port` (librdkafka
+    /// `bootstrap.servers`).
+    pub brokers: String,
+    /// Consumer group of all instances of the service (`group.id`).
+    pub group_id: String,
+    /// Client id of the consumer and the producer, shown in broker logs and
+    /// quotas (`client.id`).
+    pub client_id: String,
+    /// Time the service may spend, when partitions are revoked in a
+    /// rebalance, finishing the records in flight, flushing the producer and
+    /// committing offsets before it lets the partitions go (milliseconds).
+    /// Must be below the consumer's `max.poll.interval.ms`.
+    pub revocation_budget_ms: u64,
+    /// How often stored offsets are committed (`auto.commit.interval.ms`,
+    /// milliseconds). A crash redelivers at most about this much input.
+    pub commit_interval_ms: u64,
+    /// How often librdkafka emits statistics for the metrics (consumer lag,
+    /// queue sizes) on both clients (`statistics.interval.ms`,
+    /// milliseconds; 0 turns them off).
+    pub statistics_interval_ms: u64,
+    /// librdkafka properties for both clients, e.g. `"security.protocol"`,
+    /// `"sasl.mechanisms"`, `"sasl.username"`, `"sasl.password"`,
+    /// `"ssl.ca.location"`.
+    pub common: BTreeMap<String, String>,
+    /// librdkafka properties for the consumer only (override `common`).
+    pub consumer: BTreeMap<String, String>,
+    /// librdkafka properties for the producer only (override `common`),
+    /// e.g. `"compression.type" = "zstd"`, `"linger.ms"`.
+    pub producer: BTreeMap<String, String>,
+}
+
+/// Topic names, formats, and how the topics are created.
+///
+/// Time reports and invoices must be co-partitioned (same partition count,
+/// keyed by provider id), since one engine per partition sees both of a
+/// provider's inputs; hence one [`TopicsConfig::partitions`] for both, and
+/// for the alerts, which are keyed the same way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicsConfig {
+    /// Input topic of time reports.
+    pub time_reports: String,
+    /// Input topic of invoices.
+    pub invoices: String,
+    /// Output topic of alerts.
+    pub alerts: String,
+    /// Output topic of rejected input records (see `service::decode`).
+    pub dead_letter: String,
+    /// Output topic of events that arrived behind the watermark, used when
+    /// `late_events_to = "late_events"`.
+    pub late_events: String,
+    /// Format of a time-report record without a `content-type` header.
+    pub time_reports_format: Format,
+    /// Format of an invoice record without a `content-type` header.
+    pub invoices_format: Format,
+    /// Format the alerts are written in.
+    pub alerts_format: Format,
+    /// Where late events go: their own topic (`"late_events"`) or the
+    /// dead-letter topic (`"dead_letter"`, reason `late_event`).
+    pub late_events_to: LateEventsTo,
+    /// Partitions of the input and alert topics when they are created.
+    pub partitions: i32,
+    /// Partitions of the dead-letter and late-event topics when created.
+    pub dead_letter_partitions: i32,
+    /// Replication factor of every topic when it is created.
+    pub replication_factor: i32,
+    /// Retention of the input topics (milliseconds; -1 keeps forever). The
+    /// default, 100 days, covers the core's 90-day horizon and 10 days of
+    /// invoice lateness, so state can be rebuilt by replaying the inputs.
+    pub input_retention_ms: i64,
+    /// Retention of the alert topic (milliseconds; -1 keeps forever).
+    pub alerts_retention_ms: i64,
+    /// Retention of the dead-letter and late-event topics (milliseconds;
+    /// -1 keeps forever).
+    pub dead_letter_retention_ms: i64,
+}
+
+/// Where late events are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LateEventsTo {
+    /// The topic `topics.late_events`.
+    #[default]
+    LateEvents,
+    /// The topic `topics.dead_letter`.
+    DeadLetter,
+}
+
+/// A topic to create, as the configuration wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Topic name.
+    pub name: String,
+    /// Partition count.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replication_factor: i32,
+    /// `retention.ms` (-1: forever).
+    pub retention_ms: i64,
+}
+
+/// The HTTP endpoint of the service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Socket address to listen on, `ip:port` (e.g. `0.0.0.0:9464` in a
+    /// container).
+    pub listen: String,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `human` (one readable line per event) or `json` (one JSON object per
+    /// line, for log shippers).
+    pub format: LogFormat,
+    /// A level (`trace`, `debug`, `info`, `warn`, `error`, `off`) or
+    /// comma-separated `target=level` directives, e.g. `info,rdkafka=warn`.
+    pub level: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Readable lines.
+    #[default]
+    Human,
+    /// JSON lines.
+    Json,
+}
+
+/// Why a configuration could not be loaded or is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file (or the file with the environment overrides applied) is not
+    /// a valid configuration: bad TOML, unknown key, wrong type.
+    #[error("{origin}: {message}")]
+    Parse {
+        /// The file, and the environment variables if any were applied.
+        origin: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// An environment override names no key or has a value of the wrong type.
+    #[error("environment variable {var}: {message}")]
+    Env {
+        /// The variable's name.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The configuration parsed but breaks one or more rules; each entry
+    /// names its key.
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+// ---------------------------------------------------------------- Defaults
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".into(),
+            group_id: "tillsyn".into(),
+            client_id: "tillsyn".into(),
+            revocation_budget_ms: 10_000,
+            commit_interval_ms: 5_000,
+            statistics_interval_ms: 5_000,
+            common: BTreeMap::new(),
+            consumer: BTreeMap::new(),
+            producer: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        const DAY_MS: i64 = 86_400_000;
+        TopicsConfig {
+            time_reports: "tillsyn.time-reports.v1".into(),
+            invoices: "tillsyn.invoices.v1".into(),
+            alerts: "tillsyn.alerts.v1".into(),
+            dead_letter: "tillsyn.dead-letter.v1".into(),
+            late_events: "tillsyn.late-events.v1".into(),
+            time_reports_format: Format::Protobuf,
+            invoices_format: Format::Protobuf,
+            alerts_format: Format::Protobuf,
+            late_events_to: LateEventsTo::LateEvents,
+            partitions: 3,
+            dead_letter_partitions: 1,
+            replication_factor: 1,
+            input_retention_ms: 100 * DAY_MS,
+            alerts_retention_ms: 365 * DAY_MS,
+            dead_letter_retention_ms: 30 * DAY_MS,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: "127.0.0.1:9464".into() }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Human, level: "info".into() }
+    }
+}
+
+// ----------------------------------------------------------------- Loading
+
+/// One environment override, resolved against the configuration's shape.
+struct Override {
+    var: String,
+    path: Vec<String>,
+    value: toml::Value,
+}
+
+impl ServiceConfig {
+    /// Reads the configuration: defaults, then the TOML file at `path` (if
+    /// any), then the `TILLSYN_*__*` variables of `env` (the CLI passes
+    /// [`process_env`]). Does not validate: call [`Self::validate`].
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let (mut table, origin) = match path {
+            Some(p) => {
+                let text =
+                    std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?;
+                let parse_error = |e: toml::de::Error| ConfigError::Parse {
+                    origin: p.display().to_string(),
+                    message: e.to_string().trim_end().to_string(),
+                };
+                // Deserialising the text (not a table) first gives errors
+                // with the line of the file.
+                toml::from_str::<ServiceConfig>(&text).map_err(parse_error)?;
+                (toml::from_str::<toml::Table>(&text).map_err(parse_error)?, p.display().to_string())
+            }
+            None => (toml::Table::new(), "defaults".to_string()),
+        };
+        let overrides = env_overrides(env)?;
+        let vars: Vec<&str> = overrides.iter().map(|o| o.var.as_str()).collect();
+        let origin = if vars.is_empty() { origin } else { format!("{origin} with {}", vars.join(", ")) };
+        for o in &overrides {
+            set_path(&mut table, &o.path, o.value.clone());
+        }
+        table.try_into::<ServiceConfig>().map_err(|e| ConfigError::Parse { origin, message: e.to_string() })
+    }
+
+    /// Checks every rule and returns warnings if the configuration is usable,
+    /// or all the problems at once. Rules: the core's own checks; brokers
+    /// listed; group and client ids set; intervals in librdkafka's ranges;
+    /// the revocation budget below `max.poll.interval.ms`; no enforced or
+    /// typed property in a pass-through map; every property accepted by
+    /// librdkafka; topic names valid Kafka names and distinct; partition
+    /// counts and replication factor >= 1; retentions -1 or > 0; the HTTP
+    /// address a socket address; the log level parseable. Warnings: the
+    /// default pseudonym secret; a SASL password sent without TLS.
+    pub fn validate(&self) -> Result<Vec<String>, ConfigError> {
+        let mut problems = Vec::new();
+        let mut warnings = Vec::new();
+        if let Err(e) = self.core.validate() {
+            problems.push(format!("core: {}", e.0));
+        }
+        self.kafka.check(&mut problems);
+        self.topics.check(&mut problems);
+        if let Err(e) = self.http.listen_addr() {
+            problems.push(format!("http.listen = {:?} is not an ip:port socket address ({e})", self.http.listen));
+        }
+        if let Err(e) = check_log_level(&self.log.level) {
+            problems.push(format!("log.level = {:?}: {e}", self.log.level));
+        }
+        for (role, config) in [("consumer", self.kafka.consumer_config()), ("producer", self.kafka.producer_config())] {
+            let protocol = config.get("security.protocol").unwrap_or("plaintext").to_ascii_lowercase();
+            if config.get("sasl.password").is_some() && !protocol.ends_with("ssl") {
+                warnings.push(format!(
+                    "the {role} sends sasl.password over security.protocol = {protocol:?}, unencrypted; \
+                     use sasl_ssl outside a trusted network"
+                ));
+            }
+        }
+        if self.core.pseudonym_secret == DEFAULT_PSEUDONYM_SECRET {
+            warnings.push(format!(
+                "core.pseudonym_secret is the default {DEFAULT_PSEUDONYM_SECRET:?}: anyone can link pseudonyms \
+                 to client and staff references; set a secret (e.g. TILLSYN_CORE__PSEUDONYM_SECRET) and keep it"
+            ));
+        }
+        if problems.is_empty() { Ok(warnings) } else { Err(ConfigError::Invalid(problems)) }
+    }
+
+    /// The effective configuration as TOML, every secret value (see
+    /// [`is_secret_key`]) replaced by [`MASK`]. The output parses back into
+    /// a [`ServiceConfig`].
+    pub fn masked_toml(&self) -> String {
+        let mut table = toml::Table::try_from(self).expect("the configuration serialises to TOML");
+        mask_secrets(&mut table);
+        toml::to_string_pretty(&table).expect("a TOML table serialises")
+    }
+}
+
+/// The process environment for [`ServiceConfig::load`], converted lossily:
+/// unlike `std::env::vars()`, it does not panic on a variable that is not
+/// UTF-8 (such a value of a `TILLSYN_` variable gets U+FFFD in place of the
+/// bad bytes).
+pub fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect()
+}
+
+/// Collects and resolves the `TILLSYN_*__*` variables, sorted by name.
+fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> Result<Vec<Override>, ConfigError> {
+    let shape = toml::Table::try_from(ServiceConfig::default()).expect("the defaults serialise to TOML");
+    let mut overrides: Vec<Override> = Vec::new();
+    let mut vars: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+    vars.sort();
+    for (var, raw) in vars {
+        let rest = &var[ENV_PREFIX.len()..];
+        let err = |message: String| ConfigError::Env { var: var.clone(), message };
+        if !rest.contains(ENV_SEPARATOR) {
+            let lower = rest.to_ascii_lowercase();
+            if let Some(section) = SECTIONS.iter().find(|s| lower.starts_with(&format!("{s}_"))) {
+                return Err(err(format!(
+                    "looks like a configuration override but has no `{ENV_SEPARATOR}` after the section \
+                     (e.g. {ENV_PREFIX}{}{ENV_SEPARATOR}{})",
+                    section.to_ascii_uppercase(),
+                    rest[section.len() + 1..].to_ascii_uppercase()
+                )));
+            }
+            continue; // not configuration (e.g. TILLSYN_STATE_DIR of the scripts)
+        }
+        let path: Vec<String> = rest.split(ENV_SEPARATOR).map(str::to_ascii_lowercase).collect();
+        let value = resolve(&shape, &path, &raw).map_err(err)?;
+        let path = normalise_pass_through(path);
+        if let Some(other) = overrides.iter().find(|o| o.path == path) {
+            return Err(err(format!("sets `{}`, which {} already sets", path.join("."), other.var)));
+        }
+        overrides.push(Override { var, path, value });
+    }
+    Ok(overrides)
+}
+
+/// Replaces `_` by `.` in the key of a pass-through map path.
+fn normalise_pass_through(mut path: Vec<String>) -> Vec<String> {
+    if is_pass_through(&path) {
+        path[2] = path[2].replace('_', ".");
+    }
+    path
+}
+
+/// Whether `path` is `kafka.{common,consumer,producer}.<key>`.
+fn is_pass_through(path: &[String]) -> bool {
+    path.len() >= 2 && path[0] == "kafka" && PASS_THROUGH_MAPS.contains(&path[1].as_str())
+}
+
+/// Types `raw` by the default value at `path` in `shape`.
+fn resolve(shape: &toml::Table, path: &[String], raw: &str) -> Result<toml::Value, String> {
+    if path.iter().any(String::is_empty) {
+        return Err(format!("empty segment: segments are separated by exactly `{ENV_SEPARATOR}`"));
+    }
+    if is_pass_through(path) {
+        return match path.len() {
+            3 => Ok(toml::Value::String(raw.to_string())),
+            2 => Err(format!("`kafka.{}` is a map: name a property, e.g. ..._SASL_USERNAME", path[1])),
+            _ => Err(format!(
+                "a librdkafka property is one segment with `_` for `.`, e.g. {ENV_PREFIX}KAFKA{ENV_SEPARATOR}{}\
+                 {ENV_SEPARATOR}SASL_PASSWORD",
+                path[1].to_ascii_uppercase()
+            )),
+        };
+    }
+    let mut table = shape;
+    for (i, segment) in path.iter().enumerate() {
+        let key = path[..=i].join(".");
+        let Some(default) = table.get(segment) else {
+            return Err(format!("no configuration key `{key}`"));
+        };
+        let last = i + 1 == path.len();
+        match (default, last) {
+            (toml::Value::Table(t), false) => table = t,
+            (toml::Value::Table(_), true) => {
+                return Err(format!("`{key}` is a table: name one of its keys"));
+            }
+            (_, false) => return Err(format!("`{key}` is not a table")),
+            (toml::Value::String(_), true) => return Ok(toml::Value::String(raw.to_string())),
+            (default, true) => return typed_value(default, raw).map_err(|e| format!("`{key}`: {e}")),
+        }
+    }
+    unreachable!("the loop returns at the last segment")
+}
+
+/// Parses `raw` as a TOML value of the same type as `default`.
+fn typed_value(default: &toml::Value, raw: &str) -> Result<toml::Value, String> {
+    let parsed: Option<toml::Value> = raw.trim().parse().ok();
+    let expected = default.type_str();
+    match (default, parsed) {
+        (toml::Value::Integer(_), Some(v @ toml::Value::Integer(_))) => Ok(v),
+        (toml::Value::Float(_), Some(v @ toml::Value::Float(_))) => Ok(v),
+        (toml::Value::Float(_), Some(toml::Value::Integer(i))) => Ok(toml::Value::Float(i as f64)),
+        (toml::Value::Boolean(_), Some(v @ toml::Value::Boolean(_))) => Ok(v),
+        (toml::Value::Array(_), Some(v @ toml::Value::Array(_))) => Ok(v),
+        (toml::Value::Array(_), _) => Err(format!("expected a TOML array such as [\"a\", \"b\"], got {raw:?}")),
+        _ => Err(format!("expected {} {expected}, got {raw:?}", if expected == "integer" { "an" } else { "a" })),
+    }
+}
+
+/// Sets `value` at `path` in `table`, creating tables on the way.
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    let (last, parents) = path.split_last().expect("a path has at least one segment");
+    let mut current = table;
+    for segment in parents {
+        let entry = current.entry(segment.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        current = entry.as_table_mut().expect("made a table just above");
+    }
+    current.insert(last.clone(), value);
+}
+
+// --------------------------------------------------------- Kafka clients
+
+impl KafkaConfig {
+    /// The consumer's configuration: `common`, `consumer`, the typed
+    /// options, then [`CONSUMER_ENFORCED`].
+    pub fn consumer_config(&self) -> ClientConfig {
+        let typed =
+            [("group.id", self.group_id.clone()), ("auto.commit.interval.ms", self.commit_interval_ms.to_string())];
+        self.client_config(&self.consumer, &typed, CONSUMER_ENFORCED)
+    }
+
+    /// The producer's configuration: `common`, `producer`, the typed
+    /// options, then [`PRODUCER_ENFORCED`].
+    pub fn producer_config(&self) -> ClientConfig {
+        self.client_config(&self.producer, &[], PRODUCER_ENFORCED)
+    }
+
+    /// Where pass-through and typed options meet; the only builder of
+    /// `ClientConfig`s.
+    fn client_config(
+        &self,
+        role: &BTreeMap<String, String>,
+        role_typed: &[(&str, String)],
+        enforced: &[(&str, &str)],
+    ) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        for (key, value) in self.common.iter().chain(role) {
+            config.set(key.trim(), value);
+        }
+        let brokers: Vec<&str> = self.brokers.split(',').map(str::trim).collect();
+        config
+            .set("bootstrap.servers", brokers.join(","))
+            .set("client.id", &self.client_id)
+            .set("statistics.interval.ms", self.statistics_interval_ms.to_string());
+        for (key, value) in role_typed {
+            config.set(*key, value);
+        }
+        for (key, value) in enforced {
+            config.set(*key, *value);
+        }
+        config
+    }
+
+    /// The consumer's effective `max.poll.interval.ms`.
+    fn max_poll_interval_ms(&self) -> Result<u64, String> {
+        match self.consumer.get("max.poll.interval.ms").or_else(|| self.common.get("max.poll.interval.ms")) {
+            None => Ok(LIBRDKAFKA_MAX_POLL_INTERVAL_MS),
+            Some(v) => v.trim().parse().map_err(|_| format!("max.poll.interval.ms = {v:?} is not a number")),
+        }
+    }
+
+    fn check(&self, problems: &mut Vec<String>) {
+        let before = problems.len();
+        let brokers: Vec<&str> = self.brokers.split(',').map(str::trim).collect();
+        if brokers.iter().any(|b| b.is_empty() || b.contains(char::is_whitespace)) {
+            problems.push(format!(
+                "kafka.brokers = {:?} must list one or more host:port, comma-separated, without empty entries",
+                self.brokers
+            ));
+        }
+        if self.group_id.trim().is_empty() {
+            problems.push("kafka.group_id must not be empty".into());
+        }
+        if self.client_id.trim().is_empty() {
+            problems.push("kafka.client_id must not be empty".into());
+        }
+        if !(1..=MAX_LIBRDKAFKA_INTERVAL_MS).contains(&self.commit_interval_ms) {
+            problems.push(format!(
+                "kafka.commit_interval_ms = {} must be within 1..={MAX_LIBRDKAFKA_INTERVAL_MS}",
+                self.commit_interval_ms
+            ));
+        }
+        if self.statistics_interval_ms > MAX_LIBRDKAFKA_INTERVAL_MS {
+            problems.push(format!(
+                "kafka.statistics_interval_ms = {} must be within 0..={MAX_LIBRDKAFKA_INTERVAL_MS}",
+                self.statistics_interval_ms
+            ));
+        }
+        match self.max_poll_interval_ms() {
+            Err(e) => problems.push(format!("kafka.consumer: {e}")),
+            Ok(max_poll) if self.revocation_budget_ms == 0 || self.revocation_budget_ms >= max_poll => {
+                problems.push(format!(
+                    "kafka.revocation_budget_ms = {} must be > 0 and below the consumer's max.poll.interval.ms \
+                     ({max_poll}), or the group evicts the instance while it hands partitions over",
+                    self.revocation_budget_ms
+                ));
+            }
+            Ok(_) => {}
+        }
+        for (map, entries) in [("common", &self.common), ("consumer", &self.consumer), ("producer", &self.producer)] {
+            for key in entries.keys() {
+                let name = key.trim().to_ascii_lowercase();
+                if name.is_empty() {
+                    problems.push(format!("kafka.{map}: a property name is empty"));
+                } else if let Some((_, why)) = REFUSED_PASS_THROUGH.iter().find(|(k, _)| *k == name) {
+                    problems.push(format!("kafka.{map}.{key:?} cannot be set here: {why}"));
+                }
+            }
+        }
+        // librdkafka's own check of every property, once the typed ones are
+        // known to be fine (it would repeat their problems).
+        if problems.len() == before {
+            for (role, config) in [("consumer", self.consumer_config()), ("producer", self.producer_config())] {
+                if let Err(e) = config.create_native_config() {
+                    problems.push(format!("kafka ({role}): {}", describe_librdkafka_error(&e)));
+                }
+            }
+        }
+    }
+}
+
+/// librdkafka's rejection of a property, without the value of a secret.
+fn describe_librdkafka_error(e: &KafkaError) -> String {
+    match e {
+        KafkaError::ClientConfig(_, _, key, _) if is_secret_key(key) => {
+            format!("property {key:?} was rejected by librdkafka (value not shown: secret)")
+        }
+        KafkaError::ClientConfig(_, desc, key, _) => {
+            format!("property {key:?} was rejected by librdkafka: {}", desc.trim_end())
+        }
+        other => other.to_string(),
+    }
+}
+
+// ------------------------------------------------------------------ Topics
+
+impl TopicsConfig {
+    /// The input topic of `input`.
+    pub fn input_topic(&self, input: Input) -> &str {
+        match input {
+            Input::TimeReports => &self.time_reports,
+            Input::Invoices => &self.invoices,
+        }
+    }
+
+    /// The format of a record of `input` without a `content-type` header.
+    pub fn input_format(&self, input: Input) -> Format {
+        match input {
+            Input::TimeReports => self.time_reports_format,
+            Input::Invoices => self.invoices_format,
+        }
+    }
+
+    /// The input whose topic is `topic`, if any.
+    pub fn input_of(&self, topic: &str) -> Option<Input> {
+        [Input::TimeReports, Input::Invoices].into_iter().find(|i| self.input_topic(*i) == topic)
+    }
+
+    /// The topic late events are written to.
+    pub fn late_events_topic(&self) -> &str {
+        match self.late_events_to {
+            LateEventsTo::LateEvents => &self.late_events,
+            LateEventsTo::DeadLetter => &self.dead_letter,
+        }
+    }
+
+    /// The topics the service reads or writes, as they should be created
+    /// (the late-event topic only if it is used).
+    pub fn specs(&self) -> Vec<TopicSpec> {
+        let spec = |name: &str, partitions, retention_ms| TopicSpec {
+            name: name.to_string(),
+            partitions,
+            replication_factor: self.replication_factor,
+            retention_ms,
+        };
+        let mut specs = vec![
+            spec(&self.time_reports, self.partitions, self.input_retention_ms),
+            spec(&self.invoices, self.partitions, self.input_retention_ms),
+            spec(&self.alerts, self.partitions, self.alerts_retention_ms),
+            spec(&self.dead_letter, self.dead_letter_partitions, self.dead_letter_retention_ms),
+        ];
+        if self.late_events_to == LateEventsTo::LateEvents {
+            specs.push(spec(&self.late_events, self.dead_letter_partitions, self.dead_letter_retention_ms));
+        }
+        specs
+    }
+
+    fn check(&self, problems: &mut Vec<String>) {
+        let names = [
+            ("time_reports", &self.time_reports),
+            ("invoices", &self.invoices),
+            ("alerts", &self.alerts),
+            ("dead_letter", &self.dead_letter),
+            ("late_events", &self.late_events),
+        ];
+        for (key, name) in names {
+            if let Err(e) = check_topic_name(name) {
+                problems.push(format!("topics.{key} = {name:?}: {e}"));
+            }
+        }
+        for (i, (key_a, a)) in names.iter().enumerate() {
+            for (key_b, b) in &names[i + 1..] {
+                if a == b {
+                    problems.push(format!("topics.{key_a} and topics.{key_b} are the same topic {a:?}"));
+                } else if a.replace('.', "_") == b.replace('.', "_") {
+                    problems.push(format!(
+                        "topics.{key_a} = {a:?} and topics.{key_b} = {b:?} collide (Kafka treats `.` and `_` alike \
+                         in metric names and refuses such pairs)"
+                    ));
+                }
+            }
+        }
+        for (key, value) in [
+            ("partitions", self.partitions),
+            ("dead_letter_partitions", self.dead_letter_partitions),
+            ("replication_factor", self.replication_factor),
+        ] {
+            if value < 1 {
+                problems.push(format!("topics.{key} = {value} must be >= 1"));
+            }
+        }
+        for (key, value) in [
+            ("input_retention_ms", self.input_retention_ms),
+            ("alerts_retention_ms", self.alerts_retention_ms),
+            ("dead_letter_retention_ms", self.dead_letter_retention_ms),
+        ] {
+            if value != -1 && value < 1 {
+                problems.push(format!("topics.{key} = {value} must be -1 (forever) or > 0"));
+            }
+        }
+    }
+}
+
+/// Whether `name` is a legal Kafka topic name: 1–249 characters of
+/// `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn check_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 249 {
+        return Err(format!("must be 1 to 249 characters long (is {})", name.len()));
+    }
+    if name == "." || name == ".." {
+        return Err("`.` and `..` are not topic names".into());
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("{c:?} is not allowed; use ASCII letters, digits, `.`, `_` and `-`"));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------ HTTP and log
+
+impl HttpConfig {
+    /// The listen address, parsed.
+    pub fn listen_addr(&self) -> Result<SocketAddr, std::net::AddrParseError> {
+        self.listen.trim().parse()
+    }
+}
+
+/// Checks a level or `target=level` directives (what a `tracing`
+/// `EnvFilter` built from `log.level` will be given).
+fn check_log_level(level: &str) -> Result<(), String> {
+    use tracing_subscriber::filter::LevelFilter;
+    if level.split(',').all(|d| d.trim().is_empty()) {
+        return Err("must not be empty".into());
+    }
+    // Empty directives are skipped, as `EnvFilter` does; an empty level is
+    // refused (`LevelFilter` would read it as `error`).
+    for directive in level.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let lvl = directive.rsplit_once('=').map_or(directive, |(_, l)| l).trim();
+        if lvl.is_empty() || lvl.parse::<LevelFilter>().is_err() {
+            return Err(format!(
+                "{directive:?} is not a level (trace, debug, info, warn, error, off) or target=level directive"
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::builder().parse(level).map(|_| ()).map_err(|e| e.to_string())
+}
+
+// ----------------------------------------------------------------- Secrets
+
+/// Whether a key's value is a secret, masked by
+/// [`ServiceConfig::masked_toml`]. The key is split into words at `.`, `_`
+/// and `-`; it is secret if a word contains `password`, `passwd`, `secret`
+/// or `passphrase` (`sasl.password`, `ssl.key.password`,
+/// `sasl.oauthbearer.client.secret`, `pseudonym_secret`), or if it has a
+/// word `key` not followed by a word naming where the key is
+/// (`location`, `file`, `path`, `id`): `ssl.key.pem` and `ssl_key` are
+/// secret, `ssl.key.location` is a file name and `sasl.kerberos.keytab` a
+/// path. `sasl.oauthbearer.config` is secret too (it may carry a client
+/// secret).
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.trim().to_ascii_lowercase();
+    if key == "sasl.oauthbearer.config" {
+        return true;
+    }
+    let words: Vec<&str> = key.split(['.', '_', '-']).collect();
+    if words.iter().any(|w| ["password", "passwd", "secret", "passphrase"].iter().any(|s| w.contains(s))) {
+        return true;
+    }
+    match words.iter().position(|w| *w == "key") {
+        Some(i) => !words[i + 1..].iter().any(|w| matches!(*w, "location" | "file" | "path" | "id")),
+        None => false,
+    }
+}
+
+/// Replaces non-empty secret strings by [`MASK`], recursively.
+fn mask_secrets(table: &mut toml::Table) {
+    for (key, value) in table.iter_mut() {
+        match value {
+            toml::Value::Table(t) => mask_secrets(t),
+            toml::Value::String(s) if !s.is_empty() && is_secret_key(key) => *s = MASK.to_string(),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    fn from_env(vars: &[(&str, &str)]) -> Result<ServiceConfig, ConfigError> {
+        ServiceConfig::load(None, env(vars))
+    }
+
+    /// A valid configuration without warnings.
+    fn valid() -> ServiceConfig {
+        let mut c = ServiceConfig::default();
+        c.core.pseudonym_secret = "s3cret-municipality-key".into();
+        c
+    }
+
+    /// The warnings of a valid configuration.
+    fn warnings(c: &ServiceConfig) -> Vec<String> {
+        c.validate().unwrap_or_else(|e| panic!("expected a valid configuration: {e}"))
+    }
+
+    /// The problems of an invalid configuration.
+    fn problems(c: &ServiceConfig) -> Vec<String> {
+        match c.validate() {
+            Err(ConfigError::Invalid(p)) => p,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    fn assert_one_problem(c: &ServiceConfig, needle: &str) {
+        let p = problems(c);
+        assert!(p.len() == 1 && p[0].contains(needle), "expected one problem with {needle:?}, got {p:#?}");
+    }
+
+    #[test]
+    fn defaults_are_valid_and_warn_only_about_the_pseudonym_secret() {
+        let w = warnings(&ServiceConfig::default());
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("core.pseudonym_secret"), "{w:?}");
+        assert_eq!(warnings(&valid()), Vec::<String>::new());
+        let c = ServiceConfig::default();
+        assert_eq!(c.kafka.brokers, "127.0.0.1:9092");
+        assert_eq!(c.topics.late_events_topic(), "tillsyn.late-events.v1");
+        assert_eq!(c.http.listen_addr().unwrap().port(), 9464);
+    }
+
+    #[test]
+    fn a_sasl_password_without_tls_is_a_warning() {
+        let mut c = valid();
+        c.kafka.common.insert("sasl.mechanisms".into(), "PLAIN".into());
+        c.kafka.common.insert("sasl.username".into(), "u".into());
+        c.kafka.consumer.insert("sasl.password".into(), "pw".into());
+        c.kafka.common.insert("security.protocol".into(), "SASL_PLAINTEXT".into());
+        let w = warnings(&c);
+        assert!(w.len() == 1 && w[0].contains("consumer") && !w[0].contains("pw"), "{w:?}");
+        c.kafka.common.insert("security.protocol".into(), "SASL_SSL".into());
+        assert_eq!(warnings(&c), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_file_with_only_core_still_loads() {
+        let f = file("[core]\nhorizon_days = 100\npseudonym_secret = \"k\"\n");
+        let c = ServiceConfig::load(Some(f.path()), []).unwrap();
+        assert_eq!(c.core.horizon_days, 100);
+        assert_eq!(c.core.pseudonym_secret, "k");
+        assert_eq!(c.kafka, KafkaConfig::default());
+        assert_eq!(c.topics, TopicsConfig::default());
+        assert_eq!(ServiceConfig::load(Some(file("").path()), []).unwrap(), ServiceConfig::default());
+        assert_eq!(ServiceConfig::load(None, []).unwrap(), ServiceConfig::default());
+    }
+
+    #[test]
+    fn a_full_file_is_read() {
+        let f = file(
+            r#"
+            [kafka]
+            brokers = "k1:9093,k2:9093"
+            group_id = "tillsyn-umea"
+            commit_interval_ms = 1000
+            [kafka.common]
+            "security.protocol" = "sasl_ssl"
+            "sasl.password" = "pw"
+            [topics]
+            time_reports = "tr"
+            invoices_format = "json"
+            late_events_to = "dead_letter"
+            partitions = 12
+            [http]
+            listen = "0.0.0.0:9000"
+            [log]
+            format = "json"
+            level = "debug"
+            [core.rules]
+            disabled = ["rounded-visits"]
+            "#,
+        );
+        let c = ServiceConfig::load(Some(f.path()), []).unwrap();
+        assert_eq!(c.kafka.brokers, "k1:9093,k2:9093");
+        assert_eq!(c.kafka.commit_interval_ms, 1000);
+        assert_eq!(c.kafka.common["sasl.password"], "pw");
+        assert_eq!(c.topics.input_topic(Input::TimeReports), "tr");
+        assert_eq!(c.topics.input_format(Input::Invoices), Format::Json);
+        assert_eq!(c.topics.late_events_topic(), "tillsyn.dead-letter.v1");
+        assert_eq!(c.topics.partitions, 12);
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.core.rules.disabled, ["rounded-visits"]);
+    }
+
+    #[test]
+    fn file_errors_name_the_file_and_the_key() {
+        let f = file("[kafka]\nbrokerz = \"x\"\n");
+        let e = ServiceConfig::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(e.contains(&f.path().display().to_string()) && e.contains("brokerz"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+        let e = ServiceConfig::load(Some(file("[kafka]\ncommit_interval_ms = \"soon\"\n").path()), []).unwrap_err();
+        assert!(e.to_string().contains("commit_interval_ms"), "{e}");
+        let e = ServiceConfig::load(Some(file("[core]\nhorizon_dayz = 1\n").path()), []).unwrap_err();
+        assert!(e.to_string().contains("horizon_dayz"), "{e}");
+        let e = ServiceConfig::load(Some(Path::new("/no/such/tillsyn.toml")), []).unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }) && e.to_string().contains("/no/such/tillsyn.toml"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_typed_keys_and_the_file() {
+        let f = file("[kafka]\nbrokers = \"from-file:9092\"\ngroup_id = \"file-group\"\n");
+        let c = ServiceConfig::load(
+            Some(f.path()),
+            env(&[
+                ("TILLSYN_KAFKA__BROKERS", "from-env:9092"),
+                ("TILLSYN_KAFKA__COMMIT_INTERVAL_MS", "1_000"),
+                ("TILLSYN_CORE__PSEUDONYM_SECRET", " with spaces "),
+                ("TILLSYN_CORE__HORIZON_DAYS", "120"),
+                ("TILLSYN_CORE__RULES__ROUNDED_VISITS__Z_THRESHOLD", "5"),
+                ("TILLSYN_CORE__RULES__DISABLED", r#"["rounded-visits", "phantom-clients"]"#),
+                ("tillsyn_topics__time_reports_format", "json"), // not the prefix: ignored
+                ("TILLSYN_TOPICS__INVOICES_FORMAT", "json"),
+                ("TILLSYN_TOPICS__ALERTS", "123"), // a string key takes digits verbatim
+                ("TILLSYN_LOG__LEVEL", "info,rdkafka=warn"),
+                ("TILLSYN_STATE_DIR", "out/broker"), // the scripts' own variables
+                ("TILLSYN_BROKER_PORT", "9092"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.kafka.brokers, "from-env:9092");
+        assert_eq!(c.kafka.group_id, "file-group", "keys the environment does not set stay");
+        assert_eq!(c.kafka.commit_interval_ms, 1000);
+        assert_eq!(c.core.pseudonym_secret, " with spaces ", "strings are verbatim");
+        assert_eq!(c.core.horizon_days, 120);
+        assert_eq!(c.core.rules.rounded_visits.z_threshold, 5.0, "an integer is accepted for a float");
+        assert_eq!(c.core.rules.disabled, ["rounded-visits", "phantom-clients"]);
+        assert_eq!(c.topics.time_reports_format, Format::Protobuf);
+        assert_eq!(c.topics.invoices_format, Format::Json);
+        assert_eq!(c.topics.alerts, "123");
+        assert_eq!(c.log.level, "info,rdkafka=warn");
+        assert_eq!(warnings(&c), Vec::<String>::new());
+    }
+
+    #[test]
+    fn pass_through_keys_in_the_environment_use_underscores_for_dots() {
+        let c = from_env(&[
+            ("TILLSYN_KAFKA__COMMON__SASL_PASSWORD", "pw"),
+            ("TILLSYN_KAFKA__COMMON__SECURITY_PROTOCOL", "sasl_ssl"),
+            ("TILLSYN_KAFKA__CONSUMER__SESSION_TIMEOUT_MS", "45000"),
+            ("TILLSYN_KAFKA__PRODUCER__COMPRESSION_TYPE", "zstd"),
+        ])
+        .unwrap();
+        assert_eq!(c.kafka.common["sasl.password"], "pw");
+        assert_eq!(c.kafka.common["security.protocol"], "sasl_ssl");
+        assert_eq!(c.kafka.consumer["session.timeout.ms"], "45000", "pass-through values are strings");
+        assert_eq!(c.kafka.producer["compression.type"], "zstd");
+        // They override the file's entry for the same property.
+        let f = file("[kafka.common]\n\"sasl.password\" = \"old\"\n\"sasl.username\" = \"u\"\n");
+        let c = ServiceConfig::load(Some(f.path()), env(&[("TILLSYN_KAFKA__COMMON__SASL_PASSWORD", "new")])).unwrap();
+        assert_eq!(c.kafka.common["sasl.password"], "new");
+        assert_eq!(c.kafka.common["sasl.username"], "u");
+    }
+
+    #[test]
+    fn environment_errors_name_the_variable() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("TILLSYN_KAFKA__BROKERZ", "x", "no configuration key `kafka.brokerz`"),
+            ("TILLSYN_KAFKA__COMMIT_INTERVAL_MS", "soon", "expected an integer"),
+            ("TILLSYN_CORE__RULES__ROUNDED_VISITS__Z_THRESHOLD", "high", "expected a float"),
+            ("TILLSYN_CORE__RULES__DISABLED", "rounded-visits", "expected a TOML array"),
+            ("TILLSYN_CORE__RULES", "x", "`core.rules` is a table"),
+            ("TILLSYN_CORE__HORIZON_DAYS__X", "1", "`core.horizon_days` is not a table"),
+            ("TILLSYN_KAFKA__BROKERS__", "x", "empty segment"),
+            ("TILLSYN_KAFKA_BROKERS", "x", "TILLSYN_KAFKA__BROKERS"),
+            ("TILLSYN_CORE_PSEUDONYM_SECRET", "x", "TILLSYN_CORE__PSEUDONYM_SECRET"),
+            ("TILLSYN_KAFKA__COMMON__SASL__PASSWORD", "x", "one segment"),
+            ("TILLSYN_KAFKA__COMMON", "x", "is a map"),
+            ("TILLSYN_NOPE__X", "x", "no configuration key `nope`"),
+        ];
+        for (var, value, needle) in cases {
+            match from_env(&[(var, value)]) {
+                Err(e @ ConfigError::Env { .. }) => {
+                    let text = e.to_string();
+                    assert!(text.contains(var) && text.contains(needle), "{var}: {text}");
+                }
+                other => panic!("{var}: expected an environment error, got {other:?}"),
+            }
+        }
+        let e = from_env(&[("TILLSYN_KAFKA__BROKERS", "a"), ("TILLSYN_kafka__brokers", "b")]).unwrap_err();
+        assert!(e.to_string().contains("already sets"), "{e}");
+        // A value of the right TOML type but not a valid one for the key.
+        let e = from_env(&[("TILLSYN_LOG__FORMAT", "xml"), ("TILLSYN_HTTP__LISTEN", "0.0.0.0:1")]).unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
+        let text = e.to_string();
+        assert!(text.contains("TILLSYN_LOG__FORMAT") && text.contains("xml"), "{text}");
+        let e = from_env(&[("TILLSYN_KAFKA__COMMIT_INTERVAL_MS", "-5")]).unwrap_err();
+        assert!(e.to_string().contains("TILLSYN_KAFKA__COMMIT_INTERVAL_MS"), "{e}");
+    }
+
+    #[test]
+    fn the_process_environment_is_read() {
+        let env = process_env();
+        assert!(env.iter().any(|(k, _)| k == "PATH" || k == "HOME"), "{env:?}");
+        // The developer's own TILLSYN_ variables are not this test's business.
+        let env = env.into_iter().filter(|(k, _)| !k.starts_with(ENV_PREFIX));
+        assert_eq!(ServiceConfig::load(None, env).unwrap(), ServiceConfig::default());
+    }
+
+    #[test]
+    fn typed_values_follow_toml_scalars() {
+        let b = toml::Value::Boolean(false);
+        assert_eq!(typed_value(&b, "true"), Ok(toml::Value::Boolean(true)));
+        assert!(typed_value(&b, "yes").is_err());
+        assert!(typed_value(&toml::Value::Integer(0), "1.5").is_err());
+        assert_eq!(typed_value(&toml::Value::Float(0.0), " 2.5 "), Ok(toml::Value::Float(2.5)));
+    }
+
+    #[test]
+    fn client_configs_join_pass_through_typed_and_enforced_options() {
+        let mut k = KafkaConfig { brokers: "k1:9092, k2:9092".into(), group_id: "g".into(), ..KafkaConfig::default() };
+        k.common.insert("security.protocol".into(), "sasl_ssl".into());
+        k.common.insert("session.timeout.ms".into(), "30000".into());
+        k.consumer.insert("session.timeout.ms".into(), "45000".into());
+        k.producer.insert("linger.ms".into(), "20".into());
+        k.statistics_interval_ms = 1000;
+        k.commit_interval_ms = 2000;
+        let c = k.consumer_config();
+        for (key, value) in [
+            ("bootstrap.servers", "k1:9092,k2:9092"),
+            ("group.id", "g"),
+            ("client.id", "tillsyn"),
+            ("security.protocol", "sasl_ssl"),
+            ("session.timeout.ms", "45000"),
+            ("statistics.interval.ms", "1000"),
+            ("auto.commit.interval.ms", "2000"),
+            ("enable.auto.commit", "true"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+        ] {
+            assert_eq!(c.get(key), Some(value), "consumer {key}");
+        }
+        assert_eq!(c.get("linger.ms"), None);
+        assert_eq!(c.get("acks"), None);
+        let p = k.producer_config();
+        for (key, value) in [
+            ("bootstrap.servers", "k1:9092,k2:9092"),
+            ("security.protocol", "sasl_ssl"),
+            ("session.timeout.ms", "30000"),
+            ("linger.ms", "20"),
+            ("statistics.interval.ms", "1000"),
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("partitioner", "murmur2_random"),
+        ] {
+            assert_eq!(p.get(key), Some(value), "producer {key}");
+        }
+        assert_eq!(p.get("group.id"), None);
+        assert_eq!(p.get("enable.auto.commit"), None);
+    }
+
+    #[test]
+    fn enforced_options_win_even_without_validation() {
+        let mut k = KafkaConfig::default();
+        for map in [&mut k.common, &mut k.consumer, &mut k.producer] {
+            map.insert("enable.auto.commit".into(), "false".into());
+            map.insert("acks".into(), "1".into());
+            map.insert("group.id".into(), "other".into());
+        }
+        assert_eq!(k.consumer_config().get("enable.auto.commit"), Some("true"));
+        assert_eq!(k.consumer_config().get("group.id"), Some("tillsyn"));
+        assert_eq!(k.producer_config().get("acks"), Some("all"));
+    }
+
+    #[test]
+    fn overriding_an_enforced_or_typed_property_is_an_error_naming_it() {
+        let keys = CONSUMER_ENFORCED.iter().chain(PRODUCER_ENFORCED).map(|(k, _)| *k).chain([
+            "request.required.acks",
+            "bootstrap.servers",
+            "group.id",
+            "client.id",
+            "statistics.interval.ms",
+            "auto.commit.interval.ms",
+        ]);
+        for key in keys {
+            for map in ["common", "consumer", "producer"] {
+                let mut c = valid();
+                let target = match map {
+                    "common" => &mut c.kafka.common,
+                    "consumer" => &mut c.kafka.consumer,
+                    _ => &mut c.kafka.producer,
+                };
+                target.insert(key.to_string(), "x".into());
+                assert_one_problem(&c, &format!("kafka.{map}.{key:?} cannot be set here"));
+            }
+        }
+    }
+
+    #[test]
+    fn librdkafka_checks_every_property_without_showing_secrets() {
+        let mut c = valid();
+        for (k, v) in [
+            ("security.protocol", "sasl_ssl"),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.username", "tillsyn"),
+            ("sasl.password", "pw"),
+            ("ssl.ca.location", "/etc/ssl/certs/ca-certificates.crt"),
+        ] {
+            c.kafka.common.insert(k.into(), v.into());
+        }
+        c.kafka.producer.insert("compression.type".into(), "zstd".into());
+        c.kafka.consumer.insert("max.poll.interval.ms".into(), "600000".into());
+        c.kafka.revocation_budget_ms = 400_000;
+        assert_eq!(warnings(&c), Vec::<String>::new(), "a SASL/SSL setup passes");
+
+        let mut typo = valid();
+        typo.kafka.consumer.insert("sasl.pasword".into(), "hunter2".into());
+        assert_one_problem(&typo, "\"sasl.pasword\"");
+        assert!(!problems(&typo)[0].contains("hunter2"), "{:?}", problems(&typo));
+
+        let mut bad_value = valid();
+        bad_value.kafka.producer.insert("compression.type".into(), "brotli".into());
+        assert_one_problem(&bad_value, "compression.type");
+    }
+
+    #[test]
+    fn kafka_settings_are_checked() {
+        for brokers in ["", " ", "a:9092,,b:9092", "a:9092, b :9092"] {
+            let mut c = valid();
+            c.kafka.brokers = brokers.into();
+            assert_one_problem(&c, "kafka.brokers");
+        }
+        let mut c = valid();
+        c.kafka.group_id = " ".into();
+        assert_one_problem(&c, "kafka.group_id");
+        let mut c = valid();
+        c.kafka.commit_interval_ms = 0;
+        assert_one_problem(&c, "kafka.commit_interval_ms");
+        let mut c = valid();
+        c.kafka.statistics_interval_ms = 86_400_001;
+        assert_one_problem(&c, "kafka.statistics_interval_ms");
+        let mut c = valid();
+        c.kafka.statistics_interval_ms = 0;
+        assert_eq!(warnings(&c), Vec::<String>::new(), "0 turns statistics off");
+        let mut c = valid();
+        c.kafka.revocation_budget_ms = 300_000;
+        assert_one_problem(&c, "kafka.revocation_budget_ms");
+        c.kafka.common.insert("max.poll.interval.ms".into(), "600000".into());
+        assert_eq!(
+            warnings(&c),
+            Vec::<String>::new(),
+            "the budget is compared with the effective max.poll.interval.ms"
+        );
+        c.kafka.consumer.insert("max.poll.interval.ms".into(), "200000".into());
+        assert_one_problem(&c, "kafka.revocation_budget_ms");
+    }
+
+    #[test]
+    fn topic_names_must_be_valid_and_distinct() {
+        for bad in ["", ".", "..", "time reports", "tid/rapporter", "åtgärd", &"x".repeat(250)] {
+            let mut c = valid();
+            c.topics.alerts = bad.into();
+            assert_one_problem(&c, "topics.alerts");
+            assert!(check_topic_name(bad).is_err(), "{bad}");
+        }
+        for good in ["a", "...", "A-b_c.9", &"x".repeat(249)] {
+            assert_eq!(check_topic_name(good), Ok(()), "{good}");
+        }
+        let mut c = valid();
+        c.topics.dead_letter = c.topics.time_reports.clone();
+        assert_one_problem(&c, "topics.time_reports and topics.dead_letter are the same topic");
+        let mut c = valid();
+        c.topics.late_events = "tillsyn_dead-letter_v1".into();
+        assert_one_problem(&c, "collide");
+    }
+
+    #[test]
+    fn topic_sizes_and_retention_are_checked() {
+        let mut c = valid();
+        c.topics.partitions = 0;
+        assert_one_problem(&c, "topics.partitions");
+        let mut c = valid();
+        c.topics.dead_letter_partitions = -1;
+        assert_one_problem(&c, "topics.dead_letter_partitions");
+        let mut c = valid();
+        c.topics.replication_factor = 0;
+        assert_one_problem(&c, "topics.replication_factor");
+        let mut c = valid();
+        c.topics.alerts_retention_ms = 0;
+        assert_one_problem(&c, "topics.alerts_retention_ms");
+        let mut c = valid();
+        c.topics.alerts_retention_ms = -1;
+        assert_eq!(warnings(&c), Vec::<String>::new(), "-1 keeps forever");
+    }
+
+    #[test]
+    fn topic_specs_follow_the_configuration() {
+        let mut t = TopicsConfig::default();
+        let specs = t.specs();
+        assert_eq!(specs.len(), 5);
+        assert_eq!((specs[0].name.as_str(), specs[0].partitions), ("tillsyn.time-reports.v1", 3));
+        assert_eq!((specs[3].name.as_str(), specs[3].partitions), ("tillsyn.dead-letter.v1", 1));
+        assert_eq!(specs[4].name, "tillsyn.late-events.v1");
+        t.late_events_to = LateEventsTo::DeadLetter;
+        assert_eq!(t.specs().len(), 4, "no late-event topic when late events go to the dead-letter topic");
+        assert_eq!(t.late_events_topic(), "tillsyn.dead-letter.v1");
+        assert_eq!(t.input_of("tillsyn.invoices.v1"), Some(Input::Invoices));
+        assert_eq!(t.input_of("tillsyn.alerts.v1"), None);
+    }
+
+    #[test]
+    fn http_and_log_settings_are_checked() {
+        for listen in ["localhost:9464", "127.0.0.1", ":9464", ""] {
+            let mut c = valid();
+            c.http.listen = listen.into();
+            assert!(c.validate().is_err(), "{listen:?}");
+            assert_one_problem(&c, "http.listen");
+        }
+        let mut c = valid();
+        c.http.listen = "[::]:9464".into();
+        assert_eq!(warnings(&c), Vec::<String>::new());
+        for level in ["verbose", "", " , ", "info,rdkafka=loud", "info,rdkafka="] {
+            let mut c = valid();
+            c.log.level = level.into();
+            assert!(c.validate().is_err(), "{level:?}");
+            assert_one_problem(&c, "log.level");
+        }
+        for level in ["trace", "WARN", "off", "info,", "info,rdkafka=warn,tillsyn::service=debug"] {
+            assert_eq!(check_log_level(level), Ok(()), "{level}");
+        }
+    }
+
+    #[test]
+    fn core_problems_are_reported_and_all_problems_are_collected() {
+        let mut c = valid();
+        c.core.horizon_days = 3;
+        assert_one_problem(&c, "core: horizon_days = 3");
+        c.kafka.brokers.clear();
+        c.topics.partitions = 0;
+        c.http.listen = "nowhere".into();
+        let p = problems(&c);
+        assert_eq!(p.len(), 4, "{p:#?}");
+        let text = c.validate().unwrap_err().to_string();
+        assert!(text.starts_with("invalid configuration:\n  - core:"), "{text}");
+    }
+
+    #[test]
+    fn secret_keys_are_recognised() {
+        for secret in [
+            "sasl.password",
+            "ssl.key.password",
+            "ssl.keystore.password",
+            "ssl.key.pem",
+            "ssl_key",
+            "sasl.oauthbearer.client.secret",
+            "sasl.oauthbearer.config",
+            "sasl.oauthbearer.assertion.private.key.passphrase",
+            "sasl.oauthbearer.assertion.private.key.pem",
+            "pseudonym_secret",
+            "SASL.PASSWORD",
+        ] {
+            assert!(is_secret_key(secret), "{secret}");
+        }
+        for public in [
+            "sasl.username",
+            "ssl.key.location",
+            "ssl.keystore.location",
+            "ssl.certificate.pem",
+            "ssl.ca.location",
+            "sasl.kerberos.keytab",
+            "sasl.oauthbearer.client.id",
+            "sasl.oauthbearer.token.endpoint.url",
+            "sasl.oauthbearer.assertion.private.key.file",
+            "brokers",
+            "group_id",
+        ] {
+            assert!(!is_secret_key(public), "{public}");
+        }
+    }
+
+    #[test]
+    fn masked_toml_hides_secrets_and_parses_back() {
+        let mut c = valid();
+        c.core.pseudonym_secret = "pseudo-SECRET-1".into();
+        c.kafka.common.insert("sasl.username".into(), "tillsyn-user".into());
+        c.kafka.common.insert("sasl.password".into(), "sasl-SECRET-2".into());
+        c.kafka.common.insert("ssl.key.location".into(), "/etc/tillsyn/client.key".into());
+        c.kafka.consumer.insert("ssl.key.password".into(), "key-SECRET-3".into());
+        c.kafka.producer.insert("sasl.oauthbearer.client.secret".into(), "oauth-SECRET-4".into());
+        c.kafka.producer.insert("ssl.key.pem".into(), "-----BEGIN PRIVATE KEY----- SECRET-5".into());
+        let text = c.masked_toml();
+        assert!(!text.contains("SECRET"), "{text}");
+        for visible in ["tillsyn-user", "/etc/tillsyn/client.key", "tillsyn.alerts.v1", "127.0.0.1:9092"] {
+            assert!(text.contains(visible), "{visible} missing from\n{text}");
+        }
+        assert!(text.contains("pseudonym_secret = \"***\""), "{text}");
+        assert!(text.contains("\"sasl.password\" = \"***\""), "{text}");
+        let back: ServiceConfig = toml::from_str(&text).unwrap();
+        let mut expected = c.clone();
+        expected.core.pseudonym_secret = MASK.into();
+        expected.kafka.common.insert("sasl.password".into(), MASK.into());
+        expected.kafka.consumer.insert("ssl.key.password".into(), MASK.into());
+        expected.kafka.producer.insert("sasl.oauthbearer.client.secret".into(), MASK.into());
+        expected.kafka.producer.insert("ssl.key.pem".into(), MASK.into());
+        assert_eq!(back, expected, "everything but the secrets survives");
+    }
+
+    #[test]
+    fn the_masked_defaults_are_a_complete_reference() {
+        let text = ServiceConfig::default().masked_toml();
+        for table in ["[kafka]", "[topics]", "[http]", "[log]", "[core]", "[core.rules.rounded_visits]"] {
+            assert!(text.contains(table), "{table} missing from\n{text}");
+        }
+        assert_eq!(toml::from_str::<ServiceConfig>(&text).unwrap().core.pseudonym_secret, MASK);
+    }
+}
