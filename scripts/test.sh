@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # The test command of the README: unit, property and integration tests of
-# the whole crate, then the detection targets on the simulated evaluation
-# scenario (5 seeds, release build), which fails the run if they are missed.
+# the whole crate, the service against a real Kafka-protocol broker (tansu on
+# 127.0.0.1, installed and started here if needed, stopped again after), then
+# the detection targets on the simulated evaluation scenario (5 seeds,
+# release build), which fails the run if they are missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --locked --all-targets
 mkdir -p out
+
+# A broker for tests/kafka.rs, unless one is already running.
+if ! deploy/local/broker.sh status >/dev/null 2>&1; then
+  deploy/local/install-tansu.sh >/dev/null
+  deploy/local/broker.sh start
+  trap 'deploy/local/broker.sh stop >/dev/null 2>&1 || true' EXIT
+fi
+
+cargo test --locked --all-targets
 CHECK_TARGETS=1 OUT=out/test-evaluation scripts/evaluate.sh 1 2 3 4 5 > out/test-evaluation.md 2>&1 || {
   cat out/test-evaluation.md
   exit 1

@@ -10,7 +10,11 @@ use crate::config::CoreConfig;
 use crate::evaluate::{EvaluationOptions, evaluate_files};
 use crate::replay::replay_partitioned;
 use crate::rules::catalogue;
+use crate::service::config::{LogFormat, ServiceConfig};
+use crate::service::decode::Format;
+use crate::service::{runner, tools};
 use crate::sim::{SimConfig, simulate};
+use crate::telemetry;
 
 /// tillsyn: real-time detection of billing fraud in home care and personal assistance.
 #[derive(Debug, Parser)]
@@ -30,6 +34,47 @@ enum Command {
     Evaluate(EvaluateArgs),
     /// Print the rule catalogue.
     Rules,
+    /// Run the service: consume the input topics, produce alerts.
+    Run(ServiceArgs),
+    /// Print the effective configuration (secrets masked); fail on any error.
+    CheckConfig(ServiceArgs),
+    /// Manage the Kafka topics.
+    #[command(subcommand)]
+    Topics(TopicsCommand),
+    /// Read the alert topic.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServiceArgs {
+    /// Configuration file (TOML); `TILLSYN_`-prefixed environment variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum TopicsCommand {
+    /// Create the service's topics (existing ones are left alone).
+    Create(ServiceArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum AlertsCommand {
+    /// Print the alerts on the alert topic, one line each, from the beginning.
+    Tail {
+        #[command(flatten)]
+        service: ServiceArgs,
+        /// Stop after this many alerts.
+        #[arg(long)]
+        max: Option<usize>,
+        /// Stop when nothing new arrived for this many seconds.
+        #[arg(long, default_value_t = 5)]
+        idle_secs: u64,
+        /// Print each alert as JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -55,6 +100,22 @@ struct SimulateArgs {
     /// Ground-truth file to write (JSON).
     #[arg(long, default_value = "truth.json")]
     truth: PathBuf,
+    /// Produce to the input topics of the service instead of writing
+    /// `--out` (brokers, topics and security from the configuration).
+    #[arg(long)]
+    to_kafka: bool,
+    /// Bootstrap brokers for `--to-kafka` (overrides the configuration).
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Configuration file for `--to-kafka`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// With `--to-kafka`: at most this many events per second.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// With `--to-kafka`: encode events as proto3 JSON instead of protobuf.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -104,6 +165,30 @@ struct FileConfig {
     core: CoreConfig,
 }
 
+/// Loads the service configuration: file, then `TILLSYN_` environment;
+/// prints warnings to stderr.
+fn load_service(path: Option<&PathBuf>) -> anyhow::Result<ServiceConfig> {
+    let config = ServiceConfig::load(path.map(|p| p.as_path()), crate::service::config::process_env())?;
+    for warning in config.validate()? {
+        eprintln!("warning: {warning}");
+    }
+    Ok(config)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn init_logging(config: &ServiceConfig) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
+    }
+    Ok(())
+}
+
 fn load_core(path: Option<&PathBuf>) -> anyhow::Result<CoreConfig> {
     let config = match path {
         Some(p) => {
@@ -144,6 +229,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(v) = a.fraudulent {
                 config.fraudulent_providers = v;
             }
+            if a.to_kafka {
+                let mut service = load_service(a.config.as_ref())?;
+                if let Some(b) = a.brokers {
+                    service.kafka.brokers = b;
+                }
+                let format = if a.json { Format::Json } else { Format::Protobuf };
+                let (truth, sent) =
+                    runtime()?.block_on(tools::simulate_to_topics(&service, &config, format, a.rate))?;
+                truth.write(&a.truth)?;
+                eprintln!("produced {sent} events to {} and {}", service.topics.time_reports, service.topics.invoices);
+                return Ok(());
+            }
             let mut writer = MessageWriter::create(&a.out)?;
             let mut count = 0u64;
             let truth = simulate(&config, &mut |event| {
@@ -181,6 +278,45 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&evaluation)?);
             } else {
                 println!("{evaluation}");
+            }
+        }
+        Command::Run(a) => {
+            let config = load_service(a.config.as_ref())?;
+            init_logging(&config)?;
+            runtime()?.block_on(async {
+                let health = telemetry::Health::new();
+                let handle = telemetry::install_recorder()?;
+                telemetry::describe_all();
+                let listener = tokio::net::TcpListener::bind(config.http.listen_addr()?).await?;
+                tracing::info!(listen = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
+                let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+                let http = tokio::spawn(telemetry::serve(listener, handle, health.clone(), async move {
+                    let _ = http_stopped.await;
+                }));
+                let result = runner::run(config, health, runner::shutdown_signal()).await;
+                let _ = stop_http.send(());
+                let _ = http.await;
+                result.map(|_| ())
+            })?;
+        }
+        Command::CheckConfig(a) => {
+            let config = load_service(a.config.as_ref())?;
+            print!("{}", config.masked_toml());
+        }
+        Command::Topics(TopicsCommand::Create(a)) => {
+            let config = load_service(a.config.as_ref())?;
+            for (name, outcome) in runtime()?.block_on(tools::create_topics(&config))? {
+                println!("{name}: {}", if outcome == tools::TopicOutcome::Created { "created" } else { "exists" });
+            }
+        }
+        Command::Alerts(AlertsCommand::Tail { service, max, idle_secs, json }) => {
+            let config = load_service(service.config.as_ref())?;
+            for alert in tools::read_alerts(&config, max, std::time::Duration::from_secs(idle_secs))? {
+                if json {
+                    println!("{}", serde_json::to_string(&alert)?);
+                } else {
+                    println!("{}", tools::describe(&alert));
+                }
             }
         }
         Command::Rules => {

@@ -6,3 +6,5 @@
 pub mod config;
 pub mod decode;
 pub mod partition;
+pub mod runner;
+pub mod tools;

@@ -1,0 +1,164 @@
+//! Operator tools around the service: create the topics, feed the
+//! simulator into the input topics, and print alerts from the alert topic.
+
+use std::time::{Duration, Instant};
+
+use prost::Message as _;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::info;
+
+use super::config::ServiceConfig;
+use super::decode::{CONTENT_TYPE_HEADER, Format};
+use super::runner::DeliveryWindow;
+use crate::labels::GroundTruth;
+use crate::proto::v1 as wire;
+use crate::sim::{SimConfig, simulate};
+
+/// What happened to one topic in [`create_topics`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicOutcome {
+    /// Created now.
+    Created,
+    /// It was there already (left as it is).
+    Existed,
+}
+
+/// Creates the service's topics through the admin API with the configured
+/// partitions, replication and retention; existing topics are left alone.
+pub async fn create_topics(config: &ServiceConfig) -> anyhow::Result<Vec<(String, TopicOutcome)>> {
+    let admin: AdminClient<DefaultClientContext> = config.kafka.producer_config().create()?;
+    let specs = config.topics.specs();
+    let retention: Vec<String> = specs.iter().map(|s| s.retention_ms.to_string()).collect();
+    let new: Vec<NewTopic<'_>> = specs
+        .iter()
+        .zip(&retention)
+        .map(|(s, r)| {
+            NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(s.replication_factor)).set("retention.ms", r)
+        })
+        .collect();
+    let results =
+        admin.create_topics(&new, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)))).await?;
+    let mut out = Vec::new();
+    for result in results {
+        match result {
+            Ok(name) => out.push((name, TopicOutcome::Created)),
+            Err((name, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
+                out.push((name, TopicOutcome::Existed))
+            }
+            Err((name, code)) => anyhow::bail!("creating topic {name}: {code}"),
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the simulator into the input topics: time reports and invoices,
+/// keyed by provider id, in `format`, as fast as possible or at most `rate`
+/// events per second. Returns the ground truth and the number of events.
+pub async fn simulate_to_topics(
+    config: &ServiceConfig,
+    sim: &SimConfig,
+    format: Format,
+    rate: Option<f64>,
+) -> anyhow::Result<(GroundTruth, u64)> {
+    let producer: FutureProducer = config.kafka.producer_config().create()?;
+    let mut events = Vec::new();
+    let truth = simulate(sim, &mut |e| {
+        events.push(e.clone());
+        Ok(())
+    })?;
+    let mut window = DeliveryWindow::new(10_000);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    for event in &events {
+        let (topic, provider, value) = match &event.kind {
+            Some(wire::event::Kind::TimeReport(t)) => (&config.topics.time_reports, &t.provider_id, encode(t, format)),
+            Some(wire::event::Kind::Invoice(i)) => (&config.topics.invoices, &i.provider_id, encode(i, format)),
+            None => continue,
+        };
+        let headers =
+            OwnedHeaders::new().insert(Header { key: CONTENT_TYPE_HEADER, value: Some(format.content_type()) });
+        window.send(&producer, topic, provider.as_bytes(), &value, headers).await?;
+        sent += 1;
+        if let Some(rate) = rate.filter(|r| *r > 0.0) {
+            let due = Duration::from_secs_f64(sent as f64 / rate);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        if sent.is_multiple_of(100_000) {
+            info!(sent, "simulated events produced");
+        }
+    }
+    window.finish().await?;
+    Ok((truth, sent))
+}
+
+fn encode<M: prost::Message + serde::Serialize>(message: &M, format: Format) -> Vec<u8> {
+    match format {
+        Format::Protobuf => message.encode_to_vec(),
+        Format::Json => serde_json::to_vec(message).unwrap_or_default(),
+    }
+}
+
+/// Reads the alert topic from the beginning (every partition, no consumer
+/// group, `read_committed`) until it has read `max` alerts or nothing new
+/// arrived for `idle`; returns them in the order read.
+pub fn read_alerts(config: &ServiceConfig, max: Option<usize>, idle: Duration) -> anyhow::Result<Vec<wire::Alert>> {
+    let mut client = config.kafka.consumer_config();
+    client.set("group.id", format!("{}-tail-{}", config.kafka.group_id, std::process::id()));
+    client.set("isolation.level", "read_committed");
+    client.set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = client.create()?;
+    let metadata = consumer.fetch_metadata(Some(&config.topics.alerts), Duration::from_secs(10))?;
+    let mut list = TopicPartitionList::new();
+    for topic in metadata.topics() {
+        for p in topic.partitions() {
+            list.add_partition_offset(topic.name(), p.id(), Offset::Beginning)?;
+        }
+    }
+    consumer.assign(&list)?;
+    let mut alerts = Vec::new();
+    let mut last = Instant::now();
+    while last.elapsed() < idle && max.is_none_or(|m| alerts.len() < m) {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                last = Instant::now();
+                let payload = m.payload().unwrap_or_default();
+                let json = m
+                    .headers()
+                    .and_then(|h| {
+                        use rdkafka::message::Headers;
+                        h.iter().find(|h| h.key.eq_ignore_ascii_case(CONTENT_TYPE_HEADER)).and_then(|h| h.value)
+                    })
+                    .is_some_and(|v| v.starts_with(b"application/json"));
+                let alert =
+                    if json { serde_json::from_slice::<wire::Alert>(payload)? } else { wire::Alert::decode(payload)? };
+                alerts.push(alert);
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => {}
+        }
+    }
+    Ok(alerts)
+}
+
+/// One line per alert, for a person watching.
+pub fn describe(alert: &wire::Alert) -> String {
+    let status = wire::AlertStatus::try_from(alert.status).map(|s| s.as_str_name()).unwrap_or("?");
+    let severity = wire::Severity::try_from(alert.severity).map(|s| s.as_str_name()).unwrap_or("?");
+    let detected =
+        alert.detected_at.as_ref().map(|t| crate::model::EventTime(t.seconds).to_string()).unwrap_or_default();
+    format!(
+        "[{detected}] {} {} {} provider {}: {}",
+        status.trim_start_matches("ALERT_STATUS_"),
+        severity.trim_start_matches("SEVERITY_"),
+        alert.rule_id,
+        alert.provider_id,
+        alert.explanation
+    )
+}
