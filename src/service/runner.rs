@@ -147,6 +147,10 @@ pub async fn run(
     let mut alerts: Vec<Alert> = Vec::new();
     let mut last_gauges = Instant::now();
     let mut failure: Option<anyhow::Error> = None;
+    // Wakes the loop when no record arrives, so gauges and readiness keep
+    // being updated while idle.
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tokio::pin!(shutdown);
 
     loop {
@@ -164,6 +168,7 @@ pub async fn run(
                     break;
                 }
             },
+            _ = ticker.tick() => {}
             message = consumer.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
                 let message = match message {
                     Ok(m) => m,
