@@ -19,6 +19,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".google.protobuf", "::pbjson_types")
         .compile_fds(descriptors)?;
 
-    pbjson_build::Builder::new().register_descriptors(&std::fs::read(&descriptor_path)?)?.build(&[".tillsyn"])?;
+    // Unknown JSON fields are ignored, as protobuf ignores unknown fields: a
+    // producer on a newer contract (an added optional field) keeps working. A
+    // misspelt required field still fails validation as missing.
+    pbjson_build::Builder::new()
+        .register_descriptors(&std::fs::read(&descriptor_path)?)?
+        .ignore_unknown_fields()
+        .build(&[".tillsyn"])?;
     Ok(())
 }

@@ -8,7 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p out
 
-# A broker for tests/kafka.rs, unless one is already running.
+# The independent Kafka client of tests/kafka.rs (Python confluent-kafka in
+# a venv under ~/.cache/tillsyn/tools; idempotent), and a broker, unless one
+# is already running.
+TILLSYN_PYTHON=$(deploy/local/install-test-client.sh | tail -n 1)
+export TILLSYN_PYTHON
 if ! deploy/local/broker.sh status >/dev/null 2>&1; then
   deploy/local/install-tansu.sh >/dev/null
   deploy/local/broker.sh start

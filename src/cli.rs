@@ -311,13 +311,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Alerts(AlertsCommand::Tail { service, max, idle_secs, json }) => {
             let config = load_service(service.config.as_ref())?;
-            for alert in tools::read_alerts(&config, max, std::time::Duration::from_secs(idle_secs))? {
-                if json {
-                    println!("{}", serde_json::to_string(&alert)?);
-                } else {
-                    println!("{}", tools::describe(&alert));
-                }
-            }
+            tools::for_each_alert(&config, max, std::time::Duration::from_secs(idle_secs), |alert| {
+                use std::io::Write;
+                let line = if json { serde_json::to_string(&alert)? } else { tools::describe(&alert) };
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{line}")?;
+                out.flush()?;
+                Ok(())
+            })?;
         }
         Command::Rules => {
             println!("| rule id | pattern | name | quiet days |\n|---|---|---|---|");

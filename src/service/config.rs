@@ -165,9 +165,10 @@ pub struct KafkaConfig {
     /// How often stored offsets are committed (`auto.commit.interval.ms`,
     /// milliseconds). A crash redelivers at most about this much input.
     pub commit_interval_ms: u64,
-    /// How often librdkafka emits statistics for the metrics (consumer lag,
-    /// queue sizes) on both clients (`statistics.interval.ms`,
-    /// milliseconds; 0 turns them off).
+    /// How often the consumer's librdkafka statistics are read for the
+    /// consumer-lag metric and readiness (`statistics.interval.ms` of the
+    /// consumer, milliseconds; 0 turns them off, and then `/readyz` never
+    /// reports ready).
     pub statistics_interval_ms: u64,
     /// librdkafka properties for both clients, e.g. `"security.protocol"`,
     /// `"sasl.mechanisms"`, `"sasl.username"`, `"sasl.password"`,
@@ -582,8 +583,11 @@ impl KafkaConfig {
     /// The consumer's configuration: `common`, `consumer`, the typed
     /// options, then [`CONSUMER_ENFORCED`].
     pub fn consumer_config(&self) -> ClientConfig {
-        let typed =
-            [("group.id", self.group_id.clone()), ("auto.commit.interval.ms", self.commit_interval_ms.to_string())];
+        let typed = [
+            ("group.id", self.group_id.clone()),
+            ("auto.commit.interval.ms", self.commit_interval_ms.to_string()),
+            ("statistics.interval.ms", self.statistics_interval_ms.to_string()),
+        ];
         self.client_config(&self.consumer, &typed, CONSUMER_ENFORCED)
     }
 
@@ -606,10 +610,7 @@ impl KafkaConfig {
             config.set(key.trim(), value);
         }
         let brokers: Vec<&str> = self.brokers.split(',').map(str::trim).collect();
-        config
-            .set("bootstrap.servers", brokers.join(","))
-            .set("client.id", &self.client_id)
-            .set("statistics.interval.ms", self.statistics_interval_ms.to_string());
+        config.set("bootstrap.servers", brokers.join(",")).set("client.id", &self.client_id);
         for (key, value) in role_typed {
             config.set(*key, value);
         }
@@ -1154,7 +1155,6 @@ mod tests {
             ("security.protocol", "sasl_ssl"),
             ("session.timeout.ms", "30000"),
             ("linger.ms", "20"),
-            ("statistics.interval.ms", "1000"),
             ("enable.idempotence", "true"),
             ("acks", "all"),
             ("partitioner", "murmur2_random"),
@@ -1163,6 +1163,8 @@ mod tests {
         }
         assert_eq!(p.get("group.id"), None);
         assert_eq!(p.get("enable.auto.commit"), None);
+        // The producer's statistics would only be logged, never read.
+        assert_eq!(p.get("statistics.interval.ms"), None);
     }
 
     #[test]

@@ -385,13 +385,27 @@ fn decode_json(
     match shape {
         Shape::Envelope => from_envelope(serde_json::from_slice(bytes).map_err(error)?, validator),
         Shape::Bare(kind) if kind != input => Err(wrong_kind(input, kind)),
-        Shape::Bare(kind) => decode(kind).map_err(|e| {
-            if is_other_kind(input, || decode(other(input)).ok(), validator) {
-                wrong_kind(input, other(input))
-            } else {
-                error(e)
+        Shape::Bare(kind) => match decode(kind) {
+            // Unknown fields are ignored, so the other kind's message also
+            // parses as this one, with this kind's fields missing.
+            Ok(decoded)
+                if !is_valid(&decoded, validator) && is_other_kind(input, || decode(other(input)).ok(), validator) =>
+            {
+                Err(wrong_kind(input, other(input)))
             }
-        }),
+            Ok(decoded) => Ok(decoded),
+            Err(_) if is_other_kind(input, || decode(other(input)).ok(), validator) => {
+                Err(wrong_kind(input, other(input)))
+            }
+            Err(e) => Err(error(e)),
+        },
+    }
+}
+
+fn is_valid(decoded: &Decoded, validator: &Validator) -> bool {
+    match decoded {
+        Decoded::TimeReport(t) => validator.time_report(t).is_ok(),
+        Decoded::Invoice(i) => validator.invoice(i).is_ok(),
     }
 }
 
@@ -653,8 +667,6 @@ mod tests {
         }
         let bad_time = REPORT_JSON.replace("2026-01-01T07:00:00Z", "yesterday");
         assert_eq!(reason_of(Input::TimeReports, bad_time.as_bytes(), JSON), "json_decode");
-        let unknown = REPORT_JSON.replace("staffRef", "staffReference");
-        assert_eq!(reason_of(Input::TimeReports, unknown.as_bytes(), JSON), "json_decode");
         let broken_envelope = format!("{{\"timeReport\": {}}}", REPORT_JSON.replace("SERVICE_TYPE_", "ST_"));
         assert_eq!(reason_of(Input::TimeReports, broken_envelope.as_bytes(), JSON), "json_decode");
     }
@@ -723,14 +735,22 @@ mod tests {
             arrays.clone(),
             format!("{{\"timeReport\": {arrays}}}"),
             format!("{{\"timeReport\": {{\"clientHome\": {arrays}}}}}"),
-            format!("{{\"eventId\": {arrays}}}"),
-            format!("{{\"lines\": {arrays}}}"),
             format!("{{\"invoice\": {}", "{\"invoice\": ".repeat(depth / 2)),
         ] {
             for input in [Input::TimeReports, Input::Invoices] {
-                assert_eq!(reason_of(input, payload.as_bytes(), JSON), "json_decode");
+                assert_eq!(reason_of(input, payload.as_bytes(), JSON), "json_decode", "{}", &payload[..40]);
             }
         }
+        // A field the message does not have is skipped without recursion
+        // (serde_json's `IgnoredAny`), then the message lacks its fields.
+        for (input, payload) in [
+            (Input::TimeReports, format!("{{\"lines\": {arrays}}}")),
+            (Input::Invoices, format!("{{\"eventId\": {arrays}}}")),
+        ] {
+            assert_eq!(reason_of(input, payload.as_bytes(), JSON), "missing_field", "{}", &payload[..40]);
+        }
+        assert_eq!(reason_of(Input::TimeReports, format!("{{\"eventId\": {arrays}}}").as_bytes(), JSON), "json_decode");
+        assert_eq!(reason_of(Input::Invoices, format!("{{\"lines\": {arrays}}}").as_bytes(), JSON), "json_decode");
         // Protobuf: 100,000 nested start-group tags of an unknown field 15.
         let groups = vec![(15 << 3) | 3; depth];
         assert_eq!(reason_of(Input::TimeReports, &groups, PROTOBUF), "protobuf_decode");
@@ -756,6 +776,20 @@ mod tests {
     }
 
     #[test]
+    fn unknown_json_fields_are_ignored_and_misspelt_fields_are_missing() {
+        // A producer on a newer contract: an added field is skipped.
+        let newer = REPORT_JSON.replacen('{', r#"{"addedLater": {"nested": [1, "x"]}, "alsoNew": 3, "#, 1);
+        assert_eq!(
+            decode(Input::TimeReports, newer.as_bytes(), JSON),
+            decode(Input::TimeReports, REPORT_JSON.as_bytes(), JSON)
+        );
+        assert!(decode(Input::TimeReports, newer.as_bytes(), JSON).is_ok());
+        // A misspelt required field is not silently accepted.
+        let misspelt = REPORT_JSON.replace("staffRef", "staffReference");
+        assert_eq!(reason_of(Input::TimeReports, misspelt.as_bytes(), JSON), "missing_field");
+    }
+
+    #[test]
     fn details_do_not_echo_payload_values() {
         let personnummer = "194501011234";
         let as_number = REPORT_JSON.replace("\"c-1\"", personnummer);
@@ -767,9 +801,9 @@ mod tests {
             assert!(e.detail.contains('…'), "{e:?}");
         }
         // Field names stay, and long messages are cut.
-        let unknown = REPORT_JSON.replace("staffRef", "staffReference");
-        let e = decode(Input::TimeReports, unknown.as_bytes(), JSON).unwrap_err();
-        assert!(e.detail.starts_with("unknown field `staffReference`"), "{e:?}");
+        let unknown_variant = REPORT_JSON.replace("SERVICE_TYPE_PERSONAL_CARE", "SERVICE_TYPE_GARDENING");
+        let e = decode(Input::TimeReports, unknown_variant.as_bytes(), JSON).unwrap_err();
+        assert!(e.detail.starts_with("unknown variant `…`, expected one of `SERVICE_TYPE_"), "{e:?}");
         assert_eq!(e.detail.chars().count(), MAX_DETAIL_CHARS, "{e:?}");
         assert!(e.detail.ends_with('…'));
     }

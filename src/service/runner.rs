@@ -68,15 +68,20 @@ struct Context {
 impl ClientContext for Context {
     fn stats(&self, statistics: Statistics) {
         let lags = ConsumerLag::from_statistics(&statistics);
-        let mut caught_up = true;
+        let fetching = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0 && p.desired)
+            .count();
         for lag in &lags {
             lag.emit();
-            if lag.lag < 0 || lag.lag > self.ready_max_lag {
-                caught_up = false;
-            }
         }
+        // Caught up: every partition being fetched has a known lag within
+        // the limit.
+        let caught_up = fetching > 0 && lags.len() == fetching && lags.iter().all(|l| l.lag <= self.ready_max_lag);
         if let Ok(mut s) = self.shared.lock() {
-            s.lag_ok = Some(caught_up && !lags.is_empty());
+            s.lag_ok = Some(caught_up);
         }
     }
 }
@@ -159,9 +164,7 @@ pub async fn run(
             _ = &mut shutdown => break,
             Some(ack) = in_flight.next(), if !in_flight.is_empty() => match ack {
                 Ok((topic, partition, offset)) => {
-                    // A revoked partition's offset cannot be stored any more: fine,
-                    // its records will be processed again by the new owner.
-                    let _ = consumer.store_offset(&topic, partition, offset);
+                    store_processed(&consumer, &topic, partition, offset);
                 }
                 Err(error) => {
                     failure = Some(anyhow::anyhow!("a delivery failed for good: {error}"));
@@ -211,7 +214,7 @@ pub async fn run(
         while let Some(ack) = in_flight.next().await {
             match ack {
                 Ok((topic, partition, offset)) => {
-                    let _ = consumer.store_offset(&topic, partition, offset);
+                    store_processed(&consumer, &topic, partition, offset);
                 }
                 Err(error) => {
                     failure = Some(anyhow::anyhow!("a delivery failed for good: {error}"));
@@ -241,6 +244,16 @@ pub async fn run(
         Some(e) => Err(e),
         None => Ok(summary),
     }
+}
+
+/// Marks the record at `offset` as done: the next commit of that partition
+/// is `offset + 1`, where a restarted consumer resumes. (librdkafka's
+/// `rd_kafka_offset_store`, behind `store_offset`, stores its argument + 1:
+/// passing the next offset would skip a record after a restart.)
+fn store_processed(consumer: &StreamConsumer<Context>, topic: &str, partition: i32, offset: i64) {
+    // A revoked partition's offset cannot be stored any more: fine, its
+    // records will be processed again by the new owner.
+    let _ = consumer.store_offset(topic, partition, offset);
 }
 
 /// Creates engines for newly assigned partitions and drops the state of
@@ -277,7 +290,7 @@ fn apply_rebalances(
 }
 
 /// Handles one record; returns the acknowledgement future that resolves,
-/// once everything it produced is acknowledged, to the offset to store.
+/// once everything it produced is acknowledged, to the record's offset.
 #[allow(clippy::too_many_arguments)]
 fn process(
     message: &BorrowedMessage<'_>,
@@ -290,10 +303,9 @@ fn process(
 ) -> Ack {
     let topic = message.topic().to_string();
     let (partition, offset) = (message.partition(), message.offset());
-    let next_offset = offset + 1;
     summary.records += 1;
     let Some(input) = config.topics.input_of(&topic) else {
-        return Box::pin(async move { Ok((topic, partition, next_offset)) });
+        return Box::pin(async move { Ok((topic, partition, offset)) });
     };
     RecordConsumed { topic: &topic, kind: input }.emit();
     let mut deliveries = Vec::new();
@@ -331,7 +343,7 @@ fn process(
         for delivery in deliveries {
             delivery.await?;
         }
-        Ok((topic, partition, next_offset))
+        Ok((topic, partition, offset))
     })
 }
 

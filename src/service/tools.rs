@@ -65,16 +65,31 @@ pub async fn simulate_to_topics(
     format: Format,
     rate: Option<f64>,
 ) -> anyhow::Result<(GroundTruth, u64)> {
-    let producer: FutureProducer = config.kafka.producer_config().create()?;
     let mut events = Vec::new();
     let truth = simulate(sim, &mut |e| {
         events.push(e.clone());
         Ok(())
     })?;
+    let sent = produce_events(config, &events, format, rate).await?;
+    Ok((truth, sent))
+}
+
+/// Produces `events` to the input topics of `config` (time reports and
+/// invoices to theirs, keyed by provider id, with a `content-type` header),
+/// at most `rate` per second if given, and waits until the broker has
+/// acknowledged every one. Returns how many were sent (an envelope without
+/// a kind is skipped).
+pub async fn produce_events(
+    config: &ServiceConfig,
+    events: &[wire::Event],
+    format: Format,
+    rate: Option<f64>,
+) -> anyhow::Result<u64> {
+    let producer: FutureProducer = config.kafka.producer_config().create()?;
     let mut window = DeliveryWindow::new(10_000);
     let started = Instant::now();
     let mut sent = 0u64;
-    for event in &events {
+    for event in events {
         let (topic, provider, value) = match &event.kind {
             Some(wire::event::Kind::TimeReport(t)) => (&config.topics.time_reports, &t.provider_id, encode(t, format)),
             Some(wire::event::Kind::Invoice(i)) => (&config.topics.invoices, &i.provider_id, encode(i, format)),
@@ -91,11 +106,11 @@ pub async fn simulate_to_topics(
             }
         }
         if sent.is_multiple_of(100_000) {
-            info!(sent, "simulated events produced");
+            info!(sent, "events produced");
         }
     }
     window.finish().await?;
-    Ok((truth, sent))
+    Ok(sent)
 }
 
 fn encode<M: prost::Message + serde::Serialize>(message: &M, format: Format) -> Vec<u8> {
@@ -109,6 +124,22 @@ fn encode<M: prost::Message + serde::Serialize>(message: &M, format: Format) -> 
 /// group, `read_committed`) until it has read `max` alerts or nothing new
 /// arrived for `idle`; returns them in the order read.
 pub fn read_alerts(config: &ServiceConfig, max: Option<usize>, idle: Duration) -> anyhow::Result<Vec<wire::Alert>> {
+    let mut alerts = Vec::new();
+    for_each_alert(config, max, idle, |a| {
+        alerts.push(a);
+        Ok(())
+    })?;
+    Ok(alerts)
+}
+
+/// [`read_alerts`], handing each alert to `each` as soon as it is read
+/// (for a person watching them arrive). Returns how many were read.
+pub fn for_each_alert(
+    config: &ServiceConfig,
+    max: Option<usize>,
+    idle: Duration,
+    mut each: impl FnMut(wire::Alert) -> anyhow::Result<()>,
+) -> anyhow::Result<usize> {
     let mut client = config.kafka.consumer_config();
     client.set("group.id", format!("{}-tail-{}", config.kafka.group_id, std::process::id()));
     client.set("isolation.level", "read_committed");
@@ -122,9 +153,9 @@ pub fn read_alerts(config: &ServiceConfig, max: Option<usize>, idle: Duration) -
         }
     }
     consumer.assign(&list)?;
-    let mut alerts = Vec::new();
+    let mut read = 0;
     let mut last = Instant::now();
-    while last.elapsed() < idle && max.is_none_or(|m| alerts.len() < m) {
+    while last.elapsed() < idle && max.is_none_or(|m| read < m) {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 last = Instant::now();
@@ -138,13 +169,14 @@ pub fn read_alerts(config: &ServiceConfig, max: Option<usize>, idle: Duration) -
                     .is_some_and(|v| v.starts_with(b"application/json"));
                 let alert =
                     if json { serde_json::from_slice::<wire::Alert>(payload)? } else { wire::Alert::decode(payload)? };
-                alerts.push(alert);
+                read += 1;
+                each(alert)?;
             }
             Some(Err(e)) => return Err(e.into()),
             None => {}
         }
     }
-    Ok(alerts)
+    Ok(read)
 }
 
 /// One line per alert, for a person watching.

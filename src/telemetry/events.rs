@@ -291,16 +291,15 @@ impl<'a> ConsumerLag<'a> {
     /// The lags of the partitions this consumer is fetching (librdkafka's
     /// `desired` partitions; the internal partition -1 is skipped), from a
     /// statistics callback (`statistics.interval.ms`). Partitions whose lag
-    /// is not known yet are left out.
+    /// is not known yet are left out (see [`partition_lag`]).
     pub fn from_statistics(stats: &'a rdkafka::Statistics) -> Vec<ConsumerLag<'a>> {
         let mut lags: Vec<ConsumerLag<'a>> = stats
             .topics
             .iter()
             .flat_map(|(topic, t)| {
-                t.partitions
-                    .values()
-                    .filter(|p| p.partition >= 0 && p.desired && p.consumer_lag >= 0)
-                    .map(|p| ConsumerLag { topic: topic.as_str(), partition: p.partition, lag: p.consumer_lag })
+                t.partitions.values().filter(|p| p.partition >= 0 && p.desired).filter_map(|p| {
+                    partition_lag(p).map(|lag| ConsumerLag { topic: topic.as_str(), partition: p.partition, lag })
+                })
             })
             .collect();
         lags.sort_by(|a, b| (a.topic, a.partition).cmp(&(b.topic, b.partition)));
@@ -318,6 +317,26 @@ impl<'a> ConsumerLag<'a> {
             )
             .set(self.lag as f64);
         }
+    }
+}
+
+/// Messages between a partition's end and this consumer's position, or
+/// `None` while unknown. librdkafka's `consumer_lag` counts from the last
+/// *committed* offset, and is -1 until the first fetch response and the
+/// first commit; then the lag is counted from the application's position
+/// (`app_offset`), and a partition that is empty (end offset 0) has lag 0.
+/// The end is the last stable offset (`ls_offset`, the high watermark unless
+/// transactions are open).
+pub fn partition_lag(p: &rdkafka::statistics::Partition) -> Option<i64> {
+    if p.consumer_lag >= 0 {
+        return Some(p.consumer_lag);
+    }
+    let end = if p.ls_offset >= 0 { p.ls_offset } else { p.hi_offset };
+    let position = p.app_offset.max(p.committed_offset);
+    match (end, position) {
+        (end, position) if end >= 0 && position >= 0 => Some((end - position).max(0)),
+        (0, _) => Some(0),
+        _ => None,
     }
 }
 
@@ -488,8 +507,16 @@ mod tests {
     #[test]
     fn consumer_lag_from_statistics_keeps_assigned_known_partitions() {
         use rdkafka::statistics::{Partition, Topic};
+        let unknown = Partition {
+            consumer_lag: -1,
+            app_offset: -1001,
+            committed_offset: -1001,
+            hi_offset: -1001,
+            ls_offset: -1001,
+            ..Partition::default()
+        };
         let partition = |partition: i32, desired: bool, consumer_lag: i64| {
-            (partition, Partition { partition, desired, consumer_lag, ..Partition::default() })
+            (partition, Partition { partition, desired, consumer_lag, ..unknown.clone() })
         };
         let topic = Topic {
             topic: "time-reports".into(),
@@ -498,6 +525,22 @@ mod tests {
                 partition(1, false, 7),
                 partition(2, true, -1),
                 partition(-1, true, 3),
+                // Nothing committed yet: counted from the application's position.
+                (
+                    3,
+                    Partition {
+                        partition: 3,
+                        desired: true,
+                        app_offset: 90,
+                        hi_offset: 100,
+                        ls_offset: 100,
+                        ..unknown.clone()
+                    },
+                ),
+                // An empty partition has nothing to catch up on.
+                (4, Partition { partition: 4, desired: true, hi_offset: 0, ls_offset: 0, ..unknown.clone() }),
+                // Known end, unknown position: left out.
+                (5, Partition { partition: 5, desired: true, hi_offset: 100, ls_offset: 100, ..unknown.clone() }),
             ]
             .into_iter()
             .collect(),
@@ -518,6 +561,8 @@ mod tests {
             vec![
                 ConsumerLag { topic: "invoices", partition: 0, lag: 5 },
                 ConsumerLag { topic: "time-reports", partition: 0, lag: 42 },
+                ConsumerLag { topic: "time-reports", partition: 3, lag: 10 },
+                ConsumerLag { topic: "time-reports", partition: 4, lag: 0 },
             ]
         );
     }

@@ -157,6 +157,16 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
+    /// The README's metrics table lists every metric (and a user finds the
+    /// one a dashboard shows).
+    #[test]
+    fn the_readme_lists_every_metric() {
+        let readme = include_str!("../../README.md");
+        for (name, _, _) in ALL {
+            assert!(readme.contains(&format!("| `{name}` |")), "{name} is missing from the README's metrics table");
+        }
+    }
+
     /// Hand-written check of `^tillsyn_[a-z][a-z0-9]*(_[a-z][a-z0-9]*)+$`:
     /// the prefix, then at least two lowercase snake segments (noun and
     /// unit), each starting with a letter.

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# The live demo of the README, one command on a fresh machine: a local Kafka
+# broker (tansu, installed and started if needed), tillsyn's topics, the
+# service (`tillsyn run`), and the simulator producing a small municipality
+# with injected fraud to the input topics at a steady pace, while the alerts
+# are printed as they arrive on the alert topic. Then a summary from the
+# service's Prometheus endpoint and a score of the alerts against the
+# simulator's ground truth.
+#
+# Usage: deploy/local/demo.sh [--exit]
+#   By default the service keeps running after the summary, so that its
+#   metrics (printed URL) can be looked at, until Ctrl-C. --exit stops it
+#   and the broker it started instead (as CI does).
+# Env: TILLSYN_DEMO_RATE   events per second from the simulator (default 5000)
+#      TILLSYN_DEMO_HTTP   address of the service's HTTP endpoint (default 127.0.0.1:9464)
+#      TILLSYN_BROKER_PORT broker port (default 9092)
+# Everything goes to out/demo-live/: the service's log, the ground truth,
+# the alerts as NDJSON.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+hold=1
+case ${1:-} in
+    --exit) hold=0 ;;
+    "") ;;
+    *)
+        echo "usage: $0 [--exit]" >&2
+        exit 2
+        ;;
+esac
+rate=${TILLSYN_DEMO_RATE:-5000}
+http=${TILLSYN_DEMO_HTTP:-127.0.0.1:9464}
+out=out/demo-live
+mkdir -p "$out"
+say() { printf '\n== %s\n' "$*"; }
+
+say "building tillsyn (release)"
+cargo build --locked --release --quiet
+bin="${CARGO_TARGET_DIR:-target}/release/tillsyn"
+
+say "broker"
+started_broker=0
+if ! deploy/local/broker.sh status >/dev/null 2>&1; then
+    deploy/local/install-tansu.sh >/dev/null
+    deploy/local/broker.sh start
+    started_broker=1
+else
+    deploy/local/broker.sh status
+fi
+
+# Topics and a consumer group of this run's own, so that a broker kept
+# from an earlier run does not mix old alerts in.
+run=demo-$(date +%Y%m%d-%H%M%S)
+export TILLSYN_KAFKA__BROKERS=127.0.0.1:${TILLSYN_BROKER_PORT:-9092}
+export TILLSYN_KAFKA__GROUP_ID=tillsyn-$run
+export TILLSYN_TOPICS__TIME_REPORTS=$run.time-reports.v1
+export TILLSYN_TOPICS__INVOICES=$run.invoices.v1
+export TILLSYN_TOPICS__ALERTS=$run.alerts.v1
+export TILLSYN_TOPICS__DEAD_LETTER=$run.dead-letter.v1
+export TILLSYN_TOPICS__LATE_EVENTS=$run.late-events.v1
+export TILLSYN_HTTP__LISTEN=$http
+export TILLSYN_KAFKA__STATISTICS_INTERVAL_MS=1000
+export TILLSYN_CORE__PSEUDONYM_SECRET=${TILLSYN_CORE__PSEUDONYM_SECRET:-demo-secret-$run}
+
+say "topics ($run.*)"
+"$bin" topics create
+
+service_pid=
+tail_pid=
+sim_pid=
+cleanup() {
+    for pid in $tail_pid $sim_pid; do kill "$pid" 2>/dev/null || true; done
+    if [[ -n $service_pid ]] && kill -0 "$service_pid" 2>/dev/null; then
+        kill -TERM "$service_pid" 2>/dev/null || true
+        wait "$service_pid" 2>/dev/null || true
+    fi
+    if ((started_broker && !hold)); then
+        deploy/local/broker.sh stop >/dev/null 2>&1 || true
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say "starting the service: tillsyn run (log: $out/tillsyn.log)"
+"$bin" run >"$out/tillsyn.log" 2>&1 &
+service_pid=$!
+
+ready() { curl -fsS "http://$http/readyz" >/dev/null 2>&1; }
+metric_sum() {
+    # The sum of a metric's samples whose line matches $2 (default: all).
+    curl -fsS "http://$http/metrics" 2>/dev/null |
+        awk -v name="$1" -v match_="${2:-}" '$1 ~ "^"name"({|$)" && index($0, match_) { s += $NF } END { printf "%d", s }'
+}
+
+say "simulating a municipality (12 providers, 900 clients, 3 months, 4 with fraud) to Kafka at $rate events/s"
+"$bin" simulate --to-kafka --providers 12 --clients 900 --months 3 --fraudulent 4 --seed 7 \
+    --rate "$rate" --truth "$out/truth.json" >"$out/simulate.log" 2>&1 &
+sim_pid=$!
+
+say "alerts as they arrive on $TILLSYN_TOPICS__ALERTS (metrics: http://$http/metrics)"
+"$bin" alerts tail --idle-secs 100000 &
+tail_pid=$!
+
+# Until the simulator is done and the service has caught up with it.
+wait "$sim_pid" || {
+    echo "the simulator failed:" >&2
+    cat "$out/simulate.log" >&2
+    exit 1
+}
+sim_pid=
+produced=$(grep -o 'produced [0-9]*' "$out/simulate.log" | grep -o '[0-9]*' || echo 0)
+for _ in $(seq 1 600); do
+    kill -0 "$service_pid" 2>/dev/null || {
+        echo "the service stopped:" >&2
+        tail -n 20 "$out/tillsyn.log" >&2
+        exit 1
+    }
+    consumed=$(metric_sum tillsyn_consumed_records_total)
+    if [[ $consumed -ge $produced ]] && ready; then break; fi
+    sleep 1
+done
+sleep 3
+kill "$tail_pid" 2>/dev/null || true
+wait "$tail_pid" 2>/dev/null || true
+tail_pid=
+
+say "summary (from http://$http/metrics)"
+echo "events produced by the simulator:    $produced"
+echo "records consumed by the service:     $(metric_sum tillsyn_consumed_records_total)"
+echo "records sent to the dead-letter topic: $(metric_sum tillsyn_dead_lettered_records_total)"
+echo "late events routed aside:            $(metric_sum tillsyn_late_events_total)"
+echo "alerts produced:                     $(metric_sum tillsyn_produced_alerts_total)"
+echo "  opened:                            $(metric_sum tillsyn_produced_alerts_total 'status="opened"')"
+echo "ready: $(curl -fsS "http://$http/readyz" 2>&1 || true)"
+
+say "score against the simulator's ground truth"
+"$bin" alerts tail --json --idle-secs 3 >"$out/alerts.ndjson"
+"$bin" evaluate --alerts "$out/alerts.ndjson" --truth "$out/truth.json" | head -n 20
+
+if ((hold)); then
+    say "the service is still running: http://$http/metrics  http://$http/readyz"
+    echo "   Ctrl-C stops it (the broker keeps running: deploy/local/broker.sh stop)"
+    wait "$service_pid"
+fi
