@@ -135,7 +135,9 @@ echo "ready: $(curl -fsS "http://$http/readyz" 2>&1 || true)"
 
 say "score against the simulator's ground truth"
 "$bin" alerts tail --json --idle-secs 3 >"$out/alerts.ndjson"
-"$bin" evaluate --alerts "$out/alerts.ndjson" --truth "$out/truth.json" | head -n 20
+"$bin" evaluate --alerts "$out/alerts.ndjson" --truth "$out/truth.json" >"$out/evaluation.md"
+sed -n '1,/^| clean provider-months/p' "$out/evaluation.md"
+echo "(the whole evaluation, per pattern and per alert: $out/evaluation.md)"
 
 if ((hold)); then
     say "the service is still running: http://$http/metrics  http://$http/readyz"
