@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/tillsyn/v1/events.proto", "proto/tillsyn/v1/alert.proto"];
+    let files = ["proto/tillsyn/v1/events.proto", "proto/tillsyn/v1/alert.proto", "proto/tillsyn/v1/state.proto"];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }

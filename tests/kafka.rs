@@ -45,7 +45,7 @@ fn config(name: &str) -> ServiceConfig {
     c.kafka.brokers = brokers();
     c.kafka.group_id = format!("test-{suffix}");
     c.kafka.statistics_interval_ms = 1_000;
-    c.kafka.commit_interval_ms = 500;
+    c.kafka.commit_interval_ms = 2_000;
     // A member that dies without leaving is replaced after this long.
     c.kafka.consumer.insert("session.timeout.ms".into(), "6000".into());
     let t = &mut c.topics;
@@ -54,6 +54,7 @@ fn config(name: &str) -> ServiceConfig {
     t.alerts = format!("test.{suffix}.alerts");
     t.dead_letter = format!("test.{suffix}.dead-letter");
     t.late_events = format!("test.{suffix}.late-events");
+    t.state = format!("test.{suffix}.state");
     c
 }
 
@@ -317,18 +318,25 @@ impl Service {
     fn start(config: &ServiceConfig, log: PathBuf) -> Service {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let t = &config.topics;
+        // The whole configuration as a file (the core's rule parameters);
+        // the environment overrides below say the same for the rest.
+        let file = log.with_extension("toml");
+        std::fs::write(&file, toml::to_string(config).unwrap()).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_tillsyn"))
             .arg("run")
+            .arg("--config")
+            .arg(&file)
             .env("TILLSYN_KAFKA__BROKERS", &config.kafka.brokers)
             .env("TILLSYN_KAFKA__GROUP_ID", &config.kafka.group_id)
             .env("TILLSYN_KAFKA__STATISTICS_INTERVAL_MS", "1000")
-            .env("TILLSYN_KAFKA__COMMIT_INTERVAL_MS", "500")
+            .env("TILLSYN_KAFKA__COMMIT_INTERVAL_MS", config.kafka.commit_interval_ms.to_string())
             .env("TILLSYN_KAFKA__CONSUMER__SESSION_TIMEOUT_MS", "6000")
             .env("TILLSYN_TOPICS__TIME_REPORTS", &t.time_reports)
             .env("TILLSYN_TOPICS__INVOICES", &t.invoices)
             .env("TILLSYN_TOPICS__ALERTS", &t.alerts)
             .env("TILLSYN_TOPICS__DEAD_LETTER", &t.dead_letter)
             .env("TILLSYN_TOPICS__LATE_EVENTS", &t.late_events)
+            .env("TILLSYN_TOPICS__STATE", &t.state)
             .env("TILLSYN_HTTP__LISTEN", format!("127.0.0.1:{port}"))
             .env("TILLSYN_LOG__FORMAT", "json")
             .env("TILLSYN_CORE__PSEUDONYM_SECRET", &config.core.pseudonym_secret)
@@ -533,4 +541,161 @@ fn sigterm_mid_run_exits_cleanly_and_a_restart_resumes_from_committed_offsets() 
     let status = service.wait(Duration::from_secs(60));
     assert!(status.success(), "exit status {status:?}: {}", service.log_text());
     assert!(caught_up(&config));
+
+    // The restart took the state over: the alerts are exactly the replay's.
+    let file = dir.path().join("events.ndjson");
+    write_events(&events, &file);
+    let live = runtime.block_on(live_alert_ids(&config));
+    assert_same_alerts(&live, &offline_alert_ids(&file, &config));
+}
+
+/// Rule parameters far more sensitive than the defaults.
+const SENSITIVE_RULES: &str = r#"
+[core.rules.check_in_away_from_home]
+max_distance_m = 30.0
+high_distance_m = 60.0
+[core.rules.impossible_travel]
+max_speed_kmh = 15.0
+min_distance_km = 0.5
+[core.rules.staff_impossible_day]
+max_day_hours = 5.0
+max_week_hours = 25.0
+[core.rules.hours_per_client_above_peers]
+z_threshold = 0.3
+min_ratio = 1.02
+min_peers = 3
+min_clients = 2
+[core.rules.manual_registration_share]
+z_threshold = 0.3
+min_share = 0.01
+min_visits = 20
+min_peers = 3
+[core.rules.rounded_visits]
+z_threshold = 0.3
+min_share = 0.001
+min_visits = 20
+min_peers = 3
+"#;
+
+/// Lines of a JSON log whose message is `message`.
+fn log_lines(log: &str, message: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == message)
+        .collect()
+}
+
+/// SIGKILL the service again and again while the input arrives, restarting
+/// it each time: the alert topic then holds exactly the alerts of the
+/// offline replay, each once (records counted, not distinct ids). The
+/// restarts restore snapshots and do not produce again what a killed
+/// instance had produced after its last snapshot.
+#[test]
+fn killed_and_restarted_repeatedly_the_alerts_are_exactly_once() {
+    let _serial = serial();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut config = config("crash");
+    config.core.pseudonym_secret = "crash-test-secret".into();
+    config.kafka.commit_interval_ms = 4_000;
+    // Sensitive rules, so that alerts are many (76 over this scenario, most
+    // in its first week) and every killed instance has produced some since
+    // its last checkpoint. Exactly-once is what is tested here, not
+    // detection quality.
+    let sensitive: ServiceConfig = toml::from_str(SENSITIVE_RULES).unwrap();
+    config.core.rules = sensitive.core.rules;
+    runtime.block_on(create_topics(&config));
+    let events = simulated(&SimConfig { providers: 20, clients: 600, fraudulent_providers: 6, ..small() });
+    let dir = tempfile::tempdir().unwrap();
+
+    // The input arrives over about 36 s while instances are killed.
+    let producing = {
+        let (config, events) = (config.clone(), events.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(tools::produce_events(&config, &events, Format::Protobuf, Some(1_000.0))).unwrap()
+        })
+    };
+    let mut kills = 0;
+    let mut suppressed = 0.0;
+    let mut logs = Vec::new();
+    let started = Instant::now();
+    // Instances live 1.5 to 6 s after they first consumed a record: the
+    // short-lived ones die before their first interval checkpoint (4 s), so
+    // their successor replays everything they did and must not produce
+    // their alerts again; the longer-lived ones checkpoint first, so their
+    // successor restores a snapshot.
+    let lifetimes_ms = [1_500, 5_500, 2_000, 6_000, 1_000, 5_000];
+    for round in 0.. {
+        let log = dir.path().join(format!("run-{round}.log"));
+        let mut service = Service::start(&config, log.clone());
+        let consumed = |s: &Service| {
+            s.get("/metrics").map(|(_, b)| Metrics::parse(&b).sum("tillsyn_consumed_records_total", &[]))
+        };
+        let waiting = Instant::now();
+        while !(producing.is_finished() || consumed(&service).is_some_and(|n| n > 0.0)) {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(120),
+                "round {round}: the service consumed nothing within 120 s: {}",
+                service.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if producing.is_finished() {
+            // All input is there: let the last instance finish.
+            let waiting = Instant::now();
+            while !caught_up(&config) {
+                assert!(
+                    waiting.elapsed() < Duration::from_secs(240),
+                    "the last instance did not catch up within 240 s: {:?}\n{}",
+                    committed_and_ends(&config),
+                    service.log_text()
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            suppressed += service.metrics().sum("tillsyn_replayed_alerts_suppressed_total", &[]);
+            service.sigterm();
+            let status = service.wait(Duration::from_secs(60));
+            assert!(status.success(), "{status:?}: {}", service.log_text());
+            logs.push(service.log_text());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(lifetimes_ms[round % lifetimes_ms.len()]));
+        suppressed += service.metrics().sum("tillsyn_replayed_alerts_suppressed_total", &[]);
+        let _ = service.child.kill();
+        let _ = service.child.wait();
+        kills += 1;
+        // The next instance starts once the group's coordinator can know
+        // the killed one is gone (its session timeout, 6 s). tansu 0.6.0
+        // checks sessions only when a member calls: a member joining while
+        // a dead one's session runs was seen to get an empty assignment and
+        // no rebalance after the dead member's session expired (the
+        // Guarantees section of the README). Kafka evicts the dead member
+        // and rebalances by itself.
+        std::thread::sleep(Duration::from_millis(6_500));
+        logs.push(service.log_text());
+        assert!(started.elapsed() < Duration::from_secs(400), "the test takes too long");
+    }
+    let sent = producing.join().unwrap();
+    assert_eq!(sent as usize, events.len());
+    assert!(kills >= 3, "killed {kills} times");
+
+    let file = dir.path().join("events.ndjson");
+    write_events(&events, &file);
+    let live = runtime.block_on(live_alert_ids(&config));
+    assert_same_alerts(&live, &offline_alert_ids(&file, &config));
+
+    let all = logs.join("\n");
+    let restored = log_lines(&all, "partition state restored");
+    assert!(
+        restored.iter().any(|l| l["fields"]["from"] == "snapshot"),
+        "some restart restored a snapshot: {restored:?}"
+    );
+    eprintln!(
+        "{kills} kills; {} partition restores, {} from a snapshot; {suppressed} alerts recomputed by a replay and not \
+         produced again; {} alert records",
+        restored.len(),
+        restored.iter().filter(|l| l["fields"]["from"] == "snapshot").count(),
+        live.len()
+    );
+    assert!(suppressed > 0.0, "a replay recomputed alerts already produced (else this test shows nothing)");
 }

@@ -11,8 +11,9 @@ use crate::rules::RuleInfo;
 /// An episode is identified by its provider and rule.
 pub type EpisodeKey = (ProviderId, &'static str);
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Episode {
+    #[serde(with = "crate::rules::catalogue::by_rule_id")]
     rule: &'static RuleInfo,
     started: EventTime,
     last_seen: EventTime,
@@ -22,11 +23,44 @@ struct Episode {
     last: Finding,
 }
 
-/// The open episodes of every rule and provider of one engine.
-#[derive(Debug, Clone)]
+/// The open episodes of every rule and provider of one engine. Serialized
+/// as the list of episodes (their keys follow from them).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "EpisodeList", try_from = "EpisodeList")]
 pub struct Episodes {
     open: BTreeMap<EpisodeKey, Episode>,
     evidence_limit: usize,
+}
+
+/// The serialized form of [`Episodes`].
+#[derive(serde::Serialize, serde::Deserialize)]
+struct EpisodeList {
+    episodes: Vec<Episode>,
+    evidence_limit: usize,
+}
+
+impl From<Episodes> for EpisodeList {
+    fn from(e: Episodes) -> Self {
+        EpisodeList { episodes: e.open.into_values().collect(), evidence_limit: e.evidence_limit }
+    }
+}
+
+impl TryFrom<EpisodeList> for Episodes {
+    type Error = String;
+
+    fn try_from(list: EpisodeList) -> Result<Self, String> {
+        let mut open = BTreeMap::new();
+        for episode in list.episodes {
+            if episode.rule.id != episode.last.rule.id {
+                return Err(format!("episode of {} holds a finding of {}", episode.rule.id, episode.last.rule.id));
+            }
+            let key = (episode.last.provider, episode.rule.id);
+            if open.insert(key, episode).is_some() {
+                return Err("two episodes for one rule and provider".into());
+            }
+        }
+        Ok(Episodes { open, evidence_limit: list.evidence_limit.max(1) })
+    }
 }
 
 impl Episodes {

@@ -51,8 +51,33 @@ impl Severity {
 pub struct Measure {
     /// The value.
     pub value: f64,
-    /// The unit: "hours", "ratio", "count", "km/h", "metres", ...
-    pub unit: &'static str,
+    /// The unit, one of [`UNITS`].
+    #[serde(with = "unit_by_name")]
+    pub unit: Unit,
+}
+
+/// A unit's name. (An alias, so that serde's derive does not take the
+/// field for a string borrowed from the input.)
+pub type Unit = &'static str;
+
+/// Every unit a rule measures in. A restored state names units by these
+/// strings; a unit missing here makes a state unreadable (a test replays
+/// every rule's alerts through a snapshot).
+pub const UNITS: [&str; 10] =
+    ["clients", "count", "hours per client", "hours", "km/h", "lines", "metres", "minutes", "share", "visits"];
+
+/// Serde of a `&'static str` unit as its name, read back from [`UNITS`].
+mod unit_by_name {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(unit: &&'static str, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(unit)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        super::UNITS.iter().copied().find(|u| *u == name).ok_or_else(|| D::Error::custom(format!("unknown unit {name}")))
+    }
 }
 
 impl Measure {
@@ -63,9 +88,10 @@ impl Measure {
 }
 
 /// One observation of a pattern by a rule, at one provider.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Finding {
     /// Which rule.
+    #[serde(with = "crate::rules::catalogue::by_rule_id")]
     pub rule: &'static RuleInfo,
     /// At which provider.
     pub provider: ProviderId,

@@ -25,6 +25,7 @@
 //! its period is complete). So when time reports and invoices come from two
 //! topics whose relative order varies from run to run, the alerts do not.
 
+pub mod snapshot;
 pub mod state;
 
 use rustc_hash::FxHashMap;
@@ -35,6 +36,7 @@ use crate::config::CoreConfig;
 use crate::model::{Day, DomainEvent, EventTime, Invoice, MunicipalityCode, ProviderId, ServiceType, Visit};
 use crate::rules::{DayContext, InvoiceContext, Rule, VisitContext};
 use crate::window::{Lateness, Watermark};
+pub use snapshot::RestoreError;
 use state::{CLIENT_MONTHS, MunicipalityDay, ProviderState, RecentVisit, SERVICES, StaffMap, StaffState};
 
 /// Which input stream an event came from.
@@ -81,7 +83,7 @@ pub enum Disposition {
 }
 
 /// Counters of one engine, for metrics and summaries.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EngineStats {
     /// Visits applied.
     pub visits: u64,

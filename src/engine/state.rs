@@ -164,13 +164,16 @@ pub struct ProviderState {
     /// Daily counters over the horizon.
     pub days: DayRing<ProviderDay>,
     /// Clients served, with their activity.
+    #[serde(serialize_with = "sorted_map")]
     pub clients: FxHashMap<ClientKey, ClientActivity>,
     /// Invoices seen recently (id → issue time), so a redelivered invoice
     /// is not counted twice.
+    #[serde(serialize_with = "sorted_map")]
     pub invoices_seen: FxHashMap<EventId, EventTime>,
     /// Invoices waiting until the time reports of their period are complete.
     pub pending_invoices: Vec<Invoice>,
     /// (client, service, month) → the invoice that billed it (rule `duplicate-billing`).
+    #[serde(serialize_with = "sorted_map")]
     pub billed: FxHashMap<(ClientKey, ServiceType, Month), EventId>,
     /// Recent manual or edited visits (rule `manual-registration-share`).
     pub recent_manual: RecentIds,
@@ -304,3 +307,17 @@ pub struct MunicipalityDay {
 
 /// Who a staff key is, for tests and tools (never logged).
 pub type StaffMap = FxHashMap<StaffKey, StaffState>;
+
+/// Serializes a hash map with its entries in key order, so that the same
+/// state always gives the same bytes (a hash map's iteration order depends
+/// on its history, e.g. on whether it was restored from a snapshot).
+pub fn sorted_map<K, V, S>(map: &FxHashMap<K, V>, serializer: S) -> Result<S::Ok, S::Error>
+where
+    K: Ord + serde::Serialize,
+    V: serde::Serialize,
+    S: serde::Serializer,
+{
+    let mut entries: Vec<(&K, &V)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    serializer.collect_map(entries)
+}

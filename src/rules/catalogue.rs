@@ -94,3 +94,22 @@ pub static ALL: [&RuleInfo; 12] = [
 pub fn by_id(id: &str) -> Option<&'static RuleInfo> {
     ALL.iter().copied().find(|r| r.id == id)
 }
+
+/// Serde of a `&'static RuleInfo` as its id, read back with [`by_id`] (a
+/// restored state refers to rules by id).
+pub mod by_rule_id {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use crate::rules::RuleInfo;
+
+    /// Writes the rule's id.
+    pub fn serialize<S: Serializer>(rule: &&'static RuleInfo, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(rule.id)
+    }
+
+    /// Reads a rule id; an id not in the catalogue is an error.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static RuleInfo, D::Error> {
+        let id = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        super::by_id(&id).ok_or_else(|| D::Error::custom(format!("unknown rule id {id}")))
+    }
+}

@@ -88,12 +88,20 @@ const SECTIONS: [&str; 5] = ["kafka", "topics", "http", "log", "core"];
 const PASS_THROUGH_MAPS: [&str; 3] = ["common", "consumer", "producer"];
 
 /// Consumer properties the service sets itself, with their values and why.
-/// The Kafka loop stores an offset only after its record is processed and
-/// its outputs are acknowledged; librdkafka commits stored offsets every
-/// `kafka.commit_interval_ms` and on revocation. A new consumer group starts
-/// from the beginning of the topics, so nothing is skipped.
-pub const CONSUMER_ENFORCED: &[(&str, &str)] =
-    &[("enable.auto.commit", "true"), ("enable.auto.offset.store", "false"), ("auto.offset.reset", "earliest")];
+/// The service commits a partition's offsets itself, right after a snapshot
+/// of that partition's state covering them is acknowledged (every
+/// `kafka.commit_interval_ms` and on revocation), and positions a newly
+/// assigned partition at its snapshot's offsets. A new consumer group starts
+/// from the beginning of the topics, so nothing is skipped. The `range`
+/// assignor gives a member the same partition numbers of both input topics,
+/// which co-partitioning needs (`roundrobin` or `cooperative-sticky` would
+/// split a provider's time reports and invoices over two members).
+pub const CONSUMER_ENFORCED: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("auto.offset.reset", "earliest"),
+    ("partition.assignment.strategy", "range"),
+];
 
 /// Producer properties the service sets itself, with their values. The
 /// idempotent producer with `acks=all` neither loses nor duplicates alerts on
@@ -107,9 +115,10 @@ pub const PRODUCER_ENFORCED: &[(&str, &str)] =
 /// error: the enforced ones, their librdkafka aliases, and the ones set from
 /// typed options.
 const REFUSED_PASS_THROUGH: &[(&str, &str)] = &[
-    ("enable.auto.commit", "enforced (true): the service stores offsets only after processing"),
+    ("enable.auto.commit", "enforced (false): the service commits offsets after the state snapshot covering them"),
     ("auto.commit.enable", "an alias of enable.auto.commit, which is enforced"),
-    ("enable.auto.offset.store", "enforced (false): the service stores offsets only after processing"),
+    ("enable.auto.offset.store", "enforced (false): the service commits offsets after the state snapshot covering them"),
+    ("partition.assignment.strategy", "enforced (range): both input topics' partition k must go to one member"),
     ("auto.offset.reset", "enforced (earliest): a new consumer group must not skip records"),
     ("enable.idempotence", "enforced (true): retries must not duplicate alerts"),
     ("acks", "enforced (all): an acknowledged alert must be on every in-sync replica"),
@@ -119,7 +128,7 @@ const REFUSED_PASS_THROUGH: &[(&str, &str)] = &[
     ("metadata.broker.list", "set kafka.brokers instead"),
     ("group.id", "set kafka.group_id instead"),
     ("client.id", "set kafka.client_id instead"),
-    ("auto.commit.interval.ms", "set kafka.commit_interval_ms instead"),
+    ("auto.commit.interval.ms", "commits follow state snapshots: set kafka.commit_interval_ms instead"),
     ("statistics.interval.ms", "set kafka.statistics_interval_ms instead"),
 ];
 
@@ -162,8 +171,12 @@ pub struct KafkaConfig {
     /// committing offsets before it lets the partitions go (milliseconds).
     /// Must be below the consumer's `max.poll.interval.ms`.
     pub revocation_budget_ms: u64,
-    /// How often stored offsets are committed (`auto.commit.interval.ms`,
-    /// milliseconds). A crash redelivers at most about this much input.
+    /// How often each assigned partition's state is snapshotted to the
+    /// state topic and, once the snapshot is acknowledged, the offsets it
+    /// covers are committed (milliseconds; as Kafka Streams'
+    /// `commit.interval.ms`). A partition that had no new record for a
+    /// second is snapshotted sooner. After a crash, at most about this much
+    /// input is processed again (its alerts are not produced twice).
     pub commit_interval_ms: u64,
     /// How often the consumer's librdkafka statistics are read for the
     /// consumer-lag metric and readiness (`statistics.interval.ms` of the
@@ -201,6 +214,9 @@ pub struct TopicsConfig {
     /// Output topic of events that arrived behind the watermark, used when
     /// `late_events_to = "late_events"`.
     pub late_events: String,
+    /// The service's own topic of state snapshots (one partition per input
+    /// partition; see `service::state_store`).
+    pub state: String,
     /// Format of a time-report record without a `content-type` header.
     pub time_reports_format: Format,
     /// Format of an invoice record without a `content-type` header.
@@ -225,6 +241,10 @@ pub struct TopicsConfig {
     /// Retention of the dead-letter and late-event topics (milliseconds;
     /// -1 keeps forever).
     pub dead_letter_retention_ms: i64,
+    /// Retention of the state topic (milliseconds; -1 keeps forever). A
+    /// partition whose newest snapshot is older than this (every instance
+    /// down that long) is rebuilt by replaying the input topics.
+    pub state_retention_ms: i64,
 }
 
 /// Where late events are written.
@@ -326,7 +346,7 @@ impl Default for KafkaConfig {
             group_id: "tillsyn".into(),
             client_id: "tillsyn".into(),
             revocation_budget_ms: 10_000,
-            commit_interval_ms: 5_000,
+            commit_interval_ms: 30_000,
             statistics_interval_ms: 5_000,
             common: BTreeMap::new(),
             consumer: BTreeMap::new(),
@@ -344,6 +364,7 @@ impl Default for TopicsConfig {
             alerts: "tillsyn.alerts.v1".into(),
             dead_letter: "tillsyn.dead-letter.v1".into(),
             late_events: "tillsyn.late-events.v1".into(),
+            state: "tillsyn.state.v1".into(),
             time_reports_format: Format::Protobuf,
             invoices_format: Format::Protobuf,
             alerts_format: Format::Protobuf,
@@ -354,6 +375,7 @@ impl Default for TopicsConfig {
             input_retention_ms: 100 * DAY_MS,
             alerts_retention_ms: 365 * DAY_MS,
             dead_letter_retention_ms: 30 * DAY_MS,
+            state_retention_ms: 7 * DAY_MS,
         }
     }
 }
@@ -585,7 +607,6 @@ impl KafkaConfig {
     pub fn consumer_config(&self) -> ClientConfig {
         let typed = [
             ("group.id", self.group_id.clone()),
-            ("auto.commit.interval.ms", self.commit_interval_ms.to_string()),
             ("statistics.interval.ms", self.statistics_interval_ms.to_string()),
         ];
         self.client_config(&self.consumer, &typed, CONSUMER_ENFORCED)
@@ -747,6 +768,7 @@ impl TopicsConfig {
             spec(&self.invoices, self.partitions, self.input_retention_ms),
             spec(&self.alerts, self.partitions, self.alerts_retention_ms),
             spec(&self.dead_letter, self.dead_letter_partitions, self.dead_letter_retention_ms),
+            spec(&self.state, self.partitions, self.state_retention_ms),
         ];
         if self.late_events_to == LateEventsTo::LateEvents {
             specs.push(spec(&self.late_events, self.dead_letter_partitions, self.dead_letter_retention_ms));
@@ -761,6 +783,7 @@ impl TopicsConfig {
             ("alerts", &self.alerts),
             ("dead_letter", &self.dead_letter),
             ("late_events", &self.late_events),
+            ("state", &self.state),
         ];
         for (key, name) in names {
             if let Err(e) = check_topic_name(name) {
@@ -792,6 +815,7 @@ impl TopicsConfig {
             ("input_retention_ms", self.input_retention_ms),
             ("alerts_retention_ms", self.alerts_retention_ms),
             ("dead_letter_retention_ms", self.dead_letter_retention_ms),
+            ("state_retention_ms", self.state_retention_ms),
         ] {
             if value != -1 && value < 1 {
                 problems.push(format!("topics.{key} = {value} must be -1 (forever) or > 0"));
@@ -1140,14 +1164,15 @@ mod tests {
             ("security.protocol", "sasl_ssl"),
             ("session.timeout.ms", "45000"),
             ("statistics.interval.ms", "1000"),
-            ("auto.commit.interval.ms", "2000"),
-            ("enable.auto.commit", "true"),
+            ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", "earliest"),
+            ("partition.assignment.strategy", "range"),
         ] {
             assert_eq!(c.get(key), Some(value), "consumer {key}");
         }
         assert_eq!(c.get("linger.ms"), None);
+        assert_eq!(c.get("auto.commit.interval.ms"), None, "the service commits itself");
         assert_eq!(c.get("acks"), None);
         let p = k.producer_config();
         for (key, value) in [

@@ -1,10 +1,13 @@
-//! The live service's building blocks (work in progress towards `tillsyn
-//! run`): configuration of the service and its Kafka clients, decoding of
-//! Kafka records into domain events with dead-letter reasons, and Kafka's
-//! keyed partitioning.
+//! The live service (`tillsyn run`) and its tools: configuration of the
+//! service and its Kafka clients, decoding of Kafka records into domain
+//! events with dead-letter reasons, Kafka's keyed partitioning, the
+//! consume → detect → produce loop with its recovery, the state topic, and
+//! the commands that create topics, produce simulated events and read
+//! alerts.
 
 pub mod config;
 pub mod decode;
 pub mod partition;
 pub mod runner;
+pub mod state_store;
 pub mod tools;

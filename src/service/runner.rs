@@ -1,67 +1,133 @@
-//! The consume → detect → produce loop of `tillsyn run`.
+//! The consume → detect → produce loop of `tillsyn run`, and the recovery
+//! that makes its effect exactly once.
 //!
 //! One consumer in the configured group reads the time-report and invoice
-//! topics. Both are keyed by provider id and co-partitioned (the same
-//! partition count and keyed partitioner; the `range` assignor gives a
-//! member the same partition numbers of both), so partition `k` of both
-//! topics feeds one [`Engine`]: one core state per assigned partition.
-//! State is dropped when a partition is revoked (recovery is the next
-//! step's).
+//! topics. Both are keyed by provider id and co-partitioned (same partition
+//! count, the keyed partitioner, and the `range` assignor, enforced, which
+//! gives a member the same partition numbers of both), so partition `k` of
+//! both topics feeds one [`Engine`]. Its alerts go to partition `k` of the
+//! alert topic, its snapshots to partition `k` of the state topic: every
+//! topic of the service has the same partition count (checked at start).
 //!
 //! Per record: decode and validate (a rejection goes to the dead-letter
 //! topic with the reason, the original key, value and headers), feed the
-//! engine, produce its alerts (keyed by provider id) and route a late event
-//! to the late-event topic (or the dead-letter topic). The record's offset
-//! is stored only once every record produced because of it, and every
-//! earlier record, is acknowledged by the broker; librdkafka's auto-commit
-//! commits stored offsets. So an alert is never lost: at least once.
+//! engine, produce its alerts and route a late event to the late-event
+//! topic (or the dead-letter topic). The number of records whose outputs
+//! await acknowledgement is bounded, so memory is; a delivery that fails
+//! for good stops the service with an error.
 //!
-//! A delivery that fails for good stops the service with an error before
-//! any later offset is stored: the record is consumed again after restart.
+//! # Exactly-once alerts without transactions
 //!
-//! The loop is one `biased` select: shutdown first, then acknowledgements
-//! (which free in-flight capacity), then new records; the number of records
-//! awaiting acknowledgement is bounded, so memory is.
+//! - **Checkpoints.** Every `kafka.commit_interval_ms` (and when a
+//!   partition has been idle a second, on revocation and at shutdown) a
+//!   partition is checkpointed: wait until every output produced so far is
+//!   acknowledged; write the engine's [`snapshot`](Engine::snapshot) with a
+//!   manifest naming the input offsets it covers and `alerts_from`, the
+//!   end of the alert partition at that moment (every alert produced before
+//!   it is reflected in the state); once the snapshot is acknowledged,
+//!   commit those offsets.
+//! - **Takeover.** When a partition is assigned, before any of its records
+//!   is processed (inside the rebalance callback): read its newest complete
+//!   snapshot ([`state_store`](super::state_store)) and restore the engine,
+//!   read the ids of the alerts in the alert partition from `alerts_from` to
+//!   its end (produced after the snapshot, before the previous owner
+//!   stopped), and start both inputs at the snapshot's offsets. Without a
+//!   snapshot: an empty engine, the inputs from their beginning, and every
+//!   alert already in the partition.
+//! - **Replay.** The engine is deterministic and its alert ids are a
+//!   function of the events (independent of how the two inputs interleave),
+//!   so replaying the records after the snapshot computes those alerts
+//!   again, with the same ids: each one found in the set read back is not
+//!   produced again (and leaves the set). Alerts past the crash point are
+//!   produced as usual.
+//! - **Revocation.** In the revoke callback, within
+//!   `kafka.revocation_budget_ms`: flush the producer (so the next owner
+//!   reads every alert produced), checkpoint the revoked partitions, drop
+//!   their state.
+//!
+//! What remains possible is written in the README ("Guarantees").
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use futures_util::{FutureExt, StreamExt};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::config::ServiceConfig;
 use super::decode::{self, Format, Rejection};
+use super::state_store::{self, ALERT_ID_HEADER, STATE_CONTENT_TYPE};
 use crate::alerting::Alert;
-use crate::engine::{Disposition, Engine, LateEvent};
+use crate::engine::{Disposition, Engine, LateEvent, snapshot};
+use crate::engine::Input;
 use crate::model::pseudonym::Pseudonymizer;
 use crate::model::validate::Validator;
+use crate::proto::v1 as wire;
 use crate::telemetry::Health;
 use crate::telemetry::events::{
-    AlertProduced, ConsumerLag, DeliveryFailed, LateEventRouted, ProcessingLatency, Rebalance as RebalanceEvent,
-    RebalanceKind, RecordConsumed, RecordDeadLettered, StateGauges, WatermarkLag,
+    AlertProduced, AlertSuppressed, ConsumerLag, DeliveryFailed, LateEventRouted, PartitionRestored,
+    ProcessingLatency, Rebalance as RebalanceEvent, RebalanceKind, RecordConsumed, RecordDeadLettered,
+    SnapshotTrigger, SnapshotWritten, StateGauges, WatermarkLag,
 };
 
 /// Most records whose produced records await acknowledgement.
 const MAX_IN_FLIGHT: usize = 20_000;
 
-/// What the consumer context saw during a poll, for the loop to act on.
-#[derive(Default)]
-struct Shared {
-    assigned: Vec<(String, i32)>,
-    revoked: Vec<(String, i32)>,
-    lag_ok: Option<bool>,
+/// A partition with no new record for this long is checkpointed.
+const IDLE_CHECKPOINT: Duration = Duration::from_secs(1);
+
+/// Time allowed for reading a partition's snapshot and alert tail.
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One assigned partition: its engine and where it stands.
+struct PartitionState {
+    engine: Engine,
+    /// Next offsets of the time-report and invoice partitions: every record
+    /// before them is in the engine's state, none after.
+    next: (i64, i64),
+    /// Alerts on the alert topic that a replay will compute again: id →
+    /// offset in the alert partition.
+    suppress: HashMap<String, i64>,
+    /// Whether records were applied since the last checkpoint.
+    dirty: bool,
+    last_checkpoint: Instant,
+    last_record: Instant,
 }
 
-/// Consumer context: records rebalances and statistics for the loop.
+impl PartitionState {
+    fn next_mut(&mut self, input: Input) -> &mut i64 {
+        match input {
+            Input::TimeReports => &mut self.next.0,
+            Input::Invoices => &mut self.next.1,
+        }
+    }
+}
+
+type Partitions = BTreeMap<i32, PartitionState>;
+
+/// What the loop and the consumer's callbacks share.
+struct Shared {
+    partitions: Mutex<Partitions>,
+    /// Set when a callback failed in a way the loop must stop for.
+    fatal: Mutex<Option<String>>,
+    /// Whether every fetched partition's lag is known and small.
+    lag_ok: Mutex<Option<bool>>,
+    /// Input partitions currently assigned, for readiness and gauges.
+    assigned: Mutex<BTreeSet<(String, i32)>>,
+}
+
+/// Consumer context: rebalances (restore, checkpoint) and statistics.
 struct Context {
-    shared: Arc<Mutex<Shared>>,
+    shared: Arc<Shared>,
+    config: ServiceConfig,
+    producer: FutureProducer,
     ready_max_lag: i64,
 }
 
@@ -80,8 +146,8 @@ impl ClientContext for Context {
         // Caught up: every partition being fetched has a known lag within
         // the limit.
         let caught_up = fetching > 0 && lags.len() == fetching && lags.iter().all(|l| l.lag <= self.ready_max_lag);
-        if let Ok(mut s) = self.shared.lock() {
-            s.lag_ok = Some(caught_up);
+        if let Ok(mut ok) = self.shared.lag_ok.lock() {
+            *ok = Some(caught_up);
         }
     }
 }
@@ -91,21 +157,221 @@ fn partitions_of(list: &TopicPartitionList) -> Vec<(String, i32)> {
 }
 
 impl ConsumerContext for Context {
-    fn pre_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(list) = rebalance
-            && let Ok(mut s) = self.shared.lock()
-        {
-            s.revoked.extend(partitions_of(list));
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Err(e) = self.take_over(tpl) {
+                    error!(error = %e, "cannot restore the state of assigned partitions; stopping");
+                    if let Ok(mut fatal) = self.shared.fatal.lock() {
+                        fatal.get_or_insert(format!("restoring assigned partitions: {e:#}"));
+                    }
+                    // Assign nothing: no record of a partition without its
+                    // state may be processed. The loop stops.
+                    let _ = consumer.assign(&TopicPartitionList::new());
+                    return;
+                }
+                if let Err(e) = consumer.assign(tpl) {
+                    error!(error = %e, "assign failed");
+                }
+                let list = partitions_of(tpl);
+                self.note_assignment(RebalanceKind::Assign, &list);
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let list = partitions_of(tpl);
+                self.hand_over(consumer, &list);
+                let _ = consumer.unassign();
+                self.note_assignment(RebalanceKind::Revoke, &list);
+            }
+            other => {
+                error!(error = ?other, "rebalance error; dropping the assignment");
+                let list: Vec<(String, i32)> =
+                    self.shared.assigned.lock().map(|a| a.iter().cloned().collect()).unwrap_or_default();
+                self.hand_over(consumer, &list);
+                let _ = consumer.unassign();
+                self.note_assignment(RebalanceKind::Revoke, &list);
+            }
         }
+    }
+}
+
+impl Context {
+    fn note_assignment(&self, kind: RebalanceKind, list: &[(String, i32)]) {
+        let Ok(mut assigned) = self.shared.assigned.lock() else { return };
+        for tp in list {
+            match kind {
+                RebalanceKind::Assign => assigned.insert(tp.clone()),
+                RebalanceKind::Revoke => assigned.remove(tp),
+            };
+        }
+        let refs: Vec<(&str, i32)> = list.iter().map(|(t, p)| (t.as_str(), *p)).collect();
+        RebalanceEvent { kind, partitions: &refs, assigned: assigned.len() }.emit();
     }
 
-    fn post_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(list) = rebalance
-            && let Ok(mut s) = self.shared.lock()
-        {
-            s.assigned.extend(partitions_of(list));
+    /// Restores the state of every newly assigned partition and sets the
+    /// offsets the assignment starts at.
+    fn take_over(&self, tpl: &mut TopicPartitionList) -> anyhow::Result<()> {
+        let wanted: BTreeSet<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+        for partition in wanted {
+            let held = self.shared.partitions.lock().map(|p| p.contains_key(&partition)).unwrap_or(false);
+            if !held {
+                let state = restore(&self.config, partition)?;
+                if let Ok(mut partitions) = self.shared.partitions.lock() {
+                    partitions.insert(partition, state);
+                }
+            }
+        }
+        let partitions = self.shared.partitions.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let mut starts = Vec::new();
+        for e in tpl.elements() {
+            let Some(state) = partitions.get(&e.partition()) else { continue };
+            let offset = match self.config.topics.input_of(e.topic()) {
+                Some(Input::TimeReports) => state.next.0,
+                Some(Input::Invoices) => state.next.1,
+                None => continue,
+            };
+            starts.push((e.topic().to_string(), e.partition(), offset));
+        }
+        for (topic, partition, offset) in starts {
+            tpl.set_partition_offset(&topic, partition, Offset::Offset(offset))?;
+        }
+        Ok(())
+    }
+
+    /// Lets partitions go: flush the producer so that everything produced
+    /// is in the log before the next owner reads it, checkpoint each, drop
+    /// their state. Bounded by `kafka.revocation_budget_ms`.
+    fn hand_over(&self, consumer: &BaseConsumer<Self>, list: &[(String, i32)]) {
+        let started = Instant::now();
+        let budget = Duration::from_millis(self.config.kafka.revocation_budget_ms);
+        if let Err(e) = self.producer.flush(budget) {
+            warn!(error = %e, "revocation: the producer did not flush within the budget");
+        }
+        let numbers: BTreeSet<i32> = list.iter().map(|(_, p)| *p).collect();
+        let Ok(mut partitions) = self.shared.partitions.lock() else { return };
+        for partition in numbers {
+            let Some(mut state) = partitions.remove(&partition) else { continue };
+            let left = budget.saturating_sub(started.elapsed());
+            if state.dirty
+                && let Err(e) =
+                    checkpoint(&self.config, &self.producer, consumer, partition, &mut state, SnapshotTrigger::Revoke, left)
+            {
+                warn!(partition, error = %e, "revocation: no checkpoint; the next owner replays from the previous one");
+            }
         }
     }
+}
+
+/// The state of `partition` as the previous owner left it: the newest
+/// snapshot (or an empty engine) and the alerts produced since.
+fn restore(config: &ServiceConfig, partition: i32) -> anyhow::Result<PartitionState> {
+    let started = Instant::now();
+    let stored = state_store::read_latest_snapshot(config, partition, RESTORE_TIMEOUT)?;
+    let (engine, next, alerts_from, bytes) = match &stored {
+        Some(s) => match Engine::restore(config.core.clone(), &s.state) {
+            Ok(engine) => {
+                let m = &s.manifest;
+                (engine, (m.time_reports_offset, m.invoices_offset), Some(m.alerts_from), s.state.len())
+            }
+            Err(e) => {
+                // A format this build cannot read, or another windows
+                // configuration: rebuild from the inputs.
+                warn!(partition, error = %e, "the snapshot cannot be used; rebuilding the state from the inputs");
+                (Engine::new(config.core.clone()), (0, 0), None, 0)
+            }
+        },
+        None => (Engine::new(config.core.clone()), (0, 0), None, 0),
+    };
+    let (ids, _end) = state_store::read_alert_ids(config, partition, alerts_from, RESTORE_TIMEOUT)?;
+    let suppress: HashMap<String, i64> = ids.into_iter().collect();
+    let restored_from_snapshot = alerts_from.is_some();
+    PartitionRestored {
+        partition,
+        from_snapshot: restored_from_snapshot,
+        bytes,
+        suppressing: suppress.len(),
+        offsets: next,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+    .emit();
+    let now = Instant::now();
+    // Dirty: checkpointed (and its offsets committed) once idle even if no
+    // record comes, so that the group's committed offsets catch up with the
+    // snapshot (a previous owner may have died between its snapshot and
+    // its commit).
+    Ok(PartitionState { engine, next, suppress, dirty: true, last_checkpoint: now, last_record: now })
+}
+
+/// Writes a snapshot of `state` and, once it is acknowledged, commits the
+/// offsets it covers. Every output produced before must already be
+/// acknowledged (the caller flushes or drains first). Blocking.
+fn checkpoint<C: ConsumerContext>(
+    config: &ServiceConfig,
+    producer: &FutureProducer,
+    consumer: &impl Consumer<C>,
+    partition: i32,
+    state: &mut PartitionState,
+    trigger: SnapshotTrigger,
+    budget: Duration,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let alerts_end = state_store::alert_log_end(config, partition, budget.max(Duration::from_secs(1)))?;
+    // Alerts read back but not computed again yet stay to be suppressed
+    // after a later restore too.
+    let alerts_from = state.suppress.values().copied().min().map_or(alerts_end, |o| o.min(alerts_end));
+    let written_at_ms =
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let manifest = wire::StateManifest {
+        partition,
+        time_reports_offset: state.next.0,
+        invoices_offset: state.next.1,
+        alerts_from,
+        engine_format: snapshot::FORMAT_VERSION,
+        written_at_ms,
+        ..Default::default()
+    };
+    let bytes = state.engine.snapshot();
+    let snapshot_id = (written_at_ms as u64) << 8 | u64::from(partition as u8);
+    let records = state_store::snapshot_records(manifest, snapshot_id, &bytes);
+    let key = partition.to_string();
+    let mut deliveries = Vec::with_capacity(records.len());
+    for value in &records {
+        let headers =
+            OwnedHeaders::new().insert(Header { key: decode::CONTENT_TYPE_HEADER, value: Some(STATE_CONTENT_TYPE) });
+        let record =
+            FutureRecord::to(&config.topics.state).partition(partition).key(key.as_bytes()).payload(value).headers(headers);
+        match producer.send_result(record) {
+            Ok(delivery) => deliveries.push(delivery),
+            Err((e, _)) => anyhow::bail!("snapshot of partition {partition}: {e}"),
+        }
+    }
+    producer.flush(budget.saturating_sub(started.elapsed()).max(Duration::from_millis(100)))?;
+    for delivery in deliveries {
+        match delivery.now_or_never() {
+            Some(Ok(Ok(_))) => {}
+            Some(Ok(Err((e, _)))) => anyhow::bail!("snapshot of partition {partition}: {e}"),
+            _ => anyhow::bail!("snapshot of partition {partition}: not acknowledged within the budget"),
+        }
+    }
+    let mut offsets = TopicPartitionList::new();
+    offsets.add_partition_offset(&config.topics.time_reports, partition, Offset::Offset(state.next.0))?;
+    offsets.add_partition_offset(&config.topics.invoices, partition, Offset::Offset(state.next.1))?;
+    // The snapshot, not the committed offsets, is where a new owner starts;
+    // the commit keeps the group's lag meaningful for monitoring.
+    if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+        warn!(partition, error = %e, "commit after the snapshot failed");
+    }
+    state.dirty = false;
+    state.last_checkpoint = Instant::now();
+    SnapshotWritten {
+        partition,
+        trigger,
+        bytes: bytes.len(),
+        records: records.len(),
+        seconds: started.elapsed().as_secs_f64(),
+        offsets: state.next,
+    }
+    .emit();
+    Ok(())
 }
 
 /// Counters of one run, for tests and the final log line.
@@ -119,42 +385,77 @@ pub struct RunSummary {
     pub late: u64,
     /// Alerts produced.
     pub alerts: u64,
+    /// Alerts a replay computed again and did not produce (already on the
+    /// alert topic).
+    pub suppressed: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
 }
 
-type Ack = std::pin::Pin<Box<dyn Future<Output = Result<(String, i32, i64), String>> + Send>>;
+type Ack = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// Checks that every topic of the service has the input topics' partition
+/// count: the alerts and snapshots of input partition `k` go to partition
+/// `k` of their topics.
+fn check_partitions(consumer: &StreamConsumer<Context>, config: &ServiceConfig) -> anyhow::Result<i32> {
+    let t = &config.topics;
+    let mut counts = Vec::new();
+    for topic in [&t.time_reports, &t.invoices, &t.alerts, &t.state] {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+        let n = metadata.topics().first().map(|m| m.partitions().len()).unwrap_or(0);
+        if n == 0 {
+            anyhow::bail!("topic {topic} does not exist (create the topics: tillsyn topics create)");
+        }
+        counts.push((topic.as_str(), n));
+    }
+    if counts.iter().any(|(_, n)| *n != counts[0].1) {
+        anyhow::bail!(
+            "the input, alert and state topics must have the same number of partitions (co-partitioning): {}",
+            counts.iter().map(|(t, n)| format!("{t}: {n}")).collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(counts[0].1 as i32)
+}
 
 /// Runs the service until `shutdown` completes: then stops consuming,
-/// waits for in-flight deliveries, commits and returns.
+/// waits for in-flight deliveries, checkpoints every partition and returns.
 pub async fn run(
     config: ServiceConfig,
     health: Health,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<RunSummary> {
-    let topics = &config.topics;
     let validator = Validator::new(Pseudonymizer::from_secret(&config.core.pseudonym_secret));
-    let shared = Arc::new(Mutex::new(Shared::default()));
-    let context = Context { shared: shared.clone(), ready_max_lag: 1_000 };
-    let consumer: StreamConsumer<Context> = config.kafka.consumer_config().create_with_context(context)?;
+    let shared = Arc::new(Shared {
+        partitions: Mutex::new(BTreeMap::new()),
+        fatal: Mutex::new(None),
+        lag_ok: Mutex::new(None),
+        assigned: Mutex::new(BTreeSet::new()),
+    });
     let producer: FutureProducer = config.kafka.producer_config().create()?;
+    let context =
+        Context { shared: shared.clone(), config: config.clone(), producer: producer.clone(), ready_max_lag: 1_000 };
+    let consumer: StreamConsumer<Context> = config.kafka.consumer_config().create_with_context(context)?;
+    let partitions = check_partitions(&consumer, &config)?;
+    let topics = &config.topics;
     consumer.subscribe(&[topics.time_reports.as_str(), topics.invoices.as_str()])?;
     info!(
         brokers = config.kafka.brokers.as_str(),
         group = config.kafka.group_id.as_str(),
         time_reports = topics.time_reports.as_str(),
         invoices = topics.invoices.as_str(),
+        partitions,
         "consuming"
     );
 
-    let mut engines: BTreeMap<i32, Engine> = BTreeMap::new();
-    let mut assigned: BTreeSet<(String, i32)> = BTreeSet::new();
     let mut in_flight: FuturesOrdered<Ack> = FuturesOrdered::new();
     let mut summary = RunSummary::default();
     let mut alerts: Vec<Alert> = Vec::new();
     let mut last_gauges = Instant::now();
     let mut failure: Option<anyhow::Error> = None;
-    // Wakes the loop when no record arrives, so gauges and readiness keep
-    // being updated while idle.
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let interval = Duration::from_millis(config.kafka.commit_interval_ms);
+    // Wakes the loop when no record arrives, so checkpoints, gauges and
+    // readiness keep being updated while idle.
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tokio::pin!(shutdown);
 
@@ -162,11 +463,8 @@ pub async fn run(
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
-            Some(ack) = in_flight.next(), if !in_flight.is_empty() => match ack {
-                Ok((topic, partition, offset)) => {
-                    store_processed(&consumer, &topic, partition, offset);
-                }
-                Err(error) => {
+            Some(ack) = in_flight.next(), if !in_flight.is_empty() => {
+                if let Err(error) = ack {
                     failure = Some(anyhow::anyhow!("a delivery failed for good: {error}"));
                     break;
                 }
@@ -180,24 +478,35 @@ pub async fn run(
                         continue;
                     }
                 };
-                apply_rebalances(&shared, &mut assigned, &mut engines, &config);
                 let started = Instant::now();
-                let ack = process(&message, &config, &validator, &producer, &mut engines, &mut alerts, &mut summary);
-                in_flight.push_back(ack);
+                if let Some(ack) = process(&message, &config, &validator, &producer, &shared, &mut alerts, &mut summary) {
+                    in_flight.push_back(ack);
+                }
                 ProcessingLatency::from_duration(started.elapsed()).emit();
             }
         }
-        apply_rebalances(&shared, &mut assigned, &mut engines, &config);
+        if let Some(fatal) = shared.fatal.lock().ok().and_then(|f| f.clone()) {
+            failure = Some(anyhow::anyhow!(fatal));
+            break;
+        }
+        if let Err(e) = checkpoint_due(&config, &producer, &consumer, &shared, &mut in_flight, interval, &mut summary).await
+        {
+            failure = Some(e);
+            break;
+        }
         if last_gauges.elapsed() >= Duration::from_secs(1) {
             last_gauges = Instant::now();
-            for (partition, engine) in &engines {
-                StateGauges { partition: *partition, size: engine.state_size() }.emit();
-                if let Some(w) = engine.watermark() {
-                    WatermarkLag::new(*partition, w, SystemTime::now()).emit();
+            if let Ok(partitions) = shared.partitions.lock() {
+                for (partition, state) in partitions.iter() {
+                    StateGauges { partition: *partition, size: state.engine.state_size() }.emit();
+                    if let Some(w) = state.engine.watermark() {
+                        WatermarkLag::new(*partition, w, SystemTime::now()).emit();
+                    }
                 }
             }
-            let lag_ok = shared.lock().ok().and_then(|s| s.lag_ok).unwrap_or(false);
-            if assigned.is_empty() {
+            let lag_ok = shared.lag_ok.lock().ok().and_then(|s| *s).unwrap_or(false);
+            let assigned = shared.assigned.lock().map(|a| !a.is_empty()).unwrap_or(false);
+            if !assigned {
                 health.set_not_ready("no partitions assigned");
             } else if lag_ok {
                 health.set_ready(true);
@@ -207,37 +516,43 @@ pub async fn run(
         }
     }
 
-    // Shutdown: no new records; wait for what is in flight, store, commit.
+    // Shutdown: no new records; wait for what is in flight, checkpoint.
     health.set_not_ready("shutting down");
     info!(in_flight = in_flight.len(), "stopping: flushing in-flight deliveries");
     if failure.is_none() {
-        while let Some(ack) = in_flight.next().await {
-            match ack {
-                Ok((topic, partition, offset)) => {
-                    store_processed(&consumer, &topic, partition, offset);
-                }
-                Err(error) => {
-                    failure = Some(anyhow::anyhow!("a delivery failed for good: {error}"));
-                    break;
-                }
-            }
+        if let Err(e) = drain(&mut in_flight).await {
+            failure = Some(e);
         }
     }
     producer.flush(Duration::from_secs(30))?;
     if failure.is_none() {
-        match consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) => {}
-            // Nothing stored since the last auto-commit.
-            Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-            Err(error) => warn!(%error, "final commit failed"),
+        let budget = Duration::from_millis(config.kafka.revocation_budget_ms);
+        let result = tokio::task::block_in_place(|| -> anyhow::Result<u64> {
+            let mut written = 0;
+            let mut partitions = shared.partitions.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            for (partition, state) in partitions.iter_mut() {
+                if state.dirty {
+                    checkpoint(&config, &producer, &consumer, *partition, state, SnapshotTrigger::Shutdown, budget)?;
+                    written += 1;
+                }
+            }
+            Ok(written)
+        });
+        match result {
+            Ok(n) => summary.checkpoints += n,
+            Err(e) => failure = Some(e),
         }
     }
+    // Nothing dirty is left: the revocation that leaving the group causes
+    // has nothing to write.
     consumer.unsubscribe();
     info!(
         records = summary.records,
         dead_lettered = summary.dead_lettered,
         late = summary.late,
         alerts = summary.alerts,
+        suppressed = summary.suppressed,
+        checkpoints = summary.checkpoints,
         "stopped"
     );
     match failure {
@@ -246,68 +561,83 @@ pub async fn run(
     }
 }
 
-/// Marks the record at `offset` as done: the next commit of that partition
-/// is `offset + 1`, where a restarted consumer resumes. (librdkafka's
-/// `rd_kafka_offset_store`, behind `store_offset`, stores its argument + 1:
-/// passing the next offset would skip a record after a restart.)
-fn store_processed(consumer: &StreamConsumer<Context>, topic: &str, partition: i32, offset: i64) {
-    // A revoked partition's offset cannot be stored any more: fine, its
-    // records will be processed again by the new owner.
-    let _ = consumer.store_offset(topic, partition, offset);
+/// Waits for every in-flight delivery.
+async fn drain(in_flight: &mut FuturesOrdered<Ack>) -> anyhow::Result<()> {
+    while let Some(ack) = in_flight.next().await {
+        ack.map_err(|e| anyhow::anyhow!("a delivery failed for good: {e}"))?;
+    }
+    Ok(())
 }
 
-/// Creates engines for newly assigned partitions and drops the state of
-/// partitions no longer assigned on either input topic.
-fn apply_rebalances(
-    shared: &Arc<Mutex<Shared>>,
-    assigned: &mut BTreeSet<(String, i32)>,
-    engines: &mut BTreeMap<i32, Engine>,
+/// Checkpoints the partitions that are due: dirty, and either the interval
+/// passed or idle for [`IDLE_CHECKPOINT`].
+async fn checkpoint_due(
     config: &ServiceConfig,
-) {
-    let (added, removed) = match shared.lock() {
-        Ok(mut s) if !s.assigned.is_empty() || !s.revoked.is_empty() => {
-            (std::mem::take(&mut s.assigned), std::mem::take(&mut s.revoked))
-        }
-        _ => return,
+    producer: &FutureProducer,
+    consumer: &StreamConsumer<Context>,
+    shared: &Arc<Shared>,
+    in_flight: &mut FuturesOrdered<Ack>,
+    interval: Duration,
+    summary: &mut RunSummary,
+) -> anyhow::Result<()> {
+    let due: Vec<(i32, SnapshotTrigger)> = match shared.partitions.lock() {
+        Ok(partitions) => partitions
+            .iter()
+            .filter(|(_, s)| s.dirty)
+            .filter_map(|(p, s)| {
+                if s.last_checkpoint.elapsed() >= interval {
+                    Some((*p, SnapshotTrigger::Interval))
+                } else if s.last_record.elapsed() >= IDLE_CHECKPOINT {
+                    Some((*p, SnapshotTrigger::Idle))
+                } else {
+                    None
+                }
+            })
+            .collect(),
+        Err(_) => anyhow::bail!("poisoned partition state"),
     };
-    for tp in &removed {
-        assigned.remove(tp);
+    if due.is_empty() {
+        return Ok(());
     }
-    for tp in &added {
-        assigned.insert(tp.clone());
-    }
-    let partitions: BTreeSet<i32> = assigned.iter().map(|(_, p)| *p).collect();
-    engines.retain(|p, _| partitions.contains(p));
-    for p in &partitions {
-        engines.entry(*p).or_insert_with(|| Engine::new(config.core.clone()));
-    }
-    for (kind, list) in [(RebalanceKind::Revoke, &removed), (RebalanceKind::Assign, &added)] {
-        if !list.is_empty() {
-            let refs: Vec<(&str, i32)> = list.iter().map(|(t, p)| (t.as_str(), *p)).collect();
-            RebalanceEvent { kind, partitions: &refs, assigned: assigned.len() }.emit();
+    // Every output so far acknowledged: the alert partition's end is then
+    // exactly where this partition's alerts after the snapshot begin.
+    drain(in_flight).await?;
+    let budget = Duration::from_millis(config.kafka.revocation_budget_ms);
+    tokio::task::block_in_place(|| {
+        let mut partitions = shared.partitions.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        for (partition, trigger) in due {
+            // Revoked meanwhile (the revocation checkpointed it).
+            let Some(state) = partitions.get_mut(&partition) else { continue };
+            checkpoint(config, producer, consumer, partition, state, trigger, budget)?;
+            summary.checkpoints += 1;
         }
-    }
+        Ok(())
+    })
 }
 
-/// Handles one record; returns the acknowledgement future that resolves,
-/// once everything it produced is acknowledged, to the record's offset.
-#[allow(clippy::too_many_arguments)]
+/// Handles one record; returns the future that resolves once everything it
+/// produced is acknowledged (none for a record that is not processed).
 fn process(
     message: &BorrowedMessage<'_>,
     config: &ServiceConfig,
     validator: &Validator,
     producer: &FutureProducer,
-    engines: &mut BTreeMap<i32, Engine>,
+    shared: &Arc<Shared>,
     alerts: &mut Vec<Alert>,
     summary: &mut RunSummary,
-) -> Ack {
-    let topic = message.topic().to_string();
+) -> Option<Ack> {
+    let topic = message.topic();
     let (partition, offset) = (message.partition(), message.offset());
+    let input = config.topics.input_of(topic)?;
+    let mut partitions = shared.partitions.lock().ok()?;
+    // Not ours (revoked meanwhile), or before the snapshot's offsets (a
+    // fetch from before the assignment's start): not processed here.
+    let state = partitions.get_mut(&partition)?;
+    if offset < *state.next_mut(input) {
+        return None;
+    }
     summary.records += 1;
-    let Some(input) = config.topics.input_of(&topic) else {
-        return Box::pin(async move { Ok((topic, partition, offset)) });
-    };
-    RecordConsumed { topic: &topic, kind: input }.emit();
+    RecordConsumed { topic, kind: input }.emit();
     let mut deliveries = Vec::new();
 
     let headers: Vec<(&str, Option<&[u8]>)> =
@@ -318,13 +648,12 @@ fn process(
     match decoded {
         Err(rejection) => {
             summary.dead_lettered += 1;
-            RecordDeadLettered { topic: &topic, partition, offset, reason: rejection.reason }.emit();
+            RecordDeadLettered { topic, partition, offset, reason: rejection.reason }.emit();
             deliveries.push(dead_letter(producer, config, message, &headers, &rejection));
         }
         Ok(event) => {
-            let engine = engines.entry(partition).or_insert_with(|| Engine::new(config.core.clone()));
             alerts.clear();
-            match engine.process(&event, alerts) {
+            match state.engine.process(&event, alerts) {
                 Disposition::Late(late) => {
                     summary.late += 1;
                     LateEventRouted::from(&late).emit();
@@ -333,27 +662,46 @@ fn process(
                 Disposition::Applied | Disposition::Duplicate => {}
             }
             for alert in alerts.drain(..) {
+                if state.suppress.remove(&alert.alert_id).is_some() {
+                    summary.suppressed += 1;
+                    AlertSuppressed { partition }.emit();
+                    continue;
+                }
                 summary.alerts += 1;
                 AlertProduced::from_alert(&alert).emit();
-                deliveries.push(produce_alert(producer, config, &alert));
+                deliveries.push(produce_alert(producer, config, partition, &alert));
             }
         }
     }
-    Box::pin(async move {
+    *state.next_mut(input) = offset + 1;
+    state.dirty = true;
+    state.last_record = Instant::now();
+    Some(Box::pin(async move {
         for delivery in deliveries {
             delivery.await?;
         }
-        Ok((topic, partition, offset))
-    })
+        Ok(())
+    }))
 }
 
 type Delivery = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
-/// Sends one record; the future resolves when the broker acknowledged it.
-fn send(producer: &FutureProducer, topic: &str, key: Option<&[u8]>, value: &[u8], headers: OwnedHeaders) -> Delivery {
+/// Sends one record (to `partition`, or where its key's hash puts it);
+/// the future resolves when the broker acknowledged it.
+fn send(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: Option<i32>,
+    key: Option<&[u8]>,
+    value: &[u8],
+    headers: OwnedHeaders,
+) -> Delivery {
     let mut record = FutureRecord::to(topic).payload(value).headers(headers);
     if let Some(key) = key {
         record = record.key(key);
+    }
+    if let Some(partition) = partition {
+        record = record.partition(partition);
     }
     let topic = topic.to_string();
     match producer.send_result(record) {
@@ -397,7 +745,7 @@ fn dead_letter(
         out = out.insert(Header { key: &key, value: Some(&value) });
     }
     let value = message.payload().unwrap_or_default();
-    send(producer, &config.topics.dead_letter, message.key(), value, out)
+    send(producer, &config.topics.dead_letter, None, message.key(), value, out)
 }
 
 fn late_event(
@@ -422,10 +770,12 @@ fn late_event(
     }
     let topic = config.topics.late_events_topic();
     let value = message.payload().unwrap_or_default();
-    send(producer, topic, message.key(), value, out)
+    send(producer, topic, None, message.key(), value, out)
 }
 
-fn produce_alert(producer: &FutureProducer, config: &ServiceConfig, alert: &Alert) -> Delivery {
+/// Produces an alert to partition `partition` of the alert topic: the
+/// partition of its provider's input, where a restore looks for it.
+fn produce_alert(producer: &FutureProducer, config: &ServiceConfig, partition: i32, alert: &Alert) -> Delivery {
     let wire = alert.to_wire();
     let format = config.topics.alerts_format;
     let value = match format {
@@ -435,8 +785,8 @@ fn produce_alert(producer: &FutureProducer, config: &ServiceConfig, alert: &Aler
     let key = wire.provider_id.clone();
     let headers = OwnedHeaders::new()
         .insert(Header { key: decode::CONTENT_TYPE_HEADER, value: Some(format.content_type()) })
-        .insert(Header { key: "tillsyn-alert-id", value: Some(wire.alert_id.as_str()) });
-    send(producer, &config.topics.alerts, Some(key.as_bytes()), &value, headers)
+        .insert(Header { key: ALERT_ID_HEADER, value: Some(wire.alert_id.as_str()) });
+    send(producer, &config.topics.alerts, Some(partition), Some(key.as_bytes()), &value, headers)
 }
 
 /// Waits for SIGTERM or SIGINT.
@@ -494,7 +844,7 @@ impl DeliveryWindow {
                 d.await.map_err(anyhow::Error::msg)?;
             }
         }
-        self.queue.push_back(send(producer, topic, Some(key), value, headers));
+        self.queue.push_back(send(producer, topic, None, Some(key), value, headers));
         Ok(())
     }
 

@@ -321,20 +321,22 @@ impl<'a> ConsumerLag<'a> {
 }
 
 /// Messages between a partition's end and this consumer's position, or
-/// `None` while unknown. librdkafka's `consumer_lag` counts from the last
-/// *committed* offset, and is -1 until the first fetch response and the
-/// first commit; then the lag is counted from the application's position
-/// (`app_offset`), and a partition that is empty (end offset 0) has lag 0.
-/// The end is the last stable offset (`ls_offset`, the high watermark unless
-/// transactions are open).
+/// `None` while unknown. The position is the application's (`app_offset`,
+/// the next record it will be given) once it has one; before that,
+/// librdkafka's `consumer_lag`, counted from the last committed offset. A
+/// partition that is empty (end offset 0) has lag 0. The end is the last
+/// stable offset (`ls_offset`, the high watermark unless transactions are
+/// open).
 pub fn partition_lag(p: &rdkafka::statistics::Partition) -> Option<i64> {
+    let end = if p.ls_offset >= 0 { p.ls_offset } else { p.hi_offset };
+    if end >= 0 && p.app_offset >= 0 {
+        return Some((end - p.app_offset).max(0));
+    }
     if p.consumer_lag >= 0 {
         return Some(p.consumer_lag);
     }
-    let end = if p.ls_offset >= 0 { p.ls_offset } else { p.hi_offset };
-    let position = p.app_offset.max(p.committed_offset);
-    match (end, position) {
-        (end, position) if end >= 0 && position >= 0 => Some((end - position).max(0)),
+    match (end, p.committed_offset) {
+        (end, committed) if end >= 0 && committed >= 0 => Some((end - committed).max(0)),
         (0, _) => Some(0),
         _ => None,
     }
@@ -483,6 +485,138 @@ impl ProcessingLatency {
     pub fn emit(&self) {
         trace!(seconds = self.seconds, "record processed");
         histogram!(names::RECORD_PROCESSING_SECONDS).record(self.seconds);
+    }
+}
+
+/// Why a snapshot was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotTrigger {
+    /// `kafka.commit_interval_ms` passed.
+    Interval,
+    /// The partition had no new record for a while.
+    Idle,
+    /// The partition is being revoked.
+    Revoke,
+    /// The service is stopping.
+    Shutdown,
+}
+
+impl SnapshotTrigger {
+    /// Label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            SnapshotTrigger::Interval => "interval",
+            SnapshotTrigger::Idle => "idle",
+            SnapshotTrigger::Revoke => "revoke",
+            SnapshotTrigger::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// A partition's state snapshot was written and acknowledged, and its
+/// offsets committed. Logs at `debug` (`info` on revoke and shutdown),
+/// updates [`names::STATE_SNAPSHOTS`], [`names::STATE_SNAPSHOT_BYTES`],
+/// [`names::STATE_SNAPSHOT_SECONDS`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SnapshotWritten {
+    /// The partition.
+    pub partition: i32,
+    /// Why.
+    pub trigger: SnapshotTrigger,
+    /// Engine state size.
+    pub bytes: usize,
+    /// Records it took.
+    pub records: usize,
+    /// Time from serializing to commit.
+    pub seconds: f64,
+    /// Next offsets of the time-report and invoice partitions it covers.
+    pub offsets: (i64, i64),
+}
+
+impl SnapshotWritten {
+    /// Logs and counts the snapshot.
+    pub fn emit(&self) {
+        let (time_reports, invoices) = self.offsets;
+        match self.trigger {
+            SnapshotTrigger::Revoke | SnapshotTrigger::Shutdown => info!(
+                partition = self.partition,
+                trigger = self.trigger.name(),
+                bytes = self.bytes,
+                seconds = self.seconds,
+                time_reports,
+                invoices,
+                "state snapshot written"
+            ),
+            _ => debug!(
+                partition = self.partition,
+                trigger = self.trigger.name(),
+                bytes = self.bytes,
+                records = self.records,
+                seconds = self.seconds,
+                time_reports,
+                invoices,
+                "state snapshot written"
+            ),
+        }
+        counter!(names::STATE_SNAPSHOTS, "trigger" => self.trigger.name()).increment(1);
+        let p = self.partition.to_string();
+        gauge!(names::STATE_SNAPSHOT_BYTES, "partition" => p.clone()).set(self.bytes as f64);
+        gauge!(names::STATE_SNAPSHOT_SECONDS, "partition" => p).set(self.seconds);
+    }
+}
+
+/// A partition was taken over: its state restored from a snapshot (or
+/// started empty) and the alerts produced since read back. Logs at `info`,
+/// updates [`names::STATE_RESTORES`] and [`names::STATE_RESTORE_SECONDS`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PartitionRestored {
+    /// The partition.
+    pub partition: i32,
+    /// Whether a snapshot was found.
+    pub from_snapshot: bool,
+    /// Size of the restored state.
+    pub bytes: usize,
+    /// Alerts already on the alert topic that a replay will not produce again.
+    pub suppressing: usize,
+    /// Where consumption resumes: time-report and invoice offsets.
+    pub offsets: (i64, i64),
+    /// Time it took.
+    pub seconds: f64,
+}
+
+impl PartitionRestored {
+    /// Logs and counts the restore.
+    pub fn emit(&self) {
+        let from = if self.from_snapshot { "snapshot" } else { "empty" };
+        let (time_reports, invoices) = self.offsets;
+        info!(
+            partition = self.partition,
+            from,
+            bytes = self.bytes,
+            suppressing = self.suppressing,
+            time_reports,
+            invoices,
+            seconds = self.seconds,
+            "partition state restored"
+        );
+        counter!(names::STATE_RESTORES, "from" => from).increment(1);
+        gauge!(names::STATE_RESTORE_SECONDS, "partition" => self.partition.to_string()).set(self.seconds);
+    }
+}
+
+/// An alert a replay computed again was not produced: the alert topic has
+/// it already. Logs at `debug`, increments [`names::SUPPRESSED_ALERTS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertSuppressed {
+    /// The partition.
+    pub partition: i32,
+}
+
+impl AlertSuppressed {
+    /// Logs and counts it.
+    pub fn emit(&self) {
+        debug!(partition = self.partition, "replayed alert already produced; not produced again");
+        counter!(names::SUPPRESSED_ALERTS).increment(1);
     }
 }
 

@@ -105,6 +105,30 @@ pub const SERVICE_READY: &str = "tillsyn_service_ready";
 /// from 1 µs to 1 s ([`LATENCY_BUCKETS`]).
 pub const RECORD_PROCESSING_SECONDS: &str = "tillsyn_record_processing_seconds";
 
+/// Counter. Snapshots of a partition's state written to the state topic
+/// and acknowledged, by `trigger` (`interval`, `idle`, `revoke`,
+/// `shutdown`).
+pub const STATE_SNAPSHOTS: &str = "tillsyn_state_snapshots_total";
+
+/// Gauge. Size in bytes of a partition's last snapshot. Label `partition`.
+pub const STATE_SNAPSHOT_BYTES: &str = "tillsyn_state_snapshot_bytes";
+
+/// Gauge. Seconds the last snapshot of a partition took: serialize, produce,
+/// acknowledgement, commit. Label `partition`.
+pub const STATE_SNAPSHOT_SECONDS: &str = "tillsyn_state_snapshot_seconds";
+
+/// Counter. Partitions taken over, by `from`: `snapshot` (state restored),
+/// `empty` (no snapshot: the inputs are replayed from their beginning).
+pub const STATE_RESTORES: &str = "tillsyn_state_restores_total";
+
+/// Gauge. Seconds the last restore of a partition took (read the snapshot
+/// and the alerts produced since). Label `partition`.
+pub const STATE_RESTORE_SECONDS: &str = "tillsyn_state_restore_seconds";
+
+/// Counter. Alerts a replay after a restore computed again and did not
+/// produce, because the alert topic already holds them. No labels.
+pub const SUPPRESSED_ALERTS: &str = "tillsyn_replayed_alerts_suppressed_total";
+
 /// Upper bounds (seconds) of the buckets of [`RECORD_PROCESSING_SECONDS`]:
 /// 1-2.5-5 steps from 1 µs to 1 s. A record normally takes a few
 /// microseconds (the core alone handles about 3 M events/s), so the buckets
@@ -140,6 +164,12 @@ pub const ALL: &[(&str, MetricKind, &str)] = &[
     (CONSUMER_LAG_MESSAGES, MetricKind::Gauge, "Messages behind the high watermark, from librdkafka statistics."),
     (ASSIGNED_PARTITIONS, MetricKind::Gauge, "Topic partitions assigned to this group member."),
     (SERVICE_READY, MetricKind::Gauge, "1 when the service is ready, else 0."),
+    (STATE_SNAPSHOTS, MetricKind::Counter, "Snapshots of a partition's state written and acknowledged, by trigger."),
+    (STATE_SNAPSHOT_BYTES, MetricKind::Gauge, "Size of a partition's last state snapshot, in bytes."),
+    (STATE_SNAPSHOT_SECONDS, MetricKind::Gauge, "Seconds a partition's last snapshot took, write to commit."),
+    (STATE_RESTORES, MetricKind::Counter, "Partitions taken over, by where their state came from (snapshot or empty)."),
+    (STATE_RESTORE_SECONDS, MetricKind::Gauge, "Seconds a partition's last restore took."),
+    (SUPPRESSED_ALERTS, MetricKind::Counter, "Alerts recomputed by a replay and not produced again: already on the alert topic."),
     (
         RECORD_PROCESSING_SECONDS,
         MetricKind::Histogram,

@@ -1,0 +1,180 @@
+//! An engine's state as bytes, and back: what the service writes to its
+//! state topic so that a partition's windows are back, exactly, after a
+//! crash, a restart or a rebalance.
+//!
+//! Layout: the magic `TILLSYN-STATE\0`, the format version (u32, little
+//! endian), a 16-byte fingerprint of the configuration that shapes the state
+//! (see [`state_fingerprint`]), the body (postcard, the serde fields of the
+//! engine's state), and the first 16 bytes of SHA-256 over everything
+//! before it.
+//!
+//! Versioning: [`FORMAT_VERSION`] is bumped whenever the body's layout
+//! changes (a field added, removed or retyped anywhere in the state). A
+//! version this build does not read, or a fingerprint that differs (the
+//! windows' sizes, the lateness or the pseudonym secret changed), makes
+//! [`Engine::restore`] fail with a [`RestoreError`] that says so; the shell
+//! then rebuilds the state by replaying the inputs. Rule parameters are not
+//! in the fingerprint: rules keep no state of their own, so a restored
+//! engine runs with the new parameters from then on.
+
+use rustc_hash::FxHashMap;
+use sha2::{Digest, Sha256};
+
+use super::state::{ProviderState, StaffMap, sorted_map};
+use super::{Engine, EngineStats};
+use crate::alerting::Episodes;
+use crate::baseline::PeerTable;
+use crate::config::CoreConfig;
+use crate::model::{Day, EventTime, ProviderId};
+use crate::window::Watermark;
+
+/// The magic at the start of every snapshot.
+pub const MAGIC: &[u8; 14] = b"TILLSYN-STATE\0";
+
+/// The body layout this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+const HEADER_LEN: usize = MAGIC.len() + 4 + 16;
+const CHECKSUM_LEN: usize = 16;
+
+/// Why a snapshot cannot be restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    /// Not a snapshot (wrong magic or too short).
+    #[error("not an engine snapshot")]
+    NotASnapshot,
+    /// Written by a build with another body layout.
+    #[error("snapshot format version {found}, this build reads {FORMAT_VERSION}")]
+    UnsupportedVersion {
+        /// The version in the snapshot.
+        found: u32,
+    },
+    /// The state-shaping configuration differs from the one it was written
+    /// under (window sizes, lateness, pseudonym secret).
+    #[error("the snapshot was written under another configuration of windows, lateness or pseudonym secret")]
+    ConfigurationChanged,
+    /// The checksum does not match (truncated or damaged bytes).
+    #[error("snapshot checksum mismatch")]
+    Corrupt,
+    /// The body does not decode.
+    #[error("snapshot body does not decode: {0}")]
+    Body(String),
+}
+
+/// The engine's state, borrowed for writing.
+#[derive(serde::Serialize)]
+struct StateRef<'a> {
+    visits_watermark: &'a Watermark,
+    invoices_watermark: &'a Watermark,
+    #[serde(serialize_with = "sorted_map")]
+    providers: &'a FxHashMap<ProviderId, ProviderState>,
+    #[serde(serialize_with = "sorted_map")]
+    staff: &'a StaffMap,
+    peers: &'a PeerTable,
+    episodes: &'a Episodes,
+    closed_through: Option<Day>,
+    next_close_at: EventTime,
+    now: EventTime,
+    stats: &'a EngineStats,
+}
+
+/// The engine's state, owned, as read.
+#[derive(serde::Deserialize)]
+struct State {
+    visits_watermark: Watermark,
+    invoices_watermark: Watermark,
+    providers: FxHashMap<ProviderId, ProviderState>,
+    staff: StaffMap,
+    peers: PeerTable,
+    episodes: Episodes,
+    closed_through: Option<Day>,
+    next_close_at: EventTime,
+    now: EventTime,
+    stats: EngineStats,
+}
+
+/// 16 bytes identifying the configuration a state depends on: the format
+/// version, both lateness bounds, the three window sizes, the evidence
+/// limit and (through a one-way hash) the pseudonym secret.
+pub fn state_fingerprint(config: &CoreConfig) -> [u8; 16] {
+    let secret = Sha256::new().chain_update(b"tillsyn/pseudonym-secret/v1").chain_update(&config.pseudonym_secret);
+    let mut h = Sha256::new();
+    h.update(b"tillsyn/state-fingerprint/v1");
+    h.update(FORMAT_VERSION.to_le_bytes());
+    h.update(config.visit_lateness_secs.to_le_bytes());
+    h.update(config.invoice_lateness_secs.to_le_bytes());
+    h.update(config.horizon_days.to_le_bytes());
+    h.update(config.staff_horizon_days.to_le_bytes());
+    h.update(config.activity_days.to_le_bytes());
+    h.update((config.evidence_limit as u64).to_le_bytes());
+    h.update(secret.finalize());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h.finalize()[..16]);
+    out
+}
+
+fn checksum(bytes: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let mut out = [0u8; CHECKSUM_LEN];
+    out.copy_from_slice(&Sha256::digest(bytes)[..CHECKSUM_LEN]);
+    out
+}
+
+impl Engine {
+    /// The engine's state as bytes (see the module documentation). The
+    /// same state gives the same bytes.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let state = StateRef {
+            visits_watermark: &self.visits_watermark,
+            invoices_watermark: &self.invoices_watermark,
+            providers: &self.providers,
+            staff: &self.staff,
+            peers: &self.peers,
+            episodes: &self.episodes,
+            closed_through: self.closed_through,
+            next_close_at: self.next_close_at,
+            now: self.now,
+            stats: &self.stats,
+        };
+        let mut out = Vec::with_capacity(HEADER_LEN + 4096);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&state_fingerprint(&self.config));
+        let mut out = postcard::to_extend(&state, out).expect("the engine's state serializes");
+        let sum = checksum(&out);
+        out.extend_from_slice(&sum);
+        out
+    }
+
+    /// An engine with `config` and the state of `snapshot`: it continues
+    /// exactly where the engine that wrote the snapshot was.
+    pub fn restore(config: CoreConfig, snapshot: &[u8]) -> Result<Engine, RestoreError> {
+        if snapshot.len() < HEADER_LEN + CHECKSUM_LEN || !snapshot.starts_with(MAGIC) {
+            return Err(RestoreError::NotASnapshot);
+        }
+        let version = u32::from_le_bytes(snapshot[MAGIC.len()..MAGIC.len() + 4].try_into().expect("4 bytes"));
+        if version != FORMAT_VERSION {
+            return Err(RestoreError::UnsupportedVersion { found: version });
+        }
+        let (content, sum) = snapshot.split_at(snapshot.len() - CHECKSUM_LEN);
+        if checksum(content) != sum {
+            return Err(RestoreError::Corrupt);
+        }
+        if content[MAGIC.len() + 4..HEADER_LEN] != state_fingerprint(&config) {
+            return Err(RestoreError::ConfigurationChanged);
+        }
+        let state: State =
+            postcard::from_bytes(&content[HEADER_LEN..]).map_err(|e| RestoreError::Body(e.to_string()))?;
+        let mut engine = Engine::new(config);
+        engine.visits_watermark = state.visits_watermark;
+        engine.invoices_watermark = state.invoices_watermark;
+        engine.providers = state.providers;
+        engine.staff = state.staff;
+        engine.peers = state.peers;
+        engine.episodes = state.episodes;
+        engine.closed_through = state.closed_through;
+        engine.next_close_at = state.next_close_at;
+        engine.now = state.now;
+        engine.stats = state.stats;
+        Ok(engine)
+    }
+}
