@@ -628,9 +628,8 @@ fn killed_and_restarted_repeatedly_the_alerts_are_exactly_once() {
     for round in 0.. {
         let log = dir.path().join(format!("run-{round}.log"));
         let mut service = Service::start(&config, log.clone());
-        let consumed = |s: &Service| {
-            s.get("/metrics").map(|(_, b)| Metrics::parse(&b).sum("tillsyn_consumed_records_total", &[]))
-        };
+        let consumed =
+            |s: &Service| s.get("/metrics").map(|(_, b)| Metrics::parse(&b).sum("tillsyn_consumed_records_total", &[]));
         let waiting = Instant::now();
         while !(producing.is_finished() || consumed(&service).is_some_and(|n| n > 0.0)) {
             assert!(
@@ -698,4 +697,172 @@ fn killed_and_restarted_repeatedly_the_alerts_are_exactly_once() {
         live.len()
     );
     assert!(suppressed > 0.0, "a replay recomputed alerts already produced (else this test shows nothing)");
+}
+
+/// Produces `events` at `rate` per second in a background thread.
+fn produce_in_background(config: &ServiceConfig, events: &[wire::Event], rate: f64) -> std::thread::JoinHandle<u64> {
+    let (config, events) = (config.clone(), events.to_vec());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(tools::produce_events(&config, &events, Format::Protobuf, Some(rate))).unwrap()
+    })
+}
+
+fn sensitive(mut config: ServiceConfig) -> ServiceConfig {
+    let sensitive: ServiceConfig = toml::from_str(SENSITIVE_RULES).unwrap();
+    config.core.rules = sensitive.core.rules;
+    config
+}
+
+fn many_alerts() -> SimConfig {
+    SimConfig { providers: 20, clients: 600, fraudulent_providers: 6, ..small() }
+}
+
+/// Stops every instance gracefully and checks each exits 0.
+fn stop_all(instances: &mut [Service]) {
+    for s in instances.iter() {
+        s.sigterm();
+    }
+    for s in instances.iter_mut() {
+        let status = s.wait(Duration::from_secs(90));
+        assert!(status.success(), "{status:?}: {}", s.log_text());
+    }
+}
+
+/// Two instances share the partitions, a third joins, one is killed, one
+/// more joins, while the input arrives: partitions move between members
+/// (revoked with a checkpoint, taken over from it) and the alert topic
+/// still holds exactly the replay's alerts, each once.
+#[test]
+fn rebalancing_between_instances_keeps_the_alerts_exactly_once() {
+    let _serial = serial();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut config = sensitive(config("rebalance"));
+    config.core.pseudonym_secret = "rebalance-test-secret".into();
+    runtime.block_on(create_topics(&config));
+    let events = simulated(&many_alerts());
+    let dir = tempfile::tempdir().unwrap();
+    let producing = produce_in_background(&config, &events, 1_000.0);
+    let consumed = |s: &Service| {
+        s.get("/metrics").map(|(_, b)| Metrics::parse(&b).sum("tillsyn_consumed_records_total", &[])).unwrap_or(0.0)
+    };
+    let assigned = |s: &Service| {
+        s.get("/metrics").map(|(_, b)| Metrics::parse(&b).sum("tillsyn_assigned_partitions", &[])).unwrap_or(0.0)
+    };
+    let start = |name: &str| Service::start(&config, dir.path().join(format!("{name}.log")));
+
+    let mut live = vec![start("a"), start("b")];
+    wait_for("two members sharing the partitions", Duration::from_secs(60), || {
+        live.iter().all(|s| assigned(s) > 0.0) && live.iter().map(assigned).sum::<f64>() == 6.0
+    });
+    wait_for("both consuming", Duration::from_secs(60), || live.iter().all(|s| consumed(s) > 0.0));
+    live.push(start("c"));
+    wait_for("three members sharing the partitions", Duration::from_secs(90), || {
+        live.iter().all(|s| assigned(s) > 0.0) && live.iter().map(assigned).sum::<f64>() == 6.0
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    // Kill the first instance: no revocation, no last checkpoint.
+    let mut a = live.remove(0);
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    let mut logs = vec![a.log_text()];
+    wait_for("the survivors to take its partitions over", Duration::from_secs(90), || {
+        live.iter().map(assigned).sum::<f64>() == 6.0
+    });
+    live.push(start("d"));
+    wait_for("three members again", Duration::from_secs(90), || {
+        live.iter().all(|s| assigned(s) > 0.0) && live.iter().map(assigned).sum::<f64>() == 6.0
+    });
+    let sent = producing.join().unwrap();
+    assert_eq!(sent as usize, events.len());
+    wait_for("the group to catch up", Duration::from_secs(240), || caught_up(&config));
+    let suppressed: f64 = live
+        .iter()
+        .filter_map(|s| s.get("/metrics"))
+        .map(|(_, b)| Metrics::parse(&b).sum("tillsyn_replayed_alerts_suppressed_total", &[]))
+        .sum();
+    stop_all(&mut live);
+    logs.extend(live.iter().map(Service::log_text));
+
+    let file = dir.path().join("events.ndjson");
+    write_events(&events, &file);
+    let alerts = runtime.block_on(live_alert_ids(&config));
+    assert_same_alerts(&alerts, &offline_alert_ids(&file, &config));
+    let all = logs.join("\n");
+    let revoke_checkpoints =
+        log_lines(&all, "state snapshot written").iter().filter(|l| l["fields"]["trigger"] == "revoke").count();
+    let restores = log_lines(&all, "partition state restored");
+    eprintln!(
+        "{} takeovers ({} from a snapshot), {revoke_checkpoints} checkpoints on revocation, {suppressed} alerts not produced again, {} alert records",
+        restores.len(),
+        restores.iter().filter(|l| l["fields"]["from"] == "snapshot").count(),
+        alerts.len()
+    );
+    assert!(revoke_checkpoints > 0, "revoked partitions were checkpointed");
+    assert!(restores.iter().any(|l| l["fields"]["from"] == "snapshot"), "partitions were taken over from snapshots");
+}
+
+/// The broker (durable storage) is killed and restarted while the input
+/// arrives and the service runs: the service reconnects by itself, and
+/// the alert topic holds exactly the replay's alerts, each once.
+#[test]
+fn a_broker_restart_mid_run_loses_and_doubles_nothing() {
+    let _serial = serial();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let broker = |command: &str| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/broker.sh");
+        let output = Command::new(script)
+            .args([command, "--durable"])
+            .env("TILLSYN_BROKER_PORT", port.to_string())
+            .env("TILLSYN_STATE_DIR", dir.path().join("broker"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "broker.sh {command}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    broker("start");
+    // Stops the broker however the test ends.
+    struct Stop<F: Fn(&str)>(F);
+    impl<F: Fn(&str)> Drop for Stop<F> {
+        fn drop(&mut self) {
+            (self.0)("stop");
+        }
+    }
+    let _stop = Stop(&broker);
+    let mut config = sensitive(config("broker-restart"));
+    config.kafka.brokers = format!("127.0.0.1:{port}");
+    config.core.pseudonym_secret = "broker-restart-secret".into();
+    runtime.block_on(create_topics(&config));
+    let events = simulated(&many_alerts());
+    let producing = produce_in_background(&config, &events, 1_500.0);
+    let mut service = Service::start(&config, dir.path().join("service.log"));
+    wait_for("consuming", Duration::from_secs(60), || {
+        service
+            .get("/metrics")
+            .is_some_and(|(_, b)| Metrics::parse(&b).sum("tillsyn_consumed_records_total", &[]) > 3_000.0)
+    });
+    broker("stop");
+    std::thread::sleep(Duration::from_secs(3));
+    broker("start");
+    let sent = producing.join().unwrap();
+    assert_eq!(sent as usize, events.len());
+    let waiting = Instant::now();
+    while !caught_up(&config) {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(240),
+            "not caught up after the broker restart: {:?}\n{}",
+            committed_and_ends(&config),
+            service.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    service.sigterm();
+    let status = service.wait(Duration::from_secs(60));
+    assert!(status.success(), "{status:?}: {}", service.log_text());
+
+    let file = dir.path().join("events.ndjson");
+    write_events(&events, &file);
+    let alerts = runtime.block_on(live_alert_ids(&config));
+    assert_same_alerts(&alerts, &offline_alert_ids(&file, &config));
 }

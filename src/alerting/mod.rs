@@ -76,7 +76,11 @@ mod unit_by_name {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
         let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        super::UNITS.iter().copied().find(|u| *u == name).ok_or_else(|| D::Error::custom(format!("unknown unit {name}")))
+        super::UNITS
+            .iter()
+            .copied()
+            .find(|u| *u == name)
+            .ok_or_else(|| D::Error::custom(format!("unknown unit {name}")))
     }
 }
 

@@ -117,7 +117,10 @@ pub const PRODUCER_ENFORCED: &[(&str, &str)] =
 const REFUSED_PASS_THROUGH: &[(&str, &str)] = &[
     ("enable.auto.commit", "enforced (false): the service commits offsets after the state snapshot covering them"),
     ("auto.commit.enable", "an alias of enable.auto.commit, which is enforced"),
-    ("enable.auto.offset.store", "enforced (false): the service commits offsets after the state snapshot covering them"),
+    (
+        "enable.auto.offset.store",
+        "enforced (false): the service commits offsets after the state snapshot covering them",
+    ),
     ("partition.assignment.strategy", "enforced (range): both input topics' partition k must go to one member"),
     ("auto.offset.reset", "enforced (earliest): a new consumer group must not skip records"),
     ("enable.idempotence", "enforced (true): retries must not duplicate alerts"),
@@ -605,10 +608,8 @@ impl KafkaConfig {
     /// The consumer's configuration: `common`, `consumer`, the typed
     /// options, then [`CONSUMER_ENFORCED`].
     pub fn consumer_config(&self) -> ClientConfig {
-        let typed = [
-            ("group.id", self.group_id.clone()),
-            ("statistics.interval.ms", self.statistics_interval_ms.to_string()),
-        ];
+        let typed =
+            [("group.id", self.group_id.clone()), ("statistics.interval.ms", self.statistics_interval_ms.to_string())];
         self.client_config(&self.consumer, &typed, CONSUMER_ENFORCED)
     }
 
@@ -1196,11 +1197,13 @@ mod tests {
     fn enforced_options_win_even_without_validation() {
         let mut k = KafkaConfig::default();
         for map in [&mut k.common, &mut k.consumer, &mut k.producer] {
-            map.insert("enable.auto.commit".into(), "false".into());
+            map.insert("enable.auto.commit".into(), "true".into());
+            map.insert("partition.assignment.strategy".into(), "roundrobin".into());
             map.insert("acks".into(), "1".into());
             map.insert("group.id".into(), "other".into());
         }
-        assert_eq!(k.consumer_config().get("enable.auto.commit"), Some("true"));
+        assert_eq!(k.consumer_config().get("enable.auto.commit"), Some("false"));
+        assert_eq!(k.consumer_config().get("partition.assignment.strategy"), Some("range"));
         assert_eq!(k.consumer_config().get("group.id"), Some("tillsyn"));
         assert_eq!(k.producer_config().get("acks"), Some("all"));
     }
@@ -1330,12 +1333,13 @@ mod tests {
     fn topic_specs_follow_the_configuration() {
         let mut t = TopicsConfig::default();
         let specs = t.specs();
-        assert_eq!(specs.len(), 5);
+        assert_eq!(specs.len(), 6);
         assert_eq!((specs[0].name.as_str(), specs[0].partitions), ("tillsyn.time-reports.v1", 3));
         assert_eq!((specs[3].name.as_str(), specs[3].partitions), ("tillsyn.dead-letter.v1", 1));
-        assert_eq!(specs[4].name, "tillsyn.late-events.v1");
+        assert_eq!((specs[4].name.as_str(), specs[4].partitions), ("tillsyn.state.v1", 3), "as the inputs");
+        assert_eq!(specs[5].name, "tillsyn.late-events.v1");
         t.late_events_to = LateEventsTo::DeadLetter;
-        assert_eq!(t.specs().len(), 4, "no late-event topic when late events go to the dead-letter topic");
+        assert_eq!(t.specs().len(), 5, "no late-event topic when late events go to the dead-letter topic");
         assert_eq!(t.late_events_topic(), "tillsyn.dead-letter.v1");
         assert_eq!(t.input_of("tillsyn.invoices.v1"), Some(Input::Invoices));
         assert_eq!(t.input_of("tillsyn.alerts.v1"), None);

@@ -65,16 +65,16 @@ use super::config::ServiceConfig;
 use super::decode::{self, Format, Rejection};
 use super::state_store::{self, ALERT_ID_HEADER, STATE_CONTENT_TYPE};
 use crate::alerting::Alert;
-use crate::engine::{Disposition, Engine, LateEvent, snapshot};
 use crate::engine::Input;
+use crate::engine::{Disposition, Engine, LateEvent, snapshot};
 use crate::model::pseudonym::Pseudonymizer;
 use crate::model::validate::Validator;
 use crate::proto::v1 as wire;
 use crate::telemetry::Health;
 use crate::telemetry::events::{
-    AlertProduced, AlertSuppressed, ConsumerLag, DeliveryFailed, LateEventRouted, PartitionRestored,
-    ProcessingLatency, Rebalance as RebalanceEvent, RebalanceKind, RecordConsumed, RecordDeadLettered,
-    SnapshotTrigger, SnapshotWritten, StateGauges, WatermarkLag,
+    AlertProduced, AlertSuppressed, ConsumerLag, DeliveryFailed, LateEventRouted, PartitionRestored, ProcessingLatency,
+    Rebalance as RebalanceEvent, RebalanceKind, RecordConsumed, RecordDeadLettered, SnapshotTrigger, SnapshotWritten,
+    StateGauges, WatermarkLag,
 };
 
 /// Most records whose produced records await acknowledgement.
@@ -252,8 +252,15 @@ impl Context {
             let Some(mut state) = partitions.remove(&partition) else { continue };
             let left = budget.saturating_sub(started.elapsed());
             if state.dirty
-                && let Err(e) =
-                    checkpoint(&self.config, &self.producer, consumer, partition, &mut state, SnapshotTrigger::Revoke, left)
+                && let Err(e) = checkpoint(
+                    &self.config,
+                    &self.producer,
+                    consumer,
+                    partition,
+                    &mut state,
+                    SnapshotTrigger::Revoke,
+                    left,
+                )
             {
                 warn!(partition, error = %e, "revocation: no checkpoint; the next owner replays from the previous one");
             }
@@ -337,8 +344,11 @@ fn checkpoint<C: ConsumerContext>(
     for value in &records {
         let headers =
             OwnedHeaders::new().insert(Header { key: decode::CONTENT_TYPE_HEADER, value: Some(STATE_CONTENT_TYPE) });
-        let record =
-            FutureRecord::to(&config.topics.state).partition(partition).key(key.as_bytes()).payload(value).headers(headers);
+        let record = FutureRecord::to(&config.topics.state)
+            .partition(partition)
+            .key(key.as_bytes())
+            .payload(value)
+            .headers(headers);
         match producer.send_result(record) {
             Ok(delivery) => deliveries.push(delivery),
             Err((e, _)) => anyhow::bail!("snapshot of partition {partition}: {e}"),
@@ -489,7 +499,8 @@ pub async fn run(
             failure = Some(anyhow::anyhow!(fatal));
             break;
         }
-        if let Err(e) = checkpoint_due(&config, &producer, &consumer, &shared, &mut in_flight, interval, &mut summary).await
+        if let Err(e) =
+            checkpoint_due(&config, &producer, &consumer, &shared, &mut in_flight, interval, &mut summary).await
         {
             failure = Some(e);
             break;
@@ -519,10 +530,10 @@ pub async fn run(
     // Shutdown: no new records; wait for what is in flight, checkpoint.
     health.set_not_ready("shutting down");
     info!(in_flight = in_flight.len(), "stopping: flushing in-flight deliveries");
-    if failure.is_none() {
-        if let Err(e) = drain(&mut in_flight).await {
-            failure = Some(e);
-        }
+    if failure.is_none()
+        && let Err(e) = drain(&mut in_flight).await
+    {
+        failure = Some(e);
     }
     producer.flush(Duration::from_secs(30))?;
     if failure.is_none() {

@@ -84,14 +84,16 @@ fn assemble(
     for (i, offset) in (manifest_offset - n..manifest_offset).enumerate() {
         let record = wire::StateRecord::decode(records.get(&offset)?.as_slice()).ok()?;
         match record.kind {
-            Some(wire::state_record::Kind::Chunk(c)) if c.snapshot_id == manifest.snapshot_id && c.index as usize == i => {
+            Some(wire::state_record::Kind::Chunk(c))
+                if c.snapshot_id == manifest.snapshot_id && c.index as usize == i =>
+            {
                 state.extend_from_slice(&c.data)
             }
             _ => return None,
         }
     }
-    (state.len() as u64 == manifest.state_bytes).then(|| StoredSnapshot {
-        manifest: manifest.clone(),
+    (state.len() as u64 == manifest.state_bytes).then_some(StoredSnapshot {
+        manifest: *manifest,
         offset: manifest_offset,
         state,
     })
@@ -108,6 +110,9 @@ fn reader(config: &ServiceConfig) -> anyhow::Result<BaseConsumer> {
     Ok(client.create()?)
 }
 
+/// A record read back: its value and headers.
+type Record = (Vec<u8>, Vec<(String, Vec<u8>)>);
+
 /// The records of `topic`/`partition` in `[from, to)`, value and headers.
 fn read_range(
     consumer: &BaseConsumer,
@@ -116,7 +121,7 @@ fn read_range(
     from: i64,
     to: i64,
     deadline: Instant,
-) -> anyhow::Result<BTreeMap<i64, (Vec<u8>, Vec<(String, Vec<u8>)>)>> {
+) -> anyhow::Result<BTreeMap<i64, Record>> {
     let mut out = BTreeMap::new();
     if from >= to {
         return Ok(out);

@@ -169,7 +169,11 @@ pub const ALL: &[(&str, MetricKind, &str)] = &[
     (STATE_SNAPSHOT_SECONDS, MetricKind::Gauge, "Seconds a partition's last snapshot took, write to commit."),
     (STATE_RESTORES, MetricKind::Counter, "Partitions taken over, by where their state came from (snapshot or empty)."),
     (STATE_RESTORE_SECONDS, MetricKind::Gauge, "Seconds a partition's last restore took."),
-    (SUPPRESSED_ALERTS, MetricKind::Counter, "Alerts recomputed by a replay and not produced again: already on the alert topic."),
+    (
+        SUPPRESSED_ALERTS,
+        MetricKind::Counter,
+        "Alerts recomputed by a replay and not produced again: already on the alert topic.",
+    ),
     (
         RECORD_PROCESSING_SECONDS,
         MetricKind::Histogram,

@@ -8,8 +8,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 
 use super::events::{
-    AlertProduced, ConsumerLag, DeliveryFailed, LateEventRouted, ProcessingLatency, Rebalance, RebalanceKind,
-    RecordConsumed, RecordDeadLettered, StateGauges, WatermarkLag, reasons,
+    AlertProduced, AlertSuppressed, ConsumerLag, DeliveryFailed, LateEventRouted, PartitionRestored, ProcessingLatency,
+    Rebalance, RebalanceKind, RecordConsumed, RecordDeadLettered, SnapshotTrigger, SnapshotWritten, StateGauges,
+    WatermarkLag, reasons,
 };
 use super::names;
 use super::{Health, describe_all};
@@ -144,6 +145,34 @@ fn emit_everything(recorder: &PrometheusRecorder) {
             ProcessingLatency { seconds }.emit();
         }
         ProcessingLatency::from_duration(Duration::from_micros(700)).emit();
+        SnapshotWritten {
+            partition: 3,
+            trigger: SnapshotTrigger::Interval,
+            bytes: 4_096,
+            records: 2,
+            seconds: 0.25,
+            offsets: (100, 7),
+        }
+        .emit();
+        SnapshotWritten {
+            partition: 3,
+            trigger: SnapshotTrigger::Revoke,
+            bytes: 5_000,
+            records: 2,
+            seconds: 0.5,
+            offsets: (120, 7),
+        }
+        .emit();
+        PartitionRestored {
+            partition: 3,
+            from_snapshot: true,
+            bytes: 5_000,
+            suppressing: 2,
+            offsets: (120, 7),
+            seconds: 0.75,
+        }
+        .emit();
+        AlertSuppressed { partition: 3 }.emit();
         Health::new().set_ready(true);
     });
     // A registered handle keeps counting into the recorder it was
@@ -200,6 +229,13 @@ fn events_render_the_expected_series() {
     assert_eq!(v(names::ASSIGNED_PARTITIONS, &[]), 2.0);
     assert_eq!(v(names::PRODUCER_DELIVERY_FAILURES, &[("topic", "alerts")]), 1.0);
     assert_eq!(v(names::SERVICE_READY, &[]), 1.0);
+    assert_eq!(v(names::STATE_SNAPSHOTS, &[("trigger", "interval")]), 1.0);
+    assert_eq!(v(names::STATE_SNAPSHOTS, &[("trigger", "revoke")]), 1.0);
+    assert_eq!(v(names::STATE_SNAPSHOT_BYTES, &[("partition", "3")]), 5_000.0, "the last snapshot's size");
+    assert_eq!(v(names::STATE_SNAPSHOT_SECONDS, &[("partition", "3")]), 0.5);
+    assert_eq!(v(names::STATE_RESTORES, &[("from", "snapshot")]), 1.0);
+    assert_eq!(v(names::STATE_RESTORE_SECONDS, &[("partition", "3")]), 0.75);
+    assert_eq!(v(names::SUPPRESSED_ALERTS, &[]), 1.0);
 
     // The latency histogram: cumulative buckets from the configured bounds.
     let h = names::RECORD_PROCESSING_SECONDS;
@@ -252,6 +288,8 @@ fn labels_come_from_bounded_sets_only() {
                 "severity" => ["low", "medium", "high", "critical"].contains(&value.as_str()),
                 "status" => ["opened", "escalated", "resolved"].contains(&value.as_str()),
                 "reason" => value.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "trigger" => ["interval", "idle", "revoke", "shutdown"].contains(&value.as_str()),
+                "from" => ["snapshot", "empty"].contains(&value.as_str()),
                 "le" => sample.name.ends_with("_bucket"),
                 _ => false,
             };
