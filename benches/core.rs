@@ -5,6 +5,10 @@
 //!   time reports plus invoices), events pre-validated: the core alone.
 //! - `edge/decode_validate_json` and `edge/decode_validate_protobuf`: one
 //!   wire record to a domain event, for the shell's per-record cost.
+//! - `state/snapshot` and `state/restore`: the whole engine state after the
+//!   municipality mix (one engine: all 40 providers, so about three
+//!   partitions' worth) to bytes and back, the cost of a checkpoint and of
+//!   a takeover's restore (the bytes are printed).
 //!
 //! Run with `cargo bench --bench core` or `scripts/bench.sh`.
 
@@ -49,6 +53,22 @@ fn core(c: &mut Criterion) {
             },
             BatchSize::PerIteration,
         )
+    });
+    group.finish();
+
+    let mut engine = Engine::new(config.clone());
+    let mut alerts = Vec::new();
+    for event in &events {
+        engine.process(event, &mut alerts);
+    }
+    let bytes = engine.snapshot();
+    eprintln!("state/snapshot: {} bytes for {:?}", bytes.len(), engine.state_size());
+    let mut group = c.benchmark_group("state");
+    group.sample_size(20);
+    group.throughput(Throughput::Bytes(bytes.len() as u64));
+    group.bench_function("snapshot", |b| b.iter(|| engine.snapshot().len()));
+    group.bench_function("restore", |b| {
+        b.iter(|| Engine::restore(config.clone(), &bytes).expect("restores").state_size())
     });
     group.finish();
 

@@ -116,6 +116,12 @@ struct SimulateArgs {
     /// With `--to-kafka`: encode events as proto3 JSON instead of protobuf.
     #[arg(long)]
     json: bool,
+    /// With `--to-kafka`: also produce this many malformed records of every
+    /// kind (random bytes, truncated protobuf, huge fields, deep JSON, wrong
+    /// types, year 9999, ...), spread evenly among the events; each must
+    /// end in the dead-letter topic.
+    #[arg(long, default_value_t = 0)]
+    hostile: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -235,10 +241,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     service.kafka.brokers = b;
                 }
                 let format = if a.json { Format::Json } else { Format::Protobuf };
-                let (truth, sent) =
-                    runtime()?.block_on(tools::simulate_to_topics(&service, &config, format, a.rate))?;
+                if a.hostile == 0 {
+                    let (truth, sent) =
+                        runtime()?.block_on(tools::simulate_to_topics(&service, &config, format, a.rate))?;
+                    truth.write(&a.truth)?;
+                    eprintln!(
+                        "produced {sent} events to {} and {}",
+                        service.topics.time_reports, service.topics.invoices
+                    );
+                    return Ok(());
+                }
+                let mut events = Vec::new();
+                let truth = simulate(&config, &mut |e| {
+                    events.push(e.clone());
+                    Ok(())
+                })?;
+                let (report, invoice) =
+                    tools::templates(&events).ok_or_else(|| anyhow::anyhow!("the scenario has no events"))?;
+                let hostile = crate::sim::hostile::hostile_records(config.seed, a.hostile, &report, &invoice);
+                let (sent, bad) =
+                    runtime()?.block_on(tools::produce_with_hostile(&service, &events, &hostile, format, a.rate))?;
                 truth.write(&a.truth)?;
-                eprintln!("produced {sent} events to {} and {}", service.topics.time_reports, service.topics.invoices);
+                eprintln!(
+                    "produced {sent} events and {bad} malformed records to {} and {}",
+                    service.topics.time_reports, service.topics.invoices
+                );
                 return Ok(());
             }
             let mut writer = MessageWriter::create(&a.out)?;

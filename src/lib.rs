@@ -28,6 +28,11 @@
 //! - [`evaluate`]: scores alerts against the simulator's labels.
 //! - [`labels`]: the ground-truth label format shared by `sim` and `evaluate`.
 //! - [`workload`]: a synthetic national-scale workload for benchmarks.
+//! - [`service`]: the live service on Kafka (`tillsyn run`): configuration,
+//!   record decoding, the consume → detect → produce loop with checkpoints
+//!   and takeovers (exactly-once alerts), the state topic, tools.
+//! - [`telemetry`]: typed events that log and update metrics, the
+//!   Prometheus exporter, `/metrics`, `/healthz`, `/readyz`.
 
 pub mod alerting;
 pub mod baseline;

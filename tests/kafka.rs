@@ -866,3 +866,50 @@ fn a_broker_restart_mid_run_loses_and_doubles_nothing() {
     let alerts = runtime.block_on(live_alert_ids(&config));
     assert_same_alerts(&alerts, &offline_alert_ids(&file, &config));
 }
+
+/// Malformed records of every kind (random bytes, truncated protobuf, huge
+/// fields and records, deep JSON, wrong types, year 9999, negative
+/// durations, invalid organisation numbers, empty values, unknown content
+/// types, records on the wrong topic) interleaved with a municipality's
+/// valid records: every malformed one is in the dead-letter topic with its
+/// reason, every valid one is processed (the alerts equal the replay's),
+/// and the service keeps running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)]
+async fn hostile_input_is_dead_lettered_and_valid_input_processed() {
+    let _serial = serial();
+    let config = config("hostile");
+    create_topics(&config).await;
+    let events = simulated(&small());
+    let (report, invoice) = tools::templates(&events).unwrap();
+    let hostile = tillsyn::sim::hostile::hostile_records(3, 6_000, &report, &invoice);
+    let (valid, bad) = tools::produce_with_hostile(&config, &events, &hostile, Format::Protobuf, None).await.unwrap();
+    assert_eq!((valid as usize, bad as usize), (events.len(), hostile.len()));
+
+    let summary = run_until_caught_up(&config).await;
+    assert_eq!(summary.records, valid + bad);
+    assert_eq!(summary.dead_lettered, bad, "every malformed record, and nothing else, is dead-lettered");
+
+    let dlq_config = config.clone();
+    let dead = tokio::task::spawn_blocking(move || read_all(&dlq_config, &dlq_config.topics.dead_letter.clone()))
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), hostile.len());
+    let reason_of = |h: &[(String, String)]| h.iter().find(|(k, _)| k == "tillsyn-dlq-reason").map(|(_, v)| v.clone());
+    let mut got: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, headers) in &dead {
+        *got.entry(reason_of(headers).expect("every dead letter has a reason")).or_default() += 1;
+    }
+    let mut expected: BTreeMap<String, usize> = BTreeMap::new();
+    for h in hostile.iter().filter_map(|h| h.reason) {
+        *expected.entry(h.to_string()).or_default() += 1;
+    }
+    for (reason, n) in &expected {
+        assert!(got.get(reason).copied().unwrap_or(0) >= *n, "{reason}: {got:?} vs {expected:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.ndjson");
+    write_events(&events, &file);
+    assert_same_alerts(&live_alert_ids(&config).await, &offline_alert_ids(&file, &config));
+    eprintln!("{} valid records, {} malformed, dead letters by reason: {got:?}", valid, bad);
+}

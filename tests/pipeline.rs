@@ -160,6 +160,35 @@ fn alerts_do_not_depend_on_how_time_reports_and_invoices_interleave() {
     for shift in [-2_000, -300, 300, 2_000] {
         assert_eq!(run(&interleave(shift)), expected, "invoices shifted by {shift} time reports");
     }
+
+    // What the live service's alignment relies on: invoices read up to
+    // `ALIGNMENT_SECS` of event time after the time reports around their
+    // issue time, or any time before, give the same alerts.
+    let bound = tillsyn::service::runner::ALIGNMENT_SECS;
+    let delayed = |delay: i64| {
+        let mut order = Vec::with_capacity(domain.len());
+        let mut waiting: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
+        let mut next_invoice = 0;
+        for &v in &visits {
+            let t = domain[v].event_time().0;
+            while next_invoice < invoices.len() && invoices[next_invoice] < v {
+                waiting.push_back(invoices[next_invoice]);
+                next_invoice += 1;
+            }
+            while waiting.front().is_some_and(|&i| domain[i].event_time().0 + delay <= t) {
+                order.push(waiting.pop_front().unwrap());
+            }
+            order.push(v);
+        }
+        order.extend(waiting);
+        order.extend(&invoices[next_invoice..]);
+        order
+    };
+    for delay in [bound / 5, bound / 2, bound] {
+        assert_eq!(run(&delayed(delay)), expected, "invoices read {delay} s late");
+    }
+    let invoices_first: Vec<usize> = invoices.iter().chain(&visits).copied().collect();
+    assert_eq!(run(&invoices_first), expected, "every invoice before every time report");
 }
 
 /// `replay --partitions N` splits by provider as Kafka's keyed partitioner

@@ -55,7 +55,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
@@ -68,6 +68,7 @@ use crate::alerting::Alert;
 use crate::engine::Input;
 use crate::engine::{Disposition, Engine, LateEvent, snapshot};
 use crate::model::pseudonym::Pseudonymizer;
+use crate::model::{DomainEvent, EventTime};
 use crate::model::validate::Validator;
 use crate::proto::v1 as wire;
 use crate::telemetry::Health;
@@ -95,6 +96,16 @@ struct PartitionState {
     /// Alerts on the alert topic that a replay will compute again: id →
     /// offset in the alert partition.
     suppress: HashMap<String, i64>,
+    /// Time reports read but held back until the invoices catch up (see
+    /// [`ALIGNMENT_SECS`]), with their event times (none if they did not
+    /// decode), in offset order.
+    held: VecDeque<(Option<EventTime>, OwnedMessage)>,
+    /// Whether fetching the time-report partition is paused (too many held).
+    paused: bool,
+    /// Issue time of the newest invoice processed.
+    invoices_through: Option<EventTime>,
+    /// The invoice partition's end offset, and when it was read.
+    invoice_end: Option<(Instant, i64)>,
     /// Whether records were applied since the last checkpoint.
     dirty: bool,
     last_checkpoint: Instant,
@@ -305,7 +316,18 @@ fn restore(config: &ServiceConfig, partition: i32) -> anyhow::Result<PartitionSt
     // record comes, so that the group's committed offsets catch up with the
     // snapshot (a previous owner may have died between its snapshot and
     // its commit).
-    Ok(PartitionState { engine, next, suppress, dirty: true, last_checkpoint: now, last_record: now })
+    Ok(PartitionState {
+        engine,
+        next,
+        suppress,
+        held: VecDeque::new(),
+        paused: false,
+        invoices_through: None,
+        invoice_end: None,
+        dirty: true,
+        last_checkpoint: now,
+        last_record: now,
+    })
 }
 
 /// Writes a snapshot of `state` and, once it is acknowledged, commits the
@@ -479,7 +501,12 @@ pub async fn run(
                     break;
                 }
             },
-            _ = ticker.tick() => {}
+            _ = ticker.tick() => {
+                let io = Io { config: &config, validator: &validator, producer: &producer, consumer: &consumer };
+                if let Some(ack) = release_all(&io, &shared, &mut alerts, &mut summary) {
+                    in_flight.push_back(ack);
+                }
+            }
             message = consumer.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
                 let message = match message {
                     Ok(m) => m,
@@ -489,7 +516,8 @@ pub async fn run(
                     }
                 };
                 let started = Instant::now();
-                if let Some(ack) = process(&message, &config, &validator, &producer, &shared, &mut alerts, &mut summary) {
+                let io = Io { config: &config, validator: &validator, producer: &producer, consumer: &consumer };
+                if let Some(ack) = process(&message, &io, &shared, &mut alerts, &mut summary) {
                     in_flight.push_back(ack);
                 }
                 ProcessingLatency::from_duration(started.elapsed()).emit();
@@ -626,20 +654,42 @@ async fn checkpoint_due(
     })
 }
 
-/// Handles one record; returns the future that resolves once everything it
-/// produced is acknowledged (none for a record that is not processed).
+/// How far (event time) a partition's time reports may run ahead of the
+/// newest invoice processed while its invoice partition still has unread
+/// records. The core's alerts are the same for any interleaving of the two
+/// inputs within this bound (checked offline: invoices delayed by 2, 5 and
+/// 10 days against the time reports give the replay's alerts; by 20 days
+/// they do not); a consumer catching up on a backlog would otherwise read
+/// the large time-report partitions months ahead of the small invoice ones.
+pub const ALIGNMENT_SECS: i64 = 5 * 86_400;
+
+/// Time reports held back per partition before its fetching is paused.
+const HOLD_LIMIT: usize = 5_000;
+
+/// How long a read end offset of an invoice partition is trusted.
+const END_OFFSET_TTL: Duration = Duration::from_millis(500);
+
+/// Everything the processing of records needs, borrowed from the loop.
+struct Io<'a> {
+    config: &'a ServiceConfig,
+    validator: &'a Validator,
+    producer: &'a FutureProducer,
+    consumer: &'a StreamConsumer<Context>,
+}
+
+/// Handles one record from Kafka; returns the future that resolves once
+/// everything produced because of it (and of the held time reports it
+/// released) is acknowledged. `None` for a record not processed now.
 fn process(
     message: &BorrowedMessage<'_>,
-    config: &ServiceConfig,
-    validator: &Validator,
-    producer: &FutureProducer,
+    io: &Io<'_>,
     shared: &Arc<Shared>,
     alerts: &mut Vec<Alert>,
     summary: &mut RunSummary,
 ) -> Option<Ack> {
     let topic = message.topic();
     let (partition, offset) = (message.partition(), message.offset());
-    let input = config.topics.input_of(topic)?;
+    let input = io.config.topics.input_of(topic)?;
     let mut partitions = shared.partitions.lock().ok()?;
     // Not ours (revoked meanwhile), or before the snapshot's offsets (a
     // fetch from before the assignment's start): not processed here.
@@ -647,28 +697,154 @@ fn process(
     if offset < *state.next_mut(input) {
         return None;
     }
-    summary.records += 1;
-    RecordConsumed { topic, kind: input }.emit();
     let mut deliveries = Vec::new();
+    match input {
+        Input::TimeReports => {
+            let decoded = decode(message, input, io);
+            let event_time = decoded.as_ref().ok().map(DomainEvent::event_time);
+            if !state.held.is_empty() || event_time.is_some_and(|t| must_hold(state, t, io, partition)) {
+                hold(state, message.detach(), event_time, io, partition);
+                return None;
+            }
+            apply(message, input, decoded, state, io, alerts, summary, &mut deliveries);
+        }
+        Input::Invoices => {
+            let decoded = decode(message, input, io);
+            apply(message, input, decoded, state, io, alerts, summary, &mut deliveries);
+            release(state, io, partition, alerts, summary, &mut deliveries);
+        }
+    }
+    Some(acknowledged(deliveries))
+}
 
+/// Processes the held time reports of every partition that may go on
+/// (e.g. its invoice partition reached its end). Called on the loop's tick.
+fn release_all(io: &Io<'_>, shared: &Arc<Shared>, alerts: &mut Vec<Alert>, summary: &mut RunSummary) -> Option<Ack> {
+    let mut partitions = shared.partitions.lock().ok()?;
+    let mut deliveries = Vec::new();
+    for (partition, state) in partitions.iter_mut() {
+        if !state.held.is_empty() {
+            release(state, io, *partition, alerts, summary, &mut deliveries);
+        }
+    }
+    (!deliveries.is_empty()).then(|| acknowledged(deliveries))
+}
+
+fn acknowledged(deliveries: Vec<Delivery>) -> Ack {
+    Box::pin(async move {
+        for delivery in deliveries {
+            delivery.await?;
+        }
+        Ok(())
+    })
+}
+
+fn decode(message: &impl Message, input: Input, io: &Io<'_>) -> Result<DomainEvent, Rejection> {
     let headers: Vec<(&str, Option<&[u8]>)> =
         message.headers().map(|h| h.iter().map(|h| (h.key, h.value)).collect()).unwrap_or_default();
-    let decoded = decode::content_type_header(headers.iter().copied()).and_then(|content_type| {
-        decode::decode_record(input, message.payload(), content_type, config.topics.input_format(input), validator)
-    });
+    decode::content_type_header(headers.iter().copied()).and_then(|content_type| {
+        decode::decode_record(input, message.payload(), content_type, io.config.topics.input_format(input), io.validator)
+    })
+}
+
+/// Whether a time report at `event_time` must wait for invoices: it is
+/// more than [`ALIGNMENT_SECS`] past the newest invoice processed, and the
+/// invoice partition has records not read yet.
+fn must_hold(state: &mut PartitionState, event_time: EventTime, io: &Io<'_>, partition: i32) -> bool {
+    if state.invoices_through.is_some_and(|t| event_time.0 <= t.0.saturating_add(ALIGNMENT_SECS)) {
+        return false;
+    }
+    let fresh = state.invoice_end.filter(|(read, _)| read.elapsed() < END_OFFSET_TTL);
+    let end = match fresh {
+        Some((_, end)) => Some(end),
+        None => {
+            let topic = &io.config.topics.invoices;
+            let end = io.consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)).ok().map(|(_, high)| high);
+            if let Some(end) = end {
+                state.invoice_end = Some((Instant::now(), end));
+            }
+            end
+        }
+    };
+    // Unknown: assume unread invoices (the next tick asks again).
+    end.is_none_or(|end| state.next.1 < end)
+}
+
+fn hold(state: &mut PartitionState, message: OwnedMessage, event_time: Option<EventTime>, io: &Io<'_>, partition: i32) {
+    state.held.push_back((event_time, message));
+    if state.held.len() >= HOLD_LIMIT && !state.paused {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&io.config.topics.time_reports, partition);
+        match io.consumer.pause(&list) {
+            Ok(()) => state.paused = true,
+            Err(e) => warn!(partition, error = %e, "cannot pause the time-report partition"),
+        }
+    }
+}
+
+/// Processes held time reports, oldest first, while they may go.
+fn release(
+    state: &mut PartitionState,
+    io: &Io<'_>,
+    partition: i32,
+    alerts: &mut Vec<Alert>,
+    summary: &mut RunSummary,
+    deliveries: &mut Vec<Delivery>,
+) {
+    while let Some((event_time, _)) = state.held.front() {
+        if let Some(t) = *event_time
+            && must_hold(state, t, io, partition)
+        {
+            break;
+        }
+        let Some((_, message)) = state.held.pop_front() else { break };
+        let decoded = decode(&message, Input::TimeReports, io);
+        apply(&message, Input::TimeReports, decoded, state, io, alerts, summary, deliveries);
+    }
+    if state.held.is_empty() && state.paused {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&io.config.topics.time_reports, partition);
+        match io.consumer.resume(&list) {
+            Ok(()) => state.paused = false,
+            Err(e) => warn!(partition, error = %e, "cannot resume the time-report partition"),
+        }
+    }
+}
+
+/// Applies one decoded record (or its rejection) to the partition's engine
+/// and hands what it produces to the producer.
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    message: &impl Message,
+    input: Input,
+    decoded: Result<DomainEvent, Rejection>,
+    state: &mut PartitionState,
+    io: &Io<'_>,
+    alerts: &mut Vec<Alert>,
+    summary: &mut RunSummary,
+    deliveries: &mut Vec<Delivery>,
+) {
+    let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+    summary.records += 1;
+    RecordConsumed { topic, kind: input }.emit();
+    let headers: Vec<(&str, Option<&[u8]>)> =
+        message.headers().map(|h| h.iter().map(|h| (h.key, h.value)).collect()).unwrap_or_default();
     match decoded {
         Err(rejection) => {
             summary.dead_lettered += 1;
             RecordDeadLettered { topic, partition, offset, reason: rejection.reason }.emit();
-            deliveries.push(dead_letter(producer, config, message, &headers, &rejection));
+            deliveries.push(dead_letter(io.producer, io.config, message, &headers, &rejection));
         }
         Ok(event) => {
+            if let DomainEvent::Invoice(invoice) = &event {
+                state.invoices_through = Some(state.invoices_through.map_or(invoice.issued_at, |t| t.max(invoice.issued_at)));
+            }
             alerts.clear();
             match state.engine.process(&event, alerts) {
                 Disposition::Late(late) => {
                     summary.late += 1;
                     LateEventRouted::from(&late).emit();
-                    deliveries.push(late_event(producer, config, message, &headers, &late));
+                    deliveries.push(late_event(io.producer, io.config, message, &headers, &late));
                 }
                 Disposition::Applied | Disposition::Duplicate => {}
             }
@@ -680,19 +856,13 @@ fn process(
                 }
                 summary.alerts += 1;
                 AlertProduced::from_alert(&alert).emit();
-                deliveries.push(produce_alert(producer, config, partition, &alert));
+                deliveries.push(produce_alert(io.producer, io.config, partition, &alert));
             }
         }
     }
     *state.next_mut(input) = offset + 1;
     state.dirty = true;
     state.last_record = Instant::now();
-    Some(Box::pin(async move {
-        for delivery in deliveries {
-            delivery.await?;
-        }
-        Ok(())
-    }))
 }
 
 type Delivery = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
@@ -747,7 +917,7 @@ fn copy_headers(headers: &[(&str, Option<&[u8]>)], skip_prefix: &str) -> OwnedHe
 fn dead_letter(
     producer: &FutureProducer,
     config: &ServiceConfig,
-    message: &BorrowedMessage<'_>,
+    message: &impl Message,
     headers: &[(&str, Option<&[u8]>)],
     rejection: &Rejection,
 ) -> Delivery {
@@ -762,7 +932,7 @@ fn dead_letter(
 fn late_event(
     producer: &FutureProducer,
     config: &ServiceConfig,
-    message: &BorrowedMessage<'_>,
+    message: &impl Message,
     headers: &[(&str, Option<&[u8]>)],
     late: &LateEvent,
 ) -> Delivery {

@@ -74,6 +74,75 @@ pub async fn simulate_to_topics(
     Ok((truth, sent))
 }
 
+/// Produces `events` with `hostile` records spread evenly among them (see
+/// [`crate::sim::hostile`]), keyed and headed as each says, at most `rate`
+/// records per second. Returns how many of each were sent.
+pub async fn produce_with_hostile(
+    config: &ServiceConfig,
+    events: &[wire::Event],
+    hostile: &[crate::sim::hostile::HostileRecord],
+    format: Format,
+    rate: Option<f64>,
+) -> anyhow::Result<(u64, u64)> {
+    let producer: FutureProducer = config.kafka.producer_config().create()?;
+    let mut window = DeliveryWindow::new(10_000);
+    let started = Instant::now();
+    let (mut valid, mut bad) = (0u64, 0u64);
+    let every = (events.len() / hostile.len().max(1)).max(1);
+    let mut hostile = hostile.iter();
+    for (i, event) in events.iter().enumerate() {
+        if i % every == 0
+            && let Some(h) = hostile.next()
+        {
+            let headers = match h.content_type {
+                Some(ct) => OwnedHeaders::new().insert(Header { key: CONTENT_TYPE_HEADER, value: Some(ct) }),
+                None => OwnedHeaders::new(),
+            };
+            window.send(&producer, config.topics.input_topic(h.input), h.key.as_bytes(), &h.value, headers).await?;
+            bad += 1;
+        }
+        let (topic, provider, value) = match &event.kind {
+            Some(wire::event::Kind::TimeReport(t)) => (&config.topics.time_reports, &t.provider_id, encode(t, format)),
+            Some(wire::event::Kind::Invoice(i)) => (&config.topics.invoices, &i.provider_id, encode(i, format)),
+            None => continue,
+        };
+        let headers =
+            OwnedHeaders::new().insert(Header { key: CONTENT_TYPE_HEADER, value: Some(format.content_type()) });
+        window.send(&producer, topic, provider.as_bytes(), &value, headers).await?;
+        valid += 1;
+        if let Some(rate) = rate.filter(|r| *r > 0.0) {
+            let due = Duration::from_secs_f64((valid + bad) as f64 / rate);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+    for h in hostile {
+        let headers = match h.content_type {
+            Some(ct) => OwnedHeaders::new().insert(Header { key: CONTENT_TYPE_HEADER, value: Some(ct) }),
+            None => OwnedHeaders::new(),
+        };
+        window.send(&producer, config.topics.input_topic(h.input), h.key.as_bytes(), &h.value, headers).await?;
+        bad += 1;
+    }
+    window.finish().await?;
+    Ok((valid, bad))
+}
+
+/// The first valid time report and invoice of `events`: the templates of
+/// [`crate::sim::hostile::hostile_records`].
+pub fn templates(events: &[wire::Event]) -> Option<(wire::TimeReport, wire::Invoice)> {
+    let report = events.iter().find_map(|e| match &e.kind {
+        Some(wire::event::Kind::TimeReport(t)) => Some(t.clone()),
+        _ => None,
+    })?;
+    let invoice = events.iter().find_map(|e| match &e.kind {
+        Some(wire::event::Kind::Invoice(i)) => Some(i.clone()),
+        _ => None,
+    })?;
+    Some((report, invoice))
+}
+
 /// Produces `events` to the input topics of `config` (time reports and
 /// invoices to theirs, keyed by provider id, with a `content-type` header),
 /// at most `rate` per second if given, and waits until the broker has

@@ -143,6 +143,7 @@ mod engine;
 mod fraud;
 mod geo;
 mod invoice;
+pub mod hostile;
 mod output;
 mod population;
 mod rng;
