@@ -145,7 +145,11 @@ pub struct Rejection {
 impl Rejection {
     /// A rejection with `detail` redacted (quoted values) and truncated.
     pub fn new(reason: &'static str, detail: impl fmt::Display) -> Self {
-        Rejection { reason, detail: truncate(&redact_quoted(&detail.to_string()), MAX_DETAIL_CHARS) }
+        let redacted = redact_quoted(&detail.to_string());
+        // A header value or a payload may bring control characters; a
+        // dead-letter header and a log line must not carry them.
+        let printable: String = redacted.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect();
+        Rejection { reason, detail: truncate(&printable, MAX_DETAIL_CHARS) }
     }
 }
 
@@ -451,6 +455,17 @@ fn redact_quoted(message: &str) -> String {
         out.push(c);
         out.push('…');
         out.push(close);
+        if close == '`' {
+            // The value may itself hold backticks (found by fuzzing: an
+            // enum name "X`,Y`"): it ends where serde's text resumes, at
+            // "`, expected"; without that, redact to the end.
+            let rest = chars.as_str();
+            match rest.find("`, expected") {
+                Some(end) => chars = rest[end + 1..].chars(),
+                None => chars = "".chars(),
+            }
+            continue;
+        }
         while let Some(q) = chars.next() {
             if q == '\\' && close == '"' {
                 chars.next();
@@ -806,6 +821,20 @@ mod tests {
         assert!(e.detail.starts_with("unknown variant `…`, expected one of `SERVICE_TYPE_"), "{e:?}");
         assert_eq!(e.detail.chars().count(), MAX_DETAIL_CHARS, "{e:?}");
         assert!(e.detail.ends_with('…'));
+    }
+
+    #[test]
+    fn values_with_backticks_and_control_characters_do_not_escape() {
+        // Found by fuzzing (fuzz/artifacts/decode_protobuf): an unknown enum
+        // name holding backticks and a form feed.
+        let payload = REPORT_JSON.replace("SERVICE_TYPE_PERSONAL_CARE", "SERE_PER`,SO,ALfR\\fa");
+        let e = decode(Input::TimeReports, payload.as_bytes(), JSON).unwrap_err();
+        assert!(!e.detail.contains("ALfR") && !e.detail.contains("SO,"), "{e:?}");
+        assert!(e.detail.starts_with("unknown variant `…`, expected one of"), "{e:?}");
+        let e = Rejection::new("json_decode", "a\u{c}b\nc");
+        assert_eq!(e.detail, "a\u{fffd}b\u{fffd}c");
+        let e = decode(Input::TimeReports, REPORT_JSON.as_bytes(), Some("text/\u{7}plain")).unwrap_err();
+        assert!(!e.detail.chars().any(char::is_control), "{e:?}");
     }
 
     #[test]

@@ -68,8 +68,8 @@ use crate::alerting::Alert;
 use crate::engine::Input;
 use crate::engine::{Disposition, Engine, LateEvent, snapshot};
 use crate::model::pseudonym::Pseudonymizer;
-use crate::model::{DomainEvent, EventTime};
 use crate::model::validate::Validator;
+use crate::model::{DomainEvent, EventTime};
 use crate::proto::v1 as wire;
 use crate::telemetry::Health;
 use crate::telemetry::events::{
@@ -104,8 +104,9 @@ struct PartitionState {
     paused: bool,
     /// Issue time of the newest invoice processed.
     invoices_through: Option<EventTime>,
-    /// The invoice partition's end offset, and when it was read.
-    invoice_end: Option<(Instant, i64)>,
+    /// The invoice partition's end offset (none if the broker did not
+    /// answer), and when it was asked.
+    invoice_end: Option<(Instant, Option<i64>)>,
     /// Whether records were applied since the last checkpoint.
     dirty: bool,
     last_checkpoint: Instant,
@@ -467,6 +468,7 @@ pub async fn run(
     let context =
         Context { shared: shared.clone(), config: config.clone(), producer: producer.clone(), ready_max_lag: 1_000 };
     let consumer: StreamConsumer<Context> = config.kafka.consumer_config().create_with_context(context)?;
+    let offsets = state_store::reader(&config)?;
     let partitions = check_partitions(&consumer, &config)?;
     let topics = &config.topics;
     consumer.subscribe(&[topics.time_reports.as_str(), topics.invoices.as_str()])?;
@@ -502,7 +504,7 @@ pub async fn run(
                 }
             },
             _ = ticker.tick() => {
-                let io = Io { config: &config, validator: &validator, producer: &producer, consumer: &consumer };
+                let io = Io { config: &config, validator: &validator, producer: &producer, consumer: &consumer, offsets: &offsets };
                 if let Some(ack) = release_all(&io, &shared, &mut alerts, &mut summary) {
                     in_flight.push_back(ack);
                 }
@@ -516,7 +518,7 @@ pub async fn run(
                     }
                 };
                 let started = Instant::now();
-                let io = Io { config: &config, validator: &validator, producer: &producer, consumer: &consumer };
+                let io = Io { config: &config, validator: &validator, producer: &producer, consumer: &consumer, offsets: &offsets };
                 if let Some(ack) = process(&message, &io, &shared, &mut alerts, &mut summary) {
                     in_flight.push_back(ack);
                 }
@@ -675,6 +677,9 @@ struct Io<'a> {
     validator: &'a Validator,
     producer: &'a FutureProducer,
     consumer: &'a StreamConsumer<Context>,
+    /// A client of its own for end offsets: the group's consumer, whose
+    /// queue the loop polls, was seen to time out on them.
+    offsets: &'a BaseConsumer,
 }
 
 /// Handles one record from Kafka; returns the future that resolves once
@@ -743,7 +748,13 @@ fn decode(message: &impl Message, input: Input, io: &Io<'_>) -> Result<DomainEve
     let headers: Vec<(&str, Option<&[u8]>)> =
         message.headers().map(|h| h.iter().map(|h| (h.key, h.value)).collect()).unwrap_or_default();
     decode::content_type_header(headers.iter().copied()).and_then(|content_type| {
-        decode::decode_record(input, message.payload(), content_type, io.config.topics.input_format(input), io.validator)
+        decode::decode_record(
+            input,
+            message.payload(),
+            content_type,
+            io.config.topics.input_format(input),
+            io.validator,
+        )
     })
 }
 
@@ -756,13 +767,13 @@ fn must_hold(state: &mut PartitionState, event_time: EventTime, io: &Io<'_>, par
     }
     let fresh = state.invoice_end.filter(|(read, _)| read.elapsed() < END_OFFSET_TTL);
     let end = match fresh {
-        Some((_, end)) => Some(end),
+        Some((_, end)) => end,
         None => {
             let topic = &io.config.topics.invoices;
-            let end = io.consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)).ok().map(|(_, high)| high);
-            if let Some(end) = end {
-                state.invoice_end = Some((Instant::now(), end));
-            }
+            let end = io.offsets.fetch_watermarks(topic, partition, Duration::from_secs(1)).ok().map(|(_, high)| high);
+            // A failure is remembered as long as an answer, so that a broker
+            // that does not answer costs one wait per interval, not per record.
+            state.invoice_end = Some((Instant::now(), end));
             end
         }
     };
@@ -837,7 +848,8 @@ fn apply(
         }
         Ok(event) => {
             if let DomainEvent::Invoice(invoice) = &event {
-                state.invoices_through = Some(state.invoices_through.map_or(invoice.issued_at, |t| t.max(invoice.issued_at)));
+                state.invoices_through =
+                    Some(state.invoices_through.map_or(invoice.issued_at, |t| t.max(invoice.issued_at)));
             }
             alerts.clear();
             match state.engine.process(&event, alerts) {

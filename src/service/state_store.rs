@@ -99,8 +99,9 @@ fn assemble(
     })
 }
 
-/// A consumer for reading partitions by offset (no group membership).
-fn reader(config: &ServiceConfig) -> anyhow::Result<BaseConsumer> {
+/// A consumer for reading partitions by offset and asking end offsets (no
+/// group membership).
+pub fn reader(config: &ServiceConfig) -> anyhow::Result<BaseConsumer> {
     let mut client = config.kafka.consumer_config();
     client.set("group.id", format!("{}-recovery", config.kafka.group_id));
     // Brokers may wait up to fetch.wait.max.ms before answering a fetch

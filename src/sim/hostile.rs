@@ -54,7 +54,12 @@ pub const KINDS: [&str; 12] = [
 
 /// `count` hostile records built from a valid time report and invoice
 /// (from the simulator), cycling through [`KINDS`], seeded.
-pub fn hostile_records(seed: u64, count: usize, report: &wire::TimeReport, invoice: &wire::Invoice) -> Vec<HostileRecord> {
+pub fn hostile_records(
+    seed: u64,
+    count: usize,
+    report: &wire::TimeReport,
+    invoice: &wire::Invoice,
+) -> Vec<HostileRecord> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let key = report.provider_id.clone();
     let mut out = Vec::with_capacity(count);
