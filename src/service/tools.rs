@@ -110,6 +110,9 @@ pub async fn produce_with_hostile(
             OwnedHeaders::new().insert(Header { key: CONTENT_TYPE_HEADER, value: Some(format.content_type()) });
         window.send(&producer, topic, provider.as_bytes(), &value, headers).await?;
         valid += 1;
+        if valid.is_multiple_of(100_000) {
+            info!(sent = valid, "events produced");
+        }
         if let Some(rate) = rate.filter(|r| *r > 0.0) {
             let due = Duration::from_secs_f64((valid + bad) as f64 / rate);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
@@ -154,32 +157,7 @@ pub async fn produce_events(
     format: Format,
     rate: Option<f64>,
 ) -> anyhow::Result<u64> {
-    let producer: FutureProducer = config.kafka.producer_config().create()?;
-    let mut window = DeliveryWindow::new(10_000);
-    let started = Instant::now();
-    let mut sent = 0u64;
-    for event in events {
-        let (topic, provider, value) = match &event.kind {
-            Some(wire::event::Kind::TimeReport(t)) => (&config.topics.time_reports, &t.provider_id, encode(t, format)),
-            Some(wire::event::Kind::Invoice(i)) => (&config.topics.invoices, &i.provider_id, encode(i, format)),
-            None => continue,
-        };
-        let headers =
-            OwnedHeaders::new().insert(Header { key: CONTENT_TYPE_HEADER, value: Some(format.content_type()) });
-        window.send(&producer, topic, provider.as_bytes(), &value, headers).await?;
-        sent += 1;
-        if let Some(rate) = rate.filter(|r| *r > 0.0) {
-            let due = Duration::from_secs_f64(sent as f64 / rate);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                tokio::time::sleep(wait).await;
-            }
-        }
-        if sent.is_multiple_of(100_000) {
-            info!(sent, "events produced");
-        }
-    }
-    window.finish().await?;
-    Ok(sent)
+    Ok(produce_with_hostile(config, events, &[], format, rate).await?.0)
 }
 
 fn encode<M: prost::Message + serde::Serialize>(message: &M, format: Format) -> Vec<u8> {
