@@ -4,5 +4,5 @@
 # the README (>= 3 M events/s on one core, <= 2 GiB at national scale).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo bench --locked --bench core -- --noplot
-cargo run --locked --release --example national_scale -- "${DAYS:-100}"
+cargo bench --locked -p tillsyn-sim --bench core -- --noplot
+cargo run --locked --release -p tillsyn-sim --example national_scale -- "${DAYS:-100}"

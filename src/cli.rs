@@ -5,16 +5,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::codec::MessageWriter;
-use crate::config::CoreConfig;
-use crate::evaluate::{EvaluationOptions, evaluate_files};
 use crate::replay::replay_partitioned;
-use crate::rules::catalogue;
 use crate::service::config::{LogFormat, ServiceConfig};
-use crate::service::decode::Format;
 use crate::service::{runner, tools};
-use crate::sim::{SimConfig, simulate};
 use crate::telemetry;
+use tillsyn_core::codec::MessageWriter;
+use tillsyn_core::config::CoreConfig;
+use tillsyn_core::decode::Format;
+use tillsyn_core::rules::catalogue;
+use tillsyn_sim::evaluate::{EvaluationOptions, evaluate_files};
+use tillsyn_sim::municipality::{SimConfig, simulate};
 
 /// tillsyn: real-time detection of billing fraud in home care and personal assistance.
 #[derive(Debug, Parser)]
@@ -258,7 +258,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 })?;
                 let (report, invoice) =
                     tools::templates(&events).ok_or_else(|| anyhow::anyhow!("the scenario has no events"))?;
-                let hostile = crate::sim::hostile::hostile_records(config.seed, a.hostile, &report, &invoice);
+                let hostile =
+                    tillsyn_sim::municipality::hostile::hostile_records(config.seed, a.hostile, &report, &invoice);
                 let (sent, bad) =
                     runtime()?.block_on(tools::produce_with_hostile(&service, &events, &hostile, format, a.rate))?;
                 truth.write(&a.truth)?;

@@ -12,12 +12,12 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::codec::{CodecError, MessageReader, MessageWriter};
-use crate::config::CoreConfig;
-use crate::engine::{Disposition, Engine, EngineStats, StateSize};
-use crate::model::pseudonym::Pseudonymizer;
-use crate::model::validate::Validator;
-use crate::proto::v1 as wire;
+use tillsyn_core::codec::{CodecError, MessageReader, MessageWriter};
+use tillsyn_core::config::CoreConfig;
+use tillsyn_core::engine::{Disposition, Engine, EngineStats, StateSize};
+use tillsyn_core::model::pseudonym::Pseudonymizer;
+use tillsyn_core::model::validate::Validator;
+use tillsyn_core::proto::v1 as wire;
 
 /// What a replay did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -165,7 +165,7 @@ pub fn replay_partitioned(
         let partition = if partitions == 1 {
             0
         } else {
-            crate::service::partition::partition_for_key(domain.provider().to_string().as_bytes(), partitions)
+            tillsyn_core::partition::partition_for_key(domain.provider().to_string().as_bytes(), partitions)
         };
         match engines[partition as usize].process(&domain, &mut out) {
             Disposition::Late(late) => {

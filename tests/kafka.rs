@@ -16,15 +16,15 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use tillsyn::codec::MessageWriter;
-use tillsyn::proto::v1 as wire;
 use tillsyn::replay::replay_partitioned;
 use tillsyn::service::config::ServiceConfig;
-use tillsyn::service::decode::Format;
 use tillsyn::service::runner::RunSummary;
 use tillsyn::service::{runner, tools};
-use tillsyn::sim::{SimConfig, simulate};
 use tillsyn::telemetry::Health;
+use tillsyn_core::codec::MessageWriter;
+use tillsyn_core::decode::Format;
+use tillsyn_core::proto::v1 as wire;
+use tillsyn_sim::municipality::{SimConfig, simulate};
 
 /// Runs the broker tests one at a time. The guard is held for a whole
 /// test, across its awaits: each test has a runtime of its own, so nothing
@@ -147,7 +147,7 @@ fn offline_alert_ids(events: &Path, config: &ServiceConfig) -> Vec<String> {
     let alerts = events.with_extension("alerts.ndjson");
     replay_partitioned(events, &alerts, None, config.core.clone(), false, config.topics.partitions).unwrap();
     let mut ids = Vec::new();
-    let mut reader = tillsyn::codec::MessageReader::open(&alerts).unwrap();
+    let mut reader = tillsyn_core::codec::MessageReader::open(&alerts).unwrap();
     while let Some(a) = reader.next_message::<wire::Alert>().unwrap() {
         ids.push(a.alert_id);
     }
@@ -882,7 +882,7 @@ async fn hostile_input_is_dead_lettered_and_valid_input_processed() {
     create_topics(&config).await;
     let events = simulated(&small());
     let (report, invoice) = tools::templates(&events).unwrap();
-    let hostile = tillsyn::sim::hostile::hostile_records(3, 6_000, &report, &invoice);
+    let hostile = tillsyn_sim::municipality::hostile::hostile_records(3, 6_000, &report, &invoice);
     let (valid, bad) = tools::produce_with_hostile(&config, &events, &hostile, Format::Protobuf, None).await.unwrap();
     assert_eq!((valid as usize, bad as usize), (events.len(), hostile.len()));
 

@@ -4,11 +4,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use tillsyn::codec::{MessageReader, MessageWriter};
-use tillsyn::config::CoreConfig;
-use tillsyn::proto::v1 as wire;
 use tillsyn::replay::replay_file;
-use tillsyn::sim::{SimConfig, simulate};
+use tillsyn_core::codec::{MessageReader, MessageWriter};
+use tillsyn_core::config::CoreConfig;
+use tillsyn_core::proto::v1 as wire;
+use tillsyn_sim::municipality::{SimConfig, simulate};
 
 fn simulate_to(dir: &Path, name: &str, config: &SimConfig) -> (PathBuf, PathBuf) {
     let events = dir.join(name);
@@ -98,7 +98,7 @@ fn alerts_follow_the_wire_contract() {
     while let Some(a) = reader.next_message::<wire::Alert>().unwrap() {
         n += 1;
         assert_eq!(a.alert_id.len(), 32);
-        assert!(tillsyn::rules::catalogue::by_id(&a.rule_id).is_some());
+        assert!(tillsyn_core::rules::catalogue::by_id(&a.rule_id).is_some());
         assert!(a.detected_at.is_some() && a.window_start.is_some() && a.window_end.is_some());
         assert!(!a.explanation.is_empty() && !a.evidence_event_ids.is_empty());
         assert!(a.evidence_event_ids.len() <= CoreConfig::default().evidence_limit);
@@ -111,9 +111,9 @@ fn alerts_follow_the_wire_contract() {
 /// differently from run to run. The alerts must not depend on it.
 #[test]
 fn alerts_do_not_depend_on_how_time_reports_and_invoices_interleave() {
-    use tillsyn::engine::Engine;
-    use tillsyn::model::pseudonym::Pseudonymizer;
-    use tillsyn::model::validate::Validator;
+    use tillsyn_core::engine::Engine;
+    use tillsyn_core::model::pseudonym::Pseudonymizer;
+    use tillsyn_core::model::validate::Validator;
 
     let mut events = Vec::new();
     simulate(&small(), &mut |e| {
@@ -132,7 +132,7 @@ fn alerts_do_not_depend_on_how_time_reports_and_invoices_interleave() {
         }
         alerts.iter().map(|a| a.to_wire()).collect::<Vec<_>>()
     };
-    let is_invoice = |i: usize| matches!(domain[i], tillsyn::model::DomainEvent::Invoice(_));
+    let is_invoice = |i: usize| matches!(domain[i], tillsyn_core::model::DomainEvent::Invoice(_));
     let visits: Vec<usize> = (0..domain.len()).filter(|&i| !is_invoice(i)).collect();
     let invoices: Vec<usize> = (0..domain.len()).filter(|&i| is_invoice(i)).collect();
     assert!(invoices.len() >= 10, "the scenario has invoices");

@@ -9,9 +9,9 @@
 use std::path::Path;
 
 use prost::Message;
-use tillsyn::engine::Input;
-use tillsyn::proto::v1 as wire;
-use tillsyn::sim::{SimConfig, simulate};
+use tillsyn_core::engine::Input;
+use tillsyn_core::proto::v1 as wire;
+use tillsyn_sim::{SimConfig, simulate};
 use tillsyn_fuzz::Record;
 
 fn main() -> anyhow_free::Result {

@@ -17,12 +17,12 @@ use std::sync::LazyLock;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tillsyn::alerting::{Alert, AlertStatus};
-use tillsyn::config::CoreConfig;
-use tillsyn::engine::{Disposition, Engine};
-use tillsyn::model::validate::Validator;
-use tillsyn::model::{DomainEvent, Month, ProviderId};
-use tillsyn::proto::v1 as wire;
+use tillsyn_core::alerting::{Alert, AlertStatus};
+use tillsyn_core::config::CoreConfig;
+use tillsyn_core::engine::{Disposition, Engine};
+use tillsyn_core::model::validate::Validator;
+use tillsyn_core::model::{DomainEvent, Month, ProviderId};
+use tillsyn_core::proto::v1 as wire;
 use tillsyn_fuzz::{INVOICE_RULES, tolerated, validator};
 
 static VALIDATOR: LazyLock<Validator> = LazyLock::new(validator);
@@ -127,7 +127,7 @@ fn events(steps: &[Step]) -> Vec<DomainEvent> {
                 })
             }
             Step::Invoice { provider: p, months_back, lines, issue_offset_hours, redelivery } => {
-                let month = Month(tillsyn::model::EventTime(cursor).month().0 - i32::from(months_back % 4));
+                let month = Month(tillsyn_core::model::EventTime(cursor).month().0 - i32::from(months_back % 4));
                 let (start, end) = (month.start().0, month.end().0);
                 let lines: Vec<wire::InvoiceLine> = lines
                     .iter()

@@ -15,11 +15,11 @@ use std::sync::LazyLock;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use tillsyn::engine::Input;
-use tillsyn::model::ProviderId;
-use tillsyn::model::validate::Validator;
-use tillsyn::proto::v1 as wire;
-use tillsyn::service::decode::{Format, Rejection};
+use tillsyn_core::engine::Input;
+use tillsyn_core::model::ProviderId;
+use tillsyn_core::model::validate::Validator;
+use tillsyn_core::proto::v1 as wire;
+use tillsyn_core::decode::{Format, Rejection};
 use tillsyn_fuzz::{
     KNOWN_REASONS, check_event, check_rejection, check_round_trips, decode, equal_but_coordinates, tolerated, validator,
 };

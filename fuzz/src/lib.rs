@@ -16,12 +16,12 @@
 //!   the same domain event.
 
 use prost::Message;
-use tillsyn::engine::Input;
-use tillsyn::model::DomainEvent;
-use tillsyn::model::pseudonym::Pseudonymizer;
-use tillsyn::model::validate::{MAX_TIME, MAX_VISIT_SECS, MIN_TIME, Validator};
-use tillsyn::proto::v1 as wire;
-use tillsyn::service::decode::{Format, MAX_DETAIL_CHARS, Rejection, decode_record, reason};
+use tillsyn_core::engine::Input;
+use tillsyn_core::model::DomainEvent;
+use tillsyn_core::model::pseudonym::Pseudonymizer;
+use tillsyn_core::model::validate::{MAX_TIME, MAX_VISIT_SECS, MIN_TIME, Validator};
+use tillsyn_core::proto::v1 as wire;
+use tillsyn_core::decode::{Format, MAX_DETAIL_CHARS, Rejection, decode_record, reason};
 
 /// Every rejection reason the decoder and the validator document: the
 /// decoder's [`reason::ALL`] and the codes of `ValidationError::reason`.
@@ -107,7 +107,7 @@ pub fn equal_but_coordinates<E: PartialEq>(a: &Result<DomainEvent, E>, b: &Resul
     let near = |x: f64, y: f64| {
         x == y || (x.to_bits().abs_diff(y.to_bits()) <= ulps && x.is_sign_negative() == y.is_sign_negative())
     };
-    let point = |p: Option<tillsyn::model::GeoPoint>, q: Option<tillsyn::model::GeoPoint>| match (p, q) {
+    let point = |p: Option<tillsyn_core::model::GeoPoint>, q: Option<tillsyn_core::model::GeoPoint>| match (p, q) {
         (Some(p), Some(q)) if near(p.lat, q.lat) && near(p.lon, q.lon) => Some(q),
         _ => p,
     };
@@ -242,7 +242,7 @@ pub fn check_rejection(r: &Rejection) {
 
 /// An accepted event is of the topic's kind and well-formed.
 pub fn check_event(event: &DomainEvent, input: Input) {
-    let in_range = |t: tillsyn::model::EventTime| (MIN_TIME..MAX_TIME).contains(&t.0);
+    let in_range = |t: tillsyn_core::model::EventTime| (MIN_TIME..MAX_TIME).contains(&t.0);
     match event {
         DomainEvent::Visit(v) => {
             assert_eq!(input, Input::TimeReports, "a visit accepted on the invoice topic");

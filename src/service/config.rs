@@ -67,9 +67,9 @@ use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use serde::{Deserialize, Serialize};
 
-use super::decode::Format;
-use crate::config::CoreConfig;
-use crate::engine::Input;
+use tillsyn_core::config::CoreConfig;
+use tillsyn_core::decode::Format;
+use tillsyn_core::engine::Input;
 
 /// Prefix of the environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "TILLSYN_";

@@ -6,8 +6,6 @@
 //! alerts.
 
 pub mod config;
-pub mod decode;
-pub mod partition;
 pub mod runner;
 pub mod state_store;
 pub mod tools;

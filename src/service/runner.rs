@@ -62,21 +62,21 @@ use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 use tracing::{error, info, warn};
 
 use super::config::ServiceConfig;
-use super::decode::{self, Format, Rejection};
 use super::state_store::{self, ALERT_ID_HEADER, STATE_CONTENT_TYPE};
-use crate::alerting::Alert;
-use crate::engine::Input;
-use crate::engine::{Disposition, Engine, LateEvent, snapshot};
-use crate::model::pseudonym::Pseudonymizer;
-use crate::model::validate::Validator;
-use crate::model::{DomainEvent, EventTime};
-use crate::proto::v1 as wire;
 use crate::telemetry::Health;
 use crate::telemetry::events::{
     AlertProduced, AlertSuppressed, ConsumerLag, DeliveryFailed, LateEventRouted, PartitionRestored, ProcessingLatency,
     Rebalance as RebalanceEvent, RebalanceKind, RecordConsumed, RecordDeadLettered, SnapshotTrigger, SnapshotWritten,
     StateGauges, WatermarkLag,
 };
+use tillsyn_core::alerting::Alert;
+use tillsyn_core::decode::{self, Format, Rejection};
+use tillsyn_core::engine::Input;
+use tillsyn_core::engine::{Disposition, Engine, LateEvent, snapshot};
+use tillsyn_core::model::pseudonym::Pseudonymizer;
+use tillsyn_core::model::validate::Validator;
+use tillsyn_core::model::{DomainEvent, EventTime};
+use tillsyn_core::proto::v1 as wire;
 
 /// Most records whose produced records await acknowledgement.
 const MAX_IN_FLIGHT: usize = 20_000;

@@ -24,8 +24,8 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::config::ServiceConfig;
-use super::decode::CONTENT_TYPE_HEADER;
-use crate::proto::v1 as wire;
+use tillsyn_core::decode::CONTENT_TYPE_HEADER;
+use tillsyn_core::proto::v1 as wire;
 
 /// Largest piece of engine state in one record (below Kafka's default
 /// 1 MB record limit, with room for the envelope).

@@ -13,11 +13,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use tracing::info;
 
 use super::config::ServiceConfig;
-use super::decode::{CONTENT_TYPE_HEADER, Format};
 use super::runner::DeliveryWindow;
-use crate::labels::GroundTruth;
-use crate::proto::v1 as wire;
-use crate::sim::{SimConfig, simulate};
+use tillsyn_core::decode::{CONTENT_TYPE_HEADER, Format};
+use tillsyn_core::proto::v1 as wire;
+use tillsyn_sim::labels::GroundTruth;
+use tillsyn_sim::municipality::{SimConfig, simulate};
 
 /// What happened to one topic in [`create_topics`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,12 +75,12 @@ pub async fn simulate_to_topics(
 }
 
 /// Produces `events` with `hostile` records spread evenly among them (see
-/// [`crate::sim::hostile`]), keyed and headed as each says, at most `rate`
+/// [`tillsyn_sim::municipality::hostile`]), keyed and headed as each says, at most `rate`
 /// records per second. Returns how many of each were sent.
 pub async fn produce_with_hostile(
     config: &ServiceConfig,
     events: &[wire::Event],
-    hostile: &[crate::sim::hostile::HostileRecord],
+    hostile: &[tillsyn_sim::municipality::hostile::HostileRecord],
     format: Format,
     rate: Option<f64>,
 ) -> anyhow::Result<(u64, u64)> {
@@ -133,7 +133,7 @@ pub async fn produce_with_hostile(
 }
 
 /// The first valid time report and invoice of `events`: the templates of
-/// [`crate::sim::hostile::hostile_records`].
+/// [`tillsyn_sim::municipality::hostile::hostile_records`].
 pub fn templates(events: &[wire::Event]) -> Option<(wire::TimeReport, wire::Invoice)> {
     let report = events.iter().find_map(|e| match &e.kind {
         Some(wire::event::Kind::TimeReport(t)) => Some(t.clone()),
@@ -231,7 +231,7 @@ pub fn describe(alert: &wire::Alert) -> String {
     let status = wire::AlertStatus::try_from(alert.status).map(|s| s.as_str_name()).unwrap_or("?");
     let severity = wire::Severity::try_from(alert.severity).map(|s| s.as_str_name()).unwrap_or("?");
     let detected =
-        alert.detected_at.as_ref().map(|t| crate::model::EventTime(t.seconds).to_string()).unwrap_or_default();
+        alert.detected_at.as_ref().map(|t| tillsyn_core::model::EventTime(t.seconds).to_string()).unwrap_or_default();
     format!(
         "[{detected}] {} {} {} provider {}: {}",
         status.trim_start_matches("ALERT_STATUS_"),

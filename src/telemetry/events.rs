@@ -36,9 +36,9 @@ use tracing::{Level, debug, error, info, trace, warn};
 
 use super::names;
 use super::ratelimit::LogLimit;
-use crate::alerting::{Alert, AlertStatus, Severity};
-use crate::engine::{Input, LateEvent, StateSize};
-use crate::model::EventTime;
+use tillsyn_core::alerting::{Alert, AlertStatus, Severity};
+use tillsyn_core::engine::{Input, LateEvent, StateSize};
+use tillsyn_core::model::EventTime;
 
 /// Dead-letter reasons for records that fail before validation. Records that
 /// fail validation use `ValidationError::reason()`. Both are stable codes

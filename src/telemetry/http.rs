@@ -224,10 +224,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Input;
     use crate::telemetry::events::RecordConsumed;
     use std::io::{Read, Write};
     use std::net::SocketAddr;
+    use tillsyn_core::engine::Input;
 
     /// A response as read off the wire.
     struct Response {

@@ -14,11 +14,11 @@ use super::events::{
 };
 use super::names;
 use super::{Health, describe_all};
-use crate::alerting::{AlertStatus, Severity};
-use crate::engine::{Input, StateSize};
-use crate::model::EventTime;
-use crate::model::pseudonym::Pseudonymizer;
-use crate::model::validate::Validator;
+use tillsyn_core::alerting::{AlertStatus, Severity};
+use tillsyn_core::engine::{Input, StateSize};
+use tillsyn_core::model::EventTime;
+use tillsyn_core::model::pseudonym::Pseudonymizer;
+use tillsyn_core::model::validate::Validator;
 
 /// One sample line of the text exposition.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,7 +118,7 @@ fn recorder() -> PrometheusRecorder {
 /// Emits one of every event (and readiness) into `recorder`.
 fn emit_everything(recorder: &PrometheusRecorder) {
     let reason = Validator::new(Pseudonymizer::from_secret("telemetry-test"))
-        .event(&crate::proto::v1::Event::default())
+        .event(&tillsyn_core::proto::v1::Event::default())
         .expect_err("an empty envelope is invalid")
         .reason();
     metrics::with_local_recorder(recorder, || {

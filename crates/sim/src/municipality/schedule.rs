@@ -11,7 +11,7 @@
 
 use super::geo::{self, Geo};
 use super::rng::Rng;
-use crate::model::{RegistrationMethod, ServiceType};
+use tillsyn_core::model::{RegistrationMethod, ServiceType};
 
 /// Fraud scenarios a record is evidence of (at most two).
 pub(super) type Flags = [Option<usize>; 2];
@@ -282,7 +282,7 @@ pub(super) fn assign(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::geo::CENTRE;
+    use crate::municipality::geo::CENTRE;
 
     fn ctx() -> RegCtx {
         RegCtx { manual: 0.3, edited_fraction: 0.5, mobile: 0.1, positions: true, fraud5: None }

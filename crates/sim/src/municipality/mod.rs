@@ -154,7 +154,7 @@ mod tests;
 pub use config::SimConfig;
 
 use crate::labels::GroundTruth;
-use crate::proto::v1 as wire;
+use tillsyn_core::proto::v1 as wire;
 
 /// Runs the simulation, handing every event to `sink` in arrival order, and
 /// returns the ground truth. Fails if the configuration is invalid or the

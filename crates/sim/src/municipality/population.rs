@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashSet};
 use super::config::SimConfig;
 use super::geo::{self, CENTRE, Geo};
 use super::rng::Rng;
-use crate::model::{Day, ProviderId, ServiceType};
+use tillsyn_core::model::{Day, ProviderId, ServiceType};
 
 /// What a provider does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

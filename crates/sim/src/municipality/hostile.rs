@@ -10,8 +10,8 @@ use prost::Message as _;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::engine::Input;
-use crate::proto::v1 as wire;
+use tillsyn_core::engine::Input;
+use tillsyn_core::proto::v1 as wire;
 
 /// A malformed record for an input topic.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,10 +144,10 @@ fn envelope(kind: wire::event::Kind) -> wire::Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::pseudonym::Pseudonymizer;
-    use crate::model::validate::Validator;
-    use crate::service::decode::{Format, decode_record};
-    use crate::sim::{SimConfig, simulate};
+    use crate::municipality::{SimConfig, simulate};
+    use tillsyn_core::decode::{Format, decode_record};
+    use tillsyn_core::model::pseudonym::Pseudonymizer;
+    use tillsyn_core::model::validate::Validator;
 
     /// Every hostile record is rejected, with its reason where it has one,
     /// and every kind is produced.

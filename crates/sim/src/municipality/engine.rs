@@ -18,8 +18,8 @@ use super::population::{self, Client, DAYS_PER_MONTH, Kind, Plan, Provider, Refs
 use super::rng::{Rng, tag};
 use super::schedule::{self, Duty, Flags, Part, Rec, RegCtx, Request, flag};
 use crate::labels::{GroundTruth, ProviderInfo};
-use crate::model::{Day, EventTime, Month, RegistrationMethod, ServiceType};
-use crate::proto::v1 as wire;
+use tillsyn_core::model::{Day, EventTime, Month, RegistrationMethod, ServiceType};
+use tillsyn_core::proto::v1 as wire;
 
 /// Planned visit minutes one staff member covers in the morning peak
 /// (06:30–10:00) and the evening peak (17:30–21:30).

@@ -21,15 +21,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{Datelike, NaiveDate, Offset, TimeZone};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use tillsyn::alerting::{Alert, AlertStatus};
-use tillsyn::config::CoreConfig;
-use tillsyn::engine::{Disposition, Engine, Input};
-use tillsyn::model::{
+use tillsyn_core::alerting::{Alert, AlertStatus};
+use tillsyn_core::config::CoreConfig;
+use tillsyn_core::engine::{Disposition, Engine, Input};
+use tillsyn_core::model::{
     ClientKey, Day, DomainEvent, EventId, EventTime, GeoPoint, Invoice, InvoiceLine, Minutes, Month, MunicipalityCode,
     Ore, ProviderId, RegistrationMethod, ServiceType, StaffKey, Visit,
 };
-use tillsyn::rules::catalogue;
-use tillsyn::window::{DayRing, Lateness, Watermark};
+use tillsyn_core::rules::catalogue;
+use tillsyn_core::window::{DayRing, Lateness, Watermark};
 
 const DAY: i64 = 86_400;
 

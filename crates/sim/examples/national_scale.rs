@@ -6,10 +6,10 @@
 
 use std::time::Instant;
 
-use tillsyn::config::CoreConfig;
-use tillsyn::engine::Engine;
-use tillsyn::model::Day;
-use tillsyn::workload::NationalScale;
+use tillsyn_core::config::CoreConfig;
+use tillsyn_core::engine::Engine;
+use tillsyn_core::model::Day;
+use tillsyn_sim::workload::NationalScale;
 
 /// (VmRSS, VmHWM) of this process in MiB, from /proc.
 fn memory_mib() -> (f64, f64) {

@@ -3,7 +3,7 @@
 
 use anyhow::{Result, bail};
 
-use crate::model::MunicipalityCode;
+use tillsyn_core::model::MunicipalityCode;
 
 /// Simulator settings; `Default` gives the evaluation scenario (Umeå-sized
 /// home care, January–June 2026, 40 providers of which 14 commit fraud).

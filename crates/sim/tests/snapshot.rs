@@ -3,13 +3,13 @@
 //! interrupted), at any point of a scenario in which every rule fires; and
 //! a snapshot that cannot be trusted is refused with the reason.
 
-use tillsyn::alerting::{Alert, UNITS};
-use tillsyn::config::CoreConfig;
-use tillsyn::engine::{Engine, RestoreError};
-use tillsyn::model::DomainEvent;
-use tillsyn::model::pseudonym::Pseudonymizer;
-use tillsyn::model::validate::Validator;
-use tillsyn::sim::{SimConfig, simulate};
+use tillsyn_core::alerting::{Alert, UNITS};
+use tillsyn_core::config::CoreConfig;
+use tillsyn_core::engine::{Engine, RestoreError};
+use tillsyn_core::model::DomainEvent;
+use tillsyn_core::model::pseudonym::Pseudonymizer;
+use tillsyn_core::model::validate::Validator;
+use tillsyn_sim::municipality::{SimConfig, simulate};
 
 fn events(sim: &SimConfig, config: &CoreConfig) -> Vec<DomainEvent> {
     let validator = Validator::new(Pseudonymizer::from_secret(&config.pseudonym_secret));

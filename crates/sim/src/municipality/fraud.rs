@@ -11,7 +11,7 @@ use super::population::{Kind, Plan, Provider, Role};
 use super::rng::{Rng, tag};
 use super::schedule::{self, Duty, Flags, Part, Rec, Request, flag};
 use crate::labels::Label;
-use crate::model::{Day, Month, RegistrationMethod, ServiceType};
+use tillsyn_core::model::{Day, Month, RegistrationMethod, ServiceType};
 
 /// The patterns the simulator injects, in round-robin order.
 pub(super) const PATTERNS: [u32; 11] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12];

@@ -17,8 +17,8 @@ use super::geo::at_local;
 use super::output::{self, Outbox};
 use super::rng::{Rng, tag};
 use super::schedule::Rec;
-use crate::model::{EventTime, Month, ServiceType};
-use crate::proto::v1 as wire;
+use tillsyn_core::model::{EventTime, Month, ServiceType};
+use tillsyn_core::proto::v1 as wire;
 
 /// Tariff in öre per hour: the municipality's LOV compensation for home care
 /// (one hourly rate for care, service and escort; double staffing is paid per

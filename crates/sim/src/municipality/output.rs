@@ -14,8 +14,8 @@ use pbjson_types::Timestamp;
 use super::engine::World;
 use super::geo::Geo;
 use super::schedule::Rec;
-use crate::model::{RegistrationMethod, ServiceType};
-use crate::proto::v1 as wire;
+use tillsyn_core::model::{RegistrationMethod, ServiceType};
+use tillsyn_core::proto::v1 as wire;
 
 /// A protobuf timestamp of whole seconds.
 pub(super) fn ts(secs: i64) -> Timestamp {

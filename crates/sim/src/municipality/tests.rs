@@ -8,10 +8,10 @@ use super::engine::{self, Stats};
 use super::fraud;
 use super::{SimConfig, simulate};
 use crate::labels::GroundTruth;
-use crate::model::pseudonym::Pseudonymizer;
-use crate::model::validate::Validator;
-use crate::model::{Day, EventTime, GeoPoint};
-use crate::proto::v1 as wire;
+use tillsyn_core::model::pseudonym::Pseudonymizer;
+use tillsyn_core::model::validate::Validator;
+use tillsyn_core::model::{Day, EventTime, GeoPoint};
+use tillsyn_core::proto::v1 as wire;
 
 struct Run {
     events: Vec<wire::Event>,
@@ -304,14 +304,14 @@ fn honest_invoices_bill_the_performed_minutes_plus_at_most_rounding() {
 fn scenarios_of(cfg: &SimConfig) -> Vec<fraud::Scenario> {
     let mut providers =
         super::population::providers(cfg, &mut super::rng::Rng::new(cfg.seed, &[super::rng::tag::PROVIDERS]));
-    let first = crate::model::Month::from_ym(cfg.start_year, cfg.start_month);
-    fraud::choose(cfg, &mut providers, first, crate::model::Month(first.0 + cfg.months as i32).first_day())
+    let first = tillsyn_core::model::Month::from_ym(cfg.start_year, cfg.start_month);
+    fraud::choose(cfg, &mut providers, first, tillsyn_core::model::Month(first.0 + cfg.months as i32).first_day())
 }
 
 #[test]
 fn the_default_scenario_covers_the_catalogue() {
     let cfg = SimConfig::default();
-    let first = crate::model::Month::from_ym(2026, 1);
+    let first = tillsyn_core::model::Month::from_ym(2026, 1);
     let scenarios = scenarios_of(&cfg);
     let patterns: BTreeSet<u32> = scenarios.iter().map(|s| s.pattern).collect();
     assert_eq!(patterns, fraud::PATTERNS.into_iter().collect());
@@ -391,7 +391,8 @@ fn recruitment_rate(r: &Run, provider: &str, from: i64, to: i64) -> f64 {
 fn injected_fraud_is_visible_at_plausible_strength() {
     let cfg = catalogue();
     let r = run(&cfg);
-    let activity_end = crate::model::Month(EventTime(r.truth.start.seconds).month().0 + cfg.months as i32).start().0;
+    let activity_end =
+        tillsyn_core::model::Month(EventTime(r.truth.start.seconds).month().0 + cfg.months as i32).start().0;
     let fraudulent: BTreeSet<&str> = r.truth.labels.iter().map(|l| l.provider_id.as_str()).collect();
     let municipal = r.municipal_id();
     // Honest home-care providers: those with many personal-care reports.

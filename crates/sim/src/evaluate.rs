@@ -1,7 +1,7 @@
 //! Scores the alerts of a simulated run against the simulator's ground truth.
 //!
-//! Takes the alerts tillsyn produced ([`crate::proto::v1::Alert`], read from
-//! an NDJSON or protobuf file by [`crate::codec`]) and the simulator's
+//! Takes the alerts tillsyn produced ([`tillsyn_core::proto::v1::Alert`], read from
+//! an NDJSON or protobuf file by [`tillsyn_core::codec`]) and the simulator's
 //! [`GroundTruth`], and hands back an [`Evaluation`]: plain figures that
 //! serialize to JSON and print as markdown tables (its `Display`).
 //!
@@ -54,10 +54,10 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::codec::MessageReader;
 use crate::labels::{GroundTruth, Label};
-use crate::model::time::EventTime;
-use crate::proto::v1::{Alert, AlertStatus};
+use tillsyn_core::codec::MessageReader;
+use tillsyn_core::model::time::EventTime;
+use tillsyn_core::proto::v1::{Alert, AlertStatus};
 
 /// Days in a month when converting durations to provider-months.
 pub const DAYS_PER_MONTH: f64 = 30.44;
@@ -921,7 +921,7 @@ mod tests {
         let truth_path = dir.path().join("truth.json");
         one_label().write(&truth_path).expect("write truth");
         let alerts_path = dir.path().join("alerts.ndjson");
-        let mut writer = crate::codec::MessageWriter::create(&alerts_path).expect("create alerts");
+        let mut writer = tillsyn_core::codec::MessageWriter::create(&alerts_path).expect("create alerts");
         writer.write(&opened("a", FRAUD, 1, 70 * DAY)).expect("write alert");
         writer.finish().expect("flush");
         let e = evaluate_files(&alerts_path, &truth_path, &EvaluationOptions::default()).expect("evaluates");

@@ -5,11 +5,16 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/tillsyn/v1/events.proto", "proto/tillsyn/v1/alert.proto", "proto/tillsyn/v1/state.proto"];
+    // The contract lives at the workspace root (`proto/`), beside the crates.
+    let files = [
+        "../../proto/tillsyn/v1/events.proto",
+        "../../proto/tillsyn/v1/alert.proto",
+        "../../proto/tillsyn/v1/state.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }
-    let descriptors = protox::compile(files, ["proto"])?;
+    let descriptors = protox::compile(files, ["../../proto"])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let descriptor_path = out_dir.join("tillsyn_descriptor.bin");
     std::fs::write(&descriptor_path, prost::Message::encode_to_vec(&descriptors))?;

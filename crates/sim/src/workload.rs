@@ -3,13 +3,13 @@
 //! 290 municipalities, 6,000 providers, 230,000 clients, 100,000 staff),
 //! as validated domain events, generated day by day in check-in order.
 //!
-//! It is not the evaluation simulator ([`crate::sim`]): there is no fraud
+//! It is not the evaluation simulator ([`crate::municipality`]): there is no fraud
 //! and no wire format, only the volume and shape of honest traffic
 //! (clients with 1–4 visits a day, staff working consecutive visits with
 //! travel time, monthly invoices), so that the state the engine builds has
 //! the size it would have in production.
 
-use crate::model::{
+use tillsyn_core::model::{
     ClientKey, Day, DomainEvent, EventId, GeoPoint, Invoice, InvoiceLine, Minutes, MunicipalityCode, Ore, ProviderId,
     RegistrationMethod, ServiceType, StaffKey, Visit,
 };
@@ -199,7 +199,7 @@ impl Workload {
     /// Call it before the visits of `day`.
     pub fn invoices(&mut self, day: Day, out: &mut Vec<DomainEvent>) {
         let month = day.month();
-        let period = crate::model::Month(month.0 - 1);
+        let period = tillsyn_core::model::Month(month.0 - 1);
         for p in 0..self.providers.len() {
             let invoice_id = self.event_id("inv");
             let provider = &mut self.providers[p];

@@ -8,7 +8,7 @@
 //! trips, which use bigger roads) plus four minutes of walking and parking.
 
 use super::rng::Rng;
-use crate::model::{Day, EventTime};
+use tillsyn_core::model::{Day, EventTime};
 
 /// A WGS 84 position.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -131,7 +131,7 @@ pub(super) fn round_to(t: i64, step: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Month;
+    use tillsyn_core::model::Month;
 
     #[test]
     fn local_clock_is_exact_across_summer_time() {

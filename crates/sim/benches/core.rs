@@ -15,13 +15,13 @@
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
 
-use tillsyn::config::CoreConfig;
-use tillsyn::engine::Engine;
-use tillsyn::model::DomainEvent;
-use tillsyn::model::pseudonym::Pseudonymizer;
-use tillsyn::model::validate::Validator;
-use tillsyn::proto::v1 as wire;
-use tillsyn::sim::{SimConfig, simulate};
+use tillsyn_core::config::CoreConfig;
+use tillsyn_core::engine::Engine;
+use tillsyn_core::model::DomainEvent;
+use tillsyn_core::model::pseudonym::Pseudonymizer;
+use tillsyn_core::model::validate::Validator;
+use tillsyn_core::proto::v1 as wire;
+use tillsyn_sim::municipality::{SimConfig, simulate};
 
 fn simulated() -> Vec<wire::Event> {
     let mut events = Vec::new();

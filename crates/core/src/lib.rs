@@ -1,0 +1,36 @@
+//! # tillsyn-core
+//!
+//! The functional core of tillsyn: pure, deterministic and synchronous. No
+//! I/O beyond the file codec's readers and writers, no clock, no Kafka
+//! client, no async runtime (a test checks the dependency tree).
+//!
+//! # Layout
+//!
+//! - [`proto`]: the wire contract generated from `proto/` (prost + pbjson).
+//! - [`model`]: domain types and validation of wire messages.
+//! - [`window`]: event-time day buckets, watermarks and lateness.
+//! - [`baseline`]: peer statistics (median/MAD) and own history (EWMA, CUSUM).
+//! - [`rules`]: one file per fraud pattern, each turning state into findings.
+//! - [`config`]: typed configuration of the core with defaults and checks.
+//! - [`alerting`]: findings → alerts with stable ids and an episode lifecycle.
+//! - [`engine`]: the per-partition state machine that feeds events through
+//!   the above.
+//!
+//! The edge, shared by every shell:
+//! - [`decode`]: one Kafka record's bytes → a validated event or a
+//!   dead-letter rejection with a reason.
+//! - [`partition`]: Kafka's keyed partitioner (murmur2), so an offline
+//!   replay splits events exactly as the topics do.
+//! - [`codec`]: NDJSON and length-delimited protobuf files of events and alerts.
+
+pub mod alerting;
+pub mod baseline;
+pub mod codec;
+pub mod config;
+pub mod decode;
+pub mod engine;
+pub mod model;
+pub mod partition;
+pub mod proto;
+pub mod rules;
+pub mod window;
