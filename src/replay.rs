@@ -7,16 +7,19 @@
 //! continues. Late events are counted by input. The run is deterministic:
 //! the same file gives a byte-identical alerts file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tillsyn_core::codec::{CodecError, MessageReader, MessageWriter};
 use tillsyn_core::config::CoreConfig;
-use tillsyn_core::engine::{Disposition, Engine, EngineStats, StateSize};
+use tillsyn_core::decode::{Rejection, reason};
+use tillsyn_core::driver::{HoldLimit, Offsets, Output, PartitionDriver, Record};
+use tillsyn_core::engine::{Engine, EngineStats, Input, StateSize};
 use tillsyn_core::model::pseudonym::Pseudonymizer;
 use tillsyn_core::model::validate::Validator;
+use tillsyn_core::partition::partition_for_key;
 use tillsyn_core::proto::v1 as wire;
 
 /// What a replay did.
@@ -91,6 +94,10 @@ struct DeadLetter<'a> {
     detail: String,
 }
 
+/// The reason a replay's dead-letter file gives a late event (live, late
+/// events go to their own topic or to the dead-letter topic with this reason).
+pub const LATE_EVENT_REASON: &str = "late_event";
+
 /// Runs the core over `events`, writing alerts to `alerts` and rejected
 /// records to `dead_letter` if given. Shows a progress bar on a terminal.
 /// One engine, as if all events were in one partition.
@@ -106,8 +113,9 @@ pub fn replay_file(
 
 /// Like [`replay_file`], with the events split into `partitions` by their
 /// provider id exactly as Kafka's keyed partitioner splits the topics
-/// (records keyed by the provider id `NNNNNN-NNNN`), one engine each: what
-/// the live service computes over the same records.
+/// (records keyed by the provider id `NNNNNN-NNNN`), one
+/// [`PartitionDriver`] each: what the live service computes over the same
+/// records. The handle of a record is its number in the file (from 1).
 pub fn replay_partitioned(
     events: &Path,
     alerts: &Path,
@@ -119,7 +127,13 @@ pub fn replay_partitioned(
     let started = Instant::now();
     let validator = Validator::new(Pseudonymizer::from_secret(&config.pseudonym_secret));
     let partitions = partitions.max(1);
-    let mut engines: Vec<Engine> = (0..partitions).map(|_| Engine::new(config.clone())).collect();
+    let mut drivers: Vec<PartitionDriver<u64>> = (0..partitions)
+        .map(|_| {
+            PartitionDriver::new(Engine::new(config.clone()), Offsets::default(), HashMap::new(), HoldLimit::default())
+        })
+        .collect();
+    // The offset each record gets in its (partition, input), as on the topics.
+    let mut offsets = vec![Offsets::default(); partitions as usize];
     let mut reader = MessageReader::open(events)?;
     let mut writer = MessageWriter::create(alerts)?;
     let mut dead = match dead_letter {
@@ -137,56 +151,69 @@ pub fn replay_partitioned(
     });
     let mut summary = ReplaySummary::default();
     let mut out = Vec::new();
+    // A file holds the records in their arrival order: no invoice waits to
+    // be read behind a time report, so the driver holds nothing back.
+    let mut no_unread_invoices = || Some(0);
     loop {
-        let record = reader.next_message::<wire::Event>();
-        let event = match record {
-            Ok(Some(event)) => event,
+        let (input, decoded) = match reader.next_message::<wire::Event>() {
+            Ok(Some(event)) => {
+                let input = match event.kind {
+                    Some(wire::event::Kind::Invoice(_)) => Input::Invoices,
+                    _ => Input::TimeReports,
+                };
+                (input, validator.event(&event).map_err(Rejection::from))
+            }
             Ok(None) => break,
-            Err(e @ (CodecError::Json { .. } | CodecError::Protobuf { .. })) => {
-                summary.records += 1;
-                let reason = if matches!(e, CodecError::Json { .. }) { "json_decode" } else { "protobuf_decode" };
-                reject(&mut summary, dead.as_mut(), reason, e.to_string())?;
-                if matches!(e, CodecError::Protobuf { .. }) {
-                    // A length-delimited file cannot be resynchronised after a bad record.
-                    break;
-                }
-                continue;
+            Err(e @ CodecError::Json { .. }) => (Input::TimeReports, Err(Rejection::new(reason::JSON_DECODE, e))),
+            Err(e @ CodecError::Protobuf { .. }) => {
+                (Input::TimeReports, Err(Rejection::new(reason::PROTOBUF_DECODE, e)))
             }
             Err(e) => return Err(e.into()),
         };
         summary.records += 1;
-        let domain = match validator.event(&event) {
-            Ok(d) => d,
-            Err(e) => {
-                reject(&mut summary, dead.as_mut(), e.reason(), e.to_string())?;
-                continue;
-            }
+        // A rejected record has no provider to route by: partition 0, as a
+        // shell must put it somewhere.
+        let partition = match &decoded {
+            Ok(event) if partitions > 1 => partition_for_key(event.provider().to_string().as_bytes(), partitions),
+            _ => 0,
+        } as usize;
+        let offset = offsets[partition].of(input);
+        offsets[partition] = match input {
+            Input::TimeReports => Offsets { time_reports: offset + 1, ..offsets[partition] },
+            Input::Invoices => Offsets { invoices: offset + 1, ..offsets[partition] },
         };
-        let partition = if partitions == 1 {
-            0
-        } else {
-            tillsyn_core::partition::partition_for_key(domain.provider().to_string().as_bytes(), partitions)
-        };
-        match engines[partition as usize].process(&domain, &mut out) {
-            Disposition::Late(late) => {
-                *summary.late.entry(late.input.name()).or_default() += 1;
-                if let Some(d) = dead.as_mut() {
-                    let detail = format!(
-                        "{} at {} is {} s behind the watermark {}",
-                        late.input.name(),
-                        late.event_time,
-                        late.behind_secs,
-                        late.watermark
-                    );
-                    write_dead(d, summary.records, "late_event", detail)?;
+        let stop = matches!(&decoded, Err(r) if r.reason == reason::PROTOBUF_DECODE);
+        let record = Record { input, offset, decoded, handle: summary.records };
+        drivers[partition].offer(record, &mut no_unread_invoices, &mut out);
+        for output in out.drain(..) {
+            match output {
+                Output::Alert(alert) => {
+                    *summary.alerts_by_rule.entry(alert.rule.id).or_default() += 1;
+                    *summary.alerts_by_status.entry(alert.status.name()).or_default() += 1;
+                    writer.write(&alert.to_wire())?;
                 }
+                Output::DeadLetter { handle, rejection, .. } => {
+                    *summary.rejected.entry(rejection.reason.to_string()).or_default() += 1;
+                    if let Some(d) = dead.as_mut() {
+                        write_dead(d, handle, rejection.reason, rejection.detail)?;
+                    }
+                }
+                Output::Late { handle, late, .. } => {
+                    *summary.late.entry(late.input.name()).or_default() += 1;
+                    if let Some(d) = dead.as_mut() {
+                        write_dead(d, handle, LATE_EVENT_REASON, late.to_string())?;
+                    }
+                }
+                // Nothing was read back from an alert topic; nothing is held.
+                Output::Processed { .. }
+                | Output::Suppressed(_)
+                | Output::PauseTimeReports
+                | Output::ResumeTimeReports => {}
             }
-            Disposition::Applied | Disposition::Duplicate => {}
         }
-        for alert in out.drain(..) {
-            *summary.alerts_by_rule.entry(alert.rule.id).or_default() += 1;
-            *summary.alerts_by_status.entry(alert.status.name()).or_default() += 1;
-            writer.write(&alert.to_wire())?;
+        if stop {
+            // A length-delimited file cannot be resynchronised after a bad record.
+            break;
         }
         if let Some(bar) = &bar
             && summary.records % 4096 == 0
@@ -202,25 +229,12 @@ pub fn replay_partitioned(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    for engine in &engines {
-        summary.engine.add(&engine.stats());
-        summary.state.add(&engine.state_size());
+    for driver in &drivers {
+        summary.engine.add(&driver.engine().stats());
+        summary.state.add(&driver.engine().state_size());
     }
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(summary)
-}
-
-fn reject(
-    summary: &mut ReplaySummary,
-    dead: Option<&mut std::io::BufWriter<std::fs::File>>,
-    reason: &str,
-    detail: String,
-) -> anyhow::Result<()> {
-    *summary.rejected.entry(reason.to_string()).or_default() += 1;
-    if let Some(d) = dead {
-        write_dead(d, summary.records, reason, detail)?;
-    }
-    Ok(())
 }
 
 fn write_dead(d: &mut impl Write, record: u64, reason: &str, detail: String) -> anyhow::Result<()> {

@@ -28,6 +28,7 @@ pub mod baseline;
 pub mod codec;
 pub mod config;
 pub mod decode;
+pub mod driver;
 pub mod engine;
 pub mod model;
 pub mod partition;

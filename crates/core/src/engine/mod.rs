@@ -71,6 +71,19 @@ pub struct LateEvent {
     pub behind_secs: i64,
 }
 
+impl std::fmt::Display for LateEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} at {} is {} s behind the watermark {}",
+            self.input.name(),
+            self.event_time,
+            self.behind_secs,
+            self.watermark
+        )
+    }
+}
+
 /// What the engine did with an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {

@@ -1,0 +1,568 @@
+//! The partition driver: one input partition's engine and bookkeeping, with
+//! no I/O. `tillsyn run` (Kafka) and `tillsyn replay` (a file) both drive it,
+//! so a record takes the same path through the core live and offline.
+//!
+//! It takes each record of the partition's two inputs (time reports and
+//! invoices) as a [`Record`]: the input, its offset, the decoded event or
+//! the [`Rejection`] of the edge decoder, and a handle the shell uses to
+//! find the original record again (a Kafka message, a line number). It hands
+//! back [`Output`]s in order: alerts to produce, records to dead-letter or
+//! to route as late, and when to pause or resume fetching time reports. The
+//! shell turns those into I/O.
+//!
+//! What it owns besides the [`Engine`]:
+//! - **Offsets**: the next offset of each input. Every record before them
+//!   is reflected in the engine's state, none after; a record below them (a
+//!   fetch from before a restore's start) is ignored. A checkpoint writes
+//!   them beside the engine's snapshot.
+//! - **Suppression after a takeover**: the ids of alerts already on the
+//!   alert topic past the restored snapshot. Replaying the records after the
+//!   snapshot computes those alerts again, with the same ids (the engine is
+//!   deterministic); each is suppressed once instead of produced twice.
+//! - **Event-time alignment of the two inputs**: a consumer catching up on a
+//!   backlog would read the large time-report partition months ahead of the
+//!   small invoice one. A time report more than [`ALIGNMENT_SECS`] of event
+//!   time past the newest invoice processed waits while the invoice
+//!   partition has unread records (the shell says where its end is); held
+//!   records are released, in offset order, as invoices catch up or the
+//!   invoice partition is read to its end. Past [`HoldLimit`] held records
+//!   the driver asks the shell to pause the time-report partition.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::alerting::Alert;
+use crate::decode::Rejection;
+use crate::engine::{Disposition, Engine, Input, LateEvent};
+use crate::model::{DomainEvent, EventTime};
+
+/// How far (event time) a partition's time reports may run ahead of the
+/// newest invoice processed while its invoice partition still has unread
+/// records. The core's alerts are the same for any interleaving of the two
+/// inputs within this bound (checked offline: invoices delayed by 2, 5 and
+/// 10 days against the time reports give the replay's alerts; by 20 days
+/// they do not).
+pub const ALIGNMENT_SECS: i64 = 5 * 86_400;
+
+/// Held time reports before the driver asks to pause their partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldLimit(pub usize);
+
+impl Default for HoldLimit {
+    fn default() -> Self {
+        HoldLimit(5_000)
+    }
+}
+
+/// The next offset of each input: every record before them is in the state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Offsets {
+    /// Next offset of the time-report partition.
+    pub time_reports: i64,
+    /// Next offset of the invoice partition.
+    pub invoices: i64,
+}
+
+impl Offsets {
+    /// The next offset of `input`.
+    pub fn of(&self, input: Input) -> i64 {
+        match input {
+            Input::TimeReports => self.time_reports,
+            Input::Invoices => self.invoices,
+        }
+    }
+
+    fn of_mut(&mut self, input: Input) -> &mut i64 {
+        match input {
+            Input::TimeReports => &mut self.time_reports,
+            Input::Invoices => &mut self.invoices,
+        }
+    }
+}
+
+/// One record of the partition, as the edge decoded it.
+#[derive(Debug)]
+pub struct Record<H> {
+    /// Which input it came from.
+    pub input: Input,
+    /// Its offset in its input partition.
+    pub offset: i64,
+    /// The validated event, or why it was rejected.
+    pub decoded: Result<DomainEvent, Rejection>,
+    /// The shell's handle on the original record (for dead letters and late
+    /// events, which carry the original key, value and headers).
+    pub handle: H,
+}
+
+/// What the shell must do, in this order.
+#[derive(Debug)]
+pub enum Output<H> {
+    /// A record was processed (applied, rejected or found late): count it.
+    Processed {
+        /// Its input.
+        input: Input,
+    },
+    /// Produce this alert.
+    Alert(Alert),
+    /// This alert is already on the alert topic (a replay after a takeover
+    /// computed it again): not produced.
+    Suppressed(Alert),
+    /// Send the record to the dead-letter topic with this reason.
+    DeadLetter {
+        /// The record.
+        handle: H,
+        /// Its input.
+        input: Input,
+        /// Its offset.
+        offset: i64,
+        /// Why.
+        rejection: Rejection,
+    },
+    /// Route the record aside as late (beyond the allowed lateness).
+    Late {
+        /// The record.
+        handle: H,
+        /// Its offset.
+        offset: i64,
+        /// How late.
+        late: LateEvent,
+    },
+    /// Stop fetching the time-report partition (too many held).
+    PauseTimeReports,
+    /// Fetch the time-report partition again (nothing held).
+    ResumeTimeReports,
+}
+
+/// A time report waiting for the invoices to catch up.
+#[derive(Debug)]
+struct Held<H> {
+    record: Record<H>,
+    /// Its event time; none if it did not decode (it waits in line all the same).
+    event_time: Option<EventTime>,
+}
+
+/// One partition's engine and bookkeeping. See the module documentation.
+pub struct PartitionDriver<H> {
+    engine: Engine,
+    next: Offsets,
+    suppress: HashMap<String, i64>,
+    held: VecDeque<Held<H>>,
+    hold_limit: HoldLimit,
+    paused: bool,
+    /// Issue time of the newest invoice processed.
+    invoices_through: Option<EventTime>,
+    /// Whether records were processed since [`Self::mark_checkpointed`].
+    dirty: bool,
+    alerts: Vec<Alert>,
+}
+
+impl<H> PartitionDriver<H> {
+    /// A driver over `engine`, whose state reflects every record before
+    /// `next`; `suppress` maps the ids of alerts already on the alert topic
+    /// past the engine's snapshot to their offsets there. Starts dirty, so
+    /// that the shell checkpoints a restored partition once (the committed
+    /// offsets then catch up with the snapshot).
+    pub fn new(engine: Engine, next: Offsets, suppress: HashMap<String, i64>, hold_limit: HoldLimit) -> Self {
+        PartitionDriver {
+            engine,
+            next,
+            suppress,
+            held: VecDeque::new(),
+            hold_limit,
+            paused: false,
+            invoices_through: None,
+            dirty: true,
+            alerts: Vec::new(),
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The next offsets: what a checkpoint of the engine's state covers.
+    pub fn next(&self) -> Offsets {
+        self.next
+    }
+
+    /// Where on the alert topic the alerts not yet reflected in a snapshot
+    /// taken now begin, given the alert partition's end: alerts read back
+    /// but not computed again yet stay to be suppressed after a later
+    /// restore too.
+    pub fn alerts_from(&self, alert_log_end: i64) -> i64 {
+        self.suppress.values().copied().min().map_or(alert_log_end, |o| o.min(alert_log_end))
+    }
+
+    /// Alerts still to be suppressed.
+    pub fn suppressing(&self) -> usize {
+        self.suppress.len()
+    }
+
+    /// Time reports held back.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Whether the driver asked to pause the time-report partition.
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Whether records were processed since the last checkpoint.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// The state and offsets were checkpointed.
+    pub fn mark_checkpointed(&mut self) {
+        self.dirty = false;
+    }
+
+    /// Takes one record. `invoice_end` answers, when asked, the end offset
+    /// of the invoice partition (none if unknown: then unread invoices are
+    /// assumed). Pushes what the shell must do to `out`.
+    pub fn offer(
+        &mut self,
+        record: Record<H>,
+        invoice_end: &mut impl FnMut() -> Option<i64>,
+        out: &mut Vec<Output<H>>,
+    ) {
+        if record.offset < self.next.of(record.input) {
+            return;
+        }
+        match record.input {
+            Input::TimeReports => {
+                let event_time = record.decoded.as_ref().ok().map(DomainEvent::event_time);
+                if !self.held.is_empty() || event_time.is_some_and(|t| self.must_hold(t, invoice_end)) {
+                    self.hold(record, event_time, out);
+                } else {
+                    self.apply(record, out);
+                }
+            }
+            Input::Invoices => {
+                self.apply(record, out);
+                self.release(invoice_end, out);
+            }
+        }
+    }
+
+    /// Processes the held time reports, oldest first, while they may go
+    /// (the shell calls it now and then: the invoice partition may have
+    /// reached its end without a new record).
+    pub fn release(&mut self, invoice_end: &mut impl FnMut() -> Option<i64>, out: &mut Vec<Output<H>>) {
+        while let Some(front) = self.held.front() {
+            if let Some(t) = front.event_time
+                && self.must_hold(t, invoice_end)
+            {
+                break;
+            }
+            let Some(held) = self.held.pop_front() else { break };
+            self.apply(held.record, out);
+        }
+        if self.held.is_empty() && self.paused {
+            self.paused = false;
+            out.push(Output::ResumeTimeReports);
+        }
+    }
+
+    /// Whether a time report at `event_time` must wait for invoices: it is
+    /// more than [`ALIGNMENT_SECS`] past the newest invoice processed, and
+    /// the invoice partition has records not read yet.
+    fn must_hold(&self, event_time: EventTime, invoice_end: &mut impl FnMut() -> Option<i64>) -> bool {
+        if self.invoices_through.is_some_and(|t| event_time.0 <= t.0.saturating_add(ALIGNMENT_SECS)) {
+            return false;
+        }
+        invoice_end().is_none_or(|end| self.next.invoices < end)
+    }
+
+    fn hold(&mut self, record: Record<H>, event_time: Option<EventTime>, out: &mut Vec<Output<H>>) {
+        self.held.push_back(Held { record, event_time });
+        if self.held.len() >= self.hold_limit.0 && !self.paused {
+            self.paused = true;
+            out.push(Output::PauseTimeReports);
+        }
+    }
+
+    /// Applies one record to the engine and says what follows from it.
+    fn apply(&mut self, record: Record<H>, out: &mut Vec<Output<H>>) {
+        let Record { input, offset, decoded, handle } = record;
+        out.push(Output::Processed { input });
+        match decoded {
+            Err(rejection) => out.push(Output::DeadLetter { handle, input, offset, rejection }),
+            Ok(event) => {
+                if let DomainEvent::Invoice(invoice) = &event {
+                    self.invoices_through =
+                        Some(self.invoices_through.map_or(invoice.issued_at, |t| t.max(invoice.issued_at)));
+                }
+                self.alerts.clear();
+                match self.engine.process(&event, &mut self.alerts) {
+                    Disposition::Late(late) => out.push(Output::Late { handle, offset, late }),
+                    Disposition::Applied | Disposition::Duplicate => {}
+                }
+                for alert in self.alerts.drain(..) {
+                    if self.suppress.remove(&alert.alert_id).is_some() {
+                        out.push(Output::Suppressed(alert));
+                    } else {
+                        out.push(Output::Alert(alert));
+                    }
+                }
+            }
+        }
+        *self.next.of_mut(input) = offset + 1;
+        self.dirty = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The driver without a broker: alignment, suppression after a takeover,
+    //! offsets, lateness and rejections. Handles are plain numbers.
+
+    use super::*;
+    use crate::config::CoreConfig;
+    use crate::decode::reason;
+    use crate::model::{
+        ClientKey, Day, EventId, Invoice, InvoiceLine, Minutes, Month, MunicipalityCode, Ore, ProviderId,
+        RegistrationMethod, ServiceType, StaffKey, Visit,
+    };
+
+    const DAY: i64 = 86_400;
+
+    fn municipality() -> MunicipalityCode {
+        MunicipalityCode::parse("2480").expect("valid code")
+    }
+
+    fn provider() -> ProviderId {
+        ProviderId::from_nine_digits(556_100_001)
+    }
+
+    /// A 30-minute visit of `staff` at client `client`, `days` after
+    /// 2026-03-02 09:00 plus `minutes`.
+    fn visit(id: &str, days: i64, minutes: i64, staff: u64, client: u64) -> DomainEvent {
+        let check_in = Day::from_ymd(2026, 3, 2).start().plus_secs(9 * 3600 + days * DAY + minutes * 60);
+        DomainEvent::Visit(Visit {
+            event_id: EventId::new(id),
+            provider: provider(),
+            municipality: municipality(),
+            client: ClientKey(client),
+            staff: StaffKey(staff),
+            service: ServiceType::PersonalCare,
+            check_in,
+            check_out: check_in.plus_secs(1800),
+            method: RegistrationMethod::Nfc,
+            planned: None,
+            client_home: None,
+            check_in_location: None,
+            household: None,
+            reported_at: check_in.plus_secs(1800),
+        })
+    }
+
+    /// An invoice for February 2026 issued `days` after 2026-03-02 09:00.
+    fn invoice(id: &str, days: i64) -> DomainEvent {
+        let m = Month::from_ym(2026, 2);
+        DomainEvent::Invoice(Invoice {
+            invoice_id: EventId::new(id),
+            provider: provider(),
+            municipality: municipality(),
+            period_start: m.start(),
+            period_end: m.end(),
+            issued_at: Day::from_ymd(2026, 3, 2).start().plus_secs(9 * 3600 + days * DAY),
+            lines: vec![InvoiceLine {
+                client: ClientKey(1),
+                service: ServiceType::PersonalCare,
+                minutes: Minutes(30),
+                tariff_per_hour: Ore(42_600),
+                amount: Ore(21_300),
+            }],
+            total: Ore(21_300),
+        })
+    }
+
+    fn record(input: Input, offset: i64, decoded: Result<DomainEvent, Rejection>) -> Record<i64> {
+        Record { input, offset, decoded, handle: offset }
+    }
+
+    fn driver() -> PartitionDriver<i64> {
+        PartitionDriver::new(Engine::new(CoreConfig::default()), Offsets::default(), HashMap::new(), HoldLimit(3))
+    }
+
+    /// What came out for the records, as short strings: `tr` and `inv`
+    /// processed, `dl@3` dead letter, `late@3`, `pause`, `resume` (alerts
+    /// left out: see the suppression test).
+    fn kinds(out: &[Output<i64>]) -> Vec<String> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Processed { input: Input::TimeReports } => Some("tr".into()),
+                Output::Processed { input: Input::Invoices } => Some("inv".into()),
+                Output::DeadLetter { offset, .. } => Some(format!("dl@{offset}")),
+                Output::Late { offset, .. } => Some(format!("late@{offset}")),
+                Output::PauseTimeReports => Some("pause".into()),
+                Output::ResumeTimeReports => Some("resume".into()),
+                Output::Alert(_) | Output::Suppressed(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_time_report_far_ahead_of_the_invoices_waits_until_they_catch_up() {
+        let mut d = driver();
+        let mut out = Vec::new();
+        let mut end = || Some(10);
+        d.offer(record(Input::Invoices, 0, Ok(invoice("inv-0", 0))), &mut end, &mut out);
+        d.offer(record(Input::TimeReports, 0, Ok(visit("tr-0", 2, 0, 1, 1))), &mut end, &mut out);
+        assert_eq!(kinds(&out), ["inv", "tr"], "within the bound: processed at once");
+        out.clear();
+        d.offer(record(Input::TimeReports, 1, Ok(visit("tr-1", 9, 0, 1, 1))), &mut end, &mut out);
+        d.offer(record(Input::TimeReports, 2, Ok(visit("tr-2", 9, 60, 1, 1))), &mut end, &mut out);
+        assert!(out.is_empty(), "9 days past the newest invoice: held, and the next waits behind it");
+        assert_eq!((d.held(), d.next().time_reports), (2, 1));
+        d.offer(record(Input::Invoices, 1, Ok(invoice("inv-1", 5))), &mut end, &mut out);
+        assert_eq!(kinds(&out), ["inv", "tr", "tr"], "released in offset order once invoices caught up");
+        assert_eq!(d.next(), Offsets { time_reports: 3, invoices: 2 });
+    }
+
+    #[test]
+    fn held_time_reports_go_once_the_invoice_partition_is_read_to_its_end() {
+        let mut d = driver();
+        let mut out = Vec::new();
+        let mut unread = || Some(5);
+        d.offer(record(Input::Invoices, 0, Ok(invoice("inv-0", 0))), &mut unread, &mut out);
+        d.offer(record(Input::TimeReports, 0, Ok(visit("tr-0", 30, 0, 1, 1))), &mut unread, &mut out);
+        d.release(&mut unread, &mut out);
+        assert_eq!(kinds(&out), ["inv"], "invoices 1..5 unread: the time report waits");
+        let mut unknown = || None;
+        d.release(&mut unknown, &mut out);
+        assert_eq!(kinds(&out), ["inv"], "an unknown end counts as unread invoices");
+        let mut at_end = || Some(1);
+        d.release(&mut at_end, &mut out);
+        assert_eq!(kinds(&out), ["inv", "tr"]);
+    }
+
+    #[test]
+    fn no_invoice_yet_and_an_empty_invoice_partition_hold_nothing() {
+        let mut d = driver();
+        let mut out = Vec::new();
+        let mut empty = || Some(0);
+        d.offer(record(Input::TimeReports, 0, Ok(visit("tr-0", 0, 0, 1, 1))), &mut empty, &mut out);
+        assert_eq!(kinds(&out), ["tr"]);
+    }
+
+    #[test]
+    fn the_time_report_partition_pauses_at_the_hold_limit_and_resumes_when_released() {
+        let mut d = driver();
+        let mut out = Vec::new();
+        let mut unread = || Some(5);
+        d.offer(record(Input::Invoices, 0, Ok(invoice("inv-0", 0))), &mut unread, &mut out);
+        for i in 0..4 {
+            d.offer(record(Input::TimeReports, i, Ok(visit(&format!("tr-{i}"), 20, i, 1, 1))), &mut unread, &mut out);
+        }
+        assert_eq!(kinds(&out), ["inv", "pause"], "paused once, at the third held record");
+        assert!(d.paused());
+        out.clear();
+        let mut at_end = || Some(1);
+        d.release(&mut at_end, &mut out);
+        assert_eq!(kinds(&out), ["tr", "tr", "tr", "tr", "resume"]);
+        assert!(!d.paused());
+    }
+
+    #[test]
+    fn an_undecodable_time_report_waits_in_line_behind_held_ones() {
+        let mut d = driver();
+        let mut out = Vec::new();
+        let mut unread = || Some(5);
+        d.offer(record(Input::Invoices, 0, Ok(invoice("inv-0", 0))), &mut unread, &mut out);
+        d.offer(record(Input::TimeReports, 0, Ok(visit("tr-0", 20, 0, 1, 1))), &mut unread, &mut out);
+        let bad = Err(Rejection::new(reason::JSON_DECODE, "expected value"));
+        d.offer(record(Input::TimeReports, 1, bad), &mut unread, &mut out);
+        assert_eq!(kinds(&out), ["inv"]);
+        let mut at_end = || Some(1);
+        d.release(&mut at_end, &mut out);
+        assert_eq!(kinds(&out), ["inv", "tr", "tr", "dl@1"], "dead-lettered after the held record before it");
+        assert_eq!(d.next().time_reports, 2, "a rejected record is processed: its offset is passed");
+    }
+
+    #[test]
+    fn records_below_the_restored_offsets_are_ignored() {
+        let offsets = Offsets { time_reports: 5, invoices: 3 };
+        let mut d = PartitionDriver::new(Engine::new(CoreConfig::default()), offsets, HashMap::new(), HoldLimit(3));
+        let mut out = Vec::new();
+        let mut end = || Some(3);
+        d.offer(record(Input::TimeReports, 4, Ok(visit("tr-4", 0, 0, 1, 1))), &mut end, &mut out);
+        d.offer(record(Input::Invoices, 2, Ok(invoice("inv-2", 0))), &mut end, &mut out);
+        assert!(out.is_empty());
+        d.offer(record(Input::TimeReports, 5, Ok(visit("tr-5", 0, 0, 1, 1))), &mut end, &mut out);
+        assert_eq!(kinds(&out), ["tr"]);
+        assert_eq!(d.next(), Offsets { time_reports: 6, invoices: 3 });
+    }
+
+    /// Time reports where staff 7 is with two clients at once, twice a day
+    /// apart: two double-booking findings, the first opens an episode.
+    fn double_bookings() -> Vec<Record<i64>> {
+        [
+            visit("a", 0, 0, 7, 1),
+            visit("b", 0, 10, 7, 2),
+            visit("c", 1, 0, 7, 1),
+            visit("d", 1, 10, 7, 3),
+            visit("e", 40, 0, 8, 1),
+            visit("f", 40, 10, 8, 2),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| record(Input::TimeReports, i as i64, Ok(v)))
+        .collect()
+    }
+
+    fn alerts_of(out: &[Output<i64>]) -> Vec<(bool, String)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Alert(a) => Some((true, a.alert_id.clone())),
+                Output::Suppressed(a) => Some((false, a.alert_id.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn after_a_takeover_each_alert_already_on_the_topic_is_suppressed_once() {
+        let mut end = || Some(0);
+        let mut first = driver();
+        let mut out = Vec::new();
+        for r in double_bookings() {
+            first.offer(r, &mut end, &mut out);
+        }
+        let produced = alerts_of(&out);
+        assert!(produced.len() >= 2, "the scenario makes alerts: {produced:?}");
+        // The previous owner produced the first alert after its last
+        // snapshot (offset 41 of the alert partition), then died.
+        let suppress = HashMap::from([(produced[0].1.clone(), 41)]);
+        let mut next =
+            PartitionDriver::new(Engine::new(CoreConfig::default()), Offsets::default(), suppress, HoldLimit(3));
+        assert_eq!(next.alerts_from(50), 41, "a snapshot now still covers the alert not yet computed again");
+        let mut again = Vec::new();
+        for r in double_bookings() {
+            next.offer(r, &mut end, &mut again);
+        }
+        let mut expected = produced.clone();
+        expected[0].0 = false;
+        assert_eq!(alerts_of(&again), expected, "the same alerts, the one already produced suppressed");
+        assert_eq!((next.suppressing(), next.alerts_from(50)), (0, 50));
+    }
+
+    #[test]
+    fn a_late_time_report_is_routed_aside_and_its_offset_passed() {
+        let mut d = driver();
+        let mut out = Vec::new();
+        let mut end = || Some(0);
+        d.offer(record(Input::TimeReports, 0, Ok(visit("tr-0", 20, 0, 1, 1))), &mut end, &mut out);
+        d.offer(record(Input::TimeReports, 1, Ok(visit("tr-1", 0, 0, 1, 1))), &mut end, &mut out);
+        assert_eq!(kinds(&out), ["tr", "tr", "late@1"]);
+        let Some(Output::Late { late, .. }) = out.last() else { panic!("late expected") };
+        assert_eq!(late.input, Input::TimeReports);
+        assert_eq!(late.behind_secs, 17 * DAY, "behind the watermark: 20 days less the 3 days allowed");
+        assert_eq!(d.next().time_reports, 2);
+        assert!(d.is_dirty());
+        d.mark_checkpointed();
+        assert!(!d.is_dirty());
+    }
+}
