@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::replay::replay_partitioned;
 use crate::service::config::{LogFormat, ServiceConfig};
-use crate::service::{runner, tools};
+use crate::service::{run, tools};
 use crate::telemetry;
 use tillsyn_core::codec::MessageWriter;
 use tillsyn_core::config::CoreConfig;
@@ -321,7 +321,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let http = tokio::spawn(telemetry::serve(listener, handle, health.clone(), async move {
                     let _ = http_stopped.await;
                 }));
-                let result = runner::run(config, health, runner::shutdown_signal()).await;
+                let result = run::run(config, health, run::shutdown_signal()).await;
                 let _ = stop_http.send(());
                 let _ = http.await;
                 result.map(|_| ())

@@ -18,8 +18,8 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use tillsyn::replay::replay_partitioned;
 use tillsyn::service::config::ServiceConfig;
-use tillsyn::service::runner::RunSummary;
-use tillsyn::service::{runner, tools};
+use tillsyn::service::run::RunSummary;
+use tillsyn::service::{run, tools};
 use tillsyn::telemetry::Health;
 use tillsyn_core::codec::MessageWriter;
 use tillsyn_core::decode::Format;
@@ -124,7 +124,7 @@ async fn run_until_caught_up(config: &ServiceConfig) -> RunSummary {
     let service_config = config.clone();
     let service = tokio::spawn(async move {
         let watch = service_config.clone();
-        runner::run(service_config, Health::new(), async move {
+        run::run(service_config, Health::new(), async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let w = watch.clone();

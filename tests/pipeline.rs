@@ -164,7 +164,7 @@ fn alerts_do_not_depend_on_how_time_reports_and_invoices_interleave() {
     // What the live service's alignment relies on: invoices read up to
     // `ALIGNMENT_SECS` of event time after the time reports around their
     // issue time, or any time before, give the same alerts.
-    let bound = tillsyn::service::runner::ALIGNMENT_SECS;
+    let bound = tillsyn_core::driver::ALIGNMENT_SECS;
     let delayed = |delay: i64| {
         let mut order = Vec::with_capacity(domain.len());
         let mut waiting: std::collections::VecDeque<usize> = std::collections::VecDeque::new();

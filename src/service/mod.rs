@@ -6,6 +6,6 @@
 //! alerts.
 
 pub mod config;
-pub mod runner;
+pub mod run;
 pub mod state_store;
 pub mod tools;

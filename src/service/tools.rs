@@ -13,7 +13,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tracing::info;
 
 use super::config::ServiceConfig;
-use super::runner::DeliveryWindow;
+use super::run::produce::DeliveryWindow;
 use tillsyn_core::decode::{CONTENT_TYPE_HEADER, Format};
 use tillsyn_core::proto::v1 as wire;
 use tillsyn_sim::labels::GroundTruth;

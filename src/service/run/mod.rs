@@ -1,0 +1,501 @@
+//! The consume → detect → produce loop of `tillsyn run`, and the recovery
+//! that makes its effect exactly once.
+//!
+//! One consumer in the configured group reads the time-report and invoice
+//! topics. Both are keyed by provider id and co-partitioned (same partition
+//! count, the keyed partitioner, and the `range` assignor, enforced, which
+//! gives a member the same partition numbers of both), so partition `k` of
+//! both topics feeds one [`Engine`]. Its alerts go to partition `k` of the
+//! alert topic, its snapshots to partition `k` of the state topic: every
+//! topic of the service has the same partition count (checked at start).
+//!
+//! The loop is a thin adapter around the core's partition driver
+//! ([`tillsyn_core::driver`]): per record it decodes and validates at the
+//! edge, offers the record to its partition's driver, and carries out what
+//! the driver hands back. Per record: decode and validate (a rejection goes to the dead-letter
+//! topic with the reason, the original key, value and headers), feed the
+//! engine, produce its alerts and route a late event to the late-event
+//! topic (or the dead-letter topic). The number of records whose outputs
+//! await acknowledgement is bounded, so memory is; a delivery that fails
+//! for good stops the service with an error.
+//!
+//! # Exactly-once alerts without transactions
+//!
+//! - **Checkpoints.** Every `kafka.commit_interval_ms` (and when a
+//!   partition has been idle a second, on revocation and at shutdown) a
+//!   partition is checkpointed: wait until every output produced so far is
+//!   acknowledged; write the engine's [`snapshot`](Engine::snapshot) with a
+//!   manifest naming the input offsets it covers and `alerts_from`, the
+//!   end of the alert partition at that moment (every alert produced before
+//!   it is reflected in the state); once the snapshot is acknowledged,
+//!   commit those offsets.
+//! - **Takeover.** When a partition is assigned, before any of its records
+//!   is processed (inside the rebalance callback, see [`consumer`]): read its newest complete
+//!   snapshot ([`state_store`](super::state_store)) and restore the engine,
+//!   read the ids of the alerts in the alert partition from `alerts_from` to
+//!   its end (produced after the snapshot, before the previous owner
+//!   stopped), and start both inputs at the snapshot's offsets. Without a
+//!   snapshot: an empty engine, the inputs from their beginning, and every
+//!   alert already in the partition.
+//! - **Replay.** The engine is deterministic and its alert ids are a
+//!   function of the events (independent of how the two inputs interleave),
+//!   so replaying the records after the snapshot computes those alerts
+//!   again, with the same ids: each one found in the set read back is not
+//!   produced again (and leaves the set). Alerts past the crash point are
+//!   produced as usual.
+//! - **Revocation.** In the revoke callback, within
+//!   `kafka.revocation_budget_ms`: flush the producer (so the next owner
+//!   reads every alert produced), checkpoint the revoked partitions, drop
+//!   their state.
+//!
+//! What remains possible is written in the README ("Guarantees").
+
+//!
+//! Files: `consumer` (the context: statistics, rebalances), `checkpoint`
+//! (snapshots, restores, when one is due), `produce` (every record written,
+//! typed delivery errors).
+
+mod checkpoint;
+mod consumer;
+pub mod produce;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message, OwnedMessage};
+use rdkafka::producer::{FutureProducer, Producer};
+use tillsyn_core::decode::{self, Rejection};
+use tillsyn_core::driver::{Output, Record};
+use tillsyn_core::engine::Input;
+use tillsyn_core::model::DomainEvent;
+use tillsyn_core::model::pseudonym::Pseudonymizer;
+use tillsyn_core::model::validate::Validator;
+use tracing::{info, warn};
+
+use self::checkpoint::Partition;
+use self::consumer::{Context, Shared};
+use self::produce::{Delivery, DeliveryError};
+use super::config::ServiceConfig;
+use super::state_store;
+use crate::telemetry::Health;
+use crate::telemetry::events::{
+    AlertProduced, AlertSuppressed, LateEventRouted, ProcessingLatency, RecordConsumed, RecordDeadLettered,
+    SnapshotTrigger, StateGauges, WatermarkLag,
+};
+
+pub use tillsyn_core::driver::ALIGNMENT_SECS;
+
+/// Most records whose produced records await acknowledgement.
+const MAX_IN_FLIGHT: usize = 20_000;
+
+/// How long a read end offset of an invoice partition is trusted.
+const END_OFFSET_TTL: Duration = Duration::from_millis(500);
+
+/// Counters of one run, for tests and the final log line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Records consumed from the input topics.
+    pub records: u64,
+    /// Records sent to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// Late events routed aside.
+    pub late: u64,
+    /// Alerts produced.
+    pub alerts: u64,
+    /// Alerts a replay computed again and did not produce (already on the
+    /// alert topic).
+    pub suppressed: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
+}
+
+/// Everything the processing of records needs, borrowed from the loop.
+struct Io<'a> {
+    config: &'a ServiceConfig,
+    validator: &'a Validator,
+    producer: &'a FutureProducer,
+    consumer: &'a StreamConsumer<Context>,
+    /// A client of its own for end offsets: the group's consumer, whose
+    /// queue the loop polls, was seen to time out on them.
+    offsets: &'a BaseConsumer,
+}
+
+impl Io<'_> {
+    /// Decodes a record of `input` into the driver's [`Record`].
+    fn record(&self, message: &BorrowedMessage<'_>, input: Input) -> Record<OwnedMessage> {
+        Record { input, offset: message.offset(), decoded: self.decode(message, input), handle: message.detach() }
+    }
+
+    fn decode(&self, message: &impl Message, input: Input) -> Result<DomainEvent, Rejection> {
+        let headers = message.headers();
+        let pairs = headers.iter().flat_map(|h| h.iter()).map(|h| (h.key, h.value));
+        decode::content_type_header(pairs).and_then(|content_type| {
+            decode::decode_record(
+                input,
+                message.payload(),
+                content_type,
+                self.config.topics.input_format(input),
+                self.validator,
+            )
+        })
+    }
+
+    /// The end offset of `partition` of the invoice topic, asked of the
+    /// broker at most every [`END_OFFSET_TTL`]. A failure is remembered as
+    /// long as an answer, so that a broker that does not answer costs one
+    /// wait per interval, not per record.
+    fn invoice_end(&self, cache: &mut Option<(Instant, Option<i64>)>, partition: i32) -> Option<i64> {
+        if let Some((read, end)) = *cache
+            && read.elapsed() < END_OFFSET_TTL
+        {
+            return end;
+        }
+        let topic = &self.config.topics.invoices;
+        let end = self.offsets.fetch_watermarks(topic, partition, Duration::from_secs(1)).ok().map(|(_, high)| high);
+        *cache = Some((Instant::now(), end));
+        end
+    }
+
+    /// Turns the driver's outputs into metrics and records to produce.
+    fn carry_out(
+        &self,
+        partition: i32,
+        outputs: &mut Vec<Output<OwnedMessage>>,
+        summary: &mut RunSummary,
+        deliveries: &mut Vec<Delivery>,
+    ) {
+        let topics = &self.config.topics;
+        for output in outputs.drain(..) {
+            match output {
+                Output::Processed { input } => {
+                    summary.records += 1;
+                    RecordConsumed { topic: topics.input_topic(input), kind: input }.emit();
+                }
+                Output::Alert(alert) => {
+                    summary.alerts += 1;
+                    AlertProduced::from_alert(&alert).emit();
+                    deliveries.push(produce::alert(self.producer, self.config, partition, &alert));
+                }
+                Output::Suppressed(_) => {
+                    summary.suppressed += 1;
+                    AlertSuppressed { partition }.emit();
+                }
+                Output::DeadLetter { handle, offset, rejection, .. } => {
+                    summary.dead_lettered += 1;
+                    let topic = handle.topic();
+                    RecordDeadLettered { topic, partition, offset, reason: rejection.reason }.emit();
+                    deliveries.push(produce::dead_letter(self.producer, self.config, &handle, &rejection));
+                }
+                Output::Late { handle, late, .. } => {
+                    summary.late += 1;
+                    LateEventRouted::from(&late).emit();
+                    deliveries.push(produce::late_event(self.producer, self.config, &handle, &late));
+                }
+                Output::PauseTimeReports | Output::ResumeTimeReports => {
+                    let mut list = TopicPartitionList::new();
+                    list.add_partition(&topics.time_reports, partition);
+                    let pause = matches!(output, Output::PauseTimeReports);
+                    let result = if pause { self.consumer.pause(&list) } else { self.consumer.resume(&list) };
+                    if let Err(e) = result {
+                        warn!(partition, pause, error = %e, "cannot pause or resume the time-report partition");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Offers one record from Kafka to its partition's driver; returns the
+    /// acknowledgement of everything produced because of it (and of the
+    /// held time reports it released). `None` for a record not ours (revoked
+    /// meanwhile) or nothing produced.
+    fn process(&self, message: &BorrowedMessage<'_>, shared: &Shared, summary: &mut RunSummary) -> Option<Delivery> {
+        let input = self.config.topics.input_of(message.topic())?;
+        let partition = message.partition();
+        let mut partitions = shared.partitions.lock().ok()?;
+        let Partition { driver, invoice_end, last_record, .. } = partitions.get_mut(&partition)?;
+        let mut outputs = Vec::new();
+        let record = self.record(message, input);
+        driver.offer(record, &mut || self.invoice_end(invoice_end, partition), &mut outputs);
+        *last_record = Instant::now();
+        let mut deliveries = Vec::new();
+        self.carry_out(partition, &mut outputs, summary, &mut deliveries);
+        (!deliveries.is_empty()).then(|| produce::all(deliveries))
+    }
+
+    /// Releases the held time reports of every partition that may go on
+    /// (e.g. its invoice partition reached its end). Called on the loop's tick.
+    fn release_all(&self, shared: &Shared, summary: &mut RunSummary) -> Option<Delivery> {
+        let mut partitions = shared.partitions.lock().ok()?;
+        let mut outputs = Vec::new();
+        let mut deliveries = Vec::new();
+        for (partition, Partition { driver, invoice_end, .. }) in partitions.iter_mut() {
+            if driver.held() > 0 {
+                driver.release(&mut || self.invoice_end(invoice_end, *partition), &mut outputs);
+                self.carry_out(*partition, &mut outputs, summary, &mut deliveries);
+            }
+        }
+        (!deliveries.is_empty()).then(|| produce::all(deliveries))
+    }
+}
+
+/// Checks that every topic of the service has the input topics' partition
+/// count: the alerts and snapshots of input partition `k` go to partition
+/// `k` of their topics.
+fn check_partitions(consumer: &StreamConsumer<Context>, config: &ServiceConfig) -> anyhow::Result<i32> {
+    let t = &config.topics;
+    let mut counts = Vec::new();
+    for topic in [&t.time_reports, &t.invoices, &t.alerts, &t.state] {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+        let n = metadata.topics().first().map(|m| m.partitions().len()).unwrap_or(0);
+        if n == 0 {
+            anyhow::bail!("topic {topic} does not exist (create the topics: tillsyn topics create)");
+        }
+        counts.push((topic.as_str(), n));
+    }
+    if counts.iter().any(|(_, n)| *n != counts[0].1) {
+        anyhow::bail!(
+            "the input, alert and state topics must have the same number of partitions (co-partitioning): {}",
+            counts.iter().map(|(t, n)| format!("{t}: {n}")).collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(counts[0].1 as i32)
+}
+
+/// Runs the service until `shutdown` completes: then stops consuming,
+/// waits for in-flight deliveries, checkpoints every partition and returns.
+pub async fn run(
+    config: ServiceConfig,
+    health: Health,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<RunSummary> {
+    let validator = Validator::new(Pseudonymizer::from_secret(&config.core.pseudonym_secret));
+    let shared = Arc::new(Shared::new());
+    let producer: FutureProducer = config.kafka.producer_config().create()?;
+    let context =
+        Context { shared: shared.clone(), config: config.clone(), producer: producer.clone(), ready_max_lag: 1_000 };
+    let consumer: StreamConsumer<Context> = config.kafka.consumer_config().create_with_context(context)?;
+    let offsets = state_store::reader(&config)?;
+    let partitions = check_partitions(&consumer, &config)?;
+    let topics = &config.topics;
+    consumer.subscribe(&[topics.time_reports.as_str(), topics.invoices.as_str()])?;
+    info!(
+        brokers = config.kafka.brokers.as_str(),
+        group = config.kafka.group_id.as_str(),
+        time_reports = topics.time_reports.as_str(),
+        invoices = topics.invoices.as_str(),
+        partitions,
+        "consuming"
+    );
+
+    let mut in_flight: FuturesOrdered<Delivery> = FuturesOrdered::new();
+    let mut summary = RunSummary::default();
+    let mut last_gauges = Instant::now();
+    let mut failure: Option<anyhow::Error> = None;
+    let interval = Duration::from_millis(config.kafka.commit_interval_ms);
+    // Wakes the loop when no record arrives, so checkpoints, gauges and
+    // readiness keep being updated while idle.
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tokio::pin!(shutdown);
+    let io = Io { config: &config, validator: &validator, producer: &producer, consumer: &consumer, offsets: &offsets };
+
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            Some(ack) = in_flight.next(), if !in_flight.is_empty() => {
+                if let Err(error) = ack {
+                    failure = Some(anyhow::anyhow!("a delivery failed for good: {error}"));
+                    break;
+                }
+            },
+            _ = ticker.tick() => {
+                if let Some(ack) = io.release_all(&shared, &mut summary) {
+                    in_flight.push_back(ack);
+                }
+            }
+            message = consumer.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
+                let message = match message {
+                    Ok(m) => m,
+                    Err(error) => {
+                        warn!(%error, "consumer error");
+                        continue;
+                    }
+                };
+                let started = Instant::now();
+                if let Some(ack) = io.process(&message, &shared, &mut summary) {
+                    in_flight.push_back(ack);
+                }
+                ProcessingLatency::from_duration(started.elapsed()).emit();
+            }
+        }
+        if let Some(fatal) = shared.fatal.lock().ok().and_then(|f| f.clone()) {
+            failure = Some(anyhow::anyhow!(fatal));
+            break;
+        }
+        if let Err(e) =
+            checkpoint_due(&config, &producer, &consumer, &shared, &mut in_flight, interval, &mut summary).await
+        {
+            failure = Some(e);
+            break;
+        }
+        if last_gauges.elapsed() >= Duration::from_secs(1) {
+            last_gauges = Instant::now();
+            update_gauges(&shared, &health);
+        }
+    }
+
+    // Shutdown: no new records; wait for what is in flight, checkpoint.
+    health.set_not_ready("shutting down");
+    info!(in_flight = in_flight.len(), "stopping: flushing in-flight deliveries");
+    if failure.is_none()
+        && let Err(e) = drain(&mut in_flight).await
+    {
+        failure = Some(e.into());
+    }
+    producer.flush(Duration::from_secs(30))?;
+    if failure.is_none() {
+        let budget = Duration::from_millis(config.kafka.revocation_budget_ms);
+        let result = tokio::task::block_in_place(|| -> anyhow::Result<u64> {
+            let mut written = 0;
+            let mut partitions = shared.partitions.lock().map_err(|_| anyhow::anyhow!("poisoned partition state"))?;
+            for (partition, state) in partitions.iter_mut() {
+                if state.driver.is_dirty() {
+                    checkpoint::checkpoint(
+                        &config,
+                        &producer,
+                        &consumer,
+                        *partition,
+                        state,
+                        SnapshotTrigger::Shutdown,
+                        budget,
+                    )?;
+                    written += 1;
+                }
+            }
+            Ok(written)
+        });
+        match result {
+            Ok(n) => summary.checkpoints += n,
+            Err(e) => failure = Some(e),
+        }
+    }
+    // Nothing dirty is left: the revocation that leaving the group causes
+    // has nothing to write.
+    consumer.unsubscribe();
+    info!(
+        records = summary.records,
+        dead_lettered = summary.dead_lettered,
+        late = summary.late,
+        alerts = summary.alerts,
+        suppressed = summary.suppressed,
+        checkpoints = summary.checkpoints,
+        "stopped"
+    );
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
+}
+
+/// State gauges, watermark lag and readiness, once a second.
+fn update_gauges(shared: &Shared, health: &Health) {
+    if let Ok(partitions) = shared.partitions.lock() {
+        for (partition, state) in partitions.iter() {
+            let engine = state.driver.engine();
+            StateGauges { partition: *partition, size: engine.state_size() }.emit();
+            if let Some(w) = engine.watermark() {
+                WatermarkLag::new(*partition, w, SystemTime::now()).emit();
+            }
+        }
+    }
+    let lag_ok = shared.lag_ok.lock().ok().and_then(|s| *s).unwrap_or(false);
+    let assigned = shared.assigned.lock().map(|a| !a.is_empty()).unwrap_or(false);
+    if !assigned {
+        health.set_not_ready("no partitions assigned");
+    } else if lag_ok {
+        health.set_ready(true);
+    } else {
+        health.set_not_ready("catching up");
+    }
+}
+
+/// Waits for every in-flight delivery.
+async fn drain(in_flight: &mut FuturesOrdered<Delivery>) -> Result<(), DeliveryError> {
+    while let Some(ack) = in_flight.next().await {
+        ack?;
+    }
+    Ok(())
+}
+
+/// Checkpoints the partitions that are due (see [`checkpoint::due`]).
+async fn checkpoint_due(
+    config: &ServiceConfig,
+    producer: &FutureProducer,
+    consumer: &StreamConsumer<Context>,
+    shared: &Shared,
+    in_flight: &mut FuturesOrdered<Delivery>,
+    interval: Duration,
+    summary: &mut RunSummary,
+) -> anyhow::Result<()> {
+    let due: Vec<(i32, SnapshotTrigger)> = match shared.partitions.lock() {
+        Ok(partitions) => partitions
+            .iter()
+            .filter_map(|(p, s)| {
+                let trigger = checkpoint::due(
+                    s.driver.is_dirty(),
+                    s.last_checkpoint.elapsed(),
+                    s.last_record.elapsed(),
+                    interval,
+                )?;
+                Some((*p, trigger))
+            })
+            .collect(),
+        Err(_) => anyhow::bail!("poisoned partition state"),
+    };
+    if due.is_empty() {
+        return Ok(());
+    }
+    // Every output so far acknowledged: the alert partition's end is then
+    // exactly where this partition's alerts after the snapshot begin.
+    drain(in_flight).await.map_err(|e| anyhow::anyhow!("a delivery failed for good: {e}"))?;
+    let budget = Duration::from_millis(config.kafka.revocation_budget_ms);
+    tokio::task::block_in_place(|| {
+        let mut partitions = shared.partitions.lock().map_err(|_| anyhow::anyhow!("poisoned partition state"))?;
+        for (partition, trigger) in due {
+            // Revoked meanwhile (the revocation checkpointed it).
+            let Some(state) = partitions.get_mut(&partition) else { continue };
+            checkpoint::checkpoint(config, producer, consumer, partition, state, trigger, budget)?;
+            summary.checkpoints += 1;
+        }
+        Ok(())
+    })
+}
+
+/// Waits for SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => info!("SIGTERM received"),
+                    _ = int.recv() => info!("SIGINT received"),
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,208 @@
+//! Producing: every record the service writes (alerts, dead letters, late
+//! events) goes through [`send`], which hands back a [`Delivery`]: a future
+//! that resolves once the broker acknowledged the record, or with a typed
+//! [`DeliveryError`].
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tillsyn_core::alerting::Alert;
+use tillsyn_core::decode::{self, Format, Rejection};
+use tillsyn_core::engine::LateEvent;
+
+use crate::service::config::ServiceConfig;
+use crate::service::state_store::ALERT_ID_HEADER;
+use crate::telemetry::events::DeliveryFailed;
+
+/// Why a record did not reach the broker.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DeliveryError {
+    /// The producer refused the record (e.g. its queue is full, the record
+    /// is too large).
+    #[error("to {topic}: not enqueued: {source}")]
+    Enqueue {
+        /// The destination topic.
+        topic: String,
+        /// librdkafka's error.
+        source: KafkaError,
+    },
+    /// The broker did not acknowledge it (for good: librdkafka retried).
+    #[error("to {topic}: {source}")]
+    Failed {
+        /// The destination topic.
+        topic: String,
+        /// librdkafka's error.
+        source: KafkaError,
+    },
+    /// The producer was dropped before the record was acknowledged.
+    #[error("to {topic}: the producer was dropped")]
+    Dropped {
+        /// The destination topic.
+        topic: String,
+    },
+}
+
+/// The acknowledgement of one produced record.
+pub type Delivery = Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send>>;
+
+/// Sends one record (to `partition`, or where its key's hash puts it);
+/// the future resolves when the broker acknowledged it.
+pub fn send(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: Option<i32>,
+    key: Option<&[u8]>,
+    value: &[u8],
+    headers: OwnedHeaders,
+) -> Delivery {
+    let mut record = FutureRecord::to(topic).payload(value).headers(headers);
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    if let Some(partition) = partition {
+        record = record.partition(partition);
+    }
+    let topic = topic.to_string();
+    match producer.send_result(record) {
+        Ok(future) => Box::pin(async move {
+            match future.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((source, _))) => {
+                    DeliveryFailed { topic: &topic, error: &source }.emit();
+                    Err(DeliveryError::Failed { topic, source })
+                }
+                Err(_) => Err(DeliveryError::Dropped { topic }),
+            }
+        }),
+        Err((source, _)) => {
+            DeliveryFailed { topic: &topic, error: &source }.emit();
+            Box::pin(async move { Err(DeliveryError::Enqueue { topic, source }) })
+        }
+    }
+}
+
+/// Every delivery acknowledged, in order; the first failure.
+pub fn all(deliveries: Vec<Delivery>) -> Delivery {
+    Box::pin(async move {
+        for delivery in deliveries {
+            delivery.await?;
+        }
+        Ok(())
+    })
+}
+
+/// The record's headers except those starting with `skip_prefix` (the
+/// service's own, which it writes anew).
+fn copy_headers(message: &OwnedMessage, skip_prefix: &str, extra: usize) -> OwnedHeaders {
+    let mut out = OwnedHeaders::new_with_capacity(message.headers().map_or(0, |h| h.count()) + extra);
+    if let Some(headers) = message.headers() {
+        for h in headers.iter() {
+            if !h.key.starts_with(skip_prefix) {
+                out = out.insert(Header { key: h.key, value: h.value });
+            }
+        }
+    }
+    out
+}
+
+/// Sends a rejected record to the dead-letter topic: its key, value and
+/// headers, plus the reason and where it came from.
+pub fn dead_letter(
+    producer: &FutureProducer,
+    config: &ServiceConfig,
+    message: &OwnedMessage,
+    rejection: &Rejection,
+) -> Delivery {
+    let mut out = copy_headers(message, "tillsyn-dlq-", 5);
+    for (key, value) in decode::dead_letter_headers(rejection, message.topic(), message.partition(), message.offset()) {
+        out = out.insert(Header { key: &key, value: Some(&value) });
+    }
+    let value = message.payload().unwrap_or_default();
+    send(producer, &config.topics.dead_letter, None, message.key(), value, out)
+}
+
+/// Sends a late record aside (the late-event or the dead-letter topic),
+/// with how late it was.
+pub fn late_event(
+    producer: &FutureProducer,
+    config: &ServiceConfig,
+    message: &OwnedMessage,
+    late: &LateEvent,
+) -> Delivery {
+    let mut out = copy_headers(message, "tillsyn-late-", 7);
+    let fields = [
+        ("tillsyn-late-input", late.input.name().to_string()),
+        ("tillsyn-late-event-time", late.event_time.to_string()),
+        ("tillsyn-late-watermark", late.watermark.to_string()),
+        ("tillsyn-late-behind-secs", late.behind_secs.to_string()),
+        ("tillsyn-late-source-topic", message.topic().to_string()),
+        ("tillsyn-late-source-partition", message.partition().to_string()),
+        ("tillsyn-late-source-offset", message.offset().to_string()),
+    ];
+    for (key, value) in &fields {
+        out = out.insert(Header { key, value: Some(value.as_bytes()) });
+    }
+    let topic = config.topics.late_events_topic();
+    let value = message.payload().unwrap_or_default();
+    send(producer, topic, None, message.key(), value, out)
+}
+
+/// Produces an alert to partition `partition` of the alert topic: the
+/// partition of its provider's input, where a restore looks for it.
+pub fn alert(producer: &FutureProducer, config: &ServiceConfig, partition: i32, alert: &Alert) -> Delivery {
+    let wire = alert.to_wire();
+    let format = config.topics.alerts_format;
+    let value = match format {
+        Format::Protobuf => prost::Message::encode_to_vec(&wire),
+        Format::Json => serde_json::to_vec(&wire).unwrap_or_default(),
+    };
+    let key = wire.provider_id.clone();
+    let headers = OwnedHeaders::new()
+        .insert(Header { key: decode::CONTENT_TYPE_HEADER, value: Some(format.content_type()) })
+        .insert(Header { key: ALERT_ID_HEADER, value: Some(wire.alert_id.as_str()) });
+    send(producer, &config.topics.alerts, Some(partition), Some(key.as_bytes()), &value, headers)
+}
+
+/// A queue of deliveries, for tools that produce many records (the
+/// simulator) and want to bound how many are unacknowledged.
+pub struct DeliveryWindow {
+    queue: VecDeque<Delivery>,
+    limit: usize,
+}
+
+impl DeliveryWindow {
+    /// At most `limit` deliveries outstanding.
+    pub fn new(limit: usize) -> Self {
+        DeliveryWindow { queue: VecDeque::new(), limit: limit.max(1) }
+    }
+
+    /// Sends a record, waiting first for the oldest delivery if full.
+    pub async fn send(
+        &mut self,
+        producer: &FutureProducer,
+        topic: &str,
+        key: &[u8],
+        value: &[u8],
+        headers: OwnedHeaders,
+    ) -> Result<(), DeliveryError> {
+        while self.queue.len() >= self.limit {
+            if let Some(d) = self.queue.pop_front() {
+                d.await?;
+            }
+        }
+        self.queue.push_back(send(producer, topic, None, Some(key), value, headers));
+        Ok(())
+    }
+
+    /// Waits for every outstanding delivery.
+    pub async fn finish(mut self) -> Result<(), DeliveryError> {
+        while let Some(d) = self.queue.pop_front() {
+            d.await?;
+        }
+        Ok(())
+    }
+}
