@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command of the README: unit, property and integration tests of
-# the whole crate, the service against a real Kafka-protocol broker (tansu on
+# the three crates (the core's dependency tree checked first), the service against a real Kafka-protocol broker (tansu on
 # 127.0.0.1, installed and started here if needed, stopped again after), then
 # the detection targets on the simulated evaluation scenario (5 seeds,
 # release build), which fails the run if they are missed.
@@ -19,7 +19,16 @@ if ! deploy/local/broker.sh status >/dev/null 2>&1; then
   trap 'deploy/local/broker.sh stop >/dev/null 2>&1 || true' EXIT
 fi
 
-cargo test --locked --all-targets
+# The core crate stays pure: no Kafka client, async runtime or HTTP in its
+# dependency tree (dev-dependencies aside).
+forbidden=$(cargo tree --locked -p tillsyn-core -e normal,build --prefix none | grep -E '^(rdkafka|tokio|axum|hyper|metrics|tracing)[ -]' || true)
+if [ -n "$forbidden" ]; then
+  echo "tillsyn-core must not depend on: $forbidden" >&2
+  exit 1
+fi
+echo "tillsyn-core: no rdkafka, tokio, HTTP or metrics in its dependencies"
+
+cargo test --locked --workspace --all-targets --features tillsyn/kafka-integration-tests
 CHECK_TARGETS=1 OUT=out/test-evaluation scripts/evaluate.sh 1 2 3 4 5 > out/test-evaluation.md 2>&1 || {
   cat out/test-evaluation.md
   exit 1

@@ -1,0 +1,915 @@
+//! The service against a real Kafka-protocol broker on 127.0.0.1 (tansu in
+//! CI and `scripts/test.sh`, which start it; any Kafka works). The broker
+//! address comes from `TILLSYN_TEST_BROKERS` (default `127.0.0.1:9092`).
+//! Each test uses topics and a consumer group of its own, and the tests run
+//! one at a time (a small broker serving several at once gets slow enough
+//! to time consumer groups out).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+use tillsyn::replay::replay_partitioned;
+use tillsyn::service::config::ServiceConfig;
+use tillsyn::service::run::RunSummary;
+use tillsyn::service::{run, tools};
+use tillsyn::telemetry::Health;
+use tillsyn_core::codec::MessageWriter;
+use tillsyn_core::decode::Format;
+use tillsyn_core::proto::v1 as wire;
+use tillsyn_sim::municipality::{SimConfig, simulate};
+
+/// Runs the broker tests one at a time. The guard is held for a whole
+/// test, across its awaits: each test has a runtime of its own, so nothing
+/// else waits on that runtime for the lock (hence the
+/// `clippy::await_holding_lock` allowances).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn brokers() -> String {
+    std::env::var("TILLSYN_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+fn config(name: &str) -> ServiceConfig {
+    let suffix = format!("{}-{}", name, std::process::id());
+    let mut c = ServiceConfig::default();
+    c.kafka.brokers = brokers();
+    c.kafka.group_id = format!("test-{suffix}");
+    c.kafka.statistics_interval_ms = 1_000;
+    c.kafka.commit_interval_ms = 2_000;
+    // A member that dies without leaving is replaced after this long.
+    c.kafka.consumer.insert("session.timeout.ms".into(), "6000".into());
+    let t = &mut c.topics;
+    t.time_reports = format!("test.{suffix}.time-reports");
+    t.invoices = format!("test.{suffix}.invoices");
+    t.alerts = format!("test.{suffix}.alerts");
+    t.dead_letter = format!("test.{suffix}.dead-letter");
+    t.late_events = format!("test.{suffix}.late-events");
+    t.state = format!("test.{suffix}.state");
+    c
+}
+
+async fn create_topics(config: &ServiceConfig) {
+    let created = tools::create_topics(config).await.unwrap_or_else(|e| {
+        panic!("cannot reach the broker at {} (start it: deploy/local/broker.sh start): {e}", config.kafka.brokers)
+    });
+    assert!(created.iter().all(|(_, o)| *o == tools::TopicOutcome::Created), "{created:?}");
+}
+
+fn small() -> SimConfig {
+    SimConfig { seed: 11, providers: 8, clients: 300, months: 1, fraudulent_providers: 2, ..SimConfig::default() }
+}
+
+fn simulated(sim: &SimConfig) -> Vec<wire::Event> {
+    let mut events = Vec::new();
+    simulate(sim, &mut |e| {
+        events.push(e.clone());
+        Ok(())
+    })
+    .unwrap();
+    events
+}
+
+fn write_events(events: &[wire::Event], path: &Path) {
+    let mut writer = MessageWriter::create(path).unwrap();
+    for e in events {
+        writer.write(e).unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+/// Committed offsets of the group, per input partition, and the end offsets.
+fn committed_and_ends(config: &ServiceConfig) -> Option<Vec<(i64, i64)>> {
+    let consumer = config.kafka.consumer_config().create::<BaseConsumer>().ok()?;
+    let mut list = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for topic in [&config.topics.time_reports, &config.topics.invoices] {
+        for p in 0..config.topics.partitions {
+            let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(5)).ok()?;
+            list.add_partition(topic, p);
+            ends.push(high);
+        }
+    }
+    let committed = consumer.committed_offsets(list, Duration::from_secs(5)).ok()?;
+    Some(
+        committed
+            .elements()
+            .iter()
+            .zip(ends)
+            .map(|(e, high)| match e.offset() {
+                Offset::Offset(o) => (o, high),
+                _ => (0, high),
+            })
+            .collect(),
+    )
+}
+
+/// Committed offsets of the group equal the end of every input partition.
+fn caught_up(config: &ServiceConfig) -> bool {
+    committed_and_ends(config).is_some_and(|v| v.iter().all(|(committed, end)| committed >= end))
+}
+
+/// Runs the service in this process until its group has committed the end
+/// of every input partition.
+async fn run_until_caught_up(config: &ServiceConfig) -> RunSummary {
+    let service_config = config.clone();
+    let service = tokio::spawn(async move {
+        let watch = service_config.clone();
+        run::run(service_config, Health::new(), async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let w = watch.clone();
+                if tokio::task::spawn_blocking(move || caught_up(&w)).await.unwrap_or(false) {
+                    break;
+                }
+            }
+        })
+        .await
+    });
+    tokio::time::timeout(Duration::from_secs(240), service)
+        .await
+        .expect("the service catches up within 4 minutes")
+        .unwrap()
+        .unwrap()
+}
+
+/// The alert ids of `tillsyn replay --partitions N` over `events`.
+fn offline_alert_ids(events: &Path, config: &ServiceConfig) -> Vec<String> {
+    let alerts = events.with_extension("alerts.ndjson");
+    replay_partitioned(events, &alerts, None, config.core.clone(), false, config.topics.partitions).unwrap();
+    let mut ids = Vec::new();
+    let mut reader = tillsyn_core::codec::MessageReader::open(&alerts).unwrap();
+    while let Some(a) = reader.next_message::<wire::Alert>().unwrap() {
+        ids.push(a.alert_id);
+    }
+    ids
+}
+
+/// The alert ids on the alert topic, one per record.
+async fn live_alert_ids(config: &ServiceConfig) -> Vec<String> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || {
+        tools::read_alerts(&config, None, Duration::from_secs(5)).unwrap().into_iter().map(|a| a.alert_id).collect()
+    })
+    .await
+    .unwrap()
+}
+
+fn assert_same_alerts(live: &[String], offline: &[String]) {
+    assert!(!offline.is_empty(), "the scenario has fraud");
+    assert_eq!(live.len(), offline.len(), "as many alert records live as offline (no duplicates, none missing)");
+    assert_eq!(live.iter().collect::<BTreeSet<_>>(), offline.iter().collect::<BTreeSet<_>>());
+}
+
+/// A record read back: its key and its headers.
+type KeyAndHeaders = (Option<String>, Vec<(String, String)>);
+
+fn read_all(config: &ServiceConfig, topic: &str) -> Vec<KeyAndHeaders> {
+    let mut c = config.kafka.consumer_config();
+    c.set("group.id", format!("{}-reader", config.kafka.group_id));
+    let consumer: BaseConsumer = c.create().expect("reader");
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let mut list = TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            list.add_partition_offset(t.name(), p.id(), Offset::Beginning).expect("partition");
+        }
+    }
+    consumer.assign(&list).expect("assign");
+    let mut out = Vec::new();
+    let mut idle = 0;
+    while idle < 15 {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                idle = 0;
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push((m.key().map(|k| String::from_utf8_lossy(k).into_owned()), headers));
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => idle += 1,
+        }
+    }
+    out
+}
+
+/// Malformed records on the time-report topic, keyed like real ones, with
+/// the dead-letter reason each must get.
+const MALFORMED: [(&str, &[u8], &str); 3] = [
+    ("application/x-protobuf", b"\xff\xff\xff garbage", "protobuf_decode"),
+    ("application/json", b"{not json", "json_decode"),
+    ("application/json", br#"{"eventId":"x","providerId":"556036-0794"}"#, "malformed_organisation_number"),
+];
+
+async fn produce_malformed(config: &ServiceConfig) {
+    let producer: FutureProducer = config.kafka.producer_config().create().unwrap();
+    for (content_type, value, _) in MALFORMED {
+        let headers = OwnedHeaders::new().insert(Header { key: "content-type", value: Some(content_type) });
+        let record = FutureRecord::to(&config.topics.time_reports).key("556036-0793").payload(value).headers(headers);
+        producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap();
+    }
+}
+
+/// The alerts of the live service over the simulated scenario are exactly
+/// those of `tillsyn replay --partitions 3` over the same events (same ids,
+/// nothing missing, nothing extra), while malformed records interleaved
+/// with them land in the dead-letter topic with their reasons.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)]
+async fn live_alerts_equal_offline_and_bad_records_are_dead_lettered() {
+    let _serial = serial();
+    let config = config("live");
+    create_topics(&config).await;
+    let events = simulated(&small());
+    let half = events.len() / 2;
+    let mut sent = tools::produce_events(&config, &events[..half], Format::Protobuf, None).await.unwrap();
+    produce_malformed(&config).await;
+    sent += tools::produce_events(&config, &events[half..], Format::Protobuf, None).await.unwrap();
+    assert!(sent > 10_000);
+
+    let summary = run_until_caught_up(&config).await;
+    assert_eq!(summary.records, sent + 3);
+    assert_eq!(summary.dead_lettered, 3);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.ndjson");
+    write_events(&events, &file);
+    assert_same_alerts(&live_alert_ids(&config).await, &offline_alert_ids(&file, &config));
+
+    let dlq_config = config.clone();
+    let dead = tokio::task::spawn_blocking(move || read_all(&dlq_config, &dlq_config.topics.dead_letter.clone()))
+        .await
+        .unwrap();
+    let reasons: BTreeSet<String> = dead
+        .iter()
+        .filter_map(|(_, h)| h.iter().find(|(k, _)| k == "tillsyn-dlq-reason").map(|(_, v)| v.clone()))
+        .collect();
+    assert_eq!(dead.len(), 3);
+    assert_eq!(reasons, MALFORMED.iter().map(|(_, _, r)| r.to_string()).collect());
+    assert!(dead.iter().all(|(key, _)| key.as_deref() == Some("556036-0793")), "original key kept");
+}
+
+fn python() -> PathBuf {
+    let path = std::env::var_os("TILLSYN_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/tillsyn/tools/pyenv/bin/python")
+    });
+    assert!(
+        path.exists(),
+        "no python with confluent-kafka at {} (install it: deploy/local/install-test-client.sh)",
+        path.display()
+    );
+    path
+}
+
+/// Events produced as proto3 JSON by an independent client (Python
+/// confluent-kafka, none of tillsyn's code; envelopes and bare messages,
+/// some with fields the contract does not have) are all processed, and
+/// give the same alerts as the offline replay of the same file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)]
+async fn json_from_an_independent_client_is_processed() {
+    let _serial = serial();
+    let config = config("json");
+    create_topics(&config).await;
+    let sim = SimConfig { seed: 12, ..small() };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.ndjson");
+    write_events(&simulated(&sim), &file);
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/produce_json.py");
+    let output = Command::new(python())
+        .arg(script)
+        .args([&config.kafka.brokers, file.to_str().unwrap(), &config.topics.time_reports, &config.topics.invoices])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let sent: u64 = String::from_utf8_lossy(&output.stdout).trim().parse().unwrap();
+    assert!(sent > 10_000);
+
+    let summary = run_until_caught_up(&config).await;
+    assert_eq!(summary.records, sent);
+    assert_eq!(summary.dead_lettered, 0, "every JSON record decodes and validates");
+    assert_same_alerts(&live_alert_ids(&config).await, &offline_alert_ids(&file, &config));
+}
+
+/// A `tillsyn run` process with its HTTP port; killed when dropped.
+struct Service {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Service {
+    fn start(config: &ServiceConfig, log: PathBuf) -> Service {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let t = &config.topics;
+        // The whole configuration as a file (the core's rule parameters);
+        // the environment overrides below say the same for the rest.
+        let file = log.with_extension("toml");
+        std::fs::write(&file, toml::to_string(config).unwrap()).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_tillsyn"))
+            .arg("run")
+            .arg("--config")
+            .arg(&file)
+            .env("TILLSYN_KAFKA__BROKERS", &config.kafka.brokers)
+            .env("TILLSYN_KAFKA__GROUP_ID", &config.kafka.group_id)
+            .env("TILLSYN_KAFKA__STATISTICS_INTERVAL_MS", "1000")
+            .env("TILLSYN_KAFKA__COMMIT_INTERVAL_MS", config.kafka.commit_interval_ms.to_string())
+            .env("TILLSYN_KAFKA__CONSUMER__SESSION_TIMEOUT_MS", "6000")
+            .env("TILLSYN_TOPICS__TIME_REPORTS", &t.time_reports)
+            .env("TILLSYN_TOPICS__INVOICES", &t.invoices)
+            .env("TILLSYN_TOPICS__ALERTS", &t.alerts)
+            .env("TILLSYN_TOPICS__DEAD_LETTER", &t.dead_letter)
+            .env("TILLSYN_TOPICS__LATE_EVENTS", &t.late_events)
+            .env("TILLSYN_TOPICS__STATE", &t.state)
+            .env("TILLSYN_HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .env("TILLSYN_LOG__FORMAT", "json")
+            .env("TILLSYN_CORE__PSEUDONYM_SECRET", &config.core.pseudonym_secret)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Service { child, port, log }
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let status = response.split(' ').nth(1)?.parse().ok()?;
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        Some((status, body))
+    }
+
+    fn metrics(&self) -> Metrics {
+        Metrics::parse(&self.get("/metrics").expect("/metrics answers").1)
+    }
+
+    fn sigterm(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < limit, "the service did not exit within {limit:?}: {}", self.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The samples of a Prometheus text exposition.
+struct Metrics(Vec<(String, BTreeMap<String, String>, f64)>);
+
+impl Metrics {
+    fn parse(text: &str) -> Metrics {
+        let mut samples = Vec::new();
+        for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => {
+                    let labels = rest
+                        .trim_end_matches('}')
+                        .split("\",")
+                        .filter(|kv| !kv.is_empty())
+                        .map(|kv| {
+                            let (k, v) = kv.split_once('=').unwrap();
+                            (k.to_string(), v.trim_matches('"').to_string())
+                        })
+                        .collect();
+                    (name.to_string(), labels)
+                }
+                None => (series.to_string(), BTreeMap::new()),
+            };
+            samples.push((name, labels, value.parse().unwrap()));
+        }
+        Metrics(samples)
+    }
+
+    /// Samples of `name` whose labels include `labels`.
+    fn select(&self, name: &str, labels: &[(&str, &str)]) -> Vec<(&BTreeMap<String, String>, f64)> {
+        self.0
+            .iter()
+            .filter(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v)))
+            .map(|(_, l, v)| (l, *v))
+            .collect()
+    }
+
+    fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.select(name, labels).iter().map(|(_, v)| v).sum()
+    }
+}
+
+/// Waits until `done` holds, checking every 200 ms.
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// SIGTERM while the service is consuming: it finishes what is in flight,
+/// commits and exits 0, and the group's committed offsets are exactly the
+/// records it processed. A restart continues from there: it consumes every
+/// other record exactly once (nothing read twice, nothing skipped), and its
+/// metrics endpoint then reports plausible values for everything listed in
+/// the README: records by topic and kind, dead letters by reason, alerts,
+/// state sizes, latency, watermark lag, consumer lag, rebalances, readiness.
+#[test]
+fn sigterm_mid_run_exits_cleanly_and_a_restart_resumes_from_committed_offsets() {
+    let _serial = serial();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut config = config("restart");
+    config.core.pseudonym_secret = "restart-test-secret".into();
+    runtime.block_on(create_topics(&config));
+    let events = simulated(&small());
+    let half = events.len() / 2;
+    let first = runtime.block_on(tools::produce_events(&config, &events[..half], Format::Protobuf, None)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    // First run: stopped by SIGTERM as soon as it has consumed something.
+    let mut service = Service::start(&config, dir.path().join("first.log"));
+    wait_for("records consumed", Duration::from_secs(120), || {
+        service
+            .get("/metrics")
+            .is_some_and(|(_, body)| Metrics::parse(&body).sum("tillsyn_consumed_records_total", &[]) > 0.0)
+    });
+    service.sigterm();
+    let status = service.wait(Duration::from_secs(60));
+    assert!(status.success(), "exit status {status:?}: {}", service.log_text());
+    let log = service.log_text();
+    let stopped: serde_json::Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "stopped")
+        .unwrap_or_else(|| panic!("a final 'stopped' line: {log}"));
+    let processed = stopped["fields"]["records"].as_u64().unwrap();
+    let committed: i64 = committed_and_ends(&config).unwrap().iter().map(|(c, _)| c).sum();
+    assert_eq!(committed as u64, processed, "what was processed is exactly what was committed");
+    assert!(processed > 0, "stopped mid-run after consuming");
+
+    // More input arrives while it is down, some of it malformed.
+    runtime.block_on(produce_malformed(&config));
+    let second = runtime.block_on(tools::produce_events(&config, &events[half..], Format::Protobuf, None)).unwrap();
+    let total = first + 3 + second;
+    assert!(processed < total);
+
+    let mut service = Service::start(&config, dir.path().join("second.log"));
+    wait_for("the restart to catch up and be ready", Duration::from_secs(240), || {
+        caught_up(&config) && service.get("/readyz").is_some_and(|(status, _)| status == 200)
+    });
+    // Let one more statistics interval and gauge update pass.
+    std::thread::sleep(Duration::from_secs(3));
+    let m = service.metrics();
+    let consumed = m.sum("tillsyn_consumed_records_total", &[]);
+    assert_eq!(consumed as u64, total - processed, "the restart read each remaining record once");
+    let t = &config.topics;
+    assert!(m.sum("tillsyn_consumed_records_total", &[("topic", &t.time_reports), ("kind", "time_report")]) > 0.0);
+    assert!(m.sum("tillsyn_consumed_records_total", &[("topic", &t.invoices), ("kind", "invoice")]) > 0.0);
+    for (_, _, reason) in MALFORMED {
+        assert_eq!(m.sum("tillsyn_dead_lettered_records_total", &[("reason", reason)]), 1.0, "{reason}");
+    }
+    assert!(m.sum("tillsyn_produced_alerts_total", &[]) > 0.0, "alerts by rule and severity");
+    assert!(
+        m.select("tillsyn_produced_alerts_total", &[])
+            .iter()
+            .all(|(l, _)| l.contains_key("rule") && l.contains_key("severity"))
+    );
+    assert_eq!(m.sum("tillsyn_record_processing_seconds_count", &[]), consumed, "one latency sample per record");
+    assert!(m.sum("tillsyn_state_providers", &[]) >= 1.0);
+    assert!(m.sum("tillsyn_state_clients", &[]) >= 10.0);
+    assert!(m.sum("tillsyn_state_staff", &[]) >= 1.0);
+    assert_eq!(m.select("tillsyn_watermark_lag_seconds", &[]).len(), 3, "one watermark per partition");
+    assert!(m.select("tillsyn_watermark_lag_seconds", &[]).iter().all(|(_, v)| *v > 0.0), "the events are in the past");
+    let lags = m.select("tillsyn_consumer_lag_messages", &[]);
+    assert_eq!(lags.len(), 6, "a lag for each of the 6 input partitions: {lags:?}");
+    assert!(lags.iter().all(|(_, v)| *v == 0.0), "caught up: {lags:?}");
+    assert!(m.sum("tillsyn_consumer_rebalances_total", &[("kind", "assign")]) >= 1.0);
+    assert_eq!(m.sum("tillsyn_assigned_partitions", &[]), 6.0);
+    assert_eq!(m.sum("tillsyn_service_ready", &[]), 1.0);
+    assert_eq!(service.get("/healthz").map(|(s, _)| s), Some(200));
+    // No label value is a client or staff reference, raw or pseudonymised.
+    let mut people = BTreeSet::new();
+    for e in &events {
+        if let Some(wire::event::Kind::TimeReport(t)) = &e.kind {
+            people.insert(t.client_ref.clone());
+            people.insert(t.staff_ref.clone());
+        }
+    }
+    for (name, labels, _) in &m.0 {
+        for value in labels.values() {
+            assert!(!people.contains(value), "{name} has a personal reference as a label");
+            assert!(!value.starts_with("c-") && !value.starts_with("s-"), "{name}: {value}");
+        }
+    }
+
+    service.sigterm();
+    let status = service.wait(Duration::from_secs(60));
+    assert!(status.success(), "exit status {status:?}: {}", service.log_text());
+    assert!(caught_up(&config));
+
+    // The restart took the state over: the alerts are exactly the replay's.
+    let file = dir.path().join("events.ndjson");
+    write_events(&events, &file);
+    let live = runtime.block_on(live_alert_ids(&config));
+    assert_same_alerts(&live, &offline_alert_ids(&file, &config));
+}
+
+/// Rule parameters far more sensitive than the defaults.
+const SENSITIVE_RULES: &str = r#"
+[core.rules.check_in_away_from_home]
+max_distance_m = 30.0
+high_distance_m = 60.0
+[core.rules.impossible_travel]
+max_speed_kmh = 15.0
+min_distance_km = 0.5
+[core.rules.staff_impossible_day]
+max_day_hours = 5.0
+max_week_hours = 25.0
+[core.rules.hours_per_client_above_peers]
+z_threshold = 0.3
+min_ratio = 1.02
+min_peers = 3
+min_clients = 2
+[core.rules.manual_registration_share]
+z_threshold = 0.3
+min_share = 0.01
+min_visits = 20
+min_peers = 3
+[core.rules.rounded_visits]
+z_threshold = 0.3
+min_share = 0.001
+min_visits = 20
+min_peers = 3
+"#;
+
+/// Lines of a JSON log whose message is `message`.
+fn log_lines(log: &str, message: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == message)
+        .collect()
+}
+
+/// SIGKILL the service again and again while the input arrives, restarting
+/// it each time: the alert topic then holds exactly the alerts of the
+/// offline replay, each once (records counted, not distinct ids). The
+/// restarts restore snapshots and do not produce again what a killed
+/// instance had produced after its last snapshot.
+#[test]
+fn killed_and_restarted_repeatedly_the_alerts_are_exactly_once() {
+    let _serial = serial();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut config = config("crash");
+    config.core.pseudonym_secret = "crash-test-secret".into();
+    config.kafka.commit_interval_ms = 4_000;
+    // Sensitive rules, so that alerts are many (76 over this scenario, most
+    // in its first week) and every killed instance has produced some since
+    // its last checkpoint. Exactly-once is what is tested here, not
+    // detection quality.
+    let sensitive: ServiceConfig = toml::from_str(SENSITIVE_RULES).unwrap();
+    config.core.rules = sensitive.core.rules;
+    runtime.block_on(create_topics(&config));
+    let events = simulated(&SimConfig { providers: 20, clients: 600, fraudulent_providers: 6, ..small() });
+    let dir = tempfile::tempdir().unwrap();
+
+    // The input arrives over about 36 s while instances are killed.
+    let producing = {
+        let (config, events) = (config.clone(), events.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(tools::produce_events(&config, &events, Format::Protobuf, Some(1_000.0))).unwrap()
+        })
+    };
+    let mut kills = 0;
+    let mut suppressed = 0.0;
+    let mut logs = Vec::new();
+    let started = Instant::now();
+    // Instances live 1.5 to 6 s after they first consumed a record: the
+    // short-lived ones die before their first interval checkpoint (4 s), so
+    // their successor replays everything they did and must not produce
+    // their alerts again; the longer-lived ones checkpoint first, so their
+    // successor restores a snapshot.
+    let lifetimes_ms = [1_500, 5_500, 2_000, 6_000, 1_000, 5_000];
+    for round in 0.. {
+        let log = dir.path().join(format!("run-{round}.log"));
+        let mut service = Service::start(&config, log.clone());
+        let consumed =
+            |s: &Service| s.get("/metrics").map(|(_, b)| Metrics::parse(&b).sum("tillsyn_consumed_records_total", &[]));
+        let waiting = Instant::now();
+        while !(producing.is_finished() || consumed(&service).is_some_and(|n| n > 0.0)) {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(120),
+                "round {round}: the service consumed nothing within 120 s: {}",
+                service.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if producing.is_finished() {
+            // All input is there: let the last instance finish.
+            let waiting = Instant::now();
+            while !caught_up(&config) {
+                assert!(
+                    waiting.elapsed() < Duration::from_secs(240),
+                    "the last instance did not catch up within 240 s: {:?}\n{}",
+                    committed_and_ends(&config),
+                    service.log_text()
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            suppressed += service.metrics().sum("tillsyn_replayed_alerts_suppressed_total", &[]);
+            service.sigterm();
+            let status = service.wait(Duration::from_secs(60));
+            assert!(status.success(), "{status:?}: {}", service.log_text());
+            logs.push(service.log_text());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(lifetimes_ms[round % lifetimes_ms.len()]));
+        suppressed += service.metrics().sum("tillsyn_replayed_alerts_suppressed_total", &[]);
+        let _ = service.child.kill();
+        let _ = service.child.wait();
+        kills += 1;
+        // The next instance starts once the group's coordinator can know
+        // the killed one is gone (its session timeout, 6 s). tansu 0.6.0
+        // checks sessions only when a member calls: a member joining while
+        // a dead one's session runs was seen to get an empty assignment and
+        // no rebalance after the dead member's session expired (the
+        // Guarantees section of the README). Kafka evicts the dead member
+        // and rebalances by itself.
+        std::thread::sleep(Duration::from_millis(6_500));
+        logs.push(service.log_text());
+        assert!(started.elapsed() < Duration::from_secs(400), "the test takes too long");
+    }
+    let sent = producing.join().unwrap();
+    assert_eq!(sent as usize, events.len());
+    assert!(kills >= 3, "killed {kills} times");
+
+    let file = dir.path().join("events.ndjson");
+    write_events(&events, &file);
+    let live = runtime.block_on(live_alert_ids(&config));
+    assert_same_alerts(&live, &offline_alert_ids(&file, &config));
+
+    let all = logs.join("\n");
+    let restored = log_lines(&all, "partition state restored");
+    assert!(
+        restored.iter().any(|l| l["fields"]["from"] == "snapshot"),
+        "some restart restored a snapshot: {restored:?}"
+    );
+    eprintln!(
+        "{kills} kills; {} partition restores, {} from a snapshot; {suppressed} alerts recomputed by a replay and not \
+         produced again; {} alert records",
+        restored.len(),
+        restored.iter().filter(|l| l["fields"]["from"] == "snapshot").count(),
+        live.len()
+    );
+    assert!(suppressed > 0.0, "a replay recomputed alerts already produced (else this test shows nothing)");
+}
+
+/// Produces `events` at `rate` per second in a background thread.
+fn produce_in_background(config: &ServiceConfig, events: &[wire::Event], rate: f64) -> std::thread::JoinHandle<u64> {
+    let (config, events) = (config.clone(), events.to_vec());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(tools::produce_events(&config, &events, Format::Protobuf, Some(rate))).unwrap()
+    })
+}
+
+fn sensitive(mut config: ServiceConfig) -> ServiceConfig {
+    let sensitive: ServiceConfig = toml::from_str(SENSITIVE_RULES).unwrap();
+    config.core.rules = sensitive.core.rules;
+    config
+}
+
+fn many_alerts() -> SimConfig {
+    SimConfig { providers: 20, clients: 600, fraudulent_providers: 6, ..small() }
+}
+
+/// Stops every instance gracefully and checks each exits 0.
+fn stop_all(instances: &mut [Service]) {
+    for s in instances.iter() {
+        s.sigterm();
+    }
+    for s in instances.iter_mut() {
+        let status = s.wait(Duration::from_secs(90));
+        assert!(status.success(), "{status:?}: {}", s.log_text());
+    }
+}
+
+/// Two instances share the partitions, a third joins, one is killed, one
+/// more joins, while the input arrives: partitions move between members
+/// (revoked with a checkpoint, taken over from it) and the alert topic
+/// still holds exactly the replay's alerts, each once.
+#[test]
+fn rebalancing_between_instances_keeps_the_alerts_exactly_once() {
+    let _serial = serial();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut config = sensitive(config("rebalance"));
+    config.core.pseudonym_secret = "rebalance-test-secret".into();
+    runtime.block_on(create_topics(&config));
+    let events = simulated(&many_alerts());
+    let dir = tempfile::tempdir().unwrap();
+    let producing = produce_in_background(&config, &events, 1_000.0);
+    let consumed = |s: &Service| {
+        s.get("/metrics").map(|(_, b)| Metrics::parse(&b).sum("tillsyn_consumed_records_total", &[])).unwrap_or(0.0)
+    };
+    let assigned = |s: &Service| {
+        s.get("/metrics").map(|(_, b)| Metrics::parse(&b).sum("tillsyn_assigned_partitions", &[])).unwrap_or(0.0)
+    };
+    let start = |name: &str| Service::start(&config, dir.path().join(format!("{name}.log")));
+
+    let mut live = vec![start("a"), start("b")];
+    wait_for("two members sharing the partitions", Duration::from_secs(60), || {
+        live.iter().all(|s| assigned(s) > 0.0) && live.iter().map(assigned).sum::<f64>() == 6.0
+    });
+    wait_for("both consuming", Duration::from_secs(60), || live.iter().all(|s| consumed(s) > 0.0));
+    live.push(start("c"));
+    wait_for("three members sharing the partitions", Duration::from_secs(90), || {
+        live.iter().all(|s| assigned(s) > 0.0) && live.iter().map(assigned).sum::<f64>() == 6.0
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    // Kill the first instance: no revocation, no last checkpoint.
+    let mut a = live.remove(0);
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    let mut logs = vec![a.log_text()];
+    wait_for("the survivors to take its partitions over", Duration::from_secs(90), || {
+        live.iter().map(assigned).sum::<f64>() == 6.0
+    });
+    live.push(start("d"));
+    wait_for("three members again", Duration::from_secs(90), || {
+        live.iter().all(|s| assigned(s) > 0.0) && live.iter().map(assigned).sum::<f64>() == 6.0
+    });
+    let sent = producing.join().unwrap();
+    assert_eq!(sent as usize, events.len());
+    wait_for("the group to catch up", Duration::from_secs(240), || caught_up(&config));
+    let suppressed: f64 = live
+        .iter()
+        .filter_map(|s| s.get("/metrics"))
+        .map(|(_, b)| Metrics::parse(&b).sum("tillsyn_replayed_alerts_suppressed_total", &[]))
+        .sum();
+    stop_all(&mut live);
+    logs.extend(live.iter().map(Service::log_text));
+
+    let file = dir.path().join("events.ndjson");
+    write_events(&events, &file);
+    let alerts = runtime.block_on(live_alert_ids(&config));
+    assert_same_alerts(&alerts, &offline_alert_ids(&file, &config));
+    let all = logs.join("\n");
+    let revoke_checkpoints =
+        log_lines(&all, "state snapshot written").iter().filter(|l| l["fields"]["trigger"] == "revoke").count();
+    let restores = log_lines(&all, "partition state restored");
+    eprintln!(
+        "{} takeovers ({} from a snapshot), {revoke_checkpoints} checkpoints on revocation, {suppressed} alerts not produced again, {} alert records",
+        restores.len(),
+        restores.iter().filter(|l| l["fields"]["from"] == "snapshot").count(),
+        alerts.len()
+    );
+    assert!(revoke_checkpoints > 0, "revoked partitions were checkpointed");
+    assert!(restores.iter().any(|l| l["fields"]["from"] == "snapshot"), "partitions were taken over from snapshots");
+}
+
+/// The broker (durable storage) is killed and restarted while the input
+/// arrives and the service runs: the service reconnects by itself, and
+/// the alert topic holds exactly the replay's alerts, each once.
+#[test]
+fn a_broker_restart_mid_run_loses_and_doubles_nothing() {
+    let _serial = serial();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let broker = |command: &str| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/broker.sh");
+        let output = Command::new(script)
+            .args([command, "--durable"])
+            .env("TILLSYN_BROKER_PORT", port.to_string())
+            .env("TILLSYN_STATE_DIR", dir.path().join("broker"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "broker.sh {command}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    broker("start");
+    // Stops the broker however the test ends.
+    struct Stop<F: Fn(&str)>(F);
+    impl<F: Fn(&str)> Drop for Stop<F> {
+        fn drop(&mut self) {
+            (self.0)("stop");
+        }
+    }
+    let _stop = Stop(&broker);
+    let mut config = sensitive(config("broker-restart"));
+    config.kafka.brokers = format!("127.0.0.1:{port}");
+    config.core.pseudonym_secret = "broker-restart-secret".into();
+    runtime.block_on(create_topics(&config));
+    let events = simulated(&many_alerts());
+    let producing = produce_in_background(&config, &events, 1_500.0);
+    let mut service = Service::start(&config, dir.path().join("service.log"));
+    wait_for("consuming", Duration::from_secs(60), || {
+        service
+            .get("/metrics")
+            .is_some_and(|(_, b)| Metrics::parse(&b).sum("tillsyn_consumed_records_total", &[]) > 3_000.0)
+    });
+    broker("stop");
+    std::thread::sleep(Duration::from_secs(3));
+    broker("start");
+    let sent = producing.join().unwrap();
+    assert_eq!(sent as usize, events.len());
+    let waiting = Instant::now();
+    while !caught_up(&config) {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(240),
+            "not caught up after the broker restart: {:?}\n{}",
+            committed_and_ends(&config),
+            service.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    service.sigterm();
+    let status = service.wait(Duration::from_secs(60));
+    assert!(status.success(), "{status:?}: {}", service.log_text());
+
+    let file = dir.path().join("events.ndjson");
+    write_events(&events, &file);
+    let alerts = runtime.block_on(live_alert_ids(&config));
+    assert_same_alerts(&alerts, &offline_alert_ids(&file, &config));
+}
+
+/// Malformed records of every kind (random bytes, truncated protobuf, huge
+/// fields and records, deep JSON, wrong types, year 9999, negative
+/// durations, invalid organisation numbers, empty values, unknown content
+/// types, records on the wrong topic) interleaved with a municipality's
+/// valid records: every malformed one is in the dead-letter topic with its
+/// reason, every valid one is processed (the alerts equal the replay's),
+/// and the service keeps running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)]
+async fn hostile_input_is_dead_lettered_and_valid_input_processed() {
+    let _serial = serial();
+    let config = config("hostile");
+    create_topics(&config).await;
+    let events = simulated(&small());
+    let (report, invoice) = tools::templates(&events).unwrap();
+    let hostile = tillsyn_sim::municipality::hostile::hostile_records(3, 6_000, &report, &invoice);
+    let (valid, bad) = tools::produce_with_hostile(&config, &events, &hostile, Format::Protobuf, None).await.unwrap();
+    assert_eq!((valid as usize, bad as usize), (events.len(), hostile.len()));
+
+    let summary = run_until_caught_up(&config).await;
+    assert_eq!(summary.records, valid + bad);
+    assert_eq!(summary.dead_lettered, bad, "every malformed record, and nothing else, is dead-lettered");
+
+    let dlq_config = config.clone();
+    let dead = tokio::task::spawn_blocking(move || read_all(&dlq_config, &dlq_config.topics.dead_letter.clone()))
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), hostile.len());
+    let reason_of = |h: &[(String, String)]| h.iter().find(|(k, _)| k == "tillsyn-dlq-reason").map(|(_, v)| v.clone());
+    let mut got: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, headers) in &dead {
+        *got.entry(reason_of(headers).expect("every dead letter has a reason")).or_default() += 1;
+    }
+    let mut expected: BTreeMap<String, usize> = BTreeMap::new();
+    for h in hostile.iter().filter_map(|h| h.reason) {
+        *expected.entry(h.to_string()).or_default() += 1;
+    }
+    for (reason, n) in &expected {
+        assert!(got.get(reason).copied().unwrap_or(0) >= *n, "{reason}: {got:?} vs {expected:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.ndjson");
+    write_events(&events, &file);
+    assert_same_alerts(&live_alert_ids(&config).await, &offline_alert_ids(&file, &config));
+    eprintln!("{} valid records, {} malformed, dead letters by reason: {got:?}", valid, bad);
+}
