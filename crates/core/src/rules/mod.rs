@@ -203,8 +203,36 @@ pub struct RuleDoc {
     pub info: &'static RuleInfo,
     /// Its `[core.rules.<section>]` table.
     pub section: &'static str,
-    /// Its parameters' defaults (a JSON object).
-    pub defaults: serde_json::Value,
+    /// Its parameters with their defaults (as JSON values), in declaration order.
+    pub defaults: Vec<(String, serde_json::Value)>,
+}
+
+/// The fields of a serialized struct, in order (serde_json's own map sorts them).
+fn fields_in_order(params: &impl serde::Serialize) -> Vec<(String, serde_json::Value)> {
+    struct Fields(Vec<(String, serde_json::Value)>);
+    impl<'de> serde::Deserialize<'de> for Fields {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Fields;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a struct")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some(entry) = map.next_entry()? {
+                        out.push(entry);
+                    }
+                    Ok(Fields(out))
+                }
+            }
+            d.deserialize_map(Visit)
+        }
+    }
+    serde_json::to_string(params)
+        .ok()
+        .and_then(|json| serde_json::from_str::<Fields>(&json).ok())
+        .map_or_else(Vec::new, |f| f.0)
 }
 
 /// Generates, from one list of rules, [`RulesConfig`] (one field per rule,
@@ -264,8 +292,7 @@ macro_rules! registry {
             vec![$(RuleDoc {
                 info: <$module::$rule as RuleSpec>::INFO,
                 section: stringify!($section),
-                defaults: serde_json::to_value(<$module::$rule as RuleSpec>::Params::default())
-                    .unwrap_or(serde_json::Value::Null),
+                defaults: fields_in_order(&<$module::$rule as RuleSpec>::Params::default()),
             }),*]
         }
 
@@ -319,12 +346,7 @@ pub fn catalogue_markdown() -> String {
         "| rule id | pattern | name | section `[core.rules.…]` | parameters (defaults) |\n|---|---:|---|---|---|\n",
     );
     for doc in docs() {
-        let params = match &doc.defaults {
-            serde_json::Value::Object(map) => {
-                map.iter().map(|(k, v)| format!("`{k}` = {v}")).collect::<Vec<_>>().join(", ")
-            }
-            other => other.to_string(),
-        };
+        let params = doc.defaults.iter().map(|(k, v)| format!("`{k}` = {v}")).collect::<Vec<_>>().join(", ");
         out.push_str(&format!(
             "| `{}` | {} | {} | `{}` | {} |\n",
             doc.info.id, doc.info.pattern, doc.info.name, doc.section, params
