@@ -10,11 +10,18 @@
 //! - [`model`]: domain types and validation of wire messages.
 //! - [`window`]: event-time day buckets, watermarks and lateness.
 //! - [`baseline`]: peer statistics (median/MAD) and own history (EWMA, CUSUM).
-//! - [`rules`]: one file per fraud pattern, each turning state into findings.
+//! - [`state`]: what an engine keeps per provider, client and staff member.
+//! - [`finding`]: rule identities, findings, severities, measures and units.
+//! - [`rules`]: one file per fraud pattern, each turning state into findings,
+//!   and the registry that lists them once.
 //! - [`config`]: typed configuration of the core with defaults and checks.
 //! - [`alerting`]: findings → alerts with stable ids and an episode lifecycle.
 //! - [`engine`]: the per-partition state machine that feeds events through
 //!   the above.
+//!
+//! The modules import one way, in the order above (model → window,
+//! baseline → state → finding → rules → config → alerting → engine); a
+//! test (`tests/layers.rs`) fails on an import against that order.
 //!
 //! The edge, shared by every shell:
 //! - [`decode`]: one Kafka record's bytes → a validated event or a
@@ -30,8 +37,10 @@ pub mod config;
 pub mod decode;
 pub mod driver;
 pub mod engine;
+pub mod finding;
 pub mod model;
 pub mod partition;
 pub mod proto;
 pub mod rules;
+pub mod state;
 pub mod window;

@@ -5,15 +5,15 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use super::{Alert, AlertStatus, Finding, Severity};
+use crate::finding::RuleInfo;
 use crate::model::{EventId, EventTime, ProviderId};
-use crate::rules::RuleInfo;
 
 /// An episode is identified by its provider and rule.
 pub type EpisodeKey = (ProviderId, &'static str);
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Episode {
-    #[serde(with = "crate::rules::catalogue::by_rule_id")]
+    #[serde(with = "super::by_rule_id")]
     rule: &'static RuleInfo,
     started: EventTime,
     last_seen: EventTime,
@@ -194,20 +194,20 @@ fn alert(episode: &Episode, status: AlertStatus, now: EventTime) -> Alert {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerting::Measure;
+    use crate::alerting::{Measure, Unit};
     use crate::model::MunicipalityCode;
-    use crate::rules::catalogue;
+    use crate::rules::staff_double_booking::INFO as STAFF_DOUBLE_BOOKING;
 
     fn finding(severity: Severity, evidence: &str) -> Finding {
         Finding {
-            rule: &catalogue::STAFF_DOUBLE_BOOKING,
+            rule: &STAFF_DOUBLE_BOOKING,
             provider: ProviderId::from_nine_digits(556_000_001),
             municipality: MunicipalityCode::parse("2480").unwrap(),
             severity,
             score: 1.0,
             window: (EventTime(0), EventTime(1)),
-            observed: Measure::new(1.0, "count"),
-            expected: Measure::new(0.0, "count"),
+            observed: Measure::new(1.0, Unit::Count),
+            expected: Measure::new(0.0, Unit::Count),
             explanation: "x".into(),
             evidence: vec![EventId::new(evidence)],
         }
@@ -222,7 +222,7 @@ mod tests {
         }
         e.observe(finding(Severity::High, "tr-x"), EventTime(10_000), &mut alerts);
         e.observe(finding(Severity::Medium, "tr-y"), EventTime(10_060), &mut alerts);
-        let quiet = i64::from(catalogue::STAFF_DOUBLE_BOOKING.quiet_days) * 86_400;
+        let quiet = i64::from(STAFF_DOUBLE_BOOKING.quiet_days) * 86_400;
         e.resolve_quiet(EventTime(10_060 + quiet - 1), &mut alerts);
         assert_eq!(alerts.len(), 2, "still open one second before the quiet period ends");
         e.resolve_quiet(EventTime(10_060 + quiet), &mut alerts);

@@ -16,105 +16,65 @@
 mod episode;
 mod wire;
 
+/// The findings alerts are made of (defined in [`crate::finding`]).
+pub use crate::finding::{Finding, Measure, Severity, Unit};
 pub use episode::{EpisodeKey, Episodes};
 
+use crate::finding::RuleInfo;
 use crate::model::{EventId, EventTime, MunicipalityCode, ProviderId};
-use crate::rules::RuleInfo;
 
-/// How serious a finding is. Ordered: `Low < Medium < High < Critical`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-pub enum Severity {
-    /// Worth a look when time allows.
-    Low,
-    /// Worth a look this week.
-    Medium,
-    /// Strong evidence; look now.
-    High,
-    /// Physical impossibility or large sums.
-    Critical,
-}
-
-impl Severity {
-    /// Lowercase name for metric labels and text.
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-/// A quantity with its unit.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Measure {
-    /// The value.
-    pub value: f64,
-    /// The unit, one of [`UNITS`].
-    #[serde(with = "unit_by_name")]
-    pub unit: Unit,
-}
-
-/// A unit's name. (An alias, so that serde's derive does not take the
-/// field for a string borrowed from the input.)
-pub type Unit = &'static str;
-
-/// Every unit a rule measures in. A restored state names units by these
-/// strings; a unit missing here makes a state unreadable (a test replays
-/// every rule's alerts through a snapshot).
-pub const UNITS: [&str; 10] =
-    ["clients", "count", "hours per client", "hours", "km/h", "lines", "metres", "minutes", "share", "visits"];
-
-/// Serde of a `&'static str` unit as its name, read back from [`UNITS`].
-mod unit_by_name {
+/// Serde of a `&'static RuleInfo` as its id, read back from the catalogue
+/// of [`crate::rules`] (a restored state refers to rules by id).
+pub mod by_rule_id {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
-    pub fn serialize<S: Serializer>(unit: &&'static str, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(unit)
+    use crate::finding::RuleInfo;
+
+    /// Writes the rule's id.
+    pub fn serialize<S: Serializer>(rule: &&'static RuleInfo, s: S) -> Result<S::Ok, S::Error> {
+        crate::finding::serialize_rule_id(rule, s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
-        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        super::UNITS
-            .iter()
-            .copied()
-            .find(|u| *u == name)
-            .ok_or_else(|| D::Error::custom(format!("unknown unit {name}")))
-    }
-}
-
-impl Measure {
-    /// A value with a unit.
-    pub fn new(value: f64, unit: &'static str) -> Self {
-        Measure { value, unit }
+    /// Reads a rule id; an id not in the catalogue is an error.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static RuleInfo, D::Error> {
+        let id = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        crate::rules::by_id(&id).ok_or_else(|| D::Error::custom(format!("unknown rule id {id}")))
     }
 }
 
-/// One observation of a pattern by a rule, at one provider.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Finding {
-    /// Which rule.
-    #[serde(with = "crate::rules::catalogue::by_rule_id")]
-    pub rule: &'static RuleInfo,
-    /// At which provider.
-    pub provider: ProviderId,
-    /// Paying municipality.
-    pub municipality: MunicipalityCode,
-    /// How serious.
-    pub severity: Severity,
-    /// Rule-specific strength (e.g. a z-score, an excess ratio).
-    pub score: f64,
-    /// Event-time window of the statistic, `[start, end)`.
-    pub window: (EventTime, EventTime),
-    /// What was seen.
-    pub observed: Measure,
-    /// The limit or baseline.
-    pub expected: Measure,
-    /// One paragraph for a case officer. No client or staff identifiers.
-    pub explanation: String,
-    /// Event ids an investigator can follow.
-    pub evidence: Vec<EventId>,
+/// A [`Finding`] as read back from a snapshot: the same fields in the same
+/// order, with the rule looked up by id in the catalogue.
+#[derive(serde::Deserialize)]
+struct FindingRecord {
+    #[serde(with = "by_rule_id")]
+    rule: &'static RuleInfo,
+    provider: ProviderId,
+    municipality: MunicipalityCode,
+    severity: Severity,
+    score: f64,
+    window: (EventTime, EventTime),
+    observed: Measure,
+    expected: Measure,
+    explanation: String,
+    evidence: Vec<EventId>,
+}
+
+impl<'de> serde::Deserialize<'de> for Finding {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Finding, D::Error> {
+        let r = <FindingRecord as serde::Deserialize>::deserialize(d)?;
+        Ok(Finding {
+            rule: r.rule,
+            provider: r.provider,
+            municipality: r.municipality,
+            severity: r.severity,
+            score: r.score,
+            window: r.window,
+            observed: r.observed,
+            expected: r.expected,
+            explanation: r.explanation,
+            evidence: r.evidence,
+        })
+    }
 }
 
 /// Where an alert stands in its episode.

@@ -9,7 +9,7 @@ fn timestamp(t: EventTime) -> Option<pbjson_types::Timestamp> {
 }
 
 fn measure(m: Measure) -> Option<wire::Measure> {
-    Some(wire::Measure { value: m.value, unit: m.unit.to_string() })
+    Some(wire::Measure { value: m.value, unit: m.unit.name().to_string() })
 }
 
 impl From<Severity> for wire::Severity {

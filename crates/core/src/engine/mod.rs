@@ -26,7 +26,6 @@
 //! topics whose relative order varies from run to run, the alerts do not.
 
 pub mod snapshot;
-pub mod state;
 
 use rustc_hash::FxHashMap;
 
@@ -35,9 +34,9 @@ use crate::baseline::PeerTable;
 use crate::config::CoreConfig;
 use crate::model::{Day, DomainEvent, EventTime, Invoice, MunicipalityCode, ProviderId, ServiceType, Visit};
 use crate::rules::{DayContext, InvoiceContext, Rule, VisitContext};
+use crate::state::{CLIENT_MONTHS, MunicipalityDay, ProviderState, RecentVisit, SERVICES, StaffMap, StaffState};
 use crate::window::{Lateness, Watermark};
 pub use snapshot::RestoreError;
-use state::{CLIENT_MONTHS, MunicipalityDay, ProviderState, RecentVisit, SERVICES, StaffMap, StaffState};
 
 /// Which input stream an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

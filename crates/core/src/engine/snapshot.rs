@@ -20,19 +20,19 @@
 use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 
-use super::state::{ProviderState, StaffMap, sorted_map};
 use super::{Engine, EngineStats};
 use crate::alerting::Episodes;
 use crate::baseline::PeerTable;
 use crate::config::CoreConfig;
 use crate::model::{Day, EventTime, ProviderId};
+use crate::state::{ProviderState, StaffMap, sorted_map};
 use crate::window::Watermark;
 
 /// The magic at the start of every snapshot.
 pub const MAGIC: &[u8; 14] = b"TILLSYN-STATE\0";
 
 /// The body layout this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 const HEADER_LEN: usize = MAGIC.len() + 4 + 16;
 const CHECKSUM_LEN: usize = 16;

@@ -8,8 +8,8 @@
 //! on a further tie, both. An honest provider whose employee's name is used
 //! elsewhere is not accused for the other provider's registrations.
 
-use crate::engine::state::{RecentVisit, StaffState};
 use crate::model::{MunicipalityCode, ProviderId, Visit};
+use crate::state::{RecentVisit, StaffState};
 
 /// The providers to accuse for the conflict between `visit` and `other`,
 /// with their municipalities: one or two entries.

@@ -10,9 +10,17 @@
 //! **Parameters** ([`Params`]): `max_distance_m` (500: GPS noise in town is
 //! tens of metres). Severity: medium, high from `high_distance_m` (5,000).
 
-use super::catalogue::CHECK_IN_AWAY_FROM_HOME as INFO;
-use super::{Rule, RuleInfo, VisitContext};
-use crate::alerting::{Finding, Measure, Severity};
+use super::{Rule, RuleSpec, VisitContext, check};
+use crate::finding::{Finding, RuleInfo, Severity, Unit};
+
+/// Identity of `check-in-away-from-home` (part of the alert contract).
+pub static INFO: RuleInfo = RuleInfo {
+    id: "check-in-away-from-home",
+    version: 1,
+    pattern: 4,
+    name: "Check-in far from the client's home",
+    quiet_days: 14,
+};
 
 /// Parameters of `check-in-away-from-home`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -33,11 +41,21 @@ impl Default for Params {
 /// The rule.
 pub struct CheckInAwayFromHome(pub Params);
 
-impl Rule for CheckInAwayFromHome {
-    fn info(&self) -> &'static RuleInfo {
-        &INFO
+impl RuleSpec for CheckInAwayFromHome {
+    const INFO: &'static RuleInfo = &INFO;
+    type Params = Params;
+
+    fn validate(p: &Params) -> Result<(), String> {
+        check::positive("max_distance_m", p.max_distance_m)?;
+        check::ascending(&[("max_distance_m", p.max_distance_m), ("high_distance_m", p.high_distance_m)])
     }
 
+    fn new(params: Params) -> Self {
+        CheckInAwayFromHome(params)
+    }
+}
+
+impl Rule for CheckInAwayFromHome {
     fn on_visit(&self, ctx: &mut VisitContext<'_>, out: &mut Vec<Finding>) {
         let v = ctx.visit;
         let (Some(home), Some(at)) = (v.client_home, v.check_in_location) else { return };
@@ -48,24 +66,22 @@ impl Rule for CheckInAwayFromHome {
         if metres <= self.0.max_distance_m {
             return;
         }
-        out.push(Finding {
-            rule: &INFO,
-            provider: v.provider,
-            municipality: v.municipality,
-            severity: if metres >= self.0.high_distance_m { Severity::High } else { Severity::Medium },
-            score: metres / self.0.max_distance_m,
-            window: (v.check_in, v.check_out),
-            observed: Measure::new(metres, "metres"),
-            expected: Measure::new(self.0.max_distance_m, "metres"),
-            explanation: format!(
-                "Time report {} was checked in {:.1} km from the client's home (at most {:.0} m is plausible): the \
-                 registration was not made at the door.",
-                v.event_id,
-                metres / 1000.0,
-                self.0.max_distance_m
-            ),
-            evidence: vec![v.event_id.clone()],
-        });
+        let severity = if metres >= self.0.high_distance_m { Severity::High } else { Severity::Medium };
+        out.push(
+            Finding::new(&INFO, v.provider, v.municipality, (v.check_in, v.check_out))
+                .severity(severity)
+                .score(metres / self.0.max_distance_m)
+                .observed(metres, Unit::Metres)
+                .expected(self.0.max_distance_m, Unit::Metres)
+                .explain(format!(
+                    "Time report {} was checked in {:.1} km from the client's home (at most {:.0} m is plausible): \
+                     the registration was not made at the door.",
+                    v.event_id,
+                    metres / 1000.0,
+                    self.0.max_distance_m
+                ))
+                .evidence(vec![v.event_id.clone()]),
+        );
     }
 }
 

@@ -7,12 +7,16 @@
 //! period month) was already billed by this provider. A redelivered invoice
 //! (same invoice id) is recognised by the engine and not counted again.
 //!
-//! **Parameters** ([`Params`]): `min_duplicates` (1). Severity: medium,
-//! high from 3 duplicated lines, critical from 10.
+//! **Parameters** ([`Params`]): `min_duplicates` (1). Severity by the
+//! number of duplicated lines: low below `medium_lines` (1), high from
+//! `high_lines` (3), critical from `critical_lines` (10).
 
-use super::catalogue::DUPLICATE_BILLING as INFO;
-use super::{InvoiceContext, Rule, RuleInfo, severity_by};
-use crate::alerting::{Finding, Measure};
+use super::{InvoiceContext, Rule, RuleSpec, check};
+use crate::finding::{Finding, RuleInfo, Severity, Unit};
+
+/// Identity of `duplicate-billing` (part of the alert contract).
+pub static INFO: RuleInfo =
+    RuleInfo { id: "duplicate-billing", version: 1, pattern: 8, name: "Duplicate billing", quiet_days: 45 };
 
 /// Parameters of `duplicate-billing`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -20,22 +24,43 @@ use crate::alerting::{Finding, Measure};
 pub struct Params {
     /// Duplicated lines per invoice that make a finding.
     pub min_duplicates: u32,
+    /// Duplicated lines per invoice from which a finding is medium severity.
+    pub medium_lines: u32,
+    /// Duplicated lines per invoice from which a finding is high severity.
+    pub high_lines: u32,
+    /// Duplicated lines per invoice from which a finding is critical.
+    pub critical_lines: u32,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params { min_duplicates: 1 }
+        Params { min_duplicates: 1, medium_lines: 1, high_lines: 3, critical_lines: 10 }
     }
 }
 
 /// The rule.
 pub struct DuplicateBilling(pub Params);
 
-impl Rule for DuplicateBilling {
-    fn info(&self) -> &'static RuleInfo {
-        &INFO
+impl RuleSpec for DuplicateBilling {
+    const INFO: &'static RuleInfo = &INFO;
+    type Params = Params;
+
+    fn validate(p: &Params) -> Result<(), String> {
+        check::positive_count("min_duplicates", u64::from(p.min_duplicates))?;
+        check::positive_count("medium_lines", u64::from(p.medium_lines))?;
+        check::ascending(&[
+            ("medium_lines", f64::from(p.medium_lines)),
+            ("high_lines", f64::from(p.high_lines)),
+            ("critical_lines", f64::from(p.critical_lines)),
+        ])
     }
 
+    fn new(params: Params) -> Self {
+        DuplicateBilling(params)
+    }
+}
+
+impl Rule for DuplicateBilling {
     fn on_invoice(&self, ctx: &mut InvoiceContext<'_>, out: &mut Vec<Finding>) {
         let inv = ctx.invoice;
         let month = inv.period_start.month();
@@ -60,25 +85,29 @@ impl Rule for DuplicateBilling {
         if duplicates == 0 || duplicates < self.0.min_duplicates {
             return;
         }
-        out.push(Finding {
-            rule: &INFO,
-            provider: inv.provider,
-            municipality: inv.municipality,
-            severity: severity_by(f64::from(duplicates), 1.0, 3.0, 10.0),
-            score: f64::from(duplicates),
-            window: (inv.period_start, inv.period_end),
-            observed: Measure::new(f64::from(duplicates), "lines"),
-            expected: Measure::new(0.0, "lines"),
-            explanation: format!(
-                "Invoice {} has {} lines ({:.1} hours) whose client, service type and month ({}) were already \
-                 billed, on the same invoice or on an earlier one listed in the evidence.",
-                inv.invoice_id,
-                duplicates,
-                minutes as f64 / 60.0,
-                month
-            ),
-            evidence,
-        });
+        let p = &self.0;
+        let severity = Severity::by_cutoffs(
+            f64::from(duplicates),
+            f64::from(p.medium_lines),
+            f64::from(p.high_lines),
+            f64::from(p.critical_lines),
+        );
+        out.push(
+            Finding::new(&INFO, inv.provider, inv.municipality, (inv.period_start, inv.period_end))
+                .severity(severity)
+                .score(f64::from(duplicates))
+                .observed(f64::from(duplicates), Unit::Lines)
+                .expected(0.0, Unit::Lines)
+                .explain(format!(
+                    "Invoice {} has {} lines ({:.1} hours) whose client, service type and month ({}) were already \
+                     billed, on the same invoice or on an earlier one listed in the evidence.",
+                    inv.invoice_id,
+                    duplicates,
+                    minutes as f64 / 60.0,
+                    month
+                ))
+                .evidence(evidence),
+        );
     }
 }
 

@@ -18,13 +18,22 @@
 //! **Parameters** ([`Params`]): `min_clients` (5), `min_peers` (5),
 //! `z_threshold` (3.5), `min_ratio` (1.8: means of a few dozen clients
 //! with very different needs vary a lot), `mad_floor_hours` (1.0).
-//! Severity: medium, high at twice the median, critical at three times.
+//! Severity: medium, high at `high_ratio` (2) times the median, critical
+//! at `critical_ratio` (3) times.
 
-use super::catalogue::HOURS_PER_CLIENT_ABOVE_PEERS as INFO;
-use super::{DayContext, Rule, RuleInfo, severity_by};
-use crate::alerting::{Finding, Measure};
+use super::{DayContext, Rule, RuleSpec, check};
 use crate::baseline::{PeerGroup, PeerMetric, PeerTable, modified_z};
+use crate::finding::{Finding, RuleInfo, Severity, Unit};
 use crate::model::ServiceType;
+
+/// Identity of `hours-per-client-above-peers` (part of the alert contract).
+pub static INFO: RuleInfo = RuleInfo {
+    id: "hours-per-client-above-peers",
+    version: 1,
+    pattern: 10,
+    name: "Hours per client far above peers",
+    quiet_days: 30,
+};
 
 /// Parameters of `hours-per-client-above-peers`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -40,11 +49,23 @@ pub struct Params {
     pub min_ratio: f64,
     /// Floor of the MAD, hours per client.
     pub mad_floor_hours: f64,
+    /// Ratio to the peer median from which a finding is high severity.
+    pub high_ratio: f64,
+    /// Ratio to the peer median from which a finding is critical.
+    pub critical_ratio: f64,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params { min_clients: 5, min_peers: 5, z_threshold: 3.5, min_ratio: 1.8, mad_floor_hours: 1.0 }
+        Params {
+            min_clients: 5,
+            min_peers: 5,
+            z_threshold: 3.5,
+            min_ratio: 1.8,
+            mad_floor_hours: 1.0,
+            high_ratio: 2.0,
+            critical_ratio: 3.0,
+        }
     }
 }
 
@@ -67,11 +88,26 @@ fn hours_per_client(ctx: &DayContext<'_>, service: ServiceType, min_clients: u32
     Some((hours / f64::from(clients), clients, hours))
 }
 
-impl Rule for HoursPerClientAbovePeers {
-    fn info(&self) -> &'static RuleInfo {
-        &INFO
+impl RuleSpec for HoursPerClientAbovePeers {
+    const INFO: &'static RuleInfo = &INFO;
+    type Params = Params;
+
+    fn validate(p: &Params) -> Result<(), String> {
+        check::positive_count("min_clients", u64::from(p.min_clients))?;
+        check::positive_count("min_peers", p.min_peers as u64)?;
+        check::positive("z_threshold", p.z_threshold)?;
+        check::positive("min_ratio", p.min_ratio)?;
+        check::positive("mad_floor_hours", p.mad_floor_hours)?;
+        check::positive("high_ratio", p.high_ratio)?;
+        check::ascending(&[("high_ratio", p.high_ratio), ("critical_ratio", p.critical_ratio)])
     }
 
+    fn new(params: Params) -> Self {
+        HoursPerClientAbovePeers(params)
+    }
+}
+
+impl Rule for HoursPerClientAbovePeers {
     fn record_peer_samples(&self, ctx: &DayContext<'_>, peers: &mut PeerTable) {
         for service in ServiceType::ALL {
             match hours_per_client(ctx, service, self.0.min_clients) {
@@ -97,31 +133,29 @@ impl Rule for HoursPerClientAbovePeers {
             })
             .max_by(|a, b| a.0.total_cmp(&b.0));
         let Some((z, ratio, service, hpc, clients, hours, stats)) = worst else { return };
-        out.push(Finding {
-            rule: &INFO,
-            provider: ctx.provider_id,
-            municipality: ctx.provider.municipality,
-            severity: severity_by(ratio, 0.0, 2.0, 3.0).max(crate::alerting::Severity::Medium),
-            score: z,
-            window: ctx.window(ctx.activity_days),
-            observed: Measure::new(hpc, "hours per client"),
-            expected: Measure::new(stats.median, "hours per client"),
-            explanation: format!(
-                "In the last {} days this provider reported {:.1} hours of {} per client ({:.0} hours for {} \
-                 clients), {:.1} times the median of {:.1} hours among its {} peers for the same service type \
-                 (modified z-score {:.1}).",
-                ctx.activity_days,
-                hpc,
-                service.name(),
-                hours,
-                clients,
-                ratio,
-                stats.median,
-                stats.n,
-                z
-            ),
-            evidence: ctx.provider.recent_visits.to_vec(),
-        });
+        let severity = Severity::by_cutoffs(ratio, 0.0, p.high_ratio, p.critical_ratio).max(Severity::Medium);
+        out.push(
+            Finding::new(&INFO, ctx.provider_id, ctx.provider.municipality, ctx.window(ctx.activity_days))
+                .severity(severity)
+                .score(z)
+                .observed(hpc, Unit::HoursPerClient)
+                .expected(stats.median, Unit::HoursPerClient)
+                .explain(format!(
+                    "In the last {} days this provider reported {:.1} hours of {} per client ({:.0} hours for {} \
+                     clients), {:.1} times the median of {:.1} hours among its {} peers for the same service type \
+                     (modified z-score {:.1}).",
+                    ctx.activity_days,
+                    hpc,
+                    service.name(),
+                    hours,
+                    clients,
+                    ratio,
+                    stats.median,
+                    stats.n,
+                    z
+                ))
+                .evidence(ctx.provider.recent_visits.to_vec()),
+        );
     }
 }
 

@@ -14,12 +14,20 @@
 //! **Parameters** ([`Params`]): `max_speed_kmh` (80: a car in town, with
 //! margin), `min_distance_km` (3: below it GPS and address noise dominate),
 //! `max_gap_hours` (4: a longer gap is a different shift). Severity: medium,
-//! high at three times the speed limit.
+//! high at `high_speed_factor` (3) times the speed limit.
 
-use super::catalogue::IMPOSSIBLE_TRAVEL as INFO;
-use super::{Rule, RuleInfo, VisitContext};
-use crate::alerting::{Finding, Measure, Severity};
-use crate::engine::state::RecentVisit;
+use super::{Rule, RuleSpec, VisitContext, check};
+use crate::finding::{Finding, RuleInfo, Severity, Unit};
+use crate::state::RecentVisit;
+
+/// Identity of `impossible-travel` (part of the alert contract).
+pub static INFO: RuleInfo = RuleInfo {
+    id: "impossible-travel",
+    version: 1,
+    pattern: 4,
+    name: "Impossible travel between visits",
+    quiet_days: 14,
+};
 
 /// Parameters of `impossible-travel`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -31,22 +39,37 @@ pub struct Params {
     pub min_distance_km: f64,
     /// Longest gap between visits considered, hours.
     pub max_gap_hours: f64,
+    /// Multiple of `max_speed_kmh` from which a finding is high severity.
+    pub high_speed_factor: f64,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params { max_speed_kmh: 80.0, min_distance_km: 3.0, max_gap_hours: 4.0 }
+        Params { max_speed_kmh: 80.0, min_distance_km: 3.0, max_gap_hours: 4.0, high_speed_factor: 3.0 }
     }
 }
 
 /// The rule.
 pub struct ImpossibleTravel(pub Params);
 
-impl Rule for ImpossibleTravel {
-    fn info(&self) -> &'static RuleInfo {
-        &INFO
+impl RuleSpec for ImpossibleTravel {
+    const INFO: &'static RuleInfo = &INFO;
+    type Params = Params;
+
+    fn validate(p: &Params) -> Result<(), String> {
+        check::positive("max_speed_kmh", p.max_speed_kmh)?;
+        check::non_negative("min_distance_km", p.min_distance_km)?;
+        check::positive("max_gap_hours", p.max_gap_hours)?;
+        check::within("max_gap_hours", p.max_gap_hours, 0.0, 24.0)?;
+        check::ascending(&[("1", 1.0), ("high_speed_factor", p.high_speed_factor)])
     }
 
+    fn new(params: Params) -> Self {
+        ImpossibleTravel(params)
+    }
+}
+
+impl Rule for ImpossibleTravel {
     fn on_visit(&self, ctx: &mut VisitContext<'_>, out: &mut Vec<Finding>) {
         let v = ctx.visit;
         let Some(home) = v.client_home else { return };
@@ -89,29 +112,28 @@ impl Rule for ImpossibleTravel {
         if speed <= self.0.max_speed_kmh {
             return;
         }
-        let severity = if speed >= 3.0 * self.0.max_speed_kmh { Severity::High } else { Severity::Medium };
+        let severity =
+            if speed >= self.0.high_speed_factor * self.0.max_speed_kmh { Severity::High } else { Severity::Medium };
         for (provider, municipality) in super::attribution::accused(v, other, ctx.staff) {
-            out.push(Finding {
-                rule: &INFO,
-                provider,
-                municipality,
-                severity,
-                score: speed / self.0.max_speed_kmh,
-                window: (v.check_in.min(other.check_in), v.check_out.max(other.check_out)),
-                observed: Measure::new(speed, "km/h"),
-                expected: Measure::new(self.0.max_speed_kmh, "km/h"),
-                explanation: format!(
-                    "One staff member's consecutive visits (time reports {} and {}) are {:.1} km apart with {:.0} \
+            let window = (v.check_in.min(other.check_in), v.check_out.max(other.check_out));
+            out.push(
+                Finding::new(&INFO, provider, municipality, window)
+                    .severity(severity)
+                    .score(speed / self.0.max_speed_kmh)
+                    .observed(speed, Unit::KmPerHour)
+                    .expected(self.0.max_speed_kmh, Unit::KmPerHour)
+                    .explain(format!(
+                        "One staff member's consecutive visits (time reports {} and {}) are {:.1} km apart with {:.0} \
                  minutes between them: {:.0} km/h would be needed, above the {:.0} km/h any travel in town allows.",
-                    other.event_id,
-                    v.event_id,
-                    km,
-                    gap_secs as f64 / 60.0,
-                    speed,
-                    self.0.max_speed_kmh
-                ),
-                evidence: vec![other.event_id.clone(), v.event_id.clone()],
-            });
+                        other.event_id,
+                        v.event_id,
+                        km,
+                        gap_secs as f64 / 60.0,
+                        speed,
+                        self.0.max_speed_kmh
+                    ))
+                    .evidence(vec![other.event_id.clone(), v.event_id.clone()]),
+            );
         }
     }
 }

@@ -15,11 +15,21 @@
 //! **Parameters** ([`Params`]): `tolerance_ratio` (0.02),
 //! `rounding_minutes_per_visit` (4: the most that rounding each visit up to
 //! five minutes adds), `tolerance_minutes` (30 per line), `min_excess_hours`
-//! (4: per invoice, below it a finding is not worth a case).
+//! (4: per invoice, below it a finding is not worth a case). Severity:
+//! medium, high from `high_excess_hours` (40), critical from
+//! `critical_excess_hours` (200) of excess per invoice.
 
-use super::catalogue::INVOICED_ABOVE_PERFORMED as INFO;
-use super::{InvoiceContext, Rule, RuleInfo, severity_by};
-use crate::alerting::{Finding, Measure, Severity};
+use super::{InvoiceContext, Rule, RuleSpec, check};
+use crate::finding::{Finding, RuleInfo, Severity, Unit};
+
+/// Identity of `invoiced-above-performed` (part of the alert contract).
+pub static INFO: RuleInfo = RuleInfo {
+    id: "invoiced-above-performed",
+    version: 1,
+    pattern: 1,
+    name: "Invoiced hours above performed hours",
+    quiet_days: 45,
+};
 
 /// Parameters of `invoiced-above-performed`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -33,22 +43,54 @@ pub struct Params {
     pub tolerance_minutes: u32,
     /// Smallest total excess per invoice that makes a finding, hours.
     pub min_excess_hours: f64,
+    /// Excess per invoice from which a finding is high severity, hours.
+    pub high_excess_hours: f64,
+    /// Excess per invoice from which a finding is critical, hours.
+    pub critical_excess_hours: f64,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params { tolerance_ratio: 0.02, rounding_minutes_per_visit: 4, tolerance_minutes: 30, min_excess_hours: 4.0 }
+        Params {
+            tolerance_ratio: 0.02,
+            rounding_minutes_per_visit: 4,
+            tolerance_minutes: 30,
+            min_excess_hours: 4.0,
+            high_excess_hours: 40.0,
+            critical_excess_hours: 200.0,
+        }
     }
 }
 
 /// The rule.
 pub struct InvoicedAbovePerformed(pub Params);
 
-impl Rule for InvoicedAbovePerformed {
-    fn info(&self) -> &'static RuleInfo {
-        &INFO
+impl RuleSpec for InvoicedAbovePerformed {
+    const INFO: &'static RuleInfo = &INFO;
+    type Params = Params;
+
+    fn validate(p: &Params) -> Result<(), String> {
+        check::non_negative("tolerance_ratio", p.tolerance_ratio)?;
+        if p.rounding_minutes_per_visit > 60 {
+            return Err(format!("rounding_minutes_per_visit must be <= 60 (is {})", p.rounding_minutes_per_visit));
+        }
+        if p.tolerance_minutes > 24 * 60 {
+            return Err(format!("tolerance_minutes must be <= 1440 (is {})", p.tolerance_minutes));
+        }
+        check::positive("min_excess_hours", p.min_excess_hours)?;
+        check::ascending(&[
+            ("min_excess_hours", p.min_excess_hours),
+            ("high_excess_hours", p.high_excess_hours),
+            ("critical_excess_hours", p.critical_excess_hours),
+        ])
     }
 
+    fn new(params: Params) -> Self {
+        InvoicedAbovePerformed(params)
+    }
+}
+
+impl Rule for InvoicedAbovePerformed {
     fn on_invoice(&self, ctx: &mut InvoiceContext<'_>, out: &mut Vec<Finding>) {
         let p = &self.0;
         let inv = ctx.invoice;
@@ -77,30 +119,28 @@ impl Rule for InvoicedAbovePerformed {
             return;
         }
         let ratio = billed as f64 / (performed_total as f64).max(1.0);
-        let severity = severity_by(excess_hours, 0.0, 40.0, 200.0).max(Severity::Medium);
-        out.push(Finding {
-            rule: &INFO,
-            provider: inv.provider,
-            municipality: inv.municipality,
-            severity,
-            score: excess_hours,
-            window: (inv.period_start, inv.period_end),
-            observed: Measure::new(billed as f64 / 60.0, "hours"),
-            expected: Measure::new(performed_total as f64 / 60.0, "hours"),
-            explanation: format!(
-                "Invoice {} bills {:.1} hours on {} lines where the provider's own time reports show {:.1} hours \
-                 for the same clients and service types ({:.0} % more; {:.1} hours ≈ {:.0} kr above what was \
-                 reported as performed).",
-                inv.invoice_id,
-                billed as f64 / 60.0,
-                lines_over,
-                performed_total as f64 / 60.0,
-                (ratio - 1.0) * 100.0,
-                excess_hours,
-                excess_ore / 100.0
-            ),
-            evidence: vec![inv.invoice_id.clone()],
-        });
+        let severity =
+            Severity::by_cutoffs(excess_hours, 0.0, p.high_excess_hours, p.critical_excess_hours).max(Severity::Medium);
+        out.push(
+            Finding::new(&INFO, inv.provider, inv.municipality, (inv.period_start, inv.period_end))
+                .severity(severity)
+                .score(excess_hours)
+                .observed(billed as f64 / 60.0, Unit::Hours)
+                .expected(performed_total as f64 / 60.0, Unit::Hours)
+                .explain(format!(
+                    "Invoice {} bills {:.1} hours on {} lines where the provider's own time reports show {:.1} hours \
+                     for the same clients and service types ({:.0} % more; {:.1} hours ≈ {:.0} kr above what was \
+                     reported as performed).",
+                    inv.invoice_id,
+                    billed as f64 / 60.0,
+                    lines_over,
+                    performed_total as f64 / 60.0,
+                    (ratio - 1.0) * 100.0,
+                    excess_hours,
+                    excess_ore / 100.0
+                ))
+                .evidence(vec![inv.invoice_id.clone()]),
+        );
     }
 }
 

@@ -13,11 +13,10 @@
 //! `min_peers` (5), `z_threshold` (3.5), `min_share` (0.2), `mad_floor`
 //! (0.02). Severity: medium, high from z = 7, critical from z = 14.
 
-use super::catalogue::MANUAL_REGISTRATION_SHARE as INFO;
 use super::share::ShareTest;
-use super::{DayContext, Rule, RuleInfo, VisitContext};
-use crate::alerting::Finding;
+use super::{DayContext, Rule, RuleSpec, VisitContext};
 use crate::baseline::{PeerMetric, PeerTable};
+use crate::finding::{Finding, RuleInfo};
 
 /// Parameters of `manual-registration-share`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -35,16 +34,59 @@ pub struct Params {
     pub min_share: f64,
     /// Floor of the MAD.
     pub mad_floor: f64,
+    /// Modified z-score from which a finding is high severity.
+    pub high_z: f64,
+    /// Modified z-score from which a finding is critical.
+    pub critical_z: f64,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params { window_days: 30, min_visits: 100, min_peers: 5, z_threshold: 3.5, min_share: 0.2, mad_floor: 0.02 }
+        Params {
+            window_days: 30,
+            min_visits: 100,
+            min_peers: 5,
+            z_threshold: 3.5,
+            min_share: 0.2,
+            mad_floor: 0.02,
+            high_z: 7.0,
+            critical_z: 14.0,
+        }
     }
 }
 
+/// Identity of `manual-registration-share` (part of the alert contract).
+pub static INFO: RuleInfo = RuleInfo {
+    id: "manual-registration-share",
+    version: 1,
+    pattern: 5,
+    name: "Manual or edited registrations above peers",
+    quiet_days: 30,
+};
+
+/// This rule's slot of per-day counters (see [`crate::state::RULE_SLOTS`]).
+const SLOT: usize = 0;
+
 /// The rule.
 pub struct ManualRegistrationShare(pub Params);
+
+impl RuleSpec for ManualRegistrationShare {
+    const INFO: &'static RuleInfo = &INFO;
+    const SLOT: Option<usize> = Some(SLOT);
+    type Params = Params;
+
+    fn validate(p: &Params) -> Result<(), String> {
+        Self::new(p.clone()).test().validate()
+    }
+
+    fn new(params: Params) -> Self {
+        ManualRegistrationShare(params)
+    }
+
+    fn window_days(p: &Params) -> u32 {
+        p.window_days
+    }
+}
 
 impl ManualRegistrationShare {
     fn test(&self) -> ShareTest {
@@ -57,37 +99,35 @@ impl ManualRegistrationShare {
             z_threshold: p.z_threshold,
             min_share: p.min_share,
             mad_floor: p.mad_floor,
+            high_z: p.high_z,
+            critical_z: p.critical_z,
         }
     }
 }
 
 impl Rule for ManualRegistrationShare {
-    fn info(&self) -> &'static RuleInfo {
-        &INFO
-    }
-
     fn on_visit(&self, ctx: &mut VisitContext<'_>, _out: &mut Vec<Finding>) {
         if ctx.visit.method.is_manual_or_edited()
             && let Some(bucket) = ctx.day_bucket()
         {
-            bucket.manual_or_edited += 1;
-            ctx.provider.recent_manual.push(&ctx.visit.event_id);
+            bucket.rule_counts[SLOT] += 1;
+            ctx.provider.rule_recent[SLOT].push(&ctx.visit.event_id);
         }
     }
 
     fn record_peer_samples(&self, ctx: &DayContext<'_>, peers: &mut PeerTable) {
-        self.test().record(ctx, peers, |b| b.manual_or_edited);
+        self.test().record(ctx, peers, |b| b.rule_counts[SLOT]);
     }
 
     fn on_day_closed(&self, ctx: &mut DayContext<'_>, out: &mut Vec<Finding>) {
-        let Some(o) = self.test().outlier(ctx, |b| b.manual_or_edited) else { return };
+        let Some(o) = self.test().outlier(ctx, |b| b.rule_counts[SLOT]) else { return };
         out.push(o.finding(
             &INFO,
             ctx,
             self.0.window_days,
             "were registered manually or edited afterwards",
             "Manual registration bypasses the check at the door.",
-            ctx.provider.recent_manual.to_vec(),
+            ctx.provider.rule_recent[SLOT].to_vec(),
         ));
     }
 }

@@ -1,9 +1,11 @@
-//! The fraud rule catalogue: one file per rule.
+//! The fraud rule catalogue: one file per rule, listed once in the
+//! registry below.
 //!
 //! Every rule is a small type implementing [`Rule`]. It reads the shared
 //! state (day windows, client activity, staff history; see
-//! [`crate::engine::state`]) and the peer table, and returns [`Finding`]s.
-//! Rules do no I/O and read no clock: "now" is the engine's event time.
+//! [`crate::state`]) and the peer table, and returns [`Finding`]s built
+//! with [`Finding::new`]. Rules do no I/O and read no clock: "now" is the
+//! engine's event time.
 //!
 //! A rule hooks into one or more moments:
 //! - [`Rule::on_visit`]: every applied visit (hard rules on single events);
@@ -12,6 +14,25 @@
 //! - [`Rule::record_peer_samples`] then [`Rule::on_day_closed`]: every
 //!   provider when the watermark passes the end of a local day, so windows
 //!   of silent providers close too.
+//!
+//! # Declared once
+//!
+//! Each rule's file declares, once, its identity (`INFO`: id, version,
+//! pattern, name, quiet days), its `Params` with their defaults (serde,
+//! unknown keys rejected), and its [`RuleSpec`]: the parameters' range
+//! checks (errors name the field, e.g.
+//! `rules.impossible_travel.max_speed_kmh must be > 0`), its constructor,
+//! the window it reads and, for a rule that counts its own events per day,
+//! its slot in [`crate::state::ProviderDay::rule_counts`]. The
+//! `registry!` below lists every rule once, with its `[core.rules.*]` TOML
+//! section, and generates [`RulesConfig`] (fields, `build`, `validate`),
+//! the catalogue [`ALL`] and the rule table of the README
+//! ([`catalogue_markdown`]). Adding a rule is one new file and one line.
+//!
+//! Ids are part of the alert contract: change an id never, a version when
+//! a rule's meaning changes. Rules evaluated daily over a 30-day window
+//! keep an episode open for the window's length, so a provider hovering at
+//! the threshold does not open and resolve episodes week after week.
 //!
 //! | rule id | pattern | kind |
 //! |---|---|---|
@@ -30,6 +51,7 @@
 
 pub mod attribution;
 pub mod catalogue;
+pub mod check;
 pub mod check_in_away_from_home;
 pub mod duplicate_billing;
 pub mod hours_per_client;
@@ -47,25 +69,10 @@ pub mod volume_explosion;
 #[cfg(test)]
 pub(crate) mod testkit;
 
-use crate::alerting::{Finding, Severity};
 use crate::baseline::PeerTable;
-use crate::engine::state::{MunicipalityDay, ProviderState, SERVICES, StaffState};
+pub use crate::finding::{Finding, RuleInfo, Severity};
 use crate::model::{Day, EventTime, Invoice, ProviderId, Visit};
-
-/// What every alert says about the rule that made it.
-#[derive(Debug, PartialEq, Eq)]
-pub struct RuleInfo {
-    /// Stable kebab-case id; part of the alert contract.
-    pub id: &'static str,
-    /// Bumped when the rule's logic changes meaning.
-    pub version: u32,
-    /// The pattern number of the domain catalogue.
-    pub pattern: u32,
-    /// A short name for people.
-    pub name: &'static str,
-    /// Days without a finding after which an episode is resolved.
-    pub quiet_days: u32,
-}
+use crate::state::{MunicipalityDay, ProviderState, RULE_SLOTS, SERVICES, StaffState};
 
 /// A visit, as a rule sees it after the engine applied it to the shared
 /// windows. `staff` does not yet contain this visit in `recent`, but its
@@ -87,7 +94,7 @@ pub struct VisitContext<'a> {
 
 impl VisitContext<'_> {
     /// The provider's bucket for the visit's day.
-    pub fn day_bucket(&mut self) -> Option<&mut crate::engine::state::ProviderDay> {
+    pub fn day_bucket(&mut self) -> Option<&mut crate::state::ProviderDay> {
         self.provider.days.bucket_mut(self.day)
     }
 }
@@ -131,11 +138,44 @@ impl DayContext<'_> {
     }
 }
 
-/// A fraud rule.
-pub trait Rule: Send + Sync {
+/// A rule's registration: everything the registry needs to configure,
+/// check, build and document it. Implemented once per rule, in its file.
+pub trait RuleSpec: Sized + 'static {
+    /// Id, version, pattern, name and quiet period.
+    const INFO: &'static RuleInfo;
+    /// The rule's slot in [`crate::state::ProviderDay::rule_counts`] and
+    /// [`crate::state::ProviderState::rule_recent`], if it counts its own
+    /// events per day. Distinct and below [`RULE_SLOTS`] (checked at
+    /// compile time by the registry).
+    const SLOT: Option<usize> = None;
+    /// The parameters, with defaults (`[core.rules.<section>]`).
+    type Params: Default + Clone + PartialEq + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned;
+    /// Checks every parameter's range; an error names the field (without
+    /// the `rules.<section>.` prefix, which the registry adds).
+    fn validate(params: &Self::Params) -> Result<(), String>;
+    /// The rule with these (validated) parameters.
+    fn new(params: Self::Params) -> Self;
+    /// Days of the provider's day window the rule reads (0: none beyond
+    /// the activity window).
+    fn window_days(_params: &Self::Params) -> u32 {
+        0
+    }
+}
+
+/// The identity of a rule object: its registration's [`RuleSpec::INFO`].
+pub trait Identity {
     /// Id, version, pattern and quiet period.
     fn info(&self) -> &'static RuleInfo;
+}
 
+impl<T: RuleSpec> Identity for T {
+    fn info(&self) -> &'static RuleInfo {
+        T::INFO
+    }
+}
+
+/// A fraud rule.
+pub trait Rule: Identity + Send + Sync {
     /// Called for every applied visit.
     fn on_visit(&self, _ctx: &mut VisitContext<'_>, _out: &mut Vec<Finding>) {}
 
@@ -151,92 +191,166 @@ pub trait Rule: Send + Sync {
     fn on_day_closed(&self, _ctx: &mut DayContext<'_>, _out: &mut Vec<Finding>) {}
 }
 
-/// Severity from a value and ascending thresholds for medium, high, critical.
+/// Severity from a value and ascending cut-offs for medium, high, critical
+/// (see [`Severity::by_cutoffs`]).
 pub fn severity_by(value: f64, medium: f64, high: f64, critical: f64) -> Severity {
-    if value >= critical {
-        Severity::Critical
-    } else if value >= high {
-        Severity::High
-    } else if value >= medium {
-        Severity::Medium
-    } else {
-        Severity::Low
-    }
+    Severity::by_cutoffs(value, medium, high, critical)
 }
 
-/// Configuration of every rule, with defaults. Each rule's section is its
-/// `Params` type, documented in the rule's file.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RulesConfig {
-    /// Ids of rules to switch off (all are on by default).
-    pub disabled: Vec<String>,
-    /// Pattern 1.
-    pub invoiced_above_performed: invoiced_above_performed::Params,
-    /// Pattern 2.
-    pub staff_double_booking: staff_double_booking::Params,
-    /// Pattern 3.
-    pub staff_impossible_day: staff_impossible_day::Params,
-    /// Pattern 4, travel.
-    pub impossible_travel: impossible_travel::Params,
-    /// Pattern 4, position.
-    pub check_in_away_from_home: check_in_away_from_home::Params,
-    /// Pattern 5.
-    pub manual_registration_share: manual_registration_share::Params,
-    /// Pattern 6.
-    pub rounded_visits: rounded_visits::Params,
-    /// Pattern 7.
-    pub phantom_clients: phantom_clients::Params,
-    /// Pattern 8.
-    pub duplicate_billing: duplicate_billing::Params,
-    /// Pattern 9.
-    pub volume_explosion: volume_explosion::Params,
-    /// Pattern 10.
-    pub hours_per_client_above_peers: hours_per_client::Params,
-    /// Pattern 12.
-    pub night_visits_private_provider: night_visits::Params,
+/// One rule in the catalogue, for documentation.
+pub struct RuleDoc {
+    /// Its identity.
+    pub info: &'static RuleInfo,
+    /// Its `[core.rules.<section>]` table.
+    pub section: &'static str,
+    /// Its parameters with their defaults (as JSON values), in declaration order.
+    pub defaults: Vec<(String, serde_json::Value)>,
 }
 
-impl RulesConfig {
-    /// The enabled rules, in catalogue order.
-    pub fn build(&self) -> Vec<Box<dyn Rule>> {
-        let all: Vec<Box<dyn Rule>> = vec![
-            Box::new(invoiced_above_performed::InvoicedAbovePerformed(self.invoiced_above_performed.clone())),
-            Box::new(staff_double_booking::StaffDoubleBooking(self.staff_double_booking.clone())),
-            Box::new(staff_impossible_day::StaffImpossibleDay(self.staff_impossible_day.clone())),
-            Box::new(impossible_travel::ImpossibleTravel(self.impossible_travel.clone())),
-            Box::new(check_in_away_from_home::CheckInAwayFromHome(self.check_in_away_from_home.clone())),
-            Box::new(manual_registration_share::ManualRegistrationShare(self.manual_registration_share.clone())),
-            Box::new(rounded_visits::RoundedVisits(self.rounded_visits.clone())),
-            Box::new(phantom_clients::PhantomClients(self.phantom_clients.clone())),
-            Box::new(duplicate_billing::DuplicateBilling(self.duplicate_billing.clone())),
-            Box::new(volume_explosion::VolumeExplosion(self.volume_explosion.clone())),
-            Box::new(hours_per_client::HoursPerClientAbovePeers(self.hours_per_client_above_peers.clone())),
-            Box::new(night_visits::NightVisitsPrivateProvider::new(self.night_visits_private_provider.clone())),
-        ];
-        all.into_iter().filter(|r| !self.disabled.iter().any(|d| d == r.info().id)).collect()
+/// The fields of a serialized struct, in order (serde_json's own map sorts them).
+fn fields_in_order(params: &impl serde::Serialize) -> Vec<(String, serde_json::Value)> {
+    struct Fields(Vec<(String, serde_json::Value)>);
+    impl<'de> serde::Deserialize<'de> for Fields {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Fields;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a struct")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some(entry) = map.next_entry()? {
+                        out.push(entry);
+                    }
+                    Ok(Fields(out))
+                }
+            }
+            d.deserialize_map(Visit)
+        }
     }
+    serde_json::to_string(params)
+        .ok()
+        .and_then(|json| serde_json::from_str::<Fields>(&json).ok())
+        .map_or_else(Vec::new, |f| f.0)
+}
 
-    /// Checks that every disabled id names a rule.
-    pub fn validate(&self) -> Result<(), String> {
-        self.night_visits_private_provider.validate()?;
-        for id in &self.disabled {
-            if catalogue::by_id(id).is_none() {
-                return Err(format!("rules.disabled: unknown rule id {id:?}"));
+/// Generates, from one list of rules, [`RulesConfig`] (one field per rule,
+/// `build`, `validate`, `widest_window_days`), the catalogue [`ALL`], the
+/// list of [`RuleDoc`]s, and a compile-time check of the counter slots.
+macro_rules! registry {
+    ($($section:ident => $module:ident :: $rule:ident),* $(,)?) => {
+        /// Configuration of every rule, with defaults. Each rule's section
+        /// is its `Params` type, documented in the rule's file.
+        #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct RulesConfig {
+            /// Ids of rules to switch off (all are on by default).
+            pub disabled: Vec<String>,
+            $(
+                #[doc = concat!("`[core.rules.", stringify!($section), "]`: see [`", stringify!($module), "`].")]
+                pub $section: <$module::$rule as RuleSpec>::Params,
+            )*
+        }
+
+        /// Every rule, in catalogue order.
+        pub static ALL: [&RuleInfo; [$(stringify!($section)),*].len()] =
+            [$(<$module::$rule as RuleSpec>::INFO),*];
+
+        impl RulesConfig {
+            /// The enabled rules, in catalogue order.
+            pub fn build(&self) -> Vec<Box<dyn Rule>> {
+                let all: Vec<Box<dyn Rule>> =
+                    vec![$(Box::new(<$module::$rule as RuleSpec>::new(self.$section.clone()))),*];
+                all.into_iter().filter(|r| !self.disabled.iter().any(|d| d == r.info().id)).collect()
+            }
+
+            /// Checks every rule's parameters, and that every disabled id
+            /// names a rule. The error names the field, e.g.
+            /// `rules.impossible_travel.max_speed_kmh must be > 0`.
+            pub fn validate(&self) -> Result<(), String> {
+                $(
+                    <$module::$rule as RuleSpec>::validate(&self.$section)
+                        .map_err(|e| format!(concat!("rules.", stringify!($section), ".{}"), e))?;
+                )*
+                for id in &self.disabled {
+                    if by_id(id).is_none() {
+                        return Err(format!("rules.disabled: unknown rule id {id:?}"));
+                    }
+                }
+                Ok(())
+            }
+
+            /// The widest window any rule reads, in days.
+            pub fn widest_window_days(&self) -> u32 {
+                [$(<$module::$rule as RuleSpec>::window_days(&self.$section)),*].into_iter().max().unwrap_or(1)
             }
         }
-        Ok(())
-    }
 
-    /// The widest window any rule reads, in days.
-    pub fn widest_window_days(&self) -> u32 {
-        [
-            self.manual_registration_share.window_days,
-            self.rounded_visits.window_days,
-            self.night_visits_private_provider.window_days,
-        ]
-        .into_iter()
-        .max()
-        .unwrap_or(1)
+        /// Every rule with its section and default parameters, in catalogue order.
+        pub fn docs() -> Vec<RuleDoc> {
+            vec![$(RuleDoc {
+                info: <$module::$rule as RuleSpec>::INFO,
+                section: stringify!($section),
+                defaults: fields_in_order(&<$module::$rule as RuleSpec>::Params::default()),
+            }),*]
+        }
+
+        const _: () = {
+            let slots = [$(<$module::$rule as RuleSpec>::SLOT),*];
+            let mut i = 0;
+            while i < slots.len() {
+                if let Some(a) = slots[i] {
+                    assert!(a < RULE_SLOTS, "a rule's SLOT must be below state::RULE_SLOTS");
+                    let mut j = i + 1;
+                    while j < slots.len() {
+                        if let Some(b) = slots[j] {
+                            assert!(a != b, "two rules declare the same SLOT");
+                        }
+                        j += 1;
+                    }
+                }
+                i += 1;
+            }
+        };
+    };
+}
+// The rules, each once: `toml_section => module::Type`. The section is
+// the rule's table under `[core.rules]` (kept as configs know it).
+registry! {
+    invoiced_above_performed => invoiced_above_performed::InvoicedAbovePerformed,
+    staff_double_booking => staff_double_booking::StaffDoubleBooking,
+    staff_impossible_day => staff_impossible_day::StaffImpossibleDay,
+    impossible_travel => impossible_travel::ImpossibleTravel,
+    check_in_away_from_home => check_in_away_from_home::CheckInAwayFromHome,
+    manual_registration_share => manual_registration_share::ManualRegistrationShare,
+    rounded_visits => rounded_visits::RoundedVisits,
+    phantom_clients => phantom_clients::PhantomClients,
+    duplicate_billing => duplicate_billing::DuplicateBilling,
+    volume_explosion => volume_explosion::VolumeExplosion,
+    hours_per_client_above_peers => hours_per_client::HoursPerClientAbovePeers,
+    night_visits_private_provider => night_visits::NightVisitsPrivateProvider,
+}
+
+/// The rule with this id.
+pub fn by_id(id: &str) -> Option<&'static RuleInfo> {
+    RuleInfo::find(&ALL, id)
+}
+
+/// The README's rule table: id, pattern, name, configuration section and
+/// parameters with their defaults, generated from the registry. (A test
+/// checks README.md carries it between `<!-- rules:begin -->` and
+/// `<!-- rules:end -->`.)
+pub fn catalogue_markdown() -> String {
+    let mut out = String::from(
+        "| rule id | pattern | name | section `[core.rules.…]` | parameters (defaults) |\n|---|---:|---|---|---|\n",
+    );
+    for doc in docs() {
+        let params = doc.defaults.iter().map(|(k, v)| format!("`{k}` = {v}")).collect::<Vec<_>>().join(", ");
+        out.push_str(&format!(
+            "| `{}` | {} | {} | `{}` | {} |\n",
+            doc.info.id, doc.info.pattern, doc.info.name, doc.section, params
+        ));
     }
+    out
 }

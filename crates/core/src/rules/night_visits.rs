@@ -15,13 +15,24 @@
 //! `free_choice_end` ("22:00"), `grace_minutes` (30: a visit that runs
 //! late), `municipal_prefixes` (["2120"]: kommuner), `exempt_services`
 //! (personal assistance, which is not under LOV and runs around the clock),
-//! `window_days` (7), `min_visits` (3). Severity: medium, high from 10,
-//! critical from 30 in the window.
+//! `window_days` (7), `min_visits` (3). Severity: medium, high from
+//! `high_visits` (10), critical from `critical_visits` (30) in the window.
 
-use super::catalogue::NIGHT_VISITS_PRIVATE_PROVIDER as INFO;
-use super::{Rule, RuleInfo, VisitContext, severity_by};
-use crate::alerting::{Finding, Measure};
+use super::{Rule, RuleSpec, VisitContext, check};
+use crate::finding::{Finding, RuleInfo, Severity, Unit};
 use crate::model::ServiceType;
+
+/// Identity of `night-visits-private-provider` (part of the alert contract).
+pub static INFO: RuleInfo = RuleInfo {
+    id: "night-visits-private-provider",
+    version: 1,
+    pattern: 12,
+    name: "Night visits by a private provider",
+    quiet_days: 14,
+};
+
+/// This rule's slot of per-day counters (see [`crate::state::RULE_SLOTS`]).
+const SLOT: usize = 2;
 
 /// Parameters of `night-visits-private-provider`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -41,6 +52,10 @@ pub struct Params {
     pub window_days: u32,
     /// Night visits in the window that make a finding.
     pub min_visits: u32,
+    /// Night visits in the window from which a finding is high severity.
+    pub high_visits: u32,
+    /// Night visits in the window from which a finding is critical.
+    pub critical_visits: u32,
 }
 
 impl Default for Params {
@@ -53,6 +68,8 @@ impl Default for Params {
             exempt_services: vec![ServiceType::PersonalAssistance],
             window_days: 7,
             min_visits: 3,
+            high_visits: 10,
+            critical_visits: 30,
         }
     }
 }
@@ -64,17 +81,26 @@ fn minute_of_day(hhmm: &str) -> Option<u32> {
 }
 
 impl Params {
-    /// Checks the times and prefixes.
+    /// Checks the times, prefixes, window and counts.
     pub fn validate(&self) -> Result<(), String> {
-        for t in [&self.free_choice_start, &self.free_choice_end] {
-            minute_of_day(t).ok_or_else(|| format!("night_visits_private_provider: {t:?} is not HH:MM"))?;
+        for (field, t) in [("free_choice_start", &self.free_choice_start), ("free_choice_end", &self.free_choice_end)] {
+            minute_of_day(t).ok_or_else(|| format!("{field} = {t:?} is not HH:MM"))?;
+        }
+        if self.grace_minutes > 720 {
+            return Err(format!("grace_minutes must be <= 720 (is {})", self.grace_minutes));
         }
         for p in &self.municipal_prefixes {
             if p.is_empty() || p.len() > 10 || !p.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!("night_visits_private_provider: prefix {p:?} is not 1-10 digits"));
+                return Err(format!("municipal_prefixes: prefix {p:?} is not 1-10 digits"));
             }
         }
-        Ok(())
+        check::days("window_days", self.window_days)?;
+        check::positive_count("min_visits", u64::from(self.min_visits))?;
+        check::ascending(&[
+            ("min_visits", f64::from(self.min_visits)),
+            ("high_visits", f64::from(self.high_visits)),
+            ("critical_visits", f64::from(self.critical_visits)),
+        ])
     }
 }
 
@@ -113,11 +139,25 @@ impl NightVisitsPrivateProvider {
     }
 }
 
-impl Rule for NightVisitsPrivateProvider {
-    fn info(&self) -> &'static RuleInfo {
-        &INFO
+impl RuleSpec for NightVisitsPrivateProvider {
+    const INFO: &'static RuleInfo = &INFO;
+    const SLOT: Option<usize> = Some(SLOT);
+    type Params = Params;
+
+    fn validate(params: &Params) -> Result<(), String> {
+        params.validate()
     }
 
+    fn new(params: Params) -> Self {
+        NightVisitsPrivateProvider::new(params)
+    }
+
+    fn window_days(params: &Params) -> u32 {
+        params.window_days
+    }
+}
+
+impl Rule for NightVisitsPrivateProvider {
     fn on_visit(&self, ctx: &mut VisitContext<'_>, out: &mut Vec<Finding>) {
         let v = ctx.visit;
         if !self.is_night(ctx.minute_of_day)
@@ -127,34 +167,36 @@ impl Rule for NightVisitsPrivateProvider {
             return;
         }
         let Some(bucket) = ctx.day_bucket() else { return };
-        bucket.night += 1;
-        ctx.provider.recent_night.push(&v.event_id);
+        bucket.rule_counts[SLOT] += 1;
+        ctx.provider.rule_recent[SLOT].push(&v.event_id);
         let day = ctx.day;
-        let count = ctx.provider.days.sum(day, self.params.window_days, |b| u64::from(b.night));
-        if count < u64::from(self.params.min_visits) {
+        let p = &self.params;
+        let count = ctx.provider.days.sum(day, p.window_days, |b| u64::from(b.rule_counts[SLOT]));
+        if count < u64::from(p.min_visits) {
             return;
         }
-        out.push(Finding {
-            rule: &INFO,
-            provider: v.provider,
-            municipality: v.municipality,
-            severity: severity_by(count as f64, 0.0, 10.0, 30.0).max(crate::alerting::Severity::Medium),
-            score: count as f64,
-            window: (day.plus(1 - self.params.window_days as i32).start(), day.plus(1).start()),
-            observed: Measure::new(count as f64, "visits"),
-            expected: Measure::new(f64::from(self.params.min_visits - 1), "visits"),
-            explanation: format!(
-                "This private provider registered {count} visits in {} days that started outside free-choice hours \
-                 ({}–{}, ±{} min), the latest being time report {} ({}). Night care is the municipal night patrol's.",
-                self.params.window_days,
-                self.params.free_choice_start,
-                self.params.free_choice_end,
-                self.params.grace_minutes,
-                v.event_id,
-                v.service.name()
-            ),
-            evidence: ctx.provider.recent_night.to_vec(),
-        });
+        let window = (day.plus(1 - p.window_days as i32).start(), day.plus(1).start());
+        let severity = Severity::by_cutoffs(count as f64, 0.0, f64::from(p.high_visits), f64::from(p.critical_visits))
+            .max(Severity::Medium);
+        out.push(
+            Finding::new(&INFO, v.provider, v.municipality, window)
+                .severity(severity)
+                .score(count as f64)
+                .observed(count as f64, Unit::Visits)
+                .expected(f64::from(p.min_visits.saturating_sub(1)), Unit::Visits)
+                .explain(format!(
+                    "This private provider registered {count} visits in {} days that started outside free-choice \
+                     hours ({}–{}, ±{} min), the latest being time report {} ({}). Night care is the municipal night \
+                     patrol's.",
+                    p.window_days,
+                    p.free_choice_start,
+                    p.free_choice_end,
+                    p.grace_minutes,
+                    v.event_id,
+                    v.service.name()
+                ))
+                .evidence(ctx.provider.rule_recent[SLOT].to_vec()),
+        );
     }
 }
 

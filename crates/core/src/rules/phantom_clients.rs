@@ -9,11 +9,15 @@
 //! complete in the time reports.
 //!
 //! **Parameters** ([`Params`]): `min_line_hours` (1.0), `min_lines` (1).
-//! Severity: medium, high from 3 lines, critical from 10.
+//! Severity by the number of phantom clients: low below `medium_clients`
+//! (1), high from `high_clients` (3), critical from `critical_clients` (10).
 
-use super::catalogue::PHANTOM_CLIENTS as INFO;
-use super::{InvoiceContext, Rule, RuleInfo, severity_by};
-use crate::alerting::{Finding, Measure};
+use super::{InvoiceContext, Rule, RuleSpec, check};
+use crate::finding::{Finding, RuleInfo, Severity, Unit};
+
+/// Identity of `phantom-clients` (part of the alert contract).
+pub static INFO: RuleInfo =
+    RuleInfo { id: "phantom-clients", version: 1, pattern: 7, name: "Invoiced clients without visits", quiet_days: 45 };
 
 /// Parameters of `phantom-clients`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -23,22 +27,45 @@ pub struct Params {
     pub min_line_hours: f64,
     /// Phantom lines per invoice that make a finding.
     pub min_lines: u32,
+    /// Phantom clients per invoice from which a finding is medium severity.
+    pub medium_clients: u32,
+    /// Phantom clients per invoice from which a finding is high severity.
+    pub high_clients: u32,
+    /// Phantom clients per invoice from which a finding is critical.
+    pub critical_clients: u32,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params { min_line_hours: 1.0, min_lines: 1 }
+        Params { min_line_hours: 1.0, min_lines: 1, medium_clients: 1, high_clients: 3, critical_clients: 10 }
     }
 }
 
 /// The rule.
 pub struct PhantomClients(pub Params);
 
-impl Rule for PhantomClients {
-    fn info(&self) -> &'static RuleInfo {
-        &INFO
+impl RuleSpec for PhantomClients {
+    const INFO: &'static RuleInfo = &INFO;
+    type Params = Params;
+
+    fn validate(p: &Params) -> Result<(), String> {
+        check::non_negative("min_line_hours", p.min_line_hours)?;
+        check::within("min_line_hours", p.min_line_hours, 0.0, 744.0)?;
+        check::positive_count("min_lines", u64::from(p.min_lines))?;
+        check::positive_count("medium_clients", u64::from(p.medium_clients))?;
+        check::ascending(&[
+            ("medium_clients", f64::from(p.medium_clients)),
+            ("high_clients", f64::from(p.high_clients)),
+            ("critical_clients", f64::from(p.critical_clients)),
+        ])
     }
 
+    fn new(params: Params) -> Self {
+        PhantomClients(params)
+    }
+}
+
+impl Rule for PhantomClients {
     fn on_invoice(&self, ctx: &mut InvoiceContext<'_>, out: &mut Vec<Finding>) {
         let inv = ctx.invoice;
         let min_minutes = (self.0.min_line_hours * 60.0) as u32;
@@ -64,25 +91,29 @@ impl Rule for PhantomClients {
             all.dedup();
             all.len()
         };
-        out.push(Finding {
-            rule: &INFO,
-            provider: inv.provider,
-            municipality: inv.municipality,
-            severity: severity_by(f64::from(n), 1.0, 3.0, 10.0),
-            score: f64::from(n),
-            window: (inv.period_start, inv.period_end),
-            observed: Measure::new(f64::from(n), "clients"),
-            expected: Measure::new(0.0, "clients"),
-            explanation: format!(
-                "Invoice {} bills {:.1} hours for {} of its {} clients who have no time report from this provider \
-                 in the period: no visit was registered at their homes.",
-                inv.invoice_id,
-                minutes as f64 / 60.0,
-                n,
-                total_clients
-            ),
-            evidence: vec![inv.invoice_id.clone()],
-        });
+        let p = &self.0;
+        let severity = Severity::by_cutoffs(
+            f64::from(n),
+            f64::from(p.medium_clients),
+            f64::from(p.high_clients),
+            f64::from(p.critical_clients),
+        );
+        out.push(
+            Finding::new(&INFO, inv.provider, inv.municipality, (inv.period_start, inv.period_end))
+                .severity(severity)
+                .score(f64::from(n))
+                .observed(f64::from(n), Unit::Clients)
+                .expected(0.0, Unit::Clients)
+                .explain(format!(
+                    "Invoice {} bills {:.1} hours for {} of its {} clients who have no time report from this \
+                     provider in the period: no visit was registered at their homes.",
+                    inv.invoice_id,
+                    minutes as f64 / 60.0,
+                    n,
+                    total_clients
+                ))
+                .evidence(vec![inv.invoice_id.clone()]),
+        );
     }
 }
 

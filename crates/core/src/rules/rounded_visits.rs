@@ -15,11 +15,10 @@
 //! `min_peers` (5), `z_threshold` (3.5), `min_share` (0.02), `mad_floor`
 //! (0.003: honest providers have well under 1 % such visits). Severity: medium, high from z = 7, critical from z = 14.
 
-use super::catalogue::ROUNDED_VISITS as INFO;
 use super::share::ShareTest;
-use super::{DayContext, Rule, RuleInfo, VisitContext};
-use crate::alerting::Finding;
+use super::{DayContext, Rule, RuleSpec, VisitContext};
 use crate::baseline::{PeerMetric, PeerTable};
+use crate::finding::{Finding, RuleInfo};
 use crate::model::{RegistrationMethod, Visit};
 
 /// Parameters of `rounded-visits`.
@@ -38,11 +37,24 @@ pub struct Params {
     pub min_share: f64,
     /// Floor of the MAD.
     pub mad_floor: f64,
+    /// Modified z-score from which a finding is high severity.
+    pub high_z: f64,
+    /// Modified z-score from which a finding is critical.
+    pub critical_z: f64,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params { window_days: 30, min_visits: 100, min_peers: 5, z_threshold: 3.5, min_share: 0.02, mad_floor: 0.003 }
+        Params {
+            window_days: 30,
+            min_visits: 100,
+            min_peers: 5,
+            z_threshold: 3.5,
+            min_share: 0.02,
+            mad_floor: 0.003,
+            high_z: 7.0,
+            critical_z: 14.0,
+        }
     }
 }
 
@@ -53,8 +65,33 @@ pub fn is_rounded(v: &Visit) -> bool {
     v.method != RegistrationMethod::Nfc && (v.planned == Some(d) || (d.0 > 0 && d.0.is_multiple_of(60)))
 }
 
+/// Identity of `rounded-visits` (part of the alert contract).
+pub static INFO: RuleInfo =
+    RuleInfo { id: "rounded-visits", version: 1, pattern: 6, name: "Ghost or rounded visits", quiet_days: 30 };
+
+/// This rule's slot of per-day counters (see [`crate::state::RULE_SLOTS`]).
+const SLOT: usize = 1;
+
 /// The rule.
 pub struct RoundedVisits(pub Params);
+
+impl RuleSpec for RoundedVisits {
+    const INFO: &'static RuleInfo = &INFO;
+    const SLOT: Option<usize> = Some(SLOT);
+    type Params = Params;
+
+    fn validate(p: &Params) -> Result<(), String> {
+        Self::new(p.clone()).test().validate()
+    }
+
+    fn new(params: Params) -> Self {
+        RoundedVisits(params)
+    }
+
+    fn window_days(p: &Params) -> u32 {
+        p.window_days
+    }
+}
 
 impl RoundedVisits {
     fn test(&self) -> ShareTest {
@@ -67,30 +104,28 @@ impl RoundedVisits {
             z_threshold: p.z_threshold,
             min_share: p.min_share,
             mad_floor: p.mad_floor,
+            high_z: p.high_z,
+            critical_z: p.critical_z,
         }
     }
 }
 
 impl Rule for RoundedVisits {
-    fn info(&self) -> &'static RuleInfo {
-        &INFO
-    }
-
     fn on_visit(&self, ctx: &mut VisitContext<'_>, _out: &mut Vec<Finding>) {
         if is_rounded(ctx.visit)
             && let Some(bucket) = ctx.day_bucket()
         {
-            bucket.rounded += 1;
-            ctx.provider.recent_rounded.push(&ctx.visit.event_id);
+            bucket.rule_counts[SLOT] += 1;
+            ctx.provider.rule_recent[SLOT].push(&ctx.visit.event_id);
         }
     }
 
     fn record_peer_samples(&self, ctx: &DayContext<'_>, peers: &mut PeerTable) {
-        self.test().record(ctx, peers, |b| b.rounded);
+        self.test().record(ctx, peers, |b| b.rule_counts[SLOT]);
     }
 
     fn on_day_closed(&self, ctx: &mut DayContext<'_>, out: &mut Vec<Finding>) {
-        let Some(o) = self.test().outlier(ctx, |b| b.rounded) else { return };
+        let Some(o) = self.test().outlier(ctx, |b| b.rule_counts[SLOT]) else { return };
         out.push(o.finding(
             &INFO,
             ctx,
@@ -98,7 +133,7 @@ impl Rule for RoundedVisits {
             "lasted exactly the planned time or a whole number of hours without a door event",
             "Visits registered at the door vary by minutes; identical durations entered by hand suggest visits \
              copied from the schedule.",
-            ctx.provider.recent_rounded.to_vec(),
+            ctx.provider.rule_recent[SLOT].to_vec(),
         ));
     }
 }

@@ -2,11 +2,11 @@
 //! share of visits with some property over a window, compared with the
 //! other providers of its municipality by modified z-score.
 
-use super::{DayContext, RuleInfo, severity_by};
-use crate::alerting::{Finding, Measure, Severity};
+use super::DayContext;
 use crate::baseline::{PeerGroup, PeerMetric, PeerStats, PeerTable, modified_z};
-use crate::engine::state::ProviderDay;
+use crate::finding::{Finding, RuleInfo, Severity, Unit};
 use crate::model::EventId;
+use crate::state::ProviderDay;
 
 /// Window and thresholds of a share rule.
 pub struct ShareTest {
@@ -24,6 +24,10 @@ pub struct ShareTest {
     pub min_share: f64,
     /// Floor of the MAD.
     pub mad_floor: f64,
+    /// Modified z-score from which a finding is high severity.
+    pub high_z: f64,
+    /// Modified z-score from which a finding is critical.
+    pub critical_z: f64,
 }
 
 /// An outlying share.
@@ -38,9 +42,26 @@ pub struct ShareOutlier {
     pub z: f64,
     /// The peer group's statistics.
     pub peers: PeerStats,
+    /// Severity cut-offs of the rule (modified z-scores).
+    pub high_z: f64,
+    /// See `high_z`.
+    pub critical_z: f64,
 }
 
 impl ShareTest {
+    /// Checks every field's range (errors name the rule parameter of the
+    /// same name).
+    pub fn validate(&self) -> Result<(), String> {
+        use super::check;
+        check::days("window_days", self.window_days)?;
+        check::positive_count("min_visits", u64::from(self.min_visits))?;
+        check::positive_count("min_peers", self.min_peers as u64)?;
+        check::positive("z_threshold", self.z_threshold)?;
+        check::share("min_share", self.min_share)?;
+        check::positive("mad_floor", self.mad_floor)?;
+        check::ascending(&[("z_threshold", self.z_threshold), ("high_z", self.high_z), ("critical_z", self.critical_z)])
+    }
+
     fn group(&self, ctx: &DayContext<'_>) -> PeerGroup {
         PeerGroup { municipality: ctx.provider.municipality, metric: self.metric, service: None }
     }
@@ -84,13 +105,15 @@ impl ShareTest {
             count: n,
             z,
             peers: stats,
+            high_z: self.high_z,
+            critical_z: self.critical_z,
         })
     }
 }
 
 impl ShareOutlier {
-    /// The finding for this outlier: severity medium, high from z = 7,
-    /// critical from z = 14. `what` completes "… of this provider's N
+    /// The finding for this outlier: severity medium, high from z =
+    /// `high_z`, critical from z = `critical_z`. `what` completes "… of this provider's N
     /// visits in the last D days (n visits) …"; `why` says why it matters.
     pub fn finding(
         &self,
@@ -101,16 +124,13 @@ impl ShareOutlier {
         why: &str,
         evidence: Vec<EventId>,
     ) -> Finding {
-        Finding {
-            rule,
-            provider: ctx.provider_id,
-            municipality: ctx.provider.municipality,
-            severity: severity_by(self.z, 0.0, 7.0, 14.0).max(Severity::Medium),
-            score: self.z,
-            window: ctx.window(window_days),
-            observed: Measure::new(self.share, "share"),
-            expected: Measure::new(self.peers.median, "share"),
-            explanation: format!(
+        Finding::new(rule, ctx.provider_id, ctx.provider.municipality, ctx.window(window_days))
+            .severity(Severity::by_cutoffs(self.z, 0.0, self.high_z, self.critical_z).max(Severity::Medium))
+            .score(self.z)
+            .observed(self.share, Unit::Share)
+            .expected(self.peers.median, Unit::Share)
+            .evidence(evidence)
+            .explain(format!(
                 "{:.0} % of this provider's {} visits in the last {} days ({} visits) {what}, against a median of \
                  {:.0} % among its {} peers in the municipality (modified z-score {:.1}). {why}",
                 self.share * 100.0,
@@ -120,8 +140,6 @@ impl ShareOutlier {
                 self.peers.median * 100.0,
                 self.peers.n,
                 self.z
-            ),
-            evidence,
-        }
+            ))
     }
 }

@@ -16,9 +16,12 @@
 //! hand-over). Severity: medium, high from `high_overlap_minutes` (30) of
 //! overlap or when the two visits are billed by different providers.
 
-use super::catalogue::STAFF_DOUBLE_BOOKING as INFO;
-use super::{Rule, RuleInfo, VisitContext};
-use crate::alerting::{Finding, Measure, Severity};
+use super::{Rule, RuleSpec, VisitContext, check};
+use crate::finding::{Finding, RuleInfo, Severity, Unit};
+
+/// Identity of `staff-double-booking` (part of the alert contract).
+pub static INFO: RuleInfo =
+    RuleInfo { id: "staff-double-booking", version: 1, pattern: 2, name: "Staff double-booking", quiet_days: 14 };
 
 /// Parameters of `staff-double-booking`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -39,11 +42,24 @@ impl Default for Params {
 /// The rule.
 pub struct StaffDoubleBooking(pub Params);
 
-impl Rule for StaffDoubleBooking {
-    fn info(&self) -> &'static RuleInfo {
-        &INFO
+impl RuleSpec for StaffDoubleBooking {
+    const INFO: &'static RuleInfo = &INFO;
+    type Params = Params;
+
+    fn validate(p: &Params) -> Result<(), String> {
+        check::positive_count("min_overlap_minutes", u64::from(p.min_overlap_minutes))?;
+        check::ascending(&[
+            ("min_overlap_minutes", f64::from(p.min_overlap_minutes)),
+            ("high_overlap_minutes", f64::from(p.high_overlap_minutes)),
+        ])
     }
 
+    fn new(params: Params) -> Self {
+        StaffDoubleBooking(params)
+    }
+}
+
+impl Rule for StaffDoubleBooking {
     fn on_visit(&self, ctx: &mut VisitContext<'_>, out: &mut Vec<Finding>) {
         let v = ctx.visit;
         let min = i64::from(self.0.min_overlap_minutes) * 60;
@@ -75,7 +91,7 @@ impl StaffDoubleBooking {
     fn finding(
         &self,
         v: &crate::model::Visit,
-        other: &crate::engine::state::RecentVisit,
+        other: &crate::state::RecentVisit,
         provider: crate::model::ProviderId,
         municipality: crate::model::MunicipalityCode,
         severity: Severity,
@@ -83,16 +99,13 @@ impl StaffDoubleBooking {
         cross_provider: bool,
     ) -> Finding {
         let counterpart = if provider == v.provider { other.provider } else { v.provider };
-        Finding {
-            rule: &INFO,
-            provider,
-            municipality,
-            severity,
-            score: overlap_minutes,
-            window: (v.check_in.min(other.check_in), v.check_out.max(other.check_out)),
-            observed: Measure::new(overlap_minutes, "minutes"),
-            expected: Measure::new(0.0, "minutes"),
-            explanation: format!(
+        let window = (v.check_in.min(other.check_in), v.check_out.max(other.check_out));
+        Finding::new(&INFO, provider, municipality, window)
+            .severity(severity)
+            .score(overlap_minutes)
+            .observed(overlap_minutes, Unit::Minutes)
+            .expected(0.0, Unit::Minutes)
+            .explain(format!(
                 "One staff member is registered at two different clients' homes at the same time: {:.0} minutes of \
                  overlap between time report {} and time report {}{}. At most one of these visits can have taken \
                  place.",
@@ -104,9 +117,8 @@ impl StaffDoubleBooking {
                 } else {
                     String::new()
                 }
-            ),
-            evidence: vec![other.event_id.clone(), v.event_id.clone()],
-        }
+            ))
+            .evidence(vec![other.event_id.clone(), v.event_id.clone()])
     }
 }
 

@@ -15,9 +15,12 @@
 //! (13), `max_week_hours` (60), `max_consecutive_days` (14). Severity:
 //! critical for the hard limit, medium otherwise.
 
-use super::catalogue::STAFF_IMPOSSIBLE_DAY as INFO;
-use super::{Rule, RuleInfo, VisitContext};
-use crate::alerting::{Finding, Measure, Severity};
+use super::{Rule, RuleSpec, VisitContext, check};
+use crate::finding::{Finding, RuleInfo, Severity, Unit};
+
+/// Identity of `staff-impossible-day` (part of the alert contract).
+pub static INFO: RuleInfo =
+    RuleInfo { id: "staff-impossible-day", version: 1, pattern: 3, name: "Impossible day / no rest", quiet_days: 14 };
 
 /// Parameters of `staff-impossible-day`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -42,11 +45,28 @@ impl Default for Params {
 /// The rule.
 pub struct StaffImpossibleDay(pub Params);
 
-impl Rule for StaffImpossibleDay {
-    fn info(&self) -> &'static RuleInfo {
-        &INFO
+impl RuleSpec for StaffImpossibleDay {
+    const INFO: &'static RuleInfo = &INFO;
+    type Params = Params;
+
+    fn validate(p: &Params) -> Result<(), String> {
+        check::positive("max_day_hours", p.max_day_hours)?;
+        check::ascending(&[("max_day_hours", p.max_day_hours), ("hard_day_hours", p.hard_day_hours)])?;
+        check::within("hard_day_hours", p.hard_day_hours, 1.0, 24.0)?;
+        check::ascending(&[("max_day_hours", p.max_day_hours), ("max_week_hours", p.max_week_hours)])?;
+        check::within("max_week_hours", p.max_week_hours, 1.0, 168.0)?;
+        if !(2..=365).contains(&p.max_consecutive_days) {
+            return Err(format!("max_consecutive_days must be within 2..=365 (is {})", p.max_consecutive_days));
+        }
+        Ok(())
     }
 
+    fn new(params: Params) -> Self {
+        StaffImpossibleDay(params)
+    }
+}
+
+impl Rule for StaffImpossibleDay {
     fn on_visit(&self, ctx: &mut VisitContext<'_>, out: &mut Vec<Finding>) {
         let p = &self.0;
         let v = ctx.visit;
@@ -77,7 +97,7 @@ impl Rule for StaffImpossibleDay {
                 Severity::Medium,
                 f64::from(run),
                 f64::from(run - 1),
-                "days",
+                Unit::Days,
                 (start, end),
                 format!("One staff member has visits registered on {run} days in a row without a day off."),
             ));
@@ -91,7 +111,7 @@ impl Rule for StaffImpossibleDay {
              including time report {}.",
             v.event_id
         );
-        out.push(self.finding(ctx, severity, observed, limit, "hours", window, text));
+        out.push(self.finding(ctx, severity, observed, limit, Unit::Hours, window, text));
     }
 }
 
@@ -103,7 +123,7 @@ impl StaffImpossibleDay {
         severity: Severity,
         observed: f64,
         expected: f64,
-        unit: &'static str,
+        unit: Unit,
         window: (crate::model::EventTime, crate::model::EventTime),
         explanation: String,
     ) -> Finding {
@@ -111,18 +131,13 @@ impl StaffImpossibleDay {
         let mut evidence: Vec<_> =
             ctx.staff.recent.iter().filter(|r| r.check_in.day() == ctx.day).map(|r| r.event_id.clone()).collect();
         evidence.push(v.event_id.clone());
-        Finding {
-            rule: &INFO,
-            provider: v.provider,
-            municipality: v.municipality,
-            severity,
-            score: observed / expected.max(1.0),
-            window,
-            observed: Measure::new(observed, unit),
-            expected: Measure::new(expected, unit),
-            explanation,
-            evidence,
-        }
+        Finding::new(&INFO, v.provider, v.municipality, window)
+            .severity(severity)
+            .score(observed / expected.max(1.0))
+            .observed(observed, unit)
+            .expected(expected, unit)
+            .explain(explanation)
+            .evidence(evidence)
     }
 }
 

@@ -17,12 +17,15 @@
 //! **Parameters** ([`Params`]): `allowance_per_week` (0.01 ≈ 4 % a month
 //! above the municipality is tolerated: legitimate growth), `threshold`
 //! (0.15 ≈ 16 % cumulative excess growth), `min_clients` (15),
-//! `min_new_clients` (8). Severity: medium, high from twice the threshold,
-//! critical from four times.
+//! `min_new_clients` (8). Severity: medium, high from `high_factor` (2)
+//! times the threshold, critical from `critical_factor` (4) times.
 
-use super::catalogue::VOLUME_EXPLOSION as INFO;
-use super::{DayContext, Rule, RuleInfo, severity_by};
-use crate::alerting::{Finding, Measure};
+use super::{DayContext, Rule, RuleSpec, check};
+use crate::finding::{Finding, RuleInfo, Severity, Unit};
+
+/// Identity of `volume-explosion` (part of the alert contract).
+pub static INFO: RuleInfo =
+    RuleInfo { id: "volume-explosion", version: 1, pattern: 9, name: "Volume explosion", quiet_days: 28 };
 
 /// Parameters of `volume-explosion`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -36,22 +39,45 @@ pub struct Params {
     pub min_clients: u32,
     /// Fewest clients gained in the CUSUM run to fire.
     pub min_new_clients: u32,
+    /// Multiple of `threshold` from which a finding is high severity.
+    pub high_factor: f64,
+    /// Multiple of `threshold` from which a finding is critical.
+    pub critical_factor: f64,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params { allowance_per_week: 0.01, threshold: 0.15, min_clients: 15, min_new_clients: 8 }
+        Params {
+            allowance_per_week: 0.01,
+            threshold: 0.15,
+            min_clients: 15,
+            min_new_clients: 8,
+            high_factor: 2.0,
+            critical_factor: 4.0,
+        }
     }
 }
 
 /// The rule.
 pub struct VolumeExplosion(pub Params);
 
-impl Rule for VolumeExplosion {
-    fn info(&self) -> &'static RuleInfo {
-        &INFO
+impl RuleSpec for VolumeExplosion {
+    const INFO: &'static RuleInfo = &INFO;
+    type Params = Params;
+
+    fn validate(p: &Params) -> Result<(), String> {
+        check::within("allowance_per_week", p.allowance_per_week, 0.0, 1.0)?;
+        check::positive("threshold", p.threshold)?;
+        check::positive_count("min_clients", u64::from(p.min_clients))?;
+        check::ascending(&[("1", 1.0), ("high_factor", p.high_factor), ("critical_factor", p.critical_factor)])
     }
 
+    fn new(params: Params) -> Self {
+        VolumeExplosion(params)
+    }
+}
+
+impl Rule for VolumeExplosion {
     fn on_day_closed(&self, ctx: &mut DayContext<'_>, out: &mut Vec<Finding>) {
         const SUNDAY: u32 = 6;
         if ctx.day.weekday() != SUNDAY {
@@ -81,25 +107,25 @@ impl Rule for VolumeExplosion {
         }
         let weeks = volume.cusum.run_length;
         let start = volume.run_start_clients;
-        out.push(Finding {
-            rule: &INFO,
-            provider: ctx.provider_id,
-            municipality: ctx.provider.municipality,
-            severity: severity_by(sum / p.threshold, 0.0, 2.0, 4.0).max(crate::alerting::Severity::Medium),
-            score: sum,
-            window: (ctx.day.plus(1 - 7 * weeks as i32).start(), ctx.day.plus(1).start()),
-            observed: Measure::new(f64::from(now), "clients"),
-            expected: Measure::new(f64::from(start) * (1.0 + p.allowance_per_week * f64::from(weeks)), "clients"),
-            explanation: format!(
-                "This provider's active clients grew from {start} to {now} over {weeks} weeks, {:.0} % faster than \
-                 the municipality's clients in the same weeks (cumulative excess log growth {:.2} above the \
-                 tolerated {:.0} % a week).",
-                (sum + p.allowance_per_week * f64::from(weeks)) * 100.0,
-                sum,
-                p.allowance_per_week * 100.0
-            ),
-            evidence: ctx.provider.recent_visits.to_vec(),
-        });
+        let window = (ctx.day.plus(1 - 7 * weeks as i32).start(), ctx.day.plus(1).start());
+        let severity =
+            Severity::by_cutoffs(sum / p.threshold, 0.0, p.high_factor, p.critical_factor).max(Severity::Medium);
+        out.push(
+            Finding::new(&INFO, ctx.provider_id, ctx.provider.municipality, window)
+                .severity(severity)
+                .score(sum)
+                .observed(f64::from(now), Unit::Clients)
+                .expected(f64::from(start) * (1.0 + p.allowance_per_week * f64::from(weeks)), Unit::Clients)
+                .explain(format!(
+                    "This provider's active clients grew from {start} to {now} over {weeks} weeks, {:.0} % faster \
+                     than the municipality's clients in the same weeks (cumulative excess log growth {:.2} above the \
+                     tolerated {:.0} % a week).",
+                    (sum + p.allowance_per_week * f64::from(weeks)) * 100.0,
+                    sum,
+                    p.allowance_per_week * 100.0
+                ))
+                .evidence(ctx.provider.recent_visits.to_vec()),
+        );
     }
 }
 

@@ -1,6 +1,9 @@
 //! The state one engine keeps: per provider, per client of a provider, and
-//! per staff member. Built on the shared window primitives; rules read it
-//! and keep their own counters in the fields documented as theirs.
+//! per staff member. Built on the shared window primitives; rules read it.
+//! A rule that counts its own events per provider and day keeps them in its
+//! slot of [`ProviderDay::rule_counts`] (and their ids in the same slot of
+//! [`ProviderState::rule_recent`]): the slot is declared in the rule's
+//! registration, so a new counting rule adds no field here.
 
 use std::collections::VecDeque;
 
@@ -15,6 +18,12 @@ use crate::window::DayRing;
 /// Number of service types (dense index of [`ServiceType`]).
 pub const SERVICES: usize = 6;
 
+/// Number of per-rule counter slots (see [`ProviderDay::rule_counts`]).
+/// Each counting rule declares a distinct slot below this in its
+/// registration (checked at compile time). Raising it changes the
+/// snapshot layout: bump the snapshot format version with it.
+pub const RULE_SLOTS: usize = 3;
+
 /// Counters of one provider for one local day.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProviderDay {
@@ -24,12 +33,9 @@ pub struct ProviderDay {
     pub minutes: u32,
     /// Minutes per service type.
     pub minutes_by_service: [u32; SERVICES],
-    /// Visits registered manually or edited (rule `manual-registration-share`).
-    pub manual_or_edited: u32,
-    /// Visits with exact-planned or whole-hour durations (rule `rounded-visits`).
-    pub rounded: u32,
-    /// Visits outside free-choice hours by a private provider (rule `night-visits-private-provider`).
-    pub night: u32,
+    /// Visits counted by rules, one slot per counting rule (the slot is
+    /// the rule's `SLOT` in its registration).
+    pub rule_counts: [u32; RULE_SLOTS],
     /// Clients with a visit in the 30 days ending this day, set when the day
     /// closes (rule `volume-explosion`).
     pub active_clients: u32,
@@ -175,12 +181,9 @@ pub struct ProviderState {
     /// (client, service, month) → the invoice that billed it (rule `duplicate-billing`).
     #[serde(serialize_with = "sorted_map")]
     pub billed: FxHashMap<(ClientKey, ServiceType, Month), EventId>,
-    /// Recent manual or edited visits (rule `manual-registration-share`).
-    pub recent_manual: RecentIds,
-    /// Recent rounded visits (rule `rounded-visits`).
-    pub recent_rounded: RecentIds,
-    /// Recent night visits (rule `night-visits-private-provider`).
-    pub recent_night: RecentIds,
+    /// Recent visits counted by rules, in the slots of
+    /// [`ProviderDay::rule_counts`].
+    pub rule_recent: [RecentIds; RULE_SLOTS],
     /// Recent visits of any kind, for evidence of statistical rules.
     pub recent_visits: RecentIds,
     /// Rule `volume-explosion`'s history.
@@ -202,9 +205,7 @@ impl ProviderState {
             invoices_seen: FxHashMap::default(),
             pending_invoices: Vec::new(),
             billed: FxHashMap::default(),
-            recent_manual: RecentIds::default(),
-            recent_rounded: RecentIds::default(),
-            recent_night: RecentIds::default(),
+            rule_recent: Default::default(),
             recent_visits: RecentIds::default(),
             volume: VolumeHistory::default(),
             last_event: EventTime(i64::MIN),
