@@ -1,6 +1,8 @@
-//! The file configuration of the live service (`tillsyn run`,
-//! `tillsyn check-config`): Kafka clients, topics, the HTTP endpoint, logging
-//! and the detection core.
+//! The configuration of every command that takes `--config` (`tillsyn run`,
+//! `check-config`, `topics`, `alerts`, `simulate --to-kafka` and `replay`,
+//! which uses only its `core`): Kafka clients, topics, the HTTP endpoint,
+//! logging and the detection core. The CLI loads it in one place, so the
+//! same file and the same environment overrides apply to all of them.
 //!
 //! # Sources and precedence
 //!
@@ -9,14 +11,14 @@
 //! 1. the defaults (the [`Default`] impls in the "Defaults" section below, the
 //!    only place they are written);
 //! 2. an optional TOML file. Every table and key is optional; unknown keys are
-//!    errors. A file with only a `[core]` table (the `replay` configuration)
-//!    is a valid service configuration;
+//!    errors. A file with only a `[core]` table is a valid configuration;
 //! 3. environment variables `TILLSYN_<SECTION>__<KEY>...` (see below).
 //!
 //! Loading only parses. [`ServiceConfig::validate`] checks ranges and
 //! cross-field constraints, collects every problem into one error and
 //! returns warnings (e.g. the default pseudonym secret) when the
-//! configuration is usable.
+//! configuration is usable. Each problem names its key; the core's own
+//! ([`tillsyn_core::config::CoreConfigError`]) are named under `core.`.
 //!
 //! # Environment variables
 //!
@@ -164,7 +166,7 @@ pub struct ServiceConfig {
     pub http: HttpConfig,
     /// Logging.
     pub log: LogConfig,
-    /// The detection core (the same `[core]` table `replay` reads).
+    /// The detection core (all that `replay` uses).
     pub core: CoreConfig,
 }
 
