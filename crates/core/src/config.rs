@@ -193,7 +193,7 @@ impl CoreConfig {
 /// Reading is `humantime`'s parser: a sequence of
 /// number-unit pairs, `"30s"`, `"1h 30m"`, `"3d"`, `"500ms"` (units `ns`,
 /// `us`, `ms`, `s`, `m`, `h`, `d`, `w`, and their long forms; a number
-/// may have a fraction, `"1.5s"`). Writing ([`format`]) uses the largest of `d`, `h`, `m`, `s`,
+/// may have a fraction, `"1.5s"`). Writing ([`format()`]) uses the largest of `d`, `h`, `m`, `s`,
 /// `ms`, `us`, `ns` that divides the duration exactly, so the configuration
 /// prints as it is usually written (`"100d"`, not `humantime`'s
 /// `"3months 8days 16h 19m 12s"`) and reads back to the same value.
@@ -210,7 +210,7 @@ pub mod duration {
     /// What a duration looks like, for error messages.
     const EXPECTED: &str = "a duration such as \"30s\", \"5m\" or \"3d\"";
 
-    /// Writes `d` as [`format`] does.
+    /// Writes `d` as [`format()`] does.
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format(*d))
     }
