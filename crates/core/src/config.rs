@@ -190,13 +190,14 @@ impl CoreConfig {
 /// Serde of a [`Duration`] as a human-readable string, for
 /// `#[serde(with = "tillsyn_core::config::duration")]`.
 ///
-/// Reading is `humantime`'s parser: a sequence of
-/// number-unit pairs, `"30s"`, `"1h 30m"`, `"3d"`, `"500ms"` (units `ns`,
-/// `us`, `ms`, `s`, `m`, `h`, `d`, `w`, and their long forms; a number
-/// may have a fraction, `"1.5s"`). Writing ([`format()`]) uses the largest of `d`, `h`, `m`, `s`,
-/// `ms`, `us`, `ns` that divides the duration exactly, so the configuration
-/// prints as it is usually written (`"100d"`, not `humantime`'s
-/// `"3months 8days 16h 19m 12s"`) and reads back to the same value.
+/// Reading is `humantime`'s parser: a sequence of number-unit pairs,
+/// `"30s"`, `"1h 30m"`, `"3d"`, `"500ms"` (units `ns`, `us`, `ms`, `s`, `m`,
+/// `h`, `d`, `w`, and their long forms; a number may have a fraction,
+/// `"1.5s"`). Writing ([`duration::format`]) uses the largest of `d`, `h`,
+/// `m`, `s`, `ms`, `us`, `ns` that divides the duration exactly, so the
+/// configuration prints as it is usually written (`"100d"`, not
+/// `humantime`'s `"3months 8days 16h 19m 12s"`) and reads back to the same
+/// value.
 ///
 /// (`humantime-serde` is not used: its reader drops `humantime`'s reason,
 /// e.g. "time unit needed, for example 5000sec or 5000ms", and its writer
