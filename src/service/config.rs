@@ -318,8 +318,19 @@ impl Serialize for Retention {
 
 impl<'de> Deserialize<'de> for Retention {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Retention;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a duration such as \"30d\", or \"{}\"", Retention::FOREVER)
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Retention, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Visitor)
     }
 }
 
@@ -1135,7 +1146,7 @@ mod tests {
         let e = ServiceConfig::load(Some(file("[kafka]\ncommit_interval = 5000\n").path()), []).unwrap_err();
         assert!(e.to_string().contains("commit_interval"), "a bare number has no unit: {e}");
         let e = ServiceConfig::load(Some(file("[topics]\nstate_retention = -1\n").path()), []).unwrap_err();
-        assert!(e.to_string().contains("state_retention"), "{e}");
+        assert!(e.to_string().contains("state_retention") && e.to_string().contains("\"forever\""), "{e}");
         let e = ServiceConfig::load(Some(file("[core]\nhorizon_dayz = 1\n").path()), []).unwrap_err();
         assert!(e.to_string().contains("horizon_dayz"), "{e}");
         let e = ServiceConfig::load(Some(Path::new("/no/such/tillsyn.toml")), []).unwrap_err();
