@@ -39,8 +39,8 @@ trap cleanup EXIT
 run=soak-$mode-$(date +%s)
 export TILLSYN_KAFKA__BROKERS=127.0.0.1:$port
 export TILLSYN_KAFKA__GROUP_ID=$run
-export TILLSYN_KAFKA__STATISTICS_INTERVAL_MS=1000
-export TILLSYN_KAFKA__COMMIT_INTERVAL_MS=${TILLSYN_SOAK_COMMIT_MS:-5000}
+export TILLSYN_KAFKA__STATISTICS_INTERVAL=1s
+export TILLSYN_KAFKA__COMMIT_INTERVAL=${TILLSYN_SOAK_COMMIT_INTERVAL:-5s}
 export TILLSYN_KAFKA__CONSUMER__SESSION_TIMEOUT_MS=6000
 export TILLSYN_TOPICS__TIME_REPORTS=$run.time-reports
 export TILLSYN_TOPICS__INVOICES=$run.invoices
@@ -196,19 +196,19 @@ throughput)
     log "producing $months months of events once"
     "$bin" simulate --to-kafka "${sim_args[@]}" --months "$months" --truth "$out/truth.json" 2>"$out/simulate.log"
     total=$(grep -o 'produced [0-9]*' "$out/simulate.log" | grep -o '[0-9]*')
-    for commit_ms in 5000 86400000; do
-        export TILLSYN_KAFKA__COMMIT_INTERVAL_MS=$commit_ms
-        export TILLSYN_KAFKA__GROUP_ID=$run-$commit_ms
-        export TILLSYN_TOPICS__ALERTS=$run.alerts-$commit_ms
-        export TILLSYN_TOPICS__STATE=$run.state-$commit_ms
+    for commit in 5s 1d; do
+        export TILLSYN_KAFKA__COMMIT_INTERVAL=$commit
+        export TILLSYN_KAFKA__GROUP_ID=$run-$commit
+        export TILLSYN_TOPICS__ALERTS=$run.alerts-$commit
+        export TILLSYN_TOPICS__STATE=$run.state-$commit
         "$bin" topics create >/dev/null
         started=$(date +%s%N)
-        start_service "$out/run-$commit_ms.log"
+        start_service "$out/run-$commit.log"
         while [[ $(metric tillsyn_consumed_records_total) -lt $total ]]; do sleep 0.2; done
         elapsed_ms=$((($(date +%s%N) - started) / 1000000))
         snapshots=$(metric tillsyn_state_snapshots_total)
         stop_service
-        echo "checkpoint every $commit_ms ms: $total records in $elapsed_ms ms = $((total * 1000 / elapsed_ms)) records/s ($snapshots snapshots while consuming; group join included)"
+        echo "checkpoint every $commit: $total records in $elapsed_ms ms = $((total * 1000 / elapsed_ms)) records/s ($snapshots snapshots while consuming; group join included)"
     done
     ;;
 *)

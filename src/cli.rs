@@ -6,11 +6,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::replay::replay_partitioned;
-use crate::service::config::{LogFormat, ServiceConfig};
+use crate::service::config::{LogFormat, ServiceConfig, process_env};
 use crate::service::{run, tools};
 use crate::telemetry;
 use tillsyn_core::codec::MessageWriter;
-use tillsyn_core::config::CoreConfig;
 use tillsyn_core::decode::Format;
 use tillsyn_core::rules::catalogue;
 use tillsyn_sim::evaluate::{EvaluationOptions, evaluate_files};
@@ -132,7 +131,8 @@ struct ReplayArgs {
     /// Alerts file to write (.ndjson or .pb).
     #[arg(long, default_value = "alerts.ndjson")]
     alerts: PathBuf,
-    /// Configuration file (TOML, `[core]` table).
+    /// Configuration file (TOML): the service's, of which replay uses the
+    /// `[core]` table; `TILLSYN_`-prefixed environment variables override it.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Write rejected and late records here (NDJSON) with their reasons.
@@ -164,17 +164,12 @@ struct EvaluateArgs {
     json: bool,
 }
 
-/// The file configuration: for now the `[core]` table.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct FileConfig {
-    core: CoreConfig,
-}
-
-/// Loads the service configuration: file, then `TILLSYN_` environment;
-/// prints warnings to stderr.
-fn load_service(path: Option<&PathBuf>) -> anyhow::Result<ServiceConfig> {
-    let config = ServiceConfig::load(path.map(|p| p.as_path()), crate::service::config::process_env())?;
+/// Loads and checks the configuration, the one way every command does:
+/// defaults, the file at `path`, then the `TILLSYN_` variables of `env`
+/// ([`ServiceConfig::load`]), then [`ServiceConfig::validate`]; prints the
+/// warnings to stderr.
+fn load_config(path: Option<&PathBuf>, env: &[(String, String)]) -> anyhow::Result<ServiceConfig> {
+    let config = ServiceConfig::load(path.map(|p| p.as_path()), env.iter().cloned())?;
     for warning in config.validate()? {
         eprintln!("warning: {warning}");
     }
@@ -195,22 +190,10 @@ fn init_logging(config: &ServiceConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load_core(path: Option<&PathBuf>) -> anyhow::Result<CoreConfig> {
-    let config = match path {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-            toml::from_str::<FileConfig>(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?.core
-        }
-        None => CoreConfig::default(),
-    };
-    config.validate()?;
-    Ok(config)
-}
-
 /// Runs the command line; the exit code is non-zero on any error.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    match run(cli, &process_env()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -219,7 +202,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs one command; `env` is the environment the configuration's
+/// overrides are read from (the process's, from [`main`]).
+fn run(cli: Cli, env: &[(String, String)]) -> anyhow::Result<()> {
     match cli.command {
         Command::Simulate(a) => {
             let mut config = SimConfig { seed: a.seed, ..SimConfig::default() };
@@ -236,7 +221,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 config.fraudulent_providers = v;
             }
             if a.to_kafka {
-                let mut service = load_service(a.config.as_ref())?;
+                let mut service = load_config(a.config.as_ref(), env)?;
                 if let Some(b) = a.brokers {
                     service.kafka.brokers = b;
                 }
@@ -287,7 +272,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Replay(a) => {
-            let config = load_core(a.config.as_ref())?;
+            let config = load_config(a.config.as_ref(), env)?.core;
             let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
             let summary =
                 replay_partitioned(&a.events, &a.alerts, a.dead_letter.as_deref(), config, progress, a.partitions)?;
@@ -309,7 +294,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Run(a) => {
-            let config = load_service(a.config.as_ref())?;
+            let config = load_config(a.config.as_ref(), env)?;
             init_logging(&config)?;
             runtime()?.block_on(async {
                 let health = telemetry::Health::new();
@@ -328,17 +313,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
         }
         Command::CheckConfig(a) => {
-            let config = load_service(a.config.as_ref())?;
+            let config = load_config(a.config.as_ref(), env)?;
             print!("{}", config.masked_toml());
         }
         Command::Topics(TopicsCommand::Create(a)) => {
-            let config = load_service(a.config.as_ref())?;
+            let config = load_config(a.config.as_ref(), env)?;
             for (name, outcome) in runtime()?.block_on(tools::create_topics(&config))? {
                 println!("{name}: {}", if outcome == tools::TopicOutcome::Created { "created" } else { "exists" });
             }
         }
         Command::Alerts(AlertsCommand::Tail { service, max, idle_secs, json }) => {
-            let config = load_service(service.config.as_ref())?;
+            let config = load_config(service.config.as_ref(), env)?;
             tools::for_each_alert(&config, max, std::time::Duration::from_secs(idle_secs), |alert| {
                 use std::io::Write;
                 let line = if json { serde_json::to_string(&alert)? } else { tools::describe(&alert) };
@@ -356,4 +341,112 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::*;
+
+    /// The configuration reference of the README: a complete `tillsyn.toml`
+    /// of the service, every table included.
+    fn readme_toml() -> &'static str {
+        let readme = include_str!("../README.md");
+        let start = readme.find("```toml\n[kafka]").expect("the README has the configuration reference") + 8;
+        &readme[start..start + readme[start..].find("```").expect("the block ends")]
+    }
+
+    /// A small simulated events file and the README's `tillsyn.toml`.
+    fn fixture() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let events = dir.path().join("events.ndjson");
+        let config = SimConfig {
+            seed: 5,
+            providers: 10,
+            clients: 400,
+            months: 2,
+            fraudulent_providers: 4,
+            ..SimConfig::default()
+        };
+        let mut writer = MessageWriter::create(&events).unwrap();
+        simulate(&config, &mut |e| writer.write(e).map_err(Into::into)).unwrap();
+        writer.finish().unwrap();
+        let file = dir.path().join("tillsyn.toml");
+        std::fs::write(&file, readme_toml()).unwrap();
+        (dir, events, file)
+    }
+
+    /// `tillsyn replay --config <file>` under the environment `env`; the
+    /// summary's alerts by rule and late events by input.
+    fn replay(dir: &Path, events: &Path, file: &Path, env: &[(&str, &str)]) -> anyhow::Result<serde_json::Value> {
+        let summary = dir.join("summary.json");
+        let alerts = dir.join("alerts.ndjson");
+        let path = |p: &Path| p.display().to_string();
+        let args = ["tillsyn", "replay", "--events", &path(events), "--alerts", &path(&alerts)];
+        let cli = Cli::try_parse_from(args.into_iter().map(String::from).chain([
+            "--config".into(),
+            path(file),
+            "--summary-json".into(),
+            path(&summary),
+        ]))?;
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        run(cli, &env)?;
+        Ok(serde_json::from_slice(&std::fs::read(&summary)?)?)
+    }
+
+    fn alerts_by_rule(summary: &serde_json::Value) -> BTreeMap<String, u64> {
+        serde_json::from_value(summary["alerts_by_rule"].clone()).unwrap()
+    }
+
+    #[test]
+    fn the_readme_reference_is_a_valid_service_configuration() {
+        let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        std::fs::write(file.path(), readme_toml()).unwrap();
+        let config = ServiceConfig::load(Some(file.path()), []).unwrap();
+        assert_eq!(config, ServiceConfig::default(), "the reference shows the defaults");
+        assert_eq!(load_config(Some(&file.path().to_path_buf()), &[]).unwrap(), config, "and it is valid");
+    }
+
+    #[test]
+    fn replay_reads_the_services_configuration_and_its_environment_overrides() {
+        let (dir, events, file) = fixture();
+        // The service's whole tillsyn.toml ([kafka], [topics], ...) is a
+        // replay configuration.
+        let base = replay(dir.path(), &events, &file, &[]).unwrap();
+        let by_rule = alerts_by_rule(&base);
+        let (busiest, _) = by_rule.iter().max_by_key(|(_, n)| **n).expect("the scenario raises alerts");
+
+        // A TILLSYN_CORE__ override reaches the core of the replay.
+        let disabled = format!("[{busiest:?}]");
+        let off = replay(dir.path(), &events, &file, &[("TILLSYN_CORE__RULES__DISABLED", &disabled)]).unwrap();
+        let mut expected = by_rule.clone();
+        expected.remove(busiest);
+        assert_eq!(alerts_by_rule(&off), expected, "only {busiest} is switched off");
+
+        // Durations too, in the environment as in the file (replay runs
+        // with `.core` of exactly this).
+        let env = [("TILLSYN_CORE__VISIT_LATENESS".to_string(), "1d 12h".to_string())];
+        let core = load_config(Some(&file), &env).unwrap().core;
+        assert_eq!(core.visit_lateness, std::time::Duration::from_secs(36 * 3600));
+        replay(dir.path(), &events, &file, &[("TILLSYN_CORE__VISIT_LATENESS", "1d 12h")]).unwrap();
+    }
+
+    #[test]
+    fn an_invalid_core_value_fails_replay_naming_the_key() {
+        let (dir, events, file) = fixture();
+        let e = replay(dir.path(), &events, &file, &[("TILLSYN_CORE__HORIZON_DAYS", "3")]).unwrap_err().to_string();
+        assert!(e.contains("core.horizon_days = 3"), "{e}");
+        let e = replay(dir.path(), &events, &file, &[("TILLSYN_CORE__INVOICE_LATENESS", "1500ms")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("core.invoice_lateness = \"1500ms\""), "{e}");
+        let e =
+            replay(dir.path(), &events, &file, &[("TILLSYN_CORE__VISIT_LATENESS", "soon")]).unwrap_err().to_string();
+        assert!(e.contains("TILLSYN_CORE__VISIT_LATENESS") && e.contains("core.visit_lateness"), "{e}");
+        std::fs::write(&file, "[core]\nvisit_lateness_secs = 3600\n").unwrap();
+        let e = replay(dir.path(), &events, &file, &[]).unwrap_err().to_string();
+        assert!(e.contains("unknown field `visit_lateness_secs`"), "{e}");
+    }
 }

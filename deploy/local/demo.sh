@@ -60,7 +60,7 @@ export TILLSYN_TOPICS__DEAD_LETTER=$run.dead-letter.v1
 export TILLSYN_TOPICS__LATE_EVENTS=$run.late-events.v1
 export TILLSYN_TOPICS__STATE=$run.state.v1
 export TILLSYN_HTTP__LISTEN=$http
-export TILLSYN_KAFKA__STATISTICS_INTERVAL_MS=1000
+export TILLSYN_KAFKA__STATISTICS_INTERVAL=1s
 export TILLSYN_CORE__PSEUDONYM_SECRET=${TILLSYN_CORE__PSEUDONYM_SECRET:-demo-secret-$run}
 
 say "topics ($run.*)"

@@ -1,6 +1,8 @@
-//! The file configuration of the live service (`tillsyn run`,
-//! `tillsyn check-config`): Kafka clients, topics, the HTTP endpoint, logging
-//! and the detection core.
+//! The configuration of every command that takes `--config` (`tillsyn run`,
+//! `check-config`, `topics`, `alerts`, `simulate --to-kafka` and `replay`,
+//! which uses only its `core`): Kafka clients, topics, the HTTP endpoint,
+//! logging and the detection core. The CLI loads it in one place, so the
+//! same file and the same environment overrides apply to all of them.
 //!
 //! # Sources and precedence
 //!
@@ -9,14 +11,14 @@
 //! 1. the defaults (the [`Default`] impls in the "Defaults" section below, the
 //!    only place they are written);
 //! 2. an optional TOML file. Every table and key is optional; unknown keys are
-//!    errors. A file with only a `[core]` table (the `replay` configuration)
-//!    is a valid service configuration;
+//!    errors. A file with only a `[core]` table is a valid configuration;
 //! 3. environment variables `TILLSYN_<SECTION>__<KEY>...` (see below).
 //!
 //! Loading only parses. [`ServiceConfig::validate`] checks ranges and
 //! cross-field constraints, collects every problem into one error and
 //! returns warnings (e.g. the default pseudonym secret) when the
-//! configuration is usable.
+//! configuration is usable. Each problem names its key; the core's own
+//! ([`tillsyn_core::config::CoreConfigError`]) are named under `core.`.
 //!
 //! # Environment variables
 //!
@@ -37,10 +39,20 @@
 //!   sets `"ssl.ca.location"`. No settable librdkafka property has an `_` in
 //!   its name; the few that do are pointers set through the C API.
 //! - Values are typed by the key: string keys take the value verbatim (no
-//!   quotes needed, nothing is trimmed); integer, float, boolean and array
-//!   keys take a TOML value (`5000`, `0.05`, `true`,
+//!   quotes needed, nothing is trimmed), and so do durations and retentions,
+//!   which are strings in the file too (`TILLSYN_KAFKA__COMMIT_INTERVAL=5s`,
+//!   `TILLSYN_TOPICS__ALERTS_RETENTION=forever`); integer, float, boolean and
+//!   array keys take a TOML value (`5000`, `0.05`, `true`,
 //!   `["rounded-visits", "phantom-clients"]`). A value of the wrong type or a
 //!   key that does not exist is an error naming the variable.
+//!
+//! # Durations
+//!
+//! Every duration is a string of number-unit pairs read by `humantime`
+//! (`"500ms"`, `"30s"`, `"5m"`, `"1h 30m"`, `"3d"`; see
+//! [`tillsyn_core::config::duration`]) and printed in its largest exact unit.
+//! Keys carry no unit suffix (`kafka.commit_interval`, not `..._ms`). Topic
+//! retentions are a duration or `"forever"` ([`Retention`]).
 //! - A path set by two variables (e.g. in different case) is an error.
 //!
 //! # Kafka clients
@@ -62,12 +74,13 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use serde::{Deserialize, Serialize};
 
-use tillsyn_core::config::CoreConfig;
+use tillsyn_core::config::{CoreConfig, duration};
 use tillsyn_core::decode::Format;
 use tillsyn_core::engine::Input;
 
@@ -90,7 +103,7 @@ const PASS_THROUGH_MAPS: [&str; 3] = ["common", "consumer", "producer"];
 /// Consumer properties the service sets itself, with their values and why.
 /// The service commits a partition's offsets itself, right after a snapshot
 /// of that partition's state covering them is acknowledged (every
-/// `kafka.commit_interval_ms` and on revocation), and positions a newly
+/// `kafka.commit_interval` and on revocation), and positions a newly
 /// assigned partition at its snapshot's offsets. A new consumer group starts
 /// from the beginning of the topics, so nothing is skipped. The `range`
 /// assignor gives a member the same partition numbers of both input topics,
@@ -131,13 +144,13 @@ const REFUSED_PASS_THROUGH: &[(&str, &str)] = &[
     ("metadata.broker.list", "set kafka.brokers instead"),
     ("group.id", "set kafka.group_id instead"),
     ("client.id", "set kafka.client_id instead"),
-    ("auto.commit.interval.ms", "commits follow state snapshots: set kafka.commit_interval_ms instead"),
-    ("statistics.interval.ms", "set kafka.statistics_interval_ms instead"),
+    ("auto.commit.interval.ms", "commits follow state snapshots: set kafka.commit_interval instead"),
+    ("statistics.interval.ms", "set kafka.statistics_interval instead"),
 ];
 
 /// Largest value librdkafka accepts for `auto.commit.interval.ms` and
 /// `statistics.interval.ms` (one day).
-const MAX_LIBRDKAFKA_INTERVAL_MS: u64 = 86_400_000;
+const MAX_LIBRDKAFKA_INTERVAL: Duration = Duration::from_secs(86_400);
 /// librdkafka's default `max.poll.interval.ms`.
 const LIBRDKAFKA_MAX_POLL_INTERVAL_MS: u64 = 300_000;
 
@@ -153,7 +166,7 @@ pub struct ServiceConfig {
     pub http: HttpConfig,
     /// Logging.
     pub log: LogConfig,
-    /// The detection core (the same `[core]` table `replay` reads).
+    /// The detection core (all that `replay` uses).
     pub core: CoreConfig,
 }
 
@@ -171,21 +184,25 @@ pub struct KafkaConfig {
     pub client_id: String,
     /// Time the service may spend, when partitions are revoked in a
     /// rebalance, finishing the records in flight, flushing the producer and
-    /// committing offsets before it lets the partitions go (milliseconds).
+    /// committing offsets before it lets the partitions go (e.g. `"10s"`).
     /// Must be below the consumer's `max.poll.interval.ms`.
-    pub revocation_budget_ms: u64,
+    #[serde(with = "duration")]
+    pub revocation_budget: Duration,
     /// How often each assigned partition's state is snapshotted to the
     /// state topic and, once the snapshot is acknowledged, the offsets it
-    /// covers are committed (milliseconds; as Kafka Streams'
-    /// `commit.interval.ms`). A partition that had no new record for a
-    /// second is snapshotted sooner. After a crash, at most about this much
-    /// input is processed again (its alerts are not produced twice).
-    pub commit_interval_ms: u64,
+    /// covers are committed (e.g. `"30s"`; as Kafka Streams'
+    /// `commit.interval.ms`; whole milliseconds, at most a day). A partition
+    /// that had no new record for a second is snapshotted sooner. After a
+    /// crash, at most about this much input is processed again (its alerts
+    /// are not produced twice).
+    #[serde(with = "duration")]
+    pub commit_interval: Duration,
     /// How often the consumer's librdkafka statistics are read for the
     /// consumer-lag metric and readiness (`statistics.interval.ms` of the
-    /// consumer, milliseconds; 0 turns them off, and then `/readyz` never
-    /// reports ready).
-    pub statistics_interval_ms: u64,
+    /// consumer, e.g. `"5s"`; whole milliseconds, at most a day; `"0s"`
+    /// turns them off, and then `/readyz` never reports ready).
+    #[serde(with = "duration")]
+    pub statistics_interval: Duration,
     /// librdkafka properties for both clients, e.g. `"security.protocol"`,
     /// `"sasl.mechanisms"`, `"sasl.username"`, `"sasl.password"`,
     /// `"ssl.ca.location"`.
@@ -235,19 +252,86 @@ pub struct TopicsConfig {
     pub dead_letter_partitions: i32,
     /// Replication factor of every topic when it is created.
     pub replication_factor: i32,
-    /// Retention of the input topics (milliseconds; -1 keeps forever). The
+    /// Retention of the input topics (`"forever"` or a duration). The
     /// default, 100 days, covers the core's 90-day horizon and 10 days of
     /// invoice lateness, so state can be rebuilt by replaying the inputs.
-    pub input_retention_ms: i64,
-    /// Retention of the alert topic (milliseconds; -1 keeps forever).
-    pub alerts_retention_ms: i64,
-    /// Retention of the dead-letter and late-event topics (milliseconds;
-    /// -1 keeps forever).
-    pub dead_letter_retention_ms: i64,
-    /// Retention of the state topic (milliseconds; -1 keeps forever). A
-    /// partition whose newest snapshot is older than this (every instance
-    /// down that long) is rebuilt by replaying the input topics.
-    pub state_retention_ms: i64,
+    pub input_retention: Retention,
+    /// Retention of the alert topic.
+    pub alerts_retention: Retention,
+    /// Retention of the dead-letter and late-event topics.
+    pub dead_letter_retention: Retention,
+    /// Retention of the state topic. A partition whose newest snapshot is
+    /// older than this (every instance down that long) is rebuilt by
+    /// replaying the input topics.
+    pub state_retention: Retention,
+}
+
+/// How long a topic keeps records (its `retention.ms`): `"forever"` (-1) or
+/// a duration such as `"30d"` (whole milliseconds, > 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Records are never deleted for age (`retention.ms = -1`).
+    Forever,
+    /// Records older than this are deleted.
+    For(Duration),
+}
+
+impl Retention {
+    /// How `"forever"` is written.
+    pub const FOREVER: &str = "forever";
+
+    /// The topic's `retention.ms`: -1 for [`Retention::Forever`], else the
+    /// milliseconds (saturating; validation refuses what does not fit).
+    pub fn kafka_ms(self) -> i64 {
+        match self {
+            Retention::Forever => -1,
+            Retention::For(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+impl std::fmt::Display for Retention {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Retention::Forever => f.write_str(Self::FOREVER),
+            Retention::For(d) => f.write_str(&duration::format(*d)),
+        }
+    }
+}
+
+impl std::str::FromStr for Retention {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.trim() == Self::FOREVER {
+            return Ok(Retention::Forever);
+        }
+        duration::parse(text).map(Retention::For).map_err(|e| format!("{e}, or \"{}\"", Self::FOREVER))
+    }
+}
+
+impl Serialize for Retention {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Retention {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Retention;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a duration such as \"30d\", or \"{}\"", Retention::FOREVER)
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Retention, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
 }
 
 /// Where late events are written.
@@ -270,7 +354,7 @@ pub struct TopicSpec {
     pub partitions: i32,
     /// Replication factor.
     pub replication_factor: i32,
-    /// `retention.ms` (-1: forever).
+    /// `retention.ms` (-1: forever; see [`Retention::kafka_ms`]).
     pub retention_ms: i64,
 }
 
@@ -348,9 +432,9 @@ impl Default for KafkaConfig {
             brokers: "127.0.0.1:9092".into(),
             group_id: "tillsyn".into(),
             client_id: "tillsyn".into(),
-            revocation_budget_ms: 10_000,
-            commit_interval_ms: 30_000,
-            statistics_interval_ms: 5_000,
+            revocation_budget: Duration::from_secs(10),
+            commit_interval: Duration::from_secs(30),
+            statistics_interval: Duration::from_secs(5),
             common: BTreeMap::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
@@ -360,7 +444,7 @@ impl Default for KafkaConfig {
 
 impl Default for TopicsConfig {
     fn default() -> Self {
-        const DAY_MS: i64 = 86_400_000;
+        let days = |n: u64| Retention::For(Duration::from_secs(n * 86_400));
         TopicsConfig {
             time_reports: "tillsyn.time-reports.v1".into(),
             invoices: "tillsyn.invoices.v1".into(),
@@ -375,10 +459,10 @@ impl Default for TopicsConfig {
             partitions: 3,
             dead_letter_partitions: 1,
             replication_factor: 1,
-            input_retention_ms: 100 * DAY_MS,
-            alerts_retention_ms: 365 * DAY_MS,
-            dead_letter_retention_ms: 30 * DAY_MS,
-            state_retention_ms: 7 * DAY_MS,
+            input_retention: days(100),
+            alerts_retention: days(365),
+            dead_letter_retention: days(30),
+            state_retention: days(7),
         }
     }
 }
@@ -434,20 +518,20 @@ impl ServiceConfig {
     }
 
     /// Checks every rule and returns warnings if the configuration is usable,
-    /// or all the problems at once. Rules: the core's own checks; brokers
+    /// or all the problems at once, each naming its key (the core's
+    /// [`CoreConfig::problems`] under `core.`). Rules: the core's own checks; brokers
     /// listed; group and client ids set; intervals in librdkafka's ranges;
     /// the revocation budget below `max.poll.interval.ms`; no enforced or
     /// typed property in a pass-through map; every property accepted by
     /// librdkafka; topic names valid Kafka names and distinct; partition
-    /// counts and replication factor >= 1; retentions -1 or > 0; the HTTP
+    /// counts and replication factor >= 1; retentions forever or at least a
+    /// millisecond; the HTTP
     /// address a socket address; the log level parseable. Warnings: the
     /// default pseudonym secret; a SASL password sent without TLS.
     pub fn validate(&self) -> Result<Vec<String>, ConfigError> {
         let mut problems = Vec::new();
         let mut warnings = Vec::new();
-        if let Err(e) = self.core.validate() {
-            problems.push(format!("core: {}", e.0));
-        }
+        problems.extend(self.core.problems().into_iter().map(|e| format!("core.{e}")));
         self.kafka.check(&mut problems);
         self.topics.check(&mut problems);
         if let Err(e) = self.http.listen_addr() {
@@ -608,8 +692,10 @@ impl KafkaConfig {
     /// The consumer's configuration: `common`, `consumer`, the typed
     /// options, then [`CONSUMER_ENFORCED`].
     pub fn consumer_config(&self) -> ClientConfig {
-        let typed =
-            [("group.id", self.group_id.clone()), ("statistics.interval.ms", self.statistics_interval_ms.to_string())];
+        let typed = [
+            ("group.id", self.group_id.clone()),
+            ("statistics.interval.ms", self.statistics_interval.as_millis().to_string()),
+        ];
         self.client_config(&self.consumer, &typed, CONSUMER_ENFORCED)
     }
 
@@ -665,25 +751,28 @@ impl KafkaConfig {
         if self.client_id.trim().is_empty() {
             problems.push("kafka.client_id must not be empty".into());
         }
-        if !(1..=MAX_LIBRDKAFKA_INTERVAL_MS).contains(&self.commit_interval_ms) {
+        let max = duration::format(MAX_LIBRDKAFKA_INTERVAL);
+        if self.commit_interval.is_zero() || !is_librdkafka_interval(self.commit_interval) {
             problems.push(format!(
-                "kafka.commit_interval_ms = {} must be within 1..={MAX_LIBRDKAFKA_INTERVAL_MS}",
-                self.commit_interval_ms
+                "kafka.commit_interval = {:?} must be whole milliseconds within \"1ms\"..={max:?}",
+                duration::format(self.commit_interval)
             ));
         }
-        if self.statistics_interval_ms > MAX_LIBRDKAFKA_INTERVAL_MS {
+        if !is_librdkafka_interval(self.statistics_interval) {
             problems.push(format!(
-                "kafka.statistics_interval_ms = {} must be within 0..={MAX_LIBRDKAFKA_INTERVAL_MS}",
-                self.statistics_interval_ms
+                "kafka.statistics_interval = {:?} must be \"0s\" (off) or whole milliseconds up to {max:?}",
+                duration::format(self.statistics_interval)
             ));
         }
         match self.max_poll_interval_ms() {
             Err(e) => problems.push(format!("kafka.consumer: {e}")),
-            Ok(max_poll) if self.revocation_budget_ms == 0 || self.revocation_budget_ms >= max_poll => {
+            Ok(max_poll)
+                if self.revocation_budget.is_zero() || self.revocation_budget >= Duration::from_millis(max_poll) =>
+            {
                 problems.push(format!(
-                    "kafka.revocation_budget_ms = {} must be > 0 and below the consumer's max.poll.interval.ms \
-                     ({max_poll}), or the group evicts the instance while it hands partitions over",
-                    self.revocation_budget_ms
+                    "kafka.revocation_budget = {:?} must be > 0 and below the consumer's max.poll.interval.ms \
+                     ({max_poll} ms), or the group evicts the instance while it hands partitions over",
+                    duration::format(self.revocation_budget)
                 ));
             }
             Ok(_) => {}
@@ -708,6 +797,12 @@ impl KafkaConfig {
             }
         }
     }
+}
+
+/// Whether librdkafka can take `interval` as a `*.interval.ms` property:
+/// whole milliseconds, at most [`MAX_LIBRDKAFKA_INTERVAL`].
+fn is_librdkafka_interval(interval: Duration) -> bool {
+    interval.subsec_nanos().is_multiple_of(1_000_000) && interval <= MAX_LIBRDKAFKA_INTERVAL
 }
 
 /// librdkafka's rejection of a property, without the value of a secret.
@@ -758,21 +853,21 @@ impl TopicsConfig {
     /// The topics the service reads or writes, as they should be created
     /// (the late-event topic only if it is used).
     pub fn specs(&self) -> Vec<TopicSpec> {
-        let spec = |name: &str, partitions, retention_ms| TopicSpec {
+        let spec = |name: &str, partitions, retention: Retention| TopicSpec {
             name: name.to_string(),
             partitions,
             replication_factor: self.replication_factor,
-            retention_ms,
+            retention_ms: retention.kafka_ms(),
         };
         let mut specs = vec![
-            spec(&self.time_reports, self.partitions, self.input_retention_ms),
-            spec(&self.invoices, self.partitions, self.input_retention_ms),
-            spec(&self.alerts, self.partitions, self.alerts_retention_ms),
-            spec(&self.dead_letter, self.dead_letter_partitions, self.dead_letter_retention_ms),
-            spec(&self.state, self.partitions, self.state_retention_ms),
+            spec(&self.time_reports, self.partitions, self.input_retention),
+            spec(&self.invoices, self.partitions, self.input_retention),
+            spec(&self.alerts, self.partitions, self.alerts_retention),
+            spec(&self.dead_letter, self.dead_letter_partitions, self.dead_letter_retention),
+            spec(&self.state, self.partitions, self.state_retention),
         ];
         if self.late_events_to == LateEventsTo::LateEvents {
-            specs.push(spec(&self.late_events, self.dead_letter_partitions, self.dead_letter_retention_ms));
+            specs.push(spec(&self.late_events, self.dead_letter_partitions, self.dead_letter_retention));
         }
         specs
     }
@@ -813,13 +908,20 @@ impl TopicsConfig {
             }
         }
         for (key, value) in [
-            ("input_retention_ms", self.input_retention_ms),
-            ("alerts_retention_ms", self.alerts_retention_ms),
-            ("dead_letter_retention_ms", self.dead_letter_retention_ms),
-            ("state_retention_ms", self.state_retention_ms),
+            ("input_retention", self.input_retention),
+            ("alerts_retention", self.alerts_retention),
+            ("dead_letter_retention", self.dead_letter_retention),
+            ("state_retention", self.state_retention),
         ] {
-            if value != -1 && value < 1 {
-                problems.push(format!("topics.{key} = {value} must be -1 (forever) or > 0"));
+            if let Retention::For(d) = value
+                && (d.as_millis() < 1
+                    || !d.subsec_nanos().is_multiple_of(1_000_000)
+                    || d.as_millis() > i64::MAX as u128)
+            {
+                problems.push(format!(
+                    "topics.{key} = \"{value}\" must be \"{}\" or whole milliseconds, at least \"1ms\"",
+                    Retention::FOREVER
+                ));
             }
         }
     }
@@ -994,7 +1096,8 @@ mod tests {
             [kafka]
             brokers = "k1:9093,k2:9093"
             group_id = "tillsyn-umea"
-            commit_interval_ms = 1000
+            commit_interval = "1s"
+            revocation_budget = "1m 30s"
             [kafka.common]
             "security.protocol" = "sasl_ssl"
             "sasl.password" = "pw"
@@ -1003,23 +1106,31 @@ mod tests {
             invoices_format = "json"
             late_events_to = "dead_letter"
             partitions = 12
+            alerts_retention = "forever"
+            state_retention = "2w"
             [http]
             listen = "0.0.0.0:9000"
             [log]
             format = "json"
             level = "debug"
+            [core]
+            invoice_lateness = "12d"
             [core.rules]
             disabled = ["rounded-visits"]
             "#,
         );
         let c = ServiceConfig::load(Some(f.path()), []).unwrap();
         assert_eq!(c.kafka.brokers, "k1:9093,k2:9093");
-        assert_eq!(c.kafka.commit_interval_ms, 1000);
+        assert_eq!(c.kafka.commit_interval, Duration::from_secs(1));
+        assert_eq!(c.kafka.revocation_budget, Duration::from_secs(90));
         assert_eq!(c.kafka.common["sasl.password"], "pw");
         assert_eq!(c.topics.input_topic(Input::TimeReports), "tr");
         assert_eq!(c.topics.input_format(Input::Invoices), Format::Json);
         assert_eq!(c.topics.late_events_topic(), "tillsyn.dead-letter.v1");
         assert_eq!(c.topics.partitions, 12);
+        assert_eq!(c.topics.alerts_retention, Retention::Forever);
+        assert_eq!(c.topics.state_retention, Retention::For(Duration::from_secs(14 * 86_400)));
+        assert_eq!(c.core.invoice_lateness, Duration::from_secs(12 * 86_400));
         assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(c.core.rules.disabled, ["rounded-visits"]);
     }
@@ -1030,8 +1141,12 @@ mod tests {
         let e = ServiceConfig::load(Some(f.path()), []).unwrap_err().to_string();
         assert!(e.contains(&f.path().display().to_string()) && e.contains("brokerz"), "{e}");
         assert!(e.contains("line 2"), "{e}");
-        let e = ServiceConfig::load(Some(file("[kafka]\ncommit_interval_ms = \"soon\"\n").path()), []).unwrap_err();
-        assert!(e.to_string().contains("commit_interval_ms"), "{e}");
+        let e = ServiceConfig::load(Some(file("[kafka]\ncommit_interval = \"soon\"\n").path()), []).unwrap_err();
+        assert!(e.to_string().contains("commit_interval") && e.to_string().contains("duration"), "{e}");
+        let e = ServiceConfig::load(Some(file("[kafka]\ncommit_interval = 5000\n").path()), []).unwrap_err();
+        assert!(e.to_string().contains("commit_interval"), "a bare number has no unit: {e}");
+        let e = ServiceConfig::load(Some(file("[topics]\nstate_retention = -1\n").path()), []).unwrap_err();
+        assert!(e.to_string().contains("state_retention") && e.to_string().contains("\"forever\""), "{e}");
         let e = ServiceConfig::load(Some(file("[core]\nhorizon_dayz = 1\n").path()), []).unwrap_err();
         assert!(e.to_string().contains("horizon_dayz"), "{e}");
         let e = ServiceConfig::load(Some(Path::new("/no/such/tillsyn.toml")), []).unwrap_err();
@@ -1045,7 +1160,9 @@ mod tests {
             Some(f.path()),
             env(&[
                 ("TILLSYN_KAFKA__BROKERS", "from-env:9092"),
-                ("TILLSYN_KAFKA__COMMIT_INTERVAL_MS", "1_000"),
+                ("TILLSYN_KAFKA__COMMIT_INTERVAL", "2s"),
+                ("TILLSYN_TOPICS__INPUT_RETENTION", "forever"),
+                ("TILLSYN_CORE__VISIT_LATENESS", "1d 12h"),
                 ("TILLSYN_CORE__PSEUDONYM_SECRET", " with spaces "),
                 ("TILLSYN_CORE__HORIZON_DAYS", "120"),
                 ("TILLSYN_CORE__RULES__ROUNDED_VISITS__Z_THRESHOLD", "5"),
@@ -1062,7 +1179,9 @@ mod tests {
         .unwrap();
         assert_eq!(c.kafka.brokers, "from-env:9092");
         assert_eq!(c.kafka.group_id, "file-group", "keys the environment does not set stay");
-        assert_eq!(c.kafka.commit_interval_ms, 1000);
+        assert_eq!(c.kafka.commit_interval, Duration::from_secs(2), "durations are strings");
+        assert_eq!(c.topics.input_retention, Retention::Forever);
+        assert_eq!(c.core.visit_lateness, Duration::from_secs(36 * 3600));
         assert_eq!(c.core.pseudonym_secret, " with spaces ", "strings are verbatim");
         assert_eq!(c.core.horizon_days, 120);
         assert_eq!(c.core.rules.rounded_visits.z_threshold, 5.0, "an integer is accepted for a float");
@@ -1098,7 +1217,9 @@ mod tests {
     fn environment_errors_name_the_variable() {
         let cases: &[(&str, &str, &str)] = &[
             ("TILLSYN_KAFKA__BROKERZ", "x", "no configuration key `kafka.brokerz`"),
-            ("TILLSYN_KAFKA__COMMIT_INTERVAL_MS", "soon", "expected an integer"),
+            ("TILLSYN_TOPICS__PARTITIONS", "many", "expected an integer"),
+            ("TILLSYN_KAFKA__COMMIT_INTERVAL_MS", "5000", "no configuration key `kafka.commit_interval_ms`"),
+            ("TILLSYN_CORE__VISIT_LATENESS_SECS", "3600", "no configuration key `core.visit_lateness_secs`"),
             ("TILLSYN_CORE__RULES__ROUNDED_VISITS__Z_THRESHOLD", "high", "expected a float"),
             ("TILLSYN_CORE__RULES__DISABLED", "rounded-visits", "expected a TOML array"),
             ("TILLSYN_CORE__RULES", "x", "`core.rules` is a table"),
@@ -1126,8 +1247,16 @@ mod tests {
         assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
         let text = e.to_string();
         assert!(text.contains("TILLSYN_LOG__FORMAT") && text.contains("xml"), "{text}");
-        let e = from_env(&[("TILLSYN_KAFKA__COMMIT_INTERVAL_MS", "-5")]).unwrap_err();
-        assert!(e.to_string().contains("TILLSYN_KAFKA__COMMIT_INTERVAL_MS"), "{e}");
+        for (var, value) in [
+            ("TILLSYN_KAFKA__COMMIT_INTERVAL", "-5s"),
+            ("TILLSYN_KAFKA__COMMIT_INTERVAL", "5000"),
+            ("TILLSYN_CORE__INVOICE_LATENESS", "soon"),
+            ("TILLSYN_TOPICS__ALERTS_RETENTION", "-1"),
+        ] {
+            let e = from_env(&[(var, value)]).unwrap_err();
+            assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
+            assert!(e.to_string().contains(var) && e.to_string().contains(value), "{e}");
+        }
     }
 
     #[test]
@@ -1155,8 +1284,8 @@ mod tests {
         k.common.insert("session.timeout.ms".into(), "30000".into());
         k.consumer.insert("session.timeout.ms".into(), "45000".into());
         k.producer.insert("linger.ms".into(), "20".into());
-        k.statistics_interval_ms = 1000;
-        k.commit_interval_ms = 2000;
+        k.statistics_interval = Duration::from_secs(1);
+        k.commit_interval = Duration::from_secs(2);
         let c = k.consumer_config();
         for (key, value) in [
             ("bootstrap.servers", "k1:9092,k2:9092"),
@@ -1246,7 +1375,7 @@ mod tests {
         }
         c.kafka.producer.insert("compression.type".into(), "zstd".into());
         c.kafka.consumer.insert("max.poll.interval.ms".into(), "600000".into());
-        c.kafka.revocation_budget_ms = 400_000;
+        c.kafka.revocation_budget = Duration::from_secs(400);
         assert_eq!(warnings(&c), Vec::<String>::new(), "a SASL/SSL setup passes");
 
         let mut typo = valid();
@@ -1269,18 +1398,28 @@ mod tests {
         let mut c = valid();
         c.kafka.group_id = " ".into();
         assert_one_problem(&c, "kafka.group_id");
+        for bad in [Duration::ZERO, Duration::from_micros(1_500), Duration::from_millis(86_400_001)] {
+            let mut c = valid();
+            c.kafka.commit_interval = bad;
+            assert_one_problem(&c, "kafka.commit_interval = ");
+        }
         let mut c = valid();
-        c.kafka.commit_interval_ms = 0;
-        assert_one_problem(&c, "kafka.commit_interval_ms");
+        c.kafka.commit_interval = Duration::from_secs(86_400);
+        assert_eq!(warnings(&c), Vec::<String>::new(), "a day is librdkafka's maximum");
+        for bad in [Duration::from_micros(1), Duration::from_millis(86_400_001)] {
+            let mut c = valid();
+            c.kafka.statistics_interval = bad;
+            assert_one_problem(&c, "kafka.statistics_interval = ");
+        }
         let mut c = valid();
-        c.kafka.statistics_interval_ms = 86_400_001;
-        assert_one_problem(&c, "kafka.statistics_interval_ms");
+        c.kafka.statistics_interval = Duration::ZERO;
+        assert_eq!(warnings(&c), Vec::<String>::new(), "0s turns statistics off");
         let mut c = valid();
-        c.kafka.statistics_interval_ms = 0;
-        assert_eq!(warnings(&c), Vec::<String>::new(), "0 turns statistics off");
+        c.kafka.revocation_budget = Duration::ZERO;
+        assert_one_problem(&c, "kafka.revocation_budget = \"0s\" must be > 0");
         let mut c = valid();
-        c.kafka.revocation_budget_ms = 300_000;
-        assert_one_problem(&c, "kafka.revocation_budget_ms");
+        c.kafka.revocation_budget = Duration::from_secs(300);
+        assert_one_problem(&c, "kafka.revocation_budget = \"5m\" must be > 0 and below");
         c.kafka.common.insert("max.poll.interval.ms".into(), "600000".into());
         assert_eq!(
             warnings(&c),
@@ -1288,7 +1427,7 @@ mod tests {
             "the budget is compared with the effective max.poll.interval.ms"
         );
         c.kafka.consumer.insert("max.poll.interval.ms".into(), "200000".into());
-        assert_one_problem(&c, "kafka.revocation_budget_ms");
+        assert_one_problem(&c, "kafka.revocation_budget");
     }
 
     #[test]
@@ -1321,12 +1460,18 @@ mod tests {
         let mut c = valid();
         c.topics.replication_factor = 0;
         assert_one_problem(&c, "topics.replication_factor");
+        for bad in [Duration::ZERO, Duration::from_micros(999), Duration::from_micros(1_500), Duration::MAX] {
+            let mut c = valid();
+            c.topics.alerts_retention = Retention::For(bad);
+            assert_one_problem(&c, "topics.alerts_retention = ");
+        }
         let mut c = valid();
-        c.topics.alerts_retention_ms = 0;
-        assert_one_problem(&c, "topics.alerts_retention_ms");
+        c.topics.alerts_retention = Retention::For(Duration::ZERO);
+        assert_one_problem(&c, "topics.alerts_retention = \"0s\" must be \"forever\" or whole milliseconds");
         let mut c = valid();
-        c.topics.alerts_retention_ms = -1;
-        assert_eq!(warnings(&c), Vec::<String>::new(), "-1 keeps forever");
+        c.topics.alerts_retention = Retention::Forever;
+        assert_eq!(warnings(&c), Vec::<String>::new(), "forever is fine");
+        assert_eq!(c.topics.specs()[2].retention_ms, -1, "forever is retention.ms = -1");
     }
 
     #[test]
@@ -1371,14 +1516,97 @@ mod tests {
     fn core_problems_are_reported_and_all_problems_are_collected() {
         let mut c = valid();
         c.core.horizon_days = 3;
-        assert_one_problem(&c, "core: horizon_days = 3");
+        assert_one_problem(&c, "core.horizon_days = 3 must be within 7..=400");
         c.kafka.brokers.clear();
         c.topics.partitions = 0;
         c.http.listen = "nowhere".into();
         let p = problems(&c);
         assert_eq!(p.len(), 4, "{p:#?}");
         let text = c.validate().unwrap_err().to_string();
-        assert!(text.starts_with("invalid configuration:\n  - core:"), "{text}");
+        assert!(text.starts_with("invalid configuration:\n  - core.horizon_days"), "{text}");
+    }
+
+    #[test]
+    fn every_core_problem_is_reported_under_core() {
+        let mut c = valid();
+        c.core.visit_lateness = Duration::from_millis(1_500);
+        c.core.evidence_limit = 0;
+        c.core.rules.disabled = vec!["no-such-rule".into()];
+        let p = problems(&c);
+        assert_eq!(p.len(), 3, "{p:#?}");
+        assert!(p[0].starts_with("core.visit_lateness = \"1500ms\" must be whole seconds"), "{p:#?}");
+        assert!(p[1].starts_with("core.evidence_limit = 0"), "{p:#?}");
+        assert!(p[2].starts_with("core.rules.disabled: unknown rule id"), "{p:#?}");
+    }
+
+    #[test]
+    fn the_default_durations_and_retentions_keep_their_values() {
+        let c = ServiceConfig::default();
+        assert_eq!(c.kafka.revocation_budget, Duration::from_millis(10_000));
+        assert_eq!(c.kafka.commit_interval, Duration::from_millis(30_000));
+        assert_eq!(c.kafka.statistics_interval, Duration::from_millis(5_000));
+        assert_eq!(c.kafka.consumer_config().get("statistics.interval.ms"), Some("5000"));
+        let retention: Vec<(String, i64)> = c.topics.specs().into_iter().map(|s| (s.name, s.retention_ms)).collect();
+        assert_eq!(
+            retention,
+            [
+                ("tillsyn.time-reports.v1".to_string(), 8_640_000_000),
+                ("tillsyn.invoices.v1".to_string(), 8_640_000_000),
+                ("tillsyn.alerts.v1".to_string(), 31_536_000_000),
+                ("tillsyn.dead-letter.v1".to_string(), 2_592_000_000),
+                ("tillsyn.state.v1".to_string(), 604_800_000),
+                ("tillsyn.late-events.v1".to_string(), 2_592_000_000),
+            ]
+        );
+        assert_eq!((c.core.visit_lateness_secs(), c.core.invoice_lateness_secs()), (259_200, 864_000));
+        let text = c.masked_toml();
+        for line in [
+            "revocation_budget = \"10s\"",
+            "commit_interval = \"30s\"",
+            "statistics_interval = \"5s\"",
+            "input_retention = \"100d\"",
+            "alerts_retention = \"365d\"",
+            "dead_letter_retention = \"30d\"",
+            "state_retention = \"7d\"",
+            "visit_lateness = \"3d\"",
+            "invoice_lateness = \"10d\"",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
+        }
+        assert!(!text.contains("_ms =") && !text.contains("_secs ="), "no unit suffixes:\n{text}");
+    }
+
+    #[test]
+    fn the_old_unit_suffixed_keys_are_unknown() {
+        for (table, key) in [
+            ("kafka", "revocation_budget_ms = 10000"),
+            ("kafka", "commit_interval_ms = 30000"),
+            ("kafka", "statistics_interval_ms = 5000"),
+            ("topics", "input_retention_ms = -1"),
+            ("topics", "alerts_retention_ms = -1"),
+            ("topics", "dead_letter_retention_ms = -1"),
+            ("topics", "state_retention_ms = -1"),
+            ("core", "visit_lateness_secs = 259200"),
+            ("core", "invoice_lateness_secs = 864000"),
+        ] {
+            let e = ServiceConfig::load(Some(file(&format!("[{table}]\n{key}\n")).path()), []).unwrap_err();
+            let name = key.split(' ').next().unwrap();
+            assert!(e.to_string().contains(&format!("unknown field `{name}`")), "{e}");
+        }
+    }
+
+    #[test]
+    fn retentions_are_forever_or_a_duration() {
+        assert_eq!("forever".parse(), Ok(Retention::Forever));
+        assert_eq!(" 30d ".parse(), Ok(Retention::For(Duration::from_secs(30 * 86_400))));
+        for bad in ["-1", "", "Forever", "never", "30"] {
+            let e = bad.parse::<Retention>().unwrap_err();
+            assert!(e.contains("not a duration") && e.contains("\"forever\""), "{bad}: {e}");
+        }
+        assert_eq!(Retention::Forever.to_string(), "forever");
+        assert_eq!(Retention::For(Duration::from_secs(7 * 86_400)).to_string(), "7d");
+        assert_eq!(Retention::For(Duration::from_millis(1_500)).kafka_ms(), 1_500);
+        assert_eq!(Retention::For(Duration::MAX).kafka_ms(), i64::MAX, "saturates");
     }
 
     #[test]

@@ -491,7 +491,7 @@ impl ProcessingLatency {
 /// Why a snapshot was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotTrigger {
-    /// `kafka.commit_interval_ms` passed.
+    /// `kafka.commit_interval` passed.
     Interval,
     /// The partition had no new record for a while.
     Idle,

@@ -44,8 +44,8 @@ fn config(name: &str) -> ServiceConfig {
     let mut c = ServiceConfig::default();
     c.kafka.brokers = brokers();
     c.kafka.group_id = format!("test-{suffix}");
-    c.kafka.statistics_interval_ms = 1_000;
-    c.kafka.commit_interval_ms = 2_000;
+    c.kafka.statistics_interval = Duration::from_secs(1);
+    c.kafka.commit_interval = Duration::from_secs(2);
     // A member that dies without leaving is replaced after this long.
     c.kafka.consumer.insert("session.timeout.ms".into(), "6000".into());
     let t = &mut c.topics;
@@ -328,8 +328,8 @@ impl Service {
             .arg(&file)
             .env("TILLSYN_KAFKA__BROKERS", &config.kafka.brokers)
             .env("TILLSYN_KAFKA__GROUP_ID", &config.kafka.group_id)
-            .env("TILLSYN_KAFKA__STATISTICS_INTERVAL_MS", "1000")
-            .env("TILLSYN_KAFKA__COMMIT_INTERVAL_MS", config.kafka.commit_interval_ms.to_string())
+            .env("TILLSYN_KAFKA__STATISTICS_INTERVAL", "1s")
+            .env("TILLSYN_KAFKA__COMMIT_INTERVAL", tillsyn_core::config::duration::format(config.kafka.commit_interval))
             .env("TILLSYN_KAFKA__CONSUMER__SESSION_TIMEOUT_MS", "6000")
             .env("TILLSYN_TOPICS__TIME_REPORTS", &t.time_reports)
             .env("TILLSYN_TOPICS__INVOICES", &t.invoices)
@@ -596,7 +596,7 @@ fn killed_and_restarted_repeatedly_the_alerts_are_exactly_once() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut config = config("crash");
     config.core.pseudonym_secret = "crash-test-secret".into();
-    config.kafka.commit_interval_ms = 4_000;
+    config.kafka.commit_interval = Duration::from_secs(4);
     // Sensitive rules, so that alerts are many (76 over this scenario, most
     // in its first week) and every killed instance has produced some since
     // its last checkpoint. Exactly-once is what is tested here, not

@@ -1,21 +1,30 @@
 //! Typed configuration of the detection core, with defaults in one place
-//! and cross-field checks in one fallible [`CoreConfig::validate`].
+//! and range and cross-field checks in [`CoreConfig::problems`] (all of
+//! them) and [`CoreConfig::validate`] (the first).
 //!
-//! Loaded from the `[core]` table of a TOML file (see the README's
-//! configuration reference). Unknown keys are errors, so a typo is caught
-//! rather than silently ignored.
+//! Loaded from the `[core]` table of the service's TOML file (see the
+//! README's configuration reference). Unknown keys are errors, so a typo is
+//! caught rather than silently ignored. Durations are strings such as
+//! `"30s"`, `"3d"` or `"1h 30m"` (see [`duration`]).
+
+use std::time::Duration;
 
 use crate::rules::RulesConfig;
+
+/// Longest allowed lateness of an input (the longest horizon, 400 days).
+pub const MAX_LATENESS: Duration = Duration::from_secs(400 * 86_400);
 
 /// Windows, lateness and alerting of the core, plus every rule's parameters.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CoreConfig {
     /// How far behind the newest time report a time report may arrive and
-    /// still be applied (seconds). Older ones are reported as late.
-    pub visit_lateness_secs: i64,
-    /// The same for invoices, by issue time (seconds).
-    pub invoice_lateness_secs: i64,
+    /// still be applied (whole seconds). Older ones are reported as late.
+    #[serde(with = "duration")]
+    pub visit_lateness: Duration,
+    /// The same for invoices, by issue time (whole seconds).
+    #[serde(with = "duration")]
+    pub invoice_lateness: Duration,
     /// Days of per-provider history kept (the widest window).
     pub horizon_days: u32,
     /// Days of per-staff history kept (working-time rules).
@@ -34,8 +43,8 @@ pub struct CoreConfig {
 impl Default for CoreConfig {
     fn default() -> Self {
         CoreConfig {
-            visit_lateness_secs: 3 * 86_400,
-            invoice_lateness_secs: 10 * 86_400,
+            visit_lateness: Duration::from_secs(3 * 86_400),
+            invoice_lateness: Duration::from_secs(10 * 86_400),
             horizon_days: 90,
             staff_horizon_days: 28,
             activity_days: 30,
@@ -46,39 +55,207 @@ impl Default for CoreConfig {
     }
 }
 
-/// A configuration that cannot work, with the offending key.
+/// A core configuration that cannot work. Every variant names the offending
+/// key ([`CoreConfigError::key`]), relative to the `[core]` table; the
+/// message starts with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(pub String);
+pub enum CoreConfigError {
+    /// A value outside its allowed range.
+    #[error("{key} = {value} must be {expected}")]
+    OutOfRange {
+        /// The key, e.g. `horizon_days`.
+        key: &'static str,
+        /// The value, as written in TOML.
+        value: String,
+        /// What it must be, e.g. `within 7..=400`.
+        expected: String,
+    },
+    /// The horizon does not cover the widest window a rule reads.
+    #[error("horizon_days = {horizon_days} is shorter than the widest window a rule reads ({widest} days)")]
+    HorizonTooShort {
+        /// The configured horizon.
+        horizon_days: u32,
+        /// The widest window, in days.
+        widest: u32,
+    },
+    /// A string that must not be empty is.
+    #[error("{key} must not be empty")]
+    Empty {
+        /// The key.
+        key: &'static str,
+    },
+    /// A rule's parameters are not usable.
+    #[error("{key}: {message}")]
+    Rules {
+        /// The key under `rules` (e.g. `rules.disabled`).
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl CoreConfigError {
+    /// The offending key, relative to the `[core]` table (e.g.
+    /// `horizon_days`, `rules.disabled`).
+    pub fn key(&self) -> &str {
+        match self {
+            CoreConfigError::OutOfRange { key, .. } | CoreConfigError::Empty { key } => key,
+            CoreConfigError::HorizonTooShort { .. } => "horizon_days",
+            CoreConfigError::Rules { key, .. } => key,
+        }
+    }
+
+    /// A problem reported by [`RulesConfig::validate`] as `"<key>: <what>"`,
+    /// its key put under `rules.`.
+    fn rules(problem: String) -> Self {
+        let (key, message) = match problem.split_once(": ") {
+            Some((key, message)) if !key.contains(' ') => (key.to_string(), message.to_string()),
+            _ => ("rules".to_string(), problem),
+        };
+        let key = if key == "rules" || key.starts_with("rules.") { key } else { format!("rules.{key}") };
+        CoreConfigError::Rules { key, message }
+    }
+}
 
 impl CoreConfig {
-    /// Checks ranges and cross-field constraints.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |m: String| Err(ConfigError(m));
-        if self.visit_lateness_secs < 0 || self.invoice_lateness_secs < 0 {
-            return err("visit_lateness_secs and invoice_lateness_secs must be >= 0".into());
+    /// Checks ranges and cross-field constraints; the first problem.
+    pub fn validate(&self) -> Result<(), CoreConfigError> {
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// Every problem of the configuration (empty if it is usable): each
+    /// lateness whole seconds and at most [`MAX_LATENESS`]; `horizon_days`
+    /// within 7..=400 and covering every rule's window and the activity
+    /// period plus a week; `staff_horizon_days` covering the working-time
+    /// rules (at least 7); `activity_days` and `evidence_limit` > 0; a
+    /// pseudonym secret; the rules' own checks.
+    pub fn problems(&self) -> Vec<CoreConfigError> {
+        let mut problems = Vec::new();
+        let out_of_range = |key, value: String, expected: String| CoreConfigError::OutOfRange { key, value, expected };
+        for (key, lateness) in [("visit_lateness", self.visit_lateness), ("invoice_lateness", self.invoice_lateness)] {
+            if lateness.subsec_nanos() != 0 || lateness > MAX_LATENESS {
+                problems.push(out_of_range(
+                    key,
+                    format!("{:?}", duration::format(lateness)),
+                    format!("whole seconds and at most {:?}", duration::format(MAX_LATENESS)),
+                ));
+            }
         }
         if !(7..=400).contains(&self.horizon_days) {
-            return err(format!("horizon_days = {} must be within 7..=400", self.horizon_days));
+            problems.push(out_of_range("horizon_days", self.horizon_days.to_string(), "within 7..=400".into()));
+        } else {
+            let widest = self.rules.widest_window_days().max(self.activity_days.saturating_add(7));
+            if widest > self.horizon_days {
+                problems.push(CoreConfigError::HorizonTooShort { horizon_days: self.horizon_days, widest });
+            }
         }
-        let widest = self.rules.widest_window_days().max(self.activity_days + 7);
-        if widest > self.horizon_days {
-            return err(format!(
-                "horizon_days = {} is shorter than the widest window a rule reads ({widest} days)",
-                self.horizon_days
+        let staff_needed = (self.rules.staff_impossible_day.max_consecutive_days + 1).max(7);
+        if self.staff_horizon_days < staff_needed {
+            problems.push(out_of_range(
+                "staff_horizon_days",
+                self.staff_horizon_days.to_string(),
+                format!(">= {staff_needed}"),
             ));
         }
-        let staff_needed = self.rules.staff_impossible_day.max_consecutive_days + 1;
-        if self.staff_horizon_days < staff_needed.max(7) {
-            return err(format!("staff_horizon_days = {} must be >= {}", self.staff_horizon_days, staff_needed.max(7)));
+        if self.activity_days == 0 {
+            problems.push(out_of_range("activity_days", "0".into(), "> 0".into()));
         }
-        if self.activity_days == 0 || self.evidence_limit == 0 {
-            return err("activity_days and evidence_limit must be > 0".into());
+        if self.evidence_limit == 0 {
+            problems.push(out_of_range("evidence_limit", "0".into(), "> 0".into()));
         }
         if self.pseudonym_secret.is_empty() {
-            return err("pseudonym_secret must not be empty".into());
+            problems.push(CoreConfigError::Empty { key: "pseudonym_secret" });
         }
-        self.rules.validate().map_err(ConfigError)
+        if let Err(problem) = self.rules.validate() {
+            problems.push(CoreConfigError::rules(problem));
+        }
+        problems
+    }
+
+    /// [`Self::visit_lateness`] in whole seconds, as the engine counts
+    /// event time (saturating; a validated configuration is far below).
+    pub fn visit_lateness_secs(&self) -> i64 {
+        i64::try_from(self.visit_lateness.as_secs()).unwrap_or(i64::MAX)
+    }
+
+    /// [`Self::invoice_lateness`] in whole seconds.
+    pub fn invoice_lateness_secs(&self) -> i64 {
+        i64::try_from(self.invoice_lateness.as_secs()).unwrap_or(i64::MAX)
+    }
+}
+
+/// Serde of a [`Duration`] as a human-readable string, for
+/// `#[serde(with = "tillsyn_core::config::duration")]`.
+///
+/// Reading is `humantime`'s parser: a sequence of number-unit pairs,
+/// `"30s"`, `"1h 30m"`, `"3d"`, `"500ms"` (units `ns`, `us`, `ms`, `s`, `m`,
+/// `h`, `d`, `w`, and their long forms; a number may have a fraction,
+/// `"1.5s"`). Writing ([`duration::format`]) uses the largest of `d`, `h`,
+/// `m`, `s`, `ms`, `us`, `ns` that divides the duration exactly, so the
+/// configuration prints as it is usually written (`"100d"`, not
+/// `humantime`'s `"3months 8days 16h 19m 12s"`) and reads back to the same
+/// value.
+///
+/// (`humantime-serde` is not used: its reader drops `humantime`'s reason,
+/// e.g. "time unit needed, for example 5000sec or 5000ms", and its writer
+/// is `humantime`'s calendar-like format.)
+pub mod duration {
+    use std::fmt;
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer, de};
+
+    /// What a duration looks like, for error messages.
+    const EXPECTED: &str = "a duration such as \"30s\", \"5m\" or \"3d\"";
+
+    /// Writes `d` as [`format()`] does.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*d))
+    }
+
+    /// Reads a duration string (see the module documentation).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = Duration;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(EXPECTED)
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
+                parse(text).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+
+    /// Parses a duration string (see the module documentation); the error
+    /// says why.
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        humantime::parse_duration(text.trim()).map_err(|e| format!("{text:?} is not {EXPECTED} ({e})"))
+    }
+
+    /// `d` in its largest exact unit: `"3d"`, `"30s"`, `"1500ms"`, `"0s"`.
+    pub fn format(d: Duration) -> String {
+        const UNITS: [(&str, u128); 7] = [
+            ("d", 86_400_000_000_000),
+            ("h", 3_600_000_000_000),
+            ("m", 60_000_000_000),
+            ("s", 1_000_000_000),
+            ("ms", 1_000_000),
+            ("us", 1_000),
+            ("ns", 1),
+        ];
+        let nanos = d.as_nanos();
+        if nanos == 0 {
+            return "0s".to_string();
+        }
+        let (unit, size) = UNITS.iter().find(|(_, size)| nanos.is_multiple_of(*size)).expect("ns divides everything");
+        format!("{}{unit}", nanos / size)
     }
 }
 
@@ -95,14 +272,102 @@ mod tests {
     fn a_window_wider_than_the_horizon_is_rejected() {
         let mut c = CoreConfig::default();
         c.rules.manual_registration_share.window_days = 120;
-        assert!(c.validate().unwrap_err().0.contains("horizon_days"));
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.key(), "horizon_days");
+        assert!(e.to_string().starts_with("horizon_days = 90 is shorter"), "{e}");
     }
 
     #[test]
     fn unknown_keys_and_unknown_rule_ids_are_rejected() {
         assert!(toml::from_str::<CoreConfig>("horizon_dayz = 3").is_err());
         let c: CoreConfig = toml::from_str("[rules]\ndisabled = [\"no-such-rule\"]").unwrap();
-        assert!(c.validate().is_err());
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.key(), "rules.disabled");
+        assert!(e.to_string().starts_with("rules.disabled: unknown rule id"), "{e}");
+        let mut c = CoreConfig::default();
+        c.rules.night_visits_private_provider.free_choice_start = "25:00".into();
+        assert_eq!(c.validate().unwrap_err().key(), "rules.night_visits_private_provider");
+    }
+
+    #[test]
+    fn every_problem_names_its_key() {
+        let c = CoreConfig {
+            visit_lateness: Duration::from_millis(1_500),
+            invoice_lateness: Duration::from_secs(401 * 86_400),
+            horizon_days: 3,
+            staff_horizon_days: 2,
+            activity_days: 0,
+            evidence_limit: 0,
+            pseudonym_secret: String::new(),
+            rules: RulesConfig::default(),
+        };
+        let problems = c.problems();
+        let keys: Vec<&str> = problems.iter().map(CoreConfigError::key).collect();
+        assert_eq!(
+            keys,
+            [
+                "visit_lateness",
+                "invoice_lateness",
+                "horizon_days",
+                "staff_horizon_days",
+                "activity_days",
+                "evidence_limit",
+                "pseudonym_secret"
+            ]
+        );
+        for p in &problems {
+            assert!(p.to_string().starts_with(p.key()), "{p}");
+        }
+        assert_eq!(problems[0].to_string(), "visit_lateness = \"1500ms\" must be whole seconds and at most \"400d\"");
+        assert_eq!(c.validate(), Err(problems[0].clone()), "validate gives the first problem");
+    }
+
+    #[test]
+    fn lateness_is_a_duration_string() {
+        let c: CoreConfig = toml::from_str("visit_lateness = \"1d 12h\"\ninvoice_lateness = \"2w\"").unwrap();
+        assert_eq!(c.visit_lateness, Duration::from_secs(36 * 3600));
+        assert_eq!(c.visit_lateness_secs(), 36 * 3600);
+        assert_eq!(c.invoice_lateness_secs(), 14 * 86_400);
+        assert_eq!(c.validate(), Ok(()));
+        let e = toml::from_str::<CoreConfig>("visit_lateness = 259200").unwrap_err().to_string();
+        assert!(e.contains("visit_lateness"), "{e}");
+        let e = toml::from_str::<CoreConfig>("visit_lateness = \"soon\"").unwrap_err().to_string();
+        assert!(e.contains("visit_lateness") && e.contains("duration"), "{e}");
+        assert!(toml::from_str::<CoreConfig>("visit_lateness_secs = 259200").is_err(), "the old key is unknown");
+    }
+
+    #[test]
+    fn the_defaults_keep_their_values_and_print_in_days() {
+        let c = CoreConfig::default();
+        assert_eq!((c.visit_lateness_secs(), c.invoice_lateness_secs()), (3 * 86_400, 10 * 86_400));
+        let text = toml::to_string(&c).unwrap();
+        assert!(text.contains("visit_lateness = \"3d\"\ninvoice_lateness = \"10d\""), "{text}");
+        assert_eq!(toml::from_str::<CoreConfig>(&text).unwrap(), c);
+    }
+
+    #[test]
+    fn durations_print_in_their_largest_exact_unit_and_read_back() {
+        for (d, text) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_secs(90), "90s"),
+            (Duration::from_secs(300), "5m"),
+            (Duration::from_secs(7_200), "2h"),
+            (Duration::from_secs(100 * 86_400), "100d"),
+            (Duration::from_secs(365 * 86_400), "365d"),
+            (Duration::from_millis(1_500), "1500ms"),
+            (Duration::from_micros(7), "7us"),
+            (Duration::from_nanos(1_000_000_001), "1000000001ns"),
+        ] {
+            assert_eq!(duration::format(d), text);
+            assert_eq!(duration::parse(text), Ok(d), "{text}");
+        }
+        assert_eq!(duration::parse(" 1h 30m "), Ok(Duration::from_secs(5_400)));
+        assert_eq!(duration::parse("1.5s"), Ok(Duration::from_millis(1_500)));
+        for bad in ["", "5", "-5s", "soon", "forever"] {
+            let e = duration::parse(bad).unwrap_err();
+            assert!(e.contains("is not a duration"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -506,7 +506,7 @@ fn late_events_are_reported_late_and_change_nothing() {
             };
             let event = if *invoice {
                 let Some(newest) = newest(Input::Invoices) else { continue };
-                let issued = EventTime(newest - config.invoice_lateness_secs - behind);
+                let issued = EventTime(newest - config.invoice_lateness_secs() - behind);
                 let month = issued.month();
                 DomainEvent::Invoice(Invoice {
                     invoice_id: EventId::new(&format!("late-inv-{n}")),
@@ -530,14 +530,14 @@ fn late_events_are_reported_late_and_change_nothing() {
                     provider: n as u8,
                     client: (n % 6) as u8,
                     staff: (n % 4) as u8,
-                    start_minutes: (newest - config.visit_lateness_secs - behind - T0) / 60,
+                    start_minutes: (newest - config.visit_lateness_secs() - behind - T0) / 60,
                     minutes: 900,
                     method: 2,
                     service: 0,
                     away: 90,
                 };
                 let mut v = build_visit(1_000 + n, &spec);
-                v.check_in = EventTime(newest - config.visit_lateness_secs - behind);
+                v.check_in = EventTime(newest - config.visit_lateness_secs() - behind);
                 v.check_out = v.check_in.plus_secs(900 * 60);
                 DomainEvent::Visit(v)
             };
@@ -556,7 +556,7 @@ fn late_events_are_reported_late_and_change_nothing() {
                         })
                         .max()
                         .unwrap();
-                    newest - config.visit_lateness_secs - v.check_in.0
+                    newest - config.visit_lateness_secs() - v.check_in.0
                 }
                 DomainEvent::Invoice(i) => {
                     let newest = stream[..at]
@@ -567,7 +567,7 @@ fn late_events_are_reported_late_and_change_nothing() {
                         })
                         .max()
                         .unwrap();
-                    newest - config.invoice_lateness_secs - i.issued_at.0
+                    newest - config.invoice_lateness_secs() - i.issued_at.0
                 }
             };
             expected_late.push((event.event_id().clone(), behind));
@@ -672,7 +672,7 @@ fn interleaving_of_time_reports_and_invoices_does_not_change_alerts() {
 #[test]
 fn out_of_order_visits_within_the_lateness_open_the_same_episodes() {
     let config = only(&["staff-double-booking", "check-in-away-from-home"]);
-    let lateness = config.visit_lateness_secs;
+    let lateness = config.visit_lateness_secs();
     let strategy = (visit_specs(14, 120), proptest::collection::vec(any::<u64>(), 120));
     let (total, with_alerts) = run_cases(512, strategy, |(specs, seed)| {
         let items: Vec<(i64, VisitSpec)> = specs
@@ -764,7 +764,7 @@ fn invoices_waiting_for_the_first_time_report_are_reconciled_once_complete() {
     let spec =
         VisitSpec { provider: 1, client: 0, staff: 0, start_minutes: 0, minutes: 30, method: 0, service: 0, away: 0 };
     let mut visit = build_visit(0, &spec);
-    visit.check_in = march.end().plus_secs(config.visit_lateness_secs + 3_600);
+    visit.check_in = march.end().plus_secs(config.visit_lateness_secs() + 3_600);
     visit.check_out = visit.check_in.plus_secs(1_800);
     let visit = DomainEvent::Visit(visit);
 

@@ -8,7 +8,7 @@
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::producer::{FutureProducer, Producer};
@@ -164,10 +164,10 @@ impl Context {
 
     /// Lets partitions go: flush the producer so that everything produced
     /// is in the log before the next owner reads it, checkpoint each, drop
-    /// their state. Bounded by `kafka.revocation_budget_ms`.
+    /// their state. Bounded by `kafka.revocation_budget`.
     fn hand_over(&self, consumer: &BaseConsumer<Self>, list: &[(String, i32)]) {
         let started = Instant::now();
-        let budget = Duration::from_millis(self.config.kafka.revocation_budget_ms);
+        let budget = self.config.kafka.revocation_budget;
         if let Err(e) = self.producer.flush(budget) {
             warn!(error = %e, "revocation: the producer did not flush within the budget");
         }

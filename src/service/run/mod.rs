@@ -21,7 +21,7 @@
 //!
 //! # Exactly-once alerts without transactions
 //!
-//! - **Checkpoints.** Every `kafka.commit_interval_ms` (and when a
+//! - **Checkpoints.** Every `kafka.commit_interval` (and when a
 //!   partition has been idle a second, on revocation and at shutdown) a
 //!   partition is checkpointed: wait until every output produced so far is
 //!   acknowledged; write the engine's [`snapshot`](Engine::snapshot) with a
@@ -44,7 +44,7 @@
 //!   produced again (and leaves the set). Alerts past the crash point are
 //!   produced as usual.
 //! - **Revocation.** In the revoke callback, within
-//!   `kafka.revocation_budget_ms`: flush the producer (so the next owner
+//!   `kafka.revocation_budget`: flush the producer (so the next owner
 //!   reads every alert produced), checkpoint the revoked partitions, drop
 //!   their state.
 //!
@@ -296,7 +296,7 @@ pub async fn run(
     let mut summary = RunSummary::default();
     let mut last_gauges = Instant::now();
     let mut failure: Option<anyhow::Error> = None;
-    let interval = Duration::from_millis(config.kafka.commit_interval_ms);
+    let interval = config.kafka.commit_interval;
     // Wakes the loop when no record arrives, so checkpoints, gauges and
     // readiness keep being updated while idle.
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
@@ -360,7 +360,7 @@ pub async fn run(
     }
     producer.flush(Duration::from_secs(30))?;
     if failure.is_none() {
-        let budget = Duration::from_millis(config.kafka.revocation_budget_ms);
+        let budget = config.kafka.revocation_budget;
         let result = tokio::task::block_in_place(|| -> anyhow::Result<u64> {
             let mut written = 0;
             let mut partitions = shared.partitions.lock().map_err(|_| anyhow::anyhow!("poisoned partition state"))?;
@@ -464,7 +464,7 @@ async fn checkpoint_due(
     // Every output so far acknowledged: the alert partition's end is then
     // exactly where this partition's alerts after the snapshot begin.
     drain(in_flight).await.map_err(|e| anyhow::anyhow!("a delivery failed for good: {e}"))?;
-    let budget = Duration::from_millis(config.kafka.revocation_budget_ms);
+    let budget = config.kafka.revocation_budget;
     tokio::task::block_in_place(|| {
         let mut partitions = shared.partitions.lock().map_err(|_| anyhow::anyhow!("poisoned partition state"))?;
         for (partition, trigger) in due {

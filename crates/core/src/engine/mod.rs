@@ -185,8 +185,8 @@ impl Engine {
     pub fn new(config: CoreConfig) -> Self {
         Engine {
             rules: config.rules.build(),
-            visits_watermark: Watermark::new(config.visit_lateness_secs),
-            invoices_watermark: Watermark::new(config.invoice_lateness_secs),
+            visits_watermark: Watermark::new(config.visit_lateness_secs()),
+            invoices_watermark: Watermark::new(config.invoice_lateness_secs()),
             providers: FxHashMap::default(),
             staff: StaffMap::default(),
             peers: PeerTable::default(),
@@ -328,7 +328,7 @@ impl Engine {
     fn reconcile(&mut self, invoice: &Invoice, alerts: &mut Vec<Alert>) {
         let Some(provider) = self.providers.get_mut(&invoice.provider) else { return };
         // Decided when the period is complete, whenever that was observed.
-        let decided = invoice.issued_at.max(invoice.period_end.plus_secs(self.config.visit_lateness_secs));
+        let decided = invoice.issued_at.max(invoice.period_end.plus_secs(self.config.visit_lateness_secs()));
         let mut ctx = InvoiceContext { invoice, provider, now: decided };
         for rule in &self.rules {
             rule.on_invoice(&mut ctx, &mut self.findings);
@@ -411,7 +411,7 @@ impl Engine {
         // 3. Peer samples, then statistics.
         // Day-close decisions are taken when the watermark passes the end of
         // the day: its end plus the allowed lateness, in event time.
-        let now = day.plus(1).start().plus_secs(self.config.visit_lateness_secs);
+        let now = day.plus(1).start().plus_secs(self.config.visit_lateness_secs());
         let mut peers = std::mem::take(&mut self.peers);
         let no_peers = PeerTable::default();
         for (id, (by_service, any)) in ids.iter().zip(&active) {

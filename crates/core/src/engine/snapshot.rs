@@ -101,8 +101,8 @@ pub fn state_fingerprint(config: &CoreConfig) -> [u8; 16] {
     let mut h = Sha256::new();
     h.update(b"tillsyn/state-fingerprint/v1");
     h.update(FORMAT_VERSION.to_le_bytes());
-    h.update(config.visit_lateness_secs.to_le_bytes());
-    h.update(config.invoice_lateness_secs.to_le_bytes());
+    h.update(config.visit_lateness_secs().to_le_bytes());
+    h.update(config.invoice_lateness_secs().to_le_bytes());
     h.update(config.horizon_days.to_le_bytes());
     h.update(config.staff_horizon_days.to_le_bytes());
     h.update(config.activity_days.to_le_bytes());
