@@ -191,12 +191,6 @@ pub trait Rule: Identity + Send + Sync {
     fn on_day_closed(&self, _ctx: &mut DayContext<'_>, _out: &mut Vec<Finding>) {}
 }
 
-/// Severity from a value and ascending cut-offs for medium, high, critical
-/// (see [`Severity::by_cutoffs`]).
-pub fn severity_by(value: f64, medium: f64, high: f64, critical: f64) -> Severity {
-    Severity::by_cutoffs(value, medium, high, critical)
-}
-
 /// One rule in the catalogue, for documentation.
 pub struct RuleDoc {
     /// Its identity.

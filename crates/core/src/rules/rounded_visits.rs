@@ -13,7 +13,8 @@
 //!
 //! **Parameters** ([`Params`]): `window_days` (30), `min_visits` (100),
 //! `min_peers` (5), `z_threshold` (3.5), `min_share` (0.02), `mad_floor`
-//! (0.003: honest providers have well under 1 % such visits). Severity: medium, high from z = 7, critical from z = 14.
+//! (0.003: honest providers have well under 1 % such visits). Severity:
+//! medium, high from z = `high_z` (7), critical from z = `critical_z` (14).
 
 use super::share::ShareTest;
 use super::{DayContext, Rule, RuleSpec, VisitContext};
