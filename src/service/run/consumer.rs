@@ -1,68 +1,108 @@
-//! The consumer's context: librdkafka statistics (consumer lag, readiness)
-//! and rebalances (take over assigned partitions, hand over revoked ones).
+//! The consumer: one thread polls librdkafka and hands the loop what it
+//! fetched; the rebalance callback only signals.
 //!
-//! librdkafka calls the rebalance callback from the poll in the loop's
-//! `recv`, so the callback runs on the loop's own task, between two
-//! records: the partition map it locks is never contended there.
+//! - **Records** go to the loop over a bounded channel ([`Fetched`]), so a
+//!   loop that falls behind slows the fetching down instead of growing
+//!   memory.
+//! - **Assigned partitions** are assigned and paused at once in the
+//!   callback, and the loop is told ([`Rebalance::Assigned`]). The loop
+//!   restores their state outside librdkafka's poll and then asks this
+//!   thread to start them ([`Command::Start`]): seek both inputs to the
+//!   restored offsets, resume, and put [`Fetched::Started`] in the record
+//!   channel. Everything of that partition before that marker was fetched
+//!   before the seek and is dropped by the loop; everything after is from
+//!   the restored offsets on (librdkafka drops messages fetched before a
+//!   seek from its own queue).
+//! - **Revoked partitions**: the callback tells the loop
+//!   ([`Rebalance::Revoked`]) and waits, at most `kafka.revocation_budget`,
+//!   until the loop has every output acknowledged and the partitions
+//!   checkpointed; then it lets them go. A loop that does not answer in time
+//!   costs the next owner a longer replay from the previous checkpoint,
+//!   never an alert.
+//!
+//! The partitions' state belongs to the loop alone: no lock is shared
+//! between this thread and the loop.
 
-use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
+use tillsyn_core::driver::Offsets;
+use tokio::sync::mpsc;
 use tracing::{error, warn};
 
-use super::checkpoint::{self, Partition};
 use crate::service::config::ServiceConfig;
-use crate::telemetry::events::{ConsumerLag, Rebalance as RebalanceEvent, RebalanceKind, SnapshotTrigger};
+use crate::telemetry::events::ConsumerLag;
 
-/// The assigned partitions' state, by partition number.
-pub type Partitions = BTreeMap<i32, Partition>;
-
-/// What the loop and the consumer's callbacks share.
-pub struct Shared {
-    /// The assigned partitions' drivers.
-    pub partitions: Mutex<Partitions>,
-    /// Set when a callback failed in a way the loop must stop for.
-    pub fatal: Mutex<Option<String>>,
-    /// Whether every fetched partition's lag is known and small.
-    pub lag_ok: Mutex<Option<bool>>,
-    /// Input partitions currently assigned, for readiness and gauges.
-    pub assigned: Mutex<BTreeSet<(String, i32)>>,
+/// Records fetched, in the order librdkafka handed them over.
+#[derive(Debug)]
+pub enum Fetched {
+    /// A record of an input topic.
+    Record(OwnedMessage),
+    /// The partition was sought to its restored offsets and resumed: its
+    /// records from here on are from those offsets. Carries the start's
+    /// generation (see [`Command::Start`]).
+    Started(i32, u64),
+    /// The partition could not be started (the seek failed).
+    StartFailed(i32, String),
 }
 
-impl Shared {
-    /// Nothing assigned yet.
-    pub fn new() -> Self {
-        Shared {
-            partitions: Mutex::new(BTreeMap::new()),
-            fatal: Mutex::new(None),
-            lag_ok: Mutex::new(None),
-            assigned: Mutex::new(BTreeSet::new()),
-        }
-    }
+/// What the rebalance callback tells the loop.
+#[derive(Debug)]
+pub enum Rebalance {
+    /// These input partitions are assigned (and paused until started).
+    Assigned(Vec<(String, i32)>),
+    /// These input partitions are being revoked: checkpoint them, drop
+    /// their state, then answer on `done`.
+    Revoked {
+        /// The partitions.
+        partitions: Vec<(String, i32)>,
+        /// Answered once the loop let them go.
+        done: std_mpsc::Sender<()>,
+    },
 }
 
-impl Default for Shared {
-    fn default() -> Self {
-        Self::new()
-    }
+/// What the loop asks of the consumer thread.
+#[derive(Debug)]
+pub enum Command {
+    /// Seek `partition` of both inputs to `offsets` and resume it.
+    Start {
+        /// The partition number.
+        partition: i32,
+        /// Where its inputs start.
+        offsets: Offsets,
+        /// Which restore this is: a partition revoked and assigned again
+        /// before its first start was seen is started twice.
+        generation: u64,
+    },
 }
 
-/// Consumer context: rebalances (restore, checkpoint) and statistics.
+/// Whether every fetched partition's lag is known and small:
+/// [`LAG_UNKNOWN`], [`LAG_OK`] or [`LAG_BEHIND`].
+pub type LagState = Arc<AtomicU8>;
+/// No statistics yet.
+pub const LAG_UNKNOWN: u8 = 0;
+/// Every fetched partition within the readiness limit.
+pub const LAG_OK: u8 = 1;
+/// Some partition behind, or its lag unknown.
+pub const LAG_BEHIND: u8 = 2;
+
+/// Consumer context: statistics (consumer lag, readiness) and rebalances.
 pub struct Context {
-    /// State shared with the loop.
-    pub shared: Arc<Shared>,
-    /// The service's configuration.
-    pub config: ServiceConfig,
-    /// The producer of alerts and snapshots (flushed on revocation).
-    pub producer: FutureProducer,
-    /// Most consumer lag (records) a partition may have for `/readyz`.
-    pub ready_max_lag: i64,
+    rebalances: mpsc::UnboundedSender<Rebalance>,
+    producer: FutureProducer,
+    time_reports: String,
+    invoices: String,
+    budget: Duration,
+    lag: LagState,
+    ready_max_lag: i64,
 }
 
 impl ClientContext for Context {
@@ -80,9 +120,7 @@ impl ClientContext for Context {
         // Caught up: every partition being fetched has a known lag within
         // the limit.
         let caught_up = fetching > 0 && lags.len() == fetching && lags.iter().all(|l| l.lag <= self.ready_max_lag);
-        if let Ok(mut ok) = self.shared.lag_ok.lock() {
-            *ok = Some(caught_up);
-        }
+        self.lag.store(if caught_up { LAG_OK } else { LAG_BEHIND }, Ordering::Relaxed);
     }
 }
 
@@ -94,101 +132,183 @@ impl ConsumerContext for Context {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                if let Err(e) = self.take_over(tpl) {
-                    error!(error = %e, "cannot restore the state of assigned partitions; stopping");
-                    if let Ok(mut fatal) = self.shared.fatal.lock() {
-                        fatal.get_or_insert(format!("restoring assigned partitions: {e:#}"));
-                    }
-                    // Assign nothing: no record of a partition without its
-                    // state may be processed. The loop stops.
-                    let _ = consumer.assign(&TopicPartitionList::new());
-                    return;
-                }
+                // Assigned but paused: nothing of them is processed before
+                // the loop restored their state and started them.
                 if let Err(e) = consumer.assign(tpl) {
                     error!(error = %e, "assign failed");
                 }
-                self.note_assignment(RebalanceKind::Assign, &partitions_of(tpl));
+                if let Err(e) = consumer.pause(tpl) {
+                    error!(error = %e, "cannot pause newly assigned partitions");
+                }
+                let _ = self.rebalances.send(Rebalance::Assigned(partitions_of(tpl)));
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                let list = partitions_of(tpl);
-                self.hand_over(consumer, &list);
+                self.let_go(partitions_of(tpl));
                 let _ = consumer.unassign();
-                self.note_assignment(RebalanceKind::Revoke, &list);
             }
             other => {
                 error!(error = ?other, "rebalance error; dropping the assignment");
-                let list: Vec<(String, i32)> =
-                    self.shared.assigned.lock().map(|a| a.iter().cloned().collect()).unwrap_or_default();
-                self.hand_over(consumer, &list);
+                let assigned = consumer.assignment().map(|a| partitions_of(&a)).unwrap_or_default();
+                self.let_go(assigned);
                 let _ = consumer.unassign();
-                self.note_assignment(RebalanceKind::Revoke, &list);
             }
         }
     }
 }
 
 impl Context {
-    fn note_assignment(&self, kind: RebalanceKind, list: &[(String, i32)]) {
-        let Ok(mut assigned) = self.shared.assigned.lock() else { return };
-        for tp in list {
-            match kind {
-                RebalanceKind::Assign => assigned.insert(tp.clone()),
-                RebalanceKind::Revoke => assigned.remove(tp),
-            };
+    /// Tells the loop and waits until it let the partitions go (or the
+    /// budget is spent); then flushes what the producer still holds, so
+    /// the next owner reads every alert produced.
+    fn let_go(&self, partitions: Vec<(String, i32)>) {
+        let (done, answered) = std_mpsc::channel();
+        if self.rebalances.send(Rebalance::Revoked { partitions, done }).is_ok()
+            && answered.recv_timeout(self.budget).is_err()
+        {
+            warn!(
+                "revocation: the loop did not hand over within the budget; the next owner replays from the previous checkpoint"
+            );
         }
-        let refs: Vec<(&str, i32)> = list.iter().map(|(t, p)| (t.as_str(), *p)).collect();
-        RebalanceEvent { kind, partitions: &refs, assigned: assigned.len() }.emit();
-    }
-
-    /// Restores the state of every newly assigned partition and sets the
-    /// offsets the assignment starts at.
-    fn take_over(&self, tpl: &mut TopicPartitionList) -> anyhow::Result<()> {
-        let wanted: BTreeSet<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-        let mut partitions = self.shared.partitions.lock().map_err(|_| anyhow::anyhow!("poisoned partition state"))?;
-        for partition in wanted {
-            if let Entry::Vacant(slot) = partitions.entry(partition) {
-                slot.insert(checkpoint::restore(&self.config, partition)?);
-            }
-        }
-        let mut starts = Vec::new();
-        for e in tpl.elements() {
-            let Some(state) = partitions.get(&e.partition()) else { continue };
-            let Some(input) = self.config.topics.input_of(e.topic()) else { continue };
-            starts.push((e.topic().to_string(), e.partition(), state.driver.next().of(input)));
-        }
-        for (topic, partition, offset) in starts {
-            tpl.set_partition_offset(&topic, partition, Offset::Offset(offset))?;
-        }
-        Ok(())
-    }
-
-    /// Lets partitions go: flush the producer so that everything produced
-    /// is in the log before the next owner reads it, checkpoint each, drop
-    /// their state. Bounded by `kafka.revocation_budget`.
-    fn hand_over(&self, consumer: &BaseConsumer<Self>, list: &[(String, i32)]) {
-        let started = Instant::now();
-        let budget = self.config.kafka.revocation_budget;
-        if let Err(e) = self.producer.flush(budget) {
+        if let Err(e) = self.producer.flush(self.budget) {
             warn!(error = %e, "revocation: the producer did not flush within the budget");
         }
-        let numbers: BTreeSet<i32> = list.iter().map(|(_, p)| *p).collect();
-        let Ok(mut partitions) = self.shared.partitions.lock() else { return };
-        for partition in numbers {
-            let Some(mut state) = partitions.remove(&partition) else { continue };
-            let left = budget.saturating_sub(started.elapsed());
-            if state.driver.is_dirty()
-                && let Err(e) = checkpoint::checkpoint(
-                    &self.config,
-                    &self.producer,
-                    consumer,
-                    partition,
-                    &mut state,
-                    SnapshotTrigger::Revoke,
-                    left,
-                )
-            {
-                warn!(partition, error = %e, "revocation: no checkpoint; the next owner replays from the previous one");
-            }
+    }
+}
+
+/// The consumer, its polling thread, and the loop's ends of the channels.
+pub struct ConsumerThread {
+    /// The consumer (thread-safe): the loop pauses, resumes and commits.
+    pub consumer: Arc<BaseConsumer<Context>>,
+    /// Records fetched.
+    pub fetched: mpsc::Receiver<Fetched>,
+    /// Rebalances.
+    pub rebalances: mpsc::UnboundedReceiver<Rebalance>,
+    /// Commands to the thread.
+    pub commands: std_mpsc::Sender<Command>,
+    /// Readiness from the consumer's statistics.
+    pub lag: LagState,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Records fetched but not yet taken by the loop.
+const FETCHED_CAPACITY: usize = 1_024;
+
+/// How long one poll waits for a record before the thread looks at its
+/// commands and the stop flag.
+const POLL: Duration = Duration::from_millis(50);
+
+impl ConsumerThread {
+    /// Creates the group's consumer, subscribes to both inputs and starts
+    /// polling.
+    pub fn start(config: &ServiceConfig, producer: FutureProducer, ready_max_lag: i64) -> anyhow::Result<Self> {
+        let (rebalances_tx, rebalances) = mpsc::unbounded_channel();
+        let lag: LagState = Arc::new(AtomicU8::new(LAG_UNKNOWN));
+        let context = Context {
+            rebalances: rebalances_tx,
+            producer,
+            time_reports: config.topics.time_reports.clone(),
+            invoices: config.topics.invoices.clone(),
+            budget: config.kafka.revocation_budget,
+            lag: lag.clone(),
+            ready_max_lag,
+        };
+        let consumer: Arc<BaseConsumer<Context>> =
+            Arc::new(config.kafka.consumer_config().create_with_context(context)?);
+        consumer.subscribe(&[config.topics.time_reports.as_str(), config.topics.invoices.as_str()])?;
+        let (fetched_tx, fetched) = mpsc::channel(FETCHED_CAPACITY);
+        let (commands, commands_rx) = std_mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (consumer, stop) = (consumer.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("tillsyn-consumer".into())
+                .spawn(move || poll_loop(&consumer, &fetched_tx, &commands_rx, &stop))?
+        };
+        Ok(ConsumerThread { consumer, fetched, rebalances, commands, lag, stop, thread: Some(thread) })
+    }
+
+    /// Stops polling and waits for the thread; closes the channels, so a
+    /// rebalance while the consumer closes does not wait for the loop.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.fetched.close();
+        self.rebalances.close();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            error!("the consumer thread panicked");
         }
     }
+}
+
+impl Drop for ConsumerThread {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The consumer thread: poll, forward, serve commands, until stopped or
+/// the loop is gone.
+fn poll_loop(
+    consumer: &BaseConsumer<Context>,
+    fetched: &mpsc::Sender<Fetched>,
+    commands: &std_mpsc::Receiver<Command>,
+    stop: &AtomicBool,
+) {
+    let forward = |item: Fetched| -> bool {
+        let mut item = item;
+        loop {
+            match fetched.try_send(item) {
+                Ok(()) => return true,
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                Err(mpsc::error::TrySendError::Full(back)) => {
+                    if stop.load(Ordering::Relaxed) {
+                        return false;
+                    }
+                    item = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    };
+    while !stop.load(Ordering::Relaxed) {
+        while let Ok(command) = commands.try_recv() {
+            match command {
+                Command::Start { partition, offsets, generation } => {
+                    let outcome = start_partition(consumer, partition, offsets);
+                    let item = match outcome {
+                        Ok(()) => Fetched::Started(partition, generation),
+                        Err(e) => Fetched::StartFailed(partition, e.to_string()),
+                    };
+                    if !forward(item) {
+                        return;
+                    }
+                }
+            }
+        }
+        let item = match consumer.poll(POLL) {
+            Some(Ok(message)) => Fetched::Record(message.detach()),
+            Some(Err(error)) => {
+                warn!(%error, "consumer error");
+                continue;
+            }
+            None => continue,
+        };
+        if !forward(item) {
+            return;
+        }
+    }
+}
+
+/// Seeks both inputs of `partition` to `offsets` and resumes them.
+fn start_partition(consumer: &BaseConsumer<Context>, partition: i32, offsets: Offsets) -> anyhow::Result<()> {
+    let context = consumer.context();
+    let mut list = TopicPartitionList::new();
+    for (topic, offset) in [(&context.time_reports, offsets.time_reports), (&context.invoices, offsets.invoices)] {
+        consumer.seek(topic, partition, Offset::Offset(offset), Duration::from_secs(10))?;
+        list.add_partition(topic, partition);
+    }
+    consumer.resume(&list)?;
+    Ok(())
 }

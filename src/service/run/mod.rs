@@ -5,69 +5,71 @@
 //! topics. Both are keyed by provider id and co-partitioned (same partition
 //! count, the keyed partitioner, and the `range` assignor, enforced, which
 //! gives a member the same partition numbers of both), so partition `k` of
-//! both topics feeds one [`Engine`]. Its alerts go to partition `k` of the
-//! alert topic, its snapshots to partition `k` of the state topic: every
+//! both topics feeds one partition driver. Its alerts go to partition `k` of
+//! the alert topic, its snapshots to partition `k` of the state topic: every
 //! topic of the service has the same partition count (checked at start).
 //!
-//! The loop is a thin adapter around the core's partition driver
-//! ([`tillsyn_core::driver`]): per record it decodes and validates at the
-//! edge, offers the record to its partition's driver, and carries out what
-//! the driver hands back. Per record: decode and validate (a rejection goes to the dead-letter
-//! topic with the reason, the original key, value and headers), feed the
-//! engine, produce its alerts and route a late event to the late-event
-//! topic (or the dead-letter topic). The number of records whose outputs
-//! await acknowledgement is bounded, so memory is; a delivery that fails
-//! for good stops the service with an error.
+//! The loop owns every partition's state and is a thin adapter around the
+//! core's partition driver ([`tillsyn_core::driver`]): per record it
+//! decodes and validates at the edge, offers the record to its partition's
+//! driver, and carries out what the driver hands back (produce an alert,
+//! dead-letter a rejected record with its reason and original key, value
+//! and headers, route a late event, pause or resume). A thread of its own
+//! polls librdkafka (`consumer`); its rebalance callback only signals.
+//! The number of records whose outputs await acknowledgement is bounded, so
+//! memory is; a delivery that fails for good stops the service with an
+//! error.
 //!
 //! # Exactly-once alerts without transactions
 //!
-//! - **Checkpoints.** Every `kafka.commit_interval` (and when a
-//!   partition has been idle a second, on revocation and at shutdown) a
-//!   partition is checkpointed: wait until every output produced so far is
-//!   acknowledged; write the engine's [`snapshot`](Engine::snapshot) with a
-//!   manifest naming the input offsets it covers and `alerts_from`, the
-//!   end of the alert partition at that moment (every alert produced before
-//!   it is reflected in the state); once the snapshot is acknowledged,
-//!   commit those offsets.
-//! - **Takeover.** When a partition is assigned, before any of its records
-//!   is processed (inside the rebalance callback, see [`consumer`]): read its newest complete
-//!   snapshot ([`state_store`](super::state_store)) and restore the engine,
-//!   read the ids of the alerts in the alert partition from `alerts_from` to
-//!   its end (produced after the snapshot, before the previous owner
-//!   stopped), and start both inputs at the snapshot's offsets. Without a
-//!   snapshot: an empty engine, the inputs from their beginning, and every
-//!   alert already in the partition.
+//! - **Checkpoints.** Every `kafka.commit_interval` (and when a partition
+//!   has been idle a second, on revocation and at shutdown) a partition is
+//!   checkpointed (`checkpoint`): wait until every output produced so far
+//!   is acknowledged; write the engine's snapshot with a manifest naming the
+//!   input offsets it covers and `alerts_from`, the end of the alert
+//!   partition at that moment (every alert produced before it is reflected
+//!   in the state); once the snapshot is acknowledged, commit those offsets.
+//! - **Takeover.** An assigned partition is paused in the callback. The loop
+//!   restores it on a blocking task, outside librdkafka's poll: read its
+//!   newest complete snapshot ([`super::state_store`]) and
+//!   restore the engine, read the ids of the alerts in the alert partition
+//!   from `alerts_from` to its end (produced after the snapshot, before the
+//!   previous owner stopped). The consumer thread then seeks both inputs to
+//!   the snapshot's offsets and resumes them; no record of the partition is
+//!   processed before. Without a snapshot: an empty engine, the inputs from
+//!   their beginning, and every alert already in the partition. `/readyz`
+//!   says "restoring partitions" meanwhile.
 //! - **Replay.** The engine is deterministic and its alert ids are a
 //!   function of the events (independent of how the two inputs interleave),
 //!   so replaying the records after the snapshot computes those alerts
-//!   again, with the same ids: each one found in the set read back is not
-//!   produced again (and leaves the set). Alerts past the crash point are
-//!   produced as usual.
-//! - **Revocation.** In the revoke callback, within
-//!   `kafka.revocation_budget`: flush the producer (so the next owner
-//!   reads every alert produced), checkpoint the revoked partitions, drop
-//!   their state.
+//!   again, with the same ids: the driver suppresses each one found in the
+//!   set read back (once). Alerts past the crash point are produced as usual.
+//! - **Revocation.** The callback tells the loop and waits, at most
+//!   `kafka.revocation_budget`: the loop waits until every output is
+//!   acknowledged (so the next owner reads every alert produced),
+//!   checkpoints the revoked partitions and drops their state.
 //!
 //! What remains possible is written in the README ("Guarantees").
-
 //!
-//! Files: `consumer` (the context: statistics, rebalances), `checkpoint`
-//! (snapshots, restores, when one is due), `produce` (every record written,
-//! typed delivery errors).
+//! Files: `consumer` (the polling thread, statistics, rebalances),
+//! `checkpoint` (snapshots, restores, when one is due), `produce` (every
+//! record written, typed delivery errors).
 
 mod checkpoint;
 mod consumer;
 pub mod produce;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt;
-use futures_util::stream::FuturesOrdered;
+use futures_util::stream::{FuturesOrdered, FuturesUnordered};
 use rdkafka::TopicPartitionList;
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message, OwnedMessage};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::producer::{FutureProducer, Producer};
 use tillsyn_core::decode::{self, Rejection};
 use tillsyn_core::driver::{Output, Record};
@@ -75,17 +77,18 @@ use tillsyn_core::engine::Input;
 use tillsyn_core::model::DomainEvent;
 use tillsyn_core::model::pseudonym::Pseudonymizer;
 use tillsyn_core::model::validate::Validator;
+use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use self::checkpoint::Partition;
-use self::consumer::{Context, Shared};
+use self::consumer::{Command, ConsumerThread, Context, Fetched, LAG_OK, Rebalance};
 use self::produce::{Delivery, DeliveryError};
 use super::config::ServiceConfig;
 use super::state_store;
 use crate::telemetry::Health;
 use crate::telemetry::events::{
-    AlertProduced, AlertSuppressed, LateEventRouted, ProcessingLatency, RecordConsumed, RecordDeadLettered,
-    SnapshotTrigger, StateGauges, WatermarkLag,
+    AlertProduced, AlertSuppressed, LateEventRouted, ProcessingLatency, Rebalance as RebalanceEvent, RebalanceKind,
+    RecordConsumed, RecordDeadLettered, SnapshotTrigger, StateGauges, WatermarkLag,
 };
 
 pub use tillsyn_core::driver::ALIGNMENT_SECS;
@@ -95,6 +98,9 @@ const MAX_IN_FLIGHT: usize = 20_000;
 
 /// How long a read end offset of an invoice partition is trusted.
 const END_OFFSET_TTL: Duration = Duration::from_millis(500);
+
+/// Most consumer lag (records) of every partition for `/readyz`.
+const READY_MAX_LAG: i64 = 1_000;
 
 /// Counters of one run, for tests and the final log line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -119,19 +125,13 @@ struct Io<'a> {
     config: &'a ServiceConfig,
     validator: &'a Validator,
     producer: &'a FutureProducer,
-    consumer: &'a StreamConsumer<Context>,
-    /// A client of its own for end offsets: the group's consumer, whose
-    /// queue the loop polls, was seen to time out on them.
+    consumer: &'a BaseConsumer<Context>,
+    /// A client of its own for end offsets and metadata.
     offsets: &'a BaseConsumer,
 }
 
 impl Io<'_> {
-    /// Decodes a record of `input` into the driver's [`Record`].
-    fn record(&self, message: &BorrowedMessage<'_>, input: Input) -> Record<OwnedMessage> {
-        Record { input, offset: message.offset(), decoded: self.decode(message, input), handle: message.detach() }
-    }
-
-    fn decode(&self, message: &impl Message, input: Input) -> Result<DomainEvent, Rejection> {
+    fn decode(&self, message: &OwnedMessage, input: Input) -> Result<DomainEvent, Rejection> {
         let headers = message.headers();
         let pairs = headers.iter().flat_map(|h| h.iter()).map(|h| (h.key, h.value));
         decode::content_type_header(pairs).and_then(|content_type| {
@@ -209,17 +209,16 @@ impl Io<'_> {
         }
     }
 
-    /// Offers one record from Kafka to its partition's driver; returns the
+    /// Offers one record to its partition's driver; returns the
     /// acknowledgement of everything produced because of it (and of the
-    /// held time reports it released). `None` for a record not ours (revoked
-    /// meanwhile) or nothing produced.
-    fn process(&self, message: &BorrowedMessage<'_>, shared: &Shared, summary: &mut RunSummary) -> Option<Delivery> {
+    /// held time reports it released). `None` for a record of a partition
+    /// not started (yet, or any more) or nothing produced.
+    fn process(&self, message: OwnedMessage, state: &mut Assignment, summary: &mut RunSummary) -> Option<Delivery> {
         let input = self.config.topics.input_of(message.topic())?;
         let partition = message.partition();
-        let mut partitions = shared.partitions.lock().ok()?;
-        let Partition { driver, invoice_end, last_record, .. } = partitions.get_mut(&partition)?;
+        let Partition { driver, invoice_end, last_record, .. } = state.running.get_mut(&partition)?;
+        let record = Record { input, offset: message.offset(), decoded: self.decode(&message, input), handle: message };
         let mut outputs = Vec::new();
-        let record = self.record(message, input);
         driver.offer(record, &mut || self.invoice_end(invoice_end, partition), &mut outputs);
         *last_record = Instant::now();
         let mut deliveries = Vec::new();
@@ -229,11 +228,10 @@ impl Io<'_> {
 
     /// Releases the held time reports of every partition that may go on
     /// (e.g. its invoice partition reached its end). Called on the loop's tick.
-    fn release_all(&self, shared: &Shared, summary: &mut RunSummary) -> Option<Delivery> {
-        let mut partitions = shared.partitions.lock().ok()?;
+    fn release_all(&self, state: &mut Assignment, summary: &mut RunSummary) -> Option<Delivery> {
         let mut outputs = Vec::new();
         let mut deliveries = Vec::new();
-        for (partition, Partition { driver, invoice_end, .. }) in partitions.iter_mut() {
+        for (partition, Partition { driver, invoice_end, .. }) in state.running.iter_mut() {
             if driver.held() > 0 {
                 driver.release(&mut || self.invoice_end(invoice_end, *partition), &mut outputs);
                 self.carry_out(*partition, &mut outputs, summary, &mut deliveries);
@@ -243,14 +241,47 @@ impl Io<'_> {
     }
 }
 
+/// The partitions of this instance, all owned by the loop: assigned,
+/// being restored, restored and waiting for their start, running.
+#[derive(Default)]
+struct Assignment {
+    /// Input partitions assigned (topic, partition), for readiness and gauges.
+    assigned: BTreeSet<(String, i32)>,
+    /// Partitions whose restore runs, with its generation.
+    restoring: BTreeMap<i32, u64>,
+    /// Restored partitions waiting for the consumer thread to start them.
+    starting: BTreeMap<i32, (u64, Partition)>,
+    /// Partitions whose records are processed.
+    running: BTreeMap<i32, Partition>,
+    /// Counter of restores.
+    generation: u64,
+}
+
+type Restore = JoinHandle<(i32, u64, anyhow::Result<Partition>)>;
+
+fn numbers(list: &[(String, i32)]) -> BTreeSet<i32> {
+    list.iter().map(|(_, p)| *p).collect()
+}
+
+fn note_assignment(state: &mut Assignment, kind: RebalanceKind, list: &[(String, i32)]) {
+    for tp in list {
+        match kind {
+            RebalanceKind::Assign => state.assigned.insert(tp.clone()),
+            RebalanceKind::Revoke => state.assigned.remove(tp),
+        };
+    }
+    let refs: Vec<(&str, i32)> = list.iter().map(|(t, p)| (t.as_str(), *p)).collect();
+    RebalanceEvent { kind, partitions: &refs, assigned: state.assigned.len() }.emit();
+}
+
 /// Checks that every topic of the service has the input topics' partition
 /// count: the alerts and snapshots of input partition `k` go to partition
 /// `k` of their topics.
-fn check_partitions(consumer: &StreamConsumer<Context>, config: &ServiceConfig) -> anyhow::Result<i32> {
+fn check_partitions(client: &BaseConsumer, config: &ServiceConfig) -> anyhow::Result<i32> {
     let t = &config.topics;
     let mut counts = Vec::new();
     for topic in [&t.time_reports, &t.invoices, &t.alerts, &t.state] {
-        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+        let metadata = client.fetch_metadata(Some(topic), Duration::from_secs(30))?;
         let n = metadata.topics().first().map(|m| m.partitions().len()).unwrap_or(0);
         if n == 0 {
             anyhow::bail!("topic {topic} does not exist (create the topics: tillsyn topics create)");
@@ -273,16 +304,13 @@ pub async fn run(
     health: Health,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<RunSummary> {
+    let config = Arc::new(config);
     let validator = Validator::new(Pseudonymizer::from_secret(&config.core.pseudonym_secret));
-    let shared = Arc::new(Shared::new());
     let producer: FutureProducer = config.kafka.producer_config().create()?;
-    let context =
-        Context { shared: shared.clone(), config: config.clone(), producer: producer.clone(), ready_max_lag: 1_000 };
-    let consumer: StreamConsumer<Context> = config.kafka.consumer_config().create_with_context(context)?;
     let offsets = state_store::reader(&config)?;
-    let partitions = check_partitions(&consumer, &config)?;
+    let partitions = check_partitions(&offsets, &config)?;
+    let mut consumer = ConsumerThread::start(&config, producer.clone(), READY_MAX_LAG)?;
     let topics = &config.topics;
-    consumer.subscribe(&[topics.time_reports.as_str(), topics.invoices.as_str()])?;
     info!(
         brokers = config.kafka.brokers.as_str(),
         group = config.kafka.group_id.as_str(),
@@ -292,6 +320,8 @@ pub async fn run(
         "consuming"
     );
 
+    let mut state = Assignment::default();
+    let mut restores: FuturesUnordered<Restore> = FuturesUnordered::new();
     let mut in_flight: FuturesOrdered<Delivery> = FuturesOrdered::new();
     let mut summary = RunSummary::default();
     let mut last_gauges = Instant::now();
@@ -302,7 +332,8 @@ pub async fn run(
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tokio::pin!(shutdown);
-    let io = Io { config: &config, validator: &validator, producer: &producer, consumer: &consumer, offsets: &offsets };
+    let client = consumer.consumer.clone();
+    let io = Io { config: &config, validator: &validator, producer: &producer, consumer: &client, offsets: &offsets };
 
     loop {
         tokio::select! {
@@ -314,44 +345,112 @@ pub async fn run(
                     break;
                 }
             },
-            _ = ticker.tick() => {
-                if let Some(ack) = io.release_all(&shared, &mut summary) {
-                    in_flight.push_back(ack);
+            Some(rebalance) = consumer.rebalances.recv() => match rebalance {
+                Rebalance::Assigned(list) => {
+                    note_assignment(&mut state, RebalanceKind::Assign, &list);
+                    for partition in numbers(&list) {
+                        let known = state.running.contains_key(&partition)
+                            || state.starting.contains_key(&partition)
+                            || state.restoring.contains_key(&partition);
+                        if !known {
+                            state.generation += 1;
+                            let generation = state.generation;
+                            state.restoring.insert(partition, generation);
+                            let config = config.clone();
+                            restores.push(tokio::task::spawn_blocking(move || {
+                                (partition, generation, checkpoint::restore(&config, partition))
+                            }));
+                        }
+                    }
                 }
-            }
-            message = consumer.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
-                let message = match message {
-                    Ok(m) => m,
-                    Err(error) => {
-                        warn!(%error, "consumer error");
-                        continue;
+                Rebalance::Revoked { partitions: list, done } => {
+                    let result = hand_over(&config, &producer, &client, &mut state, &mut in_flight, &list).await;
+                    note_assignment(&mut state, RebalanceKind::Revoke, &list);
+                    let _ = done.send(());
+                    match result {
+                        Ok(n) => summary.checkpoints += n,
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+            },
+            Some(restored) = restores.next(), if !restores.is_empty() => {
+                let (partition, generation, result) = match restored {
+                    Ok(r) => r,
+                    Err(e) => {
+                        failure = Some(anyhow::anyhow!("a restore task failed: {e}"));
+                        break;
                     }
                 };
-                let started = Instant::now();
-                if let Some(ack) = io.process(&message, &shared, &mut summary) {
+                // Revoked (or revoked and assigned again) meanwhile: not this one.
+                if state.restoring.get(&partition) != Some(&generation) {
+                    continue;
+                }
+                state.restoring.remove(&partition);
+                match result {
+                    Ok(restored) => {
+                        let offsets = restored.driver.next();
+                        state.starting.insert(partition, (generation, restored));
+                        if consumer.commands.send(Command::Start { partition, offsets, generation }).is_err() {
+                            failure = Some(anyhow::anyhow!("the consumer thread stopped"));
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        // No record of a partition without its state may be
+                        // processed: stop (the partitions go to other members).
+                        failure = Some(e.context(format!("restoring partition {partition}")));
+                        break;
+                    }
+                }
+            }
+            _ = ticker.tick() => {
+                if let Some(ack) = io.release_all(&mut state, &mut summary) {
                     in_flight.push_back(ack);
                 }
-                ProcessingLatency::from_duration(started.elapsed()).emit();
             }
-        }
-        if let Some(fatal) = shared.fatal.lock().ok().and_then(|f| f.clone()) {
-            failure = Some(anyhow::anyhow!(fatal));
-            break;
+            fetched = consumer.fetched.recv(), if in_flight.len() < MAX_IN_FLIGHT => match fetched {
+                Some(Fetched::Record(message)) => {
+                    let started = Instant::now();
+                    if let Some(ack) = io.process(message, &mut state, &mut summary) {
+                        in_flight.push_back(ack);
+                    }
+                    ProcessingLatency::from_duration(started.elapsed()).emit();
+                }
+                Some(Fetched::Started(partition, generation)) => {
+                    if state.starting.get(&partition).is_some_and(|(g, _)| *g == generation)
+                        && let Some((_, restored)) = state.starting.remove(&partition)
+                    {
+                        state.running.insert(partition, restored);
+                    }
+                }
+                Some(Fetched::StartFailed(partition, error)) => {
+                    failure = Some(anyhow::anyhow!("starting partition {partition}: {error}"));
+                    break;
+                }
+                None => {
+                    failure = Some(anyhow::anyhow!("the consumer thread stopped"));
+                    break;
+                }
+            },
         }
         if let Err(e) =
-            checkpoint_due(&config, &producer, &consumer, &shared, &mut in_flight, interval, &mut summary).await
+            checkpoint_due(&config, &producer, &client, &mut state, &mut in_flight, interval, &mut summary).await
         {
             failure = Some(e);
             break;
         }
         if last_gauges.elapsed() >= Duration::from_secs(1) {
             last_gauges = Instant::now();
-            update_gauges(&shared, &health);
+            update_gauges(&state, consumer.lag.load(Ordering::Relaxed) == LAG_OK, &health);
         }
     }
 
     // Shutdown: no new records; wait for what is in flight, checkpoint.
     health.set_not_ready("shutting down");
+    tokio::task::block_in_place(|| consumer.stop());
     info!(in_flight = in_flight.len(), "stopping: flushing in-flight deliveries");
     if failure.is_none()
         && let Err(e) = drain(&mut in_flight).await
@@ -363,15 +462,14 @@ pub async fn run(
         let budget = config.kafka.revocation_budget;
         let result = tokio::task::block_in_place(|| -> anyhow::Result<u64> {
             let mut written = 0;
-            let mut partitions = shared.partitions.lock().map_err(|_| anyhow::anyhow!("poisoned partition state"))?;
-            for (partition, state) in partitions.iter_mut() {
-                if state.driver.is_dirty() {
+            for (partition, partition_state) in state.running.iter_mut() {
+                if partition_state.driver.is_dirty() {
                     checkpoint::checkpoint(
                         &config,
                         &producer,
-                        &consumer,
+                        &*client,
                         *partition,
-                        state,
+                        partition_state,
                         SnapshotTrigger::Shutdown,
                         budget,
                     )?;
@@ -386,8 +484,12 @@ pub async fn run(
         }
     }
     // Nothing dirty is left: the revocation that leaving the group causes
-    // has nothing to write.
-    consumer.unsubscribe();
+    // has nothing to write (and no loop to wait for).
+    tokio::task::block_in_place(|| {
+        client.unsubscribe();
+        drop(consumer);
+        drop(client);
+    });
     info!(
         records = summary.records,
         dead_lettered = summary.dead_lettered,
@@ -403,21 +505,64 @@ pub async fn run(
     }
 }
 
-/// State gauges, watermark lag and readiness, once a second.
-fn update_gauges(shared: &Shared, health: &Health) {
-    if let Ok(partitions) = shared.partitions.lock() {
-        for (partition, state) in partitions.iter() {
-            let engine = state.driver.engine();
-            StateGauges { partition: *partition, size: engine.state_size() }.emit();
-            if let Some(w) = engine.watermark() {
-                WatermarkLag::new(*partition, w, SystemTime::now()).emit();
+/// Lets revoked partitions go: every output produced so far acknowledged
+/// (so the next owner reads every alert produced), each dirty one
+/// checkpointed within `kafka.revocation_budget`, their state dropped.
+/// Returns the checkpoints written.
+async fn hand_over(
+    config: &ServiceConfig,
+    producer: &FutureProducer,
+    consumer: &BaseConsumer<Context>,
+    state: &mut Assignment,
+    in_flight: &mut FuturesOrdered<Delivery>,
+    list: &[(String, i32)],
+) -> anyhow::Result<u64> {
+    let started = Instant::now();
+    let budget = config.kafka.revocation_budget;
+    drain(in_flight).await.map_err(|e| anyhow::anyhow!("a delivery failed for good: {e}"))?;
+    let mut written = 0;
+    tokio::task::block_in_place(|| {
+        for partition in numbers(list) {
+            state.restoring.remove(&partition);
+            state.starting.remove(&partition);
+            let Some(mut partition_state) = state.running.remove(&partition) else { continue };
+            let left = budget.saturating_sub(started.elapsed());
+            if partition_state.driver.is_dirty() {
+                match checkpoint::checkpoint(
+                    config,
+                    producer,
+                    consumer,
+                    partition,
+                    &mut partition_state,
+                    SnapshotTrigger::Revoke,
+                    left,
+                ) {
+                    Ok(()) => written += 1,
+                    Err(e) => warn!(
+                        partition,
+                        error = %e,
+                        "revocation: no checkpoint; the next owner replays from the previous one"
+                    ),
+                }
             }
         }
+    });
+    Ok(written)
+}
+
+/// State gauges, watermark lag and readiness, once a second.
+fn update_gauges(state: &Assignment, lag_ok: bool, health: &Health) {
+    for (partition, partition_state) in &state.running {
+        let engine = partition_state.driver.engine();
+        StateGauges { partition: *partition, size: engine.state_size() }.emit();
+        if let Some(w) = engine.watermark() {
+            WatermarkLag::new(*partition, w, SystemTime::now()).emit();
+        }
     }
-    let lag_ok = shared.lag_ok.lock().ok().and_then(|s| *s).unwrap_or(false);
-    let assigned = shared.assigned.lock().map(|a| !a.is_empty()).unwrap_or(false);
-    if !assigned {
+    if state.assigned.is_empty() {
         health.set_not_ready("no partitions assigned");
+    } else if !state.restoring.is_empty() || !state.starting.is_empty() {
+        health.set_not_ready("restoring partitions");
     } else if lag_ok {
         health.set_ready(true);
     } else {
@@ -437,27 +582,21 @@ async fn drain(in_flight: &mut FuturesOrdered<Delivery>) -> Result<(), DeliveryE
 async fn checkpoint_due(
     config: &ServiceConfig,
     producer: &FutureProducer,
-    consumer: &StreamConsumer<Context>,
-    shared: &Shared,
+    consumer: &BaseConsumer<Context>,
+    state: &mut Assignment,
     in_flight: &mut FuturesOrdered<Delivery>,
     interval: Duration,
     summary: &mut RunSummary,
 ) -> anyhow::Result<()> {
-    let due: Vec<(i32, SnapshotTrigger)> = match shared.partitions.lock() {
-        Ok(partitions) => partitions
-            .iter()
-            .filter_map(|(p, s)| {
-                let trigger = checkpoint::due(
-                    s.driver.is_dirty(),
-                    s.last_checkpoint.elapsed(),
-                    s.last_record.elapsed(),
-                    interval,
-                )?;
-                Some((*p, trigger))
-            })
-            .collect(),
-        Err(_) => anyhow::bail!("poisoned partition state"),
-    };
+    let due: Vec<(i32, SnapshotTrigger)> = state
+        .running
+        .iter()
+        .filter_map(|(p, s)| {
+            let trigger =
+                checkpoint::due(s.driver.is_dirty(), s.last_checkpoint.elapsed(), s.last_record.elapsed(), interval)?;
+            Some((*p, trigger))
+        })
+        .collect();
     if due.is_empty() {
         return Ok(());
     }
@@ -466,11 +605,9 @@ async fn checkpoint_due(
     drain(in_flight).await.map_err(|e| anyhow::anyhow!("a delivery failed for good: {e}"))?;
     let budget = config.kafka.revocation_budget;
     tokio::task::block_in_place(|| {
-        let mut partitions = shared.partitions.lock().map_err(|_| anyhow::anyhow!("poisoned partition state"))?;
         for (partition, trigger) in due {
-            // Revoked meanwhile (the revocation checkpointed it).
-            let Some(state) = partitions.get_mut(&partition) else { continue };
-            checkpoint::checkpoint(config, producer, consumer, partition, state, trigger, budget)?;
+            let Some(partition_state) = state.running.get_mut(&partition) else { continue };
+            checkpoint::checkpoint(config, producer, consumer, partition, partition_state, trigger, budget)?;
             summary.checkpoints += 1;
         }
         Ok(())
