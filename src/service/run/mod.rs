@@ -82,7 +82,7 @@ use tracing::{info, warn};
 
 use self::checkpoint::Partition;
 use self::consumer::{Command, ConsumerThread, Context, Fetched, LAG_OK, Rebalance};
-use self::produce::{Delivery, DeliveryError};
+use self::produce::Delivery;
 use super::config::ServiceConfig;
 use super::state_store;
 use crate::telemetry::Health;
@@ -455,30 +455,13 @@ pub async fn run(
     if failure.is_none()
         && let Err(e) = drain(&mut in_flight).await
     {
-        failure = Some(e.into());
+        failure = Some(e);
     }
     producer.flush(Duration::from_secs(30))?;
     if failure.is_none() {
-        let budget = config.kafka.revocation_budget;
-        let result = tokio::task::block_in_place(|| -> anyhow::Result<u64> {
-            let mut written = 0;
-            for (partition, partition_state) in state.running.iter_mut() {
-                if partition_state.driver.is_dirty() {
-                    checkpoint::checkpoint(
-                        &config,
-                        &producer,
-                        &*client,
-                        *partition,
-                        partition_state,
-                        SnapshotTrigger::Shutdown,
-                        budget,
-                    )?;
-                    written += 1;
-                }
-            }
-            Ok(written)
-        });
-        match result {
+        let dirty = state.running.iter().filter(|(_, s)| s.driver.is_dirty());
+        let picks = dirty.map(|(p, _)| (*p, SnapshotTrigger::Shutdown)).collect();
+        match checkpoint_all(&config, &producer, &client, &mut state, picks) {
             Ok(n) => summary.checkpoints += n,
             Err(e) => failure = Some(e),
         }
@@ -519,7 +502,7 @@ async fn hand_over(
 ) -> anyhow::Result<u64> {
     let started = Instant::now();
     let budget = config.kafka.revocation_budget;
-    drain(in_flight).await.map_err(|e| anyhow::anyhow!("a delivery failed for good: {e}"))?;
+    drain(in_flight).await?;
     let mut written = 0;
     tokio::task::block_in_place(|| {
         for partition in numbers(list) {
@@ -571,9 +554,9 @@ fn update_gauges(state: &Assignment, lag_ok: bool, health: &Health) {
 }
 
 /// Waits for every in-flight delivery.
-async fn drain(in_flight: &mut FuturesOrdered<Delivery>) -> Result<(), DeliveryError> {
+async fn drain(in_flight: &mut FuturesOrdered<Delivery>) -> anyhow::Result<()> {
     while let Some(ack) = in_flight.next().await {
-        ack?;
+        ack.map_err(|e| anyhow::anyhow!("a delivery failed for good: {e}"))?;
     }
     Ok(())
 }
@@ -602,15 +585,29 @@ async fn checkpoint_due(
     }
     // Every output so far acknowledged: the alert partition's end is then
     // exactly where this partition's alerts after the snapshot begin.
-    drain(in_flight).await.map_err(|e| anyhow::anyhow!("a delivery failed for good: {e}"))?;
+    drain(in_flight).await?;
+    summary.checkpoints += checkpoint_all(config, producer, consumer, state, due)?;
+    Ok(())
+}
+
+/// Checkpoints the running partitions picked, with their triggers; every
+/// output must already be acknowledged. Returns the checkpoints written.
+fn checkpoint_all(
+    config: &ServiceConfig,
+    producer: &FutureProducer,
+    consumer: &BaseConsumer<Context>,
+    state: &mut Assignment,
+    picks: Vec<(i32, SnapshotTrigger)>,
+) -> anyhow::Result<u64> {
     let budget = config.kafka.revocation_budget;
     tokio::task::block_in_place(|| {
-        for (partition, trigger) in due {
+        let mut written = 0;
+        for (partition, trigger) in picks {
             let Some(partition_state) = state.running.get_mut(&partition) else { continue };
             checkpoint::checkpoint(config, producer, consumer, partition, partition_state, trigger, budget)?;
-            summary.checkpoints += 1;
+            written += 1;
         }
-        Ok(())
+        Ok(written)
     })
 }
 

@@ -115,20 +115,6 @@ pub struct EngineStats {
     pub days_closed: u64,
 }
 
-impl EngineStats {
-    /// Adds another engine's counters (for totals over partitions).
-    pub fn add(&mut self, other: &EngineStats) {
-        self.visits += other.visits;
-        self.invoices += other.invoices;
-        self.late_visits += other.late_visits;
-        self.late_invoices += other.late_invoices;
-        self.duplicate_invoices += other.duplicate_invoices;
-        self.findings += other.findings;
-        self.alerts += other.alerts;
-        self.days_closed += other.days_closed;
-    }
-}
-
 /// Sizes of the state, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StateSize {
@@ -148,16 +134,29 @@ fn late(input: Input, event_time: EventTime, watermark: EventTime, behind_secs: 
     Disposition::Late(LateEvent { input, event_time, watermark, behind_secs })
 }
 
-impl StateSize {
-    /// Adds another engine's sizes (for totals over partitions).
-    pub fn add(&mut self, other: &StateSize) {
-        self.providers += other.providers;
-        self.clients += other.clients;
-        self.staff += other.staff;
-        self.open_episodes += other.open_episodes;
-        self.pending_invoices += other.pending_invoices;
-    }
+/// `add(&mut self, other)`: the field-wise sum, for totals over partitions.
+macro_rules! field_sums {
+    ($t:ty { $($field:ident),* }) => {
+        impl $t {
+            /// Adds another engine's figures (for totals over partitions).
+            pub fn add(&mut self, other: &$t) {
+                $(self.$field += other.$field;)*
+            }
+        }
+    };
 }
+
+field_sums!(EngineStats {
+    visits,
+    invoices,
+    late_visits,
+    late_invoices,
+    duplicate_invoices,
+    findings,
+    alerts,
+    days_closed
+});
+field_sums!(StateSize { providers, clients, staff, open_episodes, pending_invoices });
 
 /// One partition's detection state.
 pub struct Engine {

@@ -13,6 +13,8 @@
 //! - [`pseudonym`]: keyed hashing of client and staff references.
 
 pub mod event;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod ids;
 pub mod pseudonym;
 pub mod time;
