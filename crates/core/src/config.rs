@@ -85,11 +85,11 @@ pub enum CoreConfigError {
         key: &'static str,
     },
     /// A rule's parameters are not usable.
-    #[error("{key}: {message}")]
+    #[error("{message}")]
     Rules {
         /// The key under `rules` (e.g. `rules.disabled`).
         key: String,
-        /// What is wrong.
+        /// What is wrong, starting with the key.
         message: String,
     },
 }
@@ -105,14 +105,15 @@ impl CoreConfigError {
         }
     }
 
-    /// A problem reported by [`RulesConfig::validate`] as `"<key>: <what>"`,
-    /// its key put under `rules.`.
+    /// A problem reported by [`RulesConfig::validate`], which starts with
+    /// its key (`rules.disabled: unknown rule id …`,
+    /// `rules.impossible_travel.max_speed_kmh must be > 0`).
     fn rules(problem: String) -> Self {
-        let (key, message) = match problem.split_once(": ") {
-            Some((key, message)) if !key.contains(' ') => (key.to_string(), message.to_string()),
-            _ => ("rules".to_string(), problem),
+        let key = match problem.split_once(' ') {
+            Some((key, _)) if key.starts_with("rules") => key.trim_end_matches(':').to_string(),
+            _ => "rules".to_string(),
         };
-        let key = if key == "rules" || key.starts_with("rules.") { key } else { format!("rules.{key}") };
+        let message = problem;
         CoreConfigError::Rules { key, message }
     }
 }
@@ -286,7 +287,7 @@ mod tests {
         assert!(e.to_string().starts_with("rules.disabled: unknown rule id"), "{e}");
         let mut c = CoreConfig::default();
         c.rules.night_visits_private_provider.free_choice_start = "25:00".into();
-        assert_eq!(c.validate().unwrap_err().key(), "rules.night_visits_private_provider");
+        assert_eq!(c.validate().unwrap_err().key(), "rules.night_visits_private_provider.free_choice_start");
     }
 
     #[test]
