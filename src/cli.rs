@@ -362,4 +362,17 @@ mod tests {
         let e = replay(dir.path(), &events, &file, &[]).unwrap_err().to_string();
         assert!(e.contains("unknown field `visit_lateness_secs`"), "{e}");
     }
+
+    #[test]
+    fn produce_stops_at_a_bad_line_of_the_records_file_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = dir.path().join("records.ndjson");
+        std::fs::write(&records, "{\"input\":\"time_report\",\"key\":\"P1\",\"value\":\"%%%\"}\n").unwrap();
+        let cli =
+            Cli::try_parse_from(["tillsyn", "produce", "--records", &records.display().to_string(), "--rate", "10"])
+                .unwrap();
+        let env = [("TILLSYN_KAFKA__BROKERS".to_string(), "127.0.0.1:1".to_string())];
+        let e = format!("{:#}", run(cli, &env).unwrap_err());
+        assert!(e.contains("records.ndjson") && e.contains("line 1: invalid JSON"), "{e}");
+    }
 }
