@@ -11,8 +11,9 @@ mkdir -p "$out"
 echo "== building (release)"
 cargo build --locked --release --quiet
 bin="${CARGO_TARGET_DIR:-target}/release/tillsyn"
+sim="${CARGO_TARGET_DIR:-target}/release/tillsyn-sim"
 echo "== simulating a municipality: 40 providers, 2,500 clients, 6 months, seed $seed"
-"$bin" simulate --seed "$seed" --out "$out/events.ndjson" --truth "$out/truth.json"
+"$sim" simulate --seed "$seed" --out "$out/events.ndjson" --truth "$out/truth.json"
 echo "== replaying the events through the detection core"
 "$bin" replay --events "$out/events.ndjson" --alerts "$out/alerts.ndjson" --dead-letter "$out/dead-letter.ndjson"
 echo
@@ -36,4 +37,4 @@ for line in open(sys.argv[1]):
 PY
 echo
 echo "== how well the alerts match the injected fraud"
-"$bin" evaluate --alerts "$out/alerts.ndjson" --truth "$out/truth.json"
+"$sim" evaluate --alerts "$out/alerts.ndjson" --truth "$out/truth.json"

@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --locked --release --quiet
 bin="${CARGO_TARGET_DIR:-target}/release/tillsyn"
+sim="${CARGO_TARGET_DIR:-target}/release/tillsyn-sim"
 out=${OUT:-out/evaluation}
 mkdir -p "$out"
 seeds=("$@")
@@ -17,12 +18,12 @@ seeds=("$@")
 for seed in "${seeds[@]}"; do
   dir="$out/seed-$seed"
   mkdir -p "$dir"
-  "$bin" simulate --seed "$seed" --out "$dir/events.ndjson" --truth "$dir/truth.json"
+  "$sim" simulate --seed "$seed" --out "$dir/events.ndjson" --truth "$dir/truth.json"
   "$bin" replay --events "$dir/events.ndjson" --alerts "$dir/alerts.ndjson" --dead-letter "$dir/dead-letter.ndjson" \
     --summary-json "$dir/summary.json" 2>"$dir/replay.txt"
   echo "## seed $seed"
-  "$bin" evaluate --alerts "$dir/alerts.ndjson" --truth "$dir/truth.json" | tee "$dir/evaluation.md"
-  "$bin" evaluate --alerts "$dir/alerts.ndjson" --truth "$dir/truth.json" --json > "$dir/evaluation.json"
+  "$sim" evaluate --alerts "$dir/alerts.ndjson" --truth "$dir/truth.json" | tee "$dir/evaluation.md"
+  "$sim" evaluate --alerts "$dir/alerts.ndjson" --truth "$dir/truth.json" --json > "$dir/evaluation.json"
 done
 
 # All seeds pooled: one table for the README.

@@ -3,9 +3,10 @@
 # variants are tests in tests/kafka.rs). Each run starts its own tansu
 # (ephemeral sqlite, port $TILLSYN_SOAK_PORT, default 29092) and stops it.
 #
-#   scripts/soak.sh crash [months]     the simulator feeds a municipality of
-#       40 providers, 2,500 clients over `months` (default 7: about 1.09 M
-#       events) while the detector is SIGKILLed every 3-10 s and restarted;
+#   scripts/soak.sh crash [months]     a simulated municipality of 40
+#       providers, 2,500 clients over `months` (default 7: about 1.09 M
+#       events) is produced (`tillsyn-sim simulate --records`, `tillsyn
+#       produce`) while the detector is SIGKILLed every 3-10 s and restarted;
 #       then the alert topic is compared record by record with
 #       `tillsyn replay` over the same events.
 #   scripts/soak.sh hostile [count]    `count` (default 100000) malformed
@@ -25,6 +26,7 @@ rm -rf "$out"
 mkdir -p "$out"
 cargo build --locked --release --quiet
 bin="${CARGO_TARGET_DIR:-target}/release/tillsyn"
+sim="${CARGO_TARGET_DIR:-target}/release/tillsyn-sim"
 log() { printf '%s %s\n' "$(date -u +%T)" "$*" >&2; }
 
 broker() { TILLSYN_BROKER_PORT=$port TILLSYN_STATE_DIR=$out/broker deploy/local/broker.sh "$@"; }
@@ -124,18 +126,19 @@ case $mode in
 crash)
     months=${2:-7}
     log "offline: simulate $months months and replay over 3 partitions"
-    "$bin" simulate "${sim_args[@]}" --months "$months" --out "$out/events.pb" --truth "$out/truth.json" 2>&1 | tail -n 1 >&2
+    "$sim" simulate "${sim_args[@]}" --months "$months" --out "$out/events.pb" --truth "$out/truth.json" 2>&1 | tail -n 1 >&2
     "$bin" replay --events "$out/events.pb" --alerts "$out/offline.ndjson" --partitions 3 >/dev/null
+    "$sim" simulate "${sim_args[@]}" --months "$months" --records "$out/records.ndjson" --truth "$out/truth-live.json" \
+        2>&1 | tail -n 1 >&2
     log "live: producing at ${TILLSYN_SOAK_RATE:-8000}/s while the detector is killed every 3-10 s"
     started=$(date +%s)
-    "$bin" simulate --to-kafka "${sim_args[@]}" --months "$months" --rate "${TILLSYN_SOAK_RATE:-8000}" \
-        --truth "$out/truth-live.json" >"$out/simulate.log" 2>&1 &
-    sim=$!
-    pids+=("$sim")
+    "$bin" produce --records "$out/records.ndjson" --rate "${TILLSYN_SOAK_RATE:-8000}" >"$out/produce.log" 2>&1 &
+    producer=$!
+    pids+=("$producer")
     kills=0
     round=0
     suppressed=0
-    while kill -0 "$sim" 2>/dev/null; do
+    while kill -0 "$producer" 2>/dev/null; do
         start_service "$out/run-$round.log"
         # Killed 3-10 s after it started consuming (joining the group and
         # restoring take a few seconds of their own).
@@ -154,7 +157,7 @@ crash)
         # (tansu acts on it only when a member calls; see the README).
         sleep 6.5
     done
-    wait "$sim"
+    wait "$producer"
     log "all events produced; the last instance catches up"
     start_service "$out/run-$round.log"
     wait_caught_up
@@ -162,7 +165,7 @@ crash)
     stop_service
     elapsed=$(($(date +%s) - started))
     "$bin" alerts tail --json --idle-secs 5 >"$out/live.ndjson"
-    echo "== crash soak: $(grep -o 'produced [0-9]* events' "$out/simulate.log"), $kills SIGKILLs in ${elapsed} s"
+    echo "== crash soak: $(grep -o 'produced [0-9]* records' "$out/produce.log"), $kills SIGKILLs in ${elapsed} s"
     restore_figures "$out"/run-*.log
     echo "alerts computed again by replays after a takeover and not produced again: $suppressed"
     compare_alerts "$out/live.ndjson" "$out/offline.ndjson"
@@ -170,11 +173,13 @@ crash)
 hostile)
     count=${2:-100000}
     log "offline: simulate 2 months and replay"
-    "$bin" simulate "${sim_args[@]}" --months 2 --out "$out/events.pb" --truth "$out/truth.json" 2>&1 | tail -n 1 >&2
+    "$sim" simulate "${sim_args[@]}" --months 2 --out "$out/events.pb" --truth "$out/truth.json" 2>&1 | tail -n 1 >&2
     "$bin" replay --events "$out/events.pb" --alerts "$out/offline.ndjson" --partitions 3 >/dev/null
     log "producing the events and $count malformed records"
-    "$bin" simulate --to-kafka "${sim_args[@]}" --months 2 --hostile "$count" --truth "$out/truth-live.json" 2>"$out/simulate.log"
-    tail -n 1 "$out/simulate.log" >&2
+    "$sim" simulate "${sim_args[@]}" --months 2 --records "$out/records.ndjson" --hostile "$count" \
+        --truth "$out/truth-live.json" 2>"$out/simulate.log"
+    "$bin" produce --records "$out/records.ndjson" 2>"$out/produce.log"
+    tail -n 1 "$out/simulate.log" "$out/produce.log" >&2
     started=$(date +%s)
     start_service "$out/run.log"
     wait_caught_up
@@ -184,7 +189,7 @@ hostile)
     stop_service
     elapsed=$(($(date +%s) - started))
     "$bin" alerts tail --json --idle-secs 5 >"$out/live.ndjson"
-    echo "== hostile soak: $(tail -n 1 "$out/simulate.log")"
+    echo "== hostile soak: $(tail -n 1 "$out/simulate.log"); $(tail -n 1 "$out/produce.log")"
     echo "consumed $consumed records in ${elapsed} s; dead-lettered $dead (expected $count); peak resident memory $peak"
     curl -fsS "http://127.0.0.1:$http_port/metrics" >/dev/null 2>&1 || true
     grep -o '"reason":"[a-z_]*"' "$out/run.log" | sort | uniq -c | sort -rn | head -n 20 || true
@@ -194,8 +199,10 @@ hostile)
 throughput)
     months=${2:-7}
     log "producing $months months of events once"
-    "$bin" simulate --to-kafka "${sim_args[@]}" --months "$months" --truth "$out/truth.json" 2>"$out/simulate.log"
-    total=$(grep -o 'produced [0-9]*' "$out/simulate.log" | grep -o '[0-9]*')
+    "$sim" simulate "${sim_args[@]}" --months "$months" --records "$out/records.ndjson" --truth "$out/truth.json" \
+        2>"$out/simulate.log"
+    "$bin" produce --records "$out/records.ndjson" 2>"$out/produce.log"
+    total=$(grep -o 'produced [0-9]*' "$out/produce.log" | grep -o '[0-9]*')
     for commit in 5s 1d; do
         export TILLSYN_KAFKA__COMMIT_INTERVAL=$commit
         export TILLSYN_KAFKA__GROUP_ID=$run-$commit

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command of the README: unit, property and integration tests of
-# the three crates (the core's dependency tree checked first), the service against a real Kafka-protocol broker (tansu on
+# the three crates (the core's and the service's dependency trees checked first), the service against a real Kafka-protocol broker (tansu on
 # 127.0.0.1, installed and started here if needed, stopped again after), then
 # the detection targets on the simulated evaluation scenario (5 seeds,
 # release build), which fails the run if they are missed.
@@ -27,6 +27,14 @@ if [ -n "$forbidden" ]; then
   exit 1
 fi
 echo "tillsyn-core: no rdkafka, tokio, HTTP or metrics in its dependencies"
+
+# The simulator and the evaluator stay out of the service binary
+# (tillsyn-sim is a dev-dependency of the service, for its tests only).
+if cargo tree --locked -p tillsyn -e normal --prefix none | grep -q '^tillsyn-sim '; then
+  echo "the service (tillsyn) must not depend on tillsyn-sim outside its tests" >&2
+  exit 1
+fi
+echo "tillsyn: no tillsyn-sim in its dependencies"
 
 cargo test --locked --workspace --all-targets --features tillsyn/kafka-integration-tests
 CHECK_TARGETS=1 OUT=out/test-evaluation scripts/evaluate.sh 1 2 3 4 5 > out/test-evaluation.md 2>&1 || {

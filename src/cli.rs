@@ -1,19 +1,19 @@
-//! The command line: `tillsyn simulate | replay | evaluate | rules`.
+//! The command line: `tillsyn run | check-config | topics | alerts |
+//! produce | replay | rules`, one function per subcommand. (The simulator and
+//! the evaluator are the `tillsyn-sim` binary of `crates/sim`.)
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::replay::replay_partitioned;
 use crate::service::config::{LogFormat, ServiceConfig, process_env};
 use crate::service::{run, tools};
 use crate::telemetry;
-use tillsyn_core::codec::MessageWriter;
-use tillsyn_core::decode::Format;
+use tillsyn_core::records::RecordReader;
 use tillsyn_core::rules::catalogue;
-use tillsyn_sim::evaluate::{EvaluationOptions, evaluate_files};
-use tillsyn_sim::municipality::{SimConfig, simulate};
 
 /// tillsyn: real-time detection of billing fraud in home care and personal assistance.
 #[derive(Debug, Parser)]
@@ -25,12 +25,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Simulate a municipality with labelled fraud: events file + ground truth.
-    Simulate(SimulateArgs),
     /// Run the detection core over an events file and write alerts.
     Replay(ReplayArgs),
-    /// Score alerts against the simulator's ground truth.
-    Evaluate(EvaluateArgs),
     /// Print the rule catalogue.
     Rules,
     /// Run the service: consume the input topics, produce alerts.
@@ -43,6 +39,9 @@ enum Command {
     /// Read the alert topic.
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// Produce a records file (`tillsyn-sim simulate --records`) to the
+    /// input topics.
+    Produce(ProduceArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,66 +60,37 @@ enum TopicsCommand {
 #[derive(Debug, Subcommand)]
 enum AlertsCommand {
     /// Print the alerts on the alert topic, one line each, from the beginning.
-    Tail {
-        #[command(flatten)]
-        service: ServiceArgs,
-        /// Stop after this many alerts.
-        #[arg(long)]
-        max: Option<usize>,
-        /// Stop when nothing new arrived for this many seconds.
-        #[arg(long, default_value_t = 5)]
-        idle_secs: u64,
-        /// Print each alert as JSON instead.
-        #[arg(long)]
-        json: bool,
-    },
+    Tail(TailArgs),
 }
 
 #[derive(Debug, clap::Args)]
-struct SimulateArgs {
-    /// Seed; the same seed and settings give identical output.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Providers, including the municipality's own unit.
+struct TailArgs {
+    #[command(flatten)]
+    service: ServiceArgs,
+    /// Stop after this many alerts.
     #[arg(long)]
-    providers: Option<u32>,
-    /// Clients at the start.
-    #[arg(long)]
-    clients: Option<u32>,
-    /// Months to simulate.
-    #[arg(long)]
-    months: Option<u32>,
-    /// Providers with injected fraud (0 for a clean municipality).
-    #[arg(long)]
-    fraudulent: Option<u32>,
-    /// Events file to write (.ndjson or .pb).
-    #[arg(long, default_value = "events.ndjson")]
-    out: PathBuf,
-    /// Ground-truth file to write (JSON).
-    #[arg(long, default_value = "truth.json")]
-    truth: PathBuf,
-    /// Produce to the input topics of the service instead of writing
-    /// `--out` (brokers, topics and security from the configuration).
-    #[arg(long)]
-    to_kafka: bool,
-    /// Bootstrap brokers for `--to-kafka` (overrides the configuration).
-    #[arg(long)]
-    brokers: Option<String>,
-    /// Configuration file for `--to-kafka`.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// With `--to-kafka`: at most this many events per second.
-    #[arg(long)]
-    rate: Option<f64>,
-    /// With `--to-kafka`: encode events as proto3 JSON instead of protobuf.
+    max: Option<usize>,
+    /// Stop when nothing new arrived for this many seconds.
+    #[arg(long, default_value_t = 5)]
+    idle_secs: u64,
+    /// Print each alert as JSON instead.
     #[arg(long)]
     json: bool,
-    /// With `--to-kafka`: also produce this many malformed records of every
-    /// kind (random bytes, truncated protobuf, huge fields, deep JSON, wrong
-    /// types, year 9999, ...), spread evenly among the events; each must
-    /// end in the dead-letter topic.
-    #[arg(long, default_value_t = 0)]
-    hostile: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct ProduceArgs {
+    #[command(flatten)]
+    service: ServiceArgs,
+    /// Records file: NDJSON, one Kafka record a line, as `tillsyn-sim
+    /// simulate --records` writes it; each goes to the configured topic of
+    /// its `input`.
+    #[arg(long)]
+    records: PathBuf,
+    /// At most this many records per second (default: as fast as the
+    /// broker takes them).
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -146,22 +116,6 @@ struct ReplayArgs {
     /// service computes). 1 = one engine for everything.
     #[arg(long, default_value_t = 1)]
     partitions: i32,
-}
-
-#[derive(Debug, clap::Args)]
-struct EvaluateArgs {
-    /// Alerts file written by `replay`.
-    #[arg(long)]
-    alerts: PathBuf,
-    /// Ground truth written by `simulate`.
-    #[arg(long)]
-    truth: PathBuf,
-    /// Days after a label's end within which a detection still counts.
-    #[arg(long, default_value_t = 45)]
-    grace_days: u32,
-    /// Print JSON instead of tables.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Loads and checks the configuration, the one way every command does:
@@ -206,140 +160,96 @@ pub fn main() -> ExitCode {
 /// overrides are read from (the process's, from [`main`]).
 fn run(cli: Cli, env: &[(String, String)]) -> anyhow::Result<()> {
     match cli.command {
-        Command::Simulate(a) => {
-            let mut config = SimConfig { seed: a.seed, ..SimConfig::default() };
-            if let Some(v) = a.providers {
-                config.providers = v;
-            }
-            if let Some(v) = a.clients {
-                config.clients = v;
-            }
-            if let Some(v) = a.months {
-                config.months = v;
-            }
-            if let Some(v) = a.fraudulent {
-                config.fraudulent_providers = v;
-            }
-            if a.to_kafka {
-                let mut service = load_config(a.config.as_ref(), env)?;
-                if let Some(b) = a.brokers {
-                    service.kafka.brokers = b;
-                }
-                let format = if a.json { Format::Json } else { Format::Protobuf };
-                if a.hostile == 0 {
-                    let (truth, sent) =
-                        runtime()?.block_on(tools::simulate_to_topics(&service, &config, format, a.rate))?;
-                    truth.write(&a.truth)?;
-                    eprintln!(
-                        "produced {sent} events to {} and {}",
-                        service.topics.time_reports, service.topics.invoices
-                    );
-                    return Ok(());
-                }
-                let mut events = Vec::new();
-                let truth = simulate(&config, &mut |e| {
-                    events.push(e.clone());
-                    Ok(())
-                })?;
-                let (report, invoice) =
-                    tools::templates(&events).ok_or_else(|| anyhow::anyhow!("the scenario has no events"))?;
-                let hostile =
-                    tillsyn_sim::municipality::hostile::hostile_records(config.seed, a.hostile, &report, &invoice);
-                let (sent, bad) =
-                    runtime()?.block_on(tools::produce_with_hostile(&service, &events, &hostile, format, a.rate))?;
-                truth.write(&a.truth)?;
-                eprintln!(
-                    "produced {sent} events and {bad} malformed records to {} and {}",
-                    service.topics.time_reports, service.topics.invoices
-                );
-                return Ok(());
-            }
-            let mut writer = MessageWriter::create(&a.out)?;
-            let mut count = 0u64;
-            let truth = simulate(&config, &mut |event| {
-                count += 1;
-                writer.write(event).map_err(Into::into)
-            })?;
-            writer.finish()?;
-            truth.write(&a.truth)?;
-            eprintln!(
-                "simulated {count} events, {} providers ({} with fraud, {} scenarios) → {}, {}",
-                truth.providers.len(),
-                truth.labels.iter().map(|l| &l.provider_id).collect::<std::collections::BTreeSet<_>>().len(),
-                truth.labels.len(),
-                a.out.display(),
-                a.truth.display()
-            );
-        }
-        Command::Replay(a) => {
-            let config = load_config(a.config.as_ref(), env)?.core;
-            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let summary =
-                replay_partitioned(&a.events, &a.alerts, a.dead_letter.as_deref(), config, progress, a.partitions)?;
-            eprintln!("{summary}");
-            if let Some(p) = a.summary_json {
-                std::fs::write(&p, serde_json::to_vec_pretty(&summary)?)?;
-            }
-        }
-        Command::Evaluate(a) => {
-            let options = EvaluationOptions {
-                grace_days: a.grace_days,
-                known_rule_ids: Some(catalogue::ALL.iter().map(|r| r.id.to_string()).collect()),
-            };
-            let evaluation = evaluate_files(&a.alerts, &a.truth, &options)?;
-            if a.json {
-                println!("{}", serde_json::to_string_pretty(&evaluation)?);
-            } else {
-                println!("{evaluation}");
-            }
-        }
-        Command::Run(a) => {
-            let config = load_config(a.config.as_ref(), env)?;
-            init_logging(&config)?;
-            runtime()?.block_on(async {
-                let health = telemetry::Health::new();
-                let handle = telemetry::install_recorder()?;
-                telemetry::describe_all();
-                let listener = tokio::net::TcpListener::bind(config.http.listen_addr()?).await?;
-                tracing::info!(listen = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
-                let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-                let http = tokio::spawn(telemetry::serve(listener, handle, health.clone(), async move {
-                    let _ = http_stopped.await;
-                }));
-                let result = run::run(config, health, run::shutdown_signal()).await;
-                let _ = stop_http.send(());
-                let _ = http.await;
-                result.map(|_| ())
-            })?;
-        }
-        Command::CheckConfig(a) => {
-            let config = load_config(a.config.as_ref(), env)?;
-            print!("{}", config.masked_toml());
-        }
-        Command::Topics(TopicsCommand::Create(a)) => {
-            let config = load_config(a.config.as_ref(), env)?;
-            for (name, outcome) in runtime()?.block_on(tools::create_topics(&config))? {
-                println!("{name}: {}", if outcome == tools::TopicOutcome::Created { "created" } else { "exists" });
-            }
-        }
-        Command::Alerts(AlertsCommand::Tail { service, max, idle_secs, json }) => {
-            let config = load_config(service.config.as_ref(), env)?;
-            tools::for_each_alert(&config, max, std::time::Duration::from_secs(idle_secs), |alert| {
-                use std::io::Write;
-                let line = if json { serde_json::to_string(&alert)? } else { tools::describe(&alert) };
-                let mut out = std::io::stdout().lock();
-                writeln!(out, "{line}")?;
-                out.flush()?;
-                Ok(())
-            })?;
-        }
-        Command::Rules => {
-            println!("| rule id | pattern | name | quiet days |\n|---|---|---|---|");
-            for r in catalogue::ALL {
-                println!("| `{}` | {} | {} | {} |", r.id, r.pattern, r.name, r.quiet_days);
-            }
-        }
+        Command::Replay(a) => replay(a, env),
+        Command::Rules => rules(),
+        Command::Run(a) => run_service(a, env),
+        Command::CheckConfig(a) => check_config(a, env),
+        Command::Topics(TopicsCommand::Create(a)) => topics_create(a, env),
+        Command::Alerts(AlertsCommand::Tail(a)) => alerts_tail(a, env),
+        Command::Produce(a) => produce(a, env),
     }
+}
+
+/// `replay`: the core over an events file, alerts to a file.
+fn replay(a: ReplayArgs, env: &[(String, String)]) -> anyhow::Result<()> {
+    let config = load_config(a.config.as_ref(), env)?.core;
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let summary = replay_partitioned(&a.events, &a.alerts, a.dead_letter.as_deref(), config, progress, a.partitions)?;
+    eprintln!("{summary}");
+    if let Some(p) = a.summary_json {
+        std::fs::write(&p, serde_json::to_vec_pretty(&summary)?)?;
+    }
+    Ok(())
+}
+
+/// `rules`: the rule catalogue as a Markdown table.
+fn rules() -> anyhow::Result<()> {
+    println!("| rule id | pattern | name | quiet days |\n|---|---|---|---|");
+    for r in catalogue::ALL {
+        println!("| `{}` | {} | {} | {} |", r.id, r.pattern, r.name, r.quiet_days);
+    }
+    Ok(())
+}
+
+/// `run`: the service, with its HTTP endpoint, until a shutdown signal.
+fn run_service(a: ServiceArgs, env: &[(String, String)]) -> anyhow::Result<()> {
+    let config = load_config(a.config.as_ref(), env)?;
+    init_logging(&config)?;
+    runtime()?.block_on(async {
+        let health = telemetry::Health::new();
+        let handle = telemetry::install_recorder()?;
+        telemetry::describe_all();
+        let listener = tokio::net::TcpListener::bind(config.http.listen_addr()?).await?;
+        tracing::info!(listen = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
+        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let http = tokio::spawn(telemetry::serve(listener, handle, health.clone(), async move {
+            let _ = http_stopped.await;
+        }));
+        let result = run::run(config, health, run::shutdown_signal()).await;
+        let _ = stop_http.send(());
+        let _ = http.await;
+        result.map(|_| ())
+    })
+}
+
+/// `check-config`: the effective configuration, secrets masked.
+fn check_config(a: ServiceArgs, env: &[(String, String)]) -> anyhow::Result<()> {
+    let config = load_config(a.config.as_ref(), env)?;
+    print!("{}", config.masked_toml());
+    Ok(())
+}
+
+/// `topics create`: the service's topics, each created or left as it is.
+fn topics_create(a: ServiceArgs, env: &[(String, String)]) -> anyhow::Result<()> {
+    let config = load_config(a.config.as_ref(), env)?;
+    for (name, outcome) in runtime()?.block_on(tools::create_topics(&config))? {
+        println!("{name}: {}", if outcome == tools::TopicOutcome::Created { "created" } else { "exists" });
+    }
+    Ok(())
+}
+
+/// `alerts tail`: the alerts on the alert topic as they are read.
+fn alerts_tail(a: TailArgs, env: &[(String, String)]) -> anyhow::Result<()> {
+    let config = load_config(a.service.config.as_ref(), env)?;
+    tools::for_each_alert(&config, a.max, std::time::Duration::from_secs(a.idle_secs), |alert| {
+        use std::io::Write;
+        let line = if a.json { serde_json::to_string(&alert)? } else { tools::describe(&alert) };
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")?;
+        out.flush()?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// `produce`: a records file to the input topics.
+fn produce(a: ProduceArgs, env: &[(String, String)]) -> anyhow::Result<()> {
+    let config = load_config(a.service.config.as_ref(), env)?;
+    let records = RecordReader::open(&a.records).with_context(|| format!("opening {}", a.records.display()))?;
+    let sent = runtime()?
+        .block_on(tools::produce_records(&config, records, a.rate))
+        .with_context(|| format!("producing {}", a.records.display()))?;
+    eprintln!("produced {sent} records to {} and {}", config.topics.time_reports, config.topics.invoices);
     Ok(())
 }
 
@@ -347,6 +257,9 @@ fn run(cli: Cli, env: &[(String, String)]) -> anyhow::Result<()> {
 mod tests {
     use std::collections::BTreeMap;
     use std::path::Path;
+
+    use tillsyn_core::codec::MessageWriter;
+    use tillsyn_sim::municipality::{SimConfig, simulate};
 
     use super::*;
 
@@ -448,5 +361,18 @@ mod tests {
         std::fs::write(&file, "[core]\nvisit_lateness_secs = 3600\n").unwrap();
         let e = replay(dir.path(), &events, &file, &[]).unwrap_err().to_string();
         assert!(e.contains("unknown field `visit_lateness_secs`"), "{e}");
+    }
+
+    #[test]
+    fn produce_stops_at_a_bad_line_of_the_records_file_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = dir.path().join("records.ndjson");
+        std::fs::write(&records, "{\"input\":\"time_report\",\"key\":\"P1\",\"value\":\"%%%\"}\n").unwrap();
+        let cli =
+            Cli::try_parse_from(["tillsyn", "produce", "--records", &records.display().to_string(), "--rate", "10"])
+                .unwrap();
+        let env = [("TILLSYN_KAFKA__BROKERS".to_string(), "127.0.0.1:1".to_string())];
+        let e = format!("{:#}", run(cli, &env).unwrap_err());
+        assert!(e.contains("records.ndjson") && e.contains("line 1: invalid JSON"), "{e}");
     }
 }

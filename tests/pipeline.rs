@@ -1,5 +1,6 @@
 //! The offline pipeline end to end: simulate → replay → evaluate, through
-//! files, as `tillsyn simulate | replay | evaluate` run it.
+//! files, as `tillsyn-sim simulate`, `tillsyn replay` and `tillsyn-sim
+//! evaluate` run it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

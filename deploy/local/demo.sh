@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The live demo of the README, one command on a fresh machine: a local Kafka
 # broker (tansu, installed and started if needed), tillsyn's topics, the
-# service (`tillsyn run`), and the simulator producing a small municipality
-# with injected fraud to the input topics at a steady pace, while the alerts
-# are printed as they arrive on the alert topic. Then a summary from the
+# service (`tillsyn run`), and a small simulated municipality with injected
+# fraud (`tillsyn-sim simulate --records`) produced to the input topics at a
+# steady pace (`tillsyn produce`), while the alerts are printed as they
+# arrive on the alert topic. Then a summary from the
 # service's Prometheus endpoint and a score of the alerts against the
 # simulator's ground truth.
 #
@@ -11,11 +12,11 @@
 #   By default the service keeps running after the summary, so that its
 #   metrics (printed URL) can be looked at, until Ctrl-C. --exit stops it
 #   and the broker it started instead (as CI does).
-# Env: TILLSYN_DEMO_RATE   events per second from the simulator (default 5000)
+# Env: TILLSYN_DEMO_RATE   events per second to the input topics (default 5000)
 #      TILLSYN_DEMO_HTTP   address of the service's HTTP endpoint (default 127.0.0.1:9464)
 #      TILLSYN_BROKER_PORT broker port (default 9092)
-# Everything goes to out/demo-live/: the service's log, the ground truth,
-# the alerts as NDJSON.
+# Everything goes to out/demo-live/: the service's log, the simulated
+# records, the ground truth, the alerts as NDJSON.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -34,9 +35,10 @@ out=out/demo-live
 mkdir -p "$out"
 say() { printf '\n== %s\n' "$*"; }
 
-say "building tillsyn (release)"
+say "building tillsyn and tillsyn-sim (release)"
 cargo build --locked --release --quiet
 bin="${CARGO_TARGET_DIR:-target}/release/tillsyn"
+sim="${CARGO_TARGET_DIR:-target}/release/tillsyn-sim"
 
 say "broker"
 started_broker=0
@@ -68,9 +70,9 @@ say "topics ($run.*)"
 
 service_pid=
 tail_pid=
-sim_pid=
+producer_pid=
 cleanup() {
-    for pid in $tail_pid $sim_pid; do kill "$pid" 2>/dev/null || true; done
+    for pid in $tail_pid $producer_pid; do kill "$pid" 2>/dev/null || true; done
     if [[ -n $service_pid ]] && kill -0 "$service_pid" 2>/dev/null; then
         kill -TERM "$service_pid" 2>/dev/null || true
         wait "$service_pid" 2>/dev/null || true
@@ -94,22 +96,27 @@ metric_sum() {
 }
 
 say "simulating a municipality (12 providers, 900 clients, 3 months, 4 with fraud) to Kafka at $rate events/s"
-"$bin" simulate --to-kafka --providers 12 --clients 900 --months 3 --fraudulent 4 --seed 7 \
-    --rate "$rate" --truth "$out/truth.json" >"$out/simulate.log" 2>&1 &
-sim_pid=$!
+"$sim" simulate --providers 12 --clients 900 --months 3 --fraudulent 4 --seed 7 \
+    --records "$out/records.ndjson" --json --truth "$out/truth.json" 2>"$out/simulate.log" || {
+    echo "the simulator failed:" >&2
+    cat "$out/simulate.log" >&2
+    exit 1
+}
+"$bin" produce --records "$out/records.ndjson" --rate "$rate" >"$out/produce.log" 2>&1 &
+producer_pid=$!
 
 say "alerts as they arrive on $TILLSYN_TOPICS__ALERTS (metrics: http://$http/metrics)"
 "$bin" alerts tail --idle-secs 100000 &
 tail_pid=$!
 
-# Until the simulator is done and the service has caught up with it.
-wait "$sim_pid" || {
-    echo "the simulator failed:" >&2
-    cat "$out/simulate.log" >&2
+# Until every record is produced and the service has caught up with them.
+wait "$producer_pid" || {
+    echo "producing failed:" >&2
+    cat "$out/produce.log" >&2
     exit 1
 }
-sim_pid=
-produced=$(grep -o 'produced [0-9]*' "$out/simulate.log" | grep -o '[0-9]*' || echo 0)
+producer_pid=
+produced=$(grep -o 'produced [0-9]*' "$out/produce.log" | grep -o '[0-9]*' || echo 0)
 for _ in $(seq 1 600); do
     kill -0 "$service_pid" 2>/dev/null || {
         echo "the service stopped:" >&2
@@ -136,7 +143,7 @@ echo "ready: $(curl -fsS "http://$http/readyz" 2>&1 || true)"
 
 say "score against the simulator's ground truth"
 "$bin" alerts tail --json --idle-secs 3 >"$out/alerts.ndjson"
-"$bin" evaluate --alerts "$out/alerts.ndjson" --truth "$out/truth.json" >"$out/evaluation.md"
+"$sim" evaluate --alerts "$out/alerts.ndjson" --truth "$out/truth.json" >"$out/evaluation.md"
 sed -n '1,/^| clean provider-months/p' "$out/evaluation.md"
 echo "(the whole evaluation, per pattern and per alert: $out/evaluation.md)"
 

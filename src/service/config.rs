@@ -1,5 +1,5 @@
 //! The configuration of every command that takes `--config` (`tillsyn run`,
-//! `check-config`, `topics`, `alerts`, `simulate --to-kafka` and `replay`,
+//! `check-config`, `topics`, `alerts`, `produce` and `replay`,
 //! which uses only its `core`): Kafka clients, topics, the HTTP endpoint,
 //! logging and the detection core. The CLI loads it in one place, so the
 //! same file and the same environment overrides apply to all of them.

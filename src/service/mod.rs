@@ -2,7 +2,7 @@
 //! service and its Kafka clients, decoding of Kafka records into domain
 //! events with dead-letter reasons, Kafka's keyed partitioning, the
 //! consume → detect → produce loop with its recovery, the state topic, and
-//! the commands that create topics, produce simulated events and read
+//! the commands that create topics, produce records files and read
 //! alerts.
 
 pub mod config;

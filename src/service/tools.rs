@@ -1,5 +1,5 @@
-//! Operator tools around the service: create the topics, feed the
-//! simulator into the input topics, and print alerts from the alert topic.
+//! Operator tools around the service: create the topics, produce a records
+//! file to the input topics, and print alerts from the alert topic.
 
 use std::time::{Duration, Instant};
 
@@ -14,10 +14,10 @@ use tracing::info;
 
 use super::config::ServiceConfig;
 use super::run::produce::DeliveryWindow;
-use tillsyn_core::decode::{CONTENT_TYPE_HEADER, Format};
+use tillsyn_core::codec::CodecError;
+use tillsyn_core::decode::CONTENT_TYPE_HEADER;
 use tillsyn_core::proto::v1 as wire;
-use tillsyn_sim::labels::GroundTruth;
-use tillsyn_sim::municipality::{SimConfig, simulate};
+use tillsyn_core::records::KafkaRecordLine;
 
 /// What happened to one topic in [`create_topics`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,115 +56,42 @@ pub async fn create_topics(config: &ServiceConfig) -> anyhow::Result<Vec<(String
     Ok(out)
 }
 
-/// Runs the simulator into the input topics: time reports and invoices,
-/// keyed by provider id, in `format`, as fast as possible or at most `rate`
-/// events per second. Returns the ground truth and the number of events.
-pub async fn simulate_to_topics(
+/// Produces the records of `records` (a records file's, see
+/// [`tillsyn_core::records`]) in order, each to the configured topic of its
+/// input with its key, value and `content-type` header, at most `rate`
+/// records per second if given, at most 10,000 unacknowledged at a time;
+/// waits until the broker has acknowledged every one. Returns how many were
+/// sent. Stops at the first record that cannot be read or sent.
+pub async fn produce_records(
     config: &ServiceConfig,
-    sim: &SimConfig,
-    format: Format,
+    records: impl IntoIterator<Item = Result<KafkaRecordLine, CodecError>>,
     rate: Option<f64>,
-) -> anyhow::Result<(GroundTruth, u64)> {
-    let mut events = Vec::new();
-    let truth = simulate(sim, &mut |e| {
-        events.push(e.clone());
-        Ok(())
-    })?;
-    let sent = produce_events(config, &events, format, rate).await?;
-    Ok((truth, sent))
-}
-
-/// Produces `events` with `hostile` records spread evenly among them (see
-/// [`tillsyn_sim::municipality::hostile`]), keyed and headed as each says, at most `rate`
-/// records per second. Returns how many of each were sent.
-pub async fn produce_with_hostile(
-    config: &ServiceConfig,
-    events: &[wire::Event],
-    hostile: &[tillsyn_sim::municipality::hostile::HostileRecord],
-    format: Format,
-    rate: Option<f64>,
-) -> anyhow::Result<(u64, u64)> {
+) -> anyhow::Result<u64> {
     let producer: FutureProducer = config.kafka.producer_config().create()?;
     let mut window = DeliveryWindow::new(10_000);
     let started = Instant::now();
-    let (mut valid, mut bad) = (0u64, 0u64);
-    let every = (events.len() / hostile.len().max(1)).max(1);
-    let mut hostile = hostile.iter();
-    for (i, event) in events.iter().enumerate() {
-        if i % every == 0
-            && let Some(h) = hostile.next()
-        {
-            let headers = match h.content_type {
-                Some(ct) => OwnedHeaders::new().insert(Header { key: CONTENT_TYPE_HEADER, value: Some(ct) }),
-                None => OwnedHeaders::new(),
-            };
-            window.send(&producer, config.topics.input_topic(h.input), h.key.as_bytes(), &h.value, headers).await?;
-            bad += 1;
-        }
-        let (topic, provider, value) = match &event.kind {
-            Some(wire::event::Kind::TimeReport(t)) => (&config.topics.time_reports, &t.provider_id, encode(t, format)),
-            Some(wire::event::Kind::Invoice(i)) => (&config.topics.invoices, &i.provider_id, encode(i, format)),
-            None => continue,
+    let mut sent = 0u64;
+    for record in records {
+        let record = record?;
+        let headers = match &record.content_type {
+            Some(ct) => OwnedHeaders::new().insert(Header { key: CONTENT_TYPE_HEADER, value: Some(ct.as_str()) }),
+            None => OwnedHeaders::new(),
         };
-        let headers =
-            OwnedHeaders::new().insert(Header { key: CONTENT_TYPE_HEADER, value: Some(format.content_type()) });
-        window.send(&producer, topic, provider.as_bytes(), &value, headers).await?;
-        valid += 1;
-        if valid.is_multiple_of(100_000) {
-            info!(sent = valid, "events produced");
+        let topic = config.topics.input_topic(record.input);
+        window.send(&producer, topic, record.key.as_bytes(), &record.value, headers).await?;
+        sent += 1;
+        if sent.is_multiple_of(100_000) {
+            info!(sent, "records produced");
         }
         if let Some(rate) = rate.filter(|r| *r > 0.0) {
-            let due = Duration::from_secs_f64((valid + bad) as f64 / rate);
+            let due = Duration::from_secs_f64(sent as f64 / rate);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 tokio::time::sleep(wait).await;
             }
         }
     }
-    for h in hostile {
-        let headers = match h.content_type {
-            Some(ct) => OwnedHeaders::new().insert(Header { key: CONTENT_TYPE_HEADER, value: Some(ct) }),
-            None => OwnedHeaders::new(),
-        };
-        window.send(&producer, config.topics.input_topic(h.input), h.key.as_bytes(), &h.value, headers).await?;
-        bad += 1;
-    }
     window.finish().await?;
-    Ok((valid, bad))
-}
-
-/// The first valid time report and invoice of `events`: the templates of
-/// [`tillsyn_sim::municipality::hostile::hostile_records`].
-pub fn templates(events: &[wire::Event]) -> Option<(wire::TimeReport, wire::Invoice)> {
-    let report = events.iter().find_map(|e| match &e.kind {
-        Some(wire::event::Kind::TimeReport(t)) => Some(t.clone()),
-        _ => None,
-    })?;
-    let invoice = events.iter().find_map(|e| match &e.kind {
-        Some(wire::event::Kind::Invoice(i)) => Some(i.clone()),
-        _ => None,
-    })?;
-    Some((report, invoice))
-}
-
-/// Produces `events` to the input topics of `config` (time reports and
-/// invoices to theirs, keyed by provider id, with a `content-type` header),
-/// at most `rate` per second if given, and waits until the broker has
-/// acknowledged every one. Returns how many were sent (an envelope without
-/// a kind is skipped).
-pub async fn produce_events(
-    config: &ServiceConfig,
-    events: &[wire::Event],
-    format: Format,
-    rate: Option<f64>,
-) -> anyhow::Result<u64> {
-    Ok(produce_with_hostile(config, events, &[], format, rate).await?.0)
-}
-
-fn encode<M: prost::Message + serde::Serialize>(message: &M, format: Format) -> Vec<u8> {
-    match format {
-        Format::Protobuf => message.encode_to_vec(),
-        Format::Json => serde_json::to_vec(message).unwrap_or_default(),
-    }
+    Ok(sent)
 }
 
 /// Reads the alert topic from the beginning (every partition, no consumer

@@ -40,16 +40,6 @@ use tillsyn_core::alerting::{Alert, AlertStatus, Severity};
 use tillsyn_core::engine::{Input, LateEvent, StateSize};
 use tillsyn_core::model::EventTime;
 
-/// Dead-letter reasons for records that fail before validation. Records that
-/// fail validation use `ValidationError::reason()`. Both are stable codes
-/// from a fixed set, safe as a metric label and a Kafka header.
-pub mod reasons {
-    /// The payload could not be decoded as an `Event` (protobuf or proto3 JSON).
-    pub const DECODE_FAILED: &str = "decode_failed";
-    /// The record had no payload (a tombstone or an empty message).
-    pub const EMPTY_PAYLOAD: &str = "empty_payload";
-}
-
 /// A record was read from an input topic (before decoding). Per record:
 /// logs at `trace`, increments [`names::CONSUMED_RECORDS`].
 #[derive(Debug, Clone, Copy)]
@@ -105,7 +95,7 @@ impl RegisteredRecordConsumed {
 /// [`names::DEAD_LETTERED_RECORDS`].
 ///
 /// `reason` is `'static` on purpose: it must come from a fixed set
-/// (`ValidationError::reason()` or [`reasons`]), never from the record. The
+/// (`ValidationError::reason()` or [`tillsyn_core::decode::reason`]), never from the record. The
 /// validation error's text is not logged because it can quote a field's
 /// value (an organisation number, which for a sole trader is a personal
 /// identity number); the partition and offset find the record instead.

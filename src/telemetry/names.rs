@@ -47,7 +47,7 @@ pub const CONSUMED_RECORDS: &str = "tillsyn_consumed_records_total";
 /// Counter. Records that failed decoding or validation and were sent to the
 /// dead-letter topic. Labels: `topic` (the input topic), `reason` (a stable
 /// code: `ValidationError::reason()` or one of
-/// [`reasons`](super::events::reasons)).
+/// [`tillsyn_core::decode::reason`]).
 pub const DEAD_LETTERED_RECORDS: &str = "tillsyn_dead_lettered_records_total";
 
 /// Counter. Events that arrived behind their input's watermark and were

@@ -10,7 +10,7 @@ use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 use super::events::{
     AlertProduced, AlertSuppressed, ConsumerLag, DeliveryFailed, LateEventRouted, PartitionRestored, ProcessingLatency,
     Rebalance, RebalanceKind, RecordConsumed, RecordDeadLettered, SnapshotTrigger, SnapshotWritten, StateGauges,
-    WatermarkLag, reasons,
+    WatermarkLag,
 };
 use super::names;
 use super::{Health, describe_all};
@@ -126,7 +126,13 @@ fn emit_everything(recorder: &PrometheusRecorder) {
         RecordConsumed { topic: "time-reports", kind: Input::TimeReports }.emit();
         RecordConsumed { topic: "invoices", kind: Input::Invoices }.emit();
         RecordDeadLettered { topic: "time-reports", partition: 3, offset: 17, reason }.emit();
-        RecordDeadLettered { topic: "invoices", partition: 1, offset: 4, reason: reasons::DECODE_FAILED }.emit();
+        RecordDeadLettered {
+            topic: "invoices",
+            partition: 1,
+            offset: 4,
+            reason: tillsyn_core::decode::reason::PROTOBUF_DECODE,
+        }
+        .emit();
         LateEventRouted { input: Input::Invoices, behind_secs: 7_200 }.emit();
         AlertProduced { rule: "phantom-clients", severity: Severity::High, status: AlertStatus::Opened }.emit();
         AlertProduced { rule: "phantom-clients", severity: Severity::High, status: AlertStatus::Opened }.emit();
@@ -202,7 +208,7 @@ fn events_render_the_expected_series() {
     assert_eq!(v(names::CONSUMED_RECORDS, &[("topic", "time-reports"), ("kind", "time_report")]), 2.0);
     assert_eq!(v(names::CONSUMED_RECORDS, &[("topic", "invoices"), ("kind", "invoice")]), 1.0);
     assert_eq!(v(names::DEAD_LETTERED_RECORDS, &[("topic", "time-reports"), ("reason", "missing_field")]), 1.0);
-    assert_eq!(v(names::DEAD_LETTERED_RECORDS, &[("topic", "invoices"), ("reason", "decode_failed")]), 1.0);
+    assert_eq!(v(names::DEAD_LETTERED_RECORDS, &[("topic", "invoices"), ("reason", "protobuf_decode")]), 1.0);
     assert_eq!(v(names::LATE_EVENTS, &[("input", "invoice")]), 1.0);
     assert_eq!(e.value(names::LATE_EVENTS, &[("input", "time_report")]), None);
     assert_eq!(

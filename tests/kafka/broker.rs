@@ -24,6 +24,7 @@ use tillsyn::telemetry::Health;
 use tillsyn_core::codec::MessageWriter;
 use tillsyn_core::decode::Format;
 use tillsyn_core::proto::v1 as wire;
+use tillsyn_core::records::KafkaRecordLine;
 use tillsyn_sim::municipality::{SimConfig, simulate};
 
 /// Runs the broker tests one at a time. The guard is held for a whole
@@ -77,6 +78,14 @@ fn simulated(sim: &SimConfig) -> Vec<wire::Event> {
     })
     .unwrap();
     events
+}
+
+/// Produces `events` as `tillsyn produce` does a records file of them
+/// (protobuf, keyed by provider id), at most `rate` per second; how many
+/// were sent.
+async fn produce_events(config: &ServiceConfig, events: &[wire::Event], rate: Option<f64>) -> anyhow::Result<u64> {
+    let records = events.iter().filter_map(|e| KafkaRecordLine::event(e, Format::Protobuf).unwrap()).map(Ok);
+    tools::produce_records(config, records, rate).await
 }
 
 fn write_events(events: &[wire::Event], path: &Path) {
@@ -237,9 +246,9 @@ async fn live_alerts_equal_offline_and_bad_records_are_dead_lettered() {
     create_topics(&config).await;
     let events = simulated(&small());
     let half = events.len() / 2;
-    let mut sent = tools::produce_events(&config, &events[..half], Format::Protobuf, None).await.unwrap();
+    let mut sent = produce_events(&config, &events[..half], None).await.unwrap();
     produce_malformed(&config).await;
-    sent += tools::produce_events(&config, &events[half..], Format::Protobuf, None).await.unwrap();
+    sent += produce_events(&config, &events[half..], None).await.unwrap();
     assert!(sent > 10_000);
 
     let summary = run_until_caught_up(&config).await;
@@ -458,7 +467,7 @@ fn sigterm_mid_run_exits_cleanly_and_a_restart_resumes_from_committed_offsets() 
     runtime.block_on(create_topics(&config));
     let events = simulated(&small());
     let half = events.len() / 2;
-    let first = runtime.block_on(tools::produce_events(&config, &events[..half], Format::Protobuf, None)).unwrap();
+    let first = runtime.block_on(produce_events(&config, &events[..half], None)).unwrap();
     let dir = tempfile::tempdir().unwrap();
 
     // First run: stopped by SIGTERM as soon as it has consumed something.
@@ -484,7 +493,7 @@ fn sigterm_mid_run_exits_cleanly_and_a_restart_resumes_from_committed_offsets() 
 
     // More input arrives while it is down, some of it malformed.
     runtime.block_on(produce_malformed(&config));
-    let second = runtime.block_on(tools::produce_events(&config, &events[half..], Format::Protobuf, None)).unwrap();
+    let second = runtime.block_on(produce_events(&config, &events[half..], None)).unwrap();
     let total = first + 3 + second;
     assert!(processed < total);
 
@@ -612,7 +621,7 @@ fn killed_and_restarted_repeatedly_the_alerts_are_exactly_once() {
         let (config, events) = (config.clone(), events.clone());
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Runtime::new().unwrap();
-            runtime.block_on(tools::produce_events(&config, &events, Format::Protobuf, Some(1_000.0))).unwrap()
+            runtime.block_on(produce_events(&config, &events, Some(1_000.0))).unwrap()
         })
     };
     let mut kills = 0;
@@ -704,7 +713,7 @@ fn produce_in_background(config: &ServiceConfig, events: &[wire::Event], rate: f
     let (config, events) = (config.clone(), events.to_vec());
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(tools::produce_events(&config, &events, Format::Protobuf, Some(rate))).unwrap()
+        runtime.block_on(produce_events(&config, &events, Some(rate))).unwrap()
     })
 }
 
@@ -881,10 +890,19 @@ async fn hostile_input_is_dead_lettered_and_valid_input_processed() {
     let config = config("hostile");
     create_topics(&config).await;
     let events = simulated(&small());
-    let (report, invoice) = tools::templates(&events).unwrap();
+    let (report, invoice) = tillsyn_sim::records::templates(&events).unwrap();
     let hostile = tillsyn_sim::municipality::hostile::hostile_records(3, 6_000, &report, &invoice);
-    let (valid, bad) = tools::produce_with_hostile(&config, &events, &hostile, Format::Protobuf, None).await.unwrap();
+    // The records of `tillsyn-sim simulate --records --hostile`, sent as
+    // `tillsyn produce` sends them.
+    let mut records = Vec::new();
+    let counts = tillsyn_sim::records::with_hostile(&events, &hostile, Format::Protobuf, |r| {
+        records.push(r);
+        Ok(())
+    })
+    .unwrap();
+    let (valid, bad) = (counts.events, counts.hostile);
     assert_eq!((valid as usize, bad as usize), (events.len(), hostile.len()));
+    assert_eq!(tools::produce_records(&config, records.into_iter().map(Ok), None).await.unwrap(), valid + bad);
 
     let summary = run_until_caught_up(&config).await;
     assert_eq!(summary.records, valid + bad);

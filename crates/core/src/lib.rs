@@ -29,6 +29,8 @@
 //! - [`partition`]: Kafka's keyed partitioner (murmur2), so an offline
 //!   replay splits events exactly as the topics do.
 //! - [`codec`]: NDJSON and length-delimited protobuf files of events and alerts.
+//! - [`records`]: NDJSON files of Kafka records for the input topics (what
+//!   `tillsyn-sim simulate --records` writes and `tillsyn produce` sends).
 
 pub mod alerting;
 pub mod baseline;
@@ -41,6 +43,7 @@ pub mod finding;
 pub mod model;
 pub mod partition;
 pub mod proto;
+pub mod records;
 pub mod rules;
 pub mod state;
 pub mod window;

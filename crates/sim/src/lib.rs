@@ -4,6 +4,8 @@
 //! - [`municipality`]: the seeded municipality simulator with labelled fraud
 //!   (and [`municipality::hostile`], malformed and absurd records);
 //! - [`labels`]: the ground-truth label format the simulator writes;
+//! - [`records`]: a scenario as the Kafka records a producer sends, hostile
+//!   records among them;
 //! - [`evaluate`]: scores alerts against the labels;
 //! - [`workload`]: a synthetic national-scale workload for benchmarks.
 //!
@@ -13,6 +15,7 @@
 pub mod evaluate;
 pub mod labels;
 pub mod municipality;
+pub mod records;
 pub mod workload;
 
 pub use municipality::{SimConfig, simulate};

@@ -38,12 +38,15 @@ use crate::state::{CLIENT_MONTHS, MunicipalityDay, ProviderState, RecentVisit, S
 use crate::window::{Lateness, Watermark};
 pub use snapshot::RestoreError;
 
-/// Which input stream an event came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which input stream an event came from. Serialized as its
+/// [`name`](Input::name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Input {
     /// Time reports (visits).
+    #[serde(rename = "time_report")]
     TimeReports,
     /// Invoices.
+    #[serde(rename = "invoice")]
     Invoices,
 }
 

@@ -1,6 +1,6 @@
 //! Hostile input: malformed records of every kind the service must send to
 //! the dead-letter topic, never crash on and never apply. Used by the
-//! hostile-input test and `tillsyn simulate --to-kafka --hostile N`.
+//! hostile-input test and `tillsyn-sim simulate --records FILE --hostile N`.
 //!
 //! Each record says which reason it must be rejected with where that is
 //! certain (a year-9999 check-in is `timestamp_out_of_range`), or `None`
