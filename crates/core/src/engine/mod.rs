@@ -33,8 +33,8 @@ use crate::alerting::{Alert, Episodes, Finding};
 use crate::baseline::PeerTable;
 use crate::config::CoreConfig;
 use crate::model::{Day, DomainEvent, EventTime, Invoice, MunicipalityCode, ProviderId, ServiceType, Visit};
-use crate::rules::{DayContext, InvoiceContext, Rule, VisitContext};
-use crate::state::{CLIENT_MONTHS, MunicipalityDay, ProviderState, RecentVisit, SERVICES, StaffMap, StaffState};
+use crate::rules::{DayContext, InvoiceContext, Provider, Rule, VisitContext};
+use crate::state::{CLIENT_MONTHS, MunicipalityDay, RecentVisit, SERVICES, StaffMap, StaffState};
 use crate::window::{Lateness, Watermark};
 pub use snapshot::RestoreError;
 
@@ -167,7 +167,7 @@ pub struct Engine {
     rules: Vec<Box<dyn Rule>>,
     visits_watermark: Watermark,
     invoices_watermark: Watermark,
-    providers: FxHashMap<ProviderId, ProviderState>,
+    providers: FxHashMap<ProviderId, Provider>,
     staff: StaffMap,
     peers: PeerTable,
     episodes: Episodes,
@@ -261,7 +261,7 @@ impl Engine {
         let minutes = visit.duration().0;
         let horizon = self.config.horizon_days as usize;
         let provider =
-            self.providers.entry(visit.provider).or_insert_with(|| ProviderState::new(visit.municipality, horizon));
+            self.providers.entry(visit.provider).or_insert_with(|| Provider::new(visit.municipality, horizon));
         provider.municipality = visit.municipality;
         provider.last_event = provider.last_event.max(visit.check_in);
         provider.first_day = provider.first_day.min(day);
@@ -309,7 +309,7 @@ impl Engine {
         self.now = self.now.max(invoice.issued_at);
         let horizon = self.config.horizon_days as usize;
         let provider =
-            self.providers.entry(invoice.provider).or_insert_with(|| ProviderState::new(invoice.municipality, horizon));
+            self.providers.entry(invoice.provider).or_insert_with(|| Provider::new(invoice.municipality, horizon));
         if provider.invoices_seen.contains_key(&invoice.invoice_id) {
             self.stats.duplicate_invoices += 1;
             return Disposition::Duplicate;
@@ -493,7 +493,7 @@ impl Engine {
             let Some(p) = self.providers.get_mut(id) else { continue };
             p.clients
                 .retain(|_, c| c.last_any() > day.0 - horizon || c.months.iter().any(|m| m.month.0 >= oldest_month));
-            p.billed.retain(|(_, _, m), _| m.0 >= oldest_month);
+            p.rules.evict(day);
             p.invoices_seen.retain(|_, issued| *issued >= oldest_invoice);
             let idle = p.clients.is_empty()
                 && p.pending_invoices.is_empty()

@@ -9,13 +9,20 @@
 //! before it.
 //!
 //! Versioning: [`FORMAT_VERSION`] is bumped whenever the body's layout
-//! changes (a field added, removed or retyped anywhere in the state). A
-//! version this build does not read, or a fingerprint that differs (the
-//! windows' sizes, the lateness or the pseudonym secret changed), makes
-//! [`Engine::restore`] fail with a [`RestoreError`] that says so; the shell
-//! then rebuilds the state by replaying the inputs. Rule parameters are not
-//! in the fingerprint: rules keep no state of their own, so a restored
-//! engine runs with the new parameters from then on.
+//! changes (a field added, removed or retyped anywhere in the engine's own
+//! state). The rules' own state (`rules::RuleStates`, one field per
+//! registered rule) is part of the body, so its layout follows the rule
+//! registry: the fingerprint covers the registered rules' ids and versions
+//! in registry order, and a build with other rules (or another version of
+//! one) refuses the snapshot instead of misreading it, without a format
+//! bump. A version this build does not read, or a fingerprint that differs
+//! (the windows' sizes, the lateness, the pseudonym secret or the
+//! registered rules changed), makes [`Engine::restore`] fail with a
+//! [`RestoreError`] that says so; the shell then rebuilds the state by
+//! replaying the inputs. Rule parameters and which rules are enabled are
+//! not in the fingerprint: the state every registered rule keeps is there
+//! whether it is enabled or not, so a restored engine runs with the new
+//! parameters from then on.
 
 use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
@@ -25,14 +32,15 @@ use crate::alerting::Episodes;
 use crate::baseline::PeerTable;
 use crate::config::CoreConfig;
 use crate::model::{Day, EventTime, ProviderId};
-use crate::state::{ProviderState, StaffMap, sorted_map};
+use crate::rules::{self, Provider, RuleInfo};
+use crate::state::{StaffMap, sorted_map};
 use crate::window::Watermark;
 
 /// The magic at the start of every snapshot.
 pub const MAGIC: &[u8; 14] = b"TILLSYN-STATE\0";
 
 /// The body layout this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 const HEADER_LEN: usize = MAGIC.len() + 4 + 16;
 const CHECKSUM_LEN: usize = 16;
@@ -50,8 +58,11 @@ pub enum RestoreError {
         found: u32,
     },
     /// The state-shaping configuration differs from the one it was written
-    /// under (window sizes, lateness, pseudonym secret).
-    #[error("the snapshot was written under another configuration of windows, lateness or pseudonym secret")]
+    /// under (window sizes, lateness, pseudonym secret, registered rules).
+    #[error(
+        "the snapshot was written under another configuration of windows, lateness or pseudonym secret, or by a \
+         build with other rules"
+    )]
     ConfigurationChanged,
     /// The checksum does not match (truncated or damaged bytes).
     #[error("snapshot checksum mismatch")]
@@ -67,7 +78,7 @@ struct StateRef<'a> {
     visits_watermark: &'a Watermark,
     invoices_watermark: &'a Watermark,
     #[serde(serialize_with = "sorted_map")]
-    providers: &'a FxHashMap<ProviderId, ProviderState>,
+    providers: &'a FxHashMap<ProviderId, Provider>,
     #[serde(serialize_with = "sorted_map")]
     staff: &'a StaffMap,
     peers: &'a PeerTable,
@@ -83,7 +94,7 @@ struct StateRef<'a> {
 struct State {
     visits_watermark: Watermark,
     invoices_watermark: Watermark,
-    providers: FxHashMap<ProviderId, ProviderState>,
+    providers: FxHashMap<ProviderId, Provider>,
     staff: StaffMap,
     peers: PeerTable,
     episodes: Episodes,
@@ -95,8 +106,14 @@ struct State {
 
 /// 16 bytes identifying the configuration a state depends on: the format
 /// version, both lateness bounds, the three window sizes, the evidence
-/// limit and (through a one-way hash) the pseudonym secret.
+/// limit, (through a one-way hash) the pseudonym secret, and the registered
+/// rules' ids and versions in registry order (the layout of the rules' own
+/// state).
 pub fn state_fingerprint(config: &CoreConfig) -> [u8; 16] {
+    fingerprint(config, &rules::ALL)
+}
+
+fn fingerprint(config: &CoreConfig, registered: &[&RuleInfo]) -> [u8; 16] {
     let secret = Sha256::new().chain_update(b"tillsyn/pseudonym-secret/v1").chain_update(&config.pseudonym_secret);
     let mut h = Sha256::new();
     h.update(b"tillsyn/state-fingerprint/v1");
@@ -108,6 +125,12 @@ pub fn state_fingerprint(config: &CoreConfig) -> [u8; 16] {
     h.update(config.activity_days.to_le_bytes());
     h.update((config.evidence_limit as u64).to_le_bytes());
     h.update(secret.finalize());
+    h.update((registered.len() as u64).to_le_bytes());
+    for info in registered {
+        h.update((info.id.len() as u64).to_le_bytes());
+        h.update(info.id.as_bytes());
+        h.update(info.version.to_le_bytes());
+    }
     let mut out = [0u8; 16];
     out.copy_from_slice(&h.finalize()[..16]);
     out
@@ -176,5 +199,26 @@ impl Engine {
         engine.now = state.now;
         engine.stats = state.stats;
         Ok(engine)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_covers_the_registered_rules_ids_and_versions() {
+        let config = CoreConfig::default();
+        let registered: Vec<&RuleInfo> = rules::ALL.to_vec();
+        assert_eq!(fingerprint(&config, &registered), state_fingerprint(&config));
+        let fewer = &registered[..registered.len() - 1];
+        assert_ne!(fingerprint(&config, fewer), state_fingerprint(&config));
+        let newer = RuleInfo { version: registered[0].version + 1, ..*registered[0] };
+        let mut bumped = registered.clone();
+        bumped[0] = &newer;
+        assert_ne!(fingerprint(&config, &bumped), state_fingerprint(&config));
+        let mut reordered = registered.clone();
+        reordered.swap(0, 1);
+        assert_ne!(fingerprint(&config, &reordered), state_fingerprint(&config));
     }
 }

@@ -44,6 +44,7 @@ pub struct CheckInAwayFromHome(pub Params);
 impl RuleSpec for CheckInAwayFromHome {
     const INFO: &'static RuleInfo = &INFO;
     type Params = Params;
+    type ProviderState = ();
 
     fn validate(p: &Params) -> Result<(), String> {
         check::positive("max_distance_m", p.max_distance_m)?;

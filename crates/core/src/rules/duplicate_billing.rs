@@ -7,12 +7,19 @@
 //! period month) was already billed by this provider. A redelivered invoice
 //! (same invoice id) is recognised by the engine and not counted again.
 //!
+//! **State** ([`Billed`], per provider): which invoice first billed each
+//! (client, service type, month), kept for the months of client history.
+//!
 //! **Parameters** ([`Params`]): `min_duplicates` (1). Severity by the
 //! number of duplicated lines: low below `medium_lines` (1), high from
 //! `high_lines` (3), critical from `critical_lines` (10).
 
+use rustc_hash::FxHashMap;
+
 use super::{InvoiceContext, Rule, RuleSpec, check};
 use crate::finding::{Finding, RuleInfo, Severity, Unit};
+use crate::model::{ClientKey, Day, EventId, Month, ServiceType};
+use crate::state::{CLIENT_MONTHS, sorted_map};
 
 /// Identity of `duplicate-billing` (part of the alert contract).
 pub static INFO: RuleInfo =
@@ -38,12 +45,21 @@ impl Default for Params {
     }
 }
 
+/// What `duplicate-billing` keeps per provider.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Billed {
+    /// (client, service, month) → the invoice that billed it first.
+    #[serde(serialize_with = "sorted_map")]
+    pub first: FxHashMap<(ClientKey, ServiceType, Month), EventId>,
+}
+
 /// The rule.
 pub struct DuplicateBilling(pub Params);
 
 impl RuleSpec for DuplicateBilling {
     const INFO: &'static RuleInfo = &INFO;
     type Params = Params;
+    type ProviderState = Billed;
 
     fn validate(p: &Params) -> Result<(), String> {
         check::positive_count("min_duplicates", u64::from(p.min_duplicates))?;
@@ -58,6 +74,12 @@ impl RuleSpec for DuplicateBilling {
     fn new(params: Params) -> Self {
         DuplicateBilling(params)
     }
+
+    /// Months older than the client history are forgotten.
+    fn evict(state: &mut Billed, closed: Day) {
+        let oldest_month = closed.month().0 - CLIENT_MONTHS as i32 + 1;
+        state.first.retain(|(_, _, m), _| m.0 >= oldest_month);
+    }
 }
 
 impl Rule for DuplicateBilling {
@@ -67,9 +89,10 @@ impl Rule for DuplicateBilling {
         let mut duplicates = 0u32;
         let mut minutes = 0u64;
         let mut evidence = vec![inv.invoice_id.clone()];
+        let billed = &mut ctx.provider.rules.duplicate_billing.first;
         for line in &inv.lines {
             let key = (line.client, line.service, month);
-            match ctx.provider.billed.get(&key) {
+            match billed.get(&key) {
                 Some(first) => {
                     duplicates += 1;
                     minutes += u64::from(line.minutes.0);
@@ -78,7 +101,7 @@ impl Rule for DuplicateBilling {
                     }
                 }
                 None => {
-                    ctx.provider.billed.insert(key, inv.invoice_id.clone());
+                    billed.insert(key, inv.invoice_id.clone());
                 }
             }
         }
@@ -125,6 +148,35 @@ mod tests {
         assert_eq!(alerts.len(), 1);
         let evidence: Vec<_> = alerts[0].evidence.iter().map(|e| e.as_str()).collect();
         assert_eq!(evidence, ["inv-b", "inv-a"]);
+    }
+
+    #[test]
+    fn what_was_billed_survives_a_restart() {
+        let mut s = Scenario::only("duplicate-billing");
+        s.advance_to(2026, 4, 6);
+        s.invoice(2026, 3).id("inv-a").lines(vec![(1, 600)]).send();
+        s.restart();
+        s.invoice(2026, 3).id("inv-b").lines(vec![(1, 600)]).send();
+        let alerts = s.alerts();
+        assert_eq!(alerts.len(), 1);
+        let evidence: Vec<_> = alerts[0].evidence.iter().map(|e| e.as_str()).collect();
+        assert_eq!(evidence, ["inv-b", "inv-a"]);
+    }
+
+    #[test]
+    fn months_older_than_the_client_history_are_forgotten() {
+        use super::{Billed, DuplicateBilling};
+        use crate::model::{ClientKey, Day, EventId, ServiceType};
+        use crate::rules::RuleSpec;
+        let mut state = Billed::default();
+        for month in 1..=6 {
+            let m = Day::from_ymd(2026, month, 1).month();
+            state.first.insert((ClientKey(1), ServiceType::PersonalCare, m), EventId::new(&format!("inv-{month}")));
+        }
+        DuplicateBilling::evict(&mut state, Day::from_ymd(2026, 6, 15));
+        let mut kept: Vec<_> = state.first.values().map(|id| id.as_str().to_string()).collect();
+        kept.sort();
+        assert_eq!(kept, ["inv-3", "inv-4", "inv-5", "inv-6"]);
     }
 
     #[test]

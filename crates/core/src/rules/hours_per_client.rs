@@ -91,6 +91,7 @@ fn hours_per_client(ctx: &DayContext<'_>, service: ServiceType, min_clients: u32
 impl RuleSpec for HoursPerClientAbovePeers {
     const INFO: &'static RuleInfo = &INFO;
     type Params = Params;
+    type ProviderState = ();
 
     fn validate(p: &Params) -> Result<(), String> {
         check::positive_count("min_clients", u64::from(p.min_clients))?;

@@ -55,6 +55,7 @@ pub struct ImpossibleTravel(pub Params);
 impl RuleSpec for ImpossibleTravel {
     const INFO: &'static RuleInfo = &INFO;
     type Params = Params;
+    type ProviderState = ();
 
     fn validate(p: &Params) -> Result<(), String> {
         check::positive("max_speed_kmh", p.max_speed_kmh)?;

@@ -68,6 +68,7 @@ pub struct InvoicedAbovePerformed(pub Params);
 impl RuleSpec for InvoicedAbovePerformed {
     const INFO: &'static RuleInfo = &INFO;
     type Params = Params;
+    type ProviderState = ();
 
     fn validate(p: &Params) -> Result<(), String> {
         check::non_negative("tolerance_ratio", p.tolerance_ratio)?;

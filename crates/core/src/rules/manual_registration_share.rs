@@ -75,6 +75,7 @@ impl RuleSpec for ManualRegistrationShare {
     const INFO: &'static RuleInfo = &INFO;
     const SLOT: Option<usize> = Some(SLOT);
     type Params = Params;
+    type ProviderState = ();
 
     fn validate(p: &Params) -> Result<(), String> {
         Self::new(p.clone()).test().validate()

@@ -23,11 +23,30 @@
 //! checks (errors name the field, e.g.
 //! `rules.impossible_travel.max_speed_kmh must be > 0`), its constructor,
 //! the window it reads and, for a rule that counts its own events per day,
-//! its slot in [`crate::state::ProviderDay::rule_counts`]. The
-//! `registry!` below lists every rule once, with its `[core.rules.*]` TOML
-//! section, and generates [`RulesConfig`] (fields, `build`, `validate`),
-//! the catalogue [`ALL`] and the rule table of the README
-//! ([`catalogue_markdown`]). Adding a rule is one new file and one line.
+//! its slot in [`crate::state::ProviderDay::rule_counts`], and its own
+//! per-provider state ([`RuleSpec::ProviderState`], `()` if none) with its
+//! eviction ([`RuleSpec::evict`]). The `registry!` below lists every rule
+//! once, with its `[core.rules.*]` TOML section, and generates
+//! [`RulesConfig`] (fields, `build`, `validate`), [`RuleStates`] (one field
+//! per rule, named by its section, of the rule's state type), the
+//! catalogue [`ALL`] and the rule table of the README
+//! ([`catalogue_markdown`]). Adding a rule, with or without state, is one
+//! new file and one line: the engine and `state.rs` do not change.
+//!
+//! # Rule state
+//!
+//! Each provider's [`Provider`] (`ProviderState<RuleStates>`) holds every
+//! registered rule's state in `rules`; a rule reaches its own through the
+//! context it is called with, e.g. `ctx.provider.rules.duplicate_billing`.
+//! The state of a disabled rule stays at its default. The snapshot
+//! serializes `RuleStates` field by field, so its layout follows the
+//! registry: adding, removing or reordering a registered rule, or changing
+//! a rule's state type, changes the layout. The snapshot fingerprint
+//! covers the registered rules' ids and versions (see
+//! `engine::snapshot::state_fingerprint`), so a build with other rules
+//! rebuilds its state from the inputs instead of misreading a snapshot; a
+//! rule that changes its state type without a new version must bump the
+//! snapshot format version.
 //!
 //! Ids are part of the alert contract: change an id never, a version when
 //! a rule's meaning changes. Rules evaluated daily over a 30-day window
@@ -74,6 +93,10 @@ pub use crate::finding::{Finding, RuleInfo, Severity};
 use crate::model::{Day, EventTime, Invoice, ProviderId, Visit};
 use crate::state::{MunicipalityDay, ProviderState, RULE_SLOTS, SERVICES, StaffState};
 
+/// One provider's state as rules see it: the shared windows and, in
+/// `rules`, every rule's own state.
+pub type Provider = ProviderState<RuleStates>;
+
 /// A visit, as a rule sees it after the engine applied it to the shared
 /// windows. `staff` does not yet contain this visit in `recent`, but its
 /// day minutes include it.
@@ -85,7 +108,7 @@ pub struct VisitContext<'a> {
     /// Minutes after local midnight of its check-in.
     pub minute_of_day: u32,
     /// Its provider's state; rules may update their own counters in today's bucket.
-    pub provider: &'a mut ProviderState,
+    pub provider: &'a mut Provider,
     /// The staff member's state.
     pub staff: &'a StaffState,
     /// Engine event time.
@@ -104,7 +127,7 @@ pub struct InvoiceContext<'a> {
     /// The invoice.
     pub invoice: &'a Invoice,
     /// Its provider's state.
-    pub provider: &'a mut ProviderState,
+    pub provider: &'a mut Provider,
     /// Engine event time.
     pub now: EventTime,
 }
@@ -116,7 +139,7 @@ pub struct DayContext<'a> {
     /// The provider.
     pub provider_id: ProviderId,
     /// Its state.
-    pub provider: &'a mut ProviderState,
+    pub provider: &'a mut Provider,
     /// Clients with a visit in the activity window, per service type.
     pub active_by_service: [u32; SERVICES],
     /// Clients with any visit in the activity window.
@@ -150,6 +173,18 @@ pub trait RuleSpec: Sized + 'static {
     const SLOT: Option<usize> = None;
     /// The parameters, with defaults (`[core.rules.<section>]`).
     type Params: Default + Clone + PartialEq + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned;
+    /// What the rule keeps per provider (`()` if nothing), in
+    /// `Provider::rules.<section>`; starts at its default. Part of the
+    /// engine's snapshot: serialize hash maps in key order (see
+    /// [`crate::state::sorted_map`]) so that the same state gives the same bytes.
+    type ProviderState: Default
+        + Clone
+        + PartialEq
+        + std::fmt::Debug
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync;
     /// Checks every parameter's range; an error names the field (without
     /// the `rules.<section>.` prefix, which the registry adds).
     fn validate(params: &Self::Params) -> Result<(), String>;
@@ -160,6 +195,9 @@ pub trait RuleSpec: Sized + 'static {
     fn window_days(_params: &Self::Params) -> u32 {
         0
     }
+    /// Drops what the rule no longer needs from a provider's state, after
+    /// the close of local day `closed` (whether the rule is enabled or not).
+    fn evict(_state: &mut Self::ProviderState, _closed: Day) {}
 }
 
 /// The identity of a rule object: its registration's [`RuleSpec::INFO`].
@@ -230,8 +268,9 @@ fn fields_in_order(params: &impl serde::Serialize) -> Vec<(String, serde_json::V
 }
 
 /// Generates, from one list of rules, [`RulesConfig`] (one field per rule,
-/// `build`, `validate`, `widest_window_days`), the catalogue [`ALL`], the
-/// list of [`RuleDoc`]s, and a compile-time check of the counter slots.
+/// `build`, `validate`, `widest_window_days`), [`RuleStates`] (one field
+/// per rule, `evict`), the catalogue [`ALL`], the list of [`RuleDoc`]s, and
+/// a compile-time check of the counter slots.
 macro_rules! registry {
     ($($section:ident => $module:ident :: $rule:ident),* $(,)?) => {
         /// Configuration of every rule, with defaults. Each rule's section
@@ -245,6 +284,24 @@ macro_rules! registry {
                 #[doc = concat!("`[core.rules.", stringify!($section), "]`: see [`", stringify!($module), "`].")]
                 pub $section: <$module::$rule as RuleSpec>::Params,
             )*
+        }
+
+        /// Every rule's own state for one provider (its
+        /// [`RuleSpec::ProviderState`]), in catalogue order. Serialized
+        /// field by field into the engine's snapshot.
+        #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+        pub struct RuleStates {
+            $(
+                #[doc = concat!("State of [`", stringify!($module), "`].")]
+                pub $section: <$module::$rule as RuleSpec>::ProviderState,
+            )*
+        }
+
+        impl RuleStates {
+            /// Every rule's eviction after the close of `closed`.
+            pub fn evict(&mut self, closed: Day) {
+                $(<$module::$rule as RuleSpec>::evict(&mut self.$section, closed);)*
+            }
         }
 
         /// Every rule, in catalogue order.

@@ -143,6 +143,7 @@ impl RuleSpec for NightVisitsPrivateProvider {
     const INFO: &'static RuleInfo = &INFO;
     const SLOT: Option<usize> = Some(SLOT);
     type Params = Params;
+    type ProviderState = ();
 
     fn validate(params: &Params) -> Result<(), String> {
         params.validate()

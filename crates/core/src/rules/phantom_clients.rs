@@ -47,6 +47,7 @@ pub struct PhantomClients(pub Params);
 impl RuleSpec for PhantomClients {
     const INFO: &'static RuleInfo = &INFO;
     type Params = Params;
+    type ProviderState = ();
 
     fn validate(p: &Params) -> Result<(), String> {
         check::non_negative("min_line_hours", p.min_line_hours)?;

@@ -45,6 +45,7 @@ pub struct StaffDoubleBooking(pub Params);
 impl RuleSpec for StaffDoubleBooking {
     const INFO: &'static RuleInfo = &INFO;
     type Params = Params;
+    type ProviderState = ();
 
     fn validate(p: &Params) -> Result<(), String> {
         check::positive_count("min_overlap_minutes", u64::from(p.min_overlap_minutes))?;

@@ -48,6 +48,7 @@ pub struct StaffImpossibleDay(pub Params);
 impl RuleSpec for StaffImpossibleDay {
     const INFO: &'static RuleInfo = &INFO;
     type Params = Params;
+    type ProviderState = ();
 
     fn validate(p: &Params) -> Result<(), String> {
         check::positive("max_day_hours", p.max_day_hours)?;

@@ -115,6 +115,13 @@ impl Scenario {
         self.alerts.clone()
     }
 
+    /// Continues with an engine restored from a snapshot of this one (as
+    /// after a restart of the service).
+    pub fn restart(&mut self) {
+        let bytes = self.engine.snapshot();
+        self.engine = Engine::restore(self.engine.config().clone(), &bytes).expect("a fresh snapshot restores");
+    }
+
     /// The engine, for assertions on its state.
     pub fn engine(&self) -> &Engine {
         &self.engine

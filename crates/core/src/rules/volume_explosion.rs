@@ -14,6 +14,11 @@
 //! providers whose history does not yet cover the activity window a week
 //! back (their counts are still filling up).
 //!
+//! **State** ([`VolumeHistory`], per provider): the CUSUM and the active
+//! clients when its current run started. The active clients per day are
+//! the engine's ([`crate::state::ProviderDay::active_clients`]): it reads
+//! them a week back for the municipality's totals too.
+//!
 //! **Parameters** ([`Params`]): `allowance_per_week` (0.01 ≈ 4 % a month
 //! above the municipality is tolerated: legitimate growth), `threshold`
 //! (0.15 ≈ 16 % cumulative excess growth), `min_clients` (15),
@@ -58,12 +63,22 @@ impl Default for Params {
     }
 }
 
+/// What `volume-explosion` keeps per provider: its own history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VolumeHistory {
+    /// Upper CUSUM of weekly growth in excess of the municipality's.
+    pub cusum: crate::baseline::Cusum,
+    /// Active clients when the current CUSUM run started.
+    pub run_start_clients: u32,
+}
+
 /// The rule.
 pub struct VolumeExplosion(pub Params);
 
 impl RuleSpec for VolumeExplosion {
     const INFO: &'static RuleInfo = &INFO;
     type Params = Params;
+    type ProviderState = VolumeHistory;
 
     fn validate(p: &Params) -> Result<(), String> {
         check::within("allowance_per_week", p.allowance_per_week, 0.0, 1.0)?;
@@ -89,7 +104,7 @@ impl Rule for VolumeExplosion {
         let m = ctx.municipality;
         // Both counts need a full activity window behind them.
         let settled = ctx.provider.has_full_window(ctx.day.plus(-7), ctx.activity_days);
-        let volume = &mut ctx.provider.volume;
+        let volume = &mut ctx.provider.rules.volume_explosion;
         if !settled || week_ago < p.min_clients || m.active_clients == 0 || m.active_clients_week_ago == 0 {
             volume.cusum = Default::default();
             return;
