@@ -22,19 +22,13 @@ pub static INFO: RuleInfo = RuleInfo {
     quiet_days: 14,
 };
 
-/// Parameters of `check-in-away-from-home`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Params {
-    /// Largest plausible distance, metres.
-    pub max_distance_m: f64,
-    /// Distance that makes the finding high severity, metres.
-    pub high_distance_m: f64,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params { max_distance_m: 500.0, high_distance_m: 5_000.0 }
+params! {
+    /// Parameters of `check-in-away-from-home`.
+    pub struct Params {
+        /// Largest plausible distance, metres.
+        pub max_distance_m: f64 = 500.0,
+        /// Distance that makes the finding high severity, metres.
+        pub high_distance_m: f64 = 5_000.0,
     }
 }
 

@@ -25,23 +25,17 @@ use crate::state::{CLIENT_MONTHS, sorted_map};
 pub static INFO: RuleInfo =
     RuleInfo { id: "duplicate-billing", version: 1, pattern: 8, name: "Duplicate billing", quiet_days: 45 };
 
-/// Parameters of `duplicate-billing`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Params {
-    /// Duplicated lines per invoice that make a finding.
-    pub min_duplicates: u32,
-    /// Duplicated lines per invoice from which a finding is medium severity.
-    pub medium_lines: u32,
-    /// Duplicated lines per invoice from which a finding is high severity.
-    pub high_lines: u32,
-    /// Duplicated lines per invoice from which a finding is critical.
-    pub critical_lines: u32,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params { min_duplicates: 1, medium_lines: 1, high_lines: 3, critical_lines: 10 }
+params! {
+    /// Parameters of `duplicate-billing`.
+    pub struct Params {
+        /// Duplicated lines per invoice that make a finding.
+        pub min_duplicates: u32 = 1,
+        /// Duplicated lines per invoice from which a finding is medium severity.
+        pub medium_lines: u32 = 1,
+        /// Duplicated lines per invoice from which a finding is high severity.
+        pub high_lines: u32 = 3,
+        /// Duplicated lines per invoice from which a finding is critical.
+        pub critical_lines: u32 = 10,
     }
 }
 

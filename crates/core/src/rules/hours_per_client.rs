@@ -35,37 +35,23 @@ pub static INFO: RuleInfo = RuleInfo {
     quiet_days: 30,
 };
 
-/// Parameters of `hours-per-client-above-peers`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Params {
-    /// Fewer active clients of a service type: not compared.
-    pub min_clients: u32,
-    /// Fewest peers for a comparison.
-    pub min_peers: usize,
-    /// Modified z-score threshold.
-    pub z_threshold: f64,
-    /// Smallest ratio to the peer median that can fire.
-    pub min_ratio: f64,
-    /// Floor of the MAD, hours per client.
-    pub mad_floor_hours: f64,
-    /// Ratio to the peer median from which a finding is high severity.
-    pub high_ratio: f64,
-    /// Ratio to the peer median from which a finding is critical.
-    pub critical_ratio: f64,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            min_clients: 5,
-            min_peers: 5,
-            z_threshold: 3.5,
-            min_ratio: 1.8,
-            mad_floor_hours: 1.0,
-            high_ratio: 2.0,
-            critical_ratio: 3.0,
-        }
+params! {
+    /// Parameters of `hours-per-client-above-peers`.
+    pub struct Params {
+        /// Fewer active clients of a service type: not compared.
+        pub min_clients: u32 = 5,
+        /// Fewest peers for a comparison.
+        pub min_peers: usize = 5,
+        /// Modified z-score threshold.
+        pub z_threshold: f64 = 3.5,
+        /// Smallest ratio to the peer median that can fire.
+        pub min_ratio: f64 = 1.8,
+        /// Floor of the MAD, hours per client.
+        pub mad_floor_hours: f64 = 1.0,
+        /// Ratio to the peer median from which a finding is high severity.
+        pub high_ratio: f64 = 2.0,
+        /// Ratio to the peer median from which a finding is critical.
+        pub critical_ratio: f64 = 3.0,
     }
 }
 

@@ -29,23 +29,17 @@ pub static INFO: RuleInfo = RuleInfo {
     quiet_days: 14,
 };
 
-/// Parameters of `impossible-travel`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Params {
-    /// Fastest plausible travel, km/h.
-    pub max_speed_kmh: f64,
-    /// Shortest distance considered, km.
-    pub min_distance_km: f64,
-    /// Longest gap between visits considered, hours.
-    pub max_gap_hours: f64,
-    /// Multiple of `max_speed_kmh` from which a finding is high severity.
-    pub high_speed_factor: f64,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params { max_speed_kmh: 80.0, min_distance_km: 3.0, max_gap_hours: 4.0, high_speed_factor: 3.0 }
+params! {
+    /// Parameters of `impossible-travel`.
+    pub struct Params {
+        /// Fastest plausible travel, km/h.
+        pub max_speed_kmh: f64 = 80.0,
+        /// Shortest distance considered, km.
+        pub min_distance_km: f64 = 3.0,
+        /// Longest gap between visits considered, hours.
+        pub max_gap_hours: f64 = 4.0,
+        /// Multiple of `max_speed_kmh` from which a finding is high severity.
+        pub high_speed_factor: f64 = 3.0,
     }
 }
 

@@ -31,34 +31,21 @@ pub static INFO: RuleInfo = RuleInfo {
     quiet_days: 45,
 };
 
-/// Parameters of `invoiced-above-performed`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Params {
-    /// Relative tolerance per line.
-    pub tolerance_ratio: f64,
-    /// Tolerance per performed visit, minutes (rounding of each visit).
-    pub rounding_minutes_per_visit: u32,
-    /// Absolute tolerance per line, minutes.
-    pub tolerance_minutes: u32,
-    /// Smallest total excess per invoice that makes a finding, hours.
-    pub min_excess_hours: f64,
-    /// Excess per invoice from which a finding is high severity, hours.
-    pub high_excess_hours: f64,
-    /// Excess per invoice from which a finding is critical, hours.
-    pub critical_excess_hours: f64,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            tolerance_ratio: 0.02,
-            rounding_minutes_per_visit: 4,
-            tolerance_minutes: 30,
-            min_excess_hours: 4.0,
-            high_excess_hours: 40.0,
-            critical_excess_hours: 200.0,
-        }
+params! {
+    /// Parameters of `invoiced-above-performed`.
+    pub struct Params {
+        /// Relative tolerance per line.
+        pub tolerance_ratio: f64 = 0.02,
+        /// Tolerance per performed visit, minutes (rounding of each visit).
+        pub rounding_minutes_per_visit: u32 = 4,
+        /// Absolute tolerance per line, minutes.
+        pub tolerance_minutes: u32 = 30,
+        /// Smallest total excess per invoice that makes a finding, hours.
+        pub min_excess_hours: f64 = 4.0,
+        /// Excess per invoice from which a finding is high severity, hours.
+        pub high_excess_hours: f64 = 40.0,
+        /// Excess per invoice from which a finding is critical, hours.
+        pub critical_excess_hours: f64 = 200.0,
     }
 }
 

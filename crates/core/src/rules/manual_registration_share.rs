@@ -14,47 +14,10 @@
 //! (0.02). Severity: medium, high from z = `high_z` (7), critical from
 //! z = `critical_z` (14).
 
-use super::share::ShareTest;
-use super::{DayContext, Rule, RuleSpec, VisitContext};
-use crate::baseline::{PeerMetric, PeerTable};
-use crate::finding::{Finding, RuleInfo};
-
-/// Parameters of `manual-registration-share`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Params {
-    /// Window length, days.
-    pub window_days: u32,
-    /// Fewer visits in the window: not compared.
-    pub min_visits: u32,
-    /// Fewest peers for a comparison.
-    pub min_peers: usize,
-    /// Modified z-score threshold.
-    pub z_threshold: f64,
-    /// Smallest share that can fire.
-    pub min_share: f64,
-    /// Floor of the MAD.
-    pub mad_floor: f64,
-    /// Modified z-score from which a finding is high severity.
-    pub high_z: f64,
-    /// Modified z-score from which a finding is critical.
-    pub critical_z: f64,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            window_days: 30,
-            min_visits: 100,
-            min_peers: 5,
-            z_threshold: 3.5,
-            min_share: 0.2,
-            mad_floor: 0.02,
-            high_z: 7.0,
-            critical_z: 14.0,
-        }
-    }
-}
+use super::share::{ShareKind, ShareParams, ShareRule};
+use crate::baseline::PeerMetric;
+use crate::finding::RuleInfo;
+use crate::model::Visit;
 
 /// Identity of `manual-registration-share` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
@@ -65,72 +28,27 @@ pub static INFO: RuleInfo = RuleInfo {
     quiet_days: 30,
 };
 
-/// This rule's slot of per-day counters (see [`crate::state::RULE_SLOTS`]).
-const SLOT: usize = 0;
+/// Parameters of `manual-registration-share`: see [`ShareParams`] (defaults above).
+pub type Params = ShareParams<ManualOrEdited>;
 
 /// The rule.
-pub struct ManualRegistrationShare(pub Params);
+pub type ManualRegistrationShare = ShareRule<ManualOrEdited>;
 
-impl RuleSpec for ManualRegistrationShare {
+/// What `manual-registration-share` counts.
+#[derive(Debug, PartialEq)]
+pub struct ManualOrEdited;
+
+impl ShareKind for ManualOrEdited {
     const INFO: &'static RuleInfo = &INFO;
-    const SLOT: Option<usize> = Some(SLOT);
-    type Params = Params;
-    type ProviderState = ();
+    const SLOT: usize = 0;
+    const METRIC: PeerMetric = PeerMetric::ManualShare;
+    const MIN_SHARE: f64 = 0.2;
+    const MAD_FLOOR: f64 = 0.02;
+    const WHAT: &'static str = "were registered manually or edited afterwards";
+    const WHY: &'static str = "Manual registration bypasses the check at the door.";
 
-    fn validate(p: &Params) -> Result<(), String> {
-        Self::new(p.clone()).test().validate()
-    }
-
-    fn new(params: Params) -> Self {
-        ManualRegistrationShare(params)
-    }
-
-    fn window_days(p: &Params) -> u32 {
-        p.window_days
-    }
-}
-
-impl ManualRegistrationShare {
-    fn test(&self) -> ShareTest {
-        let p = &self.0;
-        ShareTest {
-            metric: PeerMetric::ManualShare,
-            window_days: p.window_days,
-            min_visits: p.min_visits,
-            min_peers: p.min_peers,
-            z_threshold: p.z_threshold,
-            min_share: p.min_share,
-            mad_floor: p.mad_floor,
-            high_z: p.high_z,
-            critical_z: p.critical_z,
-        }
-    }
-}
-
-impl Rule for ManualRegistrationShare {
-    fn on_visit(&self, ctx: &mut VisitContext<'_>, _out: &mut Vec<Finding>) {
-        if ctx.visit.method.is_manual_or_edited()
-            && let Some(bucket) = ctx.day_bucket()
-        {
-            bucket.rule_counts[SLOT] += 1;
-            ctx.provider.rule_recent[SLOT].push(&ctx.visit.event_id);
-        }
-    }
-
-    fn record_peer_samples(&self, ctx: &DayContext<'_>, peers: &mut PeerTable) {
-        self.test().record(ctx, peers, |b| b.rule_counts[SLOT]);
-    }
-
-    fn on_day_closed(&self, ctx: &mut DayContext<'_>, out: &mut Vec<Finding>) {
-        let Some(o) = self.test().outlier(ctx, |b| b.rule_counts[SLOT]) else { return };
-        out.push(o.finding(
-            &INFO,
-            ctx,
-            self.0.window_days,
-            "were registered manually or edited afterwards",
-            "Manual registration bypasses the check at the door.",
-            ctx.provider.rule_recent[SLOT].to_vec(),
-        ));
+    fn counts(visit: &Visit) -> bool {
+        visit.method.is_manual_or_edited()
     }
 }
 

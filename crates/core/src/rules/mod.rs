@@ -68,6 +68,31 @@
 //! | `hours-per-client-above-peers` | 10 | peers (median/MAD) per service type, daily |
 //! | `night-visits-private-provider` | 12 | hard with a count threshold, per visit |
 
+/// Declares a rule's parameters once: each field with its doc comment, its
+/// type and its default. Generates the serde struct (unknown keys are
+/// errors, a missing key takes its default) and its `Default`.
+macro_rules! params {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$field_meta:meta])* pub $field:ident : $ty:ty = $default:expr ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct $name {
+            $( $(#[$field_meta])* pub $field: $ty, )*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name { $( $field: $default, )* }
+            }
+        }
+    };
+}
+
 pub mod attribution;
 pub mod catalogue;
 pub mod check;

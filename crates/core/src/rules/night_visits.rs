@@ -34,43 +34,27 @@ pub static INFO: RuleInfo = RuleInfo {
 /// This rule's slot of per-day counters (see [`crate::state::RULE_SLOTS`]).
 const SLOT: usize = 2;
 
-/// Parameters of `night-visits-private-provider`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Params {
-    /// Start of free-choice hours, local "HH:MM".
-    pub free_choice_start: String,
-    /// End of free-choice hours, local "HH:MM".
-    pub free_choice_end: String,
-    /// Minutes of slack on both ends.
-    pub grace_minutes: u32,
-    /// Organisation-number prefixes of municipal providers.
-    pub municipal_prefixes: Vec<String>,
-    /// Service types that may be given at night by anyone.
-    pub exempt_services: Vec<ServiceType>,
-    /// Window length, days.
-    pub window_days: u32,
-    /// Night visits in the window that make a finding.
-    pub min_visits: u32,
-    /// Night visits in the window from which a finding is high severity.
-    pub high_visits: u32,
-    /// Night visits in the window from which a finding is critical.
-    pub critical_visits: u32,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            free_choice_start: "06:00".into(),
-            free_choice_end: "22:00".into(),
-            grace_minutes: 30,
-            municipal_prefixes: vec!["2120".into()],
-            exempt_services: vec![ServiceType::PersonalAssistance],
-            window_days: 7,
-            min_visits: 3,
-            high_visits: 10,
-            critical_visits: 30,
-        }
+params! {
+    /// Parameters of `night-visits-private-provider`.
+    pub struct Params {
+        /// Start of free-choice hours, local "HH:MM".
+        pub free_choice_start: String = "06:00".into(),
+        /// End of free-choice hours, local "HH:MM".
+        pub free_choice_end: String = "22:00".into(),
+        /// Minutes of slack on both ends.
+        pub grace_minutes: u32 = 30,
+        /// Organisation-number prefixes of municipal providers.
+        pub municipal_prefixes: Vec<String> = vec!["2120".into()],
+        /// Service types that may be given at night by anyone.
+        pub exempt_services: Vec<ServiceType> = vec![ServiceType::PersonalAssistance],
+        /// Window length, days.
+        pub window_days: u32 = 7,
+        /// Night visits in the window that make a finding.
+        pub min_visits: u32 = 3,
+        /// Night visits in the window from which a finding is high severity.
+        pub high_visits: u32 = 10,
+        /// Night visits in the window from which a finding is critical.
+        pub critical_visits: u32 = 30,
     }
 }
 

@@ -19,25 +19,19 @@ use crate::finding::{Finding, RuleInfo, Severity, Unit};
 pub static INFO: RuleInfo =
     RuleInfo { id: "phantom-clients", version: 1, pattern: 7, name: "Invoiced clients without visits", quiet_days: 45 };
 
-/// Parameters of `phantom-clients`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Params {
-    /// Lines shorter than this are ignored, hours.
-    pub min_line_hours: f64,
-    /// Phantom lines per invoice that make a finding.
-    pub min_lines: u32,
-    /// Phantom clients per invoice from which a finding is medium severity.
-    pub medium_clients: u32,
-    /// Phantom clients per invoice from which a finding is high severity.
-    pub high_clients: u32,
-    /// Phantom clients per invoice from which a finding is critical.
-    pub critical_clients: u32,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params { min_line_hours: 1.0, min_lines: 1, medium_clients: 1, high_clients: 3, critical_clients: 10 }
+params! {
+    /// Parameters of `phantom-clients`.
+    pub struct Params {
+        /// Lines shorter than this are ignored, hours.
+        pub min_line_hours: f64 = 1.0,
+        /// Phantom lines per invoice that make a finding.
+        pub min_lines: u32 = 1,
+        /// Phantom clients per invoice from which a finding is medium severity.
+        pub medium_clients: u32 = 1,
+        /// Phantom clients per invoice from which a finding is high severity.
+        pub high_clients: u32 = 3,
+        /// Phantom clients per invoice from which a finding is critical.
+        pub critical_clients: u32 = 10,
     }
 }
 

@@ -1,17 +1,42 @@
-//! A shared building block of peer rules on shares of visits: a provider's
-//! share of visits with some property over a window, compared with the
-//! other providers of its municipality by modified z-score.
+//! The peer rules on shares of visits, written once: a provider's share of
+//! visits with some property over a window, compared with the other
+//! providers of its municipality by modified z-score. Each such rule is a
+//! [`ShareKind`] (what it counts, its identity, its defaults) in a file of
+//! its own; [`ShareRule`] is the rule, [`ShareParams`] its parameters.
 
-use super::DayContext;
+use std::marker::PhantomData;
+
+use super::{DayContext, Rule, RuleSpec, VisitContext, check};
 use crate::baseline::{PeerGroup, PeerMetric, PeerStats, PeerTable, modified_z};
 use crate::finding::{Finding, RuleInfo, Severity, Unit};
-use crate::model::EventId;
+use crate::model::Visit;
 use crate::state::ProviderDay;
 
-/// Window and thresholds of a share rule.
-pub struct ShareTest {
-    /// Which metric in the peer table.
-    pub metric: PeerMetric,
+/// What one share rule counts, and what differs between share rules.
+pub trait ShareKind: std::fmt::Debug + PartialEq + Send + Sync + 'static {
+    /// The rule's identity.
+    const INFO: &'static RuleInfo;
+    /// Its slot of per-day counters (see [`crate::state::RULE_SLOTS`]).
+    const SLOT: usize;
+    /// Its metric in the peer table.
+    const METRIC: PeerMetric;
+    /// Default of [`ShareParams::min_share`].
+    const MIN_SHARE: f64;
+    /// Default of [`ShareParams::mad_floor`].
+    const MAD_FLOOR: f64;
+    /// Completes "… of this provider's N visits in the last D days (n
+    /// visits) …" in the explanation.
+    const WHAT: &'static str;
+    /// Why it matters, the explanation's last sentence.
+    const WHY: &'static str;
+    /// Whether a visit has the property counted.
+    fn counts(visit: &Visit) -> bool;
+}
+
+/// Parameters of a share rule (`[core.rules.<section>]`).
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default, bound(serialize = "", deserialize = "K: ShareKind"))]
+pub struct ShareParams<K> {
     /// Window length, days.
     pub window_days: u32,
     /// Fewer visits in the window: not compared (too noisy).
@@ -28,6 +53,85 @@ pub struct ShareTest {
     pub high_z: f64,
     /// Modified z-score from which a finding is critical.
     pub critical_z: f64,
+    #[serde(skip)]
+    kind: PhantomData<K>,
+}
+
+impl<K: ShareKind> Default for ShareParams<K> {
+    fn default() -> Self {
+        ShareParams {
+            window_days: 30,
+            min_visits: 100,
+            min_peers: 5,
+            z_threshold: 3.5,
+            min_share: K::MIN_SHARE,
+            mad_floor: K::MAD_FLOOR,
+            high_z: 7.0,
+            critical_z: 14.0,
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K> Clone for ShareParams<K> {
+    fn clone(&self) -> Self {
+        ShareParams { kind: PhantomData, ..*self }
+    }
+}
+
+/// A share rule of kind `K`.
+pub struct ShareRule<K>(pub ShareParams<K>);
+
+impl<K: ShareKind> RuleSpec for ShareRule<K> {
+    const INFO: &'static RuleInfo = K::INFO;
+    const SLOT: Option<usize> = Some(K::SLOT);
+    type Params = ShareParams<K>;
+    type ProviderState = ();
+
+    fn validate(p: &Self::Params) -> Result<(), String> {
+        check::days("window_days", p.window_days)?;
+        check::positive_count("min_visits", u64::from(p.min_visits))?;
+        check::positive_count("min_peers", p.min_peers as u64)?;
+        check::positive("z_threshold", p.z_threshold)?;
+        check::share("min_share", p.min_share)?;
+        check::positive("mad_floor", p.mad_floor)?;
+        check::ascending(&[("z_threshold", p.z_threshold), ("high_z", p.high_z), ("critical_z", p.critical_z)])
+    }
+
+    fn new(params: Self::Params) -> Self {
+        ShareRule(params)
+    }
+
+    fn window_days(p: &Self::Params) -> u32 {
+        p.window_days
+    }
+}
+
+impl<K: ShareKind> Rule for ShareRule<K> {
+    fn on_visit(&self, ctx: &mut VisitContext<'_>, _out: &mut Vec<Finding>) {
+        if K::counts(ctx.visit)
+            && let Some(bucket) = ctx.day_bucket()
+        {
+            bucket.rule_counts[K::SLOT] += 1;
+            ctx.provider.rule_recent[K::SLOT].push(&ctx.visit.event_id);
+        }
+    }
+
+    fn record_peer_samples(&self, ctx: &DayContext<'_>, peers: &mut PeerTable) {
+        self.0.record(ctx, peers, |b| b.rule_counts[K::SLOT]);
+    }
+
+    fn on_day_closed(&self, ctx: &mut DayContext<'_>, out: &mut Vec<Finding>) {
+        let Some(o) = self.0.outlier(ctx, |b| b.rule_counts[K::SLOT]) else { return };
+        out.push(o.finding(
+            K::INFO,
+            ctx,
+            self.0.window_days,
+            K::WHAT,
+            K::WHY,
+            ctx.provider.rule_recent[K::SLOT].to_vec(),
+        ));
+    }
 }
 
 /// An outlying share.
@@ -48,22 +152,9 @@ pub struct ShareOutlier {
     pub critical_z: f64,
 }
 
-impl ShareTest {
-    /// Checks every field's range (errors name the rule parameter of the
-    /// same name).
-    pub fn validate(&self) -> Result<(), String> {
-        use super::check;
-        check::days("window_days", self.window_days)?;
-        check::positive_count("min_visits", u64::from(self.min_visits))?;
-        check::positive_count("min_peers", self.min_peers as u64)?;
-        check::positive("z_threshold", self.z_threshold)?;
-        check::share("min_share", self.min_share)?;
-        check::positive("mad_floor", self.mad_floor)?;
-        check::ascending(&[("z_threshold", self.z_threshold), ("high_z", self.high_z), ("critical_z", self.critical_z)])
-    }
-
+impl<K: ShareKind> ShareParams<K> {
     fn group(&self, ctx: &DayContext<'_>) -> PeerGroup {
-        PeerGroup { municipality: ctx.provider.municipality, metric: self.metric, service: None }
+        PeerGroup { municipality: ctx.provider.municipality, metric: K::METRIC, service: None }
     }
 
     /// (visits, visits with the property) in the window; zero visits when
@@ -122,7 +213,7 @@ impl ShareOutlier {
         window_days: u32,
         what: &str,
         why: &str,
-        evidence: Vec<EventId>,
+        evidence: Vec<crate::model::EventId>,
     ) -> Finding {
         Finding::new(rule, ctx.provider_id, ctx.provider.municipality, ctx.window(window_days))
             .severity(Severity::by_cutoffs(self.z, 0.0, self.high_z, self.critical_z).max(Severity::Medium))

@@ -23,19 +23,13 @@ use crate::finding::{Finding, RuleInfo, Severity, Unit};
 pub static INFO: RuleInfo =
     RuleInfo { id: "staff-double-booking", version: 1, pattern: 2, name: "Staff double-booking", quiet_days: 14 };
 
-/// Parameters of `staff-double-booking`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Params {
-    /// Smallest overlap that counts, minutes.
-    pub min_overlap_minutes: u32,
-    /// Overlap that makes the finding high severity, minutes.
-    pub high_overlap_minutes: u32,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params { min_overlap_minutes: 5, high_overlap_minutes: 30 }
+params! {
+    /// Parameters of `staff-double-booking`.
+    pub struct Params {
+        /// Smallest overlap that counts, minutes.
+        pub min_overlap_minutes: u32 = 5,
+        /// Overlap that makes the finding high severity, minutes.
+        pub high_overlap_minutes: u32 = 30,
     }
 }
 

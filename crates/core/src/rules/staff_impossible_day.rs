@@ -22,23 +22,17 @@ use crate::finding::{Finding, RuleInfo, Severity, Unit};
 pub static INFO: RuleInfo =
     RuleInfo { id: "staff-impossible-day", version: 1, pattern: 3, name: "Impossible day / no rest", quiet_days: 14 };
 
-/// Parameters of `staff-impossible-day`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Params {
-    /// Hours in one day that cannot be worked.
-    pub hard_day_hours: f64,
-    /// Hours in one day beyond any legal schedule.
-    pub max_day_hours: f64,
-    /// Hours in seven days beyond any legal schedule.
-    pub max_week_hours: f64,
-    /// Days in a row without a day off.
-    pub max_consecutive_days: u32,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params { hard_day_hours: 24.0, max_day_hours: 13.0, max_week_hours: 60.0, max_consecutive_days: 14 }
+params! {
+    /// Parameters of `staff-impossible-day`.
+    pub struct Params {
+        /// Hours in one day that cannot be worked.
+        pub hard_day_hours: f64 = 24.0,
+        /// Hours in one day beyond any legal schedule.
+        pub max_day_hours: f64 = 13.0,
+        /// Hours in seven days beyond any legal schedule.
+        pub max_week_hours: f64 = 60.0,
+        /// Days in a row without a day off.
+        pub max_consecutive_days: u32 = 14,
     }
 }
 

@@ -32,34 +32,21 @@ use crate::finding::{Finding, RuleInfo, Severity, Unit};
 pub static INFO: RuleInfo =
     RuleInfo { id: "volume-explosion", version: 1, pattern: 9, name: "Volume explosion", quiet_days: 28 };
 
-/// Parameters of `volume-explosion`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Params {
-    /// Weekly excess log growth tolerated (CUSUM allowance k).
-    pub allowance_per_week: f64,
-    /// CUSUM decision threshold h.
-    pub threshold: f64,
-    /// Smallest provider assessed, active clients a week earlier.
-    pub min_clients: u32,
-    /// Fewest clients gained in the CUSUM run to fire.
-    pub min_new_clients: u32,
-    /// Multiple of `threshold` from which a finding is high severity.
-    pub high_factor: f64,
-    /// Multiple of `threshold` from which a finding is critical.
-    pub critical_factor: f64,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            allowance_per_week: 0.01,
-            threshold: 0.15,
-            min_clients: 15,
-            min_new_clients: 8,
-            high_factor: 2.0,
-            critical_factor: 4.0,
-        }
+params! {
+    /// Parameters of `volume-explosion`.
+    pub struct Params {
+        /// Weekly excess log growth tolerated (CUSUM allowance k).
+        pub allowance_per_week: f64 = 0.01,
+        /// CUSUM decision threshold h.
+        pub threshold: f64 = 0.15,
+        /// Smallest provider assessed, active clients a week earlier.
+        pub min_clients: u32 = 15,
+        /// Fewest clients gained in the CUSUM run to fire.
+        pub min_new_clients: u32 = 8,
+        /// Multiple of `threshold` from which a finding is high severity.
+        pub high_factor: f64 = 2.0,
+        /// Multiple of `threshold` from which a finding is critical.
+        pub critical_factor: f64 = 4.0,
     }
 }
 
