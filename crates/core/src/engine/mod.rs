@@ -161,13 +161,61 @@ field_sums!(EngineStats {
 });
 field_sums!(StateSize { providers, clients, staff, open_episodes, pending_invoices });
 
+/// What every provider's [`DayContext`] of one day close shares.
+struct DayClose<'a> {
+    day: Day,
+    activity_days: u32,
+    now: EventTime,
+    /// The providers, sorted, and their active clients (per service, any).
+    ids: &'a [ProviderId],
+    active: &'a [([u32; SERVICES], u32)],
+    municipalities: &'a FxHashMap<MunicipalityCode, MunicipalityDay>,
+}
+
+impl DayClose<'_> {
+    /// Calls `f` with each provider's context, in provider order.
+    fn for_each(
+        &self,
+        providers: &mut FxHashMap<ProviderId, Provider>,
+        peers: &PeerTable,
+        mut f: impl FnMut(&mut DayContext<'_>),
+    ) {
+        for (id, (by_service, any)) in self.ids.iter().zip(self.active) {
+            let Some(provider) = providers.get_mut(id) else { continue };
+            let municipality = self.municipalities.get(&provider.municipality).copied().unwrap_or_default();
+            f(&mut DayContext {
+                day: self.day,
+                provider_id: *id,
+                provider,
+                active_by_service: *by_service,
+                active_clients: *any,
+                activity_days: self.activity_days,
+                peers,
+                municipality,
+                now: self.now,
+            });
+        }
+    }
+}
+
 /// One partition's detection state.
 pub struct Engine {
     config: CoreConfig,
     rules: Vec<Box<dyn Rule>>,
+    state: State,
+    findings: Vec<Finding>,
+}
+
+/// What an engine's snapshot holds: everything but the configuration and
+/// the rules built from it. Hash maps are written in key order, so the same
+/// state gives the same bytes.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct State {
     visits_watermark: Watermark,
     invoices_watermark: Watermark,
+    #[serde(serialize_with = "crate::state::sorted_map")]
     providers: FxHashMap<ProviderId, Provider>,
+    #[serde(serialize_with = "crate::state::sorted_map")]
     staff: StaffMap,
     peers: PeerTable,
     episodes: Episodes,
@@ -179,7 +227,6 @@ pub struct Engine {
     /// Largest event time seen over all inputs: the engine's "now".
     now: EventTime,
     stats: EngineStats,
-    findings: Vec<Finding>,
 }
 
 impl Engine {
@@ -187,16 +234,18 @@ impl Engine {
     pub fn new(config: CoreConfig) -> Self {
         Engine {
             rules: config.rules.build(),
-            visits_watermark: Watermark::new(config.visit_lateness_secs()),
-            invoices_watermark: Watermark::new(config.invoice_lateness_secs()),
-            providers: FxHashMap::default(),
-            staff: StaffMap::default(),
-            peers: PeerTable::default(),
-            episodes: Episodes::new(config.evidence_limit),
-            closed_through: None,
-            next_close_at: EventTime(i64::MIN),
-            now: EventTime(i64::MIN),
-            stats: EngineStats::default(),
+            state: State {
+                visits_watermark: Watermark::new(config.visit_lateness_secs()),
+                invoices_watermark: Watermark::new(config.invoice_lateness_secs()),
+                providers: FxHashMap::default(),
+                staff: StaffMap::default(),
+                peers: PeerTable::default(),
+                episodes: Episodes::new(config.evidence_limit),
+                closed_through: None,
+                next_close_at: EventTime(i64::MIN),
+                now: EventTime(i64::MIN),
+                stats: EngineStats::default(),
+            },
             findings: Vec::new(),
             config,
         }
@@ -209,27 +258,27 @@ impl Engine {
 
     /// Counters so far.
     pub fn stats(&self) -> EngineStats {
-        self.stats
+        self.state.stats
     }
 
     /// The time-report watermark, if any time report was seen.
     pub fn watermark(&self) -> Option<EventTime> {
-        self.visits_watermark.current()
+        self.state.visits_watermark.current()
     }
 
     /// The largest event time seen.
     pub fn now(&self) -> Option<EventTime> {
-        (self.now.0 != i64::MIN).then_some(self.now)
+        (self.state.now.0 != i64::MIN).then_some(self.state.now)
     }
 
     /// Sizes of the state.
     pub fn state_size(&self) -> StateSize {
         StateSize {
-            providers: self.providers.len(),
-            clients: self.providers.values().map(|p| p.clients.len()).sum(),
-            staff: self.staff.len(),
-            open_episodes: self.episodes.open_count(),
-            pending_invoices: self.providers.values().map(|p| p.pending_invoices.len()).sum(),
+            providers: self.state.providers.len(),
+            clients: self.state.providers.values().map(|p| p.clients.len()).sum(),
+            staff: self.state.staff.len(),
+            open_episodes: self.state.episodes.open_count(),
+            pending_invoices: self.state.providers.values().map(|p| p.pending_invoices.len()).sum(),
         }
     }
 
@@ -240,19 +289,19 @@ impl Engine {
             DomainEvent::Visit(v) => self.process_visit(v, alerts),
             DomainEvent::Invoice(i) => self.process_invoice(i, alerts),
         };
-        self.stats.alerts += (alerts.len() - before) as u64;
+        self.state.stats.alerts += (alerts.len() - before) as u64;
         disposition
     }
 
     fn process_visit(&mut self, visit: &Visit, alerts: &mut Vec<Alert>) -> Disposition {
-        if let Lateness::Late { behind_secs, watermark } = self.visits_watermark.observe(visit.check_in) {
-            self.stats.late_visits += 1;
+        if let Lateness::Late { behind_secs, watermark } = self.state.visits_watermark.observe(visit.check_in) {
+            self.state.stats.late_visits += 1;
             return late(Input::TimeReports, visit.check_in, watermark, behind_secs);
         }
-        self.now = self.now.max(visit.check_in);
+        self.state.now = self.state.now.max(visit.check_in);
         self.close_days(alerts);
         self.apply_visit(visit, alerts);
-        self.stats.visits += 1;
+        self.state.stats.visits += 1;
         Disposition::Applied
     }
 
@@ -261,7 +310,7 @@ impl Engine {
         let minutes = visit.duration().0;
         let horizon = self.config.horizon_days as usize;
         let provider =
-            self.providers.entry(visit.provider).or_insert_with(|| Provider::new(visit.municipality, horizon));
+            self.state.providers.entry(visit.provider).or_insert_with(|| Provider::new(visit.municipality, horizon));
         provider.municipality = visit.municipality;
         provider.last_event = provider.last_event.max(visit.check_in);
         provider.first_day = provider.first_day.min(day);
@@ -275,13 +324,13 @@ impl Engine {
         provider.recent_visits.push(&visit.event_id);
 
         let staff_horizon = self.config.staff_horizon_days as usize;
-        let staff = self.staff.entry(visit.staff).or_insert_with(|| StaffState::new(staff_horizon));
+        let staff = self.state.staff.entry(visit.staff).or_insert_with(|| StaffState::new(staff_horizon));
         if let Some(m) = staff.days.bucket_mut(day) {
             *m = m.saturating_add(minutes);
         }
         staff.last_day = staff.last_day.max(day);
 
-        let decided = self.visits_watermark.max_seen().unwrap_or(visit.check_in);
+        let decided = self.state.visits_watermark.max_seen().unwrap_or(visit.check_in);
         let mut ctx = VisitContext { visit, day, minute_of_day, provider, staff, now: decided };
         for rule in &self.rules {
             rule.on_visit(&mut ctx, &mut self.findings);
@@ -302,22 +351,22 @@ impl Engine {
     }
 
     fn process_invoice(&mut self, invoice: &Invoice, alerts: &mut Vec<Alert>) -> Disposition {
-        if let Lateness::Late { behind_secs, watermark } = self.invoices_watermark.observe(invoice.issued_at) {
-            self.stats.late_invoices += 1;
+        if let Lateness::Late { behind_secs, watermark } = self.state.invoices_watermark.observe(invoice.issued_at) {
+            self.state.stats.late_invoices += 1;
             return late(Input::Invoices, invoice.issued_at, watermark, behind_secs);
         }
-        self.now = self.now.max(invoice.issued_at);
+        self.state.now = self.state.now.max(invoice.issued_at);
         let horizon = self.config.horizon_days as usize;
         let provider =
-            self.providers.entry(invoice.provider).or_insert_with(|| Provider::new(invoice.municipality, horizon));
+            self.state.providers.entry(invoice.provider).or_insert_with(|| Provider::new(invoice.municipality, horizon));
         if provider.invoices_seen.contains_key(&invoice.invoice_id) {
-            self.stats.duplicate_invoices += 1;
+            self.state.stats.duplicate_invoices += 1;
             return Disposition::Duplicate;
         }
         provider.invoices_seen.insert(invoice.invoice_id.clone(), invoice.issued_at);
         provider.last_event = provider.last_event.max(invoice.issued_at);
-        self.stats.invoices += 1;
-        let complete = self.visits_watermark.current().is_some_and(|w| w >= invoice.period_end);
+        self.state.stats.invoices += 1;
+        let complete = self.state.visits_watermark.current().is_some_and(|w| w >= invoice.period_end);
         if complete {
             self.reconcile(invoice, alerts);
         } else {
@@ -328,7 +377,7 @@ impl Engine {
 
     /// Runs the invoice rules over an invoice whose period is complete.
     fn reconcile(&mut self, invoice: &Invoice, alerts: &mut Vec<Alert>) {
-        let Some(provider) = self.providers.get_mut(&invoice.provider) else { return };
+        let Some(provider) = self.state.providers.get_mut(&invoice.provider) else { return };
         // Decided when the period is complete, whenever that was observed.
         let decided = invoice.issued_at.max(invoice.period_end.plus_secs(self.config.visit_lateness_secs()));
         let mut ctx = InvoiceContext { invoice, provider, now: decided };
@@ -340,25 +389,25 @@ impl Engine {
 
     /// Hands the findings made so far to the episodes, decided at `at`.
     fn flush_findings(&mut self, at: EventTime, alerts: &mut Vec<Alert>) {
-        self.stats.findings += self.findings.len() as u64;
+        self.state.stats.findings += self.findings.len() as u64;
         for finding in self.findings.drain(..) {
-            self.episodes.observe(finding, at, alerts);
+            self.state.episodes.observe(finding, at, alerts);
         }
     }
 
     /// Closes every local day that ended before the time-report watermark.
     fn close_days(&mut self, alerts: &mut Vec<Alert>) {
-        let Some(watermark) = self.visits_watermark.current() else { return };
-        if watermark < self.next_close_at {
+        let Some(watermark) = self.state.visits_watermark.current() else { return };
+        if watermark < self.state.next_close_at {
             return;
         }
         // Day d is complete once the watermark reaches the start of d + 1.
         let last_complete = watermark.day().plus(-1);
-        let first = match self.closed_through {
+        let first = match self.state.closed_through {
             None => {
                 // Nothing before the first event: start closing from here.
-                self.closed_through = Some(last_complete);
-                self.next_close_at = last_complete.plus(2).start();
+                self.state.closed_through = Some(last_complete);
+                self.state.next_close_at = last_complete.plus(2).start();
                 return;
             }
             Some(closed) if closed >= last_complete => return,
@@ -369,20 +418,20 @@ impl Engine {
         for d in first.0..=last_complete.0 {
             self.close_day(Day(d), alerts);
         }
-        self.closed_through = Some(last_complete);
-        self.next_close_at = last_complete.plus(2).start();
+        self.state.closed_through = Some(last_complete);
+        self.state.next_close_at = last_complete.plus(2).start();
     }
 
     fn close_day(&mut self, day: Day, alerts: &mut Vec<Alert>) {
-        self.stats.days_closed += 1;
+        self.state.stats.days_closed += 1;
         let activity_days = self.config.activity_days;
-        let mut ids: Vec<ProviderId> = self.providers.keys().copied().collect();
+        let mut ids: Vec<ProviderId> = self.state.providers.keys().copied().collect();
         ids.sort_unstable();
 
         // 1. Active clients per provider, stored in the day's bucket.
         let mut active: Vec<([u32; SERVICES], u32)> = Vec::with_capacity(ids.len());
         for id in &ids {
-            let Some(p) = self.providers.get_mut(id) else { continue };
+            let Some(p) = self.state.providers.get_mut(id) else { continue };
             let mut by_service = [0u32; SERVICES];
             let mut any = 0u32;
             for c in p.clients.values() {
@@ -404,7 +453,7 @@ impl Engine {
         // 2. Municipality totals, now and a week ago.
         let mut municipalities: FxHashMap<MunicipalityCode, MunicipalityDay> = FxHashMap::default();
         for (id, (_, any)) in ids.iter().zip(&active) {
-            let Some(p) = self.providers.get(id) else { continue };
+            let Some(p) = self.state.providers.get(id) else { continue };
             let m = municipalities.entry(p.municipality).or_default();
             m.active_clients += u64::from(*any);
             m.active_clients_week_ago += u64::from(p.days.get(day.plus(-7)).active_clients);
@@ -414,54 +463,28 @@ impl Engine {
         // Day-close decisions are taken when the watermark passes the end of
         // the day: its end plus the allowed lateness, in event time.
         let now = day.plus(1).start().plus_secs(self.config.visit_lateness_secs());
-        let mut peers = std::mem::take(&mut self.peers);
-        let no_peers = PeerTable::default();
-        for (id, (by_service, any)) in ids.iter().zip(&active) {
-            let Some(provider) = self.providers.get_mut(id) else { continue };
-            let municipality = municipalities.get(&provider.municipality).copied().unwrap_or_default();
-            let ctx = DayContext {
-                day,
-                provider_id: *id,
-                provider,
-                active_by_service: *by_service,
-                active_clients: *any,
-                activity_days,
-                peers: &no_peers,
-                municipality,
-                now,
-            };
+        let days = DayClose { day, activity_days, now, ids: &ids, active: &active, municipalities: &municipalities };
+        let mut peers = std::mem::take(&mut self.state.peers);
+        days.for_each(&mut self.state.providers, &PeerTable::default(), |ctx| {
             for rule in &self.rules {
-                rule.record_peer_samples(&ctx, &mut peers);
+                rule.record_peer_samples(ctx, &mut peers);
             }
-        }
+        });
         peers.recompute();
-        self.peers = peers;
+        self.state.peers = peers;
 
         // 4. Daily rules.
-        for (id, (by_service, any)) in ids.iter().zip(&active) {
-            let Some(provider) = self.providers.get_mut(id) else { continue };
-            let municipality = municipalities.get(&provider.municipality).copied().unwrap_or_default();
-            let mut ctx = DayContext {
-                day,
-                provider_id: *id,
-                provider,
-                active_by_service: *by_service,
-                active_clients: *any,
-                activity_days,
-                peers: &self.peers,
-                municipality,
-                now,
-            };
+        days.for_each(&mut self.state.providers, &self.state.peers, |ctx| {
             for rule in &self.rules {
-                rule.on_day_closed(&mut ctx, &mut self.findings);
+                rule.on_day_closed(ctx, &mut self.findings);
             }
-        }
+        });
         self.flush_findings(now, alerts);
 
         // 5. Invoices whose period is now complete, in arrival order per provider.
-        if let Some(watermark) = self.visits_watermark.current() {
+        if let Some(watermark) = self.state.visits_watermark.current() {
             for id in &ids {
-                let ready: Vec<Invoice> = match self.providers.get_mut(id) {
+                let ready: Vec<Invoice> = match self.state.providers.get_mut(id) {
                     Some(p) if p.pending_invoices.iter().any(|i| i.period_end <= watermark) => {
                         let (ready, waiting) =
                             p.pending_invoices.drain(..).partition(|i: &Invoice| i.period_end <= watermark);
@@ -477,7 +500,7 @@ impl Engine {
         }
 
         // 6. Quiet episodes resolve.
-        self.episodes.resolve_quiet(now, alerts);
+        self.state.episodes.resolve_quiet(now, alerts);
 
         // 7. Eviction of state older than the horizons.
         self.evict(day, &ids);
@@ -486,11 +509,11 @@ impl Engine {
     fn evict(&mut self, day: Day, ids: &[ProviderId]) {
         let horizon = self.config.horizon_days as i32;
         let staff_horizon = self.config.staff_horizon_days as i32;
-        self.staff.retain(|_, s| s.last_day.0 > day.0 - staff_horizon);
+        self.state.staff.retain(|_, s| s.last_day.0 > day.0 - staff_horizon);
         let oldest_month = day.month().0 - CLIENT_MONTHS as i32 + 1;
         let oldest_invoice = day.plus(-(CLIENT_MONTHS as i32) * 31).start();
         for id in ids {
-            let Some(p) = self.providers.get_mut(id) else { continue };
+            let Some(p) = self.state.providers.get_mut(id) else { continue };
             p.clients
                 .retain(|_, c| c.last_any() > day.0 - horizon || c.months.iter().any(|m| m.month.0 >= oldest_month));
             p.rules.evict(day);
@@ -498,10 +521,10 @@ impl Engine {
             let idle = p.clients.is_empty()
                 && p.pending_invoices.is_empty()
                 && p.last_event.0 < day.plus(-horizon).start().0
-                && !self.episodes.has_open(*id);
+                && !self.state.episodes.has_open(*id);
             if idle {
-                self.providers.remove(id);
-                self.peers.forget_provider(*id);
+                self.state.providers.remove(id);
+                self.state.peers.forget_provider(*id);
             }
         }
     }

@@ -24,17 +24,11 @@
 //! whether it is enabled or not, so a restored engine runs with the new
 //! parameters from then on.
 
-use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 
-use super::{Engine, EngineStats};
-use crate::alerting::Episodes;
-use crate::baseline::PeerTable;
+use super::{Engine, State};
 use crate::config::CoreConfig;
-use crate::model::{Day, EventTime, ProviderId};
-use crate::rules::{self, Provider, RuleInfo};
-use crate::state::{StaffMap, sorted_map};
-use crate::window::Watermark;
+use crate::rules::{self, RuleInfo};
 
 /// The magic at the start of every snapshot.
 pub const MAGIC: &[u8; 14] = b"TILLSYN-STATE\0";
@@ -70,38 +64,6 @@ pub enum RestoreError {
     /// The body does not decode.
     #[error("snapshot body does not decode: {0}")]
     Body(String),
-}
-
-/// The engine's state, borrowed for writing.
-#[derive(serde::Serialize)]
-struct StateRef<'a> {
-    visits_watermark: &'a Watermark,
-    invoices_watermark: &'a Watermark,
-    #[serde(serialize_with = "sorted_map")]
-    providers: &'a FxHashMap<ProviderId, Provider>,
-    #[serde(serialize_with = "sorted_map")]
-    staff: &'a StaffMap,
-    peers: &'a PeerTable,
-    episodes: &'a Episodes,
-    closed_through: Option<Day>,
-    next_close_at: EventTime,
-    now: EventTime,
-    stats: &'a EngineStats,
-}
-
-/// The engine's state, owned, as read.
-#[derive(serde::Deserialize)]
-struct State {
-    visits_watermark: Watermark,
-    invoices_watermark: Watermark,
-    providers: FxHashMap<ProviderId, Provider>,
-    staff: StaffMap,
-    peers: PeerTable,
-    episodes: Episodes,
-    closed_through: Option<Day>,
-    next_close_at: EventTime,
-    now: EventTime,
-    stats: EngineStats,
 }
 
 /// 16 bytes identifying the configuration a state depends on: the format
@@ -146,23 +108,11 @@ impl Engine {
     /// The engine's state as bytes (see the module documentation). The
     /// same state gives the same bytes.
     pub fn snapshot(&self) -> Vec<u8> {
-        let state = StateRef {
-            visits_watermark: &self.visits_watermark,
-            invoices_watermark: &self.invoices_watermark,
-            providers: &self.providers,
-            staff: &self.staff,
-            peers: &self.peers,
-            episodes: &self.episodes,
-            closed_through: self.closed_through,
-            next_close_at: self.next_close_at,
-            now: self.now,
-            stats: &self.stats,
-        };
         let mut out = Vec::with_capacity(HEADER_LEN + 4096);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         out.extend_from_slice(&state_fingerprint(&self.config));
-        let mut out = postcard::to_extend(&state, out).expect("the engine's state serializes");
+        let mut out = postcard::to_extend(&self.state, out).expect("the engine's state serializes");
         let sum = checksum(&out);
         out.extend_from_slice(&sum);
         out
@@ -188,16 +138,7 @@ impl Engine {
         let state: State =
             postcard::from_bytes(&content[HEADER_LEN..]).map_err(|e| RestoreError::Body(e.to_string()))?;
         let mut engine = Engine::new(config);
-        engine.visits_watermark = state.visits_watermark;
-        engine.invoices_watermark = state.invoices_watermark;
-        engine.providers = state.providers;
-        engine.staff = state.staff;
-        engine.peers = state.peers;
-        engine.episodes = state.episodes;
-        engine.closed_through = state.closed_through;
-        engine.next_close_at = state.next_close_at;
-        engine.now = state.now;
-        engine.stats = state.stats;
+        engine.state = state;
         Ok(engine)
     }
 }
