@@ -53,24 +53,9 @@ works() {
 
 # Debian packages: C and C++ compilers (libFuzzer is C++; librdkafka, zstd
 # are C), pkg-config and OpenSSL headers for rdkafka's TLS.
-if command -v dpkg-query >/dev/null 2>&1; then
-    missing=()
-    for pkg in gcc g++ make libc6-dev pkg-config libssl-dev ca-certificates; do
-        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-            missing+=("$pkg")
-        fi
-    done
-    if ((${#missing[@]})); then
-        sudo=()
-        if [[ $(id -u) -ne 0 ]]; then
-            command -v sudo >/dev/null 2>&1 || { log "need root or sudo to install: ${missing[*]}"; exit 1; }
-            sudo=(sudo)
-        fi
-        log "installing Debian packages: ${missing[*]}"
-        "${sudo[@]}" apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-    fi
-else
+# shellcheck source=deploy/local/debian-packages.sh
+source deploy/local/debian-packages.sh
+if ! ensure_debian_packages gcc g++ make libc6-dev pkg-config libssl-dev ca-certificates; then
     command -v c++ >/dev/null 2>&1 || { log "no C++ compiler (c++) found; install one first"; exit 1; }
 fi
 command -v cargo >/dev/null 2>&1 || { log "cargo not found: install the Rust toolchain (rustup) first"; exit 1; }

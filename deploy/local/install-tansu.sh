@@ -30,24 +30,9 @@ fi
 
 # Debian packages the build needs: C compilers for the -sys crates (ring,
 # aws-lc-sys, libsql-ffi, zstd-sys, lz4-sys) and pkg-config.
-if command -v dpkg-query >/dev/null 2>&1; then
-    missing=()
-    for pkg in gcc g++ make libc6-dev pkg-config ca-certificates; do
-        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-            missing+=("$pkg")
-        fi
-    done
-    if ((${#missing[@]})); then
-        sudo=()
-        if [[ $(id -u) -ne 0 ]]; then
-            command -v sudo >/dev/null 2>&1 || { log "need root or sudo to install: ${missing[*]}"; exit 1; }
-            sudo=(sudo)
-        fi
-        log "installing Debian packages: ${missing[*]}"
-        "${sudo[@]}" apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-    fi
-else
+# shellcheck source=deploy/local/debian-packages.sh
+source "$(dirname "$0")/debian-packages.sh"
+if ! ensure_debian_packages gcc g++ make libc6-dev pkg-config ca-certificates; then
     command -v cc >/dev/null 2>&1 || { log "no C compiler (cc) found; install one first"; exit 1; }
 fi
 
