@@ -357,8 +357,11 @@ impl Engine {
         }
         self.state.now = self.state.now.max(invoice.issued_at);
         let horizon = self.config.horizon_days as usize;
-        let provider =
-            self.state.providers.entry(invoice.provider).or_insert_with(|| Provider::new(invoice.municipality, horizon));
+        let provider = self
+            .state
+            .providers
+            .entry(invoice.provider)
+            .or_insert_with(|| Provider::new(invoice.municipality, horizon));
         if provider.invoices_seen.contains_key(&invoice.invoice_id) {
             self.state.stats.duplicate_invoices += 1;
             return Disposition::Duplicate;
