@@ -3,6 +3,9 @@
 //! - `core/municipality_mix`: the engine over the default simulated
 //!   municipality (40 providers, 6 months, fraud injected; about a million
 //!   time reports plus invoices), events pre-validated: the core alone.
+//! - `core/driver_municipality_mix`: the same events offered, as records of
+//!   one partition, to the partition driver that `run` and `replay` share
+//!   (offsets, suppression, alignment around the engine).
 //! - `edge/decode_validate_json` and `edge/decode_validate_protobuf`: one
 //!   wire record to a domain event, for the shell's per-record cost.
 //! - `state/snapshot` and `state/restore`: the whole engine state after the
@@ -15,8 +18,11 @@
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
 
+use std::collections::HashMap;
+
 use tillsyn_core::config::CoreConfig;
-use tillsyn_core::engine::Engine;
+use tillsyn_core::driver::{HoldLimit, Offsets, PartitionDriver, Record};
+use tillsyn_core::engine::{Engine, Input};
 use tillsyn_core::model::DomainEvent;
 use tillsyn_core::model::pseudonym::Pseudonymizer;
 use tillsyn_core::model::validate::Validator;
@@ -50,6 +56,44 @@ fn core(c: &mut Criterion) {
                     engine.process(event, &mut alerts);
                 }
                 (engine, alerts)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("driver_municipality_mix", |b| {
+        // The records (events cloned into them) and a fresh driver are built
+        // outside the timing.
+        b.iter_batched(
+            || {
+                let driver = PartitionDriver::new(
+                    Engine::new(config.clone()),
+                    Offsets::default(),
+                    HashMap::new(),
+                    HoldLimit::default(),
+                );
+                let mut next = Offsets::default();
+                let records: Vec<Record<()>> = events
+                    .iter()
+                    .map(|event| {
+                        let input =
+                            if matches!(event, DomainEvent::Invoice(_)) { Input::Invoices } else { Input::TimeReports };
+                        let offset = next.of(input);
+                        match input {
+                            Input::TimeReports => next.time_reports += 1,
+                            Input::Invoices => next.invoices += 1,
+                        }
+                        Record { input, offset, decoded: Ok(event.clone()), handle: () }
+                    })
+                    .collect();
+                (driver, records, Vec::new())
+            },
+            |(mut driver, records, mut out)| {
+                let mut no_unread_invoices = || Some(0);
+                for record in records {
+                    driver.offer(record, &mut no_unread_invoices, &mut out);
+                    out.clear();
+                }
+                (driver, out)
             },
             BatchSize::PerIteration,
         )
