@@ -369,7 +369,10 @@ impl Service {
     }
 
     fn metrics(&self) -> Metrics {
-        Metrics::parse(&self.get("/metrics").expect("/metrics answers").1)
+        match self.get("/metrics") {
+            Some((_, body)) => Metrics::parse(&body),
+            None => panic!("/metrics does not answer; the service's log:\n{}", self.log_text()),
+        }
     }
 
     fn sigterm(&self) {
@@ -649,7 +652,19 @@ fn killed_and_restarted_repeatedly_the_alerts_are_exactly_once() {
             std::thread::sleep(Duration::from_millis(200));
         }
         if producing.is_finished() {
-            // All input is there: let the last instance finish.
+            // All input is there: let the last instance finish. It may
+            // have nothing left to do (its predecessor committed all), so
+            // first wait until it is up and has taken the partitions over
+            // (ready), or its metrics and its SIGTERM handling are not there yet.
+            let waiting = Instant::now();
+            while service.get("/readyz").map(|(status, _)| status) != Some(200) {
+                assert!(
+                    waiting.elapsed() < Duration::from_secs(120),
+                    "the last instance was not ready within 120 s: {}",
+                    service.log_text()
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
             let waiting = Instant::now();
             while !caught_up(&config) {
                 assert!(

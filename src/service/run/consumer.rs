@@ -50,8 +50,9 @@ pub enum Fetched {
     /// records from here on are from those offsets. Carries the start's
     /// generation (see [`Command::Start`]).
     Started(i32, u64),
-    /// The partition could not be started (the seek failed).
-    StartFailed(i32, String),
+    /// The partition could not be started (the seek failed), with the
+    /// start's generation.
+    StartFailed(i32, u64, String),
 }
 
 /// What the rebalance callback tells the loop.
@@ -279,7 +280,7 @@ fn poll_loop(
                     let outcome = start_partition(consumer, partition, offsets);
                     let item = match outcome {
                         Ok(()) => Fetched::Started(partition, generation),
-                        Err(e) => Fetched::StartFailed(partition, e.to_string()),
+                        Err(e) => Fetched::StartFailed(partition, generation, e.to_string()),
                     };
                     if !forward(item) {
                         return;

@@ -99,6 +99,10 @@ const MAX_IN_FLIGHT: usize = 20_000;
 /// How long a read end offset of an invoice partition is trusted.
 const END_OFFSET_TTL: Duration = Duration::from_millis(500);
 
+/// Failed starts (seeks) of partitions the service tolerates before it
+/// stops (about ten seconds of retrying).
+const MAX_START_ATTEMPTS: u32 = 100;
+
 /// Most consumer lag (records) of every partition for `/readyz`.
 const READY_MAX_LAG: i64 = 1_000;
 
@@ -255,6 +259,8 @@ struct Assignment {
     running: BTreeMap<i32, Partition>,
     /// Counter of restores.
     generation: u64,
+    /// Failed starts (seeks) since the process began.
+    start_failures: u32,
 }
 
 type Restore = JoinHandle<(i32, u64, anyhow::Result<Partition>)>;
@@ -426,9 +432,23 @@ pub async fn run(
                         state.running.insert(partition, restored);
                     }
                 }
-                Some(Fetched::StartFailed(partition, error)) => {
-                    failure = Some(anyhow::anyhow!("starting partition {partition}: {error}"));
-                    break;
+                Some(Fetched::StartFailed(partition, generation, error)) => {
+                    // Revoked meanwhile (the seek found it unassigned): nothing to start.
+                    if state.starting.get(&partition).is_none_or(|(g, _)| *g != generation) {
+                        continue;
+                    }
+                    state.start_failures += 1;
+                    if state.start_failures > MAX_START_ATTEMPTS {
+                        failure = Some(anyhow::anyhow!("starting partition {partition}: {error}"));
+                        break;
+                    }
+                    warn!(partition, %error, "cannot start the partition yet; trying again");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let offsets = state.starting.get(&partition).map(|(_, p)| p.driver.next()).unwrap_or_default();
+                    if consumer.commands.send(Command::Start { partition, offsets, generation }).is_err() {
+                        failure = Some(anyhow::anyhow!("the consumer thread stopped"));
+                        break;
+                    }
                 }
                 None => {
                     failure = Some(anyhow::anyhow!("the consumer thread stopped"));
