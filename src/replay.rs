@@ -177,11 +177,7 @@ pub fn replay_partitioned(
             Ok(event) if partitions > 1 => partition_for_key(event.provider().to_string().as_bytes(), partitions),
             _ => 0,
         } as usize;
-        let offset = offsets[partition].of(input);
-        offsets[partition] = match input {
-            Input::TimeReports => Offsets { time_reports: offset + 1, ..offsets[partition] },
-            Input::Invoices => Offsets { invoices: offset + 1, ..offsets[partition] },
-        };
+        let offset = offsets[partition].take(input);
         let stop = matches!(&decoded, Err(r) if r.reason == reason::PROTOBUF_DECODE);
         let record = Record { input, offset, decoded, handle: summary.records };
         drivers[partition].offer(record, &mut no_unread_invoices, &mut out);

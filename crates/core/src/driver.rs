@@ -71,6 +71,14 @@ impl Offsets {
         }
     }
 
+    /// The next offset of `input`, which then moves one on: how a shell
+    /// that numbers records itself (a file) gives them offsets.
+    pub fn take(&mut self, input: Input) -> i64 {
+        let offset = self.of_mut(input);
+        *offset += 1;
+        *offset - 1
+    }
+
     fn of_mut(&mut self, input: Input) -> &mut i64 {
         match input {
             Input::TimeReports => &mut self.time_reports,

@@ -77,11 +77,7 @@ fn core(c: &mut Criterion) {
                     .map(|event| {
                         let input =
                             if matches!(event, DomainEvent::Invoice(_)) { Input::Invoices } else { Input::TimeReports };
-                        let offset = next.of(input);
-                        match input {
-                            Input::TimeReports => next.time_reports += 1,
-                            Input::Invoices => next.invoices += 1,
-                        }
+                        let offset = next.take(input);
                         Record { input, offset, decoded: Ok(event.clone()), handle: () }
                     })
                     .collect();
