@@ -12,11 +12,12 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use tillsyn_core::baseline::GlobalPeerTable;
 use tillsyn_core::codec::{CodecError, MessageReader, MessageWriter};
 use tillsyn_core::config::CoreConfig;
 use tillsyn_core::decode::{Rejection, reason};
 use tillsyn_core::driver::{HoldLimit, Offsets, Output, PartitionDriver, Record};
-use tillsyn_core::engine::{Engine, EngineStats, Input, StateSize};
+use tillsyn_core::engine::{Engine, EngineStats, Input, StagePartition, StateSize};
 use tillsyn_core::model::pseudonym::Pseudonymizer;
 use tillsyn_core::model::validate::Validator;
 use tillsyn_core::partition::partition_for_key;
@@ -128,15 +129,20 @@ pub fn replay_partitioned(
     let validator = Validator::new(Pseudonymizer::from_secret(&config.pseudonym_secret));
     let partitions = partitions.max(1);
     let mut drivers: Vec<PartitionDriver<u64>> = (0..partitions)
-        .map(|_| {
-            PartitionDriver::new(Engine::new(config.clone()), Offsets::default(), HashMap::new(), HoldLimit::default())
+        .map(|index| {
+            let partition = StagePartition { index: index as u32, count: partitions as u32 };
+            let engine = Engine::for_partition(config.clone(), partition);
+            PartitionDriver::new(engine, Offsets::default(), HashMap::new(), HoldLimit::default())
         })
         .collect();
+    // Every partition's closed days, as every instance reads them from the
+    // peer-days topic.
+    let mut peers = GlobalPeerTable::new(partitions as u32);
     // The offset each record gets in its (partition, input), as on the topics.
     let mut offsets = vec![Offsets::default(); partitions as usize];
     let mut reader = MessageReader::open(events)?;
-    let mut writer = MessageWriter::create(alerts)?;
-    let mut dead = match dead_letter {
+    let writer = MessageWriter::create(alerts)?;
+    let dead = match dead_letter {
         Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
         None => None,
     };
@@ -149,7 +155,7 @@ pub fn replay_partitioned(
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     });
-    let mut summary = ReplaySummary::default();
+    let mut sink = Sink { summary: ReplaySummary::default(), writer, dead };
     let mut out = Vec::new();
     // A file holds the records in their arrival order: no invoice waits to
     // be read behind a time report, so the driver holds nothing back.
@@ -170,7 +176,7 @@ pub fn replay_partitioned(
             }
             Err(e) => return Err(e.into()),
         };
-        summary.records += 1;
+        sink.summary.records += 1;
         // A rejected record has no provider to route by: partition 0, as a
         // shell must put it somewhere.
         let partition = match &decoded {
@@ -179,32 +185,21 @@ pub fn replay_partitioned(
         } as usize;
         let offset = offsets[partition].take(input);
         let stop = matches!(&decoded, Err(r) if r.reason == reason::PROTOBUF_DECODE);
-        let record = Record { input, offset, decoded, handle: summary.records };
+        let record = Record { input, offset, decoded, handle: sink.summary.records };
         drivers[partition].offer(record, &mut no_unread_invoices, &mut out);
+        let mut finalised = false;
         for output in out.drain(..) {
             match output {
-                Output::Alert(alert) => {
-                    *summary.alerts_by_rule.entry(alert.rule.id).or_default() += 1;
-                    *summary.alerts_by_status.entry(alert.status.name()).or_default() += 1;
-                    writer.write(&alert.to_wire())?;
-                }
-                Output::DeadLetter { handle, rejection, .. } => {
-                    *summary.rejected.entry(rejection.reason.to_string()).or_default() += 1;
-                    if let Some(d) = dead.as_mut() {
-                        write_dead(d, handle, rejection.reason, rejection.detail)?;
-                    }
-                }
-                Output::Late { handle, late, .. } => {
-                    *summary.late.entry(late.input.name()).or_default() += 1;
-                    if let Some(d) = dead.as_mut() {
-                        write_dead(d, handle, LATE_EVENT_REASON, late.to_string())?;
-                    }
-                }
-                // Nothing was read back from an alert topic; nothing is held.
-                Output::Processed { .. }
-                | Output::Suppressed(_)
-                | Output::PauseTimeReports
-                | Output::ResumeTimeReports => {}
+                Output::PeerDay(day) => finalised |= peers.apply(day)?,
+                output => sink.take(output)?,
+            }
+        }
+        if finalised {
+            for driver in &mut drivers {
+                driver.decide(&peers, &mut out);
+            }
+            for output in out.drain(..) {
+                sink.take(output)?;
             }
         }
         if stop {
@@ -212,12 +207,13 @@ pub fn replay_partitioned(
             break;
         }
         if let Some(bar) = &bar
-            && summary.records % 4096 == 0
+            && sink.summary.records.is_multiple_of(4096)
         {
-            bar.set_position(summary.records);
-            bar.set_message(format!("{} alerts", summary.alerts()));
+            bar.set_position(sink.summary.records);
+            bar.set_message(format!("{} alerts", sink.summary.alerts()));
         }
     }
+    let Sink { mut summary, writer, dead } = sink;
     writer.finish()?;
     if let Some(mut d) = dead {
         d.flush()?;
@@ -231,6 +227,43 @@ pub fn replay_partitioned(
     }
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Where a replay's outputs go: the alert file, the dead-letter file, the summary.
+struct Sink {
+    summary: ReplaySummary,
+    writer: MessageWriter<std::io::BufWriter<std::fs::File>>,
+    dead: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl Sink {
+    fn take(&mut self, output: Output<u64>) -> anyhow::Result<()> {
+        match output {
+            Output::Alert(alert) => {
+                *self.summary.alerts_by_rule.entry(alert.rule.id).or_default() += 1;
+                *self.summary.alerts_by_status.entry(alert.status.name()).or_default() += 1;
+                self.writer.write(&alert.to_wire())?;
+            }
+            Output::DeadLetter { handle, rejection, .. } => {
+                *self.summary.rejected.entry(rejection.reason.to_string()).or_default() += 1;
+                if let Some(d) = self.dead.as_mut() {
+                    write_dead(d, handle, rejection.reason, rejection.detail)?;
+                }
+            }
+            Output::Late { handle, late, .. } => {
+                *self.summary.late.entry(late.input.name()).or_default() += 1;
+                if let Some(d) = self.dead.as_mut() {
+                    write_dead(d, handle, LATE_EVENT_REASON, late.to_string())?;
+                }
+            }
+            // Handled by the caller: the global table is in memory.
+            Output::PeerDay(_) => {}
+            // Nothing was read back from an alert topic; nothing is held.
+            Output::Processed { .. } | Output::Suppressed(_) | Output::PauseTimeReports | Output::ResumeTimeReports => {
+            }
+        }
+        Ok(())
+    }
 }
 
 fn write_dead(d: &mut impl Write, record: u64, reason: &str, detail: String) -> anyhow::Result<()> {

@@ -19,7 +19,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use tillsyn_core::alerting::{Alert, AlertStatus};
 use tillsyn_core::config::CoreConfig;
-use tillsyn_core::engine::{Disposition, Engine};
+use tillsyn_core::engine::{Disposition, Standalone};
 use tillsyn_core::model::validate::Validator;
 use tillsyn_core::model::{DomainEvent, Month, ProviderId};
 use tillsyn_core::proto::v1 as wire;
@@ -172,13 +172,14 @@ fn events(steps: &[Step]) -> Vec<DomainEvent> {
 fn run(events: &[DomainEvent]) -> Vec<Alert> {
     let config = CoreConfig::default();
     let evidence_limit = config.evidence_limit;
-    let mut engine = Engine::new(config);
+    let mut core = Standalone::new(config);
     let mut alerts = Vec::new();
     let (mut visits, mut invoices) = (0u64, 0u64);
     for event in events {
-        let (watermark, now) = (engine.watermark(), engine.now());
+        let (watermark, now) = (core.engine.watermark(), core.engine.now());
         let before = alerts.len();
-        let disposition = engine.process(event, &mut alerts);
+        let disposition = core.process(event, &mut alerts);
+        let engine = &core.engine;
         match event {
             DomainEvent::Visit(v) => {
                 visits += 1;
@@ -208,7 +209,7 @@ fn run(events: &[DomainEvent]) -> Vec<Alert> {
             }
         }
     }
-    let stats = engine.stats();
+    let stats = core.engine.stats();
     assert_eq!(stats.visits + stats.late_visits, visits);
     assert_eq!(stats.invoices + stats.late_invoices + stats.duplicate_invoices, invoices);
     assert_eq!(stats.alerts, alerts.len() as u64);

@@ -237,6 +237,12 @@ pub struct TopicsConfig {
     /// The service's own topic of state snapshots (one partition per input
     /// partition; see `service::state_store`).
     pub state: String,
+    /// Prefix of the service's internal topics (the peer-days global
+    /// table, the staff stage's repartition and findings topics): their
+    /// names are this prefix followed by a fixed name, e.g.
+    /// `tillsyn.peer-days.v1`. Two deployments on one cluster use two
+    /// prefixes.
+    pub internal_prefix: String,
     /// Format of a time-report record without a `content-type` header.
     pub time_reports_format: Format,
     /// Format of an invoice record without a `content-type` header.
@@ -356,6 +362,8 @@ pub struct TopicSpec {
     pub replication_factor: i32,
     /// `retention.ms` (-1: forever; see [`Retention::kafka_ms`]).
     pub retention_ms: i64,
+    /// `cleanup.policy = compact` (the latest record per key is kept).
+    pub compact: bool,
 }
 
 /// The HTTP endpoint of the service.
@@ -452,6 +460,7 @@ impl Default for TopicsConfig {
             dead_letter: "tillsyn.dead-letter.v1".into(),
             late_events: "tillsyn.late-events.v1".into(),
             state: "tillsyn.state.v1".into(),
+            internal_prefix: "tillsyn.".into(),
             time_reports_format: Format::Protobuf,
             invoices_format: Format::Protobuf,
             alerts_format: Format::Protobuf,
@@ -842,6 +851,12 @@ impl TopicsConfig {
         [Input::TimeReports, Input::Invoices].into_iter().find(|i| self.input_topic(*i) == topic)
     }
 
+    /// The internal, compacted topic of every provider-stage partition's
+    /// closed days (a global table, read in full by every instance).
+    pub fn peer_days_topic(&self) -> String {
+        format!("{}peer-days.v1", self.internal_prefix)
+    }
+
     /// The topic late events are written to.
     pub fn late_events_topic(&self) -> &str {
         match self.late_events_to {
@@ -858,6 +873,7 @@ impl TopicsConfig {
             partitions,
             replication_factor: self.replication_factor,
             retention_ms: retention.kafka_ms(),
+            compact: false,
         };
         let mut specs = vec![
             spec(&self.time_reports, self.partitions, self.input_retention),
@@ -869,6 +885,10 @@ impl TopicsConfig {
         if self.late_events_to == LateEventsTo::LateEvents {
             specs.push(spec(&self.late_events, self.dead_letter_partitions, self.dead_letter_retention));
         }
+        // One partition: a few records a day per provider-stage partition,
+        // read in full and in order by every instance; compaction keeps
+        // each partition's last days (see `PeerDay::key`).
+        specs.push(TopicSpec { compact: true, ..spec(&self.peer_days_topic(), 1, Retention::Forever) });
         specs
     }
 
@@ -880,6 +900,7 @@ impl TopicsConfig {
             ("dead_letter", &self.dead_letter),
             ("late_events", &self.late_events),
             ("state", &self.state),
+            ("internal_prefix + peer-days.v1", &self.peer_days_topic()),
         ];
         for (key, name) in names {
             if let Err(e) = check_topic_name(name) {
@@ -1478,13 +1499,16 @@ mod tests {
     fn topic_specs_follow_the_configuration() {
         let mut t = TopicsConfig::default();
         let specs = t.specs();
-        assert_eq!(specs.len(), 6);
+        assert_eq!(specs.len(), 7);
         assert_eq!((specs[0].name.as_str(), specs[0].partitions), ("tillsyn.time-reports.v1", 3));
+        assert_eq!((specs[6].name.as_str(), specs[6].partitions, specs[6].compact), ("tillsyn.peer-days.v1", 1, true));
         assert_eq!((specs[3].name.as_str(), specs[3].partitions), ("tillsyn.dead-letter.v1", 1));
         assert_eq!((specs[4].name.as_str(), specs[4].partitions), ("tillsyn.state.v1", 3), "as the inputs");
         assert_eq!(specs[5].name, "tillsyn.late-events.v1");
         t.late_events_to = LateEventsTo::DeadLetter;
-        assert_eq!(t.specs().len(), 5, "no late-event topic when late events go to the dead-letter topic");
+        assert_eq!(t.specs().len(), 6, "no late-event topic when late events go to the dead-letter topic");
+        t.internal_prefix = "muni-a.".into();
+        assert_eq!(t.specs().last().map(|s| s.name.as_str()), Some("muni-a.peer-days.v1"));
         assert_eq!(t.late_events_topic(), "tillsyn.dead-letter.v1");
         assert_eq!(t.input_of("tillsyn.invoices.v1"), Some(Input::Invoices));
         assert_eq!(t.input_of("tillsyn.alerts.v1"), None);
@@ -1556,6 +1580,7 @@ mod tests {
                 ("tillsyn.dead-letter.v1".to_string(), 2_592_000_000),
                 ("tillsyn.state.v1".to_string(), 604_800_000),
                 ("tillsyn.late-events.v1".to_string(), 2_592_000_000),
+                ("tillsyn.peer-days.v1".to_string(), -1),
             ]
         );
         assert_eq!((c.core.visit_lateness_secs(), c.core.invoice_lateness_secs()), (259_200, 864_000));

@@ -38,7 +38,9 @@ pub async fn create_topics(config: &ServiceConfig) -> anyhow::Result<Vec<(String
         .iter()
         .zip(&retention)
         .map(|(s, r)| {
-            NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(s.replication_factor)).set("retention.ms", r)
+            let topic = NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(s.replication_factor))
+                .set("retention.ms", r);
+            if s.compact { topic.set("cleanup.policy", "compact") } else { topic }
         })
         .collect();
     let results =

@@ -610,6 +610,37 @@ impl AlertSuppressed {
     }
 }
 
+/// A record of the peer-days topic that did not decode: skipped, counted
+/// in [`names::PEER_DAYS_REJECTED`], logged with its offset only.
+pub struct PeerDayRejected {
+    /// Its offset.
+    pub offset: i64,
+}
+
+impl PeerDayRejected {
+    /// Logs and counts it.
+    pub fn emit(&self) {
+        warn!(offset = self.offset, "a record of the peer-days topic does not decode; skipped");
+        counter!(names::PEER_DAYS_REJECTED).increment(1);
+    }
+}
+
+/// How many closed days of a partition wait for the other partitions.
+pub struct PeerDecisionsLag {
+    /// The partition.
+    pub partition: i32,
+    /// Days closed and not decided.
+    pub days: i64,
+}
+
+impl PeerDecisionsLag {
+    /// Sets the gauge.
+    pub fn emit(&self) {
+        gauge!(names::PEER_DECISIONS_LAG_SECONDS, "partition" => self.partition.to_string())
+            .set((self.days * 86_400) as f64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -129,6 +129,16 @@ pub const STATE_RESTORE_SECONDS: &str = "tillsyn_state_restore_seconds";
 /// produce, because the alert topic already holds them. No labels.
 pub const SUPPRESSED_ALERTS: &str = "tillsyn_replayed_alerts_suppressed_total";
 
+/// Counter. Records of the peer-days topic that did not decode and were
+/// skipped by the global peer table. No labels.
+pub const PEER_DAYS_REJECTED: &str = "tillsyn_peer_table_rejected_records_total";
+
+/// Gauge. Event time (seconds, whole days) a partition has closed but not
+/// yet decided, because not every partition of the provider stage has
+/// closed it (peer statistics are not final): how far peer decisions wait
+/// for the slowest partition. Label `partition`.
+pub const PEER_DECISIONS_LAG_SECONDS: &str = "tillsyn_peer_decisions_lag_seconds";
+
 /// Upper bounds (seconds) of the buckets of [`RECORD_PROCESSING_SECONDS`]:
 /// 1-2.5-5 steps from 1 µs to 1 s. A record normally takes a few
 /// microseconds (the core alone handles about 3 M events/s), so the buckets
@@ -173,6 +183,12 @@ pub const ALL: &[(&str, MetricKind, &str)] = &[
         SUPPRESSED_ALERTS,
         MetricKind::Counter,
         "Alerts recomputed by a replay and not produced again: already on the alert topic.",
+    ),
+    (PEER_DAYS_REJECTED, MetricKind::Counter, "Records of the peer-days topic that did not decode and were skipped."),
+    (
+        PEER_DECISIONS_LAG_SECONDS,
+        MetricKind::Gauge,
+        "Event time a partition closed but cannot decide yet, because not every partition has closed it.",
     ),
     (
         RECORD_PROCESSING_SECONDS,

@@ -8,9 +8,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 
 use super::events::{
-    AlertProduced, AlertSuppressed, ConsumerLag, DeliveryFailed, LateEventRouted, PartitionRestored, ProcessingLatency,
-    Rebalance, RebalanceKind, RecordConsumed, RecordDeadLettered, SnapshotTrigger, SnapshotWritten, StateGauges,
-    WatermarkLag,
+    AlertProduced, AlertSuppressed, ConsumerLag, DeliveryFailed, LateEventRouted, PartitionRestored, PeerDayRejected,
+    PeerDecisionsLag, ProcessingLatency, Rebalance, RebalanceKind, RecordConsumed, RecordDeadLettered, SnapshotTrigger,
+    SnapshotWritten, StateGauges, WatermarkLag,
 };
 use super::names;
 use super::{Health, describe_all};
@@ -179,6 +179,8 @@ fn emit_everything(recorder: &PrometheusRecorder) {
         }
         .emit();
         AlertSuppressed { partition: 3 }.emit();
+        PeerDayRejected { offset: 7 }.emit();
+        PeerDecisionsLag { partition: 3, days: 2 }.emit();
         Health::new().set_ready(true);
     });
     // A registered handle keeps counting into the recorder it was
@@ -242,6 +244,8 @@ fn events_render_the_expected_series() {
     assert_eq!(v(names::STATE_RESTORES, &[("from", "snapshot")]), 1.0);
     assert_eq!(v(names::STATE_RESTORE_SECONDS, &[("partition", "3")]), 0.75);
     assert_eq!(v(names::SUPPRESSED_ALERTS, &[]), 1.0);
+    assert_eq!(v(names::PEER_DAYS_REJECTED, &[]), 1.0);
+    assert_eq!(v(names::PEER_DECISIONS_LAG_SECONDS, &[("partition", "3")]), 2.0 * 86_400.0);
 
     // The latency histogram: cumulative buckets from the configured bounds.
     let h = names::RECORD_PROCESSING_SECONDS;

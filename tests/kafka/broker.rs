@@ -56,6 +56,7 @@ fn config(name: &str) -> ServiceConfig {
     t.dead_letter = format!("test.{suffix}.dead-letter");
     t.late_events = format!("test.{suffix}.late-events");
     t.state = format!("test.{suffix}.state");
+    t.internal_prefix = format!("test.{suffix}.");
     c
 }
 

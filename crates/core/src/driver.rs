@@ -31,6 +31,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::alerting::Alert;
+use crate::baseline::{GlobalPeerTable, PeerDay};
 use crate::decode::Rejection;
 use crate::engine::{Disposition, Engine, Input, LateEvent};
 use crate::model::{DomainEvent, EventTime};
@@ -134,6 +135,10 @@ pub enum Output<H> {
         /// How late.
         late: LateEvent,
     },
+    /// Publish this closed day's peer samples to every instance's global
+    /// peer table (the shell delivers it before checkpointing the state
+    /// that closed it).
+    PeerDay(PeerDay),
     /// Stop fetching the time-report partition (too many held).
     PauseTimeReports,
     /// Fetch the time-report partition again (nothing held).
@@ -291,6 +296,29 @@ impl<H> PartitionDriver<H> {
         }
     }
 
+    /// Decides the days that became final in `table` (see
+    /// [`Engine::decide`]); the shell calls it when the global table
+    /// finalised days, for every partition it runs.
+    pub fn decide(&mut self, table: &GlobalPeerTable, out: &mut Vec<Output<H>>) {
+        self.alerts.clear();
+        let before = self.engine.decided_through();
+        self.engine.decide(table, &mut self.alerts);
+        if self.engine.decided_through() != before {
+            self.dirty = true;
+        }
+        self.emit_alerts(out);
+    }
+
+    fn emit_alerts(&mut self, out: &mut Vec<Output<H>>) {
+        for alert in self.alerts.drain(..) {
+            if self.suppress.remove(&alert.alert_id).is_some() {
+                out.push(Output::Suppressed(alert));
+            } else {
+                out.push(Output::Alert(alert));
+            }
+        }
+    }
+
     /// Applies one record to the engine and says what follows from it.
     fn apply(&mut self, record: Record<H>, out: &mut Vec<Output<H>>) {
         let Record { input, offset, decoded, handle } = record;
@@ -307,13 +335,8 @@ impl<H> PartitionDriver<H> {
                     Disposition::Late(late) => out.push(Output::Late { handle, offset, late }),
                     Disposition::Applied | Disposition::Duplicate => {}
                 }
-                for alert in self.alerts.drain(..) {
-                    if self.suppress.remove(&alert.alert_id).is_some() {
-                        out.push(Output::Suppressed(alert));
-                    } else {
-                        out.push(Output::Alert(alert));
-                    }
-                }
+                self.emit_alerts(out);
+                out.extend(self.engine.take_peer_days().into_iter().map(Output::PeerDay));
             }
         }
         *self.next.of_mut(input) = offset + 1;
@@ -397,7 +420,7 @@ mod tests {
 
     /// What came out for the records, as short strings: `tr` and `inv`
     /// processed, `dl@3` dead letter, `late@3`, `pause`, `resume` (alerts
-    /// left out: see the suppression test).
+    /// and peer days left out: see the suppression test).
     fn kinds(out: &[Output<i64>]) -> Vec<String> {
         out.iter()
             .filter_map(|o| match o {
@@ -407,7 +430,7 @@ mod tests {
                 Output::Late { offset, .. } => Some(format!("late@{offset}")),
                 Output::PauseTimeReports => Some("pause".into()),
                 Output::ResumeTimeReports => Some("resume".into()),
-                Output::Alert(_) | Output::Suppressed(_) => None,
+                Output::Alert(_) | Output::Suppressed(_) | Output::PeerDay(_) => None,
             })
             .collect()
     }

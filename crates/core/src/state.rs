@@ -74,13 +74,22 @@ impl MonthActivity {
         MonthActivity { month: Month(i32::MIN), minutes: [0; SERVICES], visits: [0; SERVICES] };
 }
 
+/// Days of visit history a client's activity holds per service type.
+pub const ACTIVITY_BITS: i32 = 128;
+
 /// What one client received from one provider.
+///
+/// Which days had a visit is kept per service type as a bit per day over
+/// the last [`ACTIVITY_BITS`] days up to the newest visit, so whether the
+/// client was active in a window is exact whatever arrived after the
+/// window: a window read when later visits are already in gives the same
+/// answer as one read before they came.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClientActivity {
-    /// First day with a visit of any service type.
-    pub first_day: i32,
-    /// Last day with a visit, per service type (`i32::MIN` = never).
-    pub last_day: [i32; SERVICES],
+    /// The newest day with a visit of any service type (`i32::MIN` = never).
+    pub newest: i32,
+    /// Per service type, bit `k` set: a visit on day `newest - k`.
+    pub days: [u128; SERVICES],
     /// Performed minutes and visits per service type for the last few
     /// months, indexed by `month % CLIENT_MONTHS` and tagged with the month.
     pub months: [MonthActivity; CLIENT_MONTHS],
@@ -88,11 +97,7 @@ pub struct ClientActivity {
 
 impl Default for ClientActivity {
     fn default() -> Self {
-        ClientActivity {
-            first_day: i32::MAX,
-            last_day: [i32::MIN; SERVICES],
-            months: [MonthActivity::EMPTY; CLIENT_MONTHS],
-        }
+        ClientActivity { newest: i32::MIN, days: [0; SERVICES], months: [MonthActivity::EMPTY; CLIENT_MONTHS] }
     }
 }
 
@@ -100,8 +105,19 @@ impl ClientActivity {
     /// Records `minutes` of `service` on `day`.
     pub fn record(&mut self, day: Day, service: ServiceType, minutes: u32) {
         let s = service.index();
-        self.first_day = self.first_day.min(day.0);
-        self.last_day[s] = self.last_day[s].max(day.0);
+        if self.newest == i32::MIN {
+            self.newest = day.0;
+        } else if day.0 > self.newest {
+            let shift = day.0 - self.newest;
+            for bits in &mut self.days {
+                *bits = if shift >= ACTIVITY_BITS { 0 } else { *bits << shift };
+            }
+            self.newest = day.0;
+        }
+        let k = self.newest - day.0;
+        if k < ACTIVITY_BITS {
+            self.days[s] |= 1u128 << k;
+        }
         let month = day.month();
         let slot = &mut self.months[month.0.rem_euclid(CLIENT_MONTHS as i32) as usize];
         if slot.month < month {
@@ -131,39 +147,67 @@ impl ClientActivity {
 
     /// The last day with any visit.
     pub fn last_any(&self) -> i32 {
-        self.last_day.iter().copied().max().unwrap_or(i32::MIN)
+        self.newest
     }
 
-    /// Whether the client was active with `service` in the `days` days
-    /// ending at `end`: a client already known by `end` whose last visit of
-    /// that service is within the window or later. (Days close a little
-    /// after they end, when later visits may have arrived; a client with
-    /// visits only before and after the window still counts: rare, and
-    /// the price of keeping two numbers per client instead of a history.)
+    /// Whether the client had a visit of `service` in the `days` days
+    /// ending at `end` (inclusive). Exact while `end` is within
+    /// [`ACTIVITY_BITS`] days of the newest visit and the window within
+    /// the days held (the configuration keeps the activity window well
+    /// inside them).
     pub fn active(&self, service: ServiceType, end: Day, days: u32) -> bool {
-        self.first_day <= end.0 && self.last_day[service.index()] > end.0 - days as i32
+        if self.newest == i32::MIN || days == 0 {
+            return false;
+        }
+        let lo = (self.newest - end.0).max(0);
+        let hi = (self.newest - end.0 + days as i32 - 1).min(ACTIVITY_BITS - 1);
+        if lo > hi {
+            return false;
+        }
+        let width = hi - lo + 1;
+        let mask = if width >= ACTIVITY_BITS { u128::MAX } else { ((1u128 << width) - 1) << lo };
+        self.days[service.index()] & mask != 0
     }
 }
 
-/// A bounded list of the most recent event ids, for evidence.
+/// Recent evidence ids, one per local day: the last one to arrive of each
+/// of the newest [`RecentIds::DAYS`] days.
+///
+/// A provider's records arrive in the same order in every partitioning,
+/// and a day's are all in once the day is closed, so the ids of the days up
+/// to a closed day do not depend on what arrived after it: evidence for a
+/// day close is the same whenever the close runs.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct RecentIds(VecDeque<EventId>);
+pub struct RecentIds(VecDeque<(Day, EventId)>);
 
 impl RecentIds {
-    /// Most ids kept.
+    /// Most ids returned as evidence.
     pub const LIMIT: usize = 10;
+    /// Days kept.
+    pub const DAYS: usize = 16;
 
-    /// Remembers an id, forgetting the oldest beyond the limit.
-    pub fn push(&mut self, id: &EventId) {
-        if self.0.len() == Self::LIMIT {
-            self.0.pop_front();
+    /// Remembers `id` as the latest of `day`, forgetting the oldest day
+    /// beyond [`Self::DAYS`].
+    pub fn push(&mut self, day: Day, id: &EventId) {
+        let at = self.0.partition_point(|(d, _)| *d < day);
+        match self.0.get_mut(at) {
+            Some((d, kept)) if *d == day => *kept = id.clone(),
+            _ => {
+                if at == 0 && self.0.len() == Self::DAYS {
+                    return; // older than every day kept
+                }
+                self.0.insert(at, (day, id.clone()));
+                if self.0.len() > Self::DAYS {
+                    self.0.pop_front();
+                }
+            }
         }
-        self.0.push_back(id.clone());
     }
 
-    /// The ids, oldest first.
-    pub fn to_vec(&self) -> Vec<EventId> {
-        self.0.iter().cloned().collect()
+    /// The ids of the newest [`Self::LIMIT`] days up to `day`, oldest first.
+    pub fn through(&self, day: Day) -> Vec<EventId> {
+        let end = self.0.partition_point(|(d, _)| *d <= day);
+        self.0.range(end.saturating_sub(Self::LIMIT)..end).map(|(_, id)| id.clone()).collect()
     }
 }
 
@@ -194,6 +238,10 @@ pub struct ProviderState<R> {
     pub rules: R,
     /// Last event time seen for this provider.
     pub last_event: EventTime,
+    /// The provider's own clock: the latest check-in of its time reports.
+    /// Its records arrive in the same order whatever the partitioning, so
+    /// this clock does too; visit findings are decided at it.
+    pub visit_clock: EventTime,
     /// First local day with a visit: windows longer than the provider's
     /// history are not full, and are not compared.
     pub first_day: Day,
@@ -212,6 +260,7 @@ impl<R: Default> ProviderState<R> {
             recent_visits: RecentIds::default(),
             rules: R::default(),
             last_event: EventTime(i64::MIN),
+            visit_clock: EventTime(i64::MIN),
             first_day: Day(i32::MAX),
         }
     }

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 use tillsyn_core::config::CoreConfig;
 use tillsyn_core::driver::{HoldLimit, Offsets, PartitionDriver, Record};
-use tillsyn_core::engine::{Engine, Input};
+use tillsyn_core::engine::{Engine, Input, Standalone};
 use tillsyn_core::model::DomainEvent;
 use tillsyn_core::model::pseudonym::Pseudonymizer;
 use tillsyn_core::model::validate::Validator;
@@ -50,12 +50,12 @@ fn core(c: &mut Criterion) {
     group.bench_function("municipality_mix", |b| {
         // A fresh engine per iteration, built and dropped outside the timing.
         b.iter_batched(
-            || (Engine::new(config.clone()), Vec::new()),
-            |(mut engine, mut alerts)| {
+            || (Standalone::new(config.clone()), Vec::new()),
+            |(mut core, mut alerts)| {
                 for event in &events {
-                    engine.process(event, &mut alerts);
+                    core.process(event, &mut alerts);
                 }
-                (engine, alerts)
+                (core, alerts)
             },
             BatchSize::PerIteration,
         )
@@ -96,11 +96,12 @@ fn core(c: &mut Criterion) {
     });
     group.finish();
 
-    let mut engine = Engine::new(config.clone());
+    let mut core = Standalone::new(config.clone());
     let mut alerts = Vec::new();
     for event in &events {
-        engine.process(event, &mut alerts);
+        core.process(event, &mut alerts);
     }
+    let engine = core.engine;
     let bytes = engine.snapshot();
     eprintln!("state/snapshot: {} bytes for {:?}", bytes.len(), engine.state_size());
     let mut group = c.benchmark_group("state");

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use tillsyn_core::config::CoreConfig;
-use tillsyn_core::engine::Engine;
+use tillsyn_core::engine::Standalone;
 use tillsyn_core::model::Day;
 use tillsyn_sim::workload::NationalScale;
 
@@ -33,7 +33,7 @@ fn main() {
         scale.municipalities, scale.providers, scale.clients, scale.staff
     );
     let mut workload = scale.build();
-    let mut engine = Engine::new(CoreConfig::default());
+    let mut core = Standalone::new(CoreConfig::default());
     let first = Day::from_ymd(2026, 1, 1);
     let (mut events, mut alerts) = (Vec::new(), Vec::new());
     let (mut total, mut alert_count) = (0u64, 0u64);
@@ -48,7 +48,7 @@ fn main() {
         total += events.len() as u64;
         let started = Instant::now();
         for event in &events {
-            engine.process(event, &mut alerts);
+            core.process(event, &mut alerts);
         }
         events.clear();
         busy += started.elapsed();
@@ -63,7 +63,7 @@ fn main() {
     }
     drop(events);
     let (rss, hwm) = memory_mib();
-    let size = engine.state_size();
+    let size = core.engine.state_size();
     println!("events processed     {total}");
     println!("core time            {:.1} s", busy.as_secs_f64());
     println!(

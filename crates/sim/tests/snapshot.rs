@@ -5,7 +5,7 @@
 
 use tillsyn_core::alerting::Alert;
 use tillsyn_core::config::CoreConfig;
-use tillsyn_core::engine::{Engine, RestoreError};
+use tillsyn_core::engine::{Engine, RestoreError, Standalone};
 use tillsyn_core::model::DomainEvent;
 use tillsyn_core::model::pseudonym::Pseudonymizer;
 use tillsyn_core::model::validate::Validator;
@@ -39,7 +39,7 @@ fn a_restored_engine_continues_exactly_where_the_snapshot_was_taken() {
     let events = events(&scenario(), &config);
     assert!(events.len() > 50_000);
 
-    let mut uninterrupted = Engine::new(config.clone());
+    let mut uninterrupted = Standalone::new(config.clone());
     let mut expected = Vec::new();
     let mut out = Vec::new();
     for e in &events {
@@ -50,20 +50,20 @@ fn a_restored_engine_continues_exactly_where_the_snapshot_was_taken() {
 
     // Snapshot and restore every 7,919 events (a prime, so the cuts fall
     // at every kind of point: mid-day, at day closes, between invoices).
-    let mut engine = Engine::new(config.clone());
+    let mut core = Standalone::new(config.clone());
     let mut alerts = Vec::new();
     let mut restores = 0;
     for (i, e) in events.iter().enumerate() {
         if i % 7_919 == 0 && i > 0 {
-            let bytes = engine.snapshot();
+            let bytes = core.engine.snapshot();
             let restored = Engine::restore(config.clone(), &bytes).expect("restores");
             assert!(restored.snapshot() == bytes, "restoring then writing gives the same bytes");
-            assert_eq!(restored.state_size(), engine.state_size());
-            assert_eq!(restored.stats(), engine.stats());
-            engine = restored;
+            assert_eq!(restored.state_size(), core.engine.state_size());
+            assert_eq!(restored.stats(), core.engine.stats());
+            core.engine = restored;
             restores += 1;
         }
-        engine.process(e, &mut out);
+        core.process(e, &mut out);
         alerts.append(&mut out);
     }
     assert!(restores >= 6);
@@ -71,7 +71,7 @@ fn a_restored_engine_continues_exactly_where_the_snapshot_was_taken() {
     for (i, (a, b)) in wire_alerts(&alerts).iter().zip(wire_alerts(&expected)).enumerate() {
         assert!(*a == b, "alert {i} differs: {:?} vs {:?}", alerts[i], expected[i]);
     }
-    assert!(engine.snapshot() == uninterrupted.snapshot(), "and the same final state");
+    assert!(core.engine.snapshot() == uninterrupted.engine.snapshot(), "and the same final state");
     let rules: std::collections::BTreeSet<_> = expected.iter().map(|a| a.rule.id).collect();
     assert!(rules.len() >= 6, "many rules' episodes went through snapshots: {rules:?}");
     // Every unit is readable back: units are a closed enum (`finding::Unit`)
@@ -82,12 +82,12 @@ fn a_restored_engine_continues_exactly_where_the_snapshot_was_taken() {
 fn an_untrustworthy_snapshot_is_refused_with_the_reason() {
     let config = CoreConfig::default();
     let sim = SimConfig { months: 1, ..scenario() };
-    let mut engine = Engine::new(config.clone());
+    let mut core = Standalone::new(config.clone());
     let mut out = Vec::new();
     for e in &events(&sim, &config) {
-        engine.process(e, &mut out);
+        core.process(e, &mut out);
     }
-    let bytes = engine.snapshot();
+    let bytes = core.engine.snapshot();
     assert!(Engine::restore(config.clone(), &bytes).is_ok());
 
     let mut flipped = bytes.clone();

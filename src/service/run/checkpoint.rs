@@ -21,7 +21,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tillsyn_core::decode;
 use tillsyn_core::driver::{HoldLimit, Offsets, PartitionDriver};
-use tillsyn_core::engine::{Engine, snapshot};
+use tillsyn_core::engine::{Engine, RestoreError, StagePartition, snapshot};
 use tillsyn_core::proto::v1 as wire;
 use tracing::warn;
 
@@ -69,11 +69,22 @@ pub fn due(
 
 /// The state of `partition` as the previous owner left it: the newest
 /// snapshot (or an empty engine) and the alerts produced since. Blocking.
-pub fn restore(config: &ServiceConfig, partition: i32) -> anyhow::Result<Partition> {
+pub fn restore(config: &ServiceConfig, partition: i32, partitions: i32) -> anyhow::Result<Partition> {
     let started = Instant::now();
+    let stage = StagePartition { index: partition as u32, count: partitions as u32 };
     let stored = state_store::read_latest_snapshot(config, partition, RESTORE_TIMEOUT)?;
-    let (engine, next, alerts_from, bytes) = match &stored {
-        Some(s) => match Engine::restore(config.core.clone(), &s.state) {
+    let restored = stored.as_ref().map(|s| {
+        Engine::restore(config.core.clone(), &s.state).and_then(|engine| {
+            if engine.partition() == stage {
+                Ok(engine)
+            } else {
+                // Another partition's state, or the stage's partition count changed.
+                Err(RestoreError::ConfigurationChanged)
+            }
+        })
+    });
+    let (engine, next, alerts_from, bytes) = match (&stored, restored) {
+        (Some(s), Some(restored)) => match restored {
             Ok(engine) => {
                 let m = &s.manifest;
                 let next = Offsets { time_reports: m.time_reports_offset, invoices: m.invoices_offset };
@@ -83,10 +94,10 @@ pub fn restore(config: &ServiceConfig, partition: i32) -> anyhow::Result<Partiti
                 // A format this build cannot read, or another windows
                 // configuration: rebuild from the inputs.
                 warn!(partition, error = %e, "the snapshot cannot be used; rebuilding the state from the inputs");
-                (Engine::new(config.core.clone()), Offsets::default(), None, 0)
+                (Engine::for_partition(config.core.clone(), stage), Offsets::default(), None, 0)
             }
         },
-        None => (Engine::new(config.core.clone()), Offsets::default(), None, 0),
+        _ => (Engine::for_partition(config.core.clone(), stage), Offsets::default(), None, 0),
     };
     let (ids, _end) = state_store::read_alert_ids(config, partition, alerts_from, RESTORE_TIMEOUT)?;
     let suppress: HashMap<String, i64> = ids.into_iter().collect();

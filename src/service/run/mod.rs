@@ -57,6 +57,7 @@
 
 mod checkpoint;
 mod consumer;
+mod global;
 pub mod produce;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -71,6 +72,7 @@ use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::producer::{FutureProducer, Producer};
+use tillsyn_core::baseline::GlobalPeerTable;
 use tillsyn_core::decode::{self, Rejection};
 use tillsyn_core::driver::{Output, Record};
 use tillsyn_core::engine::Input;
@@ -82,13 +84,14 @@ use tracing::{info, warn};
 
 use self::checkpoint::Partition;
 use self::consumer::{Command, ConsumerThread, Context, Fetched, LAG_OK, Rebalance};
+use self::global::GlobalTableReader;
 use self::produce::Delivery;
 use super::config::ServiceConfig;
 use super::state_store;
 use crate::telemetry::Health;
 use crate::telemetry::events::{
-    AlertProduced, AlertSuppressed, LateEventRouted, ProcessingLatency, Rebalance as RebalanceEvent, RebalanceKind,
-    RecordConsumed, RecordDeadLettered, SnapshotTrigger, StateGauges, WatermarkLag,
+    AlertProduced, AlertSuppressed, LateEventRouted, PeerDecisionsLag, ProcessingLatency, Rebalance as RebalanceEvent,
+    RebalanceKind, RecordConsumed, RecordDeadLettered, SnapshotTrigger, StateGauges, WatermarkLag,
 };
 
 pub use tillsyn_core::driver::ALIGNMENT_SECS;
@@ -200,6 +203,7 @@ impl Io<'_> {
                     LateEventRouted::from(&late).emit();
                     deliveries.push(produce::late_event(self.producer, self.config, &handle, &late));
                 }
+                Output::PeerDay(day) => deliveries.push(produce::peer_day(self.producer, self.config, &day)),
                 Output::PauseTimeReports | Output::ResumeTimeReports => {
                     let mut list = TopicPartitionList::new();
                     list.add_partition(&topics.time_reports, partition);
@@ -227,6 +231,24 @@ impl Io<'_> {
         *last_record = Instant::now();
         let mut deliveries = Vec::new();
         self.carry_out(partition, &mut outputs, summary, &mut deliveries);
+        (!deliveries.is_empty()).then(|| produce::all(deliveries))
+    }
+
+    /// Decides, in every running partition, the days the global peer table
+    /// has made final (a partition that started since decides the days
+    /// final before its start too).
+    fn decide_all(
+        &self,
+        peers: &GlobalPeerTable,
+        state: &mut Assignment,
+        summary: &mut RunSummary,
+    ) -> Option<Delivery> {
+        let mut outputs = Vec::new();
+        let mut deliveries = Vec::new();
+        for (partition, Partition { driver, .. }) in state.running.iter_mut() {
+            driver.decide(peers, &mut outputs);
+            self.carry_out(*partition, &mut outputs, summary, &mut deliveries);
+        }
         (!deliveries.is_empty()).then(|| produce::all(deliveries))
     }
 
@@ -294,6 +316,11 @@ fn check_partitions(client: &BaseConsumer, config: &ServiceConfig) -> anyhow::Re
         }
         counts.push((topic.as_str(), n));
     }
+    let peer_days = t.peer_days_topic();
+    let metadata = client.fetch_metadata(Some(&peer_days), Duration::from_secs(30))?;
+    if metadata.topics().first().map_or(0, |m| m.partitions().len()) == 0 {
+        anyhow::bail!("topic {peer_days} does not exist (create the topics: tillsyn topics create)");
+    }
     if counts.iter().any(|(_, n)| *n != counts[0].1) {
         anyhow::bail!(
             "the input, alert and state topics must have the same number of partitions (co-partitioning): {}",
@@ -315,6 +342,8 @@ pub async fn run(
     let producer: FutureProducer = config.kafka.producer_config().create()?;
     let offsets = state_store::reader(&config)?;
     let partitions = check_partitions(&offsets, &config)?;
+    let mut global = GlobalTableReader::start(&config)?;
+    let mut peers = GlobalPeerTable::new(partitions as u32);
     let mut consumer = ConsumerThread::start(&config, producer.clone(), READY_MAX_LAG)?;
     let topics = &config.topics;
     info!(
@@ -364,7 +393,7 @@ pub async fn run(
                             state.restoring.insert(partition, generation);
                             let config = config.clone();
                             restores.push(tokio::task::spawn_blocking(move || {
-                                (partition, generation, checkpoint::restore(&config, partition))
+                                (partition, generation, checkpoint::restore(&config, partition, partitions))
                             }));
                         }
                     }
@@ -412,8 +441,25 @@ pub async fn run(
                     }
                 }
             }
+            Some(day) = global.days.recv() => {
+                let mut finalised = false;
+                let mut next = Some(day);
+                while let Some(day) = next {
+                    match peers.apply(day) {
+                        Ok(f) => finalised |= f,
+                        Err(e) => warn!(error = %e, "a peer day of another provider stage; skipped"),
+                    }
+                    next = global.days.try_recv().ok();
+                }
+                if finalised && let Some(ack) = io.decide_all(&peers, &mut state, &mut summary) {
+                    in_flight.push_back(ack);
+                }
+            }
             _ = ticker.tick() => {
                 if let Some(ack) = io.release_all(&mut state, &mut summary) {
+                    in_flight.push_back(ack);
+                }
+                if let Some(ack) = io.decide_all(&peers, &mut state, &mut summary) {
                     in_flight.push_back(ack);
                 }
             }
@@ -492,6 +538,7 @@ pub async fn run(
         client.unsubscribe();
         drop(consumer);
         drop(client);
+        drop(global);
     });
     info!(
         records = summary.records,
@@ -560,6 +607,10 @@ fn update_gauges(state: &Assignment, lag_ok: bool, health: &Health) {
         StateGauges { partition: *partition, size: engine.state_size() }.emit();
         if let Some(w) = engine.watermark() {
             WatermarkLag::new(*partition, w, SystemTime::now()).emit();
+        }
+        if let Some(closed) = engine.closed_through() {
+            let decided = engine.decided_through().map_or(0, |d| i64::from(closed.0 - d.0));
+            PeerDecisionsLag { partition: *partition, days: decided.max(0) }.emit();
         }
     }
     if state.assigned.is_empty() {

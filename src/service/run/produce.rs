@@ -11,6 +11,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tillsyn_core::alerting::Alert;
+use tillsyn_core::baseline::PeerDay;
 use tillsyn_core::decode::{self, Format, Rejection};
 use tillsyn_core::engine::LateEvent;
 
@@ -165,6 +166,15 @@ pub fn alert(producer: &FutureProducer, config: &ServiceConfig, partition: i32, 
         .insert(Header { key: decode::CONTENT_TYPE_HEADER, value: Some(format.content_type()) })
         .insert(Header { key: ALERT_ID_HEADER, value: Some(wire.alert_id.as_str()) });
     send(producer, &config.topics.alerts, Some(partition), Some(key.as_bytes()), &value, headers)
+}
+
+/// Publishes a closed day's peer samples to the peer-days topic (JSON,
+/// keyed by [`PeerDay::key`], partition 0).
+pub fn peer_day(producer: &FutureProducer, config: &ServiceConfig, day: &PeerDay) -> Delivery {
+    let value = serde_json::to_vec(day).unwrap_or_default();
+    let headers =
+        OwnedHeaders::new().insert(Header { key: decode::CONTENT_TYPE_HEADER, value: Some("application/json") });
+    send(producer, &config.topics.peer_days_topic(), Some(0), Some(day.key().as_bytes()), &value, headers)
 }
 
 /// A queue of deliveries, for tools that produce many records (the

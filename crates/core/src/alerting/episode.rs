@@ -1,4 +1,14 @@
 //! The episode lifecycle: open, escalate, absorb, resolve.
+//!
+//! An episode resolves at the first day close (the end of a local day plus
+//! the allowed lateness `settle`) at least its rule's quiet period after
+//! its last finding: its *resolution time*, a function of the findings
+//! alone. The resolution is emitted either by a day close `settle` past
+//! that time (no finding of the rule can be decided before it any more:
+//! every later record is on time, so at or after the watermark) or by a
+//! finding decided at or after it, whichever is processed first; both give
+//! the same alerts, so the interleaving of findings and day closes, which
+//! depends on the other partitions' progress, does not show.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +40,7 @@ struct Episode {
 pub struct Episodes {
     open: BTreeMap<EpisodeKey, Episode>,
     evidence_limit: usize,
+    settle_secs: i64,
 }
 
 /// The serialized form of [`Episodes`].
@@ -37,11 +48,16 @@ pub struct Episodes {
 struct EpisodeList {
     episodes: Vec<Episode>,
     evidence_limit: usize,
+    settle_secs: i64,
 }
 
 impl From<Episodes> for EpisodeList {
     fn from(e: Episodes) -> Self {
-        EpisodeList { episodes: e.open.into_values().collect(), evidence_limit: e.evidence_limit }
+        EpisodeList {
+            episodes: e.open.into_values().collect(),
+            evidence_limit: e.evidence_limit,
+            settle_secs: e.settle_secs,
+        }
     }
 }
 
@@ -59,14 +75,25 @@ impl TryFrom<EpisodeList> for Episodes {
                 return Err("two episodes for one rule and provider".into());
             }
         }
-        Ok(Episodes { open, evidence_limit: list.evidence_limit.max(1) })
+        Ok(Episodes { open, evidence_limit: list.evidence_limit.max(1), settle_secs: list.settle_secs.max(0) })
     }
 }
 
 impl Episodes {
-    /// No open episodes; alerts carry at most `evidence_limit` event ids.
-    pub fn new(evidence_limit: usize) -> Self {
-        Episodes { open: BTreeMap::new(), evidence_limit: evidence_limit.max(1) }
+    /// No open episodes; alerts carry at most `evidence_limit` event ids;
+    /// day closes happen `settle_secs` after the end of each local day
+    /// (the allowed lateness of time reports).
+    pub fn new(evidence_limit: usize, settle_secs: i64) -> Self {
+        Episodes { open: BTreeMap::new(), evidence_limit: evidence_limit.max(1), settle_secs: settle_secs.max(0) }
+    }
+
+    /// When `episode` resolves if nothing more is found: the first day
+    /// close at least its quiet period after its last finding.
+    fn resolution_time(&self, episode: &Episode) -> EventTime {
+        let due = episode.last_seen.plus_secs(i64::from(episode.rule.quiet_days) * 86_400 - self.settle_secs);
+        let day = due.day();
+        let midnight = if day.start() >= due { day.start() } else { day.plus(1).start() };
+        midnight.plus_secs(self.settle_secs)
     }
 
     /// Number of open episodes.
@@ -79,11 +106,22 @@ impl Episodes {
         self.open.range((provider, "")..).next().is_some_and(|((p, _), _)| *p == provider)
     }
 
-    /// Takes a finding made at event time `now`; pushes an alert if it opens
-    /// or escalates an episode.
+    /// Takes a finding made at event time `now` (a rule's findings come in
+    /// the order of their decision times); pushes an alert if it opens or
+    /// escalates an episode, after the resolution of the rule's previous
+    /// episode if `now` is past its resolution time.
     pub fn observe(&mut self, finding: Finding, now: EventTime, alerts: &mut Vec<Alert>) {
         let key = (finding.provider, finding.rule.id);
         let limit = self.evidence_limit;
+        if let Some(episode) = self.open.get(&key) {
+            let resolves = self.resolution_time(episode);
+            if now >= resolves
+                && let Some(mut episode) = self.open.remove(&key)
+            {
+                episode.revision += 1;
+                alerts.push(alert(&episode, AlertStatus::Resolved, resolves));
+            }
+        }
         match self.open.get_mut(&key) {
             None => {
                 let mut finding = finding;
@@ -117,19 +155,18 @@ impl Episodes {
         }
     }
 
-    /// Resolves every episode whose rule has been quiet for its quiet
-    /// period at event time `now`, in a deterministic order.
+    /// At the day close at event time `now`: resolves every episode whose
+    /// resolution time is at least `settle` behind `now` (no finding can
+    /// be decided before it any more), in a deterministic order, each at
+    /// its resolution time.
     pub fn resolve_quiet(&mut self, now: EventTime, alerts: &mut Vec<Alert>) {
-        let quiet: Vec<EpisodeKey> = self
-            .open
-            .iter()
-            .filter(|(_, e)| now.0 - e.last_seen.0 >= i64::from(e.rule.quiet_days) * 86_400)
-            .map(|(k, _)| *k)
-            .collect();
-        for key in quiet {
+        let settled = now.plus_secs(-self.settle_secs);
+        let quiet: Vec<(EpisodeKey, EventTime)> =
+            self.open.iter().map(|(k, e)| (*k, self.resolution_time(e))).filter(|(_, at)| *at <= settled).collect();
+        for (key, at) in quiet {
             if let Some(mut episode) = self.open.remove(&key) {
                 episode.revision += 1;
-                alerts.push(alert(&episode, AlertStatus::Resolved, now));
+                alerts.push(alert(&episode, AlertStatus::Resolved, at));
             }
         }
     }
@@ -215,7 +252,7 @@ mod tests {
 
     #[test]
     fn repeated_findings_open_one_episode_escalate_once_and_resolve_when_quiet() {
-        let mut e = Episodes::new(3);
+        let mut e = Episodes::new(3, 0);
         let mut alerts = Vec::new();
         for i in 0..100 {
             e.observe(finding(Severity::Medium, &format!("tr-{i}")), EventTime(i * 60), &mut alerts);
@@ -223,9 +260,12 @@ mod tests {
         e.observe(finding(Severity::High, "tr-x"), EventTime(10_000), &mut alerts);
         e.observe(finding(Severity::Medium, "tr-y"), EventTime(10_060), &mut alerts);
         let quiet = i64::from(STAFF_DOUBLE_BOOKING.quiet_days) * 86_400;
-        e.resolve_quiet(EventTime(10_060 + quiet - 1), &mut alerts);
-        assert_eq!(alerts.len(), 2, "still open one second before the quiet period ends");
-        e.resolve_quiet(EventTime(10_060 + quiet), &mut alerts);
+        // The first day close (local midnight, no lateness here) a quiet period after the last finding.
+        let resolves = EventTime(10_060 + quiet).day().plus(1).start();
+        e.resolve_quiet(resolves.plus_secs(-1), &mut alerts);
+        assert_eq!(alerts.len(), 2, "still open one second before the resolution time");
+        e.resolve_quiet(resolves, &mut alerts);
+        assert_eq!(alerts.last().map(|a| a.detected_at), Some(resolves));
         let statuses: Vec<_> = alerts.iter().map(|a| (a.status, a.severity, a.revision)).collect();
         assert_eq!(
             statuses,
@@ -244,7 +284,7 @@ mod tests {
     #[test]
     fn ids_are_deterministic_and_distinct_per_revision() {
         let run = || {
-            let mut e = Episodes::new(5);
+            let mut e = Episodes::new(5, 0);
             let mut alerts = Vec::new();
             e.observe(finding(Severity::Low, "a"), EventTime(5), &mut alerts);
             e.observe(finding(Severity::Critical, "b"), EventTime(6), &mut alerts);
@@ -257,8 +297,43 @@ mod tests {
     }
 
     #[test]
+    fn a_finding_past_the_resolution_time_gives_the_alerts_of_a_day_close_before_it() {
+        let settle = 3 * 86_400;
+        let quiet = i64::from(STAFF_DOUBLE_BOOKING.quiet_days) * 86_400;
+        let first = EventTime(1_770_000_000);
+        let later = first.plus_secs(quiet + 2 * 86_400);
+        let close = later.day().plus(4).start().plus_secs(settle); // a day close after both
+        let close_first = {
+            let (mut e, mut alerts) = (Episodes::new(5, settle), Vec::new());
+            e.observe(finding(Severity::Low, "a"), first, &mut alerts);
+            e.resolve_quiet(close, &mut alerts);
+            e.observe(finding(Severity::Low, "b"), later, &mut alerts);
+            alerts
+        };
+        let finding_first = {
+            let (mut e, mut alerts) = (Episodes::new(5, settle), Vec::new());
+            e.observe(finding(Severity::Low, "a"), first, &mut alerts);
+            e.observe(finding(Severity::Low, "b"), later, &mut alerts);
+            e.resolve_quiet(close, &mut alerts);
+            alerts
+        };
+        let statuses =
+            |a: &[Alert]| a.iter().map(|a| (a.status, a.detected_at, a.alert_id.clone())).collect::<Vec<_>>();
+        assert_eq!(statuses(&close_first), statuses(&finding_first));
+        assert_eq!(
+            close_first.iter().map(|a| a.status).collect::<Vec<_>>(),
+            vec![AlertStatus::Opened, AlertStatus::Resolved, AlertStatus::Opened]
+        );
+        // A day close less than `settle` past the resolution time does not resolve yet.
+        let (mut e, mut alerts) = (Episodes::new(5, settle), Vec::new());
+        e.observe(finding(Severity::Low, "a"), first, &mut alerts);
+        e.resolve_quiet(close_first[1].detected_at.plus_secs(settle - 1), &mut alerts);
+        assert_eq!(alerts.len(), 1);
+    }
+
+    #[test]
     fn a_new_episode_after_resolution_has_a_new_id() {
-        let mut e = Episodes::new(5);
+        let mut e = Episodes::new(5, 0);
         let mut alerts = Vec::new();
         e.observe(finding(Severity::Low, "a"), EventTime(0), &mut alerts);
         e.resolve_quiet(EventTime(100 * 86_400), &mut alerts);

@@ -3,12 +3,15 @@
 //! - [`peer`]: robust peer statistics (median, MAD, modified z-score) within
 //!   a peer group (municipality × metric × service type), held in a
 //!   [`peer::PeerTable`] that is fed per-provider samples. The engine feeds
-//!   it from the providers it sees; the same table can be fed from a table
-//!   shared by all instances (each instance publishes its samples).
+//!   it from the providers it sees.
+//! - [`global`]: every partition's samples per local day, final once every
+//!   partition closed the day ([`global::GlobalPeerTable`]).
 //! - [`history`]: the provider's own history (EWMA, one-sided CUSUM).
 
+pub mod global;
 pub mod history;
 pub mod peer;
 
+pub use global::{FinalDay, GlobalPeerTable, PeerDay, PeerDayError};
 pub use history::{Cusum, Ewma};
 pub use peer::{PeerGroup, PeerMetric, PeerStats, PeerTable, modified_z};

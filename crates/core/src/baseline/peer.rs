@@ -115,6 +115,16 @@ impl PeerTable {
             .collect();
     }
 
+    /// Every sample, in (group, provider) order.
+    pub fn samples(&self) -> impl Iterator<Item = (PeerGroup, ProviderId, f64)> + '_ {
+        self.samples.iter().flat_map(|(g, values)| values.iter().map(move |(p, v)| (*g, *p, *v)))
+    }
+
+    /// Forgets the samples, keeping the statistics.
+    pub fn drop_samples(&mut self) {
+        self.samples.clear();
+    }
+
     /// The statistics of a group as of the last [`PeerTable::recompute`].
     pub fn stats(&self, group: &PeerGroup) -> Option<&PeerStats> {
         self.stats.get(group)

@@ -30,13 +30,14 @@ pub mod snapshot;
 use rustc_hash::FxHashMap;
 
 use crate::alerting::{Alert, Episodes, Finding};
-use crate::baseline::PeerTable;
+use crate::baseline::{FinalDay, GlobalPeerTable, PeerDay, PeerTable};
 use crate::config::CoreConfig;
 use crate::model::{Day, DomainEvent, EventTime, Invoice, MunicipalityCode, ProviderId, ServiceType, Visit};
 use crate::rules::{DayContext, InvoiceContext, Provider, Rule, VisitContext};
 use crate::state::{CLIENT_MONTHS, MunicipalityDay, RecentVisit, SERVICES, StaffMap, StaffState};
 use crate::window::{Lateness, Watermark};
 pub use snapshot::RestoreError;
+use std::collections::BTreeMap;
 
 /// Which input stream an event came from. Serialized as its
 /// [`name`](Input::name).
@@ -114,8 +115,14 @@ pub struct EngineStats {
     pub findings: u64,
     /// Alerts emitted.
     pub alerts: u64,
-    /// Days closed.
+    /// Days closed by this partition (samples published).
     pub days_closed: u64,
+    /// Days closed with final peer statistics (peer and day rules run).
+    pub days_decided: u64,
+    /// Days decided without their final statistics, which the global table
+    /// no longer held (this partition lagged the others by more than
+    /// [`GlobalPeerTable::KEPT_DAYS`] days): peer rules stayed silent.
+    pub peer_days_missing: u64,
 }
 
 /// Sizes of the state, for metrics.
@@ -157,7 +164,9 @@ field_sums!(EngineStats {
     duplicate_invoices,
     findings,
     alerts,
-    days_closed
+    days_closed,
+    days_decided,
+    peer_days_missing
 });
 field_sums!(StateSize { providers, clients, staff, open_episodes, pending_invoices });
 
@@ -169,7 +178,7 @@ struct DayClose<'a> {
     /// The providers, sorted, and their active clients (per service, any).
     ids: &'a [ProviderId],
     active: &'a [([u32; SERVICES], u32)],
-    municipalities: &'a FxHashMap<MunicipalityCode, MunicipalityDay>,
+    municipalities: &'a BTreeMap<MunicipalityCode, MunicipalityDay>,
 }
 
 impl DayClose<'_> {
@@ -211,16 +220,25 @@ pub struct Engine {
 /// state gives the same bytes.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct State {
+    /// Which partition of the provider stage this is.
+    partition: StagePartition,
     visits_watermark: Watermark,
     invoices_watermark: Watermark,
     #[serde(serialize_with = "crate::state::sorted_map")]
     providers: FxHashMap<ProviderId, Provider>,
     #[serde(serialize_with = "crate::state::sorted_map")]
     staff: StaffMap,
-    peers: PeerTable,
     episodes: Episodes,
-    /// The last local day closed.
+    /// The last local day closed (its samples published).
     closed_through: Option<Day>,
+    /// The first local day this partition closed.
+    first_closed: Option<Day>,
+    /// The last local day decided on final peer statistics.
+    decided_through: Option<Day>,
+    /// Peer days closed and not yet taken by the shell (never in a
+    /// snapshot: the shell takes them after every event).
+    #[serde(skip)]
+    outbox: Vec<PeerDay>,
     /// The watermark at which the next day can close (start of the day
     /// after the next one to close): a cheap check on every event.
     next_close_at: EventTime,
@@ -229,19 +247,42 @@ struct State {
     stats: EngineStats,
 }
 
+/// Which partition of the provider stage an engine serves, of how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StagePartition {
+    /// Its number, from 0.
+    pub index: u32,
+    /// Partitions of the stage.
+    pub count: u32,
+}
+
+impl StagePartition {
+    /// The only partition of a one-partition stage.
+    pub const ONLY: StagePartition = StagePartition { index: 0, count: 1 };
+}
+
 impl Engine {
-    /// An engine with the rules and windows of `config` (assumed validated).
+    /// The engine of the only partition (tests, tools): see [`Engine::for_partition`].
     pub fn new(config: CoreConfig) -> Self {
+        Engine::for_partition(config, StagePartition::ONLY)
+    }
+
+    /// An engine with the rules and windows of `config` (assumed
+    /// validated) for `partition` of the provider stage.
+    pub fn for_partition(config: CoreConfig, partition: StagePartition) -> Self {
         Engine {
             rules: config.rules.build(),
             state: State {
+                partition,
                 visits_watermark: Watermark::new(config.visit_lateness_secs()),
                 invoices_watermark: Watermark::new(config.invoice_lateness_secs()),
                 providers: FxHashMap::default(),
                 staff: StaffMap::default(),
-                peers: PeerTable::default(),
-                episodes: Episodes::new(config.evidence_limit),
+                episodes: Episodes::new(config.evidence_limit, config.visit_lateness_secs()),
                 closed_through: None,
+                first_closed: None,
+                decided_through: None,
+                outbox: Vec::new(),
                 next_close_at: EventTime(i64::MIN),
                 now: EventTime(i64::MIN),
                 stats: EngineStats::default(),
@@ -259,6 +300,27 @@ impl Engine {
     /// Counters so far.
     pub fn stats(&self) -> EngineStats {
         self.state.stats
+    }
+
+    /// Which partition of the provider stage this engine serves.
+    pub fn partition(&self) -> StagePartition {
+        self.state.partition
+    }
+
+    /// The last local day closed by this partition, if any.
+    pub fn closed_through(&self) -> Option<Day> {
+        self.state.closed_through
+    }
+
+    /// The last local day decided on final peer statistics, if any.
+    pub fn decided_through(&self) -> Option<Day> {
+        self.state.decided_through
+    }
+
+    /// Takes the peer days closed since the last call, oldest first: the
+    /// shell publishes them to every instance's [`GlobalPeerTable`].
+    pub fn take_peer_days(&mut self) -> Vec<PeerDay> {
+        std::mem::take(&mut self.state.outbox)
     }
 
     /// The time-report watermark, if any time report was seen.
@@ -309,10 +371,12 @@ impl Engine {
         let (day, minute_of_day) = visit.check_in.local_day_and_minute();
         let minutes = visit.duration().0;
         let horizon = self.config.horizon_days as usize;
+        self.wake(visit.provider, visit.check_in);
         let provider =
             self.state.providers.entry(visit.provider).or_insert_with(|| Provider::new(visit.municipality, horizon));
         provider.municipality = visit.municipality;
         provider.last_event = provider.last_event.max(visit.check_in);
+        provider.visit_clock = provider.visit_clock.max(visit.check_in);
         provider.first_day = provider.first_day.min(day);
         if let Some(bucket) = provider.days.bucket_mut(day) {
             bucket.visits += 1;
@@ -321,7 +385,7 @@ impl Engine {
             *s = s.saturating_add(minutes);
         }
         provider.clients.entry(visit.client).or_default().record(day, visit.service, minutes);
-        provider.recent_visits.push(&visit.event_id);
+        provider.recent_visits.push(day, &visit.event_id);
 
         let staff_horizon = self.config.staff_horizon_days as usize;
         let staff = self.state.staff.entry(visit.staff).or_insert_with(|| StaffState::new(staff_horizon));
@@ -330,7 +394,8 @@ impl Engine {
         }
         staff.last_day = staff.last_day.max(day);
 
-        let decided = self.state.visits_watermark.max_seen().unwrap_or(visit.check_in);
+        // Decided at the provider's own clock: the same in every partitioning.
+        let decided = provider.visit_clock;
         let mut ctx = VisitContext { visit, day, minute_of_day, provider, staff, now: decided };
         for rule in &self.rules {
             rule.on_visit(&mut ctx, &mut self.findings);
@@ -357,6 +422,7 @@ impl Engine {
         }
         self.state.now = self.state.now.max(invoice.issued_at);
         let horizon = self.config.horizon_days as usize;
+        self.wake(invoice.provider, invoice.issued_at);
         let provider = self
             .state
             .providers
@@ -376,6 +442,22 @@ impl Engine {
             provider.pending_invoices.push(invoice.clone());
         }
         Disposition::Applied
+    }
+
+    /// Starts a provider that has been dormant for longer than the horizon
+    /// afresh, as if it had been evicted: whether its eviction ran before
+    /// this event arrived depends on the other partitions' progress, and
+    /// the state it gets must not.
+    fn wake(&mut self, id: ProviderId, at: EventTime) {
+        let horizon = self.config.horizon_days as i32;
+        let dormant = self.state.providers.get(&id).is_some_and(|p| {
+            p.last_event.0 < at.day().plus(-horizon).start().0
+                && p.pending_invoices.is_empty()
+                && !self.state.episodes.has_open(id)
+        });
+        if dormant {
+            self.state.providers.remove(&id);
+        }
     }
 
     /// Runs the invoice rules over an invoice whose period is complete.
@@ -421,70 +503,87 @@ impl Engine {
         for d in first.0..=last_complete.0 {
             self.close_day(Day(d), alerts);
         }
+        self.state.first_closed.get_or_insert(first);
         self.state.closed_through = Some(last_complete);
         self.state.next_close_at = last_complete.plus(2).start();
     }
 
-    fn close_day(&mut self, day: Day, alerts: &mut Vec<Alert>) {
-        self.state.stats.days_closed += 1;
+    /// Active clients of each provider (sorted by id) on `day`: per
+    /// service type, and of any service type.
+    fn active_clients(&self, ids: &[ProviderId], day: Day) -> Vec<([u32; SERVICES], u32)> {
         let activity_days = self.config.activity_days;
-        let mut ids: Vec<ProviderId> = self.state.providers.keys().copied().collect();
-        ids.sort_unstable();
-
-        // 1. Active clients per provider, stored in the day's bucket.
-        let mut active: Vec<([u32; SERVICES], u32)> = Vec::with_capacity(ids.len());
-        for id in &ids {
-            let Some(p) = self.state.providers.get_mut(id) else { continue };
-            let mut by_service = [0u32; SERVICES];
-            let mut any = 0u32;
-            for c in p.clients.values() {
-                let mut seen = false;
-                for s in ServiceType::ALL {
-                    if c.active(s, day, activity_days) {
-                        by_service[s.index()] += 1;
-                        seen = true;
+        ids.iter()
+            .map(|id| {
+                let mut by_service = [0u32; SERVICES];
+                let mut any = 0u32;
+                if let Some(p) = self.state.providers.get(id) {
+                    for c in p.clients.values() {
+                        let mut seen = false;
+                        for s in ServiceType::ALL {
+                            if c.active(s, day, activity_days) {
+                                by_service[s.index()] += 1;
+                                seen = true;
+                            }
+                        }
+                        any += u32::from(seen);
                     }
                 }
-                any += u32::from(seen);
-            }
-            if let Some(b) = p.days.bucket_mut(day) {
-                b.active_clients = any;
-            }
-            active.push((by_service, any));
-        }
+                (by_service, any)
+            })
+            .collect()
+    }
 
-        // 2. Municipality totals, now and a week ago.
-        let mut municipalities: FxHashMap<MunicipalityCode, MunicipalityDay> = FxHashMap::default();
+    fn sorted_providers(&self) -> Vec<ProviderId> {
+        let mut ids: Vec<ProviderId> = self.state.providers.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The partition's close of local day `day`: its providers' samples and
+    /// active clients go out as a [`PeerDay`], and invoices whose period is
+    /// now complete are reconciled. What needs every partition's samples
+    /// (peer and day rules, resolution, eviction) waits for the day to be
+    /// final: [`Engine::decide`].
+    fn close_day(&mut self, day: Day, alerts: &mut Vec<Alert>) {
+        self.state.stats.days_closed += 1;
+        let ids = self.sorted_providers();
+        let active = self.active_clients(&ids, day);
+        let mut by_municipality: BTreeMap<MunicipalityCode, u64> = BTreeMap::new();
         for (id, (_, any)) in ids.iter().zip(&active) {
-            let Some(p) = self.state.providers.get(id) else { continue };
-            let m = municipalities.entry(p.municipality).or_default();
-            m.active_clients += u64::from(*any);
-            m.active_clients_week_ago += u64::from(p.days.get(day.plus(-7)).active_clients);
+            let Some(p) = self.state.providers.get_mut(id) else { continue };
+            if let Some(b) = p.days.bucket_mut(day) {
+                b.active_clients = *any;
+            }
+            *by_municipality.entry(p.municipality).or_default() += u64::from(*any);
         }
 
-        // 3. Peer samples, then statistics.
-        // Day-close decisions are taken when the watermark passes the end of
-        // the day: its end plus the allowed lateness, in event time.
+        // Samples, read from the windows up to `day` only: the same
+        // whenever this close runs.
         let now = day.plus(1).start().plus_secs(self.config.visit_lateness_secs());
-        let days = DayClose { day, activity_days, now, ids: &ids, active: &active, municipalities: &municipalities };
-        let mut peers = std::mem::take(&mut self.state.peers);
+        let none = BTreeMap::new();
+        let days = DayClose {
+            day,
+            activity_days: self.config.activity_days,
+            now,
+            ids: &ids,
+            active: &active,
+            municipalities: &none,
+        };
+        let mut samples = PeerTable::default();
         days.for_each(&mut self.state.providers, &PeerTable::default(), |ctx| {
             for rule in &self.rules {
-                rule.record_peer_samples(ctx, &mut peers);
+                rule.record_peer_samples(ctx, &mut samples);
             }
         });
-        peers.recompute();
-        self.state.peers = peers;
-
-        // 4. Daily rules.
-        days.for_each(&mut self.state.providers, &self.state.peers, |ctx| {
-            for rule in &self.rules {
-                rule.on_day_closed(ctx, &mut self.findings);
-            }
+        self.state.outbox.push(PeerDay {
+            partition: self.state.partition.index,
+            partitions: self.state.partition.count,
+            day,
+            samples: samples.samples().collect(),
+            active_clients: by_municipality.into_iter().filter(|(_, n)| *n > 0).collect(),
         });
-        self.flush_findings(now, alerts);
 
-        // 5. Invoices whose period is now complete, in arrival order per provider.
+        // Invoices whose period is now complete, in arrival order per provider.
         if let Some(watermark) = self.state.visits_watermark.current() {
             for id in &ids {
                 let ready: Vec<Invoice> = match self.state.providers.get_mut(id) {
@@ -501,11 +600,66 @@ impl Engine {
                 }
             }
         }
+    }
 
-        // 6. Quiet episodes resolve.
+    /// Decides every local day that is final in `table` (closed by every
+    /// partition) and closed here: peer and day rules on the final
+    /// statistics, resolution of quiet episodes, eviction. Pushes the
+    /// alerts onto `alerts`. The shell calls it whenever days became final.
+    pub fn decide(&mut self, table: &GlobalPeerTable, alerts: &mut Vec<Alert>) {
+        let before = alerts.len();
+        let (Some(final_through), Some(closed)) = (table.final_through(), self.state.closed_through) else { return };
+        let through = final_through.min(closed);
+        let first = match (self.state.decided_through, self.state.first_closed) {
+            (Some(d), _) => d.plus(1),
+            (None, Some(f)) => f,
+            (None, None) => return,
+        };
+        let first = first.max(through.plus(1 - self.config.horizon_days as i32));
+        for d in first.0..=through.0 {
+            self.decide_day(Day(d), table, alerts);
+        }
+        if first <= through {
+            self.state.decided_through = Some(through);
+        }
+        self.state.stats.alerts += (alerts.len() - before) as u64;
+    }
+
+    fn decide_day(&mut self, day: Day, table: &GlobalPeerTable, alerts: &mut Vec<Alert>) {
+        self.state.stats.days_decided += 1;
+        let missing = FinalDay::default();
+        let today = table.day(day).unwrap_or_else(|| {
+            self.state.stats.peer_days_missing += 1;
+            &missing
+        });
+        let week_ago = table.day(day.plus(-7));
+        let ids = self.sorted_providers();
+        let active = self.active_clients(&ids, day);
+        let mut municipalities: BTreeMap<MunicipalityCode, MunicipalityDay> = BTreeMap::new();
+        for (code, n) in &today.active_clients {
+            municipalities.entry(*code).or_default().active_clients = *n;
+        }
+        for (code, n) in week_ago.map(|d| &d.active_clients).into_iter().flatten() {
+            municipalities.entry(*code).or_default().active_clients_week_ago = *n;
+        }
+        // Day-close decisions are taken when the watermark passes the end of
+        // the day: its end plus the allowed lateness, in event time.
+        let now = day.plus(1).start().plus_secs(self.config.visit_lateness_secs());
+        let days = DayClose {
+            day,
+            activity_days: self.config.activity_days,
+            now,
+            ids: &ids,
+            active: &active,
+            municipalities: &municipalities,
+        };
+        days.for_each(&mut self.state.providers, &today.peers, |ctx| {
+            for rule in &self.rules {
+                rule.on_day_closed(ctx, &mut self.findings);
+            }
+        });
+        self.flush_findings(now, alerts);
         self.state.episodes.resolve_quiet(now, alerts);
-
-        // 7. Eviction of state older than the horizons.
         self.evict(day, &ids);
     }
 
@@ -527,9 +681,41 @@ impl Engine {
                 && !self.state.episodes.has_open(*id);
             if idle {
                 self.state.providers.remove(id);
-                self.state.peers.forget_provider(*id);
             }
         }
+    }
+}
+
+/// The engine of a one-partition provider stage with the global peer
+/// table it alone feeds: what tests, benchmarks and tools use to run the
+/// core over events without a shell. Every event's closed days go to the
+/// table, and the days that became final are decided, as the partition
+/// driver and the service do.
+pub struct Standalone {
+    /// The engine (replace it with a restored one to continue from a snapshot).
+    pub engine: Engine,
+    /// Its peer days (not in the engine's snapshot: on its own topic in the service).
+    pub peers: GlobalPeerTable,
+}
+
+impl Standalone {
+    /// A fresh engine of the only partition.
+    pub fn new(config: CoreConfig) -> Self {
+        Standalone { engine: Engine::new(config), peers: GlobalPeerTable::new(1) }
+    }
+
+    /// Processes one event and decides what became final; pushes alerts.
+    pub fn process(&mut self, event: &DomainEvent, alerts: &mut Vec<Alert>) -> Disposition {
+        let disposition = self.engine.process(event, alerts);
+        let mut finalised = false;
+        for day in self.engine.take_peer_days() {
+            // The days of the only partition: never another stage's.
+            finalised |= self.peers.apply(day).unwrap_or(false);
+        }
+        if finalised {
+            self.engine.decide(&self.peers, alerts);
+        }
+        disposition
     }
 }
 

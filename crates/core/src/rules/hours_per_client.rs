@@ -141,7 +141,7 @@ impl Rule for HoursPerClientAbovePeers {
                     stats.n,
                     z
                 ))
-                .evidence(ctx.provider.recent_visits.to_vec()),
+                .evidence(ctx.provider.recent_visits.through(ctx.day)),
         );
     }
 }

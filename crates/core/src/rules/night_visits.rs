@@ -153,7 +153,7 @@ impl Rule for NightVisitsPrivateProvider {
         }
         let Some(bucket) = ctx.day_bucket() else { return };
         bucket.rule_counts[SLOT] += 1;
-        ctx.provider.rule_recent[SLOT].push(&v.event_id);
+        ctx.provider.rule_recent[SLOT].push(ctx.day, &v.event_id);
         let day = ctx.day;
         let p = &self.params;
         let count = ctx.provider.days.sum(day, p.window_days, |b| u64::from(b.rule_counts[SLOT]));
@@ -180,7 +180,7 @@ impl Rule for NightVisitsPrivateProvider {
                     v.event_id,
                     v.service.name()
                 ))
-                .evidence(ctx.provider.rule_recent[SLOT].to_vec()),
+                .evidence(ctx.provider.rule_recent[SLOT].through(day)),
         );
     }
 }

@@ -113,7 +113,7 @@ impl<K: ShareKind> Rule for ShareRule<K> {
             && let Some(bucket) = ctx.day_bucket()
         {
             bucket.rule_counts[K::SLOT] += 1;
-            ctx.provider.rule_recent[K::SLOT].push(&ctx.visit.event_id);
+            ctx.provider.rule_recent[K::SLOT].push(ctx.day, &ctx.visit.event_id);
         }
     }
 
@@ -129,7 +129,7 @@ impl<K: ShareKind> Rule for ShareRule<K> {
             self.0.window_days,
             K::WHAT,
             K::WHY,
-            ctx.provider.rule_recent[K::SLOT].to_vec(),
+            ctx.provider.rule_recent[K::SLOT].through(ctx.day),
         ));
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::alerting::Alert;
 use crate::config::CoreConfig;
-use crate::engine::{Disposition, Engine};
+use crate::engine::{Disposition, Engine, Standalone};
 use crate::model::{
     ClientKey, Day, DomainEvent, EventId, GeoPoint, HouseholdKey, Invoice, InvoiceLine, Minutes, Month,
     MunicipalityCode, Ore, ProviderId, RegistrationMethod, ServiceType, StaffKey, Visit,
@@ -27,9 +27,10 @@ fn umea() -> MunicipalityCode {
     MunicipalityCode::parse("2480").expect("valid code")
 }
 
-/// An engine with one rule on, and the alerts it produced.
+/// An engine with one rule on, the global peer table of its one
+/// partition, and the alerts it produced.
 pub struct Scenario {
-    engine: Engine,
+    core: Standalone,
     alerts: Vec<Alert>,
     next_id: u64,
 }
@@ -40,7 +41,11 @@ impl Scenario {
         let mut config = CoreConfig::default();
         config.rules.disabled = catalogue::ALL.iter().filter(|r| r.id != rule_id).map(|r| r.id.to_string()).collect();
         assert!(catalogue::by_id(rule_id).is_some(), "unknown rule {rule_id}");
-        Scenario { engine: Engine::new(config), alerts: Vec::new(), next_id: 0 }
+        Scenario { core: Standalone::new(config), alerts: Vec::new(), next_id: 0 }
+    }
+
+    fn process(&mut self, event: &DomainEvent) -> Disposition {
+        self.core.process(event, &mut self.alerts)
     }
 
     fn id(&mut self, prefix: &str) -> EventId {
@@ -79,7 +84,7 @@ impl Scenario {
 
     /// Sends a built visit.
     pub fn send_visit(&mut self, visit: Visit) {
-        let d = self.engine.process(&DomainEvent::Visit(visit), &mut self.alerts);
+        let d = self.process(&DomainEvent::Visit(visit));
         assert_eq!(d, Disposition::Applied, "test visits are on time");
     }
 
@@ -118,18 +123,19 @@ impl Scenario {
     /// Continues with an engine restored from a snapshot of this one (as
     /// after a restart of the service).
     pub fn restart(&mut self) {
-        let bytes = self.engine.snapshot();
-        self.engine = Engine::restore(self.engine.config().clone(), &bytes).expect("a fresh snapshot restores");
+        let bytes = self.core.engine.snapshot();
+        self.core.engine =
+            Engine::restore(self.core.engine.config().clone(), &bytes).expect("a fresh snapshot restores");
     }
 
     /// The engine, for assertions on its state.
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        &self.core.engine
     }
 
     /// Sends any event; returns what the engine did with it.
     pub fn send(&mut self, event: DomainEvent) -> crate::engine::Disposition {
-        self.engine.process(&event, &mut self.alerts)
+        self.process(&event)
     }
 }
 
@@ -252,7 +258,7 @@ impl InvoiceBuilder<'_> {
     /// Sends the invoice to the engine.
     pub fn send(self) {
         let s = self.scenario;
-        let d = s.engine.process(&DomainEvent::Invoice(self.invoice), &mut s.alerts);
+        let d = s.process(&DomainEvent::Invoice(self.invoice));
         assert!(!matches!(d, Disposition::Late(_)), "test invoices are on time");
     }
 }

@@ -126,7 +126,7 @@ impl Rule for VolumeExplosion {
                     sum,
                     p.allowance_per_week * 100.0
                 ))
-                .evidence(ctx.provider.recent_visits.to_vec()),
+                .evidence(ctx.provider.recent_visits.through(ctx.day)),
         );
     }
 }
