@@ -17,10 +17,11 @@ use tillsyn_core::codec::{CodecError, MessageReader, MessageWriter};
 use tillsyn_core::config::CoreConfig;
 use tillsyn_core::decode::{Rejection, reason};
 use tillsyn_core::driver::{HoldLimit, Offsets, Output, PartitionDriver, Record};
-use tillsyn_core::engine::{Engine, EngineStats, Input, StagePartition, StateSize};
+use tillsyn_core::engine::{Engine, EngineStats, FromStaff, Input, StaffStage, StagePartition, StateSize, ToStaff};
+use tillsyn_core::model::DomainEvent;
 use tillsyn_core::model::pseudonym::Pseudonymizer;
 use tillsyn_core::model::validate::Validator;
-use tillsyn_core::partition::partition_for_key;
+use tillsyn_core::partition::{partition_for_key, staff_partition};
 use tillsyn_core::proto::v1 as wire;
 
 /// What a replay did.
@@ -135,9 +136,12 @@ pub fn replay_partitioned(
             PartitionDriver::new(engine, Offsets::default(), HashMap::new(), HoldLimit::default())
         })
         .collect();
-    // Every partition's closed days, as every instance reads them from the
-    // peer-days topic.
-    let mut peers = GlobalPeerTable::new(partitions as u32);
+    // The rest of the topology, as the service runs it over its internal
+    // topics: every partition's closed days (the peer-days topic, read in
+    // full by every instance), the staff stage (one partition per input
+    // partition, fed over the visits-by-staff topic, answering over the
+    // staff-findings topic).
+    let mut topology = Topology::new(&config, partitions);
     // The offset each record gets in its (partition, input), as on the topics.
     let mut offsets = vec![Offsets::default(); partitions as usize];
     let mut reader = MessageReader::open(events)?;
@@ -177,31 +181,29 @@ pub fn replay_partitioned(
             Err(e) => return Err(e.into()),
         };
         sink.summary.records += 1;
-        // A rejected record has no provider to route by: partition 0, as a
-        // shell must put it somewhere.
-        let partition = match &decoded {
-            Ok(event) if partitions > 1 => partition_for_key(event.provider().to_string().as_bytes(), partitions),
-            _ => 0,
-        } as usize;
-        let offset = offsets[partition].take(input);
         let stop = matches!(&decoded, Err(r) if r.reason == reason::PROTOBUF_DECODE);
-        let record = Record { input, offset, decoded, handle: sink.summary.records };
-        drivers[partition].offer(record, &mut no_unread_invoices, &mut out);
-        let mut finalised = false;
-        for output in out.drain(..) {
-            match output {
-                Output::PeerDay(day) => finalised |= peers.apply(day)?,
-                output => sink.take(output)?,
+        // Where the record goes, as on the topics: a rejected record has no
+        // provider to route by (partition 0, as a shell must put it
+        // somewhere); a source heartbeat goes to every partition of both
+        // topics, each copy a record with an offset of its own.
+        let targets: Vec<(usize, Input, Result<DomainEvent, Rejection>)> = match decoded {
+            Ok(DomainEvent::Heartbeat(at)) => (0..partitions as usize)
+                .flat_map(|p| {
+                    [Input::Invoices, Input::TimeReports].map(|input| (p, input, Ok(DomainEvent::Heartbeat(at))))
+                })
+                .collect(),
+            Ok(event) => {
+                let provider = event.provider().map(|p| p.to_string()).unwrap_or_default();
+                vec![(partition_for_key(provider.as_bytes(), partitions) as usize, input, Ok(event))]
             }
+            Err(rejection) => vec![(0, input, Err(rejection))],
+        };
+        for (partition, input, decoded) in targets {
+            let offset = offsets[partition].take(input);
+            let record = Record { input, offset, decoded, handle: sink.summary.records };
+            drivers[partition].offer(record, &mut no_unread_invoices, &mut out);
         }
-        if finalised {
-            for driver in &mut drivers {
-                driver.decide(&peers, &mut out);
-            }
-            for output in out.drain(..) {
-                sink.take(output)?;
-            }
-        }
+        topology.settle(&mut drivers, &mut out, &mut sink)?;
         if stop {
             // A length-delimited file cannot be resynchronised after a bad record.
             break;
@@ -225,8 +227,92 @@ pub fn replay_partitioned(
         summary.engine.add(&driver.engine().stats());
         summary.state.add(&driver.engine().state_size());
     }
+    summary.state.staff = topology.staff.iter().map(|s| s.size().0).sum();
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// What the provider stage's partitions talk to, in memory: the global
+/// peer table and the staff stage, with the records in flight between them
+/// in the order the topics would carry them.
+struct Topology {
+    partitions: i32,
+    peers: GlobalPeerTable,
+    staff: Vec<StaffStage>,
+    /// Per staff partition: records not yet taken, and the next offset.
+    to_staff: Vec<(Vec<ToStaff>, i64)>,
+    /// Per provider partition: records from the staff stage not yet taken.
+    from_staff: Vec<Vec<FromStaff>>,
+}
+
+impl Topology {
+    fn new(config: &CoreConfig, partitions: i32) -> Self {
+        let n = partitions.max(1) as u32;
+        Topology {
+            partitions: n as i32,
+            peers: GlobalPeerTable::new(n),
+            staff: (0..n)
+                .map(|index| StaffStage::new(config.clone(), StagePartition { index, count: n }, n))
+                .collect(),
+            to_staff: vec![(Vec::new(), 0); n as usize],
+            from_staff: vec![Vec::new(); n as usize],
+        }
+    }
+
+    /// Carries the drivers' outputs through the topology until nothing is
+    /// in flight: peer days to the table (and the days it makes final
+    /// decided by every partition), records to the staff stage and its
+    /// answers back, alerts and dead letters to the sink.
+    fn settle(
+        &mut self,
+        drivers: &mut [PartitionDriver<u64>],
+        out: &mut Vec<Output<u64>>,
+        sink: &mut Sink,
+    ) -> anyhow::Result<()> {
+        loop {
+            let mut finalised = false;
+            for output in out.drain(..) {
+                match output {
+                    Output::PeerDay(day) => finalised |= self.peers.apply(day)?,
+                    Output::ToStaff(record) => match record.staff() {
+                        Some(staff) => self.to_staff[staff_partition(staff, self.partitions)].0.push(record),
+                        None => self.to_staff.iter_mut().for_each(|(q, _)| q.push(record.clone())),
+                    },
+                    output => sink.take(output)?,
+                }
+            }
+            if finalised {
+                for driver in drivers.iter_mut() {
+                    driver.decide(&self.peers, out);
+                }
+                continue;
+            }
+            let mut answers = Vec::new();
+            for (stage, (queue, offset)) in self.staff.iter_mut().zip(&mut self.to_staff) {
+                for record in queue.drain(..) {
+                    stage.offer(record, *offset, &mut answers);
+                    *offset += 1;
+                }
+            }
+            for answer in answers {
+                match answer.provider() {
+                    Some(provider) => {
+                        let p = partition_for_key(provider.to_string().as_bytes(), self.partitions);
+                        self.from_staff[p as usize].push(answer);
+                    }
+                    None => self.from_staff.iter_mut().for_each(|q| q.push(answer.clone())),
+                }
+            }
+            for (driver, queue) in drivers.iter_mut().zip(&mut self.from_staff) {
+                for message in queue.drain(..) {
+                    driver.offer_staff(message, out);
+                }
+            }
+            if out.is_empty() {
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// Where a replay's outputs go: the alert file, the dead-letter file, the summary.
@@ -256,8 +342,8 @@ impl Sink {
                     write_dead(d, handle, LATE_EVENT_REASON, late.to_string())?;
                 }
             }
-            // Handled by the caller: the global table is in memory.
-            Output::PeerDay(_) => {}
+            // Handled by the topology.
+            Output::PeerDay(_) | Output::ToStaff(_) => {}
             // Nothing was read back from an alert topic; nothing is held.
             Output::Processed { .. } | Output::Suppressed(_) | Output::PauseTimeReports | Output::ResumeTimeReports => {
             }

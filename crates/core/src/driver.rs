@@ -32,6 +32,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::alerting::Alert;
 use crate::baseline::{GlobalPeerTable, PeerDay};
+use crate::engine::{FromStaff, ToStaff};
 use crate::decode::Rejection;
 use crate::engine::{Disposition, Engine, Input, LateEvent};
 use crate::model::{DomainEvent, EventTime};
@@ -139,6 +140,10 @@ pub enum Output<H> {
     /// peer table (the shell delivers it before checkpointing the state
     /// that closed it).
     PeerDay(PeerDay),
+    /// Send this record to the staff stage: a visit to the partition of its
+    /// staff key, progress to every partition (the shell delivers it
+    /// before checkpointing the state that sent it).
+    ToStaff(ToStaff),
     /// Stop fetching the time-report partition (too many held).
     PauseTimeReports,
     /// Fetch the time-report partition again (nothing held).
@@ -309,6 +314,14 @@ impl<H> PartitionDriver<H> {
         self.emit_alerts(out);
     }
 
+    /// Takes one record from the staff stage (see [`Engine::offer_staff`]).
+    pub fn offer_staff(&mut self, message: FromStaff, out: &mut Vec<Output<H>>) {
+        self.alerts.clear();
+        self.engine.offer_staff(message, &mut self.alerts);
+        self.dirty = true;
+        self.emit_alerts(out);
+    }
+
     fn emit_alerts(&mut self, out: &mut Vec<Output<H>>) {
         for alert in self.alerts.drain(..) {
             if self.suppress.remove(&alert.alert_id).is_some() {
@@ -326,17 +339,26 @@ impl<H> PartitionDriver<H> {
         match decoded {
             Err(rejection) => out.push(Output::DeadLetter { handle, input, offset, rejection }),
             Ok(event) => {
-                if let DomainEvent::Invoice(invoice) = &event {
-                    self.invoices_through =
-                        Some(self.invoices_through.map_or(invoice.issued_at, |t| t.max(invoice.issued_at)));
+                if input == Input::Invoices && !matches!(event, DomainEvent::Visit(_)) {
+                    let at = event.event_time();
+                    self.invoices_through = Some(self.invoices_through.map_or(at, |t| t.max(at)));
                 }
                 self.alerts.clear();
-                match self.engine.process(&event, &mut self.alerts) {
+                let disposition = match event {
+                    // A heartbeat is for the input whose partition it came on.
+                    DomainEvent::Heartbeat(at) => {
+                        self.engine.heartbeat(input, at, &mut self.alerts);
+                        Disposition::Applied
+                    }
+                    event => self.engine.process(&event, &mut self.alerts),
+                };
+                match disposition {
                     Disposition::Late(late) => out.push(Output::Late { handle, offset, late }),
                     Disposition::Applied | Disposition::Duplicate => {}
                 }
                 self.emit_alerts(out);
                 out.extend(self.engine.take_peer_days().into_iter().map(Output::PeerDay));
+                out.extend(self.engine.take_staff_records().into_iter().map(Output::ToStaff));
             }
         }
         *self.next.of_mut(input) = offset + 1;
@@ -430,7 +452,7 @@ mod tests {
                 Output::Late { offset, .. } => Some(format!("late@{offset}")),
                 Output::PauseTimeReports => Some("pause".into()),
                 Output::ResumeTimeReports => Some("resume".into()),
-                Output::Alert(_) | Output::Suppressed(_) | Output::PeerDay(_) => None,
+                Output::Alert(_) | Output::Suppressed(_) | Output::PeerDay(_) | Output::ToStaff(_) => None,
             })
             .collect()
     }

@@ -24,6 +24,19 @@ pub struct RuleInfo {
     pub name: &'static str,
     /// Days without a finding after which an episode is resolved.
     pub quiet_days: u32,
+    /// Which stage runs the rule.
+    pub stage: RuleStage,
+}
+
+/// Where a rule runs: with the provider's records (keyed by provider), or
+/// with every visit of a staff member whatever provider registered it (the
+/// staff stage, keyed by staff member).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleStage {
+    /// The provider stage.
+    Provider,
+    /// The staff stage.
+    Staff,
 }
 
 impl RuleInfo {
@@ -186,7 +199,8 @@ impl Measure {
 /// ```
 /// # use tillsyn_core::finding::{Finding, RuleInfo, Severity, Unit};
 /// # use tillsyn_core::model::{EventTime, MunicipalityCode, ProviderId};
-/// # static INFO: RuleInfo = RuleInfo { id: "x", version: 1, pattern: 1, name: "X", quiet_days: 1 };
+/// # use tillsyn_core::finding::RuleStage;
+/// # static INFO: RuleInfo = RuleInfo { id: "x", version: 1, pattern: 1, name: "X", quiet_days: 1, stage: RuleStage::Provider };
 /// # let provider = ProviderId::from_nine_digits(556_100_000);
 /// # let municipality = MunicipalityCode::parse("2480").unwrap();
 /// let f = Finding::new(&INFO, provider, municipality, (EventTime(0), EventTime(60)))

@@ -51,6 +51,12 @@ pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
     (murmur2(key) & 0x7fff_ffff) % partitions.max(1)
 }
 
+/// The partition of the staff stage (and of the visits-by-staff topic) of
+/// a staff member: the record key is the pseudonymous key's text form.
+pub fn staff_partition(staff: crate::model::StaffKey, partitions: i32) -> usize {
+    partition_for_key(staff.to_string().as_bytes(), partitions) as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -204,6 +204,7 @@ impl Io<'_> {
                     deliveries.push(produce::late_event(self.producer, self.config, &handle, &late));
                 }
                 Output::PeerDay(day) => deliveries.push(produce::peer_day(self.producer, self.config, &day)),
+                Output::ToStaff(_) => todo!("the staff stage"),
                 Output::PauseTimeReports | Output::ResumeTimeReports => {
                     let mut list = TopicPartitionList::new();
                     list.add_partition(&topics.time_reports, partition);

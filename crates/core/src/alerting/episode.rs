@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use super::{Alert, AlertStatus, Finding, Severity};
-use crate::finding::RuleInfo;
+use crate::finding::{RuleInfo, RuleStage};
 use crate::model::{EventId, EventTime, ProviderId};
 
 /// An episode is identified by its provider and rule.
@@ -160,9 +160,25 @@ impl Episodes {
     /// be decided before it any more), in a deterministic order, each at
     /// its resolution time.
     pub fn resolve_quiet(&mut self, now: EventTime, alerts: &mut Vec<Alert>) {
-        let settled = now.plus_secs(-self.settle_secs);
-        let quiet: Vec<(EpisodeKey, EventTime)> =
-            self.open.iter().map(|(k, e)| (*k, self.resolution_time(e))).filter(|(_, at)| *at <= settled).collect();
+        self.resolve(now.plus_secs(-self.settle_secs), None, alerts);
+    }
+
+    /// Resolves every episode of a rule of `stage` whose resolution time is
+    /// at or before `settled` (no finding of those rules can be decided
+    /// before it any more), in a deterministic order, each at its
+    /// resolution time.
+    pub fn resolve_settled(&mut self, settled: EventTime, stage: RuleStage, alerts: &mut Vec<Alert>) {
+        self.resolve(settled, Some(stage), alerts);
+    }
+
+    fn resolve(&mut self, settled: EventTime, stage: Option<RuleStage>, alerts: &mut Vec<Alert>) {
+        let quiet: Vec<(EpisodeKey, EventTime)> = self
+            .open
+            .iter()
+            .filter(|(_, e)| stage.is_none_or(|s| e.rule.stage == s))
+            .map(|(k, e)| (*k, self.resolution_time(e)))
+            .filter(|(_, at)| *at <= settled)
+            .collect();
         for (key, at) in quiet {
             if let Some(mut episode) = self.open.remove(&key) {
                 episode.revision += 1;

@@ -26,6 +26,7 @@
 //! topics whose relative order varies from run to run, the alerts do not.
 
 pub mod snapshot;
+pub mod staff;
 
 use rustc_hash::FxHashMap;
 
@@ -34,10 +35,21 @@ use crate::baseline::{FinalDay, GlobalPeerTable, PeerDay, PeerTable};
 use crate::config::CoreConfig;
 use crate::model::{Day, DomainEvent, EventTime, Invoice, MunicipalityCode, ProviderId, ServiceType, Visit};
 use crate::rules::{DayContext, InvoiceContext, Provider, Rule, VisitContext};
-use crate::state::{CLIENT_MONTHS, MunicipalityDay, RecentVisit, SERVICES, StaffMap, StaffState};
+use crate::rules::RuleStage;
+use crate::state::{CLIENT_MONTHS, MunicipalityDay, SERVICES};
+pub use staff::{FromStaff, StaffFrontier, StaffProgress, StaffStage, StaffVisit, ToStaff};
 use crate::window::{Lateness, Watermark};
 pub use snapshot::RestoreError;
 use std::collections::BTreeMap;
+
+/// How often (event time) a provider partition tells the staff stage its
+/// watermark: staff findings are released in steps of this.
+pub const STAFF_PROGRESS_STEP_SECS: i64 = 3600;
+
+/// The order staff findings are taken in: decision time, triggering
+/// visit, its place among that visit's findings; then source and sequence
+/// (ties between copies only).
+type StaffInboxKey = (EventTime, crate::model::EventId, u32, u32, (i64, u32));
 
 /// Which input stream an event came from. Serialized as its
 /// [`name`](Input::name).
@@ -226,9 +238,24 @@ struct State {
     invoices_watermark: Watermark,
     #[serde(serialize_with = "crate::state::sorted_map")]
     providers: FxHashMap<ProviderId, Provider>,
-    #[serde(serialize_with = "crate::state::sorted_map")]
-    staff: StaffMap,
     episodes: Episodes,
+    /// Visits sent to the staff stage (the last one's sequence number).
+    staff_seq: i64,
+    /// The watermark last sent to the staff stage.
+    progress_sent: Option<EventTime>,
+    /// Records for the staff stage not yet taken by the shell (taken after
+    /// every event: never in a snapshot).
+    #[serde(skip)]
+    staff_outbox: Vec<ToStaff>,
+    /// Staff findings held until every staff partition has passed them, in
+    /// the order they are taken: decision time, triggering visit, place.
+    staff_inbox: BTreeMap<StaffInboxKey, Finding>,
+    /// Per staff partition: the newest finding taken (its sequence number).
+    staff_applied: Vec<Option<(i64, u32)>>,
+    /// Per staff partition: its frontier.
+    staff_frontiers: Vec<Option<EventTime>>,
+    /// Staff findings decided before this are handed to the episodes.
+    staff_through: Option<EventTime>,
     /// The last local day closed (its samples published).
     closed_through: Option<Day>,
     /// The first local day this partition closed.
@@ -271,14 +298,20 @@ impl Engine {
     /// validated) for `partition` of the provider stage.
     pub fn for_partition(config: CoreConfig, partition: StagePartition) -> Self {
         Engine {
-            rules: config.rules.build(),
+            rules: config.rules.build_for(RuleStage::Provider),
             state: State {
                 partition,
                 visits_watermark: Watermark::new(config.visit_lateness_secs()),
                 invoices_watermark: Watermark::new(config.invoice_lateness_secs()),
                 providers: FxHashMap::default(),
-                staff: StaffMap::default(),
                 episodes: Episodes::new(config.evidence_limit, config.visit_lateness_secs()),
+                staff_seq: 0,
+                progress_sent: None,
+                staff_outbox: Vec::new(),
+                staff_inbox: BTreeMap::new(),
+                staff_applied: vec![None; partition.count.max(1) as usize],
+                staff_frontiers: vec![None; partition.count.max(1) as usize],
+                staff_through: None,
                 closed_through: None,
                 first_closed: None,
                 decided_through: None,
@@ -338,7 +371,7 @@ impl Engine {
         StateSize {
             providers: self.state.providers.len(),
             clients: self.state.providers.values().map(|p| p.clients.len()).sum(),
-            staff: self.state.staff.len(),
+            staff: 0,
             open_episodes: self.state.episodes.open_count(),
             pending_invoices: self.state.providers.values().map(|p| p.pending_invoices.len()).sum(),
         }
@@ -350,9 +383,36 @@ impl Engine {
         let disposition = match event {
             DomainEvent::Visit(v) => self.process_visit(v, alerts),
             DomainEvent::Invoice(i) => self.process_invoice(i, alerts),
+            DomainEvent::Heartbeat(at) => {
+                // A heartbeat of every source: both inputs.
+                self.heartbeat(Input::Invoices, *at, alerts);
+                self.heartbeat(Input::TimeReports, *at, alerts);
+                Disposition::Applied
+            }
         };
         self.state.stats.alerts += (alerts.len() - before) as u64;
         disposition
+    }
+
+    /// A source heartbeat on `input`: its watermark moves as a record at
+    /// `at` would move it (a heartbeat behind the watermark changes
+    /// nothing and is not late: it says nothing new), and the days it
+    /// completes close.
+    pub fn heartbeat(&mut self, input: Input, at: EventTime, alerts: &mut Vec<Alert>) {
+        let before = alerts.len();
+        let watermark = match input {
+            Input::TimeReports => &mut self.state.visits_watermark,
+            Input::Invoices => &mut self.state.invoices_watermark,
+        };
+        if watermark.current().is_none_or(|w| at >= w) {
+            watermark.observe(at);
+            self.state.now = self.state.now.max(at);
+        }
+        if input == Input::TimeReports {
+            self.close_days(alerts);
+            self.send_progress();
+        }
+        self.state.stats.alerts += (alerts.len() - before) as u64;
     }
 
     fn process_visit(&mut self, visit: &Visit, alerts: &mut Vec<Alert>) -> Disposition {
@@ -363,6 +423,7 @@ impl Engine {
         self.state.now = self.state.now.max(visit.check_in);
         self.close_days(alerts);
         self.apply_visit(visit, alerts);
+        self.send_progress();
         self.state.stats.visits += 1;
         Disposition::Applied
     }
@@ -387,32 +448,78 @@ impl Engine {
         provider.clients.entry(visit.client).or_default().record(day, visit.service, minutes);
         provider.recent_visits.push(day, &visit.event_id);
 
-        let staff_horizon = self.config.staff_horizon_days as usize;
-        let staff = self.state.staff.entry(visit.staff).or_insert_with(|| StaffState::new(staff_horizon));
-        if let Some(m) = staff.days.bucket_mut(day) {
-            *m = m.saturating_add(minutes);
-        }
-        staff.last_day = staff.last_day.max(day);
-
         // Decided at the provider's own clock: the same in every partitioning.
         let decided = provider.visit_clock;
-        let mut ctx = VisitContext { visit, day, minute_of_day, provider, staff, now: decided };
+        let mut ctx = VisitContext { visit, day, minute_of_day, provider, now: decided };
         for rule in &self.rules {
             rule.on_visit(&mut ctx, &mut self.findings);
         }
-        let findings_at = decided;
-        staff.remember(RecentVisit {
-            event_id: visit.event_id.clone(),
-            provider: visit.provider,
-            municipality: visit.municipality,
-            method: visit.method,
-            client: visit.client,
-            household: visit.household,
-            check_in: visit.check_in,
-            check_out: visit.check_out,
-            home: visit.client_home,
-        });
-        self.flush_findings(findings_at, alerts);
+        self.flush_findings(decided, alerts);
+
+        // To the staff stage, re-keyed by staff member.
+        self.state.staff_seq += 1;
+        let seq = self.state.staff_seq;
+        self.state.staff_outbox.push(ToStaff::Visit(StaffVisit { source: self.state.partition.index, seq, visit: visit.clone() }));
+    }
+
+    /// Tells the staff stage how far this partition's time-report watermark
+    /// has come, at most once per [`STAFF_PROGRESS_STEP_SECS`] of event time.
+    fn send_progress(&mut self) {
+        let Some(watermark) = self.state.visits_watermark.current() else { return };
+        if self.state.progress_sent.is_some_and(|sent| watermark.0 < sent.0 + STAFF_PROGRESS_STEP_SECS) {
+            return;
+        }
+        self.state.progress_sent = Some(watermark);
+        self.state
+            .staff_outbox
+            .push(ToStaff::Progress(StaffProgress { source: self.state.partition.index, watermark }));
+    }
+
+    /// Takes the records for the staff stage produced since the last call:
+    /// visits (to the partition of their staff key) and progress (to every
+    /// partition), in order.
+    pub fn take_staff_records(&mut self) -> Vec<ToStaff> {
+        std::mem::take(&mut self.state.staff_outbox)
+    }
+
+    /// Takes one record from the staff stage: a finding for one of this
+    /// partition's providers, held until every staff partition's frontier
+    /// has passed its decision time, or a frontier, which hands the
+    /// findings it releases to the episodes in decision-time order and
+    /// resolves the staff rules' quiet episodes. Pushes the alerts.
+    pub fn offer_staff(&mut self, message: FromStaff, alerts: &mut Vec<Alert>) {
+        let before = alerts.len();
+        match message {
+            FromStaff::Finding(f) => {
+                let Some(applied) = self.state.staff_applied.get_mut(f.source as usize) else { return };
+                if applied.is_some_and(|a| f.seq <= a) {
+                    return;
+                }
+                *applied = Some(f.seq);
+                let key = (f.decided_at, f.trigger.0, f.trigger.1, f.source, f.seq);
+                self.state.staff_inbox.insert(key, f.finding);
+            }
+            FromStaff::Frontier(StaffFrontier { source, through }) => {
+                let Some(frontier) = self.state.staff_frontiers.get_mut(source as usize) else { return };
+                *frontier = Some(frontier.map_or(through, |f| f.max(through)));
+                let Some(through) = self.state.staff_frontiers.iter().copied().min().flatten() else { return };
+                if self.state.staff_through.is_some_and(|t| t >= through) {
+                    return;
+                }
+                self.state.staff_through = Some(through);
+                while let Some(entry) = self.state.staff_inbox.first_entry() {
+                    if entry.key().0 >= through {
+                        break;
+                    }
+                    let decided = entry.key().0;
+                    let finding = entry.remove();
+                    self.state.stats.findings += 1;
+                    self.state.episodes.observe(finding, decided, alerts);
+                }
+                self.state.episodes.resolve_settled(through, RuleStage::Staff, alerts);
+            }
+        }
+        self.state.stats.alerts += (alerts.len() - before) as u64;
     }
 
     fn process_invoice(&mut self, invoice: &Invoice, alerts: &mut Vec<Alert>) -> Disposition {
@@ -659,14 +766,16 @@ impl Engine {
             }
         });
         self.flush_findings(now, alerts);
-        self.state.episodes.resolve_quiet(now, alerts);
+        self.state.episodes.resolve_settled(
+            now.plus_secs(-self.config.visit_lateness_secs()),
+            RuleStage::Provider,
+            alerts,
+        );
         self.evict(day, &ids);
     }
 
     fn evict(&mut self, day: Day, ids: &[ProviderId]) {
         let horizon = self.config.horizon_days as i32;
-        let staff_horizon = self.config.staff_horizon_days as i32;
-        self.state.staff.retain(|_, s| s.last_day.0 > day.0 - staff_horizon);
         let oldest_month = day.month().0 - CLIENT_MONTHS as i32 + 1;
         let oldest_invoice = day.plus(-(CLIENT_MONTHS as i32) * 31).start();
         for id in ids {
@@ -686,25 +795,37 @@ impl Engine {
     }
 }
 
-/// The engine of a one-partition provider stage with the global peer
-/// table it alone feeds: what tests, benchmarks and tools use to run the
-/// core over events without a shell. Every event's closed days go to the
-/// table, and the days that became final are decided, as the partition
-/// driver and the service do.
+/// The engines of a one-partition topology: the provider stage's engine,
+/// the global peer table it alone feeds and the one partition of the staff
+/// stage. What tests, benchmarks and tools use to run the core over events
+/// without a shell: every event's closed days go to the table, its visits
+/// to the staff stage and the staff findings back, and what became final
+/// is decided, as the partition drivers and the service do.
 pub struct Standalone {
     /// The engine (replace it with a restored one to continue from a snapshot).
     pub engine: Engine,
     /// Its peer days (not in the engine's snapshot: on its own topic in the service).
     pub peers: GlobalPeerTable,
+    /// The staff stage (its own state and snapshot in the service).
+    pub staff: StaffStage,
+    /// Records the staff stage has taken (its input offsets).
+    staff_records: i64,
+    from_staff: Vec<FromStaff>,
 }
 
 impl Standalone {
-    /// A fresh engine of the only partition.
+    /// Fresh engines of the only partition.
     pub fn new(config: CoreConfig) -> Self {
-        Standalone { engine: Engine::new(config), peers: GlobalPeerTable::new(1) }
+        Standalone {
+            staff: StaffStage::new(config.clone(), StagePartition::ONLY, 1),
+            engine: Engine::new(config),
+            peers: GlobalPeerTable::new(1),
+            staff_records: 0,
+            from_staff: Vec::new(),
+        }
     }
 
-    /// Processes one event and decides what became final; pushes alerts.
+    /// Processes one event and what follows from it; pushes alerts.
     pub fn process(&mut self, event: &DomainEvent, alerts: &mut Vec<Alert>) -> Disposition {
         let disposition = self.engine.process(event, alerts);
         let mut finalised = false;
@@ -715,7 +836,19 @@ impl Standalone {
         if finalised {
             self.engine.decide(&self.peers, alerts);
         }
+        for record in self.engine.take_staff_records() {
+            self.staff.offer(record, self.staff_records, &mut self.from_staff);
+            self.staff_records += 1;
+        }
+        for message in self.from_staff.drain(..) {
+            self.engine.offer_staff(message, alerts);
+        }
         disposition
+    }
+
+    /// Sizes of the state, the staff stage's staff members included.
+    pub fn state_size(&self) -> StateSize {
+        StateSize { staff: self.staff.size().0, ..self.engine.state_size() }
     }
 }
 
@@ -758,10 +891,10 @@ mod tests {
         // Issued on 5 April, when the watermark is still in March: time
         // reports of March may still arrive.
         s.invoice(2026, 3).lines(vec![(2, 600)]).send();
-        assert_eq!(s.engine().state_size().pending_invoices, 1);
+        assert_eq!(s.state_size().pending_invoices, 1);
         assert!(s.alerts().is_empty());
         s.advance_to(2026, 4, 4); // watermark passes 1 April 00:00 local
-        assert_eq!(s.engine().state_size().pending_invoices, 0);
+        assert_eq!(s.state_size().pending_invoices, 0);
         assert_eq!(s.alerts().len(), 1, "reconciled once the period is complete");
     }
 
@@ -770,10 +903,10 @@ mod tests {
         let mut s = Scenario::only("staff-double-booking");
         s.visit().provider(1).staff(1).client(1).day(2026, 1, 5).at(9, 0).send();
         s.visit().provider(1).staff(2).client(2).day(2026, 1, 5).at(9, 0).send();
-        assert_eq!(s.engine().state_size().staff, 2);
+        assert_eq!(s.state_size().staff, 2);
         s.advance_to(2026, 2, 20); // staff horizon 28 days
-        assert_eq!(s.engine().state_size().staff, 1, "only the clock's staff member is left");
+        assert_eq!(s.state_size().staff, 1, "only the clock's staff member is left");
         s.advance_to(2026, 6, 1); // provider horizon 90 days, four months of client history
-        assert_eq!(s.engine().state_size().providers, 1, "provider 1 evicted, the clock's provider kept");
+        assert_eq!(s.state_size().providers, 1, "provider 1 evicted, the clock's provider kept");
     }
 }

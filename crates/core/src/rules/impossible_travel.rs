@@ -16,17 +16,17 @@
 //! `max_gap_hours` (4: a longer gap is a different shift). Severity: medium,
 //! high at `high_speed_factor` (3) times the speed limit.
 
-use super::{Rule, RuleSpec, VisitContext, check};
-use crate::finding::{Finding, RuleInfo, Severity, Unit};
+use super::{Rule, RuleSpec, StaffVisitContext, check};
+use crate::finding::{RuleStage, Finding, RuleInfo, Severity, Unit};
 use crate::state::RecentVisit;
 
 /// Identity of `impossible-travel` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
     id: "impossible-travel",
-    version: 1,
+    version: 2,
     pattern: 4,
     name: "Impossible travel between visits",
-    quiet_days: 14,
+    quiet_days: 14, stage: RuleStage::Staff,
 };
 
 params! {
@@ -65,7 +65,7 @@ impl RuleSpec for ImpossibleTravel {
 }
 
 impl Rule for ImpossibleTravel {
-    fn on_visit(&self, ctx: &mut VisitContext<'_>, out: &mut Vec<Finding>) {
+    fn on_staff_visit(&self, ctx: &StaffVisitContext<'_>, out: &mut Vec<Finding>) {
         let v = ctx.visit;
         let Some(home) = v.client_home else { return };
         let max_gap = (self.0.max_gap_hours * 3600.0) as i64;

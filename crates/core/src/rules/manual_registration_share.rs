@@ -16,7 +16,7 @@
 
 use super::share::{ShareKind, ShareParams, ShareRule};
 use crate::baseline::PeerMetric;
-use crate::finding::RuleInfo;
+use crate::finding::{RuleInfo, RuleStage};
 use crate::model::Visit;
 
 /// Identity of `manual-registration-share` (part of the alert contract).
@@ -25,7 +25,7 @@ pub static INFO: RuleInfo = RuleInfo {
     version: 1,
     pattern: 5,
     name: "Manual or edited registrations above peers",
-    quiet_days: 30,
+    quiet_days: 30, stage: RuleStage::Provider,
 };
 
 /// Parameters of `manual-registration-share`: see [`ShareParams`] (defaults above).

@@ -13,7 +13,10 @@
 //!   complete (the time-report watermark passed the period end);
 //! - [`Rule::record_peer_samples`] then [`Rule::on_day_closed`]: every
 //!   provider when the watermark passes the end of a local day, so windows
-//!   of silent providers close too.
+//!   of silent providers close too;
+//! - [`Rule::on_staff_visit`]: in the staff stage (rules whose
+//!   [`RuleInfo::stage`] is [`RuleStage::Staff`]), every visit of a staff
+//!   member whatever provider registered it, in check-in order.
 //!
 //! # Declared once
 //!
@@ -114,7 +117,7 @@ pub mod volume_explosion;
 pub(crate) mod testkit;
 
 use crate::baseline::PeerTable;
-pub use crate::finding::{Finding, RuleInfo, Severity};
+pub use crate::finding::{Finding, RuleInfo, RuleStage, Severity};
 use crate::model::{Day, EventTime, Invoice, ProviderId, Visit};
 use crate::state::{MunicipalityDay, ProviderState, RULE_SLOTS, SERVICES, StaffState};
 
@@ -122,9 +125,8 @@ use crate::state::{MunicipalityDay, ProviderState, RULE_SLOTS, SERVICES, StaffSt
 /// `rules`, every rule's own state.
 pub type Provider = ProviderState<RuleStates>;
 
-/// A visit, as a rule sees it after the engine applied it to the shared
-/// windows. `staff` does not yet contain this visit in `recent`, but its
-/// day minutes include it.
+/// A visit, as a provider-stage rule sees it after the engine applied it
+/// to the shared windows.
 pub struct VisitContext<'a> {
     /// The visit.
     pub visit: &'a Visit,
@@ -134,8 +136,6 @@ pub struct VisitContext<'a> {
     pub minute_of_day: u32,
     /// Its provider's state; rules may update their own counters in today's bucket.
     pub provider: &'a mut Provider,
-    /// The staff member's state.
-    pub staff: &'a StaffState,
     /// Engine event time.
     pub now: EventTime,
 }
@@ -145,6 +145,21 @@ impl VisitContext<'_> {
     pub fn day_bucket(&mut self) -> Option<&mut crate::state::ProviderDay> {
         self.provider.days.bucket_mut(self.day)
     }
+}
+
+/// A visit, as a staff rule sees it in the staff stage: every visit of the
+/// staff member whatever provider registered it, in check-in order. `staff`
+/// holds the earlier visits in `recent` (not this one) and this one in its
+/// day minutes.
+pub struct StaffVisitContext<'a> {
+    /// The visit.
+    pub visit: &'a Visit,
+    /// The local day of its check-in.
+    pub day: Day,
+    /// The staff member's state.
+    pub staff: &'a StaffState,
+    /// Event time of the decision (the check-in plus the allowed lateness).
+    pub now: EventTime,
 }
 
 /// An invoice whose period is complete in the time reports.
@@ -242,6 +257,10 @@ pub trait Rule: Identity + Send + Sync {
     /// Called for every applied visit.
     fn on_visit(&self, _ctx: &mut VisitContext<'_>, _out: &mut Vec<Finding>) {}
 
+    /// Called, in the staff stage, for every visit of a staff member in
+    /// check-in order (rules of [`RuleStage::Staff`]).
+    fn on_staff_visit(&self, _ctx: &StaffVisitContext<'_>, _out: &mut Vec<Finding>) {}
+
     /// Called once per invoice when its period is complete.
     fn on_invoice(&self, _ctx: &mut InvoiceContext<'_>, _out: &mut Vec<Finding>) {}
 
@@ -334,11 +353,13 @@ macro_rules! registry {
             [$(<$module::$rule as RuleSpec>::INFO),*];
 
         impl RulesConfig {
-            /// The enabled rules, in catalogue order.
-            pub fn build(&self) -> Vec<Box<dyn Rule>> {
+            /// The enabled rules of `stage`, in catalogue order.
+            pub fn build_for(&self, stage: RuleStage) -> Vec<Box<dyn Rule>> {
                 let all: Vec<Box<dyn Rule>> =
                     vec![$(Box::new(<$module::$rule as RuleSpec>::new(self.$section.clone()))),*];
-                all.into_iter().filter(|r| !self.disabled.iter().any(|d| d == r.info().id)).collect()
+                all.into_iter()
+                    .filter(|r| r.info().stage == stage && !self.disabled.iter().any(|d| d == r.info().id))
+                    .collect()
             }
 
             /// Checks every rule's parameters, and that every disabled id

@@ -16,12 +16,12 @@
 //! hand-over). Severity: medium, high from `high_overlap_minutes` (30) of
 //! overlap or when the two visits are billed by different providers.
 
-use super::{Rule, RuleSpec, VisitContext, check};
-use crate::finding::{Finding, RuleInfo, Severity, Unit};
+use super::{Rule, RuleSpec, StaffVisitContext, check};
+use crate::finding::{RuleStage, Finding, RuleInfo, Severity, Unit};
 
 /// Identity of `staff-double-booking` (part of the alert contract).
 pub static INFO: RuleInfo =
-    RuleInfo { id: "staff-double-booking", version: 1, pattern: 2, name: "Staff double-booking", quiet_days: 14 };
+    RuleInfo { id: "staff-double-booking", version: 2, pattern: 2, name: "Staff double-booking", quiet_days: 14, stage: RuleStage::Staff };
 
 params! {
     /// Parameters of `staff-double-booking`.
@@ -55,7 +55,7 @@ impl RuleSpec for StaffDoubleBooking {
 }
 
 impl Rule for StaffDoubleBooking {
-    fn on_visit(&self, ctx: &mut VisitContext<'_>, out: &mut Vec<Finding>) {
+    fn on_staff_visit(&self, ctx: &StaffVisitContext<'_>, out: &mut Vec<Finding>) {
         let v = ctx.visit;
         let min = i64::from(self.0.min_overlap_minutes) * 60;
         let worst = ctx

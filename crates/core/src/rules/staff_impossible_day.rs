@@ -15,12 +15,12 @@
 //! (13), `max_week_hours` (60), `max_consecutive_days` (14). Severity:
 //! critical for the hard limit, medium otherwise.
 
-use super::{Rule, RuleSpec, VisitContext, check};
-use crate::finding::{Finding, RuleInfo, Severity, Unit};
+use super::{Rule, RuleSpec, StaffVisitContext, check};
+use crate::finding::{RuleStage, Finding, RuleInfo, Severity, Unit};
 
 /// Identity of `staff-impossible-day` (part of the alert contract).
 pub static INFO: RuleInfo =
-    RuleInfo { id: "staff-impossible-day", version: 1, pattern: 3, name: "Impossible day / no rest", quiet_days: 14 };
+    RuleInfo { id: "staff-impossible-day", version: 2, pattern: 3, name: "Impossible day / no rest", quiet_days: 14, stage: RuleStage::Staff };
 
 params! {
     /// Parameters of `staff-impossible-day`.
@@ -62,7 +62,7 @@ impl RuleSpec for StaffImpossibleDay {
 }
 
 impl Rule for StaffImpossibleDay {
-    fn on_visit(&self, ctx: &mut VisitContext<'_>, out: &mut Vec<Finding>) {
+    fn on_staff_visit(&self, ctx: &StaffVisitContext<'_>, out: &mut Vec<Finding>) {
         let p = &self.0;
         let v = ctx.visit;
         let day = ctx.day;
@@ -114,7 +114,7 @@ impl StaffImpossibleDay {
     #[allow(clippy::too_many_arguments)]
     fn finding(
         &self,
-        ctx: &VisitContext<'_>,
+        ctx: &StaffVisitContext<'_>,
         severity: Severity,
         observed: f64,
         expected: f64,

@@ -128,6 +128,11 @@ impl Scenario {
             Engine::restore(self.core.engine.config().clone(), &bytes).expect("a fresh snapshot restores");
     }
 
+    /// Sizes of the state, the staff stage's included.
+    pub fn state_size(&self) -> crate::engine::StateSize {
+        self.core.state_size()
+    }
+
     /// The engine, for assertions on its state.
     pub fn engine(&self) -> &Engine {
         &self.core.engine

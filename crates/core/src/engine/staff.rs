@@ -1,0 +1,321 @@
+//! The staff stage: every visit of a staff member, whichever provider
+//! registered it, in one place, for the staff rules (double booking,
+//! impossible day, impossible travel).
+//!
+//! The provider stage is keyed by provider, so a person registered by two
+//! providers is seen by two partitions. The provider stage therefore sends
+//! every visit it applies re-keyed by the pseudonymous staff key
+//! ([`ToStaff::Visit`], a repartition in Kafka Streams' terms), and the
+//! staff stage's partition that owns the key runs the staff rules. Their
+//! findings go back keyed by the provider accused ([`FromStaff::Finding`]),
+//! so episodes, escalation, resolution and alert ids stay with the provider.
+//!
+//! # One answer
+//!
+//! The visits of one staff member reach the stage from several provider
+//! partitions in an order that depends on their relative speed. So the
+//! stage does not process them in arrival order: it holds them and
+//! processes them in event-time order (check-in, then event id) once every
+//! provider partition has said its watermark is past them
+//! ([`ToStaff::Progress`]: each provider partition sends its watermark to
+//! every staff partition as it moves). A visit is then decided at its
+//! check-in plus the allowed lateness, the moment its partition's
+//! watermark passes it, whatever the partitioning.
+//!
+//! The provider side holds the findings it gets likewise and hands them to
+//! its episodes in decision-time order once every staff partition has said
+//! it sent everything decided before a time ([`FromStaff::Frontier`]);
+//! see [`super::Engine::offer_staff`].
+//!
+//! **Exactly once.** A provider partition that restarts sends its visits
+//! again from its checkpoint: each carries its source partition and the
+//! offset of its time report (`seq`), and the stage applies a source's
+//! visits once, in offset order. A staff partition that restarts sends its
+//! findings again: each carries its source partition and a sequence
+//! number, and the provider side takes each once.
+//!
+//! **Idleness and cost.** A provider partition that sends no progress (no
+//! record and no source heartbeat) holds the stage back, as the global
+//! peer table is held: staff findings wait, never differ. Staff rules
+//! decide the allowed lateness (`core.visit_lateness`) after a visit: the
+//! price of an answer that does not depend on arrival order.
+
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
+
+use super::StagePartition;
+use crate::alerting::Finding;
+use crate::config::CoreConfig;
+use crate::model::{EventId, EventTime, ProviderId, StaffKey, Visit};
+use crate::rules::{Rule, RuleStage, StaffVisitContext};
+use crate::state::{RecentVisit, StaffState};
+
+/// A visit re-keyed by staff member, from a provider-stage partition.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StaffVisit {
+    /// The provider-stage partition that applied it.
+    pub source: u32,
+    /// Its time report's offset there: a source's visits are applied once,
+    /// in this order.
+    pub seq: i64,
+    /// The visit.
+    pub visit: Visit,
+}
+
+/// A provider-stage partition's watermark: every visit it sends from now
+/// on checks in at or after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StaffProgress {
+    /// The provider-stage partition.
+    pub source: u32,
+    /// Its time-report watermark.
+    pub watermark: EventTime,
+}
+
+/// A record for the staff stage (the visits-by-staff topic).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum ToStaff {
+    /// A visit, to the partition of its staff key.
+    Visit(StaffVisit),
+    /// A watermark, to every partition.
+    Progress(StaffProgress),
+}
+
+impl ToStaff {
+    /// The staff key a visit is partitioned by; none for progress, which
+    /// goes to every partition.
+    pub fn staff(&self) -> Option<StaffKey> {
+        match self {
+            ToStaff::Visit(v) => Some(v.visit.staff),
+            ToStaff::Progress(_) => None,
+        }
+    }
+}
+
+/// A staff rule's finding, for the provider it accuses.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StaffFinding {
+    /// The staff partition that made it.
+    pub source: u32,
+    /// Its sequence number there (the offset of the record that released
+    /// it, and its place among that record's findings): taken once.
+    pub seq: (i64, u32),
+    /// Event time of the decision: the visit's check-in plus the allowed
+    /// lateness.
+    pub decided_at: EventTime,
+    /// The visit whose processing made it, and the finding's place among
+    /// that visit's findings: with `decided_at`, the order findings are
+    /// taken in, the same in every partitioning.
+    pub trigger: (EventId, u32),
+    /// The finding.
+    pub finding: Finding,
+}
+
+/// A staff partition's frontier: it has sent every finding decided before
+/// `through`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StaffFrontier {
+    /// The staff partition.
+    pub source: u32,
+    /// Findings decided before this are all sent.
+    pub through: EventTime,
+}
+
+/// A record for the provider stage from the staff stage (the
+/// staff-findings topic).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum FromStaff {
+    /// A finding, to the partition of the provider it accuses.
+    Finding(StaffFinding),
+    /// A frontier, to every partition.
+    Frontier(StaffFrontier),
+}
+
+impl FromStaff {
+    /// The provider a finding is partitioned by; none for a frontier,
+    /// which goes to every partition.
+    pub fn provider(&self) -> Option<ProviderId> {
+        match self {
+            FromStaff::Finding(f) => Some(f.finding.provider),
+            FromStaff::Frontier(_) => None,
+        }
+    }
+}
+
+/// Counters of one staff partition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StaffStats {
+    /// Visits processed by the staff rules.
+    pub visits: u64,
+    /// Visits received again (a provider partition's replay) and ignored.
+    pub duplicates: u64,
+    /// Findings sent.
+    pub findings: u64,
+}
+
+/// Where a visit waits: event-time order, the same in every partitioning
+/// (a source and offset only break ties between visits with the same id
+/// and check-in, which come from one provider and so one source).
+type PendingKey = (EventTime, EventId, ProviderId, u32, i64);
+
+/// One partition of the staff stage. See the module documentation.
+pub struct StaffStage {
+    config: CoreConfig,
+    rules: Vec<Box<dyn Rule>>,
+    state: StageState,
+    findings: Vec<Finding>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StageState {
+    partition: StagePartition,
+    /// Per provider-stage partition: its watermark.
+    watermarks: Vec<Option<EventTime>>,
+    /// Per provider-stage partition: the newest visit applied.
+    applied: Vec<Option<i64>>,
+    pending: BTreeMap<PendingKey, Visit>,
+    /// Visits before this are processed.
+    released: Option<EventTime>,
+    #[serde(serialize_with = "crate::state::sorted_map")]
+    staff: FxHashMap<StaffKey, StaffState>,
+    stats: StaffStats,
+}
+
+impl StaffStage {
+    /// `partition` of the staff stage, fed by a provider stage of `sources`
+    /// partitions, running the staff rules of `config` (assumed validated).
+    pub fn new(config: CoreConfig, partition: StagePartition, sources: u32) -> Self {
+        let sources = sources.max(1) as usize;
+        StaffStage {
+            rules: config.rules.build_for(RuleStage::Staff),
+            state: StageState {
+                partition,
+                watermarks: vec![None; sources],
+                applied: vec![None; sources],
+                pending: BTreeMap::new(),
+                released: None,
+                staff: FxHashMap::default(),
+                stats: StaffStats::default(),
+            },
+            findings: Vec::new(),
+            config,
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> StaffStats {
+        self.state.stats
+    }
+
+    /// Staff members held, and visits waiting for the watermark.
+    pub fn size(&self) -> (usize, usize) {
+        (self.state.staff.len(), self.state.pending.len())
+    }
+
+    /// Visits before this are processed (the minimum of the provider
+    /// partitions' watermarks), if every provider partition has sent one.
+    pub fn released(&self) -> Option<EventTime> {
+        self.state.released
+    }
+
+    /// Takes one record of the stage's input at `offset` (its offset on
+    /// the visits-by-staff partition: it numbers the findings it releases);
+    /// pushes the findings and frontier it releases onto `out`.
+    pub fn offer(&mut self, message: ToStaff, offset: i64, out: &mut Vec<FromStaff>) {
+        match message {
+            ToStaff::Visit(StaffVisit { source, seq, visit }) => {
+                let Some(applied) = self.state.applied.get_mut(source as usize) else { return };
+                if applied.is_some_and(|a| seq <= a) {
+                    self.state.stats.duplicates += 1;
+                    return;
+                }
+                *applied = Some(seq);
+                let key = (visit.check_in, visit.event_id.clone(), visit.provider, source, seq);
+                self.state.pending.insert(key, visit);
+            }
+            ToStaff::Progress(StaffProgress { source, watermark }) => {
+                let Some(w) = self.state.watermarks.get_mut(source as usize) else { return };
+                *w = Some(w.map_or(watermark, |old| old.max(watermark)));
+                self.release(offset, out);
+            }
+        }
+    }
+
+    /// Processes, in event-time order, the visits every provider partition
+    /// has passed.
+    fn release(&mut self, offset: i64, out: &mut Vec<FromStaff>) {
+        let Some(watermark) = self.state.watermarks.iter().copied().min().flatten() else { return };
+        if self.state.released.is_some_and(|r| r >= watermark) {
+            return;
+        }
+        let lateness = self.config.visit_lateness_secs();
+        let mut n = 0u32;
+        while let Some(entry) = self.state.pending.first_entry() {
+            if entry.key().0 >= watermark {
+                break;
+            }
+            let visit = entry.remove();
+            let decided_at = visit.check_in.plus_secs(lateness);
+            self.process(&visit, decided_at);
+            for (index, finding) in self.findings.drain(..).enumerate() {
+                self.state.stats.findings += 1;
+                out.push(FromStaff::Finding(StaffFinding {
+                    source: self.state.partition.index,
+                    seq: (offset, n),
+                    decided_at,
+                    trigger: (visit.event_id.clone(), index as u32),
+                    finding,
+                }));
+                n += 1;
+            }
+        }
+        let before = self.state.released.map(EventTime::day);
+        self.state.released = Some(watermark);
+        if before != Some(watermark.day()) {
+            let oldest = watermark.day().plus(-(self.config.staff_horizon_days as i32));
+            self.state.staff.retain(|_, s| s.last_day > oldest);
+        }
+        out.push(FromStaff::Frontier(StaffFrontier {
+            source: self.state.partition.index,
+            through: watermark.plus_secs(lateness),
+        }));
+    }
+
+    fn process(&mut self, visit: &Visit, decided_at: EventTime) {
+        self.state.stats.visits += 1;
+        let (day, _) = visit.check_in.local_day_and_minute();
+        let horizon = self.config.staff_horizon_days as usize;
+        let staff = self.state.staff.entry(visit.staff).or_insert_with(|| StaffState::new(horizon));
+        if let Some(m) = staff.days.bucket_mut(day) {
+            *m = m.saturating_add(visit.duration().0);
+        }
+        staff.last_day = staff.last_day.max(day);
+        let ctx = StaffVisitContext { visit, day, staff, now: decided_at };
+        for rule in &self.rules {
+            rule.on_staff_visit(&ctx, &mut self.findings);
+        }
+        staff.remember(RecentVisit {
+            event_id: visit.event_id.clone(),
+            provider: visit.provider,
+            municipality: visit.municipality,
+            method: visit.method,
+            client: visit.client,
+            household: visit.household,
+            check_in: visit.check_in,
+            check_out: visit.check_out,
+            home: visit.client_home,
+        });
+    }
+
+    /// The stage's state as bytes (postcard), for its checkpoints.
+    pub fn snapshot(&self) -> Vec<u8> {
+        postcard::to_allocvec(&self.state).unwrap_or_default()
+    }
+
+    /// A stage restored from [`Self::snapshot`] bytes, under `config`.
+    pub fn restore(config: CoreConfig, bytes: &[u8]) -> Result<Self, String> {
+        let state: StageState = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+        Ok(StaffStage { rules: config.rules.build_for(RuleStage::Staff), state, findings: Vec::new(), config })
+    }
+}
