@@ -17,7 +17,7 @@ use tillsyn_core::codec::{CodecError, MessageReader, MessageWriter};
 use tillsyn_core::config::CoreConfig;
 use tillsyn_core::decode::{Rejection, reason};
 use tillsyn_core::driver::{HoldLimit, Offsets, Output, PartitionDriver, Record};
-use tillsyn_core::engine::{Engine, EngineStats, FromStaff, Input, StaffStage, StagePartition, StateSize, ToStaff};
+use tillsyn_core::engine::{Engine, EngineStats, FromStaff, Input, StagePartition, StateSize, ToStaff};
 use tillsyn_core::model::DomainEvent;
 use tillsyn_core::model::pseudonym::Pseudonymizer;
 use tillsyn_core::model::validate::Validator;
@@ -141,7 +141,7 @@ pub fn replay_partitioned(
     // full by every instance), the staff stage (one partition per input
     // partition, fed over the visits-by-staff topic, answering over the
     // staff-findings topic).
-    let mut topology = Topology::new(&config, partitions);
+    let mut topology = Topology::new(partitions);
     // The offset each record gets in its (partition, input), as on the topics.
     let mut offsets = vec![Offsets::default(); partitions as usize];
     let mut reader = MessageReader::open(events)?;
@@ -227,35 +227,33 @@ pub fn replay_partitioned(
         summary.engine.add(&driver.engine().stats());
         summary.state.add(&driver.engine().state_size());
     }
-    summary.state.staff = topology.staff.iter().map(|s| s.size().0).sum();
+    summary.state.staff = drivers.iter().map(|d| d.staff().size().0).sum();
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(summary)
 }
 
-/// What the provider stage's partitions talk to, in memory: the global
-/// peer table and the staff stage, with the records in flight between them
-/// in the order the topics would carry them.
+/// What the partitions talk to, in memory, as the service does over its
+/// internal topics: the global peer table (the peer-days topic, read in
+/// full by every instance), and the records in flight to each partition's
+/// staff stage (visits-by-staff) and back to the provider stage
+/// (staff-findings), in the order those topics would carry them.
 struct Topology {
     partitions: i32,
     peers: GlobalPeerTable,
-    staff: Vec<StaffStage>,
-    /// Per staff partition: records not yet taken, and the next offset.
+    /// Per partition: records for its staff stage not yet taken, and for
+    /// its provider stage from the staff stage; with each topic's next offset.
     to_staff: Vec<(Vec<ToStaff>, i64)>,
-    /// Per provider partition: records from the staff stage not yet taken.
-    from_staff: Vec<Vec<FromStaff>>,
+    from_staff: Vec<(Vec<FromStaff>, i64)>,
 }
 
 impl Topology {
-    fn new(config: &CoreConfig, partitions: i32) -> Self {
-        let n = partitions.max(1) as u32;
+    fn new(partitions: i32) -> Self {
+        let n = partitions.max(1);
         Topology {
-            partitions: n as i32,
-            peers: GlobalPeerTable::new(n),
-            staff: (0..n)
-                .map(|index| StaffStage::new(config.clone(), StagePartition { index, count: n }, n))
-                .collect(),
+            partitions: n,
+            peers: GlobalPeerTable::new(n as u32),
             to_staff: vec![(Vec::new(), 0); n as usize],
-            from_staff: vec![Vec::new(); n as usize],
+            from_staff: vec![(Vec::new(), 0); n as usize],
         }
     }
 
@@ -278,6 +276,13 @@ impl Topology {
                         Some(staff) => self.to_staff[staff_partition(staff, self.partitions)].0.push(record),
                         None => self.to_staff.iter_mut().for_each(|(q, _)| q.push(record.clone())),
                     },
+                    Output::FromStaff(record) => match record.provider() {
+                        Some(provider) => {
+                            let p = partition_for_key(provider.to_string().as_bytes(), self.partitions);
+                            self.from_staff[p as usize].0.push(record);
+                        }
+                        None => self.from_staff.iter_mut().for_each(|(q, _)| q.push(record.clone())),
+                    },
                     output => sink.take(output)?,
                 }
             }
@@ -287,25 +292,19 @@ impl Topology {
                 }
                 continue;
             }
-            let mut answers = Vec::new();
-            for (stage, (queue, offset)) in self.staff.iter_mut().zip(&mut self.to_staff) {
+            for (driver, (queue, offset)) in drivers.iter_mut().zip(&mut self.to_staff) {
                 for record in queue.drain(..) {
-                    stage.offer(record, *offset, &mut answers);
+                    driver.offer_staff_visit(*offset, Some(record), out);
                     *offset += 1;
                 }
             }
-            for answer in answers {
-                match answer.provider() {
-                    Some(provider) => {
-                        let p = partition_for_key(provider.to_string().as_bytes(), self.partitions);
-                        self.from_staff[p as usize].push(answer);
-                    }
-                    None => self.from_staff.iter_mut().for_each(|q| q.push(answer.clone())),
-                }
+            if !out.is_empty() {
+                continue;
             }
-            for (driver, queue) in drivers.iter_mut().zip(&mut self.from_staff) {
-                for message in queue.drain(..) {
-                    driver.offer_staff(message, out);
+            for (driver, (queue, offset)) in drivers.iter_mut().zip(&mut self.from_staff) {
+                for record in queue.drain(..) {
+                    driver.offer_staff_finding(*offset, Some(record), out);
+                    *offset += 1;
                 }
             }
             if out.is_empty() {
@@ -343,7 +342,7 @@ impl Sink {
                 }
             }
             // Handled by the topology.
-            Output::PeerDay(_) | Output::ToStaff(_) => {}
+            Output::PeerDay(_) | Output::ToStaff(_) | Output::FromStaff(_) | Output::InternalSkipped { .. } => {}
             // Nothing was read back from an alert topic; nothing is held.
             Output::Processed { .. } | Output::Suppressed(_) | Output::PauseTimeReports | Output::ResumeTimeReports => {
             }

@@ -857,6 +857,25 @@ impl TopicsConfig {
         format!("{}peer-days.v1", self.internal_prefix)
     }
 
+    /// The internal topic of visits re-keyed by staff member: the staff
+    /// stage's input (a repartition topic).
+    pub fn visits_by_staff_topic(&self) -> String {
+        format!("{}visits-by-staff.v1", self.internal_prefix)
+    }
+
+    /// The internal topic of the staff stage's findings, keyed by provider
+    /// (read by the provider stage).
+    pub fn staff_findings_topic(&self) -> String {
+        format!("{}staff-findings.v1", self.internal_prefix)
+    }
+
+    /// The topics whose partition `k` one instance runs together, in the
+    /// order of [`tillsyn_core::driver::Offsets::in_topic_order`]: time
+    /// reports, invoices, visits by staff, staff findings.
+    pub fn partition_topics(&self) -> [String; 4] {
+        [self.time_reports.clone(), self.invoices.clone(), self.visits_by_staff_topic(), self.staff_findings_topic()]
+    }
+
     /// The topic late events are written to.
     pub fn late_events_topic(&self) -> &str {
         match self.late_events_to {
@@ -885,6 +904,10 @@ impl TopicsConfig {
         if self.late_events_to == LateEventsTo::LateEvents {
             specs.push(spec(&self.late_events, self.dead_letter_partitions, self.dead_letter_retention));
         }
+        // The staff stage's repartition and answer topics: co-partitioned
+        // with the inputs, kept as long (a restored partition replays them).
+        specs.push(spec(&self.visits_by_staff_topic(), self.partitions, self.input_retention));
+        specs.push(spec(&self.staff_findings_topic(), self.partitions, self.input_retention));
         // One partition: a few records a day per provider-stage partition,
         // read in full and in order by every instance; compaction keeps
         // each partition's last days (see `PeerDay::key`).
@@ -901,6 +924,8 @@ impl TopicsConfig {
             ("late_events", &self.late_events),
             ("state", &self.state),
             ("internal_prefix + peer-days.v1", &self.peer_days_topic()),
+            ("internal_prefix + visits-by-staff.v1", &self.visits_by_staff_topic()),
+            ("internal_prefix + staff-findings.v1", &self.staff_findings_topic()),
         ];
         for (key, name) in names {
             if let Err(e) = check_topic_name(name) {
@@ -1499,14 +1524,16 @@ mod tests {
     fn topic_specs_follow_the_configuration() {
         let mut t = TopicsConfig::default();
         let specs = t.specs();
-        assert_eq!(specs.len(), 7);
+        assert_eq!(specs.len(), 9);
         assert_eq!((specs[0].name.as_str(), specs[0].partitions), ("tillsyn.time-reports.v1", 3));
-        assert_eq!((specs[6].name.as_str(), specs[6].partitions, specs[6].compact), ("tillsyn.peer-days.v1", 1, true));
+        assert_eq!((specs[6].name.as_str(), specs[6].partitions), ("tillsyn.visits-by-staff.v1", 3));
+        assert_eq!((specs[7].name.as_str(), specs[7].partitions), ("tillsyn.staff-findings.v1", 3));
+        assert_eq!((specs[8].name.as_str(), specs[8].partitions, specs[8].compact), ("tillsyn.peer-days.v1", 1, true));
         assert_eq!((specs[3].name.as_str(), specs[3].partitions), ("tillsyn.dead-letter.v1", 1));
         assert_eq!((specs[4].name.as_str(), specs[4].partitions), ("tillsyn.state.v1", 3), "as the inputs");
         assert_eq!(specs[5].name, "tillsyn.late-events.v1");
         t.late_events_to = LateEventsTo::DeadLetter;
-        assert_eq!(t.specs().len(), 6, "no late-event topic when late events go to the dead-letter topic");
+        assert_eq!(t.specs().len(), 8, "no late-event topic when late events go to the dead-letter topic");
         t.internal_prefix = "muni-a.".into();
         assert_eq!(t.specs().last().map(|s| s.name.as_str()), Some("muni-a.peer-days.v1"));
         assert_eq!(t.late_events_topic(), "tillsyn.dead-letter.v1");
@@ -1580,6 +1607,8 @@ mod tests {
                 ("tillsyn.dead-letter.v1".to_string(), 2_592_000_000),
                 ("tillsyn.state.v1".to_string(), 604_800_000),
                 ("tillsyn.late-events.v1".to_string(), 2_592_000_000),
+                ("tillsyn.visits-by-staff.v1".to_string(), 8_640_000_000),
+                ("tillsyn.staff-findings.v1".to_string(), 8_640_000_000),
                 ("tillsyn.peer-days.v1".to_string(), -1),
             ]
         );

@@ -625,6 +625,28 @@ impl PeerDayRejected {
     }
 }
 
+/// A record of the staff stage's internal topics that did not decode:
+/// skipped, counted in [`names::INTERNAL_RECORDS_SKIPPED`], logged with
+/// its place only.
+pub struct InternalRecordSkipped {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+}
+
+impl InternalRecordSkipped {
+    /// Logs and counts it.
+    pub fn emit(&self) {
+        warn!(
+            partition = self.partition,
+            offset = self.offset,
+            "a record of the staff stage's topics does not decode; skipped"
+        );
+        counter!(names::INTERNAL_RECORDS_SKIPPED).increment(1);
+    }
+}
+
 /// How many closed days of a partition wait for the other partitions.
 pub struct PeerDecisionsLag {
     /// The partition.

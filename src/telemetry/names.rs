@@ -133,6 +133,10 @@ pub const SUPPRESSED_ALERTS: &str = "tillsyn_replayed_alerts_suppressed_total";
 /// skipped by the global peer table. No labels.
 pub const PEER_DAYS_REJECTED: &str = "tillsyn_peer_table_rejected_records_total";
 
+/// Counter. Records of the staff stage's internal topics (visits by staff,
+/// staff findings) that did not decode and were skipped. No labels.
+pub const INTERNAL_RECORDS_SKIPPED: &str = "tillsyn_internal_records_skipped_total";
+
 /// Gauge. Event time (seconds, whole days) a partition has closed but not
 /// yet decided, because not every partition of the provider stage has
 /// closed it (peer statistics are not final): how far peer decisions wait
@@ -185,6 +189,11 @@ pub const ALL: &[(&str, MetricKind, &str)] = &[
         "Alerts recomputed by a replay and not produced again: already on the alert topic.",
     ),
     (PEER_DAYS_REJECTED, MetricKind::Counter, "Records of the peer-days topic that did not decode and were skipped."),
+    (
+        INTERNAL_RECORDS_SKIPPED,
+        MetricKind::Counter,
+        "Records of the staff stage's internal topics that did not decode and were skipped.",
+    ),
     (
         PEER_DECISIONS_LAG_SECONDS,
         MetricKind::Gauge,

@@ -180,6 +180,7 @@ fn emit_everything(recorder: &PrometheusRecorder) {
         .emit();
         AlertSuppressed { partition: 3 }.emit();
         PeerDayRejected { offset: 7 }.emit();
+        InternalRecordSkipped { partition: 3, offset: 9 }.emit();
         PeerDecisionsLag { partition: 3, days: 2 }.emit();
         Health::new().set_ready(true);
     });
@@ -245,6 +246,7 @@ fn events_render_the_expected_series() {
     assert_eq!(v(names::STATE_RESTORE_SECONDS, &[("partition", "3")]), 0.75);
     assert_eq!(v(names::SUPPRESSED_ALERTS, &[]), 1.0);
     assert_eq!(v(names::PEER_DAYS_REJECTED, &[]), 1.0);
+    assert_eq!(v(names::INTERNAL_RECORDS_SKIPPED, &[]), 1.0);
     assert_eq!(v(names::PEER_DECISIONS_LAG_SECONDS, &[("partition", "3")]), 2.0 * 86_400.0);
 
     // The latency histogram: cumulative buckets from the configured bounds.

@@ -10,6 +10,16 @@
 //! to route as late, and when to pause or resume fetching time reports. The
 //! shell turns those into I/O.
 //!
+//! It also owns the staff stage's partition of the same number
+//! ([`StaffStage`]): the visits-by-staff and staff-findings topics have the
+//! inputs' partition count, so whoever runs provider partition `k` runs
+//! staff partition `k` too, with one checkpoint for both (Kafka Streams
+//! runs co-partitioned sub-topologies in one task the same way). Records of
+//! those two topics come in through [`PartitionDriver::offer_staff_visit`]
+//! and [`PartitionDriver::offer_staff_finding`]; what the partition sends
+//! to the staff stage and what its staff partition sends back come out as
+//! [`Output::ToStaff`] and [`Output::FromStaff`], for the shell to produce.
+//!
 //! What it owns besides the [`Engine`]:
 //! - **Offsets**: the next offset of each input. Every record before them
 //!   is reflected in the engine's state, none after; a record below them (a
@@ -32,9 +42,9 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::alerting::Alert;
 use crate::baseline::{GlobalPeerTable, PeerDay};
-use crate::engine::{FromStaff, ToStaff};
 use crate::decode::Rejection;
 use crate::engine::{Disposition, Engine, Input, LateEvent};
+use crate::engine::{FromStaff, RestoreError, StaffStage, ToStaff};
 use crate::model::{DomainEvent, EventTime};
 
 /// How far (event time) a partition's time reports may run ahead of the
@@ -62,6 +72,10 @@ pub struct Offsets {
     pub time_reports: i64,
     /// Next offset of the invoice partition.
     pub invoices: i64,
+    /// Next offset of the visits-by-staff partition (the staff stage's input).
+    pub staff_visits: i64,
+    /// Next offset of the staff-findings partition.
+    pub staff_findings: i64,
 }
 
 impl Offsets {
@@ -79,6 +93,12 @@ impl Offsets {
         let offset = self.of_mut(input);
         *offset += 1;
         *offset - 1
+    }
+
+    /// All four, in the order of the partition's topics: time reports,
+    /// invoices, visits by staff, staff findings.
+    pub fn in_topic_order(&self) -> [i64; 4] {
+        [self.time_reports, self.invoices, self.staff_visits, self.staff_findings]
     }
 
     fn of_mut(&mut self, input: Input) -> &mut i64 {
@@ -144,6 +164,14 @@ pub enum Output<H> {
     /// staff key, progress to every partition (the shell delivers it
     /// before checkpointing the state that sent it).
     ToStaff(ToStaff),
+    /// Send this record of the staff stage to the provider stage: a finding
+    /// to the partition of its provider, a frontier to every partition.
+    FromStaff(FromStaff),
+    /// A record of an internal topic that does not decode: skipped.
+    InternalSkipped {
+        /// Its offset.
+        offset: i64,
+    },
     /// Stop fetching the time-report partition (too many held).
     PauseTimeReports,
     /// Fetch the time-report partition again (nothing held).
@@ -161,6 +189,10 @@ struct Held<H> {
 /// One partition's engine and bookkeeping. See the module documentation.
 pub struct PartitionDriver<H> {
     engine: Engine,
+    /// The staff stage's partition of the same number (co-partitioned: its
+    /// input and output topics have the inputs' partition count).
+    staff: StaffStage,
+    from_staff: Vec<FromStaff>,
     next: Offsets,
     suppress: HashMap<String, i64>,
     held: VecDeque<Held<H>>,
@@ -180,8 +212,12 @@ impl<H> PartitionDriver<H> {
     /// that the shell checkpoints a restored partition once (the committed
     /// offsets then catch up with the snapshot).
     pub fn new(engine: Engine, next: Offsets, suppress: HashMap<String, i64>, hold_limit: HoldLimit) -> Self {
+        let partition = engine.partition();
+        let staff = StaffStage::new(engine.config().clone(), partition, partition.count);
         PartitionDriver {
             engine,
+            staff,
+            from_staff: Vec::new(),
             next,
             suppress,
             held: VecDeque::new(),
@@ -196,6 +232,83 @@ impl<H> PartitionDriver<H> {
     /// The engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The staff stage's partition.
+    pub fn staff(&self) -> &StaffStage {
+        &self.staff
+    }
+
+    /// This driver with a restored staff stage (see [`Self::restore_parts`]).
+    pub fn with_staff(mut self, staff: StaffStage) -> Self {
+        self.staff = staff;
+        self
+    }
+
+    /// The partition's whole state as bytes: the engine's snapshot and the
+    /// staff stage's, each with its length (u64, little endian) first.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let (engine, staff) = (self.engine.snapshot(), self.staff.snapshot());
+        let mut out = Vec::with_capacity(engine.len() + staff.len() + 16);
+        for part in [&engine, &staff] {
+            out.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            out.extend_from_slice(part);
+        }
+        out
+    }
+
+    /// The engine and staff stage of a [`Self::snapshot`], under `config`.
+    pub fn restore_parts(
+        config: &crate::config::CoreConfig,
+        bytes: &[u8],
+    ) -> Result<(Engine, StaffStage), RestoreError> {
+        let mut rest = bytes;
+        let mut part = || -> Result<&[u8], RestoreError> {
+            let (len, tail) = rest.split_first_chunk::<8>().ok_or(RestoreError::NotASnapshot)?;
+            let len = usize::try_from(u64::from_le_bytes(*len)).map_err(|_| RestoreError::Corrupt)?;
+            if tail.len() < len {
+                return Err(RestoreError::Corrupt);
+            }
+            let (part, tail) = tail.split_at(len);
+            rest = tail;
+            Ok(part)
+        };
+        let (engine, staff) = (part()?, part()?);
+        let engine = Engine::restore(config.clone(), engine)?;
+        let staff = StaffStage::restore(config.clone(), staff).map_err(RestoreError::Body)?;
+        Ok((engine, staff))
+    }
+
+    /// Takes one record of the visits-by-staff partition at `offset` (none:
+    /// it did not decode, and is skipped): the staff stage's findings and
+    /// frontier it releases come out as [`Output::FromStaff`].
+    pub fn offer_staff_visit(&mut self, offset: i64, message: Option<ToStaff>, out: &mut Vec<Output<H>>) {
+        if offset < self.next.staff_visits {
+            return;
+        }
+        match message {
+            Some(message) => {
+                self.staff.offer(message, offset, &mut self.from_staff);
+                out.extend(self.from_staff.drain(..).map(Output::FromStaff));
+            }
+            None => out.push(Output::InternalSkipped { offset }),
+        }
+        self.next.staff_visits = offset + 1;
+        self.dirty = true;
+    }
+
+    /// Takes one record of the staff-findings partition at `offset` (none:
+    /// it did not decode, and is skipped; see [`Engine::offer_staff`]).
+    pub fn offer_staff_finding(&mut self, offset: i64, message: Option<FromStaff>, out: &mut Vec<Output<H>>) {
+        if offset < self.next.staff_findings {
+            return;
+        }
+        match message {
+            Some(message) => self.offer_staff(message, out),
+            None => out.push(Output::InternalSkipped { offset }),
+        }
+        self.next.staff_findings = offset + 1;
+        self.dirty = true;
     }
 
     /// The next offsets: what a checkpoint of the engine's state covers.
@@ -315,7 +428,7 @@ impl<H> PartitionDriver<H> {
     }
 
     /// Takes one record from the staff stage (see [`Engine::offer_staff`]).
-    pub fn offer_staff(&mut self, message: FromStaff, out: &mut Vec<Output<H>>) {
+    fn offer_staff(&mut self, message: FromStaff, out: &mut Vec<Output<H>>) {
         self.alerts.clear();
         self.engine.offer_staff(message, &mut self.alerts);
         self.dirty = true;
@@ -452,7 +565,12 @@ mod tests {
                 Output::Late { offset, .. } => Some(format!("late@{offset}")),
                 Output::PauseTimeReports => Some("pause".into()),
                 Output::ResumeTimeReports => Some("resume".into()),
-                Output::Alert(_) | Output::Suppressed(_) | Output::PeerDay(_) | Output::ToStaff(_) => None,
+                Output::Alert(_)
+                | Output::Suppressed(_)
+                | Output::PeerDay(_)
+                | Output::ToStaff(_)
+                | Output::FromStaff(_)
+                | Output::InternalSkipped { .. } => None,
             })
             .collect()
     }
@@ -472,7 +590,7 @@ mod tests {
         assert_eq!((d.held(), d.next().time_reports), (2, 1));
         d.offer(record(Input::Invoices, 1, Ok(invoice("inv-1", 5))), &mut end, &mut out);
         assert_eq!(kinds(&out), ["inv", "tr", "tr"], "released in offset order once invoices caught up");
-        assert_eq!(d.next(), Offsets { time_reports: 3, invoices: 2 });
+        assert_eq!(d.next(), Offsets { time_reports: 3, invoices: 2, ..Offsets::default() });
     }
 
     #[test]
@@ -537,7 +655,7 @@ mod tests {
 
     #[test]
     fn records_below_the_restored_offsets_are_ignored() {
-        let offsets = Offsets { time_reports: 5, invoices: 3 };
+        let offsets = Offsets { time_reports: 5, invoices: 3, ..Offsets::default() };
         let mut d = PartitionDriver::new(Engine::new(CoreConfig::default()), offsets, HashMap::new(), HoldLimit(3));
         let mut out = Vec::new();
         let mut end = || Some(3);
@@ -546,24 +664,20 @@ mod tests {
         assert!(out.is_empty());
         d.offer(record(Input::TimeReports, 5, Ok(visit("tr-5", 0, 0, 1, 1))), &mut end, &mut out);
         assert_eq!(kinds(&out), ["tr"]);
-        assert_eq!(d.next(), Offsets { time_reports: 6, invoices: 3 });
+        assert_eq!(d.next(), Offsets { time_reports: 6, invoices: 3, ..Offsets::default() });
     }
 
-    /// Time reports where staff 7 is with two clients at once, twice a day
-    /// apart: two double-booking findings, the first opens an episode.
-    fn double_bookings() -> Vec<Record<i64>> {
-        [
-            visit("a", 0, 0, 7, 1),
-            visit("b", 0, 10, 7, 2),
-            visit("c", 1, 0, 7, 1),
-            visit("d", 1, 10, 7, 3),
-            visit("e", 40, 0, 8, 1),
-            visit("f", 40, 10, 8, 2),
-        ]
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| record(Input::TimeReports, i as i64, Ok(v)))
-        .collect()
+    /// Ten night visits (02:00 and 03:00 on five days) by a private
+    /// provider: rule `night-visits-private-provider` opens an episode at
+    /// the third and escalates it at the tenth.
+    fn night_visits() -> Vec<Record<i64>> {
+        (0..10)
+            .map(|i| {
+                let (day, hour) = (i / 2, 2 + i % 2);
+                let v = visit(&format!("n{i}"), day, (hour - 9) * 60, 7, i as u64 + 1);
+                record(Input::TimeReports, i, Ok(v))
+            })
+            .collect()
     }
 
     fn alerts_of(out: &[Output<i64>]) -> Vec<(bool, String)> {
@@ -581,7 +695,7 @@ mod tests {
         let mut end = || Some(0);
         let mut first = driver();
         let mut out = Vec::new();
-        for r in double_bookings() {
+        for r in night_visits() {
             first.offer(r, &mut end, &mut out);
         }
         let produced = alerts_of(&out);
@@ -593,7 +707,7 @@ mod tests {
             PartitionDriver::new(Engine::new(CoreConfig::default()), Offsets::default(), suppress, HoldLimit(3));
         assert_eq!(next.alerts_from(50), 41, "a snapshot now still covers the alert not yet computed again");
         let mut again = Vec::new();
-        for r in double_bookings() {
+        for r in night_visits() {
             next.offer(r, &mut end, &mut again);
         }
         let mut expected = produced.clone();

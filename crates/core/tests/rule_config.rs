@@ -10,7 +10,10 @@ fn the_defaults_of_every_rule_validate() {
     assert_eq!(RulesConfig::default().validate(), Ok(()));
     assert_eq!(CoreConfig::default().validate(), Ok(()));
     assert_eq!(rules::docs().len(), rules::ALL.len());
-    assert_eq!(RulesConfig::default().build().len(), rules::ALL.len());
+    let (provider, staff) = (rules::RuleStage::Provider, rules::RuleStage::Staff);
+    let built = RulesConfig::default().build_for(provider).len() + RulesConfig::default().build_for(staff).len();
+    assert_eq!(built, rules::ALL.len());
+    assert_eq!(RulesConfig::default().build_for(staff).len(), 3, "double booking, impossible day, impossible travel");
 }
 
 #[test]

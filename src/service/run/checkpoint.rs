@@ -74,30 +74,35 @@ pub fn restore(config: &ServiceConfig, partition: i32, partitions: i32) -> anyho
     let stage = StagePartition { index: partition as u32, count: partitions as u32 };
     let stored = state_store::read_latest_snapshot(config, partition, RESTORE_TIMEOUT)?;
     let restored = stored.as_ref().map(|s| {
-        Engine::restore(config.core.clone(), &s.state).and_then(|engine| {
+        PartitionDriver::<OwnedMessage>::restore_parts(&config.core, &s.state).and_then(|(engine, staff)| {
             if engine.partition() == stage {
-                Ok(engine)
+                Ok((engine, Some(staff)))
             } else {
                 // Another partition's state, or the stage's partition count changed.
                 Err(RestoreError::ConfigurationChanged)
             }
         })
     });
-    let (engine, next, alerts_from, bytes) = match (&stored, restored) {
+    let ((engine, staff), next, alerts_from, bytes) = match (&stored, restored) {
         (Some(s), Some(restored)) => match restored {
-            Ok(engine) => {
+            Ok(parts) => {
                 let m = &s.manifest;
-                let next = Offsets { time_reports: m.time_reports_offset, invoices: m.invoices_offset };
-                (engine, next, Some(m.alerts_from), s.state.len())
+                let next = Offsets {
+                    time_reports: m.time_reports_offset,
+                    invoices: m.invoices_offset,
+                    staff_visits: m.staff_visits_offset,
+                    staff_findings: m.staff_findings_offset,
+                };
+                (parts, next, Some(m.alerts_from), s.state.len())
             }
             Err(e) => {
                 // A format this build cannot read, or another windows
                 // configuration: rebuild from the inputs.
                 warn!(partition, error = %e, "the snapshot cannot be used; rebuilding the state from the inputs");
-                (Engine::for_partition(config.core.clone(), stage), Offsets::default(), None, 0)
+                ((Engine::for_partition(config.core.clone(), stage), None), Offsets::default(), None, 0)
             }
         },
-        _ => (Engine::for_partition(config.core.clone(), stage), Offsets::default(), None, 0),
+        _ => ((Engine::for_partition(config.core.clone(), stage), None), Offsets::default(), None, 0),
     };
     let (ids, _end) = state_store::read_alert_ids(config, partition, alerts_from, RESTORE_TIMEOUT)?;
     let suppress: HashMap<String, i64> = ids.into_iter().collect();
@@ -116,7 +121,13 @@ pub fn restore(config: &ServiceConfig, partition: i32, partitions: i32) -> anyho
     // catch up with the snapshot (a previous owner may have died between
     // its snapshot and its commit).
     Ok(Partition {
-        driver: PartitionDriver::new(engine, next, suppress, HoldLimit::default()),
+        driver: {
+            let driver = PartitionDriver::new(engine, next, suppress, HoldLimit::default());
+            match staff {
+                Some(staff) => driver.with_staff(staff),
+                None => driver,
+            }
+        },
         invoice_end: None,
         last_checkpoint: now,
         last_record: now,
@@ -144,12 +155,14 @@ pub fn checkpoint<C: ConsumerContext>(
         partition,
         time_reports_offset: next.time_reports,
         invoices_offset: next.invoices,
+        staff_visits_offset: next.staff_visits,
+        staff_findings_offset: next.staff_findings,
         alerts_from: state.driver.alerts_from(alerts_end),
         engine_format: snapshot::FORMAT_VERSION,
         written_at_ms,
         ..Default::default()
     };
-    let bytes = state.driver.engine().snapshot();
+    let bytes = state.driver.snapshot();
     let snapshot_id = (written_at_ms as u64) << 8 | u64::from(partition as u8);
     let records = state_store::snapshot_records(manifest, snapshot_id, &bytes);
     let key = partition.to_string();
@@ -176,8 +189,9 @@ pub fn checkpoint<C: ConsumerContext>(
         }
     }
     let mut offsets = TopicPartitionList::new();
-    offsets.add_partition_offset(&config.topics.time_reports, partition, Offset::Offset(next.time_reports))?;
-    offsets.add_partition_offset(&config.topics.invoices, partition, Offset::Offset(next.invoices))?;
+    for (topic, offset) in config.topics.partition_topics().iter().zip(next.in_topic_order()) {
+        offsets.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    }
     // The snapshot, not the committed offsets, is where a new owner starts;
     // the commit keeps the group's lag meaningful for monitoring.
     if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {

@@ -73,7 +73,7 @@ pub enum Rebalance {
 /// What the loop asks of the consumer thread.
 #[derive(Debug)]
 pub enum Command {
-    /// Seek `partition` of both inputs to `offsets` and resume it.
+    /// Seek `partition` of every topic it runs to `offsets` and resume it.
     Start {
         /// The partition number.
         partition: i32,
@@ -99,8 +99,9 @@ pub const LAG_BEHIND: u8 = 2;
 pub struct Context {
     rebalances: mpsc::UnboundedSender<Rebalance>,
     producer: FutureProducer,
-    time_reports: String,
-    invoices: String,
+    /// Partition `k` of each of these runs together (see
+    /// `TopicsConfig::partition_topics`).
+    topics: [String; 4],
     budget: Duration,
     lag: LagState,
     ready_max_lag: i64,
@@ -200,23 +201,23 @@ const FETCHED_CAPACITY: usize = 1_024;
 const POLL: Duration = Duration::from_millis(50);
 
 impl ConsumerThread {
-    /// Creates the group's consumer, subscribes to both inputs and starts
-    /// polling.
+    /// Creates the group's consumer, subscribes to both inputs and the staff
+    /// stage's two internal topics (co-partitioned) and starts polling.
     pub fn start(config: &ServiceConfig, producer: FutureProducer, ready_max_lag: i64) -> anyhow::Result<Self> {
         let (rebalances_tx, rebalances) = mpsc::unbounded_channel();
         let lag: LagState = Arc::new(AtomicU8::new(LAG_UNKNOWN));
         let context = Context {
             rebalances: rebalances_tx,
             producer,
-            time_reports: config.topics.time_reports.clone(),
-            invoices: config.topics.invoices.clone(),
+            topics: config.topics.partition_topics(),
             budget: config.kafka.revocation_budget,
             lag: lag.clone(),
             ready_max_lag,
         };
         let consumer: Arc<BaseConsumer<Context>> =
             Arc::new(config.kafka.consumer_config().create_with_context(context)?);
-        consumer.subscribe(&[config.topics.time_reports.as_str(), config.topics.invoices.as_str()])?;
+        let topics = config.topics.partition_topics();
+        consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())?;
         let (fetched_tx, fetched) = mpsc::channel(FETCHED_CAPACITY);
         let (commands, commands_rx) = std_mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
@@ -302,11 +303,12 @@ fn poll_loop(
     }
 }
 
-/// Seeks both inputs of `partition` to `offsets` and resumes them.
+/// Seeks `partition` of every topic it runs (the inputs and the staff
+/// stage's two internal topics) to `offsets` and resumes them.
 fn start_partition(consumer: &BaseConsumer<Context>, partition: i32, offsets: Offsets) -> anyhow::Result<()> {
     let context = consumer.context();
     let mut list = TopicPartitionList::new();
-    for (topic, offset) in [(&context.time_reports, offsets.time_reports), (&context.invoices, offsets.invoices)] {
+    for (topic, offset) in context.topics.iter().zip(offsets.in_topic_order()) {
         consumer.seek(topic, partition, Offset::Offset(offset), Duration::from_secs(10))?;
         list.add_partition(topic, partition);
     }

@@ -90,8 +90,9 @@ use super::config::ServiceConfig;
 use super::state_store;
 use crate::telemetry::Health;
 use crate::telemetry::events::{
-    AlertProduced, AlertSuppressed, LateEventRouted, PeerDecisionsLag, ProcessingLatency, Rebalance as RebalanceEvent,
-    RebalanceKind, RecordConsumed, RecordDeadLettered, SnapshotTrigger, StateGauges, WatermarkLag,
+    AlertProduced, AlertSuppressed, InternalRecordSkipped, LateEventRouted, PeerDecisionsLag, ProcessingLatency,
+    Rebalance as RebalanceEvent, RebalanceKind, RecordConsumed, RecordDeadLettered, SnapshotTrigger, StateGauges,
+    WatermarkLag,
 };
 
 pub use tillsyn_core::driver::ALIGNMENT_SECS;
@@ -135,6 +136,11 @@ struct Io<'a> {
     consumer: &'a BaseConsumer<Context>,
     /// A client of its own for end offsets and metadata.
     offsets: &'a BaseConsumer,
+    /// Partitions of every co-partitioned topic.
+    partitions: i32,
+    /// The staff stage's internal topics.
+    visits_by_staff: String,
+    staff_findings: String,
 }
 
 impl Io<'_> {
@@ -204,7 +210,13 @@ impl Io<'_> {
                     deliveries.push(produce::late_event(self.producer, self.config, &handle, &late));
                 }
                 Output::PeerDay(day) => deliveries.push(produce::peer_day(self.producer, self.config, &day)),
-                Output::ToStaff(_) => todo!("the staff stage"),
+                Output::ToStaff(record) => {
+                    deliveries.extend(produce::to_staff(self.producer, self.config, self.partitions, &record))
+                }
+                Output::FromStaff(record) => {
+                    deliveries.extend(produce::from_staff(self.producer, self.config, self.partitions, &record))
+                }
+                Output::InternalSkipped { offset } => InternalRecordSkipped { partition, offset }.emit(),
                 Output::PauseTimeReports | Output::ResumeTimeReports => {
                     let mut list = TopicPartitionList::new();
                     list.add_partition(&topics.time_reports, partition);
@@ -223,7 +235,9 @@ impl Io<'_> {
     /// held time reports it released). `None` for a record of a partition
     /// not started (yet, or any more) or nothing produced.
     fn process(&self, message: OwnedMessage, state: &mut Assignment, summary: &mut RunSummary) -> Option<Delivery> {
-        let input = self.config.topics.input_of(message.topic())?;
+        let Some(input) = self.config.topics.input_of(message.topic()) else {
+            return self.process_internal(message, state, summary);
+        };
         let partition = message.partition();
         let Partition { driver, invoice_end, last_record, .. } = state.running.get_mut(&partition)?;
         let record = Record { input, offset: message.offset(), decoded: self.decode(&message, input), handle: message };
@@ -250,6 +264,35 @@ impl Io<'_> {
             driver.decide(peers, &mut outputs);
             self.carry_out(*partition, &mut outputs, summary, &mut deliveries);
         }
+        (!deliveries.is_empty()).then(|| produce::all(deliveries))
+    }
+
+    /// Offers a record of the staff stage's internal topics (visits by
+    /// staff, staff findings) to its partition's driver. A record that does
+    /// not decode (nothing but tillsyn writes these topics) is skipped with
+    /// a warning and a metric, as the global table does.
+    fn process_internal(
+        &self,
+        message: OwnedMessage,
+        state: &mut Assignment,
+        summary: &mut RunSummary,
+    ) -> Option<Delivery> {
+        let partition = message.partition();
+        let Partition { driver, last_record, .. } = state.running.get_mut(&partition)?;
+        let offset = message.offset();
+        let payload = message.payload().unwrap_or_default();
+        let mut outputs = Vec::new();
+        let topic = message.topic();
+        if topic == self.visits_by_staff {
+            driver.offer_staff_visit(offset, serde_json::from_slice(payload).ok(), &mut outputs);
+        } else if topic == self.staff_findings {
+            driver.offer_staff_finding(offset, serde_json::from_slice(payload).ok(), &mut outputs);
+        } else {
+            return None;
+        }
+        *last_record = Instant::now();
+        let mut deliveries = Vec::new();
+        self.carry_out(partition, &mut outputs, summary, &mut deliveries);
         (!deliveries.is_empty()).then(|| produce::all(deliveries))
     }
 
@@ -309,7 +352,8 @@ fn note_assignment(state: &mut Assignment, kind: RebalanceKind, list: &[(String,
 fn check_partitions(client: &BaseConsumer, config: &ServiceConfig) -> anyhow::Result<i32> {
     let t = &config.topics;
     let mut counts = Vec::new();
-    for topic in [&t.time_reports, &t.invoices, &t.alerts, &t.state] {
+    let (visits_by_staff, staff_findings) = (t.visits_by_staff_topic(), t.staff_findings_topic());
+    for topic in [&t.time_reports, &t.invoices, &t.alerts, &t.state, &visits_by_staff, &staff_findings] {
         let metadata = client.fetch_metadata(Some(topic), Duration::from_secs(30))?;
         let n = metadata.topics().first().map(|m| m.partitions().len()).unwrap_or(0);
         if n == 0 {
@@ -324,7 +368,7 @@ fn check_partitions(client: &BaseConsumer, config: &ServiceConfig) -> anyhow::Re
     }
     if counts.iter().any(|(_, n)| *n != counts[0].1) {
         anyhow::bail!(
-            "the input, alert and state topics must have the same number of partitions (co-partitioning): {}",
+            "the input, alert, state and staff-stage topics must have the same number of partitions (co-partitioning): {}",
             counts.iter().map(|(t, n)| format!("{t}: {n}")).collect::<Vec<_>>().join(", ")
         );
     }
@@ -369,7 +413,16 @@ pub async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tokio::pin!(shutdown);
     let client = consumer.consumer.clone();
-    let io = Io { config: &config, validator: &validator, producer: &producer, consumer: &client, offsets: &offsets };
+    let io = Io {
+        config: &config,
+        validator: &validator,
+        producer: &producer,
+        consumer: &client,
+        offsets: &offsets,
+        partitions,
+        visits_by_staff: topics.visits_by_staff_topic(),
+        staff_findings: topics.staff_findings_topic(),
+    };
 
     loop {
         tokio::select! {

@@ -14,6 +14,8 @@ use tillsyn_core::alerting::Alert;
 use tillsyn_core::baseline::PeerDay;
 use tillsyn_core::decode::{self, Format, Rejection};
 use tillsyn_core::engine::LateEvent;
+use tillsyn_core::engine::{FromStaff, ToStaff};
+use tillsyn_core::partition::{partition_for_key, staff_partition};
 
 use crate::service::config::ServiceConfig;
 use crate::service::state_store::ALERT_ID_HEADER;
@@ -175,6 +177,46 @@ pub fn peer_day(producer: &FutureProducer, config: &ServiceConfig, day: &PeerDay
     let headers =
         OwnedHeaders::new().insert(Header { key: decode::CONTENT_TYPE_HEADER, value: Some("application/json") });
     send(producer, &config.topics.peer_days_topic(), Some(0), Some(day.key().as_bytes()), &value, headers)
+}
+
+/// Sends a record for the staff stage: a visit to the visits-by-staff
+/// partition of its staff key, progress to every partition (JSON).
+pub fn to_staff(producer: &FutureProducer, config: &ServiceConfig, partitions: i32, record: &ToStaff) -> Vec<Delivery> {
+    let topic = config.topics.visits_by_staff_topic();
+    let value = serde_json::to_vec(record).unwrap_or_default();
+    match record.staff() {
+        Some(staff) => {
+            let key = staff.to_string();
+            let partition = staff_partition(staff, partitions) as i32;
+            vec![send(producer, &topic, Some(partition), Some(key.as_bytes()), &value, json_headers())]
+        }
+        None => (0..partitions).map(|p| send(producer, &topic, Some(p), None, &value, json_headers())).collect(),
+    }
+}
+
+/// Sends a record of the staff stage to the provider stage: a finding to
+/// the staff-findings partition of its provider, a frontier to every
+/// partition (JSON).
+pub fn from_staff(
+    producer: &FutureProducer,
+    config: &ServiceConfig,
+    partitions: i32,
+    record: &FromStaff,
+) -> Vec<Delivery> {
+    let topic = config.topics.staff_findings_topic();
+    let value = serde_json::to_vec(record).unwrap_or_default();
+    match record.provider() {
+        Some(provider) => {
+            let key = provider.to_string();
+            let partition = partition_for_key(key.as_bytes(), partitions);
+            vec![send(producer, &topic, Some(partition), Some(key.as_bytes()), &value, json_headers())]
+        }
+        None => (0..partitions).map(|p| send(producer, &topic, Some(p), None, &value, json_headers())).collect(),
+    }
+}
+
+fn json_headers() -> OwnedHeaders {
+    OwnedHeaders::new().insert(Header { key: decode::CONTENT_TYPE_HEADER, value: Some("application/json") })
 }
 
 /// A queue of deliveries, for tools that produce many records (the

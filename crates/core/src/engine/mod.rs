@@ -34,12 +34,12 @@ use crate::alerting::{Alert, Episodes, Finding};
 use crate::baseline::{FinalDay, GlobalPeerTable, PeerDay, PeerTable};
 use crate::config::CoreConfig;
 use crate::model::{Day, DomainEvent, EventTime, Invoice, MunicipalityCode, ProviderId, ServiceType, Visit};
-use crate::rules::{DayContext, InvoiceContext, Provider, Rule, VisitContext};
 use crate::rules::RuleStage;
+use crate::rules::{DayContext, InvoiceContext, Provider, Rule, VisitContext};
 use crate::state::{CLIENT_MONTHS, MunicipalityDay, SERVICES};
-pub use staff::{FromStaff, StaffFrontier, StaffProgress, StaffStage, StaffVisit, ToStaff};
 use crate::window::{Lateness, Watermark};
 pub use snapshot::RestoreError;
+pub use staff::{FromStaff, StaffFrontier, StaffProgress, StaffStage, StaffVisit, ToStaff};
 use std::collections::BTreeMap;
 
 /// How often (event time) a provider partition tells the staff stage its
@@ -243,6 +243,8 @@ struct State {
     staff_seq: i64,
     /// The watermark last sent to the staff stage.
     progress_sent: Option<EventTime>,
+    /// The newest source heartbeat on the time-report partition.
+    heartbeat_clock: Option<EventTime>,
     /// Records for the staff stage not yet taken by the shell (taken after
     /// every event: never in a snapshot).
     #[serde(skip)]
@@ -307,6 +309,7 @@ impl Engine {
                 episodes: Episodes::new(config.evidence_limit, config.visit_lateness_secs()),
                 staff_seq: 0,
                 progress_sent: None,
+                heartbeat_clock: None,
                 staff_outbox: Vec::new(),
                 staff_inbox: BTreeMap::new(),
                 staff_applied: vec![None; partition.count.max(1) as usize],
@@ -409,6 +412,7 @@ impl Engine {
             self.state.now = self.state.now.max(at);
         }
         if input == Input::TimeReports {
+            self.state.heartbeat_clock = Some(self.state.heartbeat_clock.map_or(at, |h| h.max(at)));
             self.close_days(alerts);
             self.send_progress();
         }
@@ -436,6 +440,11 @@ impl Engine {
         let provider =
             self.state.providers.entry(visit.provider).or_insert_with(|| Provider::new(visit.municipality, horizon));
         provider.municipality = visit.municipality;
+        // The provider's clock before this visit, for the staff stage: its
+        // newest check-in or the newest heartbeat, whichever is later. Both
+        // come in the same order relative to this provider's records in
+        // every partitioning.
+        let staff_clock = self.state.heartbeat_clock.map_or(provider.visit_clock, |h| h.max(provider.visit_clock));
         provider.last_event = provider.last_event.max(visit.check_in);
         provider.visit_clock = provider.visit_clock.max(visit.check_in);
         provider.first_day = provider.first_day.min(day);
@@ -456,16 +465,25 @@ impl Engine {
         }
         self.flush_findings(decided, alerts);
 
-        // To the staff stage, re-keyed by staff member.
+        // To the staff stage, re-keyed by staff member, with the time its
+        // provider's records had come to when it arrived.
         self.state.staff_seq += 1;
         let seq = self.state.staff_seq;
-        self.state.staff_outbox.push(ToStaff::Visit(StaffVisit { source: self.state.partition.index, seq, visit: visit.clone() }));
+        let source = self.state.partition.index;
+        let clock = staff_clock.max(visit.check_in);
+        self.state.staff_outbox.push(ToStaff::Visit(StaffVisit { source, seq, clock, visit: visit.clone() }));
     }
 
     /// Tells the staff stage how far this partition's time-report watermark
     /// has come, at most once per [`STAFF_PROGRESS_STEP_SECS`] of event time.
+    ///
+    /// The bound: every visit this partition sends from now on has an
+    /// arrival clock (see [`StaffVisit::clock`]) at or after it. A visit
+    /// sent is on time (its check-in at or after the watermark) and its
+    /// clock is never behind the newest heartbeat; so the bound is the
+    /// later of the two.
     fn send_progress(&mut self) {
-        let Some(watermark) = self.state.visits_watermark.current() else { return };
+        let Some(watermark) = self.state.visits_watermark.current().max(self.state.heartbeat_clock) else { return };
         if self.state.progress_sent.is_some_and(|sent| watermark.0 < sent.0 + STAFF_PROGRESS_STEP_SECS) {
             return;
         }
@@ -903,8 +921,10 @@ mod tests {
         let mut s = Scenario::only("staff-double-booking");
         s.visit().provider(1).staff(1).client(1).day(2026, 1, 5).at(9, 0).send();
         s.visit().provider(1).staff(2).client(2).day(2026, 1, 5).at(9, 0).send();
-        assert_eq!(s.state_size().staff, 2);
+        s.settle();
+        assert_eq!(s.state_size().staff, 2, "in the staff stage");
         s.advance_to(2026, 2, 20); // staff horizon 28 days
+        s.settle();
         assert_eq!(s.state_size().staff, 1, "only the clock's staff member is left");
         s.advance_to(2026, 6, 1); // provider horizon 90 days, four months of client history
         assert_eq!(s.state_size().providers, 1, "provider 1 evicted, the clock's provider kept");

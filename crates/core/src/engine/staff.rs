@@ -13,14 +13,21 @@
 //! # One answer
 //!
 //! The visits of one staff member reach the stage from several provider
-//! partitions in an order that depends on their relative speed. So the
-//! stage does not process them in arrival order: it holds them and
-//! processes them in event-time order (check-in, then event id) once every
-//! provider partition has said its watermark is past them
-//! ([`ToStaff::Progress`]: each provider partition sends its watermark to
-//! every staff partition as it moves). A visit is then decided at its
-//! check-in plus the allowed lateness, the moment its partition's
-//! watermark passes it, whatever the partitioning.
+//! partitions in an order that depends on their relative speed, so the
+//! stage does not take them in arrival order. Each visit carries an
+//! *arrival clock* instead: how far its provider's records had come when
+//! it arrived (the later of its own check-in, its provider's newest
+//! check-in before it and the newest source heartbeat before it). A
+//! provider's records, and the heartbeats among them, come in the same
+//! order in every partitioning, so the clock does too. The stage holds the
+//! visits and processes them in clock order (then event id) once every
+//! provider partition has said that everything it will still send has a
+//! later clock ([`ToStaff::Progress`]: the later of its watermark and its
+//! newest heartbeat). That is the order the visits arrived in, told by
+//! the providers' own clocks: a report sent a day late is taken as
+//! arriving a day late, against the visits of every provider, and is
+//! decided at its arrival clock. With a heartbeat every hour the stage
+//! decides about an hour after the reports arrive.
 //!
 //! The provider side holds the findings it gets likewise and hands them to
 //! its episodes in decision-time order once every staff partition has said
@@ -34,11 +41,10 @@
 //! findings again: each carries its source partition and a sequence
 //! number, and the provider side takes each once.
 //!
-//! **Idleness and cost.** A provider partition that sends no progress (no
-//! record and no source heartbeat) holds the stage back, as the global
-//! peer table is held: staff findings wait, never differ. Staff rules
-//! decide the allowed lateness (`core.visit_lateness`) after a visit: the
-//! price of an answer that does not depend on arrival order.
+//! **Idleness.** A provider partition that sends no progress (no record
+//! and no source heartbeat) holds the stage back, as the global peer table
+//! is held: staff findings wait, never differ. Without heartbeats the
+//! stage waits for the watermarks, the allowed lateness after the reports.
 
 use std::collections::BTreeMap;
 
@@ -56,20 +62,23 @@ use crate::state::{RecentVisit, StaffState};
 pub struct StaffVisit {
     /// The provider-stage partition that applied it.
     pub source: u32,
-    /// Its time report's offset there: a source's visits are applied once,
-    /// in this order.
+    /// Its number there (the visits the partition has sent): a source's
+    /// visits are applied once, in this order.
     pub seq: i64,
+    /// Its arrival clock: the later of its check-in, its provider's newest
+    /// check-in before it and the newest heartbeat before it.
+    pub clock: EventTime,
     /// The visit.
     pub visit: Visit,
 }
 
-/// A provider-stage partition's watermark: every visit it sends from now
-/// on checks in at or after it.
+/// A provider-stage partition's progress: every visit it sends from now on
+/// has an arrival clock at or after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StaffProgress {
     /// The provider-stage partition.
     pub source: u32,
-    /// Its time-report watermark.
+    /// The later of its time-report watermark and its newest heartbeat.
     pub watermark: EventTime,
 }
 
@@ -101,8 +110,7 @@ pub struct StaffFinding {
     /// Its sequence number there (the offset of the record that released
     /// it, and its place among that record's findings): taken once.
     pub seq: (i64, u32),
-    /// Event time of the decision: the visit's check-in plus the allowed
-    /// lateness.
+    /// Event time of the decision: the visit's arrival clock.
     pub decided_at: EventTime,
     /// The visit whose processing made it, and the finding's place among
     /// that visit's findings: with `decided_at`, the order findings are
@@ -154,9 +162,9 @@ pub struct StaffStats {
     pub findings: u64,
 }
 
-/// Where a visit waits: event-time order, the same in every partitioning
-/// (a source and offset only break ties between visits with the same id
-/// and check-in, which come from one provider and so one source).
+/// Where a visit waits: arrival-clock order, the same in every
+/// partitioning (a source and number only break ties between visits with
+/// the same clock and id, which come from one provider and so one source).
 type PendingKey = (EventTime, EventId, ProviderId, u32, i64);
 
 /// One partition of the staff stage. See the module documentation.
@@ -213,8 +221,9 @@ impl StaffStage {
         (self.state.staff.len(), self.state.pending.len())
     }
 
-    /// Visits before this are processed (the minimum of the provider
-    /// partitions' watermarks), if every provider partition has sent one.
+    /// Visits whose arrival clock is before this are processed (the
+    /// minimum of the provider partitions' progress), if every provider
+    /// partition has sent one.
     pub fn released(&self) -> Option<EventTime> {
         self.state.released
     }
@@ -224,14 +233,14 @@ impl StaffStage {
     /// pushes the findings and frontier it releases onto `out`.
     pub fn offer(&mut self, message: ToStaff, offset: i64, out: &mut Vec<FromStaff>) {
         match message {
-            ToStaff::Visit(StaffVisit { source, seq, visit }) => {
+            ToStaff::Visit(StaffVisit { source, seq, clock, visit }) => {
                 let Some(applied) = self.state.applied.get_mut(source as usize) else { return };
                 if applied.is_some_and(|a| seq <= a) {
                     self.state.stats.duplicates += 1;
                     return;
                 }
                 *applied = Some(seq);
-                let key = (visit.check_in, visit.event_id.clone(), visit.provider, source, seq);
+                let key = (clock, visit.event_id.clone(), visit.provider, source, seq);
                 self.state.pending.insert(key, visit);
             }
             ToStaff::Progress(StaffProgress { source, watermark }) => {
@@ -242,21 +251,20 @@ impl StaffStage {
         }
     }
 
-    /// Processes, in event-time order, the visits every provider partition
-    /// has passed.
+    /// Processes, in arrival-clock order, the visits every provider
+    /// partition has passed.
     fn release(&mut self, offset: i64, out: &mut Vec<FromStaff>) {
         let Some(watermark) = self.state.watermarks.iter().copied().min().flatten() else { return };
         if self.state.released.is_some_and(|r| r >= watermark) {
             return;
         }
-        let lateness = self.config.visit_lateness_secs();
         let mut n = 0u32;
         while let Some(entry) = self.state.pending.first_entry() {
             if entry.key().0 >= watermark {
                 break;
             }
+            let decided_at = entry.key().0;
             let visit = entry.remove();
-            let decided_at = visit.check_in.plus_secs(lateness);
             self.process(&visit, decided_at);
             for (index, finding) in self.findings.drain(..).enumerate() {
                 self.state.stats.findings += 1;
@@ -276,10 +284,7 @@ impl StaffStage {
             let oldest = watermark.day().plus(-(self.config.staff_horizon_days as i32));
             self.state.staff.retain(|_, s| s.last_day > oldest);
         }
-        out.push(FromStaff::Frontier(StaffFrontier {
-            source: self.state.partition.index,
-            through: watermark.plus_secs(lateness),
-        }));
+        out.push(FromStaff::Frontier(StaffFrontier { source: self.state.partition.index, through: watermark }));
     }
 
     fn process(&mut self, visit: &Visit, decided_at: EventTime) {

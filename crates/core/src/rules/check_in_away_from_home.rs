@@ -11,7 +11,7 @@
 //! tens of metres). Severity: medium, high from `high_distance_m` (5,000).
 
 use super::{Rule, RuleSpec, VisitContext, check};
-use crate::finding::{RuleStage, Finding, RuleInfo, Severity, Unit};
+use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
 
 /// Identity of `check-in-away-from-home` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
@@ -19,7 +19,8 @@ pub static INFO: RuleInfo = RuleInfo {
     version: 1,
     pattern: 4,
     name: "Check-in far from the client's home",
-    quiet_days: 14, stage: RuleStage::Provider,
+    quiet_days: 14,
+    stage: RuleStage::Provider,
 };
 
 params! {

@@ -17,13 +17,19 @@
 use rustc_hash::FxHashMap;
 
 use super::{InvoiceContext, Rule, RuleSpec, check};
-use crate::finding::{RuleStage, Finding, RuleInfo, Severity, Unit};
+use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
 use crate::model::{ClientKey, Day, EventId, Month, ServiceType};
 use crate::state::{CLIENT_MONTHS, sorted_map};
 
 /// Identity of `duplicate-billing` (part of the alert contract).
-pub static INFO: RuleInfo =
-    RuleInfo { id: "duplicate-billing", version: 1, pattern: 8, name: "Duplicate billing", quiet_days: 45, stage: RuleStage::Provider };
+pub static INFO: RuleInfo = RuleInfo {
+    id: "duplicate-billing",
+    version: 1,
+    pattern: 8,
+    name: "Duplicate billing",
+    quiet_days: 45,
+    stage: RuleStage::Provider,
+};
 
 params! {
     /// Parameters of `duplicate-billing`.

@@ -23,7 +23,7 @@
 
 use super::{DayContext, Rule, RuleSpec, check};
 use crate::baseline::{PeerGroup, PeerMetric, PeerTable, modified_z};
-use crate::finding::{RuleStage, Finding, RuleInfo, Severity, Unit};
+use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
 use crate::model::ServiceType;
 
 /// Identity of `hours-per-client-above-peers` (part of the alert contract).
@@ -32,7 +32,8 @@ pub static INFO: RuleInfo = RuleInfo {
     version: 1,
     pattern: 10,
     name: "Hours per client far above peers",
-    quiet_days: 30, stage: RuleStage::Provider,
+    quiet_days: 30,
+    stage: RuleStage::Provider,
 };
 
 params! {

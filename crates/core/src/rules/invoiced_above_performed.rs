@@ -20,7 +20,7 @@
 //! `critical_excess_hours` (200) of excess per invoice.
 
 use super::{InvoiceContext, Rule, RuleSpec, check};
-use crate::finding::{RuleStage, Finding, RuleInfo, Severity, Unit};
+use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
 
 /// Identity of `invoiced-above-performed` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
@@ -28,7 +28,8 @@ pub static INFO: RuleInfo = RuleInfo {
     version: 1,
     pattern: 1,
     name: "Invoiced hours above performed hours",
-    quiet_days: 45, stage: RuleStage::Provider,
+    quiet_days: 45,
+    stage: RuleStage::Provider,
 };
 
 params! {

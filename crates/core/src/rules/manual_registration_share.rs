@@ -25,7 +25,8 @@ pub static INFO: RuleInfo = RuleInfo {
     version: 1,
     pattern: 5,
     name: "Manual or edited registrations above peers",
-    quiet_days: 30, stage: RuleStage::Provider,
+    quiet_days: 30,
+    stage: RuleStage::Provider,
 };
 
 /// Parameters of `manual-registration-share`: see [`ShareParams`] (defaults above).

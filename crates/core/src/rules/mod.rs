@@ -148,8 +148,10 @@ impl VisitContext<'_> {
 }
 
 /// A visit, as a staff rule sees it in the staff stage: every visit of the
-/// staff member whatever provider registered it, in check-in order. `staff`
-/// holds the earlier visits in `recent` (not this one) and this one in its
+/// staff member whatever provider registered it, in the order they arrived
+/// (told by their providers' clocks, the same in every partitioning; a
+/// late report comes after visits that checked in later). `staff` holds
+/// the visits taken before in `recent` (not this one) and this one in its
 /// day minutes.
 pub struct StaffVisitContext<'a> {
     /// The visit.
@@ -158,7 +160,7 @@ pub struct StaffVisitContext<'a> {
     pub day: Day,
     /// The staff member's state.
     pub staff: &'a StaffState,
-    /// Event time of the decision (the check-in plus the allowed lateness).
+    /// Event time of the decision (the visit's arrival clock).
     pub now: EventTime,
 }
 
@@ -258,7 +260,7 @@ pub trait Rule: Identity + Send + Sync {
     fn on_visit(&self, _ctx: &mut VisitContext<'_>, _out: &mut Vec<Finding>) {}
 
     /// Called, in the staff stage, for every visit of a staff member in
-    /// check-in order (rules of [`RuleStage::Staff`]).
+    /// arrival order (rules of [`RuleStage::Staff`]).
     fn on_staff_visit(&self, _ctx: &StaffVisitContext<'_>, _out: &mut Vec<Finding>) {}
 
     /// Called once per invoice when its period is complete.

@@ -19,7 +19,7 @@
 //! `high_visits` (10), critical from `critical_visits` (30) in the window.
 
 use super::{Rule, RuleSpec, VisitContext, check};
-use crate::finding::{RuleStage, Finding, RuleInfo, Severity, Unit};
+use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
 use crate::model::ServiceType;
 
 /// Identity of `night-visits-private-provider` (part of the alert contract).
@@ -28,7 +28,8 @@ pub static INFO: RuleInfo = RuleInfo {
     version: 1,
     pattern: 12,
     name: "Night visits by a private provider",
-    quiet_days: 14, stage: RuleStage::Provider,
+    quiet_days: 14,
+    stage: RuleStage::Provider,
 };
 
 /// This rule's slot of per-day counters (see [`crate::state::RULE_SLOTS`]).

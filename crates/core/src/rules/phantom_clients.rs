@@ -13,11 +13,17 @@
 //! (1), high from `high_clients` (3), critical from `critical_clients` (10).
 
 use super::{InvoiceContext, Rule, RuleSpec, check};
-use crate::finding::{RuleStage, Finding, RuleInfo, Severity, Unit};
+use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
 
 /// Identity of `phantom-clients` (part of the alert contract).
-pub static INFO: RuleInfo =
-    RuleInfo { id: "phantom-clients", version: 1, pattern: 7, name: "Invoiced clients without visits", quiet_days: 45, stage: RuleStage::Provider };
+pub static INFO: RuleInfo = RuleInfo {
+    id: "phantom-clients",
+    version: 1,
+    pattern: 7,
+    name: "Invoiced clients without visits",
+    quiet_days: 45,
+    stage: RuleStage::Provider,
+};
 
 params! {
     /// Parameters of `phantom-clients`.

@@ -22,8 +22,14 @@ use crate::finding::{RuleInfo, RuleStage};
 use crate::model::{RegistrationMethod, Visit};
 
 /// Identity of `rounded-visits` (part of the alert contract).
-pub static INFO: RuleInfo =
-    RuleInfo { id: "rounded-visits", version: 1, pattern: 6, name: "Ghost or rounded visits", quiet_days: 30, stage: RuleStage::Provider };
+pub static INFO: RuleInfo = RuleInfo {
+    id: "rounded-visits",
+    version: 1,
+    pattern: 6,
+    name: "Ghost or rounded visits",
+    quiet_days: 30,
+    stage: RuleStage::Provider,
+};
 
 /// Parameters of `rounded-visits`: see [`ShareParams`] (defaults above).
 pub type Params = ShareParams<Rounded>;

@@ -17,11 +17,17 @@
 //! overlap or when the two visits are billed by different providers.
 
 use super::{Rule, RuleSpec, StaffVisitContext, check};
-use crate::finding::{RuleStage, Finding, RuleInfo, Severity, Unit};
+use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
 
 /// Identity of `staff-double-booking` (part of the alert contract).
-pub static INFO: RuleInfo =
-    RuleInfo { id: "staff-double-booking", version: 2, pattern: 2, name: "Staff double-booking", quiet_days: 14, stage: RuleStage::Staff };
+pub static INFO: RuleInfo = RuleInfo {
+    id: "staff-double-booking",
+    version: 2,
+    pattern: 2,
+    name: "Staff double-booking",
+    quiet_days: 14,
+    stage: RuleStage::Staff,
+};
 
 params! {
     /// Parameters of `staff-double-booking`.
@@ -126,6 +132,7 @@ mod tests {
         let mut s = Scenario::only("staff-double-booking");
         s.visit().staff(7).client(1).day(2026, 3, 2).at(9, 0).minutes(60).send();
         s.visit().staff(7).client(2).day(2026, 3, 2).at(9, 30).minutes(45).send();
+        s.settle();
         let alerts = s.alerts();
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].observed.value, 30.0);
@@ -138,6 +145,7 @@ mod tests {
         let mut s = Scenario::only("staff-double-booking");
         s.visit().provider(1).staff(7).client(1).method(Manual).day(2026, 3, 2).at(9, 0).minutes(60).send();
         s.visit().provider(2).staff(7).client(2).method(Nfc).day(2026, 3, 2).at(9, 10).minutes(60).send();
+        s.settle();
         let accused: Vec<_> = s.alerts().iter().map(|a| a.provider).collect();
         assert_eq!(accused, vec![provider(1)]);
     }
@@ -153,6 +161,7 @@ mod tests {
         }
         s.visit().provider(1).staff(7).client(1).method(Manual).day(2026, 3, 2).at(9, 0).minutes(60).send();
         s.visit().provider(2).staff(7).client(2).method(Manual).day(2026, 3, 2).at(9, 10).minutes(60).send();
+        s.settle();
         let accused: Vec<_> = s.alerts().iter().map(|a| a.provider).collect();
         assert_eq!(accused, vec![provider(2)]);
     }
@@ -166,6 +175,7 @@ mod tests {
         // A couple: two clients, one household, one visit slot.
         s.visit().staff(8).client(3).household(1).day(2026, 3, 2).at(11, 0).minutes(30).send();
         s.visit().staff(8).client(4).household(1).day(2026, 3, 2).at(11, 0).minutes(30).send();
+        s.settle();
         assert!(s.alerts().is_empty());
     }
 }

@@ -16,11 +16,17 @@
 //! critical for the hard limit, medium otherwise.
 
 use super::{Rule, RuleSpec, StaffVisitContext, check};
-use crate::finding::{RuleStage, Finding, RuleInfo, Severity, Unit};
+use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
 
 /// Identity of `staff-impossible-day` (part of the alert contract).
-pub static INFO: RuleInfo =
-    RuleInfo { id: "staff-impossible-day", version: 2, pattern: 3, name: "Impossible day / no rest", quiet_days: 14, stage: RuleStage::Staff };
+pub static INFO: RuleInfo = RuleInfo {
+    id: "staff-impossible-day",
+    version: 2,
+    pattern: 3,
+    name: "Impossible day / no rest",
+    quiet_days: 14,
+    stage: RuleStage::Staff,
+};
 
 params! {
     /// Parameters of `staff-impossible-day`.
@@ -148,6 +154,7 @@ mod tests {
             let minutes = if i == 3 { 359 + 60 } else { 360 };
             s.visit().staff(1).client(i as u64).day(2026, 3, 2).at(h, 0).minutes(minutes).send();
         }
+        s.settle();
         let alerts = s.alerts();
         assert_eq!(alerts.last().map(|a| a.severity), Some(Severity::Critical));
         assert!(alerts.last().unwrap().observed.value > 24.0);
@@ -159,6 +166,7 @@ mod tests {
         for day in 2..=6 {
             s.visit().staff(1).client(1).day(2026, 3, day).at(7, 0).minutes(12 * 60).send();
         }
+        s.settle();
         assert!(s.alerts().is_empty(), "5 × 12 h = 60 h is at, not over, the weekly limit");
     }
 
@@ -168,8 +176,10 @@ mod tests {
         for day in 1..=13 {
             s.visit().staff(1).client(1).day(2026, 3, day).at(9, 0).minutes(120).send();
         }
+        s.settle();
         assert!(s.alerts().is_empty());
         s.visit().staff(1).client(1).day(2026, 3, 14).at(9, 0).minutes(120).send();
+        s.settle();
         assert_eq!(s.alerts().len(), 1);
     }
 }

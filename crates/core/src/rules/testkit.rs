@@ -115,6 +115,15 @@ impl Scenario {
         }
     }
 
+    /// Sends a source heartbeat a second past the newest event: the staff
+    /// stage decides every visit sent so far (and the staff findings reach
+    /// the episodes). Later visits may still come as usual.
+    pub fn settle(&mut self) {
+        let Some(now) = self.core.engine.now() else { return };
+        let at = now.plus_secs(1);
+        self.process(&DomainEvent::Heartbeat(at));
+    }
+
     /// Every alert so far.
     pub fn alerts(&self) -> Vec<Alert> {
         self.alerts.clone()

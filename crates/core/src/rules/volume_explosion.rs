@@ -26,11 +26,17 @@
 //! times the threshold, critical from `critical_factor` (4) times.
 
 use super::{DayContext, Rule, RuleSpec, check};
-use crate::finding::{RuleStage, Finding, RuleInfo, Severity, Unit};
+use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
 
 /// Identity of `volume-explosion` (part of the alert contract).
-pub static INFO: RuleInfo =
-    RuleInfo { id: "volume-explosion", version: 1, pattern: 9, name: "Volume explosion", quiet_days: 28, stage: RuleStage::Provider };
+pub static INFO: RuleInfo = RuleInfo {
+    id: "volume-explosion",
+    version: 1,
+    pattern: 9,
+    name: "Volume explosion",
+    quiet_days: 28,
+    stage: RuleStage::Provider,
+};
 
 params! {
     /// Parameters of `volume-explosion`.

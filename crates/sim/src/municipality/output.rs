@@ -83,10 +83,11 @@ pub(super) fn heartbeat(at: i64) -> wire::Event {
 }
 
 /// Buffers events until the simulation has passed their arrival time.
-/// After each day's events it hands over a source heartbeat at the newest
-/// check-in handed over (as a source adapter would: no record sent later
-/// is more than the allowed lateness behind it), and after the last one a
-/// heartbeat [`FINAL_HEARTBEAT_SECS`] later (the end of the export).
+/// Every hour of arrival time, and after each day's events, it hands over
+/// a source heartbeat at the newest check-in handed over (as a source
+/// adapter would: no record sent later is more than the allowed lateness
+/// behind it), and after the last one a heartbeat
+/// [`FINAL_HEARTBEAT_SECS`] later (the end of the export).
 pub(super) struct Outbox<'s> {
     buf: BTreeMap<(i64, u64), wire::Event>,
     seq: u64,
@@ -95,11 +96,13 @@ pub(super) struct Outbox<'s> {
     pub last: i64,
     /// Newest check-in handed over.
     clock: Option<i64>,
+    /// The hour (of arrival time) of the last heartbeat.
+    heartbeat_hour: i64,
 }
 
 impl<'s> Outbox<'s> {
     pub fn new(sink: &'s mut dyn FnMut(&wire::Event) -> Result<()>) -> Self {
-        Outbox { buf: BTreeMap::new(), seq: 0, sink, last: i64::MIN, clock: None }
+        Outbox { buf: BTreeMap::new(), seq: 0, sink, last: i64::MIN, clock: None, heartbeat_hour: i64::MIN }
     }
 
     /// Queues `event` arriving at `at`.
@@ -115,7 +118,14 @@ impl<'s> Outbox<'s> {
             if entry.key().0 >= t {
                 break;
             }
+            let hour = entry.key().0.div_euclid(3600);
             let event = entry.remove();
+            if hour > self.heartbeat_hour {
+                self.heartbeat_hour = hour;
+                if let Some(clock) = self.clock {
+                    (self.sink)(&heartbeat(clock))?;
+                }
+            }
             if let Some(wire::event::Kind::TimeReport(r)) = &event.kind {
                 let check_in = r.check_in.as_ref().map_or(i64::MIN, |c| c.seconds);
                 self.clock = Some(self.clock.map_or(check_in, |c| c.max(check_in)));
