@@ -18,6 +18,7 @@ use tillsyn_core::config::CoreConfig;
 use tillsyn_core::decode::{Rejection, reason};
 use tillsyn_core::driver::{HoldLimit, Offsets, Output, PartitionDriver, Record};
 use tillsyn_core::engine::{Engine, EngineStats, Input, StagePartition, StateSize};
+use tillsyn_core::model::DomainEvent;
 use tillsyn_core::model::pseudonym::Pseudonymizer;
 use tillsyn_core::model::validate::Validator;
 use tillsyn_core::partition::partition_for_key;
@@ -177,16 +178,28 @@ pub fn replay_partitioned(
             Err(e) => return Err(e.into()),
         };
         sink.summary.records += 1;
-        // A rejected record has no provider to route by: partition 0, as a
-        // shell must put it somewhere.
-        let partition = match &decoded {
-            Ok(event) if partitions > 1 => partition_for_key(event.provider().to_string().as_bytes(), partitions),
-            _ => 0,
-        } as usize;
-        let offset = offsets[partition].take(input);
         let stop = matches!(&decoded, Err(r) if r.reason == reason::PROTOBUF_DECODE);
-        let record = Record { input, offset, decoded, handle: sink.summary.records };
-        drivers[partition].offer(record, &mut no_unread_invoices, &mut out);
+        // Where the record goes, as on the topics: a rejected record has no
+        // provider to route by (partition 0, as a shell must put it
+        // somewhere); a source heartbeat goes to every partition of both
+        // topics, each copy a record with an offset of its own.
+        let targets: Vec<(usize, Input, Result<DomainEvent, Rejection>)> = match decoded {
+            Ok(DomainEvent::Heartbeat(at)) => (0..partitions as usize)
+                .flat_map(|p| {
+                    [Input::Invoices, Input::TimeReports].map(|input| (p, input, Ok(DomainEvent::Heartbeat(at))))
+                })
+                .collect(),
+            Ok(event) => {
+                let provider = event.provider().map(|p| p.to_string()).unwrap_or_default();
+                vec![(partition_for_key(provider.as_bytes(), partitions) as usize, input, Ok(event))]
+            }
+            Err(rejection) => vec![(0, input, Err(rejection))],
+        };
+        for (partition, input, decoded) in targets {
+            let offset = offsets[partition].take(input);
+            let record = Record { input, offset, decoded, handle: sink.summary.records };
+            drivers[partition].offer(record, &mut no_unread_invoices, &mut out);
+        }
         let mut finalised = false;
         for output in out.drain(..) {
             match output {

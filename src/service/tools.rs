@@ -58,12 +58,24 @@ pub async fn create_topics(config: &ServiceConfig) -> anyhow::Result<Vec<(String
     Ok(out)
 }
 
+/// The partition count of `topic` (an error if it does not exist).
+fn topic_partitions(producer: &FutureProducer, topic: &str) -> anyhow::Result<i32> {
+    let metadata =
+        rdkafka::producer::Producer::client(producer).fetch_metadata(Some(topic), Duration::from_secs(30))?;
+    match metadata.topics().first().map_or(0, |t| t.partitions().len()) {
+        0 => anyhow::bail!("topic {topic} does not exist (create the topics: tillsyn topics create)"),
+        n => Ok(n as i32),
+    }
+}
+
 /// Produces the records of `records` (a records file's, see
 /// [`tillsyn_core::records`]) in order, each to the configured topic of its
 /// input with its key, value and `content-type` header, at most `rate`
-/// records per second if given, at most 10,000 unacknowledged at a time;
-/// waits until the broker has acknowledged every one. Returns how many were
-/// sent. Stops at the first record that cannot be read or sent.
+/// records per second if given, at most 10,000 unacknowledged at a time (a
+/// broadcast record, a source heartbeat, to every partition of its topic);
+/// waits until the broker has acknowledged every one. Returns how many Kafka
+/// records were sent (a broadcast record once per partition). Stops at the
+/// first record that cannot be read or sent.
 pub async fn produce_records(
     config: &ServiceConfig,
     records: impl IntoIterator<Item = Result<KafkaRecordLine, CodecError>>,
@@ -71,6 +83,7 @@ pub async fn produce_records(
 ) -> anyhow::Result<u64> {
     let producer: FutureProducer = config.kafka.producer_config().create()?;
     let mut window = DeliveryWindow::new(10_000);
+    let mut partition_counts: std::collections::HashMap<String, i32> = std::collections::HashMap::new();
     let started = Instant::now();
     let mut sent = 0u64;
     for record in records {
@@ -80,8 +93,24 @@ pub async fn produce_records(
             None => OwnedHeaders::new(),
         };
         let topic = config.topics.input_topic(record.input);
-        window.send(&producer, topic, record.key.as_bytes(), &record.value, headers).await?;
-        sent += 1;
+        if record.broadcast {
+            // A heartbeat: one copy to every partition of the topic.
+            let partitions = match partition_counts.get(topic) {
+                Some(n) => *n,
+                None => {
+                    let n = topic_partitions(&producer, topic)?;
+                    partition_counts.insert(topic.to_string(), n);
+                    n
+                }
+            };
+            for partition in 0..partitions {
+                window.send_to(&producer, topic, Some(partition), None, &record.value, headers.clone()).await?;
+                sent += 1;
+            }
+        } else {
+            window.send(&producer, topic, record.key.as_bytes(), &record.value, headers).await?;
+            sent += 1;
+        }
         if sent.is_multiple_of(100_000) {
             info!(sent, "records produced");
         }

@@ -6,7 +6,9 @@ partitioner, with a `content-type: application/json` header.
 
 Every other record is the bare message instead of the envelope, and every
 third carries a field the contract does not have (a producer on a newer
-contract). Prints the number of records produced.
+contract). A source heartbeat goes, in its envelope, to every partition of
+both topics. Prints the number of records produced (each heartbeat copy
+counted).
 
 Usage: produce_json.py BOOTSTRAP EVENTS_FILE TIME_REPORT_TOPIC INVOICE_TOPIC
 """
@@ -32,11 +34,27 @@ def delivered(err, _msg):
         failed.append(str(err))
 
 
+def partitions(topic):
+    return len(producer.list_topics(topic, timeout=30).topics[topic].partitions)
+
+
 count = 0
 with open(events, encoding="utf-8") as lines:
     for i, line in enumerate(lines):
         event = json.loads(line)
         ((kind, body),) = event.items()
+        if kind == "heartbeat":
+            for topic in (time_reports, invoices):
+                for partition in range(partitions(topic)):
+                    producer.produce(
+                        topic,
+                        partition=partition,
+                        value=json.dumps(event).encode(),
+                        headers=[("content-type", b"application/json")],
+                        on_delivery=delivered,
+                    )
+                    count += 1
+            continue
         topic = {"timeReport": time_reports, "invoice": invoices}[kind]
         value = event if i % 2 == 0 else body
         if i % 3 == 0:

@@ -170,13 +170,17 @@ enum Shape {
 enum Decoded {
     TimeReport(wire::TimeReport),
     Invoice(wire::Invoice),
+    Heartbeat(wire::SourceHeartbeat),
 }
 
 impl Decoded {
-    fn input(&self) -> Input {
+    /// The input whose topic the record belongs on; none for a heartbeat,
+    /// which belongs on both.
+    fn input(&self) -> Option<Input> {
         match self {
-            Decoded::TimeReport(_) => Input::TimeReports,
-            Decoded::Invoice(_) => Input::Invoices,
+            Decoded::TimeReport(_) => Some(Input::TimeReports),
+            Decoded::Invoice(_) => Some(Input::Invoices),
+            Decoded::Heartbeat(_) => None,
         }
     }
 }
@@ -210,12 +214,15 @@ pub fn decode_record(
         Format::Protobuf => decode_protobuf(input, payload, declared, validator)?,
         Format::Json => decode_json(input, payload, declared, validator)?,
     };
-    if decoded.input() != input {
-        return Err(wrong_kind(input, decoded.input()));
+    if let Some(kind) = decoded.input()
+        && kind != input
+    {
+        return Err(wrong_kind(input, kind));
     }
     match decoded {
         Decoded::TimeReport(t) => validator.time_report(&t).map(DomainEvent::Visit),
         Decoded::Invoice(i) => validator.invoice(&i).map(DomainEvent::Invoice),
+        Decoded::Heartbeat(h) => validator.heartbeat(&h).map(DomainEvent::Heartbeat),
     }
     .map_err(Rejection::from)
 }
@@ -312,6 +319,7 @@ fn from_envelope(event: wire::Event, validator: &Validator) -> Result<Decoded, R
     match event.kind {
         Some(wire::event::Kind::TimeReport(t)) => Ok(Decoded::TimeReport(t)),
         Some(wire::event::Kind::Invoice(i)) => Ok(Decoded::Invoice(i)),
+        Some(wire::event::Kind::Heartbeat(h)) => Ok(Decoded::Heartbeat(h)),
         // The validator's rejection of an envelope without a kind.
         None => Err(validator.event(&wire::Event { kind: None }).expect_err("an empty envelope is invalid").into()),
     }
@@ -323,7 +331,7 @@ fn is_other_kind(input: Input, decode_other: impl FnOnce() -> Option<Decoded>, v
     match decode_other() {
         Some(Decoded::TimeReport(t)) => input == Input::Invoices && validator.time_report(&t).is_ok(),
         Some(Decoded::Invoice(i)) => input == Input::TimeReports && validator.invoice(&i).is_ok(),
-        None => false,
+        Some(Decoded::Heartbeat(_)) | None => false,
     }
 }
 
@@ -355,13 +363,13 @@ fn decode_protobuf(
     }
 }
 
-/// An envelope is exactly one length-delimited field 1 or 2 spanning the
+/// An envelope is exactly one length-delimited field 1, 2 or 3 spanning the
 /// whole payload; anything else is read as the bare message of `input`.
 fn sniff_protobuf(input: Input, mut bytes: &[u8]) -> Shape {
     use prost::encoding::decode_varint;
     const LENGTH_DELIMITED: u64 = 2;
     let Ok(key) = decode_varint(&mut bytes) else { return Shape::Bare(input) };
-    if key & 7 != LENGTH_DELIMITED || !matches!(key >> 3, 1 | 2) {
+    if key & 7 != LENGTH_DELIMITED || !matches!(key >> 3, 1..=3) {
         return Shape::Bare(input);
     }
     match decode_varint(&mut bytes) {
@@ -410,6 +418,7 @@ fn is_valid(decoded: &Decoded, validator: &Validator) -> bool {
     match decoded {
         Decoded::TimeReport(t) => validator.time_report(t).is_ok(),
         Decoded::Invoice(i) => validator.invoice(i).is_ok(),
+        Decoded::Heartbeat(h) => validator.heartbeat(h).is_ok(),
     }
 }
 
@@ -428,7 +437,7 @@ fn json_is_envelope(bytes: &[u8]) -> bool {
     // The key is decoded by serde_json (escapes included); it stops after
     // the string, before the `:`.
     let mut keys = serde_json::Deserializer::from_slice(rest).into_iter::<String>();
-    matches!(keys.next(), Some(Ok(k)) if matches!(k.as_str(), "timeReport" | "time_report" | "invoice"))
+    matches!(keys.next(), Some(Ok(k)) if matches!(k.as_str(), "timeReport" | "time_report" | "invoice" | "heartbeat"))
 }
 
 // ------------------------------------------------------------------ Detail

@@ -326,12 +326,20 @@ impl<H> PartitionDriver<H> {
         match decoded {
             Err(rejection) => out.push(Output::DeadLetter { handle, input, offset, rejection }),
             Ok(event) => {
-                if let DomainEvent::Invoice(invoice) = &event {
-                    self.invoices_through =
-                        Some(self.invoices_through.map_or(invoice.issued_at, |t| t.max(invoice.issued_at)));
+                if input == Input::Invoices && !matches!(event, DomainEvent::Visit(_)) {
+                    let at = event.event_time();
+                    self.invoices_through = Some(self.invoices_through.map_or(at, |t| t.max(at)));
                 }
                 self.alerts.clear();
-                match self.engine.process(&event, &mut self.alerts) {
+                let disposition = match event {
+                    // A heartbeat is for the input whose partition it came on.
+                    DomainEvent::Heartbeat(at) => {
+                        self.engine.heartbeat(input, at, &mut self.alerts);
+                        Disposition::Applied
+                    }
+                    event => self.engine.process(&event, &mut self.alerts),
+                };
+                match disposition {
                     Disposition::Late(late) => out.push(Output::Late { handle, offset, late }),
                     Disposition::Applied | Disposition::Duplicate => {}
                 }

@@ -14,7 +14,9 @@
 //! - `key`: the record's key (a provider id);
 //! - `content_type`: its `content-type` header, left out for a record
 //!   without one;
-//! - `value`: its value, base64 (standard alphabet, padded).
+//! - `value`: its value, base64 (standard alphabet, padded);
+//! - `broadcast`: `true` for a record that goes to every partition of its
+//!   topic (a source heartbeat), left out otherwise.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
@@ -41,14 +43,19 @@ pub struct KafkaRecordLine {
     /// Its value (base64 in the file).
     #[serde(with = "base64_bytes")]
     pub value: Vec<u8>,
+    /// Whether it goes to every partition of its topic (a heartbeat).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub broadcast: bool,
 }
 
 impl KafkaRecordLine {
-    /// The record an event is sent as: a time report or an invoice to its
+    /// The records an event is sent as: a time report or an invoice to its
     /// topic, keyed by provider id (as Kafka's keyed partitioner and the
     /// service's partitions expect), the message in `format` with that
-    /// format's `content-type`. `None` for an envelope without a kind.
-    pub fn event(event: &wire::Event, format: Format) -> Result<Option<Self>, serde_json::Error> {
+    /// format's `content-type`; a source heartbeat to every partition of
+    /// both topics, in its envelope (content type with
+    /// `proto=tillsyn.v1.Event`). None for an envelope without a kind.
+    pub fn event(event: &wire::Event, format: Format) -> Result<Vec<Self>, serde_json::Error> {
         fn encode<M: prost::Message + Serialize>(message: &M, format: Format) -> Result<Vec<u8>, serde_json::Error> {
             match format {
                 Format::Protobuf => Ok(message.encode_to_vec()),
@@ -58,14 +65,29 @@ impl KafkaRecordLine {
         let (input, key, value) = match &event.kind {
             Some(wire::event::Kind::TimeReport(t)) => (Input::TimeReports, &t.provider_id, encode(t, format)?),
             Some(wire::event::Kind::Invoice(i)) => (Input::Invoices, &i.provider_id, encode(i, format)?),
-            None => return Ok(None),
+            Some(wire::event::Kind::Heartbeat(_)) => {
+                let value = encode(event, format)?;
+                let content_type = format!("{}; proto=tillsyn.v1.Event", format.content_type());
+                return Ok([Input::TimeReports, Input::Invoices]
+                    .into_iter()
+                    .map(|input| KafkaRecordLine {
+                        input,
+                        key: String::new(),
+                        content_type: Some(content_type.clone()),
+                        value: value.clone(),
+                        broadcast: true,
+                    })
+                    .collect());
+            }
+            None => return Ok(Vec::new()),
         };
-        Ok(Some(KafkaRecordLine {
+        Ok(vec![KafkaRecordLine {
             input,
             key: key.clone(),
             content_type: Some(format.content_type().to_string()),
             value,
-        }))
+            broadcast: false,
+        }])
     }
 }
 
@@ -190,6 +212,7 @@ mod tests {
             key: "P7".into(),
             content_type: Some("application/json".into()),
             value: b"{}\xff".to_vec(),
+            broadcast: false,
         };
         let json = serde_json::to_string(&record).unwrap();
         assert_eq!(json, r#"{"input":"invoice","key":"P7","content_type":"application/json","value":"e33/"}"#);
@@ -205,21 +228,48 @@ mod tests {
     fn an_event_is_keyed_by_provider_in_either_format() {
         let event = report();
         let Some(wire::event::Kind::TimeReport(t)) = &event.kind else { unreachable!() };
-        let pb = KafkaRecordLine::event(&event, Format::Protobuf).unwrap().unwrap();
+        let pb = KafkaRecordLine::event(&event, Format::Protobuf).unwrap().remove(0);
         assert_eq!((pb.input, pb.key.as_str()), (Input::TimeReports, "P0001"));
         assert_eq!(pb.content_type.as_deref(), Some("application/x-protobuf"));
         assert_eq!(wire::TimeReport::decode(pb.value.as_slice()).unwrap(), *t);
-        let json = KafkaRecordLine::event(&event, Format::Json).unwrap().unwrap();
+        let json = KafkaRecordLine::event(&event, Format::Json).unwrap().remove(0);
         assert_eq!(json.content_type.as_deref(), Some("application/json"));
         assert_eq!(serde_json::from_slice::<wire::TimeReport>(&json.value).unwrap(), *t);
-        assert_eq!(KafkaRecordLine::event(&wire::Event { kind: None }, Format::Json).unwrap(), None);
+        assert_eq!(KafkaRecordLine::event(&wire::Event { kind: None }, Format::Json).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_heartbeat_goes_to_every_partition_of_both_topics_and_decodes_there() {
+        use crate::decode::decode_record;
+        use crate::model::DomainEvent;
+        use crate::model::pseudonym::Pseudonymizer;
+        use crate::model::validate::Validator;
+        let at = pbjson_types::Timestamp { seconds: 1_772_000_000, nanos: 0 };
+        let event = wire::Event { kind: Some(wire::event::Kind::Heartbeat(wire::SourceHeartbeat { at: Some(at) })) };
+        let validator = Validator::new(Pseudonymizer::from_secret("s"));
+        for format in [Format::Protobuf, Format::Json] {
+            let records = KafkaRecordLine::event(&event, format).unwrap();
+            assert_eq!(records.iter().map(|r| r.input).collect::<Vec<_>>(), [Input::TimeReports, Input::Invoices]);
+            for r in &records {
+                assert!(r.broadcast && r.key.is_empty());
+                let json = serde_json::to_string(r).unwrap();
+                assert!(json.ends_with(r#","broadcast":true}"#), "{json}");
+                let heartbeat = Ok(DomainEvent::Heartbeat(crate::model::EventTime(1_772_000_000)));
+                let decoded =
+                    decode_record(r.input, Some(&r.value), r.content_type.as_deref(), Format::Protobuf, &validator);
+                assert_eq!(decoded, heartbeat, "{format:?}");
+                // Without its content type too: the envelope is recognised.
+                let plain = decode_record(r.input, Some(&r.value), None, format, &validator);
+                assert_eq!(plain, heartbeat, "{format:?} without a content type");
+            }
+        }
     }
 
     #[test]
     fn a_file_round_trips_and_a_bad_line_is_named() {
         let records: Vec<_> = [Format::Protobuf, Format::Json]
             .into_iter()
-            .map(|f| KafkaRecordLine::event(&report(), f).unwrap().unwrap())
+            .map(|f| KafkaRecordLine::event(&report(), f).unwrap().remove(0))
             .collect();
         let mut writer = RecordWriter::new(Vec::new());
         for r in &records {

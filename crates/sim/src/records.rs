@@ -15,6 +15,7 @@ impl From<&HostileRecord> for KafkaRecordLine {
             key: h.key.clone(),
             content_type: h.content_type.map(str::to_string),
             value: h.value.clone(),
+            broadcast: false,
         }
     }
 }
@@ -22,7 +23,7 @@ impl From<&HostileRecord> for KafkaRecordLine {
 /// How many records [`with_hostile`] handed over.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecordCounts {
-    /// Records of events (time reports and invoices).
+    /// Records of events (time reports, invoices, and the two of each heartbeat).
     pub events: u64,
     /// Hostile records.
     pub hostile: u64,
@@ -48,7 +49,7 @@ pub fn with_hostile(
             each(h.into())?;
             counts.hostile += 1;
         }
-        if let Some(record) = KafkaRecordLine::event(event, format)? {
+        for record in KafkaRecordLine::event(event, format)? {
             each(record)?;
             counts.events += 1;
         }
@@ -114,8 +115,12 @@ mod tests {
         let (report, invoice) = templates(&events).unwrap();
         let hostile = hostile_records(3, 40, &report, &invoice);
         let (out, counts) = records(&events, &hostile);
-        assert_eq!(counts, RecordCounts { events: events.len() as u64, hostile: 40 });
-        assert_eq!(out.len(), events.len() + 40);
+        // A heartbeat is two records: one for each topic.
+        let heartbeats = events.iter().filter(|e| matches!(e.kind, Some(wire::event::Kind::Heartbeat(_)))).count();
+        assert!(heartbeats > 0);
+        let event_records = events.len() + heartbeats;
+        assert_eq!(counts, RecordCounts { events: event_records as u64, hostile: 40 });
+        assert_eq!(out.len(), event_records + 40);
 
         // The events' records, in order, are those of the events alone.
         let (clean, _) = records(&events, &[]);

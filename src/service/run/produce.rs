@@ -199,12 +199,26 @@ impl DeliveryWindow {
         value: &[u8],
         headers: OwnedHeaders,
     ) -> Result<(), DeliveryError> {
+        self.send_to(producer, topic, None, Some(key), value, headers).await
+    }
+
+    /// Sends a record to `partition` (or where its key puts it), waiting
+    /// first for the oldest delivery if full.
+    pub async fn send_to(
+        &mut self,
+        producer: &FutureProducer,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        value: &[u8],
+        headers: OwnedHeaders,
+    ) -> Result<(), DeliveryError> {
         while self.queue.len() >= self.limit {
             if let Some(d) = self.queue.pop_front() {
                 d.await?;
             }
         }
-        self.queue.push_back(send(producer, topic, None, Some(key), value, headers));
+        self.queue.push_back(send(producer, topic, partition, key, value, headers));
         Ok(())
     }
 

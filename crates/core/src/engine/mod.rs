@@ -350,9 +350,35 @@ impl Engine {
         let disposition = match event {
             DomainEvent::Visit(v) => self.process_visit(v, alerts),
             DomainEvent::Invoice(i) => self.process_invoice(i, alerts),
+            DomainEvent::Heartbeat(at) => {
+                // A heartbeat of every source: both inputs.
+                self.heartbeat(Input::Invoices, *at, alerts);
+                self.heartbeat(Input::TimeReports, *at, alerts);
+                Disposition::Applied
+            }
         };
         self.state.stats.alerts += (alerts.len() - before) as u64;
         disposition
+    }
+
+    /// A source heartbeat on `input`: its watermark moves as a record at
+    /// `at` would move it (a heartbeat behind the watermark changes
+    /// nothing and is not late: it says nothing new), and the days it
+    /// completes close.
+    pub fn heartbeat(&mut self, input: Input, at: EventTime, alerts: &mut Vec<Alert>) {
+        let before = alerts.len();
+        let watermark = match input {
+            Input::TimeReports => &mut self.state.visits_watermark,
+            Input::Invoices => &mut self.state.invoices_watermark,
+        };
+        if watermark.current().is_none_or(|w| at >= w) {
+            watermark.observe(at);
+            self.state.now = self.state.now.max(at);
+        }
+        if input == Input::TimeReports {
+            self.close_days(alerts);
+        }
+        self.state.stats.alerts += (alerts.len() - before) as u64;
     }
 
     fn process_visit(&mut self, visit: &Visit, alerts: &mut Vec<Alert>) -> Disposition {

@@ -198,22 +198,28 @@ pub enum DomainEvent {
     Visit(Visit),
     /// An invoice.
     Invoice(Invoice),
+    /// A source's clock on a partition with nothing to report: moves the
+    /// input's watermark to this time as a record would, nothing else.
+    Heartbeat(EventTime),
 }
 
 impl DomainEvent {
-    /// The provider the event belongs to (the partition key).
-    pub fn provider(&self) -> ProviderId {
+    /// The provider the event belongs to (the partition key); none for a
+    /// heartbeat, which goes to every partition.
+    pub fn provider(&self) -> Option<ProviderId> {
         match self {
-            DomainEvent::Visit(v) => v.provider,
-            DomainEvent::Invoice(i) => i.provider,
+            DomainEvent::Visit(v) => Some(v.provider),
+            DomainEvent::Invoice(i) => Some(i.provider),
+            DomainEvent::Heartbeat(_) => None,
         }
     }
 
-    /// The event's id.
-    pub fn event_id(&self) -> &EventId {
+    /// The event's id; none for a heartbeat.
+    pub fn event_id(&self) -> Option<&EventId> {
         match self {
-            DomainEvent::Visit(v) => &v.event_id,
-            DomainEvent::Invoice(i) => &i.invoice_id,
+            DomainEvent::Visit(v) => Some(&v.event_id),
+            DomainEvent::Invoice(i) => Some(&i.invoice_id),
+            DomainEvent::Heartbeat(_) => None,
         }
     }
 
@@ -223,6 +229,7 @@ impl DomainEvent {
         match self {
             DomainEvent::Visit(v) => v.check_in,
             DomainEvent::Invoice(i) => i.issued_at,
+            DomainEvent::Heartbeat(at) => *at,
         }
     }
 }

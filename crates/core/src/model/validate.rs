@@ -135,8 +135,14 @@ impl Validator {
         match &event.kind {
             Some(wire::event::Kind::TimeReport(t)) => self.time_report(t).map(DomainEvent::Visit),
             Some(wire::event::Kind::Invoice(i)) => self.invoice(i).map(DomainEvent::Invoice),
+            Some(wire::event::Kind::Heartbeat(h)) => self.heartbeat(h).map(DomainEvent::Heartbeat),
             None => Err(ValidationError::new("kind", Problem::Missing)),
         }
+    }
+
+    /// Validates a source heartbeat into its time.
+    pub fn heartbeat(&self, h: &wire::SourceHeartbeat) -> Result<EventTime> {
+        timestamp("at", h.at.as_ref())
     }
 
     /// Validates a time report into a [`Visit`].

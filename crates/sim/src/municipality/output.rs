@@ -72,18 +72,34 @@ pub(super) fn time_report(w: &World, rec: &Rec, event_id: String, reported_at: i
     }
 }
 
+/// How far past the newest check-in the heartbeat at the end of a scenario
+/// is: beyond the default allowed lateness of time reports (3 days) and of
+/// invoices (10 days), so that every partition decides everything.
+pub const FINAL_HEARTBEAT_SECS: i64 = 14 * 86_400;
+
+/// A source heartbeat at `at` (see `tillsyn.v1.SourceHeartbeat`).
+pub(super) fn heartbeat(at: i64) -> wire::Event {
+    wire::Event { kind: Some(wire::event::Kind::Heartbeat(wire::SourceHeartbeat { at: Some(ts(at)) })) }
+}
+
 /// Buffers events until the simulation has passed their arrival time.
+/// After each day's events it hands over a source heartbeat at the newest
+/// check-in handed over (as a source adapter would: no record sent later
+/// is more than the allowed lateness behind it), and after the last one a
+/// heartbeat [`FINAL_HEARTBEAT_SECS`] later (the end of the export).
 pub(super) struct Outbox<'s> {
     buf: BTreeMap<(i64, u64), wire::Event>,
     seq: u64,
     sink: &'s mut dyn FnMut(&wire::Event) -> Result<()>,
     /// Latest arrival time pushed.
     pub last: i64,
+    /// Newest check-in handed over.
+    clock: Option<i64>,
 }
 
 impl<'s> Outbox<'s> {
     pub fn new(sink: &'s mut dyn FnMut(&wire::Event) -> Result<()>) -> Self {
-        Outbox { buf: BTreeMap::new(), seq: 0, sink, last: i64::MIN }
+        Outbox { buf: BTreeMap::new(), seq: 0, sink, last: i64::MIN, clock: None }
     }
 
     /// Queues `event` arriving at `at`.
@@ -93,20 +109,31 @@ impl<'s> Outbox<'s> {
         self.last = self.last.max(at);
     }
 
-    /// Hands over every event arriving before `t`.
+    /// Hands over every event arriving before `t`, then a heartbeat.
     pub fn flush_before(&mut self, t: i64) -> Result<()> {
         while let Some(entry) = self.buf.first_entry() {
             if entry.key().0 >= t {
                 break;
             }
             let event = entry.remove();
+            if let Some(wire::event::Kind::TimeReport(r)) = &event.kind {
+                let check_in = r.check_in.as_ref().map_or(i64::MIN, |c| c.seconds);
+                self.clock = Some(self.clock.map_or(check_in, |c| c.max(check_in)));
+            }
             (self.sink)(&event)?;
+        }
+        if let Some(clock) = self.clock {
+            (self.sink)(&heartbeat(clock))?;
         }
         Ok(())
     }
 
-    /// Hands over everything.
+    /// Hands over everything, then the final heartbeat.
     pub fn flush_all(&mut self) -> Result<()> {
-        self.flush_before(i64::MAX)
+        self.flush_before(i64::MAX)?;
+        if let Some(clock) = self.clock {
+            (self.sink)(&heartbeat(clock + FINAL_HEARTBEAT_SECS))?;
+        }
+        Ok(())
     }
 }

@@ -70,6 +70,7 @@ fn arrival(e: &wire::Event) -> i64 {
     match &e.kind {
         Some(wire::event::Kind::TimeReport(t)) => secs(&t.reported_at),
         Some(wire::event::Kind::Invoice(i)) => secs(&i.issued_at),
+        Some(wire::event::Kind::Heartbeat(h)) => secs(&h.at),
         None => i64::MIN,
     }
 }
@@ -111,16 +112,30 @@ fn every_event_passes_the_validator_and_arrival_never_goes_back() {
     for cfg in [small(7), SimConfig { seed: 3, ..catalogue() }] {
         let r = run(&cfg);
         let mut last = i64::MIN;
+        let (mut heartbeats, mut clock, mut newest_check_in) = (0usize, i64::MIN, i64::MIN);
         for e in &r.events {
             if let Err(err) = validator.event(e) {
                 panic!("invalid event {err}: {e:?}");
+            }
+            if let Some(wire::event::Kind::Heartbeat(h)) = &e.kind {
+                // A heartbeat's clock never goes back, and never runs ahead
+                // of what was sent before it (but for the last one).
+                heartbeats += 1;
+                assert!(secs(&h.at) >= clock);
+                clock = secs(&h.at);
+                continue;
+            }
+            if let Some(wire::event::Kind::TimeReport(t)) = &e.kind {
+                newest_check_in = newest_check_in.max(secs(&t.check_in));
             }
             let at = arrival(e);
             assert!(at >= last, "arrival went back from {last} to {at}");
             last = at;
         }
         assert!(secs(&Some(r.truth.end)) > last && secs(&Some(r.truth.start)) <= last);
-        assert_eq!(r.stats.time_reports as usize + r.stats.invoices as usize, r.events.len());
+        assert_eq!(r.stats.time_reports as usize + r.stats.invoices as usize + heartbeats, r.events.len());
+        assert!(heartbeats as u32 >= cfg.months * 28, "a heartbeat a day");
+        assert_eq!(clock, newest_check_in + crate::municipality::output::FINAL_HEARTBEAT_SECS, "and one at the end");
     }
 }
 
@@ -337,7 +352,7 @@ fn every_pattern_is_labelled_with_evidence_at_its_observable_moment() {
         let found = r.events.iter().any(|e| match &e.kind {
             Some(wire::event::Kind::TimeReport(t)) => t.provider_id == l.provider_id && secs(&t.check_in) == observable,
             Some(wire::event::Kind::Invoice(i)) => i.provider_id == l.provider_id && secs(&i.issued_at) == observable,
-            None => false,
+            Some(wire::event::Kind::Heartbeat(_)) | None => false,
         });
         assert!(found, "no evidence at observable_at for {l:?}");
     }
@@ -576,7 +591,7 @@ fn small_and_odd_configurations_run_and_stay_valid() {
         let r = run(&cfg);
         assert!(!r.events.is_empty());
         let mut last = i64::MIN;
-        for e in &r.events {
+        for e in r.events.iter().filter(|e| !matches!(e.kind, Some(wire::event::Kind::Heartbeat(_)))) {
             assert!(validator.event(e).is_ok(), "{cfg:?}: {e:?}");
             assert!(arrival(e) >= last);
             last = arrival(e);
