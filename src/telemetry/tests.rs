@@ -8,9 +8,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 
 use super::events::{
-    AlertProduced, AlertSuppressed, ConsumerLag, DeliveryFailed, LateEventRouted, PartitionRestored, PeerDayRejected,
-    PeerDecisionsLag, ProcessingLatency, Rebalance, RebalanceKind, RecordConsumed, RecordDeadLettered, SnapshotTrigger,
-    SnapshotWritten, StateGauges, WatermarkLag,
+    AlertProduced, AlertSuppressed, ConsumerLag, DeliveryFailed, InternalRecordSkipped, LateEventRouted,
+    PartitionRestored, PeerDayRejected, PeerDecisionsLag, ProcessingLatency, Rebalance, RebalanceKind, RecordConsumed,
+    RecordDeadLettered, SnapshotTrigger, SnapshotWritten, StateGauges, WatermarkLag,
 };
 use super::names;
 use super::{Health, describe_all};
