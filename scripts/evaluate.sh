@@ -3,6 +3,9 @@
 # municipality (40 providers, 6 months, all implemented patterns injected),
 # replay it through the core and score the alerts against the ground truth.
 # Usage: scripts/evaluate.sh [seed...]   (default: 1 2 3 4 5)
+# Each seed is also replayed as 12 partitions (the topology the service
+# runs: global peer table, staff stage); its alert file must be
+# byte-identical to the one-partition reference.
 # With CHECK_TARGETS=1 it fails unless, pooled over the seeds, provider
 # recall >= 0.95 and alert precision >= 0.90, and every seed's median
 # detection delay is <= 24 h (the project's detection targets).
@@ -21,6 +24,12 @@ for seed in "${seeds[@]}"; do
   "$sim" simulate --seed "$seed" --out "$dir/events.ndjson" --truth "$dir/truth.json"
   "$bin" replay --events "$dir/events.ndjson" --alerts "$dir/alerts.ndjson" --dead-letter "$dir/dead-letter.ndjson" \
     --summary-json "$dir/summary.json" 2>"$dir/replay.txt"
+  "$bin" replay --events "$dir/events.ndjson" --alerts "$dir/alerts-12.ndjson" --partitions 12 2>/dev/null
+  if cmp -s "$dir/alerts.ndjson" "$dir/alerts-12.ndjson"; then
+    echo "partitions 12: identical" > "$dir/partitions.txt"
+  else
+    echo "partitions 12: DIFFERENT" > "$dir/partitions.txt"
+  fi
   echo "## seed $seed"
   "$sim" evaluate --alerts "$dir/alerts.ndjson" --truth "$dir/truth.json" | tee "$dir/evaluation.md"
   "$sim" evaluate --alerts "$dir/alerts.ndjson" --truth "$dir/truth.json" --json > "$dir/evaluation.json"
@@ -47,6 +56,8 @@ print(f"| opened alerts (false) | {opened} ({tot('falseAlerts')}) |")
 delays = ", ".join("%.1f" % r["delay"]["medianHours"] for r in runs)
 print(f"| median detection delay per seed (h) | {delays} |")
 print(f"| false alerts per 100 clean provider-months | {100 * tot('falseAlerts') / tot('cleanProviderMonths'):.2f} |")
+same = [open(f"{out}/seed-{s}/partitions.txt").read().strip().endswith("identical") for s in seeds]
+print(f"| alerts with 12 partitions | {'byte-identical to 1 partition' if all(same) else 'DIFFERENT from 1 partition'} ({sum(same)} of {len(same)} seeds) |")
 print("\n| # | pattern | labels | detected | recall | median delay (h) |\n|---:|---|---:|---:|---:|---:|")
 patterns = {}
 for r in runs:
@@ -69,6 +80,7 @@ if os.environ.get("CHECK_TARGETS") == "1":
         (f"provider recall {recall:.3f} >= 0.95", recall >= 0.95),
         (f"alert precision {precision:.3f} >= 0.90", precision >= 0.90),
         (f"median detection delay {worst_delay:.1f} h <= 24 h in every seed", worst_delay <= 24.0),
+        ("the same alerts with 12 partitions as with 1", all(same)),
     ] if not ok]
     if failed:
         print("\nDETECTION TARGETS MISSED: " + "; ".join(failed))

@@ -57,6 +57,9 @@ fn config(name: &str) -> ServiceConfig {
     t.late_events = format!("test.{suffix}.late-events");
     t.state = format!("test.{suffix}.state");
     t.internal_prefix = format!("test.{suffix}.");
+    // Six partitions: several providers per partition, and each live run
+    // is compared with the one-partition replay (one answer at any scale).
+    t.partitions = 6;
     c
 }
 
@@ -109,12 +112,14 @@ fn write_events(events: &[wire::Event], path: &Path) {
     writer.finish().unwrap();
 }
 
-/// Committed offsets of the group, per input partition, and the end offsets.
+/// Committed offsets of the group and the end offsets, per partition of
+/// every topic the service consumes (the inputs and the staff stage's two
+/// internal topics: caught up means the staff stage's answers are in too).
 fn committed_and_ends(config: &ServiceConfig) -> Option<Vec<(i64, i64)>> {
     let consumer = config.kafka.consumer_config().create::<BaseConsumer>().ok()?;
     let mut list = TopicPartitionList::new();
     let mut ends = Vec::new();
-    for topic in [&config.topics.time_reports, &config.topics.invoices] {
+    for topic in &config.topics.partition_topics() {
         for p in 0..config.topics.partitions {
             let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(5)).ok()?;
             list.add_partition(topic, p);
@@ -164,10 +169,12 @@ async fn run_until_caught_up(config: &ServiceConfig) -> RunSummary {
         .unwrap()
 }
 
-/// The alert ids of `tillsyn replay --partitions N` over `events`.
+/// The alert ids of `tillsyn replay --partitions 1` over `events`: the
+/// reference every live run is compared with, whatever its partition count
+/// and number of instances.
 fn offline_alert_ids(events: &Path, config: &ServiceConfig) -> Vec<String> {
     let alerts = events.with_extension("alerts.ndjson");
-    replay_partitioned(events, &alerts, None, config.core.clone(), false, config.topics.partitions).unwrap();
+    replay_partitioned(events, &alerts, None, config.core.clone(), false, 1).unwrap();
     let mut ids = Vec::new();
     let mut reader = tillsyn_core::codec::MessageReader::open(&alerts).unwrap();
     while let Some(a) = reader.next_message::<wire::Alert>().unwrap() {
@@ -248,7 +255,7 @@ async fn produce_malformed(config: &ServiceConfig) {
 }
 
 /// The alerts of the live service over the simulated scenario are exactly
-/// those of `tillsyn replay --partitions 3` over the same events (same ids,
+/// those of `tillsyn replay --partitions 1` over the same events (same ids,
 /// nothing missing, nothing extra), while malformed records interleaved
 /// with them land in the dead-letter topic with their reasons.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -458,6 +465,10 @@ impl Metrics {
     }
 }
 
+/// Topic partitions the group assigns: the 6 partitions of the two inputs
+/// and of the staff stage's two internal topics.
+const ASSIGNED_TOPIC_PARTITIONS: f64 = 24.0;
+
 /// Waits until `done` holds, checking every 200 ms.
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
@@ -538,13 +549,13 @@ fn sigterm_mid_run_exits_cleanly_and_a_restart_resumes_from_committed_offsets() 
     assert!(m.sum("tillsyn_state_providers", &[]) >= 1.0);
     assert!(m.sum("tillsyn_state_clients", &[]) >= 10.0);
     assert!(m.sum("tillsyn_state_staff", &[]) >= 1.0);
-    assert_eq!(m.select("tillsyn_watermark_lag_seconds", &[]).len(), 3, "one watermark per partition");
+    assert_eq!(m.select("tillsyn_watermark_lag_seconds", &[]).len(), 6, "one watermark per partition");
     assert!(m.select("tillsyn_watermark_lag_seconds", &[]).iter().all(|(_, v)| *v > 0.0), "the events are in the past");
     let lags = m.select("tillsyn_consumer_lag_messages", &[]);
-    assert_eq!(lags.len(), 6, "a lag for each of the 6 input partitions: {lags:?}");
+    assert_eq!(lags.len() as f64, ASSIGNED_TOPIC_PARTITIONS, "a lag for each partition of the 4 topics: {lags:?}");
     assert!(lags.iter().all(|(_, v)| *v == 0.0), "caught up: {lags:?}");
     assert!(m.sum("tillsyn_consumer_rebalances_total", &[("kind", "assign")]) >= 1.0);
-    assert_eq!(m.sum("tillsyn_assigned_partitions", &[]), 6.0);
+    assert_eq!(m.sum("tillsyn_assigned_partitions", &[]), ASSIGNED_TOPIC_PARTITIONS);
     assert_eq!(m.sum("tillsyn_service_ready", &[]), 1.0);
     assert_eq!(service.get("/healthz").map(|(s, _)| s), Some(200));
     // No label value is a client or staff reference, raw or pseudonymised.
@@ -790,12 +801,12 @@ fn rebalancing_between_instances_keeps_the_alerts_exactly_once() {
 
     let mut live = vec![start("a"), start("b")];
     wait_for("two members sharing the partitions", Duration::from_secs(60), || {
-        live.iter().all(|s| assigned(s) > 0.0) && live.iter().map(assigned).sum::<f64>() == 6.0
+        live.iter().all(|s| assigned(s) > 0.0) && live.iter().map(assigned).sum::<f64>() == ASSIGNED_TOPIC_PARTITIONS
     });
     wait_for("both consuming", Duration::from_secs(60), || live.iter().all(|s| consumed(s) > 0.0));
     live.push(start("c"));
     wait_for("three members sharing the partitions", Duration::from_secs(90), || {
-        live.iter().all(|s| assigned(s) > 0.0) && live.iter().map(assigned).sum::<f64>() == 6.0
+        live.iter().all(|s| assigned(s) > 0.0) && live.iter().map(assigned).sum::<f64>() == ASSIGNED_TOPIC_PARTITIONS
     });
     std::thread::sleep(Duration::from_secs(3));
     // Kill the first instance: no revocation, no last checkpoint.
@@ -804,11 +815,11 @@ fn rebalancing_between_instances_keeps_the_alerts_exactly_once() {
     let _ = a.child.wait();
     let mut logs = vec![a.log_text()];
     wait_for("the survivors to take its partitions over", Duration::from_secs(90), || {
-        live.iter().map(assigned).sum::<f64>() == 6.0
+        live.iter().map(assigned).sum::<f64>() == ASSIGNED_TOPIC_PARTITIONS
     });
     live.push(start("d"));
     wait_for("three members again", Duration::from_secs(90), || {
-        live.iter().all(|s| assigned(s) > 0.0) && live.iter().map(assigned).sum::<f64>() == 6.0
+        live.iter().all(|s| assigned(s) > 0.0) && live.iter().map(assigned).sum::<f64>() == ASSIGNED_TOPIC_PARTITIONS
     });
     let sent = producing.join().unwrap();
     assert_eq!(sent, records_of(&events, config.topics.partitions));

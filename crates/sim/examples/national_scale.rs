@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use tillsyn_core::config::CoreConfig;
 use tillsyn_core::engine::Standalone;
-use tillsyn_core::model::Day;
+use tillsyn_core::model::{Day, DomainEvent};
 use tillsyn_sim::workload::NationalScale;
 
 /// (VmRSS, VmHWM) of this process in MiB, from /proc.
@@ -47,7 +47,15 @@ fn main() {
         workload.day(day, &mut events);
         total += events.len() as u64;
         let started = Instant::now();
+        // A source heartbeat every hour of event time, as the adapters send
+        // them: the staff stage then holds about an hour of visits.
+        let mut hour = i64::MIN;
         for event in &events {
+            let at = event.event_time();
+            if at.0.div_euclid(3600) > hour {
+                hour = at.0.div_euclid(3600);
+                core.process(&DomainEvent::Heartbeat(at), &mut alerts);
+            }
             core.process(event, &mut alerts);
         }
         events.clear();
@@ -63,7 +71,7 @@ fn main() {
     }
     drop(events);
     let (rss, hwm) = memory_mib();
-    let size = core.engine.state_size();
+    let size = core.state_size();
     println!("events processed     {total}");
     println!("core time            {:.1} s", busy.as_secs_f64());
     println!(

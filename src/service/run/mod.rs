@@ -75,7 +75,7 @@ use rdkafka::producer::{FutureProducer, Producer};
 use tillsyn_core::baseline::GlobalPeerTable;
 use tillsyn_core::decode::{self, Rejection};
 use tillsyn_core::driver::{Output, Record};
-use tillsyn_core::engine::Input;
+use tillsyn_core::engine::{Input, StateSize};
 use tillsyn_core::model::DomainEvent;
 use tillsyn_core::model::pseudonym::Pseudonymizer;
 use tillsyn_core::model::validate::Validator;
@@ -520,10 +520,15 @@ pub async fn run(
             fetched = consumer.fetched.recv(), if in_flight.len() < MAX_IN_FLIGHT => match fetched {
                 Some(Fetched::Record(message)) => {
                     let started = Instant::now();
+                    let input = topics.input_of(message.topic()).is_some();
                     if let Some(ack) = io.process(message, &mut state, &mut summary) {
                         in_flight.push_back(ack);
                     }
-                    ProcessingLatency::from_duration(started.elapsed()).emit();
+                    // The latency of input records (the staff stage's own
+                    // records are part of their handling).
+                    if input {
+                        ProcessingLatency::from_duration(started.elapsed()).emit();
+                    }
                 }
                 Some(Fetched::Started(partition, generation)) => {
                     if state.starting.get(&partition).is_some_and(|(g, _)| *g == generation)
@@ -658,7 +663,9 @@ async fn hand_over(
 fn update_gauges(state: &Assignment, lag_ok: bool, health: &Health) {
     for (partition, partition_state) in &state.running {
         let engine = partition_state.driver.engine();
-        StateGauges { partition: *partition, size: engine.state_size() }.emit();
+        // Staff members are held by the partition's staff stage.
+        let size = StateSize { staff: partition_state.driver.staff().size().0, ..engine.state_size() };
+        StateGauges { partition: *partition, size }.emit();
         if let Some(w) = engine.watermark() {
             WatermarkLag::new(*partition, w, SystemTime::now()).emit();
         }
