@@ -1,29 +1,36 @@
-//! The engine: one partition's detection state machine, and the only part
-//! of the core the shell talks to.
+//! The engine: one partition of the provider stage, and the part of the
+//! core the shell talks to (with the staff stage, [`staff`], and the
+//! global peer table, [`crate::baseline::global`]).
 //!
 //! It takes validated [`DomainEvent`]s in arrival order and hands back
 //! [`Alert`]s. For each event it
 //! 1. checks lateness against its input's [`Watermark`] (late events are
 //!    returned as [`Disposition::Late`], never applied or dropped silently);
-//! 2. closes every local day the time-report watermark has passed: soft
-//!    rules run for every provider (so silent providers' windows close too),
-//!    peer statistics are recomputed, quiet episodes resolve, invoices whose
-//!    period is complete are reconciled, and old state is evicted;
-//! 3. applies the event to the shared windows and runs the per-event rules;
+//! 2. closes every local day the time-report watermark has passed: its
+//!    providers' peer samples go out as a [`PeerDay`]
+//!    ([`Engine::take_peer_days`]) and invoices whose period is complete are
+//!    reconciled;
+//! 3. applies the event to the shared windows, runs the per-event rules and
+//!    sends a visit on to the staff stage ([`Engine::take_staff_records`]);
 //! 4. feeds findings to the episode lifecycle, which emits alerts.
 //!
-//! Everything is a function of the events and their order: no clock, no
-//! randomness, ordered iteration wherever order could leak into output.
-//! The same events in the same order give byte-identical alerts.
+//! When the global table makes days final ([`Engine::decide`]), the day
+//! rules run on every partition's statistics, quiet episodes resolve and
+//! old state is evicted; the staff stage's findings come back through
+//! [`Engine::offer_staff`].
 //!
-//! More: the decision times that alerts carry (and their ids hash) are
-//! taken from the data, never from the arrival interleaving of the two
-//! inputs. A visit's findings are decided at the newest visit time seen, a
-//! day's when the watermark passes its end (its end plus the allowed visit
-//! lateness), an invoice's at the later of its issue time
-//! and its period end plus the allowed visit lateness (the earliest moment
-//! its period is complete). So when time reports and invoices come from two
-//! topics whose relative order varies from run to run, the alerts do not.
+//! Everything is a function of the events: no clock, no randomness,
+//! ordered iteration wherever order could leak into output, and nothing
+//! that depends on which other providers share the partition or on how
+//! fast other partitions go. The decision times that alerts carry (and
+//! their ids hash) are taken from the data: a visit's findings at its
+//! provider's own clock (the newest check-in of that provider), a day's
+//! when the watermark passes its end (its end plus the allowed visit
+//! lateness), an invoice's at the later of its issue time and its period
+//! end plus the allowed visit lateness (the earliest moment its period is
+//! complete), a staff finding at its visit's arrival clock. So the alerts
+//! are the same for any interleaving of the two inputs, any partition count
+//! and any number of instances.
 
 pub mod snapshot;
 pub mod staff;
