@@ -242,3 +242,44 @@ fn the_alerts_are_the_same_for_any_partition_count() {
         assert!(file == reference, "{n} partitions give other alerts than one");
     }
 }
+
+/// Pattern 2 across providers and partitions: one staff member registered
+/// by two providers at two homes at once, the providers hashing to
+/// different partitions. Each partition sees one harmless visit; the staff
+/// stage sees both, and the provider whose registration proves less
+/// presence (manual against NFC) gets the alert, the same for any
+/// partition count.
+#[test]
+fn a_staff_member_at_two_providers_at_once_is_found_across_partitions() {
+    use tillsyn::replay::replay_partitioned;
+    let (events, _, borrower) = tillsyn_sim::crafted::cross_provider_double_booking(&[2, 3]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.ndjson");
+    let mut writer = MessageWriter::create(&file).unwrap();
+    for e in &events {
+        writer.write(e).unwrap();
+    }
+    writer.finish().unwrap();
+
+    let alerts = |n: i32| {
+        let out = dir.path().join(format!("alerts-{n}.ndjson"));
+        replay_partitioned(&file, &out, None, CoreConfig::default(), false, n).unwrap();
+        let mut reader = MessageReader::open(&out).unwrap();
+        let mut alerts = Vec::new();
+        while let Some(a) = reader.next_message::<wire::Alert>().unwrap() {
+            alerts.push(a);
+        }
+        alerts
+    };
+    let one = alerts(1);
+    assert_eq!(one.len(), 1, "{one:?}");
+    assert_eq!((one[0].rule_id.as_str(), one[0].provider_id.as_str()), ("staff-double-booking", borrower.as_str()));
+    assert!(
+        one[0].explanation.contains("different providers") || one[0].explanation.contains("another provider"),
+        "{}",
+        one[0].explanation
+    );
+    for n in [2, 3] {
+        assert_eq!(alerts(n), one, "{n} partitions");
+    }
+}

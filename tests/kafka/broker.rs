@@ -971,3 +971,33 @@ async fn hostile_input_is_dead_lettered_and_valid_input_processed() {
     assert_same_alerts(&live_alert_ids(&config).await, &offline_alert_ids(&file, &config));
     eprintln!("{} valid records, {} malformed, dead letters by reason: {got:?}", valid, bad);
 }
+
+/// Pattern 2 across providers, live: one staff member registered by two
+/// providers that hash to different partitions of the 6, at two homes at
+/// once. Neither partition alone sees anything wrong; the staff stage
+/// (over the visits-by-staff topic) finds it and the provider with the
+/// weaker registration gets exactly the alert of the one-partition replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)]
+async fn a_staff_member_at_two_providers_in_different_partitions_is_alerted() {
+    let _serial = serial();
+    let config = config("cross");
+    create_topics(&config).await;
+    let (events, _, borrower) = tillsyn_sim::crafted::cross_provider_double_booking(&[config.topics.partitions]);
+    let sent = produce_events(&config, &events, None).await.unwrap();
+    assert_eq!(sent, records_of(&events, config.topics.partitions));
+    let summary = run_until_caught_up(&config).await;
+    assert_eq!(summary.records, sent);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.ndjson");
+    write_events(&events, &file);
+    let offline = offline_alert_ids(&file, &config);
+    assert_eq!(offline.len(), 1, "one alert for the double booking");
+    assert_same_alerts(&live_alert_ids(&config).await, &offline);
+    let config = config.clone();
+    let live = tokio::task::spawn_blocking(move || tools::read_alerts(&config, None, Duration::from_secs(5)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!((live[0].rule_id.as_str(), live[0].provider_id.as_str()), ("staff-double-booking", borrower.as_str()));
+}

@@ -7,11 +7,13 @@
 //! - [`records`]: a scenario as the Kafka records a producer sends, hostile
 //!   records among them;
 //! - [`evaluate`]: scores alerts against the labels;
-//! - [`workload`]: a synthetic national-scale workload for benchmarks.
+//! - [`workload`]: a synthetic national-scale workload for benchmarks;
+//! - [`crafted`]: small hand-written scenarios for one path each.
 //!
 //! The `tillsyn-sim` binary writes scenarios and scores alerts; the service's
 //! `tillsyn produce` sends a scenario's records to Kafka.
 
+pub mod crafted;
 pub mod evaluate;
 pub mod labels;
 pub mod municipality;
