@@ -11,8 +11,8 @@ use std::path::Path;
 use prost::Message;
 use tillsyn_core::engine::Input;
 use tillsyn_core::proto::v1 as wire;
-use tillsyn_sim::{SimConfig, simulate};
 use tillsyn_fuzz::Record;
+use tillsyn_sim::{SimConfig, simulate};
 
 fn main() -> anyhow_free::Result {
     let out = std::env::args().nth(1).ok_or("usage: seeds OUT_DIR")?;

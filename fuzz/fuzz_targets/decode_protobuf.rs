@@ -7,8 +7,8 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use tillsyn_core::model::validate::Validator;
 use tillsyn_core::decode::Format;
+use tillsyn_core::model::validate::Validator;
 use tillsyn_fuzz::{Record, check_record, validator};
 
 static VALIDATOR: LazyLock<Validator> = LazyLock::new(validator);

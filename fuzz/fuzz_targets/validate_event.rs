@@ -15,11 +15,11 @@ use std::sync::LazyLock;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
+use tillsyn_core::decode::{Format, Rejection};
 use tillsyn_core::engine::Input;
 use tillsyn_core::model::ProviderId;
 use tillsyn_core::model::validate::Validator;
 use tillsyn_core::proto::v1 as wire;
-use tillsyn_core::decode::{Format, Rejection};
 use tillsyn_fuzz::{
     KNOWN_REASONS, check_event, check_rejection, check_round_trips, decode, equal_but_coordinates, tolerated, validator,
 };
@@ -320,6 +320,7 @@ fn timestamps(w: &wire::Event) -> Vec<Option<pbjson_types::Timestamp>> {
     match &w.kind {
         Some(wire::event::Kind::TimeReport(t)) => vec![t.check_in, t.check_out, t.reported_at],
         Some(wire::event::Kind::Invoice(i)) => vec![i.period_start, i.period_end, i.issued_at],
+        Some(wire::event::Kind::Heartbeat(h)) => vec![h.at],
         None => Vec::new(),
     }
 }

@@ -16,12 +16,12 @@
 //!   the same domain event.
 
 use prost::Message;
+use tillsyn_core::decode::{Format, MAX_DETAIL_CHARS, Rejection, decode_record, reason};
 use tillsyn_core::engine::Input;
 use tillsyn_core::model::DomainEvent;
 use tillsyn_core::model::pseudonym::Pseudonymizer;
 use tillsyn_core::model::validate::{MAX_TIME, MAX_VISIT_SECS, MIN_TIME, Validator};
 use tillsyn_core::proto::v1 as wire;
-use tillsyn_core::decode::{Format, MAX_DETAIL_CHARS, Rejection, decode_record, reason};
 
 /// Every rejection reason the decoder and the validator document: the
 /// decoder's [`reason::ALL`] and the codes of `ValidationError::reason`.
@@ -262,6 +262,8 @@ pub fn check_event(event: &DomainEvent, input: Input) {
             let sum = i.lines.iter().try_fold(0u64, |a, l| a.checked_add(l.amount.0));
             assert_eq!(sum, Some(i.total.0), "total differs from the lines");
         }
+        // A source heartbeat belongs on either topic.
+        DomainEvent::Heartbeat(at) => assert!(in_range(*at), "{at:?}"),
     }
 }
 
@@ -321,7 +323,8 @@ pub fn encodings(event: &wire::Event) -> Vec<(&'static str, Vec<u8>, Option<&'st
                 out.push(("bare JSON", json, Some("application/json")));
             }
         }
-        None => {}
+        // Only in the envelope.
+        Some(Kind::Heartbeat(_)) | None => {}
     }
     if let Ok(json) = serde_json::to_vec(event) {
         out.push(("JSON envelope", json, Some("application/json")));
