@@ -125,9 +125,9 @@ sim_args=(--seed 1 --providers 40 --clients 2500)
 case $mode in
 crash)
     months=${2:-7}
-    log "offline: simulate $months months and replay over 3 partitions"
+    log "offline: simulate $months months and replay (one partition: the reference)"
     "$sim" simulate "${sim_args[@]}" --months "$months" --out "$out/events.pb" --truth "$out/truth.json" 2>&1 | tail -n 1 >&2
-    "$bin" replay --events "$out/events.pb" --alerts "$out/offline.ndjson" --partitions 3 >/dev/null
+    "$bin" replay --events "$out/events.pb" --alerts "$out/offline.ndjson" --partitions 1 >/dev/null
     "$sim" simulate "${sim_args[@]}" --months "$months" --records "$out/records.ndjson" --truth "$out/truth-live.json" \
         2>&1 | tail -n 1 >&2
     log "live: producing at ${TILLSYN_SOAK_RATE:-8000}/s while the detector is killed every 3-10 s"
@@ -174,7 +174,7 @@ hostile)
     count=${2:-100000}
     log "offline: simulate 2 months and replay"
     "$sim" simulate "${sim_args[@]}" --months 2 --out "$out/events.pb" --truth "$out/truth.json" 2>&1 | tail -n 1 >&2
-    "$bin" replay --events "$out/events.pb" --alerts "$out/offline.ndjson" --partitions 3 >/dev/null
+    "$bin" replay --events "$out/events.pb" --alerts "$out/offline.ndjson" --partitions 1 >/dev/null
     log "producing the events and $count malformed records"
     "$sim" simulate "${sim_args[@]}" --months 2 --records "$out/records.ndjson" --hostile "$count" \
         --truth "$out/truth-live.json" 2>"$out/simulate.log"
