@@ -13,7 +13,8 @@
 #       records of every kind among a municipality's events: every one must
 #       be dead-lettered, every valid one processed; prints the service's
 #       peak memory.
-#   scripts/soak.sh throughput         the same 1 M events consumed by two
+#   scripts/soak.sh throughput         (TILLSYN_SOAK_BASELINE=older/tillsyn to
+#                                      compare builds) the same 1 M events consumed by two
 #       consumer groups, checkpointing every 5 s and (almost) never: the
 #       cost of the recovery bookkeeping.
 set -euo pipefail
@@ -50,6 +51,7 @@ export TILLSYN_TOPICS__ALERTS=$run.alerts
 export TILLSYN_TOPICS__DEAD_LETTER=$run.dead-letter
 export TILLSYN_TOPICS__LATE_EVENTS=$run.late-events
 export TILLSYN_TOPICS__STATE=$run.state
+export TILLSYN_TOPICS__INTERNAL_PREFIX=$run.
 export TILLSYN_HTTP__LISTEN=127.0.0.1:$http_port
 export TILLSYN_LOG__FORMAT=json
 export TILLSYN_CORE__PSEUDONYM_SECRET=soak-secret
@@ -203,19 +205,32 @@ throughput)
         2>"$out/simulate.log"
     "$bin" produce --records "$out/records.ndjson" 2>"$out/produce.log"
     total=$(grep -o 'produced [0-9]*' "$out/produce.log" | grep -o '[0-9]*')
-    for commit in 5s 1d; do
-        export TILLSYN_KAFKA__COMMIT_INTERVAL=$commit
-        export TILLSYN_KAFKA__GROUP_ID=$run-$commit
-        export TILLSYN_TOPICS__ALERTS=$run.alerts-$commit
-        export TILLSYN_TOPICS__STATE=$run.state-$commit
-        "$bin" topics create >/dev/null
-        started=$(date +%s%N)
-        start_service "$out/run-$commit.log"
-        while [[ $(metric tillsyn_consumed_records_total) -lt $total ]]; do sleep 0.2; done
-        elapsed_ms=$((($(date +%s%N) - started) / 1000000))
-        snapshots=$(metric tillsyn_state_snapshots_total)
-        stop_service
-        echo "checkpoint every $commit: $total records in $elapsed_ms ms = $((total * 1000 / elapsed_ms)) records/s ($snapshots snapshots while consuming; group join included)"
+    # TILLSYN_SOAK_BASELINE=/path/to/an/older/tillsyn consumes the same
+    # records with that build too, for a before/after in one run.
+    builds=("$bin")
+    [[ -n ${TILLSYN_SOAK_BASELINE:-} ]] && builds+=("$TILLSYN_SOAK_BASELINE")
+    for i in "${!builds[@]}"; do
+        build=${builds[$i]}
+        for commit in 5s 1d; do
+            tag=$commit-build$i
+            export TILLSYN_KAFKA__COMMIT_INTERVAL=$commit
+            export TILLSYN_KAFKA__GROUP_ID=$run-$tag
+            export TILLSYN_TOPICS__ALERTS=$run.alerts-$tag
+            export TILLSYN_TOPICS__STATE=$run.state-$tag
+            if ((i == 0)); then
+                export TILLSYN_TOPICS__INTERNAL_PREFIX=$run.$tag.
+            else
+                unset TILLSYN_TOPICS__INTERNAL_PREFIX # an older build has no internal topics
+            fi
+            "$build" topics create >/dev/null
+            started=$(date +%s%N)
+            bin=$build start_service "$out/run-$tag.log"
+            while [[ $(metric tillsyn_consumed_records_total) -lt $total ]]; do sleep 0.2; done
+            elapsed_ms=$((($(date +%s%N) - started) / 1000000))
+            snapshots=$(metric tillsyn_state_snapshots_total)
+            stop_service
+            echo "$build, checkpoint every $commit: $total records in $elapsed_ms ms = $((total * 1000 / elapsed_ms)) records/s ($snapshots snapshots while consuming; group join included)"
+        done
     done
     ;;
 *)
