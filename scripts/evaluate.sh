@@ -3,7 +3,10 @@
 # municipality (40 providers, 6 months, all implemented patterns injected),
 # replay it through the core and score the alerts against the ground truth.
 # Usage: scripts/evaluate.sh [seed...]   (default: 1 2 3 4 5)
-# Each seed is also replayed as 12 partitions (the topology the service
+# Then the region scenario (three municipalities, companies with a branch
+# in two, staff with two employers) for each of REGION_SEEDS (default
+# "1 2"; empty to skip), reported in its own table.
+# Every run is also replayed as 12 partitions (the topology the service
 # runs: global peer table, staff stage); its alert file must be
 # byte-identical to the one-partition reference.
 # With CHECK_TARGETS=1 it fails unless, pooled over the seeds, provider
@@ -18,10 +21,13 @@ out=${OUT:-out/evaluation}
 mkdir -p "$out"
 seeds=("$@")
 [ ${#seeds[@]} -gt 0 ] || seeds=(1 2 3 4 5)
-for seed in "${seeds[@]}"; do
-  dir="$out/seed-$seed"
+# run DIR [simulate flags...]: simulate, replay as 1 and as 12 partitions,
+# evaluate.
+run() {
+  local dir=$1
+  shift
   mkdir -p "$dir"
-  "$sim" simulate --seed "$seed" --out "$dir/events.ndjson" --truth "$dir/truth.json"
+  "$sim" simulate "$@" --out "$dir/events.ndjson" --truth "$dir/truth.json"
   "$bin" replay --events "$dir/events.ndjson" --alerts "$dir/alerts.ndjson" --dead-letter "$dir/dead-letter.ndjson" \
     --summary-json "$dir/summary.json" 2>"$dir/replay.txt"
   "$bin" replay --events "$dir/events.ndjson" --alerts "$dir/alerts-12.ndjson" --partitions 12 2>/dev/null
@@ -30,14 +36,22 @@ for seed in "${seeds[@]}"; do
   else
     echo "partitions 12: DIFFERENT" > "$dir/partitions.txt"
   fi
-  echo "## seed $seed"
   "$sim" evaluate --alerts "$dir/alerts.ndjson" --truth "$dir/truth.json" | tee "$dir/evaluation.md"
   "$sim" evaluate --alerts "$dir/alerts.ndjson" --truth "$dir/truth.json" --json > "$dir/evaluation.json"
+}
+for seed in "${seeds[@]}"; do
+  echo "## seed $seed"
+  run "$out/seed-$seed" --seed "$seed"
+done
+region_seeds=(${REGION_SEEDS-1 2})
+for seed in "${region_seeds[@]}"; do
+  echo "## region, seed $seed"
+  run "$out/region-$seed" --region --seed "$seed"
 done
 
 # All seeds pooled: one table for the README.
-python3 - "$out" "${seeds[@]}" <<'PY'
-import json, sys
+REGION_RUNS="${region_seeds[*]}" python3 - "$out" "${seeds[@]}" <<'PY'
+import json, os, sys
 out, seeds = sys.argv[1], sys.argv[2:]
 runs = [json.load(open(f"{out}/seed-{s}/evaluation.json")) for s in seeds]
 tot = lambda k: sum(r[k] for r in runs)
@@ -71,7 +85,24 @@ for n in sorted(patterns):
     m = f"{med(d['medians']):.1f}" if d["medians"] else "n/a"
     print(f"| {n} | {d['name']} | {d['labels']} | {d['detected']} | {d['detected'] / max(1, d['labels']):.2f} | {m} |")
 
-import os
+region_seeds = os.environ.get("REGION_RUNS", "").split()
+region_same = True
+if region_seeds:
+    regions = [json.load(open(f"{out}/region-{s}/evaluation.json")) for s in region_seeds]
+    rt = lambda k: sum(r[k] for r in regions)
+    ropened = sum(r["alerts"]["opened"] for r in regions)
+    region_same = all(open(f"{out}/region-{s}/partitions.txt").read().strip().endswith("identical") for s in region_seeds)
+    print(f"\n## region ({len(region_seeds)} seeds: {', '.join(region_seeds)}) pooled: 3 municipalities, branches in two, staff with two employers\n")
+    print("| figure | value |\n|---|---:|")
+    print(f"| providers in a municipality (fraudulent) | {rt('providers')} ({rt('fraudulentProviders')}) |")
+    print(f"| labels (detected) | {rt('labels')} ({rt('detectedLabels')}) |")
+    print(f"| provider recall | {rt('detectedProviders') / rt('fraudulentProviders'):.3f} |")
+    print(f"| alert precision, lenient (strict) | {rt('trueAlerts') / max(1, ropened):.3f} ({rt('trueAlertsStrict') / max(1, ropened):.3f}) |")
+    print(f"| opened alerts (false) | {ropened} ({rt('falseAlerts')}) |")
+    print("| median detection delay per seed (h) | " + ", ".join("%.1f" % r["delay"]["medianHours"] for r in regions) + " |")
+    print(f"| false alerts per 100 clean provider-months | {100 * rt('falseAlerts') / rt('cleanProviderMonths'):.2f} |")
+    print(f"| alerts with 12 partitions | {'byte-identical to 1 partition' if region_same else 'DIFFERENT from 1 partition'} |")
+
 if os.environ.get("CHECK_TARGETS") == "1":
     recall = tot("detectedProviders") / tot("fraudulentProviders")
     precision = tot("trueAlerts") / max(1, opened)
@@ -81,6 +112,7 @@ if os.environ.get("CHECK_TARGETS") == "1":
         (f"alert precision {precision:.3f} >= 0.90", precision >= 0.90),
         (f"median detection delay {worst_delay:.1f} h <= 24 h in every seed", worst_delay <= 24.0),
         ("the same alerts with 12 partitions as with 1", all(same)),
+        ("the region's alerts the same with 12 partitions as with 1", region_same),
     ] if not ok]
     if failed:
         print("\nDETECTION TARGETS MISSED: " + "; ".join(failed))

@@ -298,9 +298,11 @@ impl Topology {
                 }
                 continue;
             }
+            // What the provider stage sent each staff partition since the
+            // last round, as one record (the service batches likewise).
             for (driver, (queue, offset)) in drivers.iter_mut().zip(&mut self.to_staff) {
-                for record in queue.drain(..) {
-                    driver.offer_staff_visit(*offset, Some(record), out);
+                if !queue.is_empty() {
+                    driver.offer_staff_visits(*offset, Some(std::mem::take(queue)), out);
                     *offset += 1;
                 }
             }

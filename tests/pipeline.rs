@@ -243,6 +243,63 @@ fn the_alerts_are_the_same_for_any_partition_count() {
     }
 }
 
+/// The same across a region: three municipalities (several peer groups in
+/// the global table), companies with a branch in two of them (fraudulent
+/// in one branch only), staff with two employers and cross-provider
+/// double booking. 1, 2, 3, 7 and 12 partitions give byte-identical alert
+/// files, and every alert names a branch that exists (provider and
+/// municipality), in more than one municipality.
+#[test]
+fn the_alerts_are_the_same_for_any_partition_count_across_a_region() {
+    use tillsyn::replay::replay_partitioned;
+    use tillsyn_sim::evaluate::{EvaluationOptions, evaluate_files};
+    use tillsyn_sim::municipality::{MunicipalityConfig, RegionConfig, simulate_region};
+    let dir = tempfile::tempdir().unwrap();
+    let municipality = |code: &str, providers, clients, fraudulent_providers, second_jobs| MunicipalityConfig {
+        code: code.into(),
+        providers,
+        clients,
+        fraudulent_providers,
+        second_jobs,
+    };
+    let config = RegionConfig {
+        seed: 5,
+        months: 3,
+        municipalities: vec![
+            municipality("2480", 16, 900, 8, 3),
+            municipality("2460", 7, 320, 2, 1),
+            municipality("2401", 6, 280, 2, 1),
+        ],
+        shared_providers: 3,
+        ..RegionConfig::default()
+    };
+    let events = dir.path().join("events.pb");
+    let truth = dir.path().join("truth.json");
+    let mut writer = MessageWriter::create(&events).unwrap();
+    simulate_region(&config, &mut |e| writer.write(e).map_err(Into::into)).unwrap().write(&truth).unwrap();
+    writer.finish().unwrap();
+
+    let alerts = |n: i32| {
+        let file = dir.path().join(format!("alerts-{n}.ndjson"));
+        replay_partitioned(&events, &file, None, CoreConfig::default(), false, n).unwrap();
+        (std::fs::read(&file).unwrap(), file)
+    };
+    let (reference, file) = alerts(1);
+    let evaluation = evaluate_files(&file, &truth, &EvaluationOptions::default()).unwrap();
+    assert_eq!(evaluation.unknown_alerts, 0, "an alert for a branch that does not exist");
+    let mut reader = MessageReader::open(&file).unwrap();
+    let mut municipalities = std::collections::BTreeSet::new();
+    while let Some(a) = reader.next_message::<wire::Alert>().unwrap() {
+        municipalities.insert(a.municipality_code);
+    }
+    assert!(municipalities.len() >= 2, "alerts in {municipalities:?} only");
+    assert!(evaluation.true_alerts > 0 && evaluation.rules.iter().any(|r| r.rule_id == "staff-double-booking"));
+    for n in [2, 3, 7, 12] {
+        let (file, _) = alerts(n);
+        assert!(file == reference, "{n} partitions give other alerts than one");
+    }
+}
+
 /// Pattern 2 across providers and partitions: one staff member registered
 /// by two providers at two homes at once, the providers hashing to
 /// different partitions. Each partition sees one harmless visit; the staff

@@ -647,6 +647,25 @@ impl InternalRecordSkipped {
     }
 }
 
+/// Records produced to an internal topic (counted when sent).
+pub struct InternalRecordsProduced {
+    /// The topic's name without the internal prefix: `peer-days`,
+    /// `visits-by-staff` or `staff-findings`.
+    pub topic: &'static str,
+    /// Records.
+    pub records: u64,
+    /// Bytes of their values.
+    pub bytes: u64,
+}
+
+impl InternalRecordsProduced {
+    /// Counts them.
+    pub fn emit(&self) {
+        counter!(names::INTERNAL_RECORDS_PRODUCED, "topic" => self.topic).increment(self.records);
+        counter!(names::INTERNAL_BYTES_PRODUCED, "topic" => self.topic).increment(self.bytes);
+    }
+}
+
 /// How many closed days of a partition wait for the other partitions.
 pub struct PeerDecisionsLag {
     /// The partition.

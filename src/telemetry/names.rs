@@ -137,6 +137,14 @@ pub const PEER_DAYS_REJECTED: &str = "tillsyn_peer_table_rejected_records_total"
 /// staff findings) that did not decode and were skipped. No labels.
 pub const INTERNAL_RECORDS_SKIPPED: &str = "tillsyn_internal_records_skipped_total";
 
+/// Counter. Records produced to the internal topics, by topic
+/// (`peer-days`, `visits-by-staff`, `staff-findings`).
+pub const INTERNAL_RECORDS_PRODUCED: &str = "tillsyn_internal_records_produced_total";
+
+/// Counter. Bytes (record values) produced to the internal topics, by
+/// topic: the broker traffic the global table and the staff stage add.
+pub const INTERNAL_BYTES_PRODUCED: &str = "tillsyn_internal_bytes_produced_total";
+
 /// Gauge. Event time (seconds, whole days) a partition has closed but not
 /// yet decided, because not every partition of the provider stage has
 /// closed it (peer statistics are not final): how far peer decisions wait
@@ -194,6 +202,8 @@ pub const ALL: &[(&str, MetricKind, &str)] = &[
         MetricKind::Counter,
         "Records of the staff stage's internal topics that did not decode and were skipped.",
     ),
+    (INTERNAL_RECORDS_PRODUCED, MetricKind::Counter, "Records produced to the internal topics, by topic."),
+    (INTERNAL_BYTES_PRODUCED, MetricKind::Counter, "Bytes of record values produced to the internal topics, by topic."),
     (
         PEER_DECISIONS_LAG_SECONDS,
         MetricKind::Gauge,

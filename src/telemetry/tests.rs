@@ -8,9 +8,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 
 use super::events::{
-    AlertProduced, AlertSuppressed, ConsumerLag, DeliveryFailed, InternalRecordSkipped, LateEventRouted,
-    PartitionRestored, PeerDayRejected, PeerDecisionsLag, ProcessingLatency, Rebalance, RebalanceKind, RecordConsumed,
-    RecordDeadLettered, SnapshotTrigger, SnapshotWritten, StateGauges, WatermarkLag,
+    AlertProduced, AlertSuppressed, ConsumerLag, DeliveryFailed, InternalRecordSkipped, InternalRecordsProduced,
+    LateEventRouted, PartitionRestored, PeerDayRejected, PeerDecisionsLag, ProcessingLatency, Rebalance, RebalanceKind,
+    RecordConsumed, RecordDeadLettered, SnapshotTrigger, SnapshotWritten, StateGauges, WatermarkLag,
 };
 use super::names;
 use super::{Health, describe_all};
@@ -181,6 +181,8 @@ fn emit_everything(recorder: &PrometheusRecorder) {
         AlertSuppressed { partition: 3 }.emit();
         PeerDayRejected { offset: 7 }.emit();
         InternalRecordSkipped { partition: 3, offset: 9 }.emit();
+        InternalRecordsProduced { topic: "visits-by-staff", records: 2, bytes: 4_000 }.emit();
+        InternalRecordsProduced { topic: "visits-by-staff", records: 1, bytes: 96 }.emit();
         PeerDecisionsLag { partition: 3, days: 2 }.emit();
         Health::new().set_ready(true);
     });
@@ -247,6 +249,8 @@ fn events_render_the_expected_series() {
     assert_eq!(v(names::SUPPRESSED_ALERTS, &[]), 1.0);
     assert_eq!(v(names::PEER_DAYS_REJECTED, &[]), 1.0);
     assert_eq!(v(names::INTERNAL_RECORDS_SKIPPED, &[]), 1.0);
+    assert_eq!(v(names::INTERNAL_RECORDS_PRODUCED, &[("topic", "visits-by-staff")]), 3.0);
+    assert_eq!(v(names::INTERNAL_BYTES_PRODUCED, &[("topic", "visits-by-staff")]), 4_096.0);
     assert_eq!(v(names::PEER_DECISIONS_LAG_SECONDS, &[("partition", "3")]), 2.0 * 86_400.0);
 
     // The latency histogram: cumulative buckets from the configured bounds.
@@ -288,7 +292,7 @@ fn every_listed_metric_is_emitted_typed_and_described_and_nothing_else() {
 fn labels_come_from_bounded_sets_only() {
     let (_, text) = sample_exposition();
     let e = Exposition::parse(&text);
-    let topics = ["time-reports", "invoices", "alerts"];
+    let topics = ["time-reports", "invoices", "alerts", "peer-days", "visits-by-staff", "staff-findings"];
     for sample in &e.samples {
         for (key, value) in &sample.labels {
             let ok = match key.as_str() {

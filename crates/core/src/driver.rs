@@ -15,7 +15,7 @@
 //! inputs' partition count, so whoever runs provider partition `k` runs
 //! staff partition `k` too, with one checkpoint for both (Kafka Streams
 //! runs co-partitioned sub-topologies in one task the same way). Records of
-//! those two topics come in through [`PartitionDriver::offer_staff_visit`]
+//! those two topics come in through [`PartitionDriver::offer_staff_visits`]
 //! and [`PartitionDriver::offer_staff_finding`]; what the partition sends
 //! to the staff stage and what its staff partition sends back come out as
 //! [`Output::ToStaff`] and [`Output::FromStaff`], for the shell to produce.
@@ -279,16 +279,20 @@ impl<H> PartitionDriver<H> {
         Ok((engine, staff))
     }
 
-    /// Takes one record of the visits-by-staff partition at `offset` (none:
-    /// it did not decode, and is skipped): the staff stage's findings and
-    /// frontier it releases come out as [`Output::FromStaff`].
-    pub fn offer_staff_visit(&mut self, offset: i64, message: Option<ToStaff>, out: &mut Vec<Output<H>>) {
+    /// Takes one record of the visits-by-staff partition at `offset`: a
+    /// batch of one provider partition's records for this staff partition,
+    /// in order (none: it did not decode, and is skipped). The staff
+    /// stage's findings and frontier they release come out as
+    /// [`Output::FromStaff`].
+    pub fn offer_staff_visits(&mut self, offset: i64, batch: Option<Vec<ToStaff>>, out: &mut Vec<Output<H>>) {
         if offset < self.next.staff_visits {
             return;
         }
-        match message {
-            Some(message) => {
-                self.staff.offer(message, offset, &mut self.from_staff);
+        match batch {
+            Some(batch) => {
+                for message in batch {
+                    self.staff.offer(message, offset, &mut self.from_staff);
+                }
                 out.extend(self.from_staff.drain(..).map(Output::FromStaff));
             }
             None => out.push(Output::InternalSkipped { offset }),

@@ -216,7 +216,7 @@ impl RecentIds {
 /// `rules::RuleStates`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProviderState<R> {
-    /// Who pays (from the provider's latest event).
+    /// Who pays (the state is kept per provider and municipality).
     pub municipality: MunicipalityCode,
     /// Daily counters over the horizon.
     pub days: DayRing<ProviderDay>,

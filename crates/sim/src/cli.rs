@@ -7,12 +7,13 @@ use clap::{Parser, Subcommand};
 
 use tillsyn_core::codec::MessageWriter;
 use tillsyn_core::decode::Format;
+use tillsyn_core::proto::v1 as wire;
 use tillsyn_core::records::{KafkaRecordLine, RecordWriter};
 use tillsyn_core::rules::catalogue;
 use tillsyn_sim::evaluate::{EvaluationOptions, evaluate_files};
 use tillsyn_sim::labels::GroundTruth;
 use tillsyn_sim::municipality::hostile::hostile_records;
-use tillsyn_sim::municipality::{SimConfig, simulate};
+use tillsyn_sim::municipality::{RegionConfig, SimConfig, simulate, simulate_region};
 use tillsyn_sim::records::{templates, with_hostile};
 
 /// tillsyn-sim: the municipality simulator with labelled fraud and the
@@ -38,6 +39,11 @@ struct SimulateArgs {
     /// Seed; the same seed and settings give identical output.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Simulate the region scenario instead of one municipality: three
+    /// municipalities (Umeå, Vännäs, Nordmaling) with companies that have a
+    /// branch in two of them and staff with two employers.
+    #[arg(long, conflicts_with_all = ["providers", "clients", "fraudulent"])]
+    region: bool,
     /// Providers, including the municipality's own unit.
     #[arg(long)]
     providers: Option<u32>,
@@ -111,6 +117,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 impl SimulateArgs {
+    /// Runs the scenario the flags name into `sink`.
+    fn simulate(&self, sink: &mut dyn FnMut(&wire::Event) -> anyhow::Result<()>) -> anyhow::Result<GroundTruth> {
+        if self.region {
+            let mut config = RegionConfig { seed: self.seed, ..RegionConfig::default() };
+            if let Some(v) = self.months {
+                config.months = v;
+            }
+            simulate_region(&config, sink)
+        } else {
+            simulate(&self.config(), sink)
+        }
+    }
+
     /// The simulator's configuration: its defaults with the flags given.
     fn config(&self) -> SimConfig {
         let mut config = SimConfig { seed: self.seed, ..SimConfig::default() };
@@ -134,7 +153,7 @@ impl SimulateArgs {
 fn simulate_events(a: &SimulateArgs) -> anyhow::Result<()> {
     let mut writer = MessageWriter::create(&a.out)?;
     let mut count = 0u64;
-    let truth = simulate(&a.config(), &mut |event| {
+    let truth = a.simulate(&mut |event| {
         count += 1;
         writer.write(event).map_err(Into::into)
     })?;
@@ -152,7 +171,7 @@ fn simulate_records(a: &SimulateArgs, path: &std::path::Path) -> anyhow::Result<
     let mut writer = RecordWriter::create(path)?;
     let (truth, events, hostile) = if a.hostile == 0 {
         let mut events = 0u64;
-        let truth = simulate(&config, &mut |event| {
+        let truth = a.simulate(&mut |event| {
             for record in KafkaRecordLine::event(event, format)? {
                 writer.write(&record)?;
                 events += 1;
@@ -162,7 +181,7 @@ fn simulate_records(a: &SimulateArgs, path: &std::path::Path) -> anyhow::Result<
         (truth, events, 0)
     } else {
         let mut events = Vec::new();
-        let truth = simulate(&config, &mut |e| {
+        let truth = a.simulate(&mut |e| {
             events.push(e.clone());
             Ok(())
         })?;

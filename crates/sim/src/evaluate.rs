@@ -12,6 +12,10 @@
 //!   lifecycle updates of an episode already counted; they are only counted
 //!   for information. Records repeating an `alert_id` already read
 //!   (at-least-once delivery) are dropped and counted as duplicates.
+//! - **Provider.** A provider in one municipality: a company with
+//!   branches in two municipalities is two providers here, judged
+//!   separately (an alert counts for a label only when both its provider
+//!   id and its municipality code match), as tillsyn tracks them.
 //! - **Label window.** A label of provider *p* covers `[start, end + grace]`
 //!   (both ends included); `grace` is [`EvaluationOptions::grace_days`],
 //!   45 days by default, because invoice-based patterns can only be seen
@@ -68,6 +72,9 @@ pub const KNOWN_PATTERNS: RangeInclusive<u32> = 1..=14;
 const NANOS_PER_SEC: i128 = 1_000_000_000;
 const NANOS_PER_HOUR: f64 = 3_600.0 * 1e9;
 const NANOS_PER_DAY: i128 = 86_400 * NANOS_PER_SEC;
+
+/// A provider in one municipality: (provider id, municipality code).
+type Unit<'a> = (&'a str, &'a str);
 
 /// Knobs of the evaluation.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -275,10 +282,11 @@ fn window(label: &Label, grace: i128) -> (i128, i128) {
 /// definitions.
 pub fn evaluate(alerts: &[Alert], truth: &GroundTruth, options: &EvaluationOptions) -> Evaluation {
     let grace = i128::from(options.grace_days) * NANOS_PER_DAY;
-    let known_providers: HashSet<&str> = truth.providers.iter().map(|p| p.provider_id.as_str()).collect();
-    let mut labels_of: HashMap<&str, Vec<&Label>> = HashMap::new();
+    let known_providers: HashSet<Unit> =
+        truth.providers.iter().map(|p| (p.provider_id.as_str(), p.municipality_code.as_str())).collect();
+    let mut labels_of: HashMap<Unit, Vec<&Label>> = HashMap::new();
     for label in &truth.labels {
-        labels_of.entry(label.provider_id.as_str()).or_default().push(label);
+        labels_of.entry((label.provider_id.as_str(), label.municipality_code.as_str())).or_default().push(label);
     }
 
     // Keep the opened alerts, once per alert id.
@@ -305,13 +313,14 @@ pub fn evaluate(alerts: &[Alert], truth: &GroundTruth, options: &EvaluationOptio
     let mut unknown_alerts = 0;
     let mut true_alerts = 0;
     let mut true_alerts_strict = 0;
-    let mut alerted_providers: HashSet<&str> = HashSet::new();
-    let mut detected_providers: HashSet<&str> = HashSet::new();
+    let mut alerted_providers: HashSet<Unit> = HashSet::new();
+    let mut detected_providers: HashSet<Unit> = HashSet::new();
     let mut rules: BTreeMap<&str, (BTreeSet<u32>, usize, usize)> = BTreeMap::new();
     // Valid opened alert times by (provider, pattern), for label detection.
-    let mut times: HashMap<(&str, u32), Vec<i128>> = HashMap::new();
+    let mut times: HashMap<(Unit, u32), Vec<i128>> = HashMap::new();
     for alert in &opened {
-        alerted_providers.insert(alert.provider_id.as_str());
+        let unit = (alert.provider_id.as_str(), alert.municipality_code.as_str());
+        alerted_providers.insert(unit);
         let rule = rules.entry(alert.rule_id.as_str()).or_default();
         rule.0.insert(alert.pattern);
         rule.1 += 1;
@@ -320,11 +329,7 @@ pub fn evaluate(alerts: &[Alert], truth: &GroundTruth, options: &EvaluationOptio
             None => !alert.rule_id.is_empty(),
         };
         let detected_at = match &alert.detected_at {
-            Some(ts)
-                if rule_known
-                    && KNOWN_PATTERNS.contains(&alert.pattern)
-                    && known_providers.contains(alert.provider_id.as_str()) =>
-            {
+            Some(ts) if rule_known && KNOWN_PATTERNS.contains(&alert.pattern) && known_providers.contains(&unit) => {
                 nanos(ts)
             }
             _ => {
@@ -332,8 +337,8 @@ pub fn evaluate(alerts: &[Alert], truth: &GroundTruth, options: &EvaluationOptio
                 continue;
             }
         };
-        times.entry((alert.provider_id.as_str(), alert.pattern)).or_default().push(detected_at);
-        let covering = labels_of.get(alert.provider_id.as_str()).into_iter().flatten().filter(|label| {
+        times.entry((unit, alert.pattern)).or_default().push(detected_at);
+        let covering = labels_of.get(&unit).into_iter().flatten().filter(|label| {
             let (from, to) = window(label, grace);
             (from..=to).contains(&detected_at)
         });
@@ -346,7 +351,7 @@ pub fn evaluate(alerts: &[Alert], truth: &GroundTruth, options: &EvaluationOptio
         if lenient {
             true_alerts += 1;
             rule.2 += 1;
-            detected_providers.insert(alert.provider_id.as_str());
+            detected_providers.insert(unit);
         }
         if strict {
             true_alerts_strict += 1;
@@ -368,7 +373,7 @@ pub fn evaluate(alerts: &[Alert], truth: &GroundTruth, options: &EvaluationOptio
         entry.labels += 1;
         let (from, to) = window(label, grace);
         let first = times
-            .get(&(label.provider_id.as_str(), label.pattern))
+            .get(&((label.provider_id.as_str(), label.municipality_code.as_str()), label.pattern))
             .and_then(|list| list.get(list.partition_point(|&t| t < from)))
             .filter(|&&t| t <= to);
         if let Some(&t) = first {
@@ -442,13 +447,13 @@ pub fn evaluate(alerts: &[Alert], truth: &GroundTruth, options: &EvaluationOptio
 
 /// Months of `[truth.start, truth.end)` outside every label window, summed
 /// over the providers of the truth.
-fn clean_provider_months(truth: &GroundTruth, labels_of: &HashMap<&str, Vec<&Label>>, grace: i128) -> f64 {
+fn clean_provider_months(truth: &GroundTruth, labels_of: &HashMap<Unit, Vec<&Label>>, grace: i128) -> f64 {
     let (period_start, period_end) = (nanos(&truth.start), nanos(&truth.end));
     let period = (period_end - period_start).max(0);
     let mut clean: i128 = 0;
     for provider in &truth.providers {
         let mut windows: Vec<(i128, i128)> = labels_of
-            .get(provider.provider_id.as_str())
+            .get(&(provider.provider_id.as_str(), provider.municipality_code.as_str()))
             .into_iter()
             .flatten()
             .map(|label| {
@@ -655,6 +660,7 @@ mod tests {
     fn label(provider_id: &str, pattern: u32, start: i64, end: i64, observable: i64) -> Label {
         Label {
             provider_id: provider_id.into(),
+            municipality_code: "2480".into(),
             pattern,
             pattern_name: format!("pattern {pattern}"),
             start: ts(T0 + start * DAY),
@@ -728,6 +734,23 @@ mod tests {
         assert_eq!(e.alert_precision, Some(0.5));
         assert_eq!(e.provider_precision, Some(0.5), "two providers alerted, one fraudulent");
         assert_eq!(e.provider_recall, Some(1.0));
+    }
+
+    #[test]
+    fn a_provider_is_judged_in_each_municipality_separately() {
+        // FRAUD has a branch in 2460 too, honest there.
+        let mut truth = one_label();
+        truth.providers.push(ProviderInfo { municipality_code: "2460".into(), ..provider(FRAUD) });
+        let elsewhere = Alert { municipality_code: "2460".into(), ..opened("b", FRAUD, 1, 70 * DAY) };
+        let e = run(&[opened("a", FRAUD, 1, 70 * DAY), elsewhere.clone()], &truth);
+        assert_eq!((e.true_alerts, e.false_alerts, e.unknown_alerts), (1, 1, 0));
+        assert_eq!((e.alerted_providers, e.detected_providers, e.fraudulent_providers), (2, 1, 1));
+        // Only the branch in 2460 alerted: the label is not detected.
+        let e = run(&[elsewhere], &truth);
+        assert_eq!((e.true_alerts, e.detected_labels), (0, 0));
+        // A municipality the truth does not know: unknown.
+        let stranger = Alert { municipality_code: "0180".into(), ..opened("c", FRAUD, 1, 70 * DAY) };
+        assert_eq!(run(&[stranger], &truth).unknown_alerts, 1);
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct ProviderInfo {
 pub struct Label {
     /// Organisation number of the fraudulent provider.
     pub provider_id: String,
+    /// The municipality it defrauds (a provider with branches in several
+    /// municipalities is judged in each separately).
+    pub municipality_code: String,
     /// Pattern number of the domain catalogue (1–14).
     pub pattern: u32,
     /// Pattern name, for people.

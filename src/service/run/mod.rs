@@ -62,8 +62,8 @@ pub mod produce;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt;
@@ -75,7 +75,7 @@ use rdkafka::producer::{FutureProducer, Producer};
 use tillsyn_core::baseline::GlobalPeerTable;
 use tillsyn_core::decode::{self, Rejection};
 use tillsyn_core::driver::{Output, Record};
-use tillsyn_core::engine::{Input, StateSize};
+use tillsyn_core::engine::{Input, StateSize, ToStaff};
 use tillsyn_core::model::DomainEvent;
 use tillsyn_core::model::pseudonym::Pseudonymizer;
 use tillsyn_core::model::validate::Validator;
@@ -99,6 +99,10 @@ pub use tillsyn_core::driver::ALIGNMENT_SECS;
 
 /// Most records whose produced records await acknowledgement.
 const MAX_IN_FLIGHT: usize = 20_000;
+
+/// Records for the staff stage gathered before they are sent regardless
+/// (a batch of this many visits is about 200 kB).
+const STAFF_BATCH_ENTRIES: usize = 2_000;
 
 /// How long a read end offset of an invoice partition is trusted.
 const END_OFFSET_TTL: Duration = Duration::from_millis(500);
@@ -141,6 +145,17 @@ struct Io<'a> {
     /// The staff stage's internal topics.
     visits_by_staff: String,
     staff_findings: String,
+    /// What the provider stage sends the staff stage, gathered per staff
+    /// partition and sent as one record each by [`Io::flush_staff`].
+    staff_batches: Mutex<StaffBatches>,
+}
+
+/// Records for the staff stage not yet sent, per staff partition, in order.
+#[derive(Default)]
+struct StaffBatches {
+    by_partition: BTreeMap<i32, Vec<ToStaff>>,
+    /// Entries gathered.
+    entries: usize,
 }
 
 impl Io<'_> {
@@ -211,7 +226,16 @@ impl Io<'_> {
                 }
                 Output::PeerDay(day) => deliveries.push(produce::peer_day(self.producer, self.config, &day)),
                 Output::ToStaff(record) => {
-                    deliveries.extend(produce::to_staff(self.producer, self.config, self.partitions, &record))
+                    let mut batches = self.staff_batches();
+                    match produce::staff_destination(&record, self.partitions) {
+                        Some(p) => batches.by_partition.entry(p).or_default().push(record),
+                        None => {
+                            for p in 0..self.partitions {
+                                batches.by_partition.entry(p).or_default().push(record.clone());
+                            }
+                        }
+                    }
+                    batches.entries += 1;
                 }
                 Output::FromStaff(record) => {
                     deliveries.extend(produce::from_staff(self.producer, self.config, self.partitions, &record))
@@ -246,6 +270,31 @@ impl Io<'_> {
         *last_record = Instant::now();
         let mut deliveries = Vec::new();
         self.carry_out(partition, &mut outputs, summary, &mut deliveries);
+        (!deliveries.is_empty()).then(|| produce::all(deliveries))
+    }
+
+    /// The gathered records for the staff stage (the loop's alone: the
+    /// lock is never contended; it makes the loop's future `Send`).
+    fn staff_batches(&self) -> std::sync::MutexGuard<'_, StaffBatches> {
+        self.staff_batches.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records for the staff stage gathered and not yet sent.
+    fn staff_pending(&self) -> usize {
+        self.staff_batches().entries
+    }
+
+    /// Sends what was gathered for the staff stage: one record per staff
+    /// partition. Must run before anything waits for every delivery so far
+    /// (a checkpoint, a revocation, the shutdown): a checkpoint covers the
+    /// records whose outputs these are.
+    fn flush_staff(&self) -> Option<Delivery> {
+        let batches = std::mem::take(&mut *self.staff_batches());
+        let deliveries: Vec<Delivery> = batches
+            .by_partition
+            .iter()
+            .map(|(p, records)| produce::staff_batch(self.producer, self.config, *p, records).0)
+            .collect();
         (!deliveries.is_empty()).then(|| produce::all(deliveries))
     }
 
@@ -284,7 +333,7 @@ impl Io<'_> {
         let mut outputs = Vec::new();
         let topic = message.topic();
         if topic == self.visits_by_staff {
-            driver.offer_staff_visit(offset, serde_json::from_slice(payload).ok(), &mut outputs);
+            driver.offer_staff_visits(offset, tillsyn_core::engine::decode_batch(payload), &mut outputs);
         } else if topic == self.staff_findings {
             driver.offer_staff_finding(offset, serde_json::from_slice(payload).ok(), &mut outputs);
         } else {
@@ -422,6 +471,7 @@ pub async fn run(
         partitions,
         visits_by_staff: topics.visits_by_staff_topic(),
         staff_findings: topics.staff_findings_topic(),
+        staff_batches: Mutex::default(),
     };
 
     loop {
@@ -453,6 +503,9 @@ pub async fn run(
                     }
                 }
                 Rebalance::Revoked { partitions: list, done } => {
+                    if let Some(ack) = io.flush_staff() {
+                        in_flight.push_back(ack);
+                    }
                     let result = hand_over(&config, &producer, &client, &mut state, &mut in_flight, &list).await;
                     note_assignment(&mut state, RebalanceKind::Revoke, &list);
                     let _ = done.send(());
@@ -516,6 +569,9 @@ pub async fn run(
                 if let Some(ack) = io.decide_all(&peers, &mut state, &mut summary) {
                     in_flight.push_back(ack);
                 }
+                if let Some(ack) = io.flush_staff() {
+                    in_flight.push_back(ack);
+                }
             }
             fetched = consumer.fetched.recv(), if in_flight.len() < MAX_IN_FLIGHT => match fetched {
                 Some(Fetched::Record(message)) => {
@@ -561,9 +617,15 @@ pub async fn run(
                 }
             },
         }
-        if let Err(e) =
-            checkpoint_due(&config, &producer, &client, &mut state, &mut in_flight, interval, &mut summary).await
+        // The staff stage's records go out in batches: when enough are
+        // gathered, on the tick (every 250 ms), and always before a
+        // checkpoint (below), a revocation or the shutdown.
+        if io.staff_pending() >= STAFF_BATCH_ENTRIES
+            && let Some(ack) = io.flush_staff()
         {
+            in_flight.push_back(ack);
+        }
+        if let Err(e) = checkpoint_due(&io, &mut state, &mut in_flight, interval, &mut summary).await {
             failure = Some(e);
             break;
         }
@@ -576,6 +638,9 @@ pub async fn run(
     // Shutdown: no new records; wait for what is in flight, checkpoint.
     health.set_not_ready("shutting down");
     tokio::task::block_in_place(|| consumer.stop());
+    if let Some(ack) = io.flush_staff() {
+        in_flight.push_back(ack);
+    }
     info!(in_flight = in_flight.len(), "stopping: flushing in-flight deliveries");
     if failure.is_none()
         && let Err(e) = drain(&mut in_flight).await
@@ -695,9 +760,7 @@ async fn drain(in_flight: &mut FuturesOrdered<Delivery>) -> anyhow::Result<()> {
 
 /// Checkpoints the partitions that are due (see [`checkpoint::due`]).
 async fn checkpoint_due(
-    config: &ServiceConfig,
-    producer: &FutureProducer,
-    consumer: &BaseConsumer<Context>,
+    io: &Io<'_>,
     state: &mut Assignment,
     in_flight: &mut FuturesOrdered<Delivery>,
     interval: Duration,
@@ -715,10 +778,14 @@ async fn checkpoint_due(
     if due.is_empty() {
         return Ok(());
     }
-    // Every output so far acknowledged: the alert partition's end is then
-    // exactly where this partition's alerts after the snapshot begin.
+    // Every output so far sent and acknowledged: the alert partition's end
+    // is then exactly where this partition's alerts after the snapshot
+    // begin, and the staff stage has every visit the snapshot covers.
+    if let Some(ack) = io.flush_staff() {
+        in_flight.push_back(ack);
+    }
     drain(in_flight).await?;
-    summary.checkpoints += checkpoint_all(config, producer, consumer, state, due)?;
+    summary.checkpoints += checkpoint_all(io.config, io.producer, io.consumer, state, due)?;
     Ok(())
 }
 

@@ -19,7 +19,7 @@ use tillsyn_core::partition::{partition_for_key, staff_partition};
 
 use crate::service::config::ServiceConfig;
 use crate::service::state_store::ALERT_ID_HEADER;
-use crate::telemetry::events::DeliveryFailed;
+use crate::telemetry::events::{DeliveryFailed, InternalRecordsProduced};
 
 /// Why a record did not reach the broker.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -174,24 +174,37 @@ pub fn alert(producer: &FutureProducer, config: &ServiceConfig, partition: i32, 
 /// keyed by [`PeerDay::key`], partition 0).
 pub fn peer_day(producer: &FutureProducer, config: &ServiceConfig, day: &PeerDay) -> Delivery {
     let value = serde_json::to_vec(day).unwrap_or_default();
+    InternalRecordsProduced { topic: "peer-days", records: 1, bytes: value.len() as u64 }.emit();
     let headers =
         OwnedHeaders::new().insert(Header { key: decode::CONTENT_TYPE_HEADER, value: Some("application/json") });
     send(producer, &config.topics.peer_days_topic(), Some(0), Some(day.key().as_bytes()), &value, headers)
 }
 
-/// Sends a record for the staff stage: a visit to the visits-by-staff
-/// partition of its staff key, progress to every partition (JSON).
-pub fn to_staff(producer: &FutureProducer, config: &ServiceConfig, partitions: i32, record: &ToStaff) -> Vec<Delivery> {
+/// The content type of a visits-by-staff record: a batch of staff-stage
+/// records (see [`tillsyn_core::engine::encode_batch`]).
+pub const STAFF_BATCH_CONTENT_TYPE: &str = "application/x-tillsyn-staff-batch";
+
+/// Sends what the provider stage gathered for staff partition `partition`
+/// (visits re-keyed by staff member, progress), in order, as one record
+/// of the visits-by-staff topic. Returns the acknowledgement and the bytes.
+pub fn staff_batch(
+    producer: &FutureProducer,
+    config: &ServiceConfig,
+    partition: i32,
+    records: &[ToStaff],
+) -> (Delivery, usize) {
     let topic = config.topics.visits_by_staff_topic();
-    let value = serde_json::to_vec(record).unwrap_or_default();
-    match record.staff() {
-        Some(staff) => {
-            let key = staff.to_string();
-            let partition = staff_partition(staff, partitions) as i32;
-            vec![send(producer, &topic, Some(partition), Some(key.as_bytes()), &value, json_headers())]
-        }
-        None => (0..partitions).map(|p| send(producer, &topic, Some(p), None, &value, json_headers())).collect(),
-    }
+    let value = tillsyn_core::engine::encode_batch(records);
+    InternalRecordsProduced { topic: "visits-by-staff", records: 1, bytes: value.len() as u64 }.emit();
+    let headers =
+        OwnedHeaders::new().insert(Header { key: decode::CONTENT_TYPE_HEADER, value: Some(STAFF_BATCH_CONTENT_TYPE) });
+    (send(producer, &topic, Some(partition), None, &value, headers), value.len())
+}
+
+/// The staff partition `record` goes to; none for progress, which goes to
+/// every partition.
+pub fn staff_destination(record: &ToStaff, partitions: i32) -> Option<i32> {
+    record.staff().map(|staff| staff_partition(staff, partitions) as i32)
 }
 
 /// Sends a record of the staff stage to the provider stage: a finding to
@@ -205,6 +218,8 @@ pub fn from_staff(
 ) -> Vec<Delivery> {
     let topic = config.topics.staff_findings_topic();
     let value = serde_json::to_vec(record).unwrap_or_default();
+    let records = if record.provider().is_some() { 1 } else { partitions.max(0) as u64 };
+    InternalRecordsProduced { topic: "staff-findings", records, bytes: records * value.len() as u64 }.emit();
     match record.provider() {
         Some(provider) => {
             let key = provider.to_string();

@@ -16,10 +16,10 @@ use sha2::{Digest, Sha256};
 
 use super::{Alert, AlertStatus, Finding, Severity};
 use crate::finding::{RuleInfo, RuleStage};
-use crate::model::{EventId, EventTime, ProviderId};
+use crate::model::{EventId, EventTime, ProviderKey};
 
-/// An episode is identified by its provider and rule.
-pub type EpisodeKey = (ProviderId, &'static str);
+/// An episode is identified by its provider (in one municipality) and rule.
+pub type EpisodeKey = (ProviderKey, &'static str);
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Episode {
@@ -70,7 +70,7 @@ impl TryFrom<EpisodeList> for Episodes {
             if episode.rule.id != episode.last.rule.id {
                 return Err(format!("episode of {} holds a finding of {}", episode.rule.id, episode.last.rule.id));
             }
-            let key = (episode.last.provider, episode.rule.id);
+            let key = (episode.last.provider_key(), episode.rule.id);
             if open.insert(key, episode).is_some() {
                 return Err("two episodes for one rule and provider".into());
             }
@@ -102,7 +102,7 @@ impl Episodes {
     }
 
     /// Whether `provider` has any open episode (its state must be kept).
-    pub fn has_open(&self, provider: ProviderId) -> bool {
+    pub fn has_open(&self, provider: ProviderKey) -> bool {
         self.open.range((provider, "")..).next().is_some_and(|((p, _), _)| *p == provider)
     }
 
@@ -111,7 +111,7 @@ impl Episodes {
     /// escalates an episode, after the resolution of the rule's previous
     /// episode if `now` is past its resolution time.
     pub fn observe(&mut self, finding: Finding, now: EventTime, alerts: &mut Vec<Alert>) {
-        let key = (finding.provider, finding.rule.id);
+        let key = (finding.provider_key(), finding.rule.id);
         let limit = self.evidence_limit;
         if let Some(episode) = self.open.get(&key) {
             let resolves = self.resolution_time(episode);
@@ -214,9 +214,10 @@ fn stable_id(parts: &[&[u8]]) -> String {
 fn alert(episode: &Episode, status: AlertStatus, now: EventTime) -> Alert {
     let rule = episode.rule.id.as_bytes();
     let provider = episode.last.provider.digits().to_le_bytes();
+    let municipality = episode.last.municipality.value().to_le_bytes();
     let started = episode.started.0.to_le_bytes();
-    let episode_id = stable_id(&[b"episode/v1", rule, &provider, &started]);
-    let alert_id = stable_id(&[b"alert/v1", rule, &provider, &started, &episode.revision.to_le_bytes()]);
+    let episode_id = stable_id(&[b"episode/v2", rule, &provider, &municipality, &started]);
+    let alert_id = stable_id(&[b"alert/v2", rule, &provider, &municipality, &started, &episode.revision.to_le_bytes()]);
     let f = &episode.last;
     let explanation = match status {
         AlertStatus::Resolved => format!(
@@ -248,7 +249,7 @@ fn alert(episode: &Episode, status: AlertStatus, now: EventTime) -> Alert {
 mod tests {
     use super::*;
     use crate::alerting::{Measure, Unit};
-    use crate::model::MunicipalityCode;
+    use crate::model::{MunicipalityCode, ProviderId};
     use crate::rules::staff_double_booking::INFO as STAFF_DOUBLE_BOOKING;
 
     fn finding(severity: Severity, evidence: &str) -> Finding {

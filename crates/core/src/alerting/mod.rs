@@ -9,7 +9,7 @@
 //! - when the rule has not fired for its quiet period (event time), the
 //!   episode is closed with a `resolved` alert.
 //!
-//! Alert and episode ids are hashes of (rule, provider, episode start,
+//! Alert and episode ids are hashes of (rule, provider, municipality, episode start,
 //! revision), so a replay of the same events gives byte-identical alerts
 //! and consumers can deduplicate on the id.
 

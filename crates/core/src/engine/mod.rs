@@ -40,13 +40,13 @@ use rustc_hash::FxHashMap;
 use crate::alerting::{Alert, Episodes, Finding};
 use crate::baseline::{FinalDay, GlobalPeerTable, PeerDay, PeerTable};
 use crate::config::CoreConfig;
-use crate::model::{Day, DomainEvent, EventTime, Invoice, MunicipalityCode, ProviderId, ServiceType, Visit};
+use crate::model::{Day, DomainEvent, EventTime, Invoice, MunicipalityCode, ProviderKey, ServiceType, Visit};
 use crate::rules::RuleStage;
 use crate::rules::{DayContext, InvoiceContext, Provider, Rule, VisitContext};
 use crate::state::{CLIENT_MONTHS, MunicipalityDay, SERVICES};
 use crate::window::{Lateness, Watermark};
 pub use snapshot::RestoreError;
-pub use staff::{FromStaff, StaffFrontier, StaffProgress, StaffStage, StaffVisit, ToStaff};
+pub use staff::{FromStaff, StaffFrontier, StaffProgress, StaffStage, StaffVisit, ToStaff, decode_batch, encode_batch};
 use std::collections::BTreeMap;
 
 /// How often (event time) a provider partition tells the staff stage its
@@ -195,7 +195,7 @@ struct DayClose<'a> {
     activity_days: u32,
     now: EventTime,
     /// The providers, sorted, and their active clients (per service, any).
-    ids: &'a [ProviderId],
+    ids: &'a [ProviderKey],
     active: &'a [([u32; SERVICES], u32)],
     municipalities: &'a BTreeMap<MunicipalityCode, MunicipalityDay>,
 }
@@ -204,7 +204,7 @@ impl DayClose<'_> {
     /// Calls `f` with each provider's context, in provider order.
     fn for_each(
         &self,
-        providers: &mut FxHashMap<ProviderId, Provider>,
+        providers: &mut FxHashMap<ProviderKey, Provider>,
         peers: &PeerTable,
         mut f: impl FnMut(&mut DayContext<'_>),
     ) {
@@ -213,7 +213,7 @@ impl DayClose<'_> {
             let municipality = self.municipalities.get(&provider.municipality).copied().unwrap_or_default();
             f(&mut DayContext {
                 day: self.day,
-                provider_id: *id,
+                provider_id: id.provider,
                 provider,
                 active_by_service: *by_service,
                 active_clients: *any,
@@ -244,7 +244,7 @@ struct State {
     visits_watermark: Watermark,
     invoices_watermark: Watermark,
     #[serde(serialize_with = "crate::state::sorted_map")]
-    providers: FxHashMap<ProviderId, Provider>,
+    providers: FxHashMap<ProviderKey, Provider>,
     episodes: Episodes,
     /// Visits sent to the staff stage (the last one's sequence number).
     staff_seq: i64,
@@ -443,10 +443,9 @@ impl Engine {
         let (day, minute_of_day) = visit.check_in.local_day_and_minute();
         let minutes = visit.duration().0;
         let horizon = self.config.horizon_days as usize;
-        self.wake(visit.provider, visit.check_in);
-        let provider =
-            self.state.providers.entry(visit.provider).or_insert_with(|| Provider::new(visit.municipality, horizon));
-        provider.municipality = visit.municipality;
+        let key = visit.provider_key();
+        self.wake(key, visit.check_in);
+        let provider = self.state.providers.entry(key).or_insert_with(|| Provider::new(visit.municipality, horizon));
         // The provider's clock before this visit, for the staff stage: its
         // newest check-in or the newest heartbeat, whichever is later. Both
         // come in the same order relative to this provider's records in
@@ -554,12 +553,9 @@ impl Engine {
         }
         self.state.now = self.state.now.max(invoice.issued_at);
         let horizon = self.config.horizon_days as usize;
-        self.wake(invoice.provider, invoice.issued_at);
-        let provider = self
-            .state
-            .providers
-            .entry(invoice.provider)
-            .or_insert_with(|| Provider::new(invoice.municipality, horizon));
+        let key = invoice.provider_key();
+        self.wake(key, invoice.issued_at);
+        let provider = self.state.providers.entry(key).or_insert_with(|| Provider::new(invoice.municipality, horizon));
         if provider.invoices_seen.contains_key(&invoice.invoice_id) {
             self.state.stats.duplicate_invoices += 1;
             return Disposition::Duplicate;
@@ -580,7 +576,7 @@ impl Engine {
     /// afresh, as if it had been evicted: whether its eviction ran before
     /// this event arrived depends on the other partitions' progress, and
     /// the state it gets must not.
-    fn wake(&mut self, id: ProviderId, at: EventTime) {
+    fn wake(&mut self, id: ProviderKey, at: EventTime) {
         let horizon = self.config.horizon_days as i32;
         let dormant = self.state.providers.get(&id).is_some_and(|p| {
             p.last_event.0 < at.day().plus(-horizon).start().0
@@ -594,7 +590,7 @@ impl Engine {
 
     /// Runs the invoice rules over an invoice whose period is complete.
     fn reconcile(&mut self, invoice: &Invoice, alerts: &mut Vec<Alert>) {
-        let Some(provider) = self.state.providers.get_mut(&invoice.provider) else { return };
+        let Some(provider) = self.state.providers.get_mut(&invoice.provider_key()) else { return };
         // Decided when the period is complete, whenever that was observed.
         let decided = invoice.issued_at.max(invoice.period_end.plus_secs(self.config.visit_lateness_secs()));
         let mut ctx = InvoiceContext { invoice, provider, now: decided };
@@ -642,7 +638,7 @@ impl Engine {
 
     /// Active clients of each provider (sorted by id) on `day`: per
     /// service type, and of any service type.
-    fn active_clients(&self, ids: &[ProviderId], day: Day) -> Vec<([u32; SERVICES], u32)> {
+    fn active_clients(&self, ids: &[ProviderKey], day: Day) -> Vec<([u32; SERVICES], u32)> {
         let activity_days = self.config.activity_days;
         ids.iter()
             .map(|id| {
@@ -665,8 +661,8 @@ impl Engine {
             .collect()
     }
 
-    fn sorted_providers(&self) -> Vec<ProviderId> {
-        let mut ids: Vec<ProviderId> = self.state.providers.keys().copied().collect();
+    fn sorted_providers(&self) -> Vec<ProviderKey> {
+        let mut ids: Vec<ProviderKey> = self.state.providers.keys().copied().collect();
         ids.sort_unstable();
         ids
     }
@@ -799,7 +795,7 @@ impl Engine {
         self.evict(day, &ids);
     }
 
-    fn evict(&mut self, day: Day, ids: &[ProviderId]) {
+    fn evict(&mut self, day: Day, ids: &[ProviderKey]) {
         let horizon = self.config.horizon_days as i32;
         let oldest_month = day.month().0 - CLIENT_MONTHS as i32 + 1;
         let oldest_invoice = day.plus(-(CLIENT_MONTHS as i32) * 31).start();

@@ -1,6 +1,6 @@
 //! Validated domain events: visits and invoices.
 
-use super::ids::{ClientKey, EventId, HouseholdKey, MunicipalityCode, ProviderId, StaffKey};
+use super::ids::{ClientKey, EventId, HouseholdKey, MunicipalityCode, ProviderId, ProviderKey, StaffKey};
 use super::time::EventTime;
 use super::{Minutes, Ore};
 
@@ -149,6 +149,11 @@ pub struct Visit {
 }
 
 impl Visit {
+    /// The provider and municipality it is billed under.
+    pub fn provider_key(&self) -> ProviderKey {
+        ProviderKey { provider: self.provider, municipality: self.municipality }
+    }
+
     /// Duration in whole minutes (rounded down).
     pub fn duration(&self) -> Minutes {
         Minutes(((self.check_out.0 - self.check_in.0) / 60).clamp(0, i64::from(u32::MAX)) as u32)
@@ -189,6 +194,13 @@ pub struct Invoice {
     pub lines: Vec<InvoiceLine>,
     /// Sum of the amounts.
     pub total: Ore,
+}
+
+impl Invoice {
+    /// The provider and municipality it bills.
+    pub fn provider_key(&self) -> ProviderKey {
+        ProviderKey { provider: self.provider, municipality: self.municipality }
+    }
 }
 
 /// A validated input event.

@@ -132,6 +132,26 @@ impl fmt::Display for MunicipalityCode {
     }
 }
 
+/// A provider's business with one paying municipality (its contract under
+/// the customer-choice system, LOV): what tillsyn tracks, compares with
+/// the municipality's other providers and alerts on. A company with
+/// branches in two municipalities is two of these, each with its own
+/// windows, peers and episodes; all of a company's records still go to one
+/// partition (they are keyed by its organisation number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub struct ProviderKey {
+    /// The company.
+    pub provider: ProviderId,
+    /// The paying municipality.
+    pub municipality: MunicipalityCode,
+}
+
+impl fmt::Display for ProviderKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} in {}", self.provider, self.municipality)
+    }
+}
+
 /// Pseudonymous key of a client (keyed hash of the source system's reference).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ClientKey(pub u64);

@@ -21,7 +21,7 @@ pub mod time;
 pub mod validate;
 
 pub use event::{DomainEvent, GeoPoint, Invoice, InvoiceLine, RegistrationMethod, ServiceType, Visit};
-pub use ids::{ClientKey, EventId, HouseholdKey, MunicipalityCode, ProviderId, StaffKey};
+pub use ids::{ClientKey, EventId, HouseholdKey, MunicipalityCode, ProviderId, ProviderKey, StaffKey};
 pub use time::{Day, EventTime, Month};
 
 /// A non-negative amount of money in öre (1/100 krona).

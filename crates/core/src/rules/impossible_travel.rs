@@ -23,7 +23,7 @@ use crate::state::RecentVisit;
 /// Identity of `impossible-travel` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
     id: "impossible-travel",
-    version: 2,
+    version: 3,
     pattern: 4,
     name: "Impossible travel between visits",
     quiet_days: 14,

@@ -22,7 +22,7 @@ use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
 /// Identity of `staff-double-booking` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
     id: "staff-double-booking",
-    version: 2,
+    version: 3,
     pattern: 2,
     name: "Staff double-booking",
     quiet_days: 14,
@@ -164,6 +164,39 @@ mod tests {
         s.settle();
         let accused: Vec<_> = s.alerts().iter().map(|a| a.provider).collect();
         assert_eq!(accused, vec![provider(2)]);
+    }
+
+    #[test]
+    fn a_borrowed_name_is_the_borrowers_even_when_the_employer_registered_by_hand() {
+        use crate::model::RegistrationMethod::{Edited, Manual, Nfc};
+        use crate::rules::testkit::provider;
+        let mut s = Scenario::only("staff-double-booking");
+        // Staff member 7 works for provider 1 (door events, then one visit
+        // registered by hand); provider 2 registers them once, edited.
+        for h in [7, 8] {
+            s.visit().provider(1).staff(7).client(h).method(Nfc).day(2026, 3, 2).at(h as u32, 0).send();
+        }
+        s.visit().provider(1).staff(7).client(1).method(Manual).day(2026, 3, 2).at(9, 0).minutes(60).send();
+        s.visit().provider(2).staff(7).client(2).method(Edited).day(2026, 3, 2).at(9, 10).minutes(60).send();
+        s.settle();
+        let accused: Vec<_> = s.alerts().iter().map(|a| a.provider).collect();
+        assert_eq!(accused, vec![provider(2)]);
+    }
+
+    #[test]
+    fn a_company_with_branches_in_two_municipalities_has_an_episode_in_each() {
+        let mut s = Scenario::only("staff-double-booking");
+        // The same company double-books in Umeå (staff 7) and in Vännäs (staff 8).
+        s.visit().staff(7).client(1).day(2026, 3, 2).at(9, 0).minutes(60).send();
+        s.visit().staff(7).client(2).day(2026, 3, 2).at(9, 30).minutes(45).send();
+        s.visit().municipality("2460").staff(8).client(3).day(2026, 3, 2).at(11, 0).minutes(60).send();
+        s.visit().municipality("2460").staff(8).client(4).day(2026, 3, 2).at(11, 30).minutes(45).send();
+        s.settle();
+        let alerts = s.alerts();
+        let places: Vec<String> = alerts.iter().map(|a| format!("{} {}", a.provider, a.municipality)).collect();
+        assert_eq!(places, ["556100-0000 2480", "556100-0000 2460"], "one episode per branch");
+        assert_ne!(alerts[0].episode_id, alerts[1].episode_id);
+        assert_eq!(s.state_size().providers, 2, "each branch has its own windows");
     }
 
     #[test]

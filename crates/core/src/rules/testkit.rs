@@ -176,6 +176,11 @@ impl VisitBuilder<'_> {
         self.visit.provider = provider(n);
         self
     }
+    /// Paying municipality `code` (Umeå, 2480, unless set).
+    pub fn municipality(mut self, code: &str) -> Self {
+        self.visit.municipality = MunicipalityCode::parse(code).expect("valid municipality code");
+        self
+    }
     /// Client `n`.
     pub fn client(mut self, n: u64) -> Self {
         self.visit.client = ClientKey(n);

@@ -54,6 +54,14 @@ pub struct SimConfig {
     /// a month (a successful company is not a fraud); fewer if there are not
     /// that many honest home-care providers.
     pub growing_providers: u32,
+    /// Number of staff members who also have a second, part-time evening
+    /// job at another honest provider (two employers, never two places at
+    /// once: the evening job starts hours after the first one ends, and
+    /// only on days the first one is worked, so days off stay days off).
+    pub second_jobs: u32,
+    /// Prefix of every event id (`tr-…`, `inv-…`), so that the events of
+    /// several simulated municipalities never share an id.
+    pub event_id_prefix: String,
 }
 
 impl Default for SimConfig {
@@ -75,6 +83,8 @@ impl Default for SimConfig {
             municipal_growth_per_month: 0.003,
             departures_per_month: 0.018,
             growing_providers: 3,
+            second_jobs: 0,
+            event_id_prefix: String::new(),
         }
     }
 }
@@ -106,6 +116,14 @@ impl SimConfig {
                 self.fraudulent_providers,
                 self.providers - 1
             );
+        }
+        if self.second_jobs > self.providers * 4 {
+            bail!("second_jobs: {} exceeds 4 per provider ({})", self.second_jobs, self.providers * 4);
+        }
+        if self.event_id_prefix.len() > 16
+            || !self.event_id_prefix.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+        {
+            bail!("event_id_prefix: {:?} is not up to 16 letters, digits or '-'", self.event_id_prefix);
         }
         let shares = [
             ("municipal_share", self.municipal_share, 0.05, 0.9),

@@ -56,6 +56,8 @@ pub(super) struct World<'c> {
     pub prov_clients: Vec<Vec<usize>>,
     pub prov_staff: Vec<Vec<usize>>,
     pub scenarios: Vec<Scenario>,
+    /// People with two employers: (first job, second job) staff indices.
+    pub second_jobs: Vec<(usize, usize)>,
     pub refs: Refs,
     pub first_day: Day,
     /// First day without visits.
@@ -67,26 +69,53 @@ pub(super) struct World<'c> {
 
 /// Runs the simulation; see [`super::simulate`].
 pub(super) fn run(cfg: &SimConfig, sink: &mut dyn FnMut(&wire::Event) -> Result<()>) -> Result<(GroundTruth, Stats)> {
-    cfg.validate()?;
-    let mut w = World::build(cfg);
+    let mut sim = Simulation::new(cfg)?;
     let mut out = Outbox::new(sink);
-    let mut ledger = Ledger::new(w.providers.len());
-    let first_month = w.first_day.month();
-    let mut next_invoice_month = first_month;
-    let mut next_id: u64 = 1;
-    let mut day = w.first_day;
-    while day < w.end_day {
+    let mut day = sim.w.first_day;
+    while day < sim.w.end_day {
         out.flush_before(day.start().0)?;
+        sim.day(day, &mut out)?;
+        day = day.plus(1);
+    }
+    sim.finish(&mut out)?;
+    out.flush_all()?;
+    let end = sim.end(out.last);
+    Ok((sim.truth(end), sim.w.stats))
+}
+
+/// One municipality's simulation, stepped a day at a time, so that a
+/// region can step several in lockstep into one [`Outbox`].
+pub(super) struct Simulation<'c> {
+    pub w: World<'c>,
+    ledger: Ledger,
+    next_invoice_month: Month,
+    next_id: u64,
+}
+
+impl<'c> Simulation<'c> {
+    /// A validated configuration's world at its first day.
+    pub fn new(cfg: &'c SimConfig) -> Result<Self> {
+        cfg.validate()?;
+        let w = World::build(cfg);
+        let ledger = Ledger::new(w.providers.len(), &cfg.event_id_prefix);
+        let next_invoice_month = w.first_day.month();
+        Ok(Simulation { w, ledger, next_invoice_month, next_id: 1 })
+    }
+
+    /// Simulates `day` (the caller has flushed what arrived before it).
+    pub fn day(&mut self, day: Day, out: &mut Outbox) -> Result<()> {
+        let w = &mut self.w;
         // Invoices for a month are issued from day 3 of the next one.
-        while next_invoice_month < day.month() && day >= next_invoice_month.next().first_day().plus(2) {
-            invoice::issue(&mut w, &mut ledger, next_invoice_month, &mut out)?;
-            next_invoice_month = next_invoice_month.next();
+        while self.next_invoice_month < day.month() && day >= self.next_invoice_month.next().first_day().plus(2) {
+            invoice::issue(w, &mut self.ledger, self.next_invoice_month, out)?;
+            self.next_invoice_month = self.next_invoice_month.next();
         }
         for st in &mut w.staff {
             st.history <<= 1;
         }
         w.churn(day);
         w.activate(day);
+        w.take_second_jobs(day);
         let mut recs = Vec::new();
         for p in 0..w.providers.len() {
             w.provider_day(p, day, &mut recs);
@@ -94,34 +123,46 @@ pub(super) fn run(cfg: &SimConfig, sink: &mut dyn FnMut(&wire::Event) -> Result<
         w.night_patrol(day, &mut recs);
         w.fraud_nights(day, &mut recs);
         w.inject(day, &mut recs);
-        w.finalize(day, recs, &mut out, &mut ledger, &mut next_id)?;
-        day = day.plus(1);
+        w.finalize(day, recs, out, &mut self.ledger, &mut self.next_id)
     }
-    while next_invoice_month < w.end_day.month() {
-        invoice::issue(&mut w, &mut ledger, next_invoice_month, &mut out)?;
-        next_invoice_month = next_invoice_month.next();
+
+    /// Issues the invoices still due after the last day.
+    pub fn finish(&mut self, out: &mut Outbox) -> Result<()> {
+        while self.next_invoice_month < self.w.end_day.month() {
+            invoice::issue(&mut self.w, &mut self.ledger, self.next_invoice_month, out)?;
+            self.next_invoice_month = self.next_invoice_month.next();
+        }
+        self.w.stats.invoices = self.ledger.issued;
+        Ok(())
     }
-    out.flush_all()?;
-    let end = EventTime(out.last.max(w.activity_end)).day().plus(1).start().0;
-    let truth = GroundTruth {
-        seed: cfg.seed,
-        start: output::ts(w.first_day.start().0),
-        end: output::ts(end),
-        providers: w
-            .providers
-            .iter()
-            .map(|p| ProviderInfo {
-                provider_id: p.id.clone(),
-                municipality_code: cfg.municipality_code.clone(),
-                name: p.name.clone(),
-                municipal: p.kind == Kind::Municipal,
-                clients: p.initial_clients,
-            })
-            .collect(),
-        labels: fraud::labels(&w, end),
-    };
-    w.stats.invoices = ledger.issued;
-    Ok((truth, w.stats))
+
+    /// The truth's end: local midnight after the last arrival (`last`) or
+    /// the end of activity, whichever is later.
+    pub fn end(&self, last: i64) -> i64 {
+        EventTime(last.max(self.w.activity_end)).day().plus(1).start().0
+    }
+
+    /// The ground truth of this municipality, ending at `end`.
+    pub fn truth(&self, end: i64) -> GroundTruth {
+        let (w, cfg) = (&self.w, self.w.cfg);
+        GroundTruth {
+            seed: cfg.seed,
+            start: output::ts(w.first_day.start().0),
+            end: output::ts(end),
+            providers: w
+                .providers
+                .iter()
+                .map(|p| ProviderInfo {
+                    provider_id: p.id.clone(),
+                    municipality_code: cfg.municipality_code.clone(),
+                    name: p.name.clone(),
+                    municipal: p.kind == Kind::Municipal,
+                    clients: p.initial_clients,
+                })
+                .collect(),
+            labels: fraud::labels(w, end),
+        }
+    }
 }
 
 impl<'c> World<'c> {
@@ -140,6 +181,7 @@ impl<'c> World<'c> {
             prov_clients: vec![Vec::new(); n],
             prov_staff: vec![Vec::new(); n],
             scenarios: Vec::new(),
+            second_jobs: Vec::new(),
             refs: Refs::default(),
             first_day,
             end_day,
@@ -282,6 +324,43 @@ impl<'c> World<'c> {
         i
     }
 
+    /// On the second day (when every provider has staff), gives
+    /// [`SimConfig::second_jobs`] staff members of honest home-care
+    /// providers a second, part-time evening job at another honest
+    /// provider simulated after theirs: the same person (reference and
+    /// home), called in there only on days they work their first job,
+    /// whose day or morning shift ends hours before the evening starts.
+    pub(super) fn take_second_jobs(&mut self, day: Day) {
+        if day != self.first_day.plus(1) || self.cfg.second_jobs == 0 {
+            return;
+        }
+        let mut rng = Rng::new(self.cfg.seed, &[tag::SECOND_JOBS]);
+        let fraudulent: Vec<usize> = self.scenarios.iter().map(|s| s.provider).collect();
+        let honest: Vec<usize> = (1..self.providers.len())
+            .filter(|&p| self.providers[p].kind == Kind::HomeCare && !fraudulent.contains(&p))
+            .collect();
+        let mut first_jobs: Vec<usize> = (0..self.staff.len())
+            .filter(|&s| {
+                let st = &self.staff[s];
+                matches!(st.role, Role::Morning | Role::MorningShort)
+                    && honest.contains(&st.provider)
+                    && honest.iter().any(|&b| b > st.provider)
+            })
+            .collect();
+        rng.shuffle(&mut first_jobs);
+        for &s in first_jobs.iter().take(self.cfg.second_jobs as usize) {
+            let later: Vec<usize> = honest.iter().copied().filter(|&b| b > self.staff[s].provider).collect();
+            let Some(&b) = rng.pick(&later) else { continue };
+            let t = self.hire(b, Role::EveningShort, &mut rng);
+            let (r, home) = (self.staff[s].r.clone(), self.staff[s].home);
+            let second = &mut self.staff[t];
+            second.r = r;
+            second.home = home;
+            second.second_job_of = Some(s);
+            self.second_jobs.push((s, t));
+        }
+    }
+
     /// Hires a staff member of provider `p`.
     pub(super) fn hire(&mut self, p: usize, role: Role, rng: &mut Rng) -> usize {
         let shift = match role {
@@ -303,7 +382,8 @@ impl<'c> World<'c> {
         };
         let r = self.refs.fresh(rng, "s-", 8);
         let i = self.staff.len();
-        self.staff.push(Staff { r, provider: p, role, history: 0, shift, home: geo::home(rng, false, 1.0) });
+        let home = geo::home(rng, false, 1.0);
+        self.staff.push(Staff { r, provider: p, role, history: 0, shift, home, second_job_of: None });
         self.prov_staff[p].push(i);
         i
     }
@@ -445,7 +525,10 @@ impl<'c> World<'c> {
                 continue;
             }
             let sick = rng.chance(SICK);
-            if !sick && st.may_work() {
+            // A second job only on days the first one is worked (that
+            // provider's day is simulated first).
+            let first_job_off = st.second_job_of.is_some_and(|main| self.staff[main].history & 1 == 0);
+            if !sick && st.may_work() && !first_job_off {
                 let rotation =
                     (s as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (day.0 as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
                 eligible.push((st.history & 0b10 == 0, (st.history >> 1 & 0x3fff).count_ones(), rotation, s));
@@ -763,7 +846,7 @@ impl<'c> World<'c> {
             for s in rec.flags.iter().flatten() {
                 self.scenarios[*s].observe(rec.check_in);
             }
-            let event_id = format!("tr-{:09}", *next_id);
+            let event_id = format!("{}tr-{:09}", self.cfg.event_id_prefix, *next_id);
             *next_id += 1;
             ledger.add(&rec);
             let event = output::time_report(self, &rec, event_id, reported);

@@ -312,6 +312,7 @@ pub(super) fn labels(w: &World, end: i64) -> Vec<Label> {
             };
             Some(Label {
                 provider_id: w.providers[s.provider].id.clone(),
+                municipality_code: w.cfg.municipality_code.clone(),
                 pattern: s.pattern,
                 pattern_name: pattern_name(s.pattern).to_string(),
                 start: output::ts(s.start),

@@ -48,13 +48,15 @@ type ProviderLedger = BTreeMap<Month, BTreeMap<(usize, usize), Acc>>;
 pub(super) struct Ledger {
     acc: Vec<ProviderLedger>,
     seq: u64,
+    /// Prefix of invoice ids.
+    prefix: String,
     /// Invoices issued.
     pub issued: u64,
 }
 
 impl Ledger {
-    pub fn new(providers: usize) -> Self {
-        Ledger { acc: vec![BTreeMap::new(); providers], seq: 0, issued: 0 }
+    pub fn new(providers: usize, prefix: &str) -> Self {
+        Ledger { acc: vec![BTreeMap::new(); providers], seq: 0, prefix: prefix.to_string(), issued: 0 }
     }
 
     /// Records a time report.
@@ -68,7 +70,7 @@ impl Ledger {
 
     fn next_id(&mut self) -> String {
         self.seq += 1;
-        format!("inv-{:06}", self.seq)
+        format!("{}inv-{:06}", self.prefix, self.seq)
     }
 }
 

@@ -146,12 +146,14 @@ pub mod hostile;
 mod invoice;
 mod output;
 mod population;
+mod region;
 mod rng;
 mod schedule;
 #[cfg(test)]
 mod tests;
 
 pub use config::SimConfig;
+pub use region::{MunicipalityConfig, RegionConfig, simulate_region};
 
 use crate::labels::GroundTruth;
 use tillsyn_core::proto::v1 as wire;

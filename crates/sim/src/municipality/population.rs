@@ -179,6 +179,10 @@ pub(super) struct Staff {
     /// Shift start and end, minutes after local midnight (end may pass 1440).
     pub shift: (i64, i64),
     pub home: Geo,
+    /// For the second job of a person with two employers: the staff
+    /// member of their first job (same person, same reference). Called in
+    /// only on days the first job is worked.
+    pub second_job_of: Option<usize>,
 }
 
 impl Role {

@@ -21,6 +21,7 @@ pub(super) mod tag {
     pub const FRAUD_DAY: u64 = 9;
     pub const FRAUD_CLIENT: u64 = 10;
     pub const ACTIVATE: u64 = 11;
+    pub const SECOND_JOBS: u64 = 12;
 }
 
 /// A seeded random number generator with the few distributions the

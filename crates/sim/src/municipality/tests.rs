@@ -6,7 +6,7 @@ use prost::Message;
 
 use super::engine::{self, Stats};
 use super::fraud;
-use super::{SimConfig, simulate};
+use super::{MunicipalityConfig, RegionConfig, SimConfig, simulate, simulate_region};
 use crate::labels::GroundTruth;
 use tillsyn_core::model::pseudonym::Pseudonymizer;
 use tillsyn_core::model::validate::Validator;
@@ -27,6 +27,16 @@ fn run(cfg: &SimConfig) -> Run {
     })
     .expect("simulation runs");
     Run { events, truth, stats }
+}
+
+fn run_region(cfg: &RegionConfig) -> Run {
+    let mut events = Vec::new();
+    let truth = simulate_region(cfg, &mut |e: &wire::Event| {
+        events.push(e.clone());
+        Ok(())
+    })
+    .expect("the region runs");
+    Run { events, truth, stats: Stats::default() }
 }
 
 fn small(fraudulent_providers: u32) -> SimConfig {
@@ -210,13 +220,140 @@ fn magnitudes_are_those_of_swedish_home_care() {
 #[test]
 fn a_clean_municipality_has_no_double_booking_impossible_travel_or_night_work() {
     let r = run(&clean());
-    let municipal = r.municipal_id();
+    let (pairs, two_employers) = assert_honest_staff(&r);
+    assert!(pairs > 1000);
+    assert_eq!(two_employers, 0, "a staff member works for one provider");
+}
+
+/// A clean region: staff with two employers and companies with branches
+/// in two municipalities, and still nobody in two places at once, too
+/// fast between homes, too long in a day or without days off.
+#[test]
+fn a_clean_region_with_second_jobs_and_branches_is_honest_too() {
+    let config = RegionConfig {
+        seed: 3,
+        months: 2,
+        municipalities: vec![
+            MunicipalityConfig {
+                code: "2480".into(),
+                providers: 10,
+                clients: 600,
+                fraudulent_providers: 0,
+                second_jobs: 5,
+            },
+            MunicipalityConfig {
+                code: "2460".into(),
+                providers: 6,
+                clients: 300,
+                fraudulent_providers: 0,
+                second_jobs: 2,
+            },
+        ],
+        shared_providers: 2,
+        ..RegionConfig::default()
+    };
+    let r = run_region(&config);
+    let (pairs, two_employers) = assert_honest_staff(&r);
+    assert!(pairs > 1000);
+    assert_eq!(two_employers, 7, "every second job is worked, by the same person as the first");
+    assert!(r.truth.labels.is_empty());
+    // Two companies with a branch in each municipality, listed in both.
+    let mut municipalities: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for t in r.reports() {
+        municipalities.entry(&t.provider_id).or_default().insert(&t.municipality_code);
+    }
+    let branches = municipalities.values().filter(|m| m.len() == 2).count();
+    assert_eq!(branches, 2);
+    assert_eq!(r.truth.providers.len(), 16);
+}
+
+#[test]
+fn a_region_is_reproducible_with_unique_ids_and_fraud_in_one_branch_only() {
+    let config = RegionConfig {
+        seed: 8,
+        months: 3,
+        municipalities: vec![
+            MunicipalityConfig {
+                code: "2480".into(),
+                providers: 14,
+                clients: 800,
+                fraudulent_providers: 6,
+                second_jobs: 2,
+            },
+            MunicipalityConfig {
+                code: "2460".into(),
+                providers: 7,
+                clients: 320,
+                fraudulent_providers: 2,
+                second_jobs: 1,
+            },
+            MunicipalityConfig {
+                code: "2401".into(),
+                providers: 6,
+                clients: 280,
+                fraudulent_providers: 1,
+                second_jobs: 1,
+            },
+        ],
+        shared_providers: 4,
+        ..RegionConfig::default()
+    };
+    let (a, b) = (run_region(&config), run_region(&config));
+    let bytes = |r: &Run| r.events.iter().map(Message::encode_to_vec).collect::<Vec<_>>();
+    assert!(bytes(&a) == bytes(&b) && a.truth == b.truth, "the same region twice");
+    let ids: Vec<&str> =
+        a.reports().map(|t| t.event_id.as_str()).chain(a.invoices().map(|i| i.invoice_id.as_str())).collect();
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), ids.len(), "event ids are unique in the region");
+    for t in a.reports() {
+        assert!(t.event_id.starts_with(&format!("{}-", t.municipality_code)), "{}", t.event_id);
+    }
+    let validator = Validator::new(Pseudonymizer::from_secret("sim"));
+    let (mut previous, mut clock) = (i64::MIN, i64::MIN);
+    for e in &a.events {
+        if let Err(err) = validator.event(e) {
+            panic!("invalid event {err}: {e:?}");
+        }
+        if let Some(wire::event::Kind::Heartbeat(h)) = &e.kind {
+            assert!(secs(&h.at) >= clock, "heartbeats never go back");
+            clock = secs(&h.at);
+            continue;
+        }
+        assert!(arrival(e) >= previous, "arrival never goes back");
+        previous = arrival(e);
+    }
+    // Labels name their municipality; a company with two branches is
+    // fraudulent in at most... one of them here, and at least one such
+    // company is fraudulent in one branch and honest in the other.
+    let mut branches: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for p in &a.truth.providers {
+        branches.entry(&p.provider_id).or_default().insert(&p.municipality_code);
+    }
+    let shared: Vec<&str> = branches.iter().filter(|(_, m)| m.len() == 2).map(|(id, _)| *id).collect();
+    assert_eq!(shared.len(), 4);
+    let labelled =
+        |id: &str, code: &str| a.truth.labels.iter().any(|l| l.provider_id == id && l.municipality_code == code);
+    let split = shared.iter().filter(|id| branches[**id].iter().filter(|code| labelled(id, code)).count() == 1).count();
+    assert!(split >= 2, "fraud in one branch only: {split} of {}", shared.len());
+    for l in &a.truth.labels {
+        assert!(branches.get(l.provider_id.as_str()).is_some_and(|m| m.contains(l.municipality_code.as_str())));
+    }
+    let codes: BTreeSet<&str> = a.truth.labels.iter().map(|l| l.municipality_code.as_str()).collect();
+    assert_eq!(codes.len(), 3, "fraud in every municipality");
+}
+
+/// Checks every staff member's visits (whichever providers registered
+/// them) for what an honest person cannot do; returns the pairs of
+/// consecutive visits at different homes checked for travel speed and
+/// the number of staff members with two employers.
+fn assert_honest_staff(r: &Run) -> (usize, usize) {
+    let municipal: BTreeSet<String> =
+        r.truth.providers.iter().filter(|p| p.municipal).map(|p| p.provider_id.clone()).collect();
     let mut by_staff: BTreeMap<&str, Vec<&wire::TimeReport>> = BTreeMap::new();
     for t in r.reports() {
         by_staff.entry(&t.staff_ref).or_default().push(t);
         let ci = EventTime(secs(&t.check_in));
         let minute = ci.local_minute_of_day();
-        if t.provider_id != municipal {
+        if !municipal.contains(&t.provider_id) {
             assert!((330..1350).contains(&minute), "private visit at {ci}");
         }
         if let (Some(home), Some(at)) = (geo(&t.client_home), geo(&t.check_in_location)) {
@@ -224,10 +361,13 @@ fn a_clean_municipality_has_no_double_booking_impossible_travel_or_night_work() 
         }
     }
     let mut pairs = 0;
+    let mut two_employers = 0;
     for reports in by_staff.values_mut() {
         reports.sort_by_key(|t| (secs(&t.check_in), secs(&t.check_out)));
-        let providers: BTreeSet<&str> = reports.iter().map(|t| t.provider_id.as_str()).collect();
-        assert_eq!(providers.len(), 1, "a staff member works for one provider");
+        let providers: BTreeSet<(&str, &str)> =
+            reports.iter().map(|t| (t.provider_id.as_str(), t.municipality_code.as_str())).collect();
+        assert!(providers.len() <= 2, "a staff member works for at most two providers");
+        two_employers += usize::from(providers.len() == 2);
         for (i, a) in reports.iter().enumerate() {
             for b in &reports[i + 1..] {
                 if secs(&b.check_in) >= secs(&a.check_out) {
@@ -273,7 +413,7 @@ fn a_clean_municipality_has_no_double_booking_impossible_travel_or_night_work() 
             );
         }
     }
-    assert!(pairs > 1000);
+    (pairs, two_employers)
 }
 
 #[test]
