@@ -217,10 +217,11 @@ throughput)
             export TILLSYN_KAFKA__GROUP_ID=$run-$tag
             export TILLSYN_TOPICS__ALERTS=$run.alerts-$tag
             export TILLSYN_TOPICS__STATE=$run.state-$tag
-            if ((i == 0)); then
-                export TILLSYN_TOPICS__INTERNAL_PREFIX=$run.$tag.
-            else
-                unset TILLSYN_TOPICS__INTERNAL_PREFIX # an older build has no internal topics
+            # Internal topics of its own for every run (a build older
+            # than the internal topics refuses the key: none then).
+            export TILLSYN_TOPICS__INTERNAL_PREFIX=$run.$tag.
+            if ! "$build" check-config >/dev/null 2>&1; then
+                unset TILLSYN_TOPICS__INTERNAL_PREFIX
             fi
             "$build" topics create >/dev/null
             started=$(date +%s%N)
@@ -228,8 +229,13 @@ throughput)
             while [[ $(metric tillsyn_consumed_records_total) -lt $total ]]; do sleep 0.2; done
             elapsed_ms=$((($(date +%s%N) - started) / 1000000))
             snapshots=$(metric tillsyn_state_snapshots_total)
+            internal_records=$(metric tillsyn_internal_records_produced_total)
+            internal_bytes=$(metric tillsyn_internal_bytes_produced_total)
             stop_service
             echo "$build, checkpoint every $commit: $total records in $elapsed_ms ms = $((total * 1000 / elapsed_ms)) records/s ($snapshots snapshots while consuming; group join included)"
+            if [[ $internal_records -gt 0 ]]; then
+                echo "    internal topics: $internal_records records, $internal_bytes bytes produced ($((internal_bytes / total)) bytes per input record)"
+            fi
         done
     done
     ;;

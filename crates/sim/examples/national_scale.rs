@@ -83,6 +83,15 @@ fn main() {
         "state                {} providers, {} provider-client pairs, {} staff, {} open episodes",
         size.providers, size.clients, size.staff, size.open_episodes
     );
+    let (days_published, bytes) = core.published_peer_days();
+    let per_day = bytes as f64 / days_published.max(1) as f64;
+    println!(
+        "global peer table    {days_published} days published, {:.0} kB a day (JSON on the peer-days topic); \
+         at most {} days kept: {:.1} MB",
+        per_day / 1e3,
+        tillsyn_core::baseline::GlobalPeerTable::KEPT_DAYS,
+        per_day * tillsyn_core::baseline::GlobalPeerTable::KEPT_DAYS as f64 / 1e6
+    );
     println!("resident memory      {rss:.0} MiB (peak {hwm:.0} MiB, including one day of generated events)");
     let target = 2048.0;
     println!("target               <= {target:.0} MiB: {}", if rss <= target { "met" } else { "NOT met" });

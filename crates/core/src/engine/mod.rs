@@ -832,6 +832,8 @@ pub struct Standalone {
     /// Records the staff stage has taken (its input offsets).
     staff_records: i64,
     from_staff: Vec<FromStaff>,
+    /// Peer days published, and their bytes as the service writes them (JSON).
+    published: (u64, u64),
 }
 
 impl Standalone {
@@ -843,6 +845,7 @@ impl Standalone {
             peers: GlobalPeerTable::new(1),
             staff_records: 0,
             from_staff: Vec::new(),
+            published: (0, 0),
         }
     }
 
@@ -851,6 +854,8 @@ impl Standalone {
         let disposition = self.engine.process(event, alerts);
         let mut finalised = false;
         for day in self.engine.take_peer_days() {
+            self.published.0 += 1;
+            self.published.1 += serde_json::to_vec(&day).map_or(0, |v| v.len() as u64);
             // The days of the only partition: never another stage's.
             finalised |= self.peers.apply(day).unwrap_or(false);
         }
@@ -865,6 +870,12 @@ impl Standalone {
             self.engine.offer_staff(message, alerts);
         }
         disposition
+    }
+
+    /// Peer days published to the global table so far, and their bytes as
+    /// the service writes them to the peer-days topic (JSON).
+    pub fn published_peer_days(&self) -> (u64, u64) {
+        self.published
     }
 
     /// Sizes of the state, the staff stage's staff members included.
