@@ -54,7 +54,7 @@ export TILLSYN_TOPICS__STATE=$run.state
 export TILLSYN_TOPICS__INTERNAL_PREFIX=$run.
 export TILLSYN_HTTP__LISTEN=127.0.0.1:$http_port
 export TILLSYN_LOG__FORMAT=json
-export TILLSYN_CORE__PSEUDONYM_SECRET=soak-secret
+export TILLSYN_CORE__PSEUDONYM_SECRET=soak-secret-$(date +%s%N)
 "$bin" topics create >&2
 
 metric() {

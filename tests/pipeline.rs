@@ -125,18 +125,37 @@ fn alerts_do_not_depend_on_how_time_reports_and_invoices_interleave() {
     let config = CoreConfig::default();
     let validator = Validator::new(Pseudonymizer::from_secret(&config.pseudonym_secret));
     let domain: Vec<_> = events.iter().map(|e| validator.event(e).unwrap()).collect();
+    // An item is an event on one input: `2 i` on the time-report topic,
+    // `2 i + 1` on the invoice topic. A source heartbeat is on both (every
+    // partition of both topics) and travels with each topic's records.
+    use tillsyn_core::engine::Input;
+    use tillsyn_core::model::DomainEvent;
     let run = |order: &[usize]| {
         let mut engine = Engine::new(config.clone());
         let mut alerts = Vec::new();
-        for &i in order {
-            engine.process(&domain[i], &mut alerts);
+        for &item in order {
+            let input = if item % 2 == 0 { Input::TimeReports } else { Input::Invoices };
+            match &domain[item / 2] {
+                DomainEvent::Heartbeat(at) => engine.heartbeat(input, *at, &mut alerts),
+                event => {
+                    engine.process(event, &mut alerts);
+                }
+            }
         }
         alerts.iter().map(|a| a.to_wire()).collect::<Vec<_>>()
     };
-    let is_invoice = |i: usize| matches!(domain[i], tillsyn_core::model::DomainEvent::Invoice(_));
-    let visits: Vec<usize> = (0..domain.len()).filter(|&i| !is_invoice(i)).collect();
-    let invoices: Vec<usize> = (0..domain.len()).filter(|&i| is_invoice(i)).collect();
-    assert!(invoices.len() >= 10, "the scenario has invoices");
+    let (mut visits, mut invoices) = (Vec::new(), Vec::new());
+    for (i, event) in domain.iter().enumerate() {
+        match event {
+            DomainEvent::Visit(_) => visits.push(2 * i),
+            DomainEvent::Invoice(_) => invoices.push(2 * i + 1),
+            DomainEvent::Heartbeat(_) => {
+                visits.push(2 * i);
+                invoices.push(2 * i + 1);
+            }
+        }
+    }
+    assert!(domain.iter().filter(|e| matches!(e, DomainEvent::Invoice(_))).count() >= 10, "the scenario has invoices");
     // Each invoice `shift` time reports later (or earlier) than it arrived.
     let interleave = |shift: isize| {
         let mut order = Vec::with_capacity(domain.len());
@@ -155,7 +174,8 @@ fn alerts_do_not_depend_on_how_time_reports_and_invoices_interleave() {
         order.extend(&invoices[next_invoice..]);
         order
     };
-    let original: Vec<usize> = (0..domain.len()).collect();
+    let mut original: Vec<usize> = visits.iter().chain(&invoices).copied().collect();
+    original.sort_unstable();
     let expected = run(&original);
     assert!(!expected.is_empty());
     for shift in [-2_000, -300, 300, 2_000] {
@@ -171,12 +191,12 @@ fn alerts_do_not_depend_on_how_time_reports_and_invoices_interleave() {
         let mut waiting: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
         let mut next_invoice = 0;
         for &v in &visits {
-            let t = domain[v].event_time().0;
+            let t = domain[v / 2].event_time().0;
             while next_invoice < invoices.len() && invoices[next_invoice] < v {
                 waiting.push_back(invoices[next_invoice]);
                 next_invoice += 1;
             }
-            while waiting.front().is_some_and(|&i| domain[i].event_time().0 + delay <= t) {
+            while waiting.front().is_some_and(|&i| domain[i / 2].event_time().0 + delay <= t) {
                 order.push(waiting.pop_front().unwrap());
             }
             order.push(v);
@@ -297,6 +317,82 @@ fn the_alerts_are_the_same_for_any_partition_count_across_a_region() {
     for n in [2, 3, 7, 12] {
         let (file, _) = alerts(n);
         assert!(file == reference, "{n} partitions give other alerts than one");
+    }
+}
+
+/// One record dated 2099 (a typing error in a source system) changes
+/// nothing: a time report checked in 2099-06-01 (reported then too, so
+/// only the source's clock shows it wrong) and an invoice for May 2099,
+/// inserted 40 % of the way into a simulated municipality's events, plus
+/// an invoice whose billed period ends in 2099, are dead-lettered with
+/// their reasons, and the alerts are byte-identical to those of the same
+/// events without them, for 1 and 3 partitions.
+#[test]
+fn one_absurd_date_changes_no_alert() {
+    use tillsyn::replay::replay_partitioned;
+    use tillsyn_core::decode::reason;
+    let dir = tempfile::tempdir().unwrap();
+    let (clean, _) = simulate_to(dir.path(), "clean.pb", &small());
+    let mut events = Vec::new();
+    let mut reader = MessageReader::open(&clean).unwrap();
+    while let Some(e) = reader.next_message::<wire::Event>().unwrap() {
+        events.push(e);
+    }
+    let ts = |seconds: i64| Some(pbjson_types::Timestamp { seconds, nanos: 0 });
+    let at = events.len() * 2 / 5;
+    let report = events[at..].iter().find_map(|e| match &e.kind {
+        Some(wire::event::Kind::TimeReport(t)) => Some(t.clone()),
+        _ => None,
+    });
+    let invoice = events.iter().find_map(|e| match &e.kind {
+        Some(wire::event::Kind::Invoice(i)) => Some(i.clone()),
+        _ => None,
+    });
+    let (mut report, mut invoice) = (report.unwrap(), invoice.unwrap());
+    let june_2099 = 4_084_329_600; // 2099-06-01T00:00:00Z
+    report.event_id = "tr-2099".into();
+    report.check_in = ts(june_2099 + 9 * 3600);
+    report.check_out = ts(june_2099 + 10 * 3600);
+    report.reported_at = ts(june_2099 + 10 * 3600 + 300);
+    let mut far_period = invoice.clone();
+    invoice.invoice_id = "inv-2099".into();
+    invoice.period_start = ts(june_2099 - 31 * 86_400);
+    invoice.period_end = ts(june_2099);
+    invoice.issued_at = ts(june_2099 + 2 * 86_400);
+    far_period.invoice_id = "inv-period-2099".into();
+    far_period.period_end = ts(june_2099);
+    let absurd = [
+        wire::event::Kind::TimeReport(report),
+        wire::event::Kind::Invoice(invoice),
+        wire::event::Kind::Invoice(far_period),
+    ];
+    let dirty = dir.path().join("dirty.pb");
+    let mut writer = MessageWriter::create(&dirty).unwrap();
+    for (i, e) in events.iter().enumerate() {
+        if i == at {
+            for kind in &absurd {
+                writer.write(&wire::Event { kind: Some(kind.clone()) }).unwrap();
+            }
+        }
+        writer.write(e).unwrap();
+    }
+    writer.finish().unwrap();
+
+    for n in [1, 3] {
+        let replay = |events: &Path, name: &str| {
+            let alerts = dir.path().join(format!("{name}-{n}.ndjson"));
+            let dead = dir.path().join(format!("{name}-{n}.dead.ndjson"));
+            let summary = replay_partitioned(events, &alerts, Some(&dead), CoreConfig::default(), false, n).unwrap();
+            (std::fs::read(&alerts).unwrap(), std::fs::read_to_string(&dead).unwrap(), summary)
+        };
+        let (reference, _, clean_summary) = replay(&clean, "clean");
+        let (alerts, dead, summary) = replay(&dirty, "dirty");
+        assert!(clean_summary.alerts() > 0);
+        assert!(alerts == reference, "{n} partitions: the absurd records changed the alerts");
+        assert_eq!(summary.rejected.get(reason::EVENT_TIME_AHEAD_OF_SOURCE), Some(&2), "{:?}", summary.rejected);
+        assert_eq!(summary.rejected.get(reason::PERIOD_END_AFTER_ISSUE), Some(&1), "{:?}", summary.rejected);
+        assert_eq!(summary.late, clean_summary.late, "no record became late");
+        assert_eq!(dead.lines().count(), 3, "{dead}");
     }
 }
 

@@ -93,6 +93,8 @@ pub const MASK: &str = "***";
 /// The pseudonym secret of [`CoreConfig::default`]; fine for the demo, a
 /// warning in a real deployment.
 pub const DEFAULT_PSEUDONYM_SECRET: &str = "change-me";
+/// The shortest pseudonym secret `run` accepts.
+pub const MIN_PSEUDONYM_SECRET_CHARS: usize = 16;
 
 /// The top-level tables of the configuration file (and the first segment of
 /// every environment override).
@@ -497,6 +499,51 @@ struct Override {
     value: toml::Value,
 }
 
+/// A TOML error in the file `text` as "line L, column C: message",
+/// without the offending line that the parser's own text quotes (it may
+/// hold a secret); quoted values in the message are redacted when that
+/// line sets a secret key.
+fn file_error_message(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else { return e.message().to_string() };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let line_text = text.lines().nth(line - 1).unwrap_or_default();
+    let key = match line_text.split_once('=') {
+        Some((key, _)) => key.trim().trim_matches('"'),
+        None => "",
+    };
+    let message = e.message().trim_end();
+    let message = if is_secret_key(key) { redact_values(message) } else { message.to_string() };
+    match key {
+        "" => format!("line {line}, column {column}: {message}"),
+        key => format!("line {line}, column {column}, {key}: {message}"),
+    }
+}
+
+/// `message` with every quoted (`"…"`, `` `…` ``) part replaced by `…`.
+fn redact_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut open: Option<char> = None;
+    for c in message.chars() {
+        match open {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' {
+                    open = Some(c);
+                }
+            }
+        }
+    }
+    out
+}
+
 impl ServiceConfig {
     /// Reads the configuration: defaults, then the TOML file at `path` (if
     /// any), then the `TILLSYN_*__*` variables of `env` (the CLI passes
@@ -508,7 +555,7 @@ impl ServiceConfig {
                     std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?;
                 let parse_error = |e: toml::de::Error| ConfigError::Parse {
                     origin: p.display().to_string(),
-                    message: e.to_string().trim_end().to_string(),
+                    message: file_error_message(&text, &e),
                 };
                 // Deserialising the text (not a table) first gives errors
                 // with the line of the file.
@@ -524,6 +571,25 @@ impl ServiceConfig {
             set_path(&mut table, &o.path, o.value.clone());
         }
         table.try_into::<ServiceConfig>().map_err(|e| ConfigError::Parse { origin, message: e.to_string() })
+    }
+
+    /// Refuses a pseudonym secret that protects nothing: the default, or
+    /// one shorter than [`MIN_PSEUDONYM_SECRET_CHARS`] characters (anyone
+    /// could then turn pseudonyms back into references by trying them).
+    /// `run` calls it; tools that write no pseudonyms anywhere do not.
+    pub fn check_pseudonym_secret(&self) -> Result<(), ConfigError> {
+        let secret = &self.core.pseudonym_secret;
+        let problem = if secret == DEFAULT_PSEUDONYM_SECRET {
+            format!("core.pseudonym_secret is the default {DEFAULT_PSEUDONYM_SECRET:?}")
+        } else if secret.chars().count() < MIN_PSEUDONYM_SECRET_CHARS {
+            format!("core.pseudonym_secret must have at least {MIN_PSEUDONYM_SECRET_CHARS} characters")
+        } else {
+            return Ok(());
+        };
+        Err(ConfigError::Invalid(vec![format!(
+            "{problem}: set a long random secret (e.g. TILLSYN_CORE__PSEUDONYM_SECRET), the same on every \
+             instance, and keep it"
+        )]))
     }
 
     /// Checks every rule and returns warnings if the configuration is usable,
@@ -557,6 +623,13 @@ impl ServiceConfig {
                      use sasl_ssl outside a trusted network"
                 ));
             }
+        }
+        if self.topics.replication_factor < 3 {
+            warnings.push(format!(
+                "topics.replication_factor is {}: a broker lost can lose records, alerts and state; use 3 (with \
+                 min.insync.replicas 2) on a production cluster",
+                self.topics.replication_factor
+            ));
         }
         if self.core.pseudonym_secret == DEFAULT_PSEUDONYM_SECRET {
             warnings.push(format!(
@@ -1077,6 +1150,7 @@ mod tests {
     fn valid() -> ServiceConfig {
         let mut c = ServiceConfig::default();
         c.core.pseudonym_secret = "s3cret-municipality-key".into();
+        c.topics.replication_factor = 3;
         c
     }
 
@@ -1099,10 +1173,11 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_valid_and_warn_only_about_the_pseudonym_secret() {
+    fn defaults_are_valid_and_warn_only_about_replication_and_the_pseudonym_secret() {
         let w = warnings(&ServiceConfig::default());
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].contains("core.pseudonym_secret"), "{w:?}");
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("topics.replication_factor is 1"), "{w:?}");
+        assert!(w[1].contains("core.pseudonym_secret"), "{w:?}");
         assert_eq!(warnings(&valid()), Vec::<String>::new());
         let c = ServiceConfig::default();
         assert_eq!(c.kafka.brokers, "127.0.0.1:9092");
@@ -1121,6 +1196,32 @@ mod tests {
         assert!(w.len() == 1 && w[0].contains("consumer") && !w[0].contains("pw"), "{w:?}");
         c.kafka.common.insert("security.protocol".into(), "SASL_SSL".into());
         assert_eq!(warnings(&c), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_file_error_names_the_line_and_never_echoes_a_secret() {
+        let f = file("[core]\npseudonym_secret = \"topsecret-municipality-key\npseudonym_key_id = \"2\"\n");
+        let e = ServiceConfig::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(e.contains("line 2") && !e.contains("topsecret"), "{e}");
+        let f = file("[core]\npseudonym_secret = 98765432109876\n");
+        let e = ServiceConfig::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(e.contains("line 2") && !e.contains("98765432109876"), "{e}");
+        // Not a secret: the value helps.
+        let f = file("[core]\nhorizon_days = \"ninety\"\n");
+        let e = ServiceConfig::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("ninety"), "{e}");
+    }
+
+    #[test]
+    fn the_service_refuses_the_default_or_a_short_pseudonym_secret() {
+        let mut c = ServiceConfig::default();
+        let e = c.check_pseudonym_secret().unwrap_err().to_string();
+        assert!(e.contains("core.pseudonym_secret") && e.contains("default"), "{e}");
+        c.core.pseudonym_secret = "short-secret".into();
+        let e = c.check_pseudonym_secret().unwrap_err().to_string();
+        assert!(e.contains("at least 16") && !e.contains("short-secret"), "{e}");
+        c.core.pseudonym_secret = "a-long-enough-municipality-secret".into();
+        assert!(c.check_pseudonym_secret().is_ok());
     }
 
     #[test]
@@ -1236,7 +1337,8 @@ mod tests {
         assert_eq!(c.topics.invoices_format, Format::Json);
         assert_eq!(c.topics.alerts, "123");
         assert_eq!(c.log.level, "info,rdkafka=warn");
-        assert_eq!(warnings(&c), Vec::<String>::new());
+        let replicated = ServiceConfig { topics: TopicsConfig { replication_factor: 3, ..c.topics.clone() }, ..c };
+        assert_eq!(warnings(&replicated), Vec::<String>::new());
     }
 
     #[test]

@@ -647,6 +647,19 @@ impl InternalRecordSkipped {
     }
 }
 
+/// A record found the producer's queue full and waits for room.
+pub struct ProducerQueueFull<'a> {
+    /// Its destination topic.
+    pub topic: &'a str,
+}
+
+impl ProducerQueueFull<'_> {
+    /// Counts it (labelled by the topic: the service's own few topics).
+    pub fn emit(&self) {
+        counter!(names::PRODUCER_QUEUE_FULL, "topic" => self.topic.to_string()).increment(1);
+    }
+}
+
 /// Records produced to an internal topic (counted when sent).
 pub struct InternalRecordsProduced {
     /// The topic's name without the internal prefix: `peer-days`,

@@ -137,6 +137,10 @@ pub const PEER_DAYS_REJECTED: &str = "tillsyn_peer_table_rejected_records_total"
 /// staff findings) that did not decode and were skipped. No labels.
 pub const INTERNAL_RECORDS_SKIPPED: &str = "tillsyn_internal_records_skipped_total";
 
+/// Counter. Records that found the producer's queue full and waited for
+/// room (back-pressure from a slow broker), by topic.
+pub const PRODUCER_QUEUE_FULL: &str = "tillsyn_producer_queue_full_waits_total";
+
 /// Counter. Records produced to the internal topics, by topic
 /// (`peer-days`, `visits-by-staff`, `staff-findings`).
 pub const INTERNAL_RECORDS_PRODUCED: &str = "tillsyn_internal_records_produced_total";
@@ -201,6 +205,11 @@ pub const ALL: &[(&str, MetricKind, &str)] = &[
         INTERNAL_RECORDS_SKIPPED,
         MetricKind::Counter,
         "Records of the staff stage's internal topics that did not decode and were skipped.",
+    ),
+    (
+        PRODUCER_QUEUE_FULL,
+        MetricKind::Counter,
+        "Records that found the producer's queue full and waited for room, by topic.",
     ),
     (INTERNAL_RECORDS_PRODUCED, MetricKind::Counter, "Records produced to the internal topics, by topic."),
     (INTERNAL_BYTES_PRODUCED, MetricKind::Counter, "Bytes of record values produced to the internal topics, by topic."),

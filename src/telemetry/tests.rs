@@ -9,8 +9,9 @@ use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 
 use super::events::{
     AlertProduced, AlertSuppressed, ConsumerLag, DeliveryFailed, InternalRecordSkipped, InternalRecordsProduced,
-    LateEventRouted, PartitionRestored, PeerDayRejected, PeerDecisionsLag, ProcessingLatency, Rebalance, RebalanceKind,
-    RecordConsumed, RecordDeadLettered, SnapshotTrigger, SnapshotWritten, StateGauges, WatermarkLag,
+    LateEventRouted, PartitionRestored, PeerDayRejected, PeerDecisionsLag, ProcessingLatency, ProducerQueueFull,
+    Rebalance, RebalanceKind, RecordConsumed, RecordDeadLettered, SnapshotTrigger, SnapshotWritten, StateGauges,
+    WatermarkLag,
 };
 use super::names;
 use super::{Health, describe_all};
@@ -182,6 +183,7 @@ fn emit_everything(recorder: &PrometheusRecorder) {
         PeerDayRejected { offset: 7 }.emit();
         InternalRecordSkipped { partition: 3, offset: 9 }.emit();
         InternalRecordsProduced { topic: "visits-by-staff", records: 2, bytes: 4_000 }.emit();
+        ProducerQueueFull { topic: "alerts" }.emit();
         InternalRecordsProduced { topic: "visits-by-staff", records: 1, bytes: 96 }.emit();
         PeerDecisionsLag { partition: 3, days: 2 }.emit();
         Health::new().set_ready(true);
@@ -250,6 +252,7 @@ fn events_render_the_expected_series() {
     assert_eq!(v(names::PEER_DAYS_REJECTED, &[]), 1.0);
     assert_eq!(v(names::INTERNAL_RECORDS_SKIPPED, &[]), 1.0);
     assert_eq!(v(names::INTERNAL_RECORDS_PRODUCED, &[("topic", "visits-by-staff")]), 3.0);
+    assert_eq!(v(names::PRODUCER_QUEUE_FULL, &[("topic", "alerts")]), 1.0);
     assert_eq!(v(names::INTERNAL_BYTES_PRODUCED, &[("topic", "visits-by-staff")]), 4_096.0);
     assert_eq!(v(names::PEER_DECISIONS_LAG_SECONDS, &[("partition", "3")]), 2.0 * 86_400.0);
 

@@ -43,6 +43,7 @@ fn brokers() -> String {
 fn config(name: &str) -> ServiceConfig {
     let suffix = format!("{}-{}", name, std::process::id());
     let mut c = ServiceConfig::default();
+    c.core.pseudonym_secret = format!("broker-test-secret-{suffix}");
     c.kafka.brokers = brokers();
     c.kafka.group_id = format!("test-{suffix}");
     c.kafka.statistics_interval = Duration::from_secs(1);
@@ -476,6 +477,30 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
         assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Back-pressure is not a failure: with a producer queue of two messages
+/// (a slow broker seen from the producer), records wait for room instead
+/// of stopping the service, keep their order, and the alert topic holds
+/// exactly the alerts of `replay --partitions 1`.
+#[test]
+fn a_full_producer_queue_is_waited_for_not_a_failure() {
+    let _serial = serial();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut config = config("queue");
+    config.kafka.producer.insert("queue.buffering.max.messages".into(), "2".into());
+    runtime.block_on(create_topics(&config));
+    let events = simulated(&small());
+    let sent = runtime.block_on(produce_events(&config, &events, None)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(&config, dir.path().join("run.log"));
+    wait_for("the service to catch up", Duration::from_secs(240), || caught_up(&config));
+    let m = service.metrics();
+    assert!(m.sum("tillsyn_producer_queue_full_waits_total", &[]) > 0.0, "the queue was never full");
+    assert_eq!(m.sum("tillsyn_consumed_records_total", &[]) as u64, sent, "{}", service.log_text());
+    let file = dir.path().join("events.ndjson");
+    write_events(&events, &file);
+    assert_same_alerts(&runtime.block_on(live_alert_ids(&config)), &offline_alert_ids(&file, &config));
 }
 
 /// SIGTERM while the service is consuming: it finishes what is in flight,

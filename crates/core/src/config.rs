@@ -25,6 +25,14 @@ pub struct CoreConfig {
     /// The same for invoices, by issue time (whole seconds).
     #[serde(with = "duration")]
     pub invoice_lateness: Duration,
+    /// How far ahead of the source's clock a record's event time may be
+    /// (whole seconds): a time report checked in, or an invoice issued,
+    /// later than this after the newest source heartbeat of its partition,
+    /// a time report checked in this long after it was reported, or an
+    /// invoice billing a period that ends this long after its issue, is
+    /// implausible: dead-lettered, and it moves no watermark.
+    #[serde(with = "duration")]
+    pub max_ahead: Duration,
     /// Days of per-provider history kept (the widest window).
     pub horizon_days: u32,
     /// Days of per-staff history kept (working-time rules).
@@ -36,6 +44,12 @@ pub struct CoreConfig {
     /// Secret for pseudonymising client, staff and household references.
     /// Must be the same on every instance and across restarts.
     pub pseudonym_secret: String,
+    /// A name for the secret (not the secret): state written under one
+    /// key id is never restored under another. Change it with the secret
+    /// (the state is then rebuilt from the inputs). Checkpoints carry the
+    /// id and nothing derived from the secret, so reading them gives no
+    /// way to test guesses of the secret.
+    pub pseudonym_key_id: String,
     /// Rule parameters.
     pub rules: RulesConfig,
 }
@@ -45,11 +59,13 @@ impl Default for CoreConfig {
         CoreConfig {
             visit_lateness: Duration::from_secs(3 * 86_400),
             invoice_lateness: Duration::from_secs(10 * 86_400),
+            max_ahead: Duration::from_secs(2 * 86_400),
             horizon_days: 90,
             staff_horizon_days: 28,
             activity_days: 30,
             evidence_limit: 20,
             pseudonym_secret: "change-me".to_string(),
+            pseudonym_key_id: "1".to_string(),
             rules: RulesConfig::default(),
         }
     }
@@ -145,6 +161,16 @@ impl CoreConfig {
                 ));
             }
         }
+        if self.max_ahead.subsec_nanos() != 0
+            || self.max_ahead < Duration::from_secs(3600)
+            || self.max_ahead > MAX_LATENESS
+        {
+            problems.push(out_of_range(
+                "max_ahead",
+                format!("{:?}", duration::format(self.max_ahead)),
+                format!("whole seconds, at least \"1h\" and at most {:?}", duration::format(MAX_LATENESS)),
+            ));
+        }
         if !(7..=400).contains(&self.horizon_days) {
             problems.push(out_of_range("horizon_days", self.horizon_days.to_string(), "within 7..=400".into()));
         } else {
@@ -170,6 +196,14 @@ impl CoreConfig {
         if self.pseudonym_secret.is_empty() {
             problems.push(CoreConfigError::Empty { key: "pseudonym_secret" });
         }
+        let id = &self.pseudonym_key_id;
+        if id.is_empty() || id.chars().count() > 64 || id.chars().any(char::is_control) {
+            problems.push(out_of_range(
+                "pseudonym_key_id",
+                format!("{id:?}"),
+                "1-64 characters, no control characters".into(),
+            ));
+        }
         if let Err(problem) = self.rules.validate() {
             problems.push(CoreConfigError::rules(problem));
         }
@@ -180,6 +214,11 @@ impl CoreConfig {
     /// event time (saturating; a validated configuration is far below).
     pub fn visit_lateness_secs(&self) -> i64 {
         i64::try_from(self.visit_lateness.as_secs()).unwrap_or(i64::MAX)
+    }
+
+    /// [`Self::max_ahead`] in whole seconds.
+    pub fn max_ahead_secs(&self) -> i64 {
+        i64::try_from(self.max_ahead.as_secs()).unwrap_or(i64::MAX)
     }
 
     /// [`Self::invoice_lateness`] in whole seconds.
@@ -295,11 +334,13 @@ mod tests {
         let c = CoreConfig {
             visit_lateness: Duration::from_millis(1_500),
             invoice_lateness: Duration::from_secs(401 * 86_400),
+            max_ahead: Duration::from_secs(60),
             horizon_days: 3,
             staff_horizon_days: 2,
             activity_days: 0,
             evidence_limit: 0,
             pseudonym_secret: String::new(),
+            pseudonym_key_id: String::new(),
             rules: RulesConfig::default(),
         };
         let problems = c.problems();
@@ -309,11 +350,13 @@ mod tests {
             [
                 "visit_lateness",
                 "invoice_lateness",
+                "max_ahead",
                 "horizon_days",
                 "staff_horizon_days",
                 "activity_days",
                 "evidence_limit",
-                "pseudonym_secret"
+                "pseudonym_secret",
+                "pseudonym_key_id"
             ]
         );
         for p in &problems {

@@ -104,9 +104,25 @@ pub mod reason {
     pub const UNSUPPORTED_CONTENT_TYPE: &str = "unsupported_content_type";
     /// An invoice on the time-report topic or the reverse.
     pub const WRONG_EVENT_KIND: &str = "wrong_event_kind";
+    /// A valid record whose event time is far ahead of its source's clock
+    /// (the newest source heartbeat of its partition): a date typed wrong.
+    pub const EVENT_TIME_AHEAD_OF_SOURCE: &str = "event_time_ahead_of_source";
+    /// A time report checked in long after it was reported.
+    pub const CHECK_IN_AFTER_REPORT: &str = "check_in_after_report";
+    /// An invoice billing a period that ends long after its issue.
+    pub const PERIOD_END_AFTER_ISSUE: &str = "period_end_after_issue";
     /// Every reason above (e.g. to pre-register metric labels).
-    pub const ALL: [&str; 6] =
-        [EMPTY_PAYLOAD, PAYLOAD_TOO_LARGE, PROTOBUF_DECODE, JSON_DECODE, UNSUPPORTED_CONTENT_TYPE, WRONG_EVENT_KIND];
+    pub const ALL: [&str; 9] = [
+        EMPTY_PAYLOAD,
+        PAYLOAD_TOO_LARGE,
+        PROTOBUF_DECODE,
+        JSON_DECODE,
+        UNSUPPORTED_CONTENT_TYPE,
+        WRONG_EVENT_KIND,
+        EVENT_TIME_AHEAD_OF_SOURCE,
+        CHECK_IN_AFTER_REPORT,
+        PERIOD_END_AFTER_ISSUE,
+    ];
 }
 
 /// A payload format.

@@ -456,10 +456,8 @@ impl<H> PartitionDriver<H> {
         match decoded {
             Err(rejection) => out.push(Output::DeadLetter { handle, input, offset, rejection }),
             Ok(event) => {
-                if input == Input::Invoices && !matches!(event, DomainEvent::Visit(_)) {
-                    let at = event.event_time();
-                    self.invoices_through = Some(self.invoices_through.map_or(at, |t| t.max(at)));
-                }
+                let invoice_time =
+                    (input == Input::Invoices && !matches!(event, DomainEvent::Visit(_))).then(|| event.event_time());
                 self.alerts.clear();
                 let disposition = match event {
                     // A heartbeat is for the input whose partition it came on.
@@ -469,8 +467,18 @@ impl<H> PartitionDriver<H> {
                     }
                     event => self.engine.process(&event, &mut self.alerts),
                 };
+                // How far the invoice partition has come: an implausible
+                // record does not move it.
+                if let Some(at) = invoice_time
+                    && !matches!(disposition, Disposition::Implausible(_))
+                {
+                    self.invoices_through = Some(self.invoices_through.map_or(at, |t| t.max(at)));
+                }
                 match disposition {
                     Disposition::Late(late) => out.push(Output::Late { handle, offset, late }),
+                    Disposition::Implausible(rejection) => {
+                        out.push(Output::DeadLetter { handle, input, offset, rejection })
+                    }
                     Disposition::Applied | Disposition::Duplicate => {}
                 }
                 self.emit_alerts(out);

@@ -142,7 +142,7 @@ impl ClientActivity {
 
     /// Performed minutes of all services in `month`.
     pub fn performed_all(&self, month: Month) -> u32 {
-        self.month(month).map_or(0, |m| m.minutes.iter().sum())
+        self.month(month).map_or(0, |m| m.minutes.iter().fold(0u32, |a, b| a.saturating_add(*b)))
     }
 
     /// The last day with any visit.
@@ -277,14 +277,16 @@ impl<R> ProviderState<R> {
     /// months touched by `[start, end)`.
     pub fn performed(&self, client: ClientKey, service: ServiceType, start: EventTime, end: EventTime) -> (u32, u32) {
         let Some(activity) = self.clients.get(&client) else { return (0, 0) };
-        months_of(start, end).map(|m| activity.performed(m, service)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+        months_of(start, end)
+            .map(|m| activity.performed(m, service))
+            .fold((0u32, 0u32), |a, b| (a.0.saturating_add(b.0), a.1.saturating_add(b.1)))
     }
 
     /// Performed minutes of `client`, all services, over the months touched
     /// by `[start, end)`.
     pub fn performed_minutes_all(&self, client: ClientKey, start: EventTime, end: EventTime) -> u32 {
         let Some(activity) = self.clients.get(&client) else { return 0 };
-        months_of(start, end).map(|m| activity.performed_all(m)).sum()
+        months_of(start, end).map(|m| activity.performed_all(m)).fold(0u32, u32::saturating_add)
     }
 }
 
@@ -375,4 +377,25 @@ where
     let mut entries: Vec<(&K, &V)> = map.iter().collect();
     entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
     serializer.collect_map(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sums of input values saturate instead of wrapping: a client flooded
+    /// with week-long visits in one month of every service reads as
+    /// `u32::MAX` minutes, never as a small number.
+    #[test]
+    fn performed_minutes_saturate() {
+        let mut client = ClientActivity::default();
+        let day = Day::from_ymd(2026, 3, 2);
+        for _ in 0..2 {
+            for service in ServiceType::ALL {
+                client.record(day, service, u32::MAX - 10);
+            }
+        }
+        assert_eq!(client.performed(day.month(), ServiceType::PersonalCare).0, u32::MAX);
+        assert_eq!(client.performed_all(day.month()), u32::MAX);
+    }
 }

@@ -105,7 +105,7 @@ fn an_untrustworthy_snapshot_is_refused_with_the_reason() {
     for changed in [
         CoreConfig { horizon_days: 60, ..config.clone() },
         CoreConfig { visit_lateness: std::time::Duration::from_secs(86_400), ..config.clone() },
-        CoreConfig { pseudonym_secret: "another secret".into(), ..config.clone() },
+        CoreConfig { pseudonym_key_id: "another key".into(), ..config.clone() },
     ] {
         assert_eq!(Engine::restore(changed, &bytes).err(), Some(RestoreError::ConfigurationChanged));
     }

@@ -410,10 +410,14 @@ fn check_partitions(client: &BaseConsumer, config: &ServiceConfig) -> anyhow::Re
         }
         counts.push((topic.as_str(), n));
     }
-    let peer_days = t.peer_days_topic();
-    let metadata = client.fetch_metadata(Some(&peer_days), Duration::from_secs(30))?;
-    if metadata.topics().first().map_or(0, |m| m.partitions().len()) == 0 {
-        anyhow::bail!("topic {peer_days} does not exist (create the topics: tillsyn topics create)");
+    // Topics of any partition count: the global table's, and where
+    // rejected and late records go (a record must never be dropped for
+    // want of its topic).
+    for topic in [t.peer_days_topic().as_str(), t.dead_letter.as_str(), t.late_events_topic()] {
+        let metadata = client.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+        if metadata.topics().first().map_or(0, |m| m.partitions().len()) == 0 {
+            anyhow::bail!("topic {topic} does not exist (create the topics: tillsyn topics create)");
+        }
     }
     if counts.iter().any(|(_, n)| *n != counts[0].1) {
         anyhow::bail!(
@@ -431,6 +435,7 @@ pub async fn run(
     health: Health,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<RunSummary> {
+    config.check_pseudonym_secret()?;
     let config = Arc::new(config);
     let validator = Validator::new(Pseudonymizer::from_secret(&config.core.pseudonym_secret));
     let producer: FutureProducer = config.kafka.producer_config().create()?;

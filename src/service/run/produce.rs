@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tillsyn_core::alerting::Alert;
@@ -19,9 +19,15 @@ use tillsyn_core::partition::{partition_for_key, staff_partition};
 
 use crate::service::config::ServiceConfig;
 use crate::service::state_store::ALERT_ID_HEADER;
-use crate::telemetry::events::{DeliveryFailed, InternalRecordsProduced};
+use crate::telemetry::events::{DeliveryFailed, InternalRecordsProduced, ProducerQueueFull};
 
 /// Why a record did not reach the broker.
+/// How long a record waits, at most, for room in a full producer queue
+/// before the service gives up (and restarts from its last checkpoint).
+pub const QUEUE_FULL_BUDGET: std::time::Duration = std::time::Duration::from_secs(120);
+/// The pause between attempts to enqueue into a full producer queue.
+const QUEUE_FULL_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DeliveryError {
     /// The producer refused the record (e.g. its queue is full, the record
@@ -69,8 +75,30 @@ pub fn send(
     if let Some(partition) = partition {
         record = record.partition(partition);
     }
+    // A full producer queue is back-pressure, not a failure: wait for the
+    // queue to drain (librdkafka's own threads deliver meanwhile) and
+    // enqueue the same record again, blocking the loop so that nothing
+    // overtakes it (records to one partition keep their order), within
+    // QUEUE_FULL_BUDGET.
+    let started = std::time::Instant::now();
+    let mut waited = false;
+    let result = loop {
+        match producer.send_result(record) {
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                if started.elapsed() < QUEUE_FULL_BUDGET =>
+            {
+                if !waited {
+                    ProducerQueueFull { topic }.emit();
+                    waited = true;
+                }
+                std::thread::sleep(QUEUE_FULL_PAUSE);
+                record = back;
+            }
+            other => break other,
+        }
+    };
     let topic = topic.to_string();
-    match producer.send_result(record) {
+    match result {
         Ok(future) => Box::pin(async move {
             match future.await {
                 Ok(Ok(_)) => Ok(()),

@@ -40,6 +40,7 @@ use rustc_hash::FxHashMap;
 use crate::alerting::{Alert, Episodes, Finding};
 use crate::baseline::{FinalDay, GlobalPeerTable, PeerDay, PeerTable};
 use crate::config::CoreConfig;
+use crate::decode::Rejection;
 use crate::model::{Day, DomainEvent, EventTime, Invoice, MunicipalityCode, ProviderKey, ServiceType, Visit};
 use crate::rules::RuleStage;
 use crate::rules::{DayContext, InvoiceContext, Provider, Rule, VisitContext};
@@ -115,6 +116,10 @@ pub enum Disposition {
     Late(LateEvent),
     /// Not applied: an invoice id already seen (a redelivery).
     Duplicate,
+    /// Not applied: its event time is implausible (far ahead of the
+    /// source's clock or of the record's own times; see
+    /// [`CoreConfig::max_ahead`]). The caller dead-letters it.
+    Implausible(Rejection),
 }
 
 /// Counters of one engine, for metrics and summaries.
@@ -130,6 +135,8 @@ pub struct EngineStats {
     pub late_invoices: u64,
     /// Redelivered invoices ignored.
     pub duplicate_invoices: u64,
+    /// Records with an implausible event time, not applied.
+    pub implausible: u64,
     /// Findings made by rules.
     pub findings: u64,
     /// Alerts emitted.
@@ -181,6 +188,7 @@ field_sums!(EngineStats {
     late_visits,
     late_invoices,
     duplicate_invoices,
+    implausible,
     findings,
     alerts,
     days_closed,
@@ -252,6 +260,8 @@ struct State {
     progress_sent: Option<EventTime>,
     /// The newest source heartbeat on the time-report partition.
     heartbeat_clock: Option<EventTime>,
+    /// The newest source heartbeat on the invoice partition.
+    invoice_heartbeat_clock: Option<EventTime>,
     /// Records for the staff stage not yet taken by the shell (taken after
     /// every event: never in a snapshot).
     #[serde(skip)]
@@ -317,6 +327,7 @@ impl Engine {
                 staff_seq: 0,
                 progress_sent: None,
                 heartbeat_clock: None,
+                invoice_heartbeat_clock: None,
                 staff_outbox: Vec::new(),
                 staff_inbox: BTreeMap::new(),
                 staff_applied: vec![None; partition.count.max(1) as usize],
@@ -418,6 +429,9 @@ impl Engine {
             watermark.observe(at);
             self.state.now = self.state.now.max(at);
         }
+        if input == Input::Invoices {
+            self.state.invoice_heartbeat_clock = Some(self.state.invoice_heartbeat_clock.map_or(at, |h| h.max(at)));
+        }
         if input == Input::TimeReports {
             self.state.heartbeat_clock = Some(self.state.heartbeat_clock.map_or(at, |h| h.max(at)));
             self.close_days(alerts);
@@ -426,7 +440,40 @@ impl Engine {
         self.state.stats.alerts += (alerts.len() - before) as u64;
     }
 
+    /// Why a record of `input` with event time `at` is implausible, if it
+    /// is: more than [`CoreConfig::max_ahead`] after the newest source
+    /// heartbeat of its partition. Heartbeats come in the same order
+    /// relative to a provider's records in every partitioning, so the
+    /// decision is the same in every partitioning, live and in replay.
+    fn ahead_of_source(&self, input: Input, at: EventTime) -> Option<Rejection> {
+        let ahead = self.config.max_ahead_secs();
+        let clock = match input {
+            Input::TimeReports => self.state.heartbeat_clock,
+            Input::Invoices => self.state.invoice_heartbeat_clock,
+        }?;
+        (at.0 > clock.0.saturating_add(ahead)).then(|| {
+            Rejection::new(
+                crate::decode::reason::EVENT_TIME_AHEAD_OF_SOURCE,
+                format!("event time {at} is {} h after the source's clock {clock}", (at.0 - clock.0) / 3600),
+            )
+        })
+    }
+
+    /// Why `at` is implausible against the record's own `own` time (a
+    /// report, an issue), if it is more than [`CoreConfig::max_ahead`] after it.
+    fn after_own(&self, at: EventTime, own: EventTime, reason: &'static str) -> Option<Rejection> {
+        (at.0 > own.0.saturating_add(self.config.max_ahead_secs()))
+            .then(|| Rejection::new(reason, format!("{at} is {} h after {own}", (at.0 - own.0) / 3600)))
+    }
+
     fn process_visit(&mut self, visit: &Visit, alerts: &mut Vec<Alert>) -> Disposition {
+        let rejection = self.ahead_of_source(Input::TimeReports, visit.check_in).or_else(|| {
+            self.after_own(visit.check_in, visit.reported_at, crate::decode::reason::CHECK_IN_AFTER_REPORT)
+        });
+        if let Some(rejection) = rejection {
+            self.state.stats.implausible += 1;
+            return Disposition::Implausible(rejection);
+        }
         if let Lateness::Late { behind_secs, watermark } = self.state.visits_watermark.observe(visit.check_in) {
             self.state.stats.late_visits += 1;
             return late(Input::TimeReports, visit.check_in, watermark, behind_secs);
@@ -547,6 +594,15 @@ impl Engine {
     }
 
     fn process_invoice(&mut self, invoice: &Invoice, alerts: &mut Vec<Alert>) -> Disposition {
+        // A period that ends long after the invoice would wait for its time
+        // reports for ever.
+        let rejection = self.ahead_of_source(Input::Invoices, invoice.issued_at).or_else(|| {
+            self.after_own(invoice.period_end, invoice.issued_at, crate::decode::reason::PERIOD_END_AFTER_ISSUE)
+        });
+        if let Some(rejection) = rejection {
+            self.state.stats.implausible += 1;
+            return Disposition::Implausible(rejection);
+        }
         if let Lateness::Late { behind_secs, watermark } = self.state.invoices_watermark.observe(invoice.issued_at) {
             self.state.stats.late_invoices += 1;
             return late(Input::Invoices, invoice.issued_at, watermark, behind_secs);
@@ -852,6 +908,20 @@ impl Standalone {
     /// Processes one event and what follows from it; pushes alerts.
     pub fn process(&mut self, event: &DomainEvent, alerts: &mut Vec<Alert>) -> Disposition {
         let disposition = self.engine.process(event, alerts);
+        self.follow(alerts);
+        disposition
+    }
+
+    /// A source heartbeat on one input only (as on one topic's partition),
+    /// and what follows from it; pushes alerts.
+    pub fn heartbeat(&mut self, input: Input, at: EventTime, alerts: &mut Vec<Alert>) {
+        self.engine.heartbeat(input, at, alerts);
+        self.follow(alerts);
+    }
+
+    /// The peer days and staff records the engine produced: to the table
+    /// and the staff stage, and what they give back.
+    fn follow(&mut self, alerts: &mut Vec<Alert>) {
         let mut finalised = false;
         for day in self.engine.take_peer_days() {
             self.published.0 += 1;
@@ -869,7 +939,6 @@ impl Standalone {
         for message in self.from_staff.drain(..) {
             self.engine.offer_staff(message, alerts);
         }
-        disposition
     }
 
     /// Peer days published to the global table so far, and their bytes as
@@ -889,6 +958,54 @@ mod tests {
     use super::*;
     use crate::alerting::AlertStatus;
     use crate::rules::testkit::{Scenario, provider};
+
+    fn rejected(d: Disposition) -> &'static str {
+        match d {
+            Disposition::Implausible(r) => r.reason,
+            other => panic!("not rejected: {other:?}"),
+        }
+    }
+
+    /// A date typed wrong (2099) is dead-lettered and moves nothing: the
+    /// watermark stays, the next day's visits are on time, and no day
+    /// closes up to 2099.
+    #[test]
+    fn an_event_time_far_ahead_of_the_source_is_implausible_and_moves_nothing() {
+        use crate::decode::reason;
+        let mut s = Scenario::only("staff-double-booking");
+        s.visit().staff(1).client(1).day(2026, 3, 2).at(9, 0).send();
+        s.send(DomainEvent::Heartbeat(s.engine().now().unwrap()));
+        let watermark = s.engine().watermark();
+        let closed = s.engine().closed_through();
+        let far = s.visit().staff(2).client(2).day(2099, 6, 1).at(9, 0).build();
+        assert_eq!(rejected(s.send(DomainEvent::Visit(far))), reason::EVENT_TIME_AHEAD_OF_SOURCE);
+        let invoice = s.invoice(2099, 5).build();
+        assert_eq!(rejected(s.send(DomainEvent::Invoice(invoice))), reason::EVENT_TIME_AHEAD_OF_SOURCE);
+        assert_eq!((s.engine().watermark(), s.engine().closed_through()), (watermark, closed));
+        // Within the allowed two days: applied.
+        s.visit().staff(3).client(3).day(2026, 3, 3).at(20, 0).send();
+        assert_eq!(s.engine().stats().implausible, 2);
+        // A heartbeat moves the source's clock: the same time is then plausible.
+        s.send(DomainEvent::Heartbeat(EventTime(s.engine().now().unwrap().0 + 10 * 86_400)));
+        s.visit().staff(4).client(4).day(2026, 3, 14).at(9, 0).send();
+    }
+
+    /// Without a heartbeat, a record's own times still bound it: a time
+    /// report checked in days after it was reported, an invoice for a
+    /// period ending years after its issue (it would wait for ever).
+    #[test]
+    fn a_record_far_ahead_of_its_own_report_or_issue_is_implausible() {
+        use crate::decode::reason;
+        let mut s = Scenario::only("invoiced-above-performed");
+        let mut visit = s.visit().client(1).day(2026, 3, 9).at(9, 0).build();
+        visit.reported_at = EventTime(visit.check_in.0 - 3 * 86_400);
+        assert_eq!(rejected(s.send(DomainEvent::Visit(visit))), reason::CHECK_IN_AFTER_REPORT);
+        let mut invoice = s.invoice(2026, 2).lines(vec![(1, 60)]).build();
+        invoice.period_end = crate::model::Month::from_ym(2099, 5).end();
+        assert_eq!(rejected(s.send(DomainEvent::Invoice(invoice))), reason::PERIOD_END_AFTER_ISSUE);
+        assert_eq!(s.state_size().pending_invoices, 0, "nothing waits for 2099");
+        assert_eq!(s.engine().stats().implausible, 2);
+    }
 
     #[test]
     fn a_silent_providers_episode_resolves_as_the_partitions_watermark_passes() {

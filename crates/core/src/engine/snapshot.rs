@@ -16,7 +16,7 @@
 //! in registry order, and a build with other rules (or another version of
 //! one) refuses the snapshot instead of misreading it, without a format
 //! bump. A version this build does not read, or a fingerprint that differs
-//! (the windows' sizes, the lateness, the pseudonym secret or the
+//! (the windows' sizes, the lateness, the pseudonym key id or the
 //! registered rules changed), makes [`Engine::restore`] fail with a
 //! [`RestoreError`] that says so; the shell then rebuilds the state by
 //! replaying the inputs. Rule parameters and which rules are enabled are
@@ -34,7 +34,7 @@ use crate::rules::{self, RuleInfo};
 pub const MAGIC: &[u8; 14] = b"TILLSYN-STATE\0";
 
 /// The body layout this build writes and reads.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 
 const HEADER_LEN: usize = MAGIC.len() + 4 + 16;
 const CHECKSUM_LEN: usize = 16;
@@ -52,9 +52,9 @@ pub enum RestoreError {
         found: u32,
     },
     /// The state-shaping configuration differs from the one it was written
-    /// under (window sizes, lateness, pseudonym secret, registered rules).
+    /// under (window sizes, lateness, pseudonym key id, registered rules).
     #[error(
-        "the snapshot was written under another configuration of windows, lateness or pseudonym secret, or by a \
+        "the snapshot was written under another configuration of windows, lateness or pseudonym key id, or by a \
          build with other rules"
     )]
     ConfigurationChanged,
@@ -68,7 +68,8 @@ pub enum RestoreError {
 
 /// 16 bytes identifying the configuration a state depends on: the format
 /// version, both lateness bounds, the three window sizes, the evidence
-/// limit, (through a one-way hash) the pseudonym secret, and the registered
+/// limit, the pseudonym key id (a name, nothing derived from the secret),
+/// and the registered
 /// rules' ids and versions in registry order (the layout of the rules' own
 /// state).
 pub fn state_fingerprint(config: &CoreConfig) -> [u8; 16] {
@@ -76,9 +77,8 @@ pub fn state_fingerprint(config: &CoreConfig) -> [u8; 16] {
 }
 
 fn fingerprint(config: &CoreConfig, registered: &[&RuleInfo]) -> [u8; 16] {
-    let secret = Sha256::new().chain_update(b"tillsyn/pseudonym-secret/v1").chain_update(&config.pseudonym_secret);
     let mut h = Sha256::new();
-    h.update(b"tillsyn/state-fingerprint/v1");
+    h.update(b"tillsyn/state-fingerprint/v2");
     h.update(FORMAT_VERSION.to_le_bytes());
     h.update(config.visit_lateness_secs().to_le_bytes());
     h.update(config.invoice_lateness_secs().to_le_bytes());
@@ -86,7 +86,10 @@ fn fingerprint(config: &CoreConfig, registered: &[&RuleInfo]) -> [u8; 16] {
     h.update(config.staff_horizon_days.to_le_bytes());
     h.update(config.activity_days.to_le_bytes());
     h.update((config.evidence_limit as u64).to_le_bytes());
-    h.update(secret.finalize());
+    // The secret's name, never anything derived from the secret itself:
+    // whoever reads the state topic must not be able to test guesses.
+    h.update((config.pseudonym_key_id.len() as u64).to_le_bytes());
+    h.update(config.pseudonym_key_id.as_bytes());
     h.update((registered.len() as u64).to_le_bytes());
     for info in registered {
         h.update((info.id.len() as u64).to_le_bytes());
@@ -146,6 +149,21 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A checkpoint is no oracle for the secret: nothing in it depends on
+    /// the secret; the key id (a name) decides what restores.
+    #[test]
+    fn the_fingerprint_names_the_key_and_depends_on_no_secret() {
+        let config = CoreConfig { pseudonym_secret: "first-long-municipality-secret".into(), ..CoreConfig::default() };
+        let other_secret = CoreConfig { pseudonym_secret: "second-long-municipality-secret".into(), ..config.clone() };
+        let other_key = CoreConfig { pseudonym_key_id: "2026-12".into(), ..config.clone() };
+        assert_eq!(state_fingerprint(&config), state_fingerprint(&other_secret));
+        assert_ne!(state_fingerprint(&config), state_fingerprint(&other_key));
+        let bytes = Engine::new(config.clone()).snapshot();
+        assert_eq!(bytes, Engine::new(other_secret).snapshot(), "no byte of a checkpoint depends on the secret");
+        assert!(Engine::restore(other_key, &bytes).is_err(), "another key id: refused");
+        assert!(Engine::restore(config, &bytes).is_ok());
+    }
 
     #[test]
     fn the_fingerprint_covers_the_registered_rules_ids_and_versions() {

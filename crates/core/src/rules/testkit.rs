@@ -90,10 +90,17 @@ impl Scenario {
 
     /// Moves the time-report watermark: a visit at noon on that date by a
     /// provider, client and staff member used by no test.
+    /// The time-report source's clock moves to the day before first (a
+    /// heartbeat), as time passes: the visit is not far ahead of it.
     pub fn advance_to(&mut self, year: i32, month: u32, day: u32) {
         let mut v = self.visit().provider(4_242).client(u64::MAX).staff(u64::MAX).day(year, month, day).at(12, 0);
         v.visit.municipality = MunicipalityCode::parse("0180").expect("valid code");
-        v.send();
+        let visit = v.build();
+        let day_before = visit.check_in.plus_secs(-86_400);
+        if self.core.engine.now().is_none_or(|now| now < day_before) {
+            self.core.heartbeat(crate::engine::Input::TimeReports, day_before, &mut self.alerts);
+        }
+        self.send_visit(visit);
     }
 
     /// An invoice of provider 0 for a month, issued on the 5th of the next.
@@ -273,6 +280,10 @@ impl InvoiceBuilder<'_> {
             .collect();
         self.invoice.total = Ore(self.invoice.lines.iter().map(|l| l.amount.0).sum());
         self
+    }
+    /// The invoice, not sent.
+    pub fn build(self) -> Invoice {
+        self.invoice
     }
     /// Sends the invoice to the engine.
     pub fn send(self) {

@@ -72,7 +72,7 @@ pub(super) fn time_report(w: &World, rec: &Rec, event_id: String, reported_at: i
     }
 }
 
-/// How far past the newest check-in the heartbeat at the end of a scenario
+/// How far past the last arrival the heartbeat at the end of a scenario
 /// is: beyond the default allowed lateness of time reports (3 days) and of
 /// invoices (10 days), so that every partition decides everything.
 pub const FINAL_HEARTBEAT_SECS: i64 = 14 * 86_400;
@@ -83,10 +83,13 @@ pub(super) fn heartbeat(at: i64) -> wire::Event {
 }
 
 /// Buffers events until the simulation has passed their arrival time.
-/// Every hour of arrival time, and after each day's events, it hands over
-/// a source heartbeat at the newest check-in handed over (as a source
-/// adapter would: no record sent later is more than the allowed lateness
-/// behind it), and after the last one a heartbeat
+/// It hands over a source heartbeat, as a source adapter with a clock
+/// would, at the start of every hour of arrival time in which an event
+/// arrives (before that event) and at the end of each day's events (at the
+/// day's end): the time up to which the source has delivered everything.
+/// So no record sent later is more than the allowed lateness behind a
+/// heartbeat (reports arrive at most 36 h after their check-out), and none
+/// is ahead of the next one. After the last event, a heartbeat
 /// [`FINAL_HEARTBEAT_SECS`] later (the end of the export).
 pub(super) struct Outbox<'s> {
     buf: BTreeMap<(i64, u64), wire::Event>,
@@ -94,15 +97,13 @@ pub(super) struct Outbox<'s> {
     sink: &'s mut dyn FnMut(&wire::Event) -> Result<()>,
     /// Latest arrival time pushed.
     pub last: i64,
-    /// Newest check-in handed over.
+    /// The last heartbeat handed over.
     clock: Option<i64>,
-    /// The hour (of arrival time) of the last heartbeat.
-    heartbeat_hour: i64,
 }
 
 impl<'s> Outbox<'s> {
     pub fn new(sink: &'s mut dyn FnMut(&wire::Event) -> Result<()>) -> Self {
-        Outbox { buf: BTreeMap::new(), seq: 0, sink, last: i64::MIN, clock: None, heartbeat_hour: i64::MIN }
+        Outbox { buf: BTreeMap::new(), seq: 0, sink, last: i64::MIN, clock: None }
     }
 
     /// Queues `event` arriving at `at`.
@@ -112,28 +113,28 @@ impl<'s> Outbox<'s> {
         self.last = self.last.max(at);
     }
 
-    /// Hands over every event arriving before `t`, then a heartbeat.
+    /// A heartbeat at `at` unless one at or after it was handed over.
+    fn heartbeat(&mut self, at: i64) -> Result<()> {
+        if self.clock.is_none_or(|c| at > c) {
+            self.clock = Some(at);
+            (self.sink)(&heartbeat(at))?;
+        }
+        Ok(())
+    }
+
+    /// Hands over every event arriving before `t`, then a heartbeat at `t`.
     pub fn flush_before(&mut self, t: i64) -> Result<()> {
         while let Some(entry) = self.buf.first_entry() {
             if entry.key().0 >= t {
                 break;
             }
-            let hour = entry.key().0.div_euclid(3600);
+            let hour_start = entry.key().0.div_euclid(3600) * 3600;
             let event = entry.remove();
-            if hour > self.heartbeat_hour {
-                self.heartbeat_hour = hour;
-                if let Some(clock) = self.clock {
-                    (self.sink)(&heartbeat(clock))?;
-                }
-            }
-            if let Some(wire::event::Kind::TimeReport(r)) = &event.kind {
-                let check_in = r.check_in.as_ref().map_or(i64::MIN, |c| c.seconds);
-                self.clock = Some(self.clock.map_or(check_in, |c| c.max(check_in)));
-            }
+            self.heartbeat(hour_start)?;
             (self.sink)(&event)?;
         }
-        if let Some(clock) = self.clock {
-            (self.sink)(&heartbeat(clock))?;
+        if t != i64::MAX && self.clock.is_some() {
+            self.heartbeat(t)?;
         }
         Ok(())
     }
@@ -142,7 +143,7 @@ impl<'s> Outbox<'s> {
     pub fn flush_all(&mut self) -> Result<()> {
         self.flush_before(i64::MAX)?;
         if let Some(clock) = self.clock {
-            (self.sink)(&heartbeat(clock + FINAL_HEARTBEAT_SECS))?;
+            self.heartbeat(clock.max(self.last) + FINAL_HEARTBEAT_SECS)?;
         }
         Ok(())
     }
