@@ -27,6 +27,8 @@ use super::config::ServiceConfig;
 use tillsyn_core::decode::CONTENT_TYPE_HEADER;
 use tillsyn_core::proto::v1 as wire;
 
+use crate::telemetry::events::AlertRecordSkipped;
+
 /// Largest piece of engine state in one record (below Kafka's default
 /// 1 MB record limit, with room for the envelope).
 pub const CHUNK_BYTES: usize = 512 * 1024;
@@ -219,7 +221,16 @@ pub fn read_alert_ids(
     for (offset, (value, headers)) in read_range(&consumer, topic, partition, from, high, deadline)? {
         let id = match headers.iter().find(|(k, _)| k == ALERT_ID_HEADER) {
             Some((_, id)) => String::from_utf8_lossy(id).into_owned(),
-            None => decode_alert(&value, &headers)?.alert_id,
+            None => match decode_alert(&value, &headers) {
+                Ok(alert) => alert.alert_id,
+                // Not an alert tillsyn wrote (it writes the id header on
+                // every one): nothing to suppress. Quarantined, not fatal,
+                // or every member taking the partition would stop in turn.
+                Err(_) => {
+                    AlertRecordSkipped { partition, offset }.emit();
+                    continue;
+                }
+            },
         };
         ids.push((id, offset));
     }

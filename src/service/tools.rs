@@ -172,8 +172,17 @@ pub fn for_each_alert(
                         h.iter().find(|h| h.key.eq_ignore_ascii_case(CONTENT_TYPE_HEADER)).and_then(|h| h.value)
                     })
                     .is_some_and(|v| v.starts_with(b"application/json"));
-                let alert =
-                    if json { serde_json::from_slice::<wire::Alert>(payload)? } else { wire::Alert::decode(payload)? };
+                let alert = if json {
+                    serde_json::from_slice::<wire::Alert>(payload).ok()
+                } else {
+                    wire::Alert::decode(payload).ok()
+                };
+                // A record that is no alert (not written by tillsyn) is
+                // skipped with a word, not the end of the listing.
+                let Some(alert) = alert else {
+                    eprintln!("skipped: partition {} offset {} is no alert", m.partition(), m.offset());
+                    continue;
+                };
                 read += 1;
                 each(alert)?;
             }

@@ -647,6 +647,43 @@ impl InternalRecordSkipped {
     }
 }
 
+/// How many visits of new staff members a partition's staff stage left
+/// out at its cap.
+pub struct StaffOverLimit {
+    /// The partition.
+    pub partition: i32,
+    /// Visits left out (from the stage's state: survives restarts).
+    pub visits: u64,
+}
+
+impl StaffOverLimit {
+    /// Sets the gauge.
+    pub fn emit(&self) {
+        gauge!(names::STAFF_OVER_LIMIT, "partition" => self.partition.to_string()).set(self.visits as f64);
+    }
+}
+
+/// A record of the alert topic that is no alert (not written by tillsyn),
+/// skipped when a restore reads the alerts back.
+pub struct AlertRecordSkipped {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+}
+
+impl AlertRecordSkipped {
+    /// Logs and counts it.
+    pub fn emit(&self) {
+        warn!(
+            partition = self.partition,
+            offset = self.offset,
+            "a record of the alert topic is no alert (not written by tillsyn); skipped"
+        );
+        counter!(names::ALERT_RECORDS_SKIPPED).increment(1);
+    }
+}
+
 /// A record found the producer's queue full and waits for room.
 pub struct ProducerQueueFull<'a> {
     /// Its destination topic.

@@ -137,6 +137,17 @@ pub const PEER_DAYS_REJECTED: &str = "tillsyn_peer_table_rejected_records_total"
 /// staff findings) that did not decode and were skipped. No labels.
 pub const INTERNAL_RECORDS_SKIPPED: &str = "tillsyn_internal_records_skipped_total";
 
+/// Counter. Records of the alert topic that are no alert (nothing tillsyn
+/// wrote: no id header, not decodable), skipped when a restore reads the
+/// alerts back. No labels.
+pub const ALERT_RECORDS_SKIPPED: &str = "tillsyn_alert_records_skipped_total";
+
+/// Gauge. Visits of new staff members a partition's staff stage left out of
+/// the staff rules since it started from its state, because it held
+/// `core.limits.staff` staff members already (a flood of new references).
+/// Label `partition`.
+pub const STAFF_OVER_LIMIT: &str = "tillsyn_staff_visits_over_limit";
+
 /// Counter. Records that found the producer's queue full and waited for
 /// room (back-pressure from a slow broker), by topic.
 pub const PRODUCER_QUEUE_FULL: &str = "tillsyn_producer_queue_full_waits_total";
@@ -205,6 +216,16 @@ pub const ALL: &[(&str, MetricKind, &str)] = &[
         INTERNAL_RECORDS_SKIPPED,
         MetricKind::Counter,
         "Records of the staff stage's internal topics that did not decode and were skipped.",
+    ),
+    (
+        STAFF_OVER_LIMIT,
+        MetricKind::Gauge,
+        "Visits of new staff members left out of the staff rules at the staff stage's cap.",
+    ),
+    (
+        ALERT_RECORDS_SKIPPED,
+        MetricKind::Counter,
+        "Records of the alert topic that are no alert, skipped when a restore reads the alerts back.",
     ),
     (
         PRODUCER_QUEUE_FULL,

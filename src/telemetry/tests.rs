@@ -8,10 +8,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 
 use super::events::{
-    AlertProduced, AlertSuppressed, ConsumerLag, DeliveryFailed, InternalRecordSkipped, InternalRecordsProduced,
-    LateEventRouted, PartitionRestored, PeerDayRejected, PeerDecisionsLag, ProcessingLatency, ProducerQueueFull,
-    Rebalance, RebalanceKind, RecordConsumed, RecordDeadLettered, SnapshotTrigger, SnapshotWritten, StateGauges,
-    WatermarkLag,
+    AlertProduced, AlertRecordSkipped, AlertSuppressed, ConsumerLag, DeliveryFailed, InternalRecordSkipped,
+    InternalRecordsProduced, LateEventRouted, PartitionRestored, PeerDayRejected, PeerDecisionsLag, ProcessingLatency,
+    ProducerQueueFull, Rebalance, RebalanceKind, RecordConsumed, RecordDeadLettered, SnapshotTrigger, SnapshotWritten,
+    StaffOverLimit, StateGauges, WatermarkLag,
 };
 use super::names;
 use super::{Health, describe_all};
@@ -184,6 +184,8 @@ fn emit_everything(recorder: &PrometheusRecorder) {
         InternalRecordSkipped { partition: 3, offset: 9 }.emit();
         InternalRecordsProduced { topic: "visits-by-staff", records: 2, bytes: 4_000 }.emit();
         ProducerQueueFull { topic: "alerts" }.emit();
+        AlertRecordSkipped { partition: 3, offset: 11 }.emit();
+        StaffOverLimit { partition: 3, visits: 4 }.emit();
         InternalRecordsProduced { topic: "visits-by-staff", records: 1, bytes: 96 }.emit();
         PeerDecisionsLag { partition: 3, days: 2 }.emit();
         Health::new().set_ready(true);
@@ -253,6 +255,8 @@ fn events_render_the_expected_series() {
     assert_eq!(v(names::INTERNAL_RECORDS_SKIPPED, &[]), 1.0);
     assert_eq!(v(names::INTERNAL_RECORDS_PRODUCED, &[("topic", "visits-by-staff")]), 3.0);
     assert_eq!(v(names::PRODUCER_QUEUE_FULL, &[("topic", "alerts")]), 1.0);
+    assert_eq!(v(names::ALERT_RECORDS_SKIPPED, &[]), 1.0);
+    assert_eq!(v(names::STAFF_OVER_LIMIT, &[("partition", "3")]), 4.0);
     assert_eq!(v(names::INTERNAL_BYTES_PRODUCED, &[("topic", "visits-by-staff")]), 4_096.0);
     assert_eq!(v(names::PEER_DECISIONS_LAG_SECONDS, &[("partition", "3")]), 2.0 * 86_400.0);
 

@@ -271,6 +271,11 @@ async fn live_alerts_equal_offline_and_bad_records_are_dead_lettered() {
     produce_malformed(&config).await;
     sent += produce_events(&config, &events[half..], None).await.unwrap();
     assert!(sent > 10_000);
+    // A record on the alert topic that is no alert (someone else's): the
+    // takeover reads it back, skips it and goes on.
+    let producer: FutureProducer = config.kafka.producer_config().create().unwrap();
+    let garbage = FutureRecord::<(), [u8]>::to(&config.topics.alerts).partition(0).payload(&[0xff, 0x00, 0x13][..]);
+    producer.send(garbage, Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap();
 
     let summary = run_until_caught_up(&config).await;
     assert_eq!(summary.records, sent + 3);

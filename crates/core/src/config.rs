@@ -50,8 +50,49 @@ pub struct CoreConfig {
     /// id and nothing derived from the secret, so reading them gives no
     /// way to test guesses of the secret.
     pub pseudonym_key_id: String,
+    /// Caps on the state of one partition, against floods of new keys.
+    pub limits: StateLimits,
     /// Rule parameters.
     pub rules: RulesConfig,
+}
+
+/// Caps on the state one partition holds, against floods of new keys
+/// (valid records with ever new provider ids, client or staff
+/// references). A record that would grow the provider stage's state beyond
+/// a cap is dead-lettered (`state_limit_providers`, `state_limit_clients`,
+/// `state_limit_pending_invoices`) and changes nothing; a visit of a new
+/// staff member beyond the staff stage's cap is left out of the staff
+/// rules and counted. The defaults are far above a nation's real numbers
+/// (6,000 providers and 230,000 clients in all), so only a flood reaches
+/// them; a cap counted per partition (providers, staff) depends on how
+/// keys fall into partitions, so once a flood reaches one, the answer
+/// may depend on the partition count (the alternative is running out of
+/// memory).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateLimits {
+    /// Providers (per municipality) one partition holds.
+    pub providers: usize,
+    /// Clients one provider holds.
+    pub clients_per_provider: usize,
+    /// Clients one partition holds, over all its providers.
+    pub clients: usize,
+    /// Invoices one provider keeps waiting for their period's time reports.
+    pub pending_invoices_per_provider: usize,
+    /// Staff members one partition of the staff stage holds.
+    pub staff: usize,
+}
+
+impl Default for StateLimits {
+    fn default() -> Self {
+        StateLimits {
+            providers: 10_000,
+            clients_per_provider: 20_000,
+            clients: 500_000,
+            pending_invoices_per_provider: 24,
+            staff: 200_000,
+        }
+    }
 }
 
 impl Default for CoreConfig {
@@ -66,6 +107,7 @@ impl Default for CoreConfig {
             evidence_limit: 20,
             pseudonym_secret: "change-me".to_string(),
             pseudonym_key_id: "1".to_string(),
+            limits: StateLimits::default(),
             rules: RulesConfig::default(),
         }
     }
@@ -204,6 +246,18 @@ impl CoreConfig {
                 "1-64 characters, no control characters".into(),
             ));
         }
+        let limits = [
+            ("limits.providers", self.limits.providers),
+            ("limits.clients_per_provider", self.limits.clients_per_provider),
+            ("limits.clients", self.limits.clients),
+            ("limits.pending_invoices_per_provider", self.limits.pending_invoices_per_provider),
+            ("limits.staff", self.limits.staff),
+        ];
+        for (key, value) in limits {
+            if !(1..=10_000_000).contains(&value) {
+                problems.push(out_of_range(key, value.to_string(), "within 1..=10000000".into()));
+            }
+        }
         if let Err(problem) = self.rules.validate() {
             problems.push(CoreConfigError::rules(problem));
         }
@@ -341,6 +395,7 @@ mod tests {
             evidence_limit: 0,
             pseudonym_secret: String::new(),
             pseudonym_key_id: String::new(),
+            limits: StateLimits { providers: 0, ..StateLimits::default() },
             rules: RulesConfig::default(),
         };
         let problems = c.problems();
@@ -356,7 +411,8 @@ mod tests {
                 "activity_days",
                 "evidence_limit",
                 "pseudonym_secret",
-                "pseudonym_key_id"
+                "pseudonym_key_id",
+                "limits.providers"
             ]
         );
         for p in &problems {

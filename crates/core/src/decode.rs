@@ -111,8 +111,16 @@ pub mod reason {
     pub const CHECK_IN_AFTER_REPORT: &str = "check_in_after_report";
     /// An invoice billing a period that ends long after its issue.
     pub const PERIOD_END_AFTER_ISSUE: &str = "period_end_after_issue";
+    /// A record of a new provider in a partition that holds
+    /// `core.limits.providers` already.
+    pub const STATE_LIMIT_PROVIDERS: &str = "state_limit_providers";
+    /// A visit of a new client of a provider that holds
+    /// `core.limits.clients_per_provider` already.
+    pub const STATE_LIMIT_CLIENTS: &str = "state_limit_clients";
+    /// An invoice that would wait beside `core.limits.pending_invoices_per_provider` others.
+    pub const STATE_LIMIT_PENDING_INVOICES: &str = "state_limit_pending_invoices";
     /// Every reason above (e.g. to pre-register metric labels).
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 12] = [
         EMPTY_PAYLOAD,
         PAYLOAD_TOO_LARGE,
         PROTOBUF_DECODE,
@@ -122,6 +130,9 @@ pub mod reason {
         EVENT_TIME_AHEAD_OF_SOURCE,
         CHECK_IN_AFTER_REPORT,
         PERIOD_END_AFTER_ISSUE,
+        STATE_LIMIT_PROVIDERS,
+        STATE_LIMIT_CLIENTS,
+        STATE_LIMIT_PENDING_INVOICES,
     ];
 }
 

@@ -470,13 +470,13 @@ impl<H> PartitionDriver<H> {
                 // How far the invoice partition has come: an implausible
                 // record does not move it.
                 if let Some(at) = invoice_time
-                    && !matches!(disposition, Disposition::Implausible(_))
+                    && !matches!(disposition, Disposition::Rejected(_))
                 {
                     self.invoices_through = Some(self.invoices_through.map_or(at, |t| t.max(at)));
                 }
                 match disposition {
                     Disposition::Late(late) => out.push(Output::Late { handle, offset, late }),
-                    Disposition::Implausible(rejection) => {
+                    Disposition::Rejected(rejection) => {
                         out.push(Output::DeadLetter { handle, input, offset, rejection })
                     }
                     Disposition::Applied | Disposition::Duplicate => {}

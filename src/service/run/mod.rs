@@ -91,8 +91,8 @@ use super::state_store;
 use crate::telemetry::Health;
 use crate::telemetry::events::{
     AlertProduced, AlertSuppressed, InternalRecordSkipped, LateEventRouted, PeerDecisionsLag, ProcessingLatency,
-    Rebalance as RebalanceEvent, RebalanceKind, RecordConsumed, RecordDeadLettered, SnapshotTrigger, StateGauges,
-    WatermarkLag,
+    Rebalance as RebalanceEvent, RebalanceKind, RecordConsumed, RecordDeadLettered, SnapshotTrigger, StaffOverLimit,
+    StateGauges, WatermarkLag,
 };
 
 pub use tillsyn_core::driver::ALIGNMENT_SECS;
@@ -736,6 +736,7 @@ fn update_gauges(state: &Assignment, lag_ok: bool, health: &Health) {
         // Staff members are held by the partition's staff stage.
         let size = StateSize { staff: partition_state.driver.staff().size().0, ..engine.state_size() };
         StateGauges { partition: *partition, size }.emit();
+        StaffOverLimit { partition: *partition, visits: partition_state.driver.staff().stats().over_limit }.emit();
         if let Some(w) = engine.watermark() {
             WatermarkLag::new(*partition, w, SystemTime::now()).emit();
         }

@@ -41,7 +41,9 @@ use crate::alerting::{Alert, Episodes, Finding};
 use crate::baseline::{FinalDay, GlobalPeerTable, PeerDay, PeerTable};
 use crate::config::CoreConfig;
 use crate::decode::Rejection;
-use crate::model::{Day, DomainEvent, EventTime, Invoice, MunicipalityCode, ProviderKey, ServiceType, Visit};
+use crate::model::{
+    ClientKey, Day, DomainEvent, EventTime, Invoice, MunicipalityCode, ProviderKey, ServiceType, Visit,
+};
 use crate::rules::RuleStage;
 use crate::rules::{DayContext, InvoiceContext, Provider, Rule, VisitContext};
 use crate::state::{CLIENT_MONTHS, MunicipalityDay, SERVICES};
@@ -118,8 +120,9 @@ pub enum Disposition {
     Duplicate,
     /// Not applied: its event time is implausible (far ahead of the
     /// source's clock or of the record's own times; see
-    /// [`CoreConfig::max_ahead`]). The caller dead-letters it.
-    Implausible(Rejection),
+    /// [`CoreConfig::max_ahead`]), or it would grow the state beyond a cap
+    /// ([`crate::config::StateLimits`]). The caller dead-letters it.
+    Rejected(Rejection),
 }
 
 /// Counters of one engine, for metrics and summaries.
@@ -137,6 +140,8 @@ pub struct EngineStats {
     pub duplicate_invoices: u64,
     /// Records with an implausible event time, not applied.
     pub implausible: u64,
+    /// Records that would have grown the state beyond a cap, not applied.
+    pub over_limit: u64,
     /// Findings made by rules.
     pub findings: u64,
     /// Alerts emitted.
@@ -189,6 +194,7 @@ field_sums!(EngineStats {
     late_invoices,
     duplicate_invoices,
     implausible,
+    over_limit,
     findings,
     alerts,
     days_closed,
@@ -253,6 +259,10 @@ struct State {
     invoices_watermark: Watermark,
     #[serde(serialize_with = "crate::state::sorted_map")]
     providers: FxHashMap<ProviderKey, Provider>,
+    /// Clients held over all providers (counted, not written: a restore
+    /// counts them again).
+    #[serde(skip)]
+    clients_held: usize,
     episodes: Episodes,
     /// Visits sent to the staff stage (the last one's sequence number).
     staff_seq: i64,
@@ -323,6 +333,7 @@ impl Engine {
                 visits_watermark: Watermark::new(config.visit_lateness_secs()),
                 invoices_watermark: Watermark::new(config.invoice_lateness_secs()),
                 providers: FxHashMap::default(),
+                clients_held: 0,
                 episodes: Episodes::new(config.evidence_limit, config.visit_lateness_secs()),
                 staff_seq: 0,
                 progress_sent: None,
@@ -391,7 +402,11 @@ impl Engine {
     pub fn state_size(&self) -> StateSize {
         StateSize {
             providers: self.state.providers.len(),
-            clients: self.state.providers.values().map(|p| p.clients.len()).sum(),
+            clients: {
+                let clients = self.state.providers.values().map(|p| p.clients.len()).sum();
+                debug_assert_eq!(clients, self.state.clients_held, "the count of clients held drifted");
+                clients
+            },
             staff: 0,
             open_episodes: self.state.episodes.open_count(),
             pending_invoices: self.state.providers.values().map(|p| p.pending_invoices.len()).sum(),
@@ -466,13 +481,62 @@ impl Engine {
             .then(|| Rejection::new(reason, format!("{at} is {} h after {own}", (at.0 - own.0) / 3600)))
     }
 
+    /// Why a record of provider `key` (a visit of `client`, or `invoice`)
+    /// would grow the state beyond a cap, if it would: a new provider in a
+    /// full partition, a new client of a full provider, an invoice that
+    /// would wait beside too many others (see [`crate::config::StateLimits`]).
+    fn over_limit(&self, key: ProviderKey, client: Option<&ClientKey>, invoice: Option<&Invoice>) -> Option<Rejection> {
+        use crate::decode::reason;
+        let limits = &self.config.limits;
+        let Some(provider) = self.state.providers.get(&key) else {
+            let n = self.state.providers.len();
+            return (n >= limits.providers).then(|| {
+                Rejection::new(reason::STATE_LIMIT_PROVIDERS, format!("the partition holds {n} providers already"))
+            });
+        };
+        if let Some(client) = client
+            && !provider.clients.contains_key(client)
+        {
+            let n = provider.clients.len();
+            if n >= limits.clients_per_provider {
+                return Some(Rejection::new(
+                    reason::STATE_LIMIT_CLIENTS,
+                    format!("the provider holds {n} clients already"),
+                ));
+            }
+            let held = self.state.clients_held;
+            if held >= limits.clients {
+                return Some(Rejection::new(
+                    reason::STATE_LIMIT_CLIENTS,
+                    format!("the partition holds {held} clients already"),
+                ));
+            }
+        }
+        if let Some(invoice) = invoice
+            && !provider.invoices_seen.contains_key(&invoice.invoice_id)
+            && self.state.visits_watermark.current().is_none_or(|w| w < invoice.period_end)
+            && provider.pending_invoices.len() >= limits.pending_invoices_per_provider
+        {
+            let n = provider.pending_invoices.len();
+            return Some(Rejection::new(
+                reason::STATE_LIMIT_PENDING_INVOICES,
+                format!("{n} invoices of the provider wait for their periods already"),
+            ));
+        }
+        None
+    }
+
     fn process_visit(&mut self, visit: &Visit, alerts: &mut Vec<Alert>) -> Disposition {
         let rejection = self.ahead_of_source(Input::TimeReports, visit.check_in).or_else(|| {
             self.after_own(visit.check_in, visit.reported_at, crate::decode::reason::CHECK_IN_AFTER_REPORT)
         });
         if let Some(rejection) = rejection {
             self.state.stats.implausible += 1;
-            return Disposition::Implausible(rejection);
+            return Disposition::Rejected(rejection);
+        }
+        if let Some(rejection) = self.over_limit(visit.provider_key(), Some(&visit.client), None) {
+            self.state.stats.over_limit += 1;
+            return Disposition::Rejected(rejection);
         }
         if let Lateness::Late { behind_secs, watermark } = self.state.visits_watermark.observe(visit.check_in) {
             self.state.stats.late_visits += 1;
@@ -507,7 +571,11 @@ impl Engine {
             let s = &mut bucket.minutes_by_service[visit.service.index()];
             *s = s.saturating_add(minutes);
         }
-        provider.clients.entry(visit.client).or_default().record(day, visit.service, minutes);
+        let client = provider.clients.entry(visit.client).or_insert_with(|| {
+            self.state.clients_held += 1;
+            Default::default()
+        });
+        client.record(day, visit.service, minutes);
         provider.recent_visits.push(day, &visit.event_id);
 
         // Decided at the provider's own clock: the same in every partitioning.
@@ -601,7 +669,11 @@ impl Engine {
         });
         if let Some(rejection) = rejection {
             self.state.stats.implausible += 1;
-            return Disposition::Implausible(rejection);
+            return Disposition::Rejected(rejection);
+        }
+        if let Some(rejection) = self.over_limit(invoice.provider_key(), None, Some(invoice)) {
+            self.state.stats.over_limit += 1;
+            return Disposition::Rejected(rejection);
         }
         if let Lateness::Late { behind_secs, watermark } = self.state.invoices_watermark.observe(invoice.issued_at) {
             self.state.stats.late_invoices += 1;
@@ -639,8 +711,8 @@ impl Engine {
                 && p.pending_invoices.is_empty()
                 && !self.state.episodes.has_open(id)
         });
-        if dormant {
-            self.state.providers.remove(&id);
+        if dormant && let Some(p) = self.state.providers.remove(&id) {
+            self.state.clients_held -= p.clients.len();
         }
     }
 
@@ -857,16 +929,18 @@ impl Engine {
         let oldest_invoice = day.plus(-(CLIENT_MONTHS as i32) * 31).start();
         for id in ids {
             let Some(p) = self.state.providers.get_mut(id) else { continue };
+            let before = p.clients.len();
             p.clients
                 .retain(|_, c| c.last_any() > day.0 - horizon || c.months.iter().any(|m| m.month.0 >= oldest_month));
+            self.state.clients_held -= before - p.clients.len();
             p.rules.evict(day);
             p.invoices_seen.retain(|_, issued| *issued >= oldest_invoice);
             let idle = p.clients.is_empty()
                 && p.pending_invoices.is_empty()
                 && p.last_event.0 < day.plus(-horizon).start().0
                 && !self.state.episodes.has_open(*id);
-            if idle {
-                self.state.providers.remove(id);
+            if idle && let Some(p) = self.state.providers.remove(id) {
+                self.state.clients_held -= p.clients.len();
             }
         }
     }
@@ -961,7 +1035,7 @@ mod tests {
 
     fn rejected(d: Disposition) -> &'static str {
         match d {
-            Disposition::Implausible(r) => r.reason,
+            Disposition::Rejected(r) => r.reason,
             other => panic!("not rejected: {other:?}"),
         }
     }
@@ -988,6 +1062,60 @@ mod tests {
         // A heartbeat moves the source's clock: the same time is then plausible.
         s.send(DomainEvent::Heartbeat(EventTime(s.engine().now().unwrap().0 + 10 * 86_400)));
         s.visit().staff(4).client(4).day(2026, 3, 14).at(9, 0).send();
+    }
+
+    /// A flood of new keys stops at the caps: the record that would grow
+    /// the state beyond one is dead-lettered with its reason and changes
+    /// nothing; what is held already goes on as before.
+    #[test]
+    fn new_keys_beyond_the_caps_are_rejected_and_change_nothing() {
+        use crate::config::StateLimits;
+        use crate::decode::reason;
+        let limits = StateLimits {
+            providers: 2,
+            clients_per_provider: 2,
+            clients: 3,
+            pending_invoices_per_provider: 1,
+            staff: 1,
+        };
+        let mut s = Scenario::only_with_limits("staff-double-booking", limits);
+        s.visit().provider(0).client(1).staff(7).day(2026, 3, 2).at(8, 0).send();
+        s.visit().provider(1).client(1).staff(7).day(2026, 3, 2).at(10, 0).send();
+        let third = s.visit().provider(2).client(1).staff(7).day(2026, 3, 2).at(12, 0).build();
+        assert_eq!(rejected(s.send(DomainEvent::Visit(third))), reason::STATE_LIMIT_PROVIDERS);
+        s.visit().provider(0).client(2).staff(7).day(2026, 3, 2).at(13, 0).send();
+        let third_client = s.visit().provider(0).client(3).staff(7).day(2026, 3, 2).at(14, 0).build();
+        assert_eq!(rejected(s.send(DomainEvent::Visit(third_client))), reason::STATE_LIMIT_CLIENTS);
+        // A known client of a full provider still counts.
+        s.visit().provider(0).client(1).staff(7).day(2026, 3, 2).at(15, 0).send();
+        // Three clients in the partition: provider 1's second is one too many.
+        let fourth = s.visit().provider(1).client(5).staff(7).day(2026, 3, 2).at(16, 0).build();
+        assert_eq!(rejected(s.send(DomainEvent::Visit(fourth))), reason::STATE_LIMIT_CLIENTS);
+        assert_eq!(s.state_size().clients, 3);
+
+        // The staff stage holds one staff member: a second one's visits at
+        // two homes at once are left out (and counted), the first one's not.
+        s.visit().provider(0).client(1).staff(8).day(2026, 3, 3).at(9, 0).minutes(60).send();
+        s.visit().provider(0).client(2).staff(8).day(2026, 3, 3).at(9, 15).minutes(60).send();
+        s.visit().provider(0).client(1).staff(7).day(2026, 3, 3).at(11, 0).minutes(60).send();
+        s.visit().provider(0).client(2).staff(7).day(2026, 3, 3).at(11, 15).minutes(60).send();
+        s.settle();
+        assert_eq!(s.staff_stats().over_limit, 2, "{:?}", s.staff_stats());
+        assert_eq!(s.state_size().staff, 1);
+        assert_eq!(s.alerts().len(), 1, "staff member 7's double booking, not 8's");
+
+        // One invoice of a provider may wait for its period; a second not.
+        s.heartbeat(Input::Invoices, EventTime(Day::from_ymd(2026, 4, 5).start().0));
+        s.invoice(2026, 3).lines(vec![(1, 60)]).send();
+        let second = s.invoice(2026, 3).id("inv-second").lines(vec![(1, 60)]).build();
+        assert_eq!(rejected(s.send(DomainEvent::Invoice(second))), reason::STATE_LIMIT_PENDING_INVOICES);
+        assert_eq!(s.state_size().providers, 2);
+        assert_eq!(s.state_size().pending_invoices, 1);
+        assert_eq!(s.engine().stats().over_limit, 4);
+        // The count of clients held survives a restart.
+        s.restart();
+        let fifth = s.visit().provider(1).client(6).staff(7).day(2026, 3, 4).at(16, 0).build();
+        assert_eq!(rejected(s.send(DomainEvent::Visit(fifth))), reason::STATE_LIMIT_CLIENTS);
     }
 
     /// Without a heartbeat, a record's own times still bound it: a time

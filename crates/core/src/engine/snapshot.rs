@@ -34,7 +34,7 @@ use crate::rules::{self, RuleInfo};
 pub const MAGIC: &[u8; 14] = b"TILLSYN-STATE\0";
 
 /// The body layout this build writes and reads.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 
 const HEADER_LEN: usize = MAGIC.len() + 4 + 16;
 const CHECKSUM_LEN: usize = 16;
@@ -142,6 +142,7 @@ impl Engine {
             postcard::from_bytes(&content[HEADER_LEN..]).map_err(|e| RestoreError::Body(e.to_string()))?;
         let mut engine = Engine::new(config);
         engine.state = state;
+        engine.state.clients_held = engine.state.providers.values().map(|p| p.clients.len()).sum();
         Ok(engine)
     }
 }

@@ -182,6 +182,9 @@ pub struct StaffStats {
     pub duplicates: u64,
     /// Findings sent.
     pub findings: u64,
+    /// Visits of new staff members left out at the cap
+    /// ([`crate::config::StateLimits::staff`]).
+    pub over_limit: u64,
 }
 
 /// Where a visit waits: arrival-clock order, the same in every
@@ -316,6 +319,12 @@ impl StaffStage {
     }
 
     fn process(&mut self, visit: &Visit, decided_at: EventTime) {
+        // A new staff member beyond the cap: left out of the staff rules
+        // (the visit was applied where it came in), and counted.
+        if !self.state.staff.contains_key(&visit.staff) && self.state.staff.len() >= self.config.limits.staff {
+            self.state.stats.over_limit += 1;
+            return;
+        }
         self.state.stats.visits += 1;
         let (day, _) = visit.check_in.local_day_and_minute();
         let horizon = self.config.staff_horizon_days as usize;
