@@ -641,6 +641,7 @@ fn interleaving_of_time_reports_and_invoices_does_not_change_alerts() {
         (clock.provider, clock.client, clock.staff) = (provider_outside_the_scenario(), ClientKey(99), StaffKey(99));
         clock.check_in = last.plus_secs(2 * DAY);
         clock.check_out = clock.check_in.plus_secs(600);
+        clock.reported_at = clock.check_out;
         let (reference, mixed) = (
             [reference, vec![DomainEvent::Visit(clock.clone())]].concat(),
             [mixed, vec![DomainEvent::Visit(clock)]].concat(),
@@ -767,6 +768,7 @@ fn invoices_waiting_for_the_first_time_report_are_reconciled_once_complete() {
     let mut visit = build_visit(0, &spec);
     visit.check_in = march.end().plus_secs(config.visit_lateness_secs() + 3_600);
     visit.check_out = visit.check_in.plus_secs(1_800);
+    visit.reported_at = visit.check_out;
     let visit = DomainEvent::Visit(visit);
 
     let (report_first, _, engine_a) = run(&config, &[visit.clone(), invoice.clone()]);
