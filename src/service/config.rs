@@ -972,7 +972,10 @@ impl TopicsConfig {
             spec(&self.invoices, self.partitions, self.input_retention),
             spec(&self.alerts, self.partitions, self.alerts_retention),
             spec(&self.dead_letter, self.dead_letter_partitions, self.dead_letter_retention),
-            spec(&self.state, self.partitions, self.state_retention),
+            // Compacted: a checkpoint writes the entities that changed, and
+            // only the newest record of each key is needed (`run` refuses a
+            // state topic that is not compacted).
+            TopicSpec { compact: true, ..spec(&self.state, self.partitions, self.state_retention) },
         ];
         if self.late_events_to == LateEventsTo::LateEvents {
             specs.push(spec(&self.late_events, self.dead_letter_partitions, self.dead_letter_retention));

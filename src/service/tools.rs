@@ -58,6 +58,31 @@ pub async fn create_topics(config: &ServiceConfig) -> anyhow::Result<Vec<(String
     Ok(out)
 }
 
+/// Checks that `topic` is compacted (`cleanup.policy` includes `compact`),
+/// as the state topic must be: its checkpoints write only what changed, so
+/// a topic that deletes by age would lose entities that did not change for
+/// longer than its retention.
+pub async fn check_compacted(config: &ServiceConfig, topic: &str) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = config.kafka.producer_config().create()?;
+    let resource = rdkafka::admin::ResourceSpecifier::Topic(topic);
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    let results = admin.describe_configs([&resource], &options).await?;
+    let policy = match results.into_iter().next() {
+        Some(Ok(described)) => described.get("cleanup.policy").and_then(|e| e.value.clone()),
+        Some(Err(code)) => anyhow::bail!("describing topic {topic}: {code}"),
+        None => anyhow::bail!("describing topic {topic}: no answer"),
+    };
+    match policy {
+        Some(p) if p.split(',').any(|p| p.trim() == "compact") => Ok(()),
+        other => anyhow::bail!(
+            "topic {topic} is not compacted (cleanup.policy = {}): the state topic must be \
+             (kafka-configs --alter --entity-type topics --entity-name {topic} --add-config cleanup.policy=compact, \
+             or create it with tillsyn topics create)",
+            other.as_deref().unwrap_or("delete, the default")
+        ),
+    }
+}
+
 /// The partition count of `topic` (an error if it does not exist).
 fn topic_partitions(producer: &FutureProducer, topic: &str) -> anyhow::Result<i32> {
     let metadata =

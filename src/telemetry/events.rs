@@ -489,6 +489,9 @@ pub enum SnapshotTrigger {
     Revoke,
     /// The service is stopping.
     Shutdown,
+    /// The partition was taken over: its owner's first checkpoint, with
+    /// every entity.
+    Takeover,
 }
 
 impl SnapshotTrigger {
@@ -499,6 +502,7 @@ impl SnapshotTrigger {
             SnapshotTrigger::Idle => "idle",
             SnapshotTrigger::Revoke => "revoke",
             SnapshotTrigger::Shutdown => "shutdown",
+            SnapshotTrigger::Takeover => "takeover",
         }
     }
 }
@@ -513,10 +517,14 @@ pub struct SnapshotWritten {
     pub partition: i32,
     /// Why.
     pub trigger: SnapshotTrigger,
-    /// Engine state size.
+    /// State size (every entity).
     pub bytes: usize,
-    /// Records it took.
+    /// Records it wrote.
     pub records: usize,
+    /// Bytes it wrote (keys and values).
+    pub written: u64,
+    /// Entities it wrote (changed since the previous checkpoint).
+    pub entities_written: u64,
     /// Time from serializing to commit.
     pub seconds: f64,
     /// Next offsets of the time-report and invoice partitions it covers.
@@ -528,10 +536,12 @@ impl SnapshotWritten {
     pub fn emit(&self) {
         let (time_reports, invoices) = self.offsets;
         match self.trigger {
-            SnapshotTrigger::Revoke | SnapshotTrigger::Shutdown => info!(
+            SnapshotTrigger::Revoke | SnapshotTrigger::Shutdown | SnapshotTrigger::Takeover => info!(
                 partition = self.partition,
                 trigger = self.trigger.name(),
                 bytes = self.bytes,
+                written = self.written,
+                entities_written = self.entities_written,
                 seconds = self.seconds,
                 time_reports,
                 invoices,
@@ -541,6 +551,8 @@ impl SnapshotWritten {
                 partition = self.partition,
                 trigger = self.trigger.name(),
                 bytes = self.bytes,
+                written = self.written,
+                entities_written = self.entities_written,
                 records = self.records,
                 seconds = self.seconds,
                 time_reports,
@@ -549,6 +561,8 @@ impl SnapshotWritten {
             ),
         }
         counter!(names::STATE_SNAPSHOTS, "trigger" => self.trigger.name()).increment(1);
+        counter!(names::STATE_CHECKPOINT_WRITTEN_BYTES).increment(self.written);
+        counter!(names::STATE_CHECKPOINT_ENTITIES).increment(self.entities_written);
         let p = self.partition.to_string();
         gauge!(names::STATE_SNAPSHOT_BYTES, "partition" => p.clone()).set(self.bytes as f64);
         gauge!(names::STATE_SNAPSHOT_SECONDS, "partition" => p).set(self.seconds);
@@ -566,6 +580,12 @@ pub struct PartitionRestored {
     pub from_snapshot: bool,
     /// Size of the restored state.
     pub bytes: usize,
+    /// Entities restored.
+    pub entities: usize,
+    /// Records read from the state topic.
+    pub records: usize,
+    /// The new owner's epoch sequence.
+    pub epoch: u32,
     /// Alerts already on the alert topic that a replay will not produce again.
     pub suppressing: usize,
     /// Where consumption resumes: time-report and invoice offsets.
@@ -583,6 +603,9 @@ impl PartitionRestored {
             partition = self.partition,
             from,
             bytes = self.bytes,
+            entities = self.entities,
+            records = self.records,
+            epoch = self.epoch,
             suppressing = self.suppressing,
             time_reports,
             invoices,
@@ -681,6 +704,98 @@ impl AlertRecordSkipped {
             "a record of the alert topic is no alert (not written by tillsyn); skipped"
         );
         counter!(names::ALERT_RECORDS_SKIPPED).increment(1);
+    }
+}
+
+/// A checkpoint was not acknowledged within its budget: the partition
+/// goes on, and is checkpointed again later, in full.
+pub struct CheckpointFailed<'a> {
+    /// The partition.
+    pub partition: i32,
+    /// Why it was written.
+    pub trigger: SnapshotTrigger,
+    /// What went wrong.
+    pub error: &'a anyhow::Error,
+}
+
+impl CheckpointFailed<'_> {
+    /// Logs and counts it.
+    pub fn emit(&self) {
+        warn!(
+            partition = self.partition,
+            trigger = self.trigger.name(),
+            error = %self.error,
+            "checkpoint not acknowledged; the partition goes on and is checkpointed again, in full"
+        );
+        counter!(names::STATE_CHECKPOINT_FAILURES, "trigger" => self.trigger.name()).increment(1);
+    }
+}
+
+/// A restore found a checkpoint it cannot use and rebuilds the partition's
+/// state from its inputs.
+pub struct StateDiscarded<'a> {
+    /// The partition.
+    pub partition: i32,
+    /// Label value: `corrupt`, `format`, `configuration`, `offsets_beyond_log`.
+    pub reason: &'static str,
+    /// For the log.
+    pub detail: &'a str,
+}
+
+impl StateDiscarded<'_> {
+    /// Logs (error) and counts it.
+    pub fn emit(&self) {
+        error!(
+            partition = self.partition,
+            reason = self.reason,
+            detail = self.detail,
+            "the partition's checkpoint cannot be used; rebuilding its state from the inputs"
+        );
+        counter!(names::STATE_DISCARDED, "reason" => self.reason).increment(1);
+    }
+}
+
+/// A restore's checkpoint covers input records that are no longer in the
+/// log: they were never processed and cannot be.
+pub struct InputsExpired<'a> {
+    /// The partition.
+    pub partition: i32,
+    /// The input topic.
+    pub topic: &'a str,
+    /// Where the checkpoint resumes, and where the log now starts.
+    pub next: i64,
+    /// The log's first offset.
+    pub low: i64,
+}
+
+impl InputsExpired<'_> {
+    /// Logs (error) and counts it.
+    pub fn emit(&self) {
+        error!(
+            partition = self.partition,
+            topic = self.topic,
+            resume_at = self.next,
+            log_starts_at = self.low,
+            "records after the checkpoint were removed from the input log before they were processed"
+        );
+        counter!(names::STATE_INPUTS_EXPIRED).increment(1);
+    }
+}
+
+/// Records of the state topic a restore ignored (another format, another
+/// partition's keys).
+pub struct StateRecordsSkipped {
+    /// The partition.
+    pub partition: i32,
+    /// How many.
+    pub records: u64,
+}
+
+impl StateRecordsSkipped {
+    /// Logs and counts them.
+    pub fn emit(&self) {
+        warn!(partition = self.partition, records = self.records, "state-topic records not of this format ignored");
+        counter!(names::STATE_RECORDS_SKIPPED).increment(self.records);
     }
 }
 

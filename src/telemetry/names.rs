@@ -110,12 +110,40 @@ pub const RECORD_PROCESSING_SECONDS: &str = "tillsyn_record_processing_seconds";
 /// `shutdown`).
 pub const STATE_SNAPSHOTS: &str = "tillsyn_state_snapshots_total";
 
-/// Gauge. Size in bytes of a partition's last snapshot. Label `partition`.
+/// Gauge. Size in bytes of a partition's state at its last checkpoint
+/// (every entity; a checkpoint writes the ones that changed). Label
+/// `partition`.
 pub const STATE_SNAPSHOT_BYTES: &str = "tillsyn_state_snapshot_bytes";
 
 /// Gauge. Seconds the last snapshot of a partition took: serialize, produce,
 /// acknowledgement, commit. Label `partition`.
 pub const STATE_SNAPSHOT_SECONDS: &str = "tillsyn_state_snapshot_seconds";
+
+/// Counter. Bytes written to the state topic by checkpoints (keys and
+/// values of changed entities, tombstones, manifests). No labels.
+pub const STATE_CHECKPOINT_WRITTEN_BYTES: &str = "tillsyn_state_checkpoint_written_bytes_total";
+
+/// Counter. Entities of the state (engine, providers, clients, staff)
+/// written by checkpoints because they changed. No labels.
+pub const STATE_CHECKPOINT_ENTITIES: &str = "tillsyn_state_checkpoint_entities_written_total";
+
+/// Counter. Checkpoints not acknowledged within their budget, by
+/// `trigger`: the partition goes on and is checkpointed again later, in
+/// full (a new rebase of its epoch).
+pub const STATE_CHECKPOINT_FAILURES: &str = "tillsyn_state_checkpoint_failures_total";
+
+/// Counter. Restores that found a checkpoint they could not use and
+/// rebuilt the partition's state from its inputs, by `reason`
+/// (`corrupt`, `format`, `configuration`, `offsets_beyond_log`).
+pub const STATE_DISCARDED: &str = "tillsyn_state_checkpoints_discarded_total";
+
+/// Counter. Restores whose checkpoint covers input records no longer in
+/// the log (retention removed records it had not processed). No labels.
+pub const STATE_INPUTS_EXPIRED: &str = "tillsyn_state_inputs_expired_total";
+
+/// Counter. Records of the state topic a restore ignored: not written by
+/// this format of tillsyn for this partition. No labels.
+pub const STATE_RECORDS_SKIPPED: &str = "tillsyn_state_records_skipped_total";
 
 /// Counter. Partitions taken over, by `from`: `snapshot` (state restored),
 /// `empty` (no snapshot: the inputs are replayed from their beginning).
@@ -202,8 +230,22 @@ pub const ALL: &[(&str, MetricKind, &str)] = &[
     (ASSIGNED_PARTITIONS, MetricKind::Gauge, "Topic partitions assigned to this group member."),
     (SERVICE_READY, MetricKind::Gauge, "1 when the service is ready, else 0."),
     (STATE_SNAPSHOTS, MetricKind::Counter, "Snapshots of a partition's state written and acknowledged, by trigger."),
-    (STATE_SNAPSHOT_BYTES, MetricKind::Gauge, "Size of a partition's last state snapshot, in bytes."),
+    (STATE_SNAPSHOT_BYTES, MetricKind::Gauge, "Size of a partition's state at its last checkpoint, in bytes."),
     (STATE_SNAPSHOT_SECONDS, MetricKind::Gauge, "Seconds a partition's last snapshot took, write to commit."),
+    (STATE_CHECKPOINT_WRITTEN_BYTES, MetricKind::Counter, "Bytes checkpoints wrote to the state topic."),
+    (STATE_CHECKPOINT_ENTITIES, MetricKind::Counter, "State entities checkpoints wrote because they changed."),
+    (
+        STATE_CHECKPOINT_FAILURES,
+        MetricKind::Counter,
+        "Checkpoints not acknowledged within their budget, by trigger (retried later, in full).",
+    ),
+    (
+        STATE_DISCARDED,
+        MetricKind::Counter,
+        "Checkpoints a restore could not use (state rebuilt from the inputs), by reason.",
+    ),
+    (STATE_INPUTS_EXPIRED, MetricKind::Counter, "Restores whose checkpoint covers records no longer in the input log."),
+    (STATE_RECORDS_SKIPPED, MetricKind::Counter, "State-topic records a restore ignored (not this format's)."),
     (STATE_RESTORES, MetricKind::Counter, "Partitions taken over, by where their state came from (snapshot or empty)."),
     (STATE_RESTORE_SECONDS, MetricKind::Gauge, "Seconds a partition's last restore took."),
     (

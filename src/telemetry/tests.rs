@@ -8,10 +8,11 @@ use std::time::{Duration, UNIX_EPOCH};
 use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 
 use super::events::{
-    AlertProduced, AlertRecordSkipped, AlertSuppressed, ConsumerLag, DeliveryFailed, InternalRecordSkipped,
-    InternalRecordsProduced, LateEventRouted, PartitionRestored, PeerDayRejected, PeerDecisionsLag, ProcessingLatency,
-    ProducerQueueFull, Rebalance, RebalanceKind, RecordConsumed, RecordDeadLettered, SnapshotTrigger, SnapshotWritten,
-    StaffOverLimit, StateGauges, WatermarkLag,
+    AlertProduced, AlertRecordSkipped, AlertSuppressed, CheckpointFailed, ConsumerLag, DeliveryFailed, InputsExpired,
+    InternalRecordSkipped, InternalRecordsProduced, LateEventRouted, PartitionRestored, PeerDayRejected,
+    PeerDecisionsLag, ProcessingLatency, ProducerQueueFull, Rebalance, RebalanceKind, RecordConsumed,
+    RecordDeadLettered, SnapshotTrigger, SnapshotWritten, StaffOverLimit, StateDiscarded, StateGauges,
+    StateRecordsSkipped, WatermarkLag,
 };
 use super::names;
 use super::{Health, describe_all};
@@ -157,6 +158,8 @@ fn emit_everything(recorder: &PrometheusRecorder) {
             trigger: SnapshotTrigger::Interval,
             bytes: 4_096,
             records: 2,
+            written: 300,
+            entities_written: 2,
             seconds: 0.25,
             offsets: (100, 7),
         }
@@ -166,6 +169,8 @@ fn emit_everything(recorder: &PrometheusRecorder) {
             trigger: SnapshotTrigger::Revoke,
             bytes: 5_000,
             records: 2,
+            written: 200,
+            entities_written: 1,
             seconds: 0.5,
             offsets: (120, 7),
         }
@@ -174,6 +179,9 @@ fn emit_everything(recorder: &PrometheusRecorder) {
             partition: 3,
             from_snapshot: true,
             bytes: 5_000,
+            entities: 12,
+            records: 30,
+            epoch: 2,
             suppressing: 2,
             offsets: (120, 7),
             seconds: 0.75,
@@ -188,6 +196,11 @@ fn emit_everything(recorder: &PrometheusRecorder) {
         StaffOverLimit { partition: 3, visits: 4 }.emit();
         InternalRecordsProduced { topic: "visits-by-staff", records: 1, bytes: 96 }.emit();
         PeerDecisionsLag { partition: 3, days: 2 }.emit();
+        let error = anyhow::anyhow!("not acknowledged within the budget");
+        CheckpointFailed { partition: 3, trigger: SnapshotTrigger::Interval, error: &error }.emit();
+        StateDiscarded { partition: 3, reason: "offsets_beyond_log", detail: "recreated" }.emit();
+        InputsExpired { partition: 3, topic: "time-reports", next: 5, low: 9 }.emit();
+        StateRecordsSkipped { partition: 3, records: 2 }.emit();
         Health::new().set_ready(true);
     });
     // A registered handle keeps counting into the recorder it was

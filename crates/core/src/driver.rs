@@ -43,6 +43,7 @@ use std::collections::{HashMap, VecDeque};
 use crate::alerting::Alert;
 use crate::baseline::{GlobalPeerTable, PeerDay};
 use crate::decode::Rejection;
+use crate::engine::snapshot::Entity;
 use crate::engine::{Disposition, Engine, Input, LateEvent};
 use crate::engine::{FromStaff, RestoreError, StaffStage, ToStaff};
 use crate::model::{DomainEvent, EventTime};
@@ -245,37 +246,23 @@ impl<H> PartitionDriver<H> {
         self
     }
 
-    /// The partition's whole state as bytes: the engine's snapshot and the
-    /// staff stage's, each with its length (u64, little endian) first.
-    pub fn snapshot(&self) -> Vec<u8> {
-        let (engine, staff) = (self.engine.snapshot(), self.staff.snapshot());
-        let mut out = Vec::with_capacity(engine.len() + staff.len() + 16);
-        for part in [&engine, &staff] {
-            out.extend_from_slice(&(part.len() as u64).to_le_bytes());
-            out.extend_from_slice(part);
-        }
-        out
+    /// Every entity of the partition's state (the engine's and the staff
+    /// stage's) with its bytes: what a checkpoint writes, or the part of it
+    /// that changed (see [`crate::engine::snapshot::Entity`]).
+    pub fn entities(&self, out: &mut dyn FnMut(Entity, Vec<u8>)) {
+        self.engine.entities(out);
+        self.staff.entities(out);
     }
 
-    /// The engine and staff stage of a [`Self::snapshot`], under `config`.
-    pub fn restore_parts(
+    /// The engine and staff stage of a checkpoint's entities, under
+    /// `config`. The caller checks the format and fingerprint they were
+    /// written under.
+    pub fn restore_entities(
         config: &crate::config::CoreConfig,
-        bytes: &[u8],
+        entities: &[(Entity, &[u8])],
     ) -> Result<(Engine, StaffStage), RestoreError> {
-        let mut rest = bytes;
-        let mut part = || -> Result<&[u8], RestoreError> {
-            let (len, tail) = rest.split_first_chunk::<8>().ok_or(RestoreError::NotASnapshot)?;
-            let len = usize::try_from(u64::from_le_bytes(*len)).map_err(|_| RestoreError::Corrupt)?;
-            if tail.len() < len {
-                return Err(RestoreError::Corrupt);
-            }
-            let (part, tail) = tail.split_at(len);
-            rest = tail;
-            Ok(part)
-        };
-        let (engine, staff) = (part()?, part()?);
-        let engine = Engine::restore(config.clone(), engine)?;
-        let staff = StaffStage::restore(config.clone(), staff).map_err(RestoreError::Body)?;
+        let engine = Engine::from_entities(config.clone(), entities.iter().copied())?;
+        let staff = StaffStage::from_entities(config.clone(), entities.iter().copied())?;
         Ok((engine, staff))
     }
 

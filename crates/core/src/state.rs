@@ -220,8 +220,11 @@ pub struct ProviderState<R> {
     pub municipality: MunicipalityCode,
     /// Daily counters over the horizon.
     pub days: DayRing<ProviderDay>,
-    /// Clients served, with their activity.
-    #[serde(serialize_with = "sorted_map")]
+    /// Clients served, with their activity. Not in the provider's own
+    /// serialized form: each client is a checkpoint entity of its own
+    /// (`engine::snapshot::Entity::Client`), so that a visit rewrites one
+    /// client, not all of the provider's.
+    #[serde(skip)]
     pub clients: FxHashMap<ClientKey, ClientActivity>,
     /// Invoices seen recently (id → issue time), so a redelivered invoice
     /// is not counted twice.

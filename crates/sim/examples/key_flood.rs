@@ -85,7 +85,10 @@ fn main() {
         alerts.clear();
     }
     let size = core.state_size();
-    let checkpoint = core.engine.snapshot().len() + core.staff.snapshot().len();
+    let mut checkpoint = 0usize;
+    let mut count = |_, bytes: Vec<u8>| checkpoint += bytes.len();
+    core.engine.entities(&mut count);
+    core.staff.entities(&mut count);
     println!("caps                 {limits:?}");
     let what = if new_providers {
         "a new provider, client and staff member"

@@ -315,3 +315,26 @@ fn start_partition(consumer: &BaseConsumer<Context>, partition: i32, offsets: Of
     consumer.resume(&list)?;
     Ok(())
 }
+
+/// The consumer group's generation as this member last joined it (the
+/// classic protocol's generation id), or 0 when it is not known (not in a
+/// group yet). Part of a partition owner's epoch on the state topic, so
+/// that of two members that take a partition over at once, the later
+/// generation's checkpoints win. rust-rdkafka does not expose it; librdkafka
+/// does (`rd_kafka_consumer_group_metadata_generation_id`).
+pub fn group_generation(consumer: &BaseConsumer<Context>) -> i32 {
+    let rk = consumer.client().native_ptr();
+    // SAFETY: `rk` is the live client of `consumer`, borrowed for this
+    // call. `rd_kafka_consumer_group_metadata` returns a new object (or
+    // null) that this function owns: it is read once and destroyed here,
+    // exactly once.
+    unsafe {
+        let metadata = rdkafka_sys::rd_kafka_consumer_group_metadata(rk);
+        if metadata.is_null() {
+            return 0;
+        }
+        let generation = rdkafka_sys::rd_kafka_consumer_group_metadata_generation_id(metadata);
+        rdkafka_sys::rd_kafka_consumer_group_metadata_destroy(metadata);
+        generation.max(0)
+    }
+}

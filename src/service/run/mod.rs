@@ -441,6 +441,7 @@ pub async fn run(
     let producer: FutureProducer = config.kafka.producer_config().create()?;
     let offsets = state_store::reader(&config)?;
     let partitions = check_partitions(&offsets, &config)?;
+    super::tools::check_compacted(&config, &config.topics.state).await?;
     let mut global = GlobalTableReader::start(&config)?;
     let mut peers = GlobalPeerTable::new(partitions as u32);
     let mut consumer = ConsumerThread::start(&config, producer.clone(), READY_MAX_LAG)?;
@@ -501,8 +502,17 @@ pub async fn run(
                             let generation = state.generation;
                             state.restoring.insert(partition, generation);
                             let config = config.clone();
+                            let producer = producer.clone();
+                            let group_generation = consumer::group_generation(&client);
                             restores.push(tokio::task::spawn_blocking(move || {
-                                (partition, generation, checkpoint::restore(&config, partition, partitions))
+                                let restored = checkpoint::restore(
+                                    &config,
+                                    &producer,
+                                    partition,
+                                    partitions,
+                                    group_generation,
+                                );
+                                (partition, generation, restored)
                             }));
                         }
                     }
@@ -775,6 +785,7 @@ async fn checkpoint_due(
     let due: Vec<(i32, SnapshotTrigger)> = state
         .running
         .iter()
+        .filter(|(_, s)| s.failed_at.is_none_or(|at| at.elapsed() >= checkpoint::CHECKPOINT_RETRY))
         .filter_map(|(p, s)| {
             let trigger =
                 checkpoint::due(s.driver.is_dirty(), s.last_checkpoint.elapsed(), s.last_record.elapsed(), interval)?;
@@ -791,7 +802,27 @@ async fn checkpoint_due(
         in_flight.push_back(ack);
     }
     drain(in_flight).await?;
-    summary.checkpoints += checkpoint_all(io.config, io.producer, io.consumer, state, due)?;
+    // A checkpoint that fails here is tried again (in full) a little later:
+    // the partition goes on, its state is in memory, and the previous
+    // checkpoint is still whole on the topic.
+    let budget = io.config.kafka.revocation_budget;
+    tokio::task::block_in_place(|| {
+        for (partition, trigger) in due {
+            let Some(partition_state) = state.running.get_mut(&partition) else { continue };
+            let written = checkpoint::checkpoint(
+                io.config,
+                io.producer,
+                io.consumer,
+                partition,
+                partition_state,
+                trigger,
+                budget,
+            );
+            if written.is_ok() {
+                summary.checkpoints += 1;
+            }
+        }
+    });
     Ok(())
 }
 

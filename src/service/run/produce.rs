@@ -68,7 +68,23 @@ pub fn send(
     value: &[u8],
     headers: OwnedHeaders,
 ) -> Delivery {
-    let mut record = FutureRecord::to(topic).payload(value).headers(headers);
+    send_value(producer, topic, partition, key, Some(value), headers)
+}
+
+/// [`send`] of a record whose value may be absent (`None`: a tombstone on
+/// a compacted topic).
+pub fn send_value(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: Option<i32>,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: OwnedHeaders,
+) -> Delivery {
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+    if let Some(value) = value {
+        record = record.payload(value);
+    }
     if let Some(key) = key {
         record = record.key(key);
     }

@@ -48,7 +48,7 @@ use crate::rules::RuleStage;
 use crate::rules::{DayContext, InvoiceContext, Provider, Rule, VisitContext};
 use crate::state::{CLIENT_MONTHS, MunicipalityDay, SERVICES};
 use crate::window::{Lateness, Watermark};
-pub use snapshot::RestoreError;
+pub use snapshot::{Entity, RestoreError};
 pub use staff::{FromStaff, StaffFrontier, StaffProgress, StaffStage, StaffVisit, ToStaff, decode_batch, encode_batch};
 use std::collections::BTreeMap;
 
@@ -257,7 +257,9 @@ struct State {
     partition: StagePartition,
     visits_watermark: Watermark,
     invoices_watermark: Watermark,
-    #[serde(serialize_with = "crate::state::sorted_map")]
+    /// Not in the engine's own serialized form: each provider (and each of
+    /// its clients) is a checkpoint entity of its own (`snapshot::Entity`).
+    #[serde(skip)]
     providers: FxHashMap<ProviderKey, Provider>,
     /// Clients held over all providers (counted, not written: a restore
     /// counts them again).

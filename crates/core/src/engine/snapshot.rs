@@ -2,11 +2,16 @@
 //! state topic so that a partition's windows are back, exactly, after a
 //! crash, a restart or a rebalance.
 //!
-//! Layout: the magic `TILLSYN-STATE\0`, the format version (u32, little
-//! endian), a 16-byte fingerprint of the configuration that shapes the state
-//! (see [`state_fingerprint`]), the body (postcard, the serde fields of the
-//! engine's state), and the first 16 bytes of SHA-256 over everything
-//! before it.
+//! The state is a set of [`Entity`]s (the engine's own fields, each
+//! provider, each client of a provider; the staff stage's own fields and
+//! each staff member), each serialized on its own (postcard, the serde
+//! fields): the service's checkpoints write the entities that changed
+//! (`service::changelog`). A whole snapshot ([`Engine::snapshot`], for
+//! tests and tools) is the magic `TILLSYN-STATE\0`, the format version (u32,
+//! little endian), a 16-byte fingerprint of the configuration that shapes
+//! the state (see [`state_fingerprint`]), the body (postcard: every entity
+//! with its bytes, in entity order), and the first 16 bytes of SHA-256 over
+//! everything before it.
 //!
 //! Versioning: [`FORMAT_VERSION`] is bumped whenever the body's layout
 //! changes (a field added, removed or retyped anywhere in the engine's own
@@ -26,15 +31,20 @@
 
 use sha2::{Digest, Sha256};
 
+use rustc_hash::FxHashMap;
+
 use super::{Engine, State};
 use crate::config::CoreConfig;
+use crate::model::{ClientKey, ProviderKey, StaffKey};
+use crate::rules::Provider;
 use crate::rules::{self, RuleInfo};
+use crate::state::ClientActivity;
 
 /// The magic at the start of every snapshot.
 pub const MAGIC: &[u8; 14] = b"TILLSYN-STATE\0";
 
 /// The body layout this build writes and reads.
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 
 const HEADER_LEN: usize = MAGIC.len() + 4 + 16;
 const CHECKSUM_LEN: usize = 16;
@@ -107,15 +117,96 @@ fn checksum(bytes: &[u8]) -> [u8; CHECKSUM_LEN] {
     out
 }
 
+/// One piece of a partition's state, as checkpoints write it: the
+/// checkpoints of the service write only the entities whose bytes changed
+/// since the last one (`service::changelog`), so the pieces follow what a
+/// record changes: a visit changes its provider and its client, not the
+/// provider's other clients, and not other providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Entity {
+    /// The engine's own state: watermarks, clocks, open episodes, the
+    /// staff stage's findings held, counters.
+    Engine,
+    /// One provider in one municipality, without its clients.
+    Provider(ProviderKey),
+    /// One client of a provider: its monthly activity.
+    Client(ProviderKey, ClientKey),
+    /// The staff stage's own state: its watermarks and the visits waiting.
+    StaffStage,
+    /// One staff member's recent visits (staff stage).
+    Staff(StaffKey),
+}
+
+fn body<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).expect("the engine's state serializes")
+}
+
+fn part<'a, T: serde::Deserialize<'a>>(entity: Entity, bytes: &'a [u8]) -> Result<T, RestoreError> {
+    postcard::from_bytes(bytes).map_err(|e| RestoreError::Body(format!("{entity:?}: {e}")))
+}
+
 impl Engine {
-    /// The engine's state as bytes (see the module documentation). The
-    /// same state gives the same bytes.
+    /// Every entity of the engine's state with its bytes (postcard), in
+    /// entity order: the same state gives the same entities and bytes.
+    pub fn entities(&self, out: &mut dyn FnMut(Entity, Vec<u8>)) {
+        out(Entity::Engine, body(&self.state));
+        let mut providers: Vec<_> = self.state.providers.iter().collect();
+        providers.sort_unstable_by_key(|(k, _)| **k);
+        for (key, provider) in providers {
+            out(Entity::Provider(*key), body(provider));
+            let mut clients: Vec<_> = provider.clients.iter().collect();
+            clients.sort_unstable_by_key(|(k, _)| **k);
+            for (client, activity) in clients {
+                out(Entity::Client(*key, *client), body(activity));
+            }
+        }
+    }
+
+    /// An engine with `config` and the state of `entities` (as
+    /// [`Self::entities`] gave them, in any order; staff-stage entities are
+    /// ignored). The caller checks the format version and
+    /// [`state_fingerprint`] the entities were written under.
+    pub fn from_entities<'a>(
+        config: CoreConfig,
+        entities: impl IntoIterator<Item = (Entity, &'a [u8])>,
+    ) -> Result<Engine, RestoreError> {
+        let mut state: Option<State> = None;
+        let mut providers = FxHashMap::default();
+        let mut clients = Vec::new();
+        for (entity, bytes) in entities {
+            match entity {
+                Entity::Engine => state = Some(part(entity, bytes)?),
+                Entity::Provider(key) => {
+                    providers.insert(key, part::<Provider>(entity, bytes)?);
+                }
+                Entity::Client(key, client) => clients.push((key, client, part::<ClientActivity>(entity, bytes)?)),
+                Entity::StaffStage | Entity::Staff(_) => {}
+            }
+        }
+        let mut state = state.ok_or(RestoreError::Body("no engine entity".into()))?;
+        for (key, client, activity) in clients {
+            let provider = providers
+                .get_mut(&key)
+                .ok_or_else(|| RestoreError::Body(format!("a client of provider {key:?}, which is not there")))?;
+            provider.clients.insert(client, activity);
+        }
+        state.clients_held = providers.values().map(|p| p.clients.len()).sum();
+        state.providers = providers;
+        let mut engine = Engine::new(config);
+        engine.state = state;
+        Ok(engine)
+    }
+
+    /// The engine's state as bytes (see the module documentation): every
+    /// entity, in order. The same state gives the same bytes.
     pub fn snapshot(&self) -> Vec<u8> {
+        let mut entities: Vec<(Entity, Vec<u8>)> = Vec::new();
+        self.entities(&mut |entity, bytes| entities.push((entity, bytes)));
         let mut out = Vec::with_capacity(HEADER_LEN + 4096);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         out.extend_from_slice(&state_fingerprint(&self.config));
-        let mut out = postcard::to_extend(&self.state, out).expect("the engine's state serializes");
+        let mut out = postcard::to_extend(&entities, out).expect("the engine's state serializes");
         let sum = checksum(&out);
         out.extend_from_slice(&sum);
         out
@@ -138,12 +229,9 @@ impl Engine {
         if content[MAGIC.len() + 4..HEADER_LEN] != state_fingerprint(&config) {
             return Err(RestoreError::ConfigurationChanged);
         }
-        let state: State =
+        let entities: Vec<(Entity, Vec<u8>)> =
             postcard::from_bytes(&content[HEADER_LEN..]).map_err(|e| RestoreError::Body(e.to_string()))?;
-        let mut engine = Engine::new(config);
-        engine.state = state;
-        engine.state.clients_held = engine.state.providers.values().map(|p| p.clients.len()).sum();
-        Ok(engine)
+        Engine::from_entities(config, entities.iter().map(|(e, b)| (*e, b.as_slice())))
     }
 }
 

@@ -51,6 +51,7 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap;
 
 use super::StagePartition;
+use super::snapshot::{Entity, RestoreError};
 use crate::alerting::Finding;
 use crate::config::CoreConfig;
 use crate::model::{EventId, EventTime, ProviderId, StaffKey, Visit};
@@ -213,7 +214,9 @@ struct StageState {
     /// The record (offset) whose findings were numbered last, and the next
     /// number: a record of several entries numbers its findings on.
     numbered: (i64, u32),
-    #[serde(serialize_with = "crate::state::sorted_map")]
+    /// Not in the stage's own serialized form: each staff member is a
+    /// checkpoint entity of its own (`snapshot::Entity::Staff`).
+    #[serde(skip)]
     staff: FxHashMap<StaffKey, StaffState>,
     stats: StaffStats,
 }
@@ -350,14 +353,38 @@ impl StaffStage {
         });
     }
 
-    /// The stage's state as bytes (postcard), for its checkpoints.
-    pub fn snapshot(&self) -> Vec<u8> {
-        postcard::to_allocvec(&self.state).unwrap_or_default()
+    /// Every entity of the stage's state with its bytes (postcard), in
+    /// entity order (see [`super::snapshot::Entity`]).
+    pub fn entities(&self, out: &mut dyn FnMut(Entity, Vec<u8>)) {
+        out(Entity::StaffStage, postcard::to_allocvec(&self.state).expect("the stage's state serializes"));
+        let mut staff: Vec<_> = self.state.staff.iter().collect();
+        staff.sort_unstable_by_key(|(k, _)| **k);
+        for (key, member) in staff {
+            out(Entity::Staff(*key), postcard::to_allocvec(member).expect("a staff member serializes"));
+        }
     }
 
-    /// A stage restored from [`Self::snapshot`] bytes, under `config`.
-    pub fn restore(config: CoreConfig, bytes: &[u8]) -> Result<Self, String> {
-        let state: StageState = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+    /// A stage with `config` and the state of `entities` (as
+    /// [`Self::entities`] gave them, in any order; the provider stage's
+    /// entities are ignored).
+    pub fn from_entities<'a>(
+        config: CoreConfig,
+        entities: impl IntoIterator<Item = (Entity, &'a [u8])>,
+    ) -> Result<Self, RestoreError> {
+        let body = |entity: Entity, e: postcard::Error| RestoreError::Body(format!("{entity:?}: {e}"));
+        let mut state: Option<StageState> = None;
+        let mut staff = FxHashMap::default();
+        for (entity, bytes) in entities {
+            match entity {
+                Entity::StaffStage => state = Some(postcard::from_bytes(bytes).map_err(|e| body(entity, e))?),
+                Entity::Staff(key) => {
+                    staff.insert(key, postcard::from_bytes::<StaffState>(bytes).map_err(|e| body(entity, e))?);
+                }
+                _ => {}
+            }
+        }
+        let mut state = state.ok_or(RestoreError::Body("no staff-stage entity".into()))?;
+        state.staff = staff;
         Ok(StaffStage { rules: config.rules.build_for(RuleStage::Staff), state, findings: Vec::new(), config })
     }
 }
