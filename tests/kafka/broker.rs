@@ -19,10 +19,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use tillsyn::replay::replay_partitioned;
 use tillsyn::service::config::ServiceConfig;
 use tillsyn::service::run::RunSummary;
-use tillsyn::service::{run, tools};
+use tillsyn::service::{changelog, run, state_store, tools};
 use tillsyn::telemetry::Health;
 use tillsyn_core::codec::MessageWriter;
 use tillsyn_core::decode::Format;
+use tillsyn_core::engine::Entity;
 use tillsyn_core::proto::v1 as wire;
 use tillsyn_core::records::KafkaRecordLine;
 use tillsyn_sim::municipality::{SimConfig, simulate};
@@ -1030,4 +1031,132 @@ async fn a_staff_member_at_two_providers_in_different_partitions_is_alerted() {
         .await
         .unwrap();
     assert_eq!((live[0].rule_id.as_str(), live[0].provider_id.as_str()), ("staff-double-booking", borrower.as_str()));
+}
+
+/// Every record of partition `partition` of the state topic, oldest first.
+fn state_log(config: &ServiceConfig, partition: i32) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    state_store::read_state(config, partition, Duration::from_secs(60)).unwrap()
+}
+
+/// Writes one record (key, value) to partition `partition` of `topic`.
+async fn write_raw(config: &ServiceConfig, topic: &str, partition: i32, key: &[u8], value: &[u8]) {
+    let producer: FutureProducer = config.kafka.producer_config().create().unwrap();
+    let record = FutureRecord::to(topic).partition(partition).key(key).payload(value);
+    producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap();
+}
+
+/// Runs `tillsyn run` until the group has caught up, then SIGTERM; its
+/// metrics just before.
+fn run_service_until_caught_up(config: &ServiceConfig, log: PathBuf) -> Metrics {
+    let mut service = Service::start(config, log);
+    wait_for("the service to be ready", Duration::from_secs(120), || {
+        service.get("/readyz").map(|(status, _)| status) == Some(200)
+    });
+    wait_for("the service to catch up", Duration::from_secs(240), || caught_up(config));
+    let metrics = service.metrics();
+    service.sigterm();
+    let status = service.wait(Duration::from_secs(60));
+    assert!(status.success(), "{status:?}: {}", service.log_text());
+    metrics
+}
+
+/// The state topic's faults are detected, reported and survived, never a
+/// crash loop and never a lost or doubled alert:
+/// - a record that is not tillsyn's on the state topic is ignored and
+///   counted; a damaged entity of a partition's committed checkpoint makes
+///   that partition rebuild its state from the inputs (loudly, counted),
+///   and the alert topic still holds exactly the alerts of the replay;
+/// - a checkpoint that resumes beyond the end of an input log (the topic
+///   was recreated) is not used: the partition rebuilds from the new log;
+/// - a state topic that is not compacted is refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)]
+async fn state_topic_faults_are_detected_and_survived() {
+    let _serial = serial();
+    let config = config("statefaults");
+    create_topics(&config).await;
+    let events = simulated(&small());
+    produce_events(&config, &events, None).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.ndjson");
+    write_events(&events, &file);
+    let offline = offline_alert_ids(&file, &config);
+    {
+        let config = config.clone();
+        let log = dir.path().join("first.log");
+        tokio::task::spawn_blocking(move || run_service_until_caught_up(&config, log)).await.unwrap();
+    }
+    assert_same_alerts(&live_alert_ids(&config).await, &offline);
+
+    // A stranger's record on partition 0; the engine entity of the
+    // partition with the most alerts damaged in its committed epoch (both
+    // slots).
+    write_raw(&config, &config.topics.state, 0, b"not-tillsyn", b"{\"hello\": 1}").await;
+    let damage = (0..config.topics.partitions)
+        .max_by_key(|p| state_store::read_alert_ids(&config, *p, None, Duration::from_secs(30)).unwrap().0.len())
+        .unwrap();
+    let log = state_log(&config, damage);
+    let (epoch, _) = changelog::recover(damage, log.clone()).manifest.expect("the partition has a checkpoint");
+    let damaged: Vec<Vec<u8>> = log
+        .iter()
+        .filter(|(key, value)| {
+            value.is_some()
+                && matches!(
+                    changelog::StateKey::decode(key),
+                    Some(changelog::StateKey::Entity { partition, epoch: e, entity: Entity::Engine, .. })
+                        if e == epoch && partition == damage
+                )
+        })
+        .map(|(key, _)| key.clone())
+        .collect();
+    assert!(!damaged.is_empty(), "the committed epoch has an engine entity");
+    for key in &damaged {
+        write_raw(&config, &config.topics.state, damage, key, b"\xff\xff\xff\xff").await;
+    }
+    let metrics = {
+        let config = config.clone();
+        let log = dir.path().join("second.log");
+        tokio::task::spawn_blocking(move || run_service_until_caught_up(&config, log)).await.unwrap()
+    };
+    assert_eq!(metrics.sum("tillsyn_state_checkpoints_discarded_total", &[("reason", "corrupt")]), 1.0);
+    assert!(metrics.sum("tillsyn_state_records_skipped_total", &[]) >= 1.0);
+    assert_eq!(metrics.sum("tillsyn_state_checkpoints_discarded_total", &[]), 1.0, "only the damaged partition's");
+    assert!(metrics.sum("tillsyn_replayed_alerts_suppressed_total", &[]) > 0.0, "it replayed its alerts");
+    assert_same_alerts(&live_alert_ids(&config).await, &offline);
+
+    // The inputs "recreated": new, shorter input topics under the same
+    // state and alert topics. Every checkpoint resumes beyond their end.
+    let mut recreated = config.clone();
+    recreated.topics.time_reports = format!("{}-recreated", config.topics.time_reports);
+    recreated.topics.invoices = format!("{}-recreated", config.topics.invoices);
+    tools::create_topics(&recreated).await.unwrap();
+    produce_events(&recreated, &events[..events.len() / 3], None).await.unwrap();
+    let metrics = {
+        let config = recreated.clone();
+        let log = dir.path().join("third.log");
+        tokio::task::spawn_blocking(move || run_service_until_caught_up(&config, log)).await.unwrap()
+    };
+    assert_eq!(
+        metrics.sum("tillsyn_state_checkpoints_discarded_total", &[("reason", "offsets_beyond_log")]),
+        config.topics.partitions as f64,
+        "every partition's checkpoint is beyond the new logs"
+    );
+    let live = live_alert_ids(&config).await;
+    assert_eq!(live.len(), offline.len(), "nothing produced again: the rebuilt partitions found their alerts");
+
+    // A state topic that is not compacted: refused.
+    let mut plain = config.clone();
+    plain.topics.state = format!("{}-plain", config.topics.state);
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        config.kafka.producer_config().create().unwrap();
+    let topic = rdkafka::admin::NewTopic::new(
+        &plain.topics.state,
+        config.topics.partitions,
+        rdkafka::admin::TopicReplication::Fixed(1),
+    );
+    admin.create_topics([&topic], &rdkafka::admin::AdminOptions::new()).await.unwrap();
+    let mut service = Service::start(&plain, dir.path().join("plain.log"));
+    let status = tokio::task::block_in_place(|| service.wait(Duration::from_secs(60)));
+    assert!(!status.success());
+    assert!(service.log_text().contains("is not compacted"), "{}", service.log_text());
 }
