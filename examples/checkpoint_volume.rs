@@ -65,14 +65,18 @@ struct Meter {
     checkpoint_seconds: f64,
     /// Per entity kind: (entities, bytes) in the last checkpoint's state.
     kinds: BTreeMap<&'static str, (u64, u64)>,
+    /// Per entity kind: (records, bytes) written.
+    written: BTreeMap<&'static str, (u64, u64)>,
 }
 
 fn kind(entity: &Entity) -> &'static str {
     match entity {
         Entity::Engine => "engine",
         Entity::Provider(_) => "provider",
+        Entity::ProviderBilling(_) => "provider billing",
         Entity::Client(..) => "client",
         Entity::StaffStage => "staff stage",
+        Entity::StaffPending(_) => "staff waiting",
         Entity::Staff(_) => "staff member",
     }
 }
@@ -96,6 +100,7 @@ impl Meter {
             largest_entity: 0,
             checkpoint_seconds: 0.0,
             kinds: BTreeMap::new(),
+            written: BTreeMap::new(),
         }
     }
 
@@ -155,6 +160,14 @@ impl Meter {
         self.entities_written += planned.entities_written;
         self.largest_incremental = self.largest_incremental.max(planned.bytes);
         for (key, value) in &planned.records {
+            let k = match changelog::StateKey::decode(key) {
+                Some(changelog::StateKey::Entity { entity, .. }) if value.is_some() => kind(&entity),
+                Some(changelog::StateKey::Entity { .. }) => "tombstone",
+                _ => "manifest",
+            };
+            let w = self.written.entry(k).or_default();
+            w.0 += 1;
+            w.1 += (key.len() + value.as_ref().map_or(0, Vec::len)) as u64;
             match value {
                 Some(v) => self.topic.insert(key.clone(), v.clone()),
                 None => self.topic.remove(key),
@@ -190,6 +203,13 @@ impl Meter {
             self.entities_written as f64 / hours,
             mib(self.largest_incremental as f64)
         );
+        for (kind, (n, bytes)) in &self.written {
+            println!(
+                "  written {kind:<12} {:>10.0} records/h, {:>8.2} MiB/h",
+                *n as f64 / hours,
+                mib(*bytes as f64) / hours
+            );
+        }
         println!(
             "ratio                {:.1} x fewer bytes; plan+hash {:.1} ms per checkpoint",
             self.full_bytes as f64 / self.incremental_bytes.max(1) as f64,

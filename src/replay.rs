@@ -202,7 +202,8 @@ pub fn replay_partitioned(
         };
         for (partition, input, decoded) in targets {
             let offset = offsets[partition].take(input);
-            let record = Record { input, offset, decoded, handle: sink.summary.records };
+            // Replay never holds a record (no invoice is unread), so its size is moot.
+            let record = Record { input, offset, decoded, handle: sink.summary.records, size: 0 };
             drivers[partition].offer(record, &mut no_unread_invoices, &mut out);
         }
         topology.settle(&mut drivers, &mut out, &mut sink)?;

@@ -56,13 +56,27 @@ use crate::model::{DomainEvent, EventTime};
 /// they do not).
 pub const ALIGNMENT_SECS: i64 = 5 * 86_400;
 
-/// Held time reports before the driver asks to pause their partition.
+/// Held time reports before the driver asks to pause their partition:
+/// whichever of the two is reached first (a record may be up to the
+/// broker's record size, about 1 MiB, so a count alone bounds nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HoldLimit(pub usize);
+pub struct HoldLimit {
+    /// Records held.
+    pub records: usize,
+    /// Bytes of the records held ([`Record::size`]).
+    pub bytes: usize,
+}
+
+impl HoldLimit {
+    /// At most `records` records, of any size.
+    pub const fn records(records: usize) -> Self {
+        HoldLimit { records, bytes: usize::MAX }
+    }
+}
 
 impl Default for HoldLimit {
     fn default() -> Self {
-        HoldLimit(5_000)
+        HoldLimit { records: 5_000, bytes: 64 * 1024 * 1024 }
     }
 }
 
@@ -122,6 +136,9 @@ pub struct Record<H> {
     /// The shell's handle on the original record (for dead letters and late
     /// events, which carry the original key, value and headers).
     pub handle: H,
+    /// The original record's size in bytes (key, value, headers), for
+    /// [`HoldLimit::bytes`].
+    pub size: usize,
 }
 
 /// What the shell must do, in this order.
@@ -197,6 +214,8 @@ pub struct PartitionDriver<H> {
     next: Offsets,
     suppress: HashMap<String, i64>,
     held: VecDeque<Held<H>>,
+    /// Bytes of the held records.
+    held_bytes: usize,
     hold_limit: HoldLimit,
     paused: bool,
     /// Issue time of the newest invoice processed.
@@ -222,6 +241,7 @@ impl<H> PartitionDriver<H> {
             next,
             suppress,
             held: VecDeque::new(),
+            held_bytes: 0,
             hold_limit,
             paused: false,
             invoices_through: None,
@@ -379,6 +399,7 @@ impl<H> PartitionDriver<H> {
                 break;
             }
             let Some(held) = self.held.pop_front() else { break };
+            self.held_bytes -= held.record.size;
             self.apply(held.record, out);
         }
         if self.held.is_empty() && self.paused {
@@ -398,8 +419,10 @@ impl<H> PartitionDriver<H> {
     }
 
     fn hold(&mut self, record: Record<H>, event_time: Option<EventTime>, out: &mut Vec<Output<H>>) {
+        self.held_bytes += record.size;
         self.held.push_back(Held { record, event_time });
-        if self.held.len() >= self.hold_limit.0 && !self.paused {
+        let full = self.held.len() >= self.hold_limit.records || self.held_bytes >= self.hold_limit.bytes;
+        if full && !self.paused {
             self.paused = true;
             out.push(Output::PauseTimeReports);
         }
@@ -438,7 +461,7 @@ impl<H> PartitionDriver<H> {
 
     /// Applies one record to the engine and says what follows from it.
     fn apply(&mut self, record: Record<H>, out: &mut Vec<Output<H>>) {
-        let Record { input, offset, decoded, handle } = record;
+        let Record { input, offset, decoded, handle, .. } = record;
         out.push(Output::Processed { input });
         match decoded {
             Err(rejection) => out.push(Output::DeadLetter { handle, input, offset, rejection }),
@@ -545,11 +568,16 @@ mod tests {
     }
 
     fn record(input: Input, offset: i64, decoded: Result<DomainEvent, Rejection>) -> Record<i64> {
-        Record { input, offset, decoded, handle: offset }
+        Record { input, offset, decoded, handle: offset, size: 100 }
     }
 
     fn driver() -> PartitionDriver<i64> {
-        PartitionDriver::new(Engine::new(CoreConfig::default()), Offsets::default(), HashMap::new(), HoldLimit(3))
+        PartitionDriver::new(
+            Engine::new(CoreConfig::default()),
+            Offsets::default(),
+            HashMap::new(),
+            HoldLimit::records(3),
+        )
     }
 
     /// What came out for the records, as short strings: `tr` and `inv`
@@ -636,6 +664,28 @@ mod tests {
         assert!(!d.paused());
     }
 
+    /// Two held records of 100 bytes reach a 150-byte limit long before
+    /// the record limit: few large records pause the partition too.
+    #[test]
+    fn the_hold_limit_counts_bytes_as_well_as_records() {
+        let mut d = PartitionDriver::new(
+            Engine::new(CoreConfig::default()),
+            Offsets::default(),
+            HashMap::new(),
+            HoldLimit { records: 1_000, bytes: 150 },
+        );
+        let mut out = Vec::new();
+        let mut unread = || Some(5);
+        d.offer(record(Input::Invoices, 0, Ok(invoice("inv-0", 0))), &mut unread, &mut out);
+        d.offer(record(Input::TimeReports, 0, Ok(visit("tr-0", 20, 0, 1, 1))), &mut unread, &mut out);
+        assert_eq!(kinds(&out), ["inv"], "100 bytes held: under the limit");
+        d.offer(record(Input::TimeReports, 1, Ok(visit("tr-1", 20, 1, 1, 1))), &mut unread, &mut out);
+        assert_eq!(kinds(&out), ["inv", "pause"], "200 bytes held: paused");
+        out.clear();
+        d.release(&mut || Some(1), &mut out);
+        assert_eq!(kinds(&out), ["tr", "tr", "resume"]);
+    }
+
     #[test]
     fn an_undecodable_time_report_waits_in_line_behind_held_ones() {
         let mut d = driver();
@@ -655,7 +705,8 @@ mod tests {
     #[test]
     fn records_below_the_restored_offsets_are_ignored() {
         let offsets = Offsets { time_reports: 5, invoices: 3, ..Offsets::default() };
-        let mut d = PartitionDriver::new(Engine::new(CoreConfig::default()), offsets, HashMap::new(), HoldLimit(3));
+        let mut d =
+            PartitionDriver::new(Engine::new(CoreConfig::default()), offsets, HashMap::new(), HoldLimit::records(3));
         let mut out = Vec::new();
         let mut end = || Some(3);
         d.offer(record(Input::TimeReports, 4, Ok(visit("tr-4", 0, 0, 1, 1))), &mut end, &mut out);
@@ -702,8 +753,12 @@ mod tests {
         // The previous owner produced the first alert after its last
         // snapshot (offset 41 of the alert partition), then died.
         let suppress = HashMap::from([(produced[0].1.clone(), 41)]);
-        let mut next =
-            PartitionDriver::new(Engine::new(CoreConfig::default()), Offsets::default(), suppress, HoldLimit(3));
+        let mut next = PartitionDriver::new(
+            Engine::new(CoreConfig::default()),
+            Offsets::default(),
+            suppress,
+            HoldLimit::records(3),
+        );
         assert_eq!(next.alerts_from(50), 41, "a snapshot now still covers the alert not yet computed again");
         let mut again = Vec::new();
         for r in night_visits() {

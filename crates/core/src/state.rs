@@ -227,10 +227,14 @@ pub struct ProviderState<R> {
     #[serde(skip)]
     pub clients: FxHashMap<ClientKey, ClientActivity>,
     /// Invoices seen recently (id → issue time), so a redelivered invoice
-    /// is not counted twice.
-    #[serde(serialize_with = "sorted_map")]
+    /// is not counted twice. Like `pending_invoices` and `rules`, not in
+    /// the provider's own serialized form: they change with invoices and
+    /// day closes, not with visits, and are a checkpoint entity of their
+    /// own (`engine::snapshot::Entity::ProviderBilling`).
+    #[serde(skip)]
     pub invoices_seen: FxHashMap<EventId, EventTime>,
     /// Invoices waiting until the time reports of their period are complete.
+    #[serde(skip)]
     pub pending_invoices: Vec<Invoice>,
     /// Recent visits counted by rules, in the slots of
     /// [`ProviderDay::rule_counts`].
@@ -238,6 +242,7 @@ pub struct ProviderState<R> {
     /// Recent visits of any kind, for evidence of statistical rules.
     pub recent_visits: RecentIds,
     /// Each rule's own state for this provider (its `RuleSpec::ProviderState`).
+    #[serde(skip)]
     pub rules: R,
     /// Last event time seen for this provider.
     pub last_event: EventTime,

@@ -78,7 +78,7 @@ fn core(c: &mut Criterion) {
                         let input =
                             if matches!(event, DomainEvent::Invoice(_)) { Input::Invoices } else { Input::TimeReports };
                         let offset = next.take(input);
-                        Record { input, offset, decoded: Ok(event.clone()), handle: () }
+                        Record { input, offset, decoded: Ok(event.clone()), handle: (), size: 0 }
                     })
                     .collect();
                 (driver, records, Vec::new())

@@ -264,7 +264,9 @@ impl Io<'_> {
         };
         let partition = message.partition();
         let Partition { driver, invoice_end, last_record, .. } = state.running.get_mut(&partition)?;
-        let record = Record { input, offset: message.offset(), decoded: self.decode(&message, input), handle: message };
+        let size = message.payload().map_or(0, <[u8]>::len) + message.key().map_or(0, <[u8]>::len);
+        let record =
+            Record { input, offset: message.offset(), decoded: self.decode(&message, input), handle: message, size };
         let mut outputs = Vec::new();
         driver.offer(record, &mut || self.invoice_end(invoice_end, partition), &mut outputs);
         *last_record = Instant::now();

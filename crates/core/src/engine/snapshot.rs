@@ -35,9 +35,9 @@ use rustc_hash::FxHashMap;
 
 use super::{Engine, State};
 use crate::config::CoreConfig;
-use crate::model::{ClientKey, ProviderKey, StaffKey};
-use crate::rules::Provider;
+use crate::model::{ClientKey, EventId, EventTime, Invoice, ProviderKey, StaffKey};
 use crate::rules::{self, RuleInfo};
+use crate::rules::{Provider, RuleStates};
 use crate::state::ClientActivity;
 
 /// The magic at the start of every snapshot.
@@ -127,15 +127,26 @@ pub enum Entity {
     /// The engine's own state: watermarks, clocks, open episodes, the
     /// staff stage's findings held, counters.
     Engine,
-    /// One provider in one municipality, without its clients.
+    /// One provider in one municipality: its days, recent visits and
+    /// clocks (what a visit changes).
     Provider(ProviderKey),
+    /// One provider's invoices seen and waiting, and the rules' own state
+    /// for it (what invoices and day closes change).
+    ProviderBilling(ProviderKey),
     /// One client of a provider: its monthly activity.
     Client(ProviderKey, ClientKey),
-    /// The staff stage's own state: its watermarks and the visits waiting.
+    /// The staff stage's own state: its watermarks and counters.
     StaffStage,
+    /// The visits waiting in the staff stage whose arrival clock falls in
+    /// one minute (seconds since the epoch / 60).
+    StaffPending(i64),
     /// One staff member's recent visits (staff stage).
     Staff(StaffKey),
 }
+
+/// The form of [`Entity::ProviderBilling`]: the rules' state, the invoices
+/// seen (sorted) and the invoices waiting.
+type Billing = (RuleStates, Vec<(EventId, EventTime)>, Vec<Invoice>);
 
 fn body<T: serde::Serialize>(value: &T) -> Vec<u8> {
     postcard::to_allocvec(value).expect("the engine's state serializes")
@@ -154,6 +165,9 @@ impl Engine {
         providers.sort_unstable_by_key(|(k, _)| **k);
         for (key, provider) in providers {
             out(Entity::Provider(*key), body(provider));
+            let mut seen: Vec<_> = provider.invoices_seen.iter().collect();
+            seen.sort_unstable();
+            out(Entity::ProviderBilling(*key), body(&(&provider.rules, seen, &provider.pending_invoices)));
             let mut clients: Vec<_> = provider.clients.iter().collect();
             clients.sort_unstable_by_key(|(k, _)| **k);
             for (client, activity) in clients {
@@ -173,17 +187,27 @@ impl Engine {
         let mut state: Option<State> = None;
         let mut providers = FxHashMap::default();
         let mut clients = Vec::new();
+        let mut billing = Vec::new();
         for (entity, bytes) in entities {
             match entity {
                 Entity::Engine => state = Some(part(entity, bytes)?),
                 Entity::Provider(key) => {
                     providers.insert(key, part::<Provider>(entity, bytes)?);
                 }
+                Entity::ProviderBilling(key) => billing.push((key, part::<Billing>(entity, bytes)?)),
                 Entity::Client(key, client) => clients.push((key, client, part::<ClientActivity>(entity, bytes)?)),
-                Entity::StaffStage | Entity::Staff(_) => {}
+                Entity::StaffStage | Entity::StaffPending(_) | Entity::Staff(_) => {}
             }
         }
         let mut state = state.ok_or(RestoreError::Body("no engine entity".into()))?;
+        for (key, (rules, seen, pending)) in billing {
+            let provider = providers
+                .get_mut(&key)
+                .ok_or_else(|| RestoreError::Body(format!("the billing of provider {key:?}, which is not there")))?;
+            provider.rules = rules;
+            provider.invoices_seen = seen.into_iter().collect();
+            provider.pending_invoices = pending;
+        }
         for (key, client, activity) in clients {
             let provider = providers
                 .get_mut(&key)

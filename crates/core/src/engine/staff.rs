@@ -208,6 +208,11 @@ struct StageState {
     watermarks: Vec<Option<EventTime>>,
     /// Per provider-stage partition: the newest visit applied.
     applied: Vec<Option<i64>>,
+    /// Not in the stage's own serialized form: checkpoint entities of
+    /// their own, one per minute of arrival clock
+    /// (`snapshot::Entity::StaffPending`), so that a checkpoint writes the
+    /// minutes that changed, not the hour of visits waiting.
+    #[serde(skip)]
     pending: BTreeMap<PendingKey, Visit>,
     /// Visits before this are processed.
     released: Option<EventTime>,
@@ -357,6 +362,23 @@ impl StaffStage {
     /// entity order (see [`super::snapshot::Entity`]).
     pub fn entities(&self, out: &mut dyn FnMut(Entity, Vec<u8>)) {
         out(Entity::StaffStage, postcard::to_allocvec(&self.state).expect("the stage's state serializes"));
+        let mut minute: Option<(i64, Vec<(&PendingKey, &Visit)>)> = None;
+        let mut flush = |minute: Option<(i64, Vec<(&PendingKey, &Visit)>)>| {
+            if let Some((m, visits)) = minute {
+                out(Entity::StaffPending(m), postcard::to_allocvec(&visits).expect("waiting visits serialize"));
+            }
+        };
+        for (key, visit) in &self.state.pending {
+            let m = key.0.0.div_euclid(60);
+            match &mut minute {
+                Some((current, visits)) if *current == m => visits.push((key, visit)),
+                _ => {
+                    flush(minute.take());
+                    minute = Some((m, vec![(key, visit)]));
+                }
+            }
+        }
+        flush(minute);
         let mut staff: Vec<_> = self.state.staff.iter().collect();
         staff.sort_unstable_by_key(|(k, _)| **k);
         for (key, member) in staff {
@@ -374,8 +396,13 @@ impl StaffStage {
         let body = |entity: Entity, e: postcard::Error| RestoreError::Body(format!("{entity:?}: {e}"));
         let mut state: Option<StageState> = None;
         let mut staff = FxHashMap::default();
+        let mut pending = BTreeMap::new();
         for (entity, bytes) in entities {
             match entity {
+                Entity::StaffPending(_) => {
+                    let visits: Vec<(PendingKey, Visit)> = postcard::from_bytes(bytes).map_err(|e| body(entity, e))?;
+                    pending.extend(visits);
+                }
                 Entity::StaffStage => state = Some(postcard::from_bytes(bytes).map_err(|e| body(entity, e))?),
                 Entity::Staff(key) => {
                     staff.insert(key, postcard::from_bytes::<StaffState>(bytes).map_err(|e| body(entity, e))?);
@@ -385,6 +412,7 @@ impl StaffStage {
         }
         let mut state = state.ok_or(RestoreError::Body("no staff-stage entity".into()))?;
         state.staff = staff;
+        state.pending = pending;
         Ok(StaffStage { rules: config.rules.build_for(RuleStage::Staff), state, findings: Vec::new(), config })
     }
 }
