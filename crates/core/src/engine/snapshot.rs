@@ -137,9 +137,9 @@ pub enum Entity {
     Client(ProviderKey, ClientKey),
     /// The staff stage's own state: its watermarks and counters.
     StaffStage,
-    /// The visits waiting in the staff stage whose arrival clock falls in
-    /// one minute (seconds since the epoch / 60).
-    StaffPending(i64),
+    /// A group of the visits waiting in the staff stage: arrival clock,
+    /// source partition and a run of its sequence numbers.
+    StaffPending(super::staff::PendingGroup),
     /// One staff member's recent visits (staff stage).
     Staff(StaffKey),
 }

@@ -193,6 +193,10 @@ pub struct StaffStats {
 /// the same clock and id, which come from one provider and so one source).
 type PendingKey = (EventTime, EventId, ProviderId, u32, i64);
 
+/// A group of waiting visits in a checkpoint: arrival clock (seconds),
+/// source partition, sequence number / 256.
+pub type PendingGroup = (i64, u32, i64);
+
 /// One partition of the staff stage. See the module documentation.
 pub struct StaffStage {
     config: CoreConfig,
@@ -362,23 +366,17 @@ impl StaffStage {
     /// entity order (see [`super::snapshot::Entity`]).
     pub fn entities(&self, out: &mut dyn FnMut(Entity, Vec<u8>)) {
         out(Entity::StaffStage, postcard::to_allocvec(&self.state).expect("the stage's state serializes"));
-        let mut minute: Option<(i64, Vec<(&PendingKey, &Visit)>)> = None;
-        let mut flush = |minute: Option<(i64, Vec<(&PendingKey, &Visit)>)>| {
-            if let Some((m, visits)) = minute {
-                out(Entity::StaffPending(m), postcard::to_allocvec(&visits).expect("waiting visits serialize"));
-            }
-        };
+        // Waiting visits in groups that a new visit does not disturb: by
+        // arrival clock, source partition and a run of 256 of its sequence
+        // numbers (which only grow), so a checkpoint rewrites the newest
+        // group of each source, not the hour of visits waiting.
+        let mut groups: BTreeMap<PendingGroup, Vec<(&PendingKey, &Visit)>> = BTreeMap::new();
         for (key, visit) in &self.state.pending {
-            let m = key.0.0.div_euclid(60);
-            match &mut minute {
-                Some((current, visits)) if *current == m => visits.push((key, visit)),
-                _ => {
-                    flush(minute.take());
-                    minute = Some((m, vec![(key, visit)]));
-                }
-            }
+            groups.entry((key.0.0, key.3, key.4.div_euclid(256))).or_default().push((key, visit));
         }
-        flush(minute);
+        for (group, visits) in groups {
+            out(Entity::StaffPending(group), postcard::to_allocvec(&visits).expect("waiting visits serialize"));
+        }
         let mut staff: Vec<_> = self.state.staff.iter().collect();
         staff.sort_unstable_by_key(|(k, _)| **k);
         for (key, member) in staff {
