@@ -266,7 +266,11 @@ fn write(
     let (records, written, entities_written, total) =
         (planned.records.len(), planned.bytes, planned.entities_written, planned.state_bytes);
     state.changelog.committed(planned);
-    state.driver.mark_checkpointed();
+    // A takeover's checkpoint leaves the partition dirty: its offsets are
+    // committed at its next checkpoint (when idle, at the latest).
+    if trigger != SnapshotTrigger::Takeover {
+        state.driver.mark_checkpointed();
+    }
     state.last_checkpoint = Instant::now();
     state.failed_at = None;
     SnapshotWritten {
