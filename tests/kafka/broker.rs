@@ -366,7 +366,10 @@ impl Service {
             .env("TILLSYN_KAFKA__GROUP_ID", &config.kafka.group_id)
             .env("TILLSYN_KAFKA__STATISTICS_INTERVAL", "1s")
             .env("TILLSYN_KAFKA__COMMIT_INTERVAL", tillsyn_core::config::duration::format(config.kafka.commit_interval))
-            .env("TILLSYN_KAFKA__CONSUMER__SESSION_TIMEOUT_MS", "6000")
+            .env(
+                "TILLSYN_KAFKA__CONSUMER__SESSION_TIMEOUT_MS",
+                config.kafka.consumer.get("session.timeout.ms").map_or("6000", String::as_str),
+            )
             .env("TILLSYN_TOPICS__TIME_REPORTS", &t.time_reports)
             .env("TILLSYN_TOPICS__INVOICES", &t.invoices)
             .env("TILLSYN_TOPICS__ALERTS", &t.alerts)
@@ -1258,4 +1261,91 @@ fn a_stopped_and_resumed_members_checkpoints_are_ignored() {
         alerts.len(),
         offline.len()
     );
+}
+
+/// A broker that stops answering for longer than the checkpoint budget
+/// (its process stopped with SIGSTOP for 4 s, ten times, 0.2 s apart;
+/// the budget is 3 s) is a fault, not a failure: the checkpoints that time
+/// out are counted and tried again later, in full, the service never
+/// exits, and the alert topic holds exactly the replay's alerts, each
+/// once. (The session timeout is 60 s here: a stall past it makes the member rejoin,
+/// and tansu 0.6.0 gives a member that rejoins while its own expired
+/// session is still registered no partitions, as the README says; Kafka
+/// gives them back.)
+#[test]
+fn a_broker_that_stalls_past_the_checkpoint_budget_is_waited_for() {
+    let _serial = serial();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let state = dir.path().join("broker");
+    let broker = |command: &str| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/broker.sh");
+        let output = Command::new(script)
+            .args([command, "--durable"])
+            .env("TILLSYN_BROKER_PORT", port.to_string())
+            .env("TILLSYN_STATE_DIR", &state)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "broker.sh {command}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    broker("start");
+    struct Stop<F: Fn(&str)>(F);
+    impl<F: Fn(&str)> Drop for Stop<F> {
+        fn drop(&mut self) {
+            (self.0)("stop");
+        }
+    }
+    let _stop = Stop(&broker);
+    let broker_pid = std::fs::read_to_string(state.join("tansu.pid")).unwrap().trim().to_string();
+    let signal = |signal: &str| {
+        assert!(Command::new("kill").args([signal, &broker_pid]).status().unwrap().success());
+    };
+    let mut config = sensitive(config("broker-stall"));
+    config.kafka.brokers = format!("127.0.0.1:{port}");
+    config.kafka.revocation_budget = Duration::from_secs(3);
+    config.kafka.consumer.insert("session.timeout.ms".into(), "60000".into());
+    config.core.pseudonym_secret = "broker-stall-secret".into();
+    runtime.block_on(create_topics(&config));
+    let events = simulated(&many_alerts());
+    let producing = produce_in_background(&config, &events, 1_500.0);
+    let mut service = Service::start(&config, dir.path().join("service.log"));
+    wait_for("consuming", Duration::from_secs(60), || {
+        service
+            .get("/metrics")
+            .is_some_and(|(_, b)| Metrics::parse(&b).sum("tillsyn_consumed_records_total", &[]) > 3_000.0)
+    });
+    // Stalls of 4 s with 0.2 s of service between them: the checkpoints
+    // of the six partitions, one after another, take longer than that, so
+    // one that starts in a gap is held up past its budget by the next stall.
+    for _ in 0..10 {
+        signal("-STOP");
+        std::thread::sleep(Duration::from_secs(4));
+        signal("-CONT");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let sent = producing.join().unwrap();
+    assert_eq!(sent, records_of(&events, config.topics.partitions));
+    let waiting = Instant::now();
+    while !caught_up(&config) {
+        assert!(service.child.try_wait().unwrap().is_none(), "the service exited: {}", service.log_text());
+        assert!(
+            waiting.elapsed() < Duration::from_secs(240),
+            "not caught up after the stall: {:?}\n{}",
+            committed_and_ends(&config),
+            service.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let failures = service.metrics().sum("tillsyn_state_checkpoint_failures_total", &[]);
+    service.sigterm();
+    let status = service.wait(Duration::from_secs(60));
+    assert!(status.success(), "{status:?}: {}", service.log_text());
+    assert!(failures > 0.0, "a checkpoint timed out during the stall: {}", service.log_text());
+
+    let file = dir.path().join("events.ndjson");
+    write_events(&events, &file);
+    let alerts = runtime.block_on(live_alert_ids(&config));
+    assert_same_alerts(&alerts, &offline_alert_ids(&file, &config));
+    eprintln!("{failures} checkpoints timed out during the stall; {} alerts, each once", alerts.len());
 }
