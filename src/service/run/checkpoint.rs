@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use tillsyn_core::decode;
 use tillsyn_core::driver::{HoldLimit, Offsets, PartitionDriver};
@@ -119,7 +119,14 @@ pub fn restore(
         alerts_from: None,
         bytes: 0,
     };
-    let resumed = match usable(config, partition, stage, &recovered) {
+    // The input logs' ranges (a broker that does not answer fails the
+    // restore, as reading the state topic does; it is no reason to throw
+    // the checkpoint away).
+    let mut ranges = Vec::new();
+    for topic in config.topics.partition_topics() {
+        ranges.push(state_store::log_range(config, &topic, partition, Duration::from_secs(30))?);
+    }
+    let resumed = match usable(config, partition, stage, &recovered, &ranges) {
         Ok(Some(resumed)) => resumed,
         Ok(None) => empty(),
         Err((reason, detail)) => {
@@ -183,6 +190,7 @@ fn usable(
     partition: i32,
     stage: StagePartition,
     recovered: &Recovered,
+    ranges: &[(i64, i64)],
 ) -> Result<Option<Resumed>, (&'static str, String)> {
     let Some((_, m)) = &recovered.manifest else { return Ok(None) };
     if recovered.corrupt > 0 {
@@ -209,10 +217,9 @@ fn usable(
     // Every offset within its log: beyond its end, the topic was recreated
     // (or truncated) and the checkpoint is of records that are gone;
     // before its start, records were removed before they were processed.
-    let timeout = Duration::from_secs(30);
-    for (topic, offset) in config.topics.partition_topics().iter().zip(next.in_topic_order()) {
-        let (low, high) = state_store::log_range(config, topic, partition, timeout)
-            .map_err(|e| ("offsets_beyond_log", format!("cannot read the range of {topic}: {e}")))?;
+    for ((topic, offset), &(low, high)) in
+        config.topics.partition_topics().iter().zip(next.in_topic_order()).zip(ranges)
+    {
         if offset > high {
             return Err((
                 "offsets_beyond_log",
@@ -258,7 +265,7 @@ fn write(
     };
     let driver = &state.driver;
     let planned = state.changelog.plan(|out| driver.entities(out), manifest);
-    let result = produce_all(config, producer, partition, &planned.records, started, budget);
+    let result = produce_all(config, producer, partition, &planned.records, budget);
     if let Err(e) = result {
         state.changelog.rebase(&planned);
         return Err(e);
@@ -288,21 +295,26 @@ fn write(
 }
 
 /// Produces `records` to partition `partition` of the state topic, in
-/// order, and waits until each is acknowledged (within `budget` from
-/// `started`).
+/// order, and waits until each is acknowledged. `budget` bounds a stall,
+/// not the whole: the checkpoint fails when no record of it could be
+/// enqueued or was acknowledged for that long (a broker that answers
+/// slowly, or a small producer queue, only makes it take longer).
 fn produce_all(
     config: &ServiceConfig,
     producer: &FutureProducer,
     partition: i32,
     records: &[changelog::StateRecord],
-    started: Instant,
     budget: Duration,
 ) -> anyhow::Result<()> {
+    let stalled = || anyhow::anyhow!("checkpoint of partition {partition}: no progress for {budget:?}");
+    let mut progress = Instant::now();
     let mut deliveries = Vec::with_capacity(records.len());
     for (key, value) in records {
         let headers =
             OwnedHeaders::new().insert(Header { key: decode::CONTENT_TYPE_HEADER, value: Some(STATE_CONTENT_TYPE) });
         let topic = &config.topics.state;
+        // Waits while the producer's queue is full (librdkafka delivers
+        // meanwhile): enqueued means room was made, which is progress.
         deliveries.push(super::produce::send_value(
             producer,
             topic,
@@ -311,16 +323,23 @@ fn produce_all(
             value.as_deref(),
             headers,
         ));
-        if started.elapsed() > budget {
-            anyhow::bail!("checkpoint of partition {partition}: not sent within the budget");
+        if progress.elapsed() > budget {
+            return Err(stalled());
         }
+        progress = Instant::now();
     }
-    producer.flush(budget.saturating_sub(started.elapsed()).max(Duration::from_millis(100)))?;
-    for delivery in deliveries {
-        match delivery.now_or_never() {
-            Some(Ok(())) => {}
+    // Acknowledgements come in order (one partition, an idempotent
+    // producer); the producer's own thread serves them.
+    let mut pending: std::collections::VecDeque<_> = deliveries.into();
+    while let Some(front) = pending.front_mut() {
+        match front.now_or_never() {
+            Some(Ok(())) => {
+                pending.pop_front();
+                progress = Instant::now();
+            }
             Some(Err(e)) => anyhow::bail!("checkpoint of partition {partition}: {e}"),
-            None => anyhow::bail!("checkpoint of partition {partition}: not acknowledged within the budget"),
+            None if progress.elapsed() > budget => return Err(stalled()),
+            None => std::thread::sleep(Duration::from_millis(5)),
         }
     }
     Ok(())
