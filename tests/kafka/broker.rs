@@ -623,7 +623,7 @@ fn sigterm_mid_run_exits_cleanly_and_a_restart_resumes_from_committed_offsets() 
     service.sigterm();
     let status = service.wait(Duration::from_secs(60));
     assert!(status.success(), "exit status {status:?}: {}", service.log_text());
-    assert!(caught_up(&config));
+    assert!(caught_up(&config), "committed and end offsets after the stop: {:?}", committed_and_ends(&config));
 
     // The restart took the state over: the alerts are exactly the replay's.
     let file = dir.path().join("events.ndjson");
