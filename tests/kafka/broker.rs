@@ -897,6 +897,40 @@ fn rebalancing_between_instances_keeps_the_alerts_exactly_once() {
     assert!(restores.iter().any(|l| l["fields"]["from"] == "snapshot"), "partitions were taken over from snapshots");
 }
 
+/// A broker of a test's own (durable, on a free port, state in `state`),
+/// started by `deploy/local/broker.sh` and stopped however the test ends.
+struct OwnBroker {
+    port: u16,
+    state: PathBuf,
+}
+
+impl OwnBroker {
+    fn start(state: &Path) -> OwnBroker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let broker = OwnBroker { port, state: state.to_path_buf() };
+        broker.run("start");
+        broker
+    }
+
+    /// `broker.sh <command> --durable` for this broker.
+    fn run(&self, command: &str) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/broker.sh");
+        let output = Command::new(script)
+            .args([command, "--durable"])
+            .env("TILLSYN_BROKER_PORT", self.port.to_string())
+            .env("TILLSYN_STATE_DIR", &self.state)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "broker.sh {command}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.run("stop");
+    }
+}
+
 /// The broker (durable storage) is killed and restarted while the input
 /// arrives and the service runs: the service reconnects by itself, and
 /// the alert topic holds exactly the replay's alerts, each once.
@@ -905,26 +939,8 @@ fn a_broker_restart_mid_run_loses_and_doubles_nothing() {
     let _serial = serial();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let broker = |command: &str| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/broker.sh");
-        let output = Command::new(script)
-            .args([command, "--durable"])
-            .env("TILLSYN_BROKER_PORT", port.to_string())
-            .env("TILLSYN_STATE_DIR", dir.path().join("broker"))
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "broker.sh {command}: {}", String::from_utf8_lossy(&output.stderr));
-    };
-    broker("start");
-    // Stops the broker however the test ends.
-    struct Stop<F: Fn(&str)>(F);
-    impl<F: Fn(&str)> Drop for Stop<F> {
-        fn drop(&mut self) {
-            (self.0)("stop");
-        }
-    }
-    let _stop = Stop(&broker);
+    let own = OwnBroker::start(&dir.path().join("broker"));
+    let (port, broker) = (own.port, |command: &str| own.run(command));
     let mut config = sensitive(config("broker-restart"));
     config.kafka.brokers = format!("127.0.0.1:{port}");
     config.core.pseudonym_secret = "broker-restart-secret".into();
@@ -1290,26 +1306,9 @@ fn a_broker_that_stalls_past_the_checkpoint_budget_is_waited_for() {
     let _serial = serial();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let state = dir.path().join("broker");
-    let broker = |command: &str| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/broker.sh");
-        let output = Command::new(script)
-            .args([command, "--durable"])
-            .env("TILLSYN_BROKER_PORT", port.to_string())
-            .env("TILLSYN_STATE_DIR", &state)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "broker.sh {command}: {}", String::from_utf8_lossy(&output.stderr));
-    };
-    broker("start");
-    struct Stop<F: Fn(&str)>(F);
-    impl<F: Fn(&str)> Drop for Stop<F> {
-        fn drop(&mut self) {
-            (self.0)("stop");
-        }
-    }
-    let _stop = Stop(&broker);
+    let own = OwnBroker::start(&state);
+    let port = own.port;
     let broker_pid = std::fs::read_to_string(state.join("tansu.pid")).unwrap().trim().to_string();
     let signal = |signal: &str| {
         assert!(Command::new("kill").args([signal, &broker_pid]).status().unwrap().success());
