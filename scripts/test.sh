@@ -36,7 +36,15 @@ if cargo tree --locked -p tillsyn -e normal --prefix none | grep -q '^tillsyn-si
 fi
 echo "tillsyn: no tillsyn-sim in its dependencies"
 
-cargo test --locked --workspace --all-targets --features tillsyn/kafka-integration-tests
+cargo test --locked --workspace --all-targets --features tillsyn/kafka-integration-tests || {
+  # The broker's side of a failure: its last errors and warnings.
+  log=${TILLSYN_STATE_DIR:-out/broker}/tansu.log
+  if [ -f "$log" ]; then
+    echo "== the end of the broker's errors and warnings ($log)"
+    sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E ' (ERROR|WARN) ' | grep -v 'TopicAlreadyExists' | tail -n 40 || true
+  fi
+  exit 1
+}
 CHECK_TARGETS=1 OUT=out/test-evaluation scripts/evaluate.sh 1 2 3 4 5 > out/test-evaluation.md 2>&1 || {
   cat out/test-evaluation.md
   exit 1

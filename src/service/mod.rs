@@ -5,6 +5,7 @@
 //! the commands that create topics, produce records files and read
 //! alerts.
 
+pub mod broker;
 pub mod changelog;
 pub mod config;
 pub mod run;

@@ -13,6 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::broker;
 use super::changelog::StateRecord;
 use super::config::ServiceConfig;
 use tillsyn_core::decode::CONTENT_TYPE_HEADER;
@@ -102,14 +103,14 @@ pub fn read_state(config: &ServiceConfig, partition: i32, timeout: Duration) -> 
     let deadline = Instant::now() + timeout;
     let consumer = reader(config)?;
     let topic = &config.topics.state;
-    let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+    let (low, high) = broker::watermarks(consumer.client(), topic, partition, timeout)?;
     Ok(read_range(&consumer, topic, partition, low, high, deadline)?.into_values().map(|r| (r.key, r.value)).collect())
 }
 
 /// The low and high offsets of `topic`/`partition`.
 pub fn log_range(config: &ServiceConfig, topic: &str, partition: i32, timeout: Duration) -> anyhow::Result<(i64, i64)> {
     let consumer = reader(config)?;
-    Ok(consumer.fetch_watermarks(topic, partition, timeout)?)
+    Ok(broker::watermarks(consumer.client(), topic, partition, timeout)?)
 }
 
 /// The alerts in partition `partition` of the alert topic from offset
@@ -124,7 +125,7 @@ pub fn read_alert_ids(
     let deadline = Instant::now() + timeout;
     let consumer = reader(config)?;
     let topic = &config.topics.alerts;
-    let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+    let (low, high) = broker::watermarks(consumer.client(), topic, partition, timeout)?;
     let from = from.unwrap_or(low).max(low);
     let mut ids = Vec::new();
     for (offset, Record { value, headers, .. }) in read_range(&consumer, topic, partition, from, high, deadline)? {
@@ -149,7 +150,7 @@ pub fn read_alert_ids(
 /// The end offset of partition `partition` of the alert topic.
 pub fn alert_log_end(config: &ServiceConfig, partition: i32, timeout: Duration) -> anyhow::Result<i64> {
     let consumer = reader(config)?;
-    Ok(consumer.fetch_watermarks(&config.topics.alerts, partition, timeout)?.1)
+    Ok(broker::watermarks(consumer.client(), &config.topics.alerts, partition, timeout)?.1)
 }
 
 fn decode_alert(value: &[u8], headers: &[(String, Vec<u8>)]) -> anyhow::Result<wire::Alert> {

@@ -85,8 +85,11 @@ pub async fn check_compacted(config: &ServiceConfig, topic: &str) -> anyhow::Res
 
 /// The partition count of `topic` (an error if it does not exist).
 fn topic_partitions(producer: &FutureProducer, topic: &str) -> anyhow::Result<i32> {
-    let metadata =
-        rdkafka::producer::Producer::client(producer).fetch_metadata(Some(topic), Duration::from_secs(30))?;
+    let metadata = crate::service::broker::metadata(
+        rdkafka::producer::Producer::client(producer),
+        Some(topic),
+        Duration::from_secs(30),
+    )?;
     match metadata.topics().first().map_or(0, |t| t.partitions().len()) {
         0 => anyhow::bail!("topic {topic} does not exist (create the topics: tillsyn topics create)"),
         n => Ok(n as i32),
@@ -175,7 +178,8 @@ pub fn for_each_alert(
     client.set("isolation.level", "read_committed");
     client.set("enable.auto.commit", "false");
     let consumer: BaseConsumer = client.create()?;
-    let metadata = consumer.fetch_metadata(Some(&config.topics.alerts), Duration::from_secs(10))?;
+    let metadata =
+        crate::service::broker::metadata(consumer.client(), Some(&config.topics.alerts), Duration::from_secs(10))?;
     let mut list = TopicPartitionList::new();
     for topic in metadata.topics() {
         for p in topic.partitions() {

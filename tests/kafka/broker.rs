@@ -116,35 +116,53 @@ fn write_events(events: &[wire::Event], path: &Path) {
 
 /// Committed offsets of the group and the end offsets, per partition of
 /// every topic the service consumes (the inputs and the staff stage's two
-/// internal topics: caught up means the staff stage's answers are in too).
-fn committed_and_ends(config: &ServiceConfig) -> Option<Vec<(i64, i64)>> {
-    let consumer = config.kafka.consumer_config().create::<BaseConsumer>().ok()?;
+/// internal topics: caught up means the staff stage's answers are in too),
+/// or why the broker did not answer.
+fn committed_and_ends(config: &ServiceConfig) -> Result<Vec<(i64, i64)>, String> {
+    let consumer = config.kafka.consumer_config().create::<BaseConsumer>().map_err(|e| e.to_string())?;
     let mut list = TopicPartitionList::new();
     let mut ends = Vec::new();
     for topic in &config.topics.partition_topics() {
         for p in 0..config.topics.partitions {
-            let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(5)).ok()?;
+            let (_, high) = tillsyn::service::broker::watermarks(consumer.client(), topic, p, Duration::from_secs(5))
+                .map_err(|e| format!("watermarks of {topic}/{p}: {e}"))?;
             list.add_partition(topic, p);
             ends.push(high);
         }
     }
-    let committed = consumer.committed_offsets(list, Duration::from_secs(5)).ok()?;
-    Some(
-        committed
-            .elements()
-            .iter()
-            .zip(ends)
-            .map(|(e, high)| match e.offset() {
-                Offset::Offset(o) => (o, high),
-                _ => (0, high),
-            })
-            .collect(),
-    )
+    let committed =
+        consumer.committed_offsets(list, Duration::from_secs(5)).map_err(|e| format!("committed offsets: {e}"))?;
+    Ok(committed
+        .elements()
+        .iter()
+        .zip(ends)
+        .map(|(e, high)| match e.offset() {
+            Offset::Offset(o) => (o, high),
+            _ => (0, high),
+        })
+        .collect())
+}
+
+/// [`committed_and_ends`] once nothing moves them any more (every instance
+/// has stopped): asked again, for up to 30 s, while the broker does not
+/// answer, so that a dropped connection is not taken for a wrong offset.
+fn settled_offsets(config: &ServiceConfig) -> Vec<(i64, i64)> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match committed_and_ends(config) {
+            Ok(offsets) => return offsets,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("offsets not read ({e}); asking again");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => panic!("the committed and end offsets cannot be read: {e}"),
+        }
+    }
 }
 
 /// Committed offsets of the group equal the end of every input partition.
 fn caught_up(config: &ServiceConfig) -> bool {
-    committed_and_ends(config).is_some_and(|v| v.iter().all(|(committed, end)| committed >= end))
+    committed_and_ends(config).is_ok_and(|v| v.iter().all(|(committed, end)| committed >= end))
 }
 
 /// Runs the service in this process until its group has committed the end
@@ -561,7 +579,7 @@ fn sigterm_mid_run_exits_cleanly_and_a_restart_resumes_from_committed_offsets() 
         .find(|l| l["fields"]["message"] == "stopped")
         .unwrap_or_else(|| panic!("a final 'stopped' line: {log}"));
     let processed = stopped["fields"]["records"].as_u64().unwrap();
-    let committed: i64 = committed_and_ends(&config).unwrap().iter().map(|(c, _)| c).sum();
+    let committed: i64 = settled_offsets(&config).iter().map(|(c, _)| c).sum();
     assert_eq!(committed as u64, processed, "what was processed is exactly what was committed");
     assert!(processed > 0, "stopped mid-run after consuming");
 
@@ -623,7 +641,11 @@ fn sigterm_mid_run_exits_cleanly_and_a_restart_resumes_from_committed_offsets() 
     service.sigterm();
     let status = service.wait(Duration::from_secs(60));
     assert!(status.success(), "exit status {status:?}: {}", service.log_text());
-    assert!(caught_up(&config), "committed and end offsets after the stop: {:?}", committed_and_ends(&config));
+    let offsets = settled_offsets(&config);
+    assert!(
+        offsets.iter().all(|(committed, end)| committed >= end),
+        "committed and end offsets after the stop: {offsets:?}"
+    );
 
     // The restart took the state over: the alerts are exactly the replay's.
     let file = dir.path().join("events.ndjson");

@@ -40,7 +40,7 @@ impl GlobalTableReader {
         client.set("fetch.wait.max.ms", "100");
         let consumer: BaseConsumer = client.create()?;
         let topic = config.topics.peer_days_topic();
-        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(30))?;
+        let metadata = crate::service::broker::metadata(consumer.client(), Some(&topic), Duration::from_secs(30))?;
         let partitions = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or(0);
         if partitions == 0 {
             anyhow::bail!("topic {topic} does not exist (create the topics: tillsyn topics create)");

@@ -405,7 +405,7 @@ fn check_partitions(client: &BaseConsumer, config: &ServiceConfig) -> anyhow::Re
     let mut counts = Vec::new();
     let (visits_by_staff, staff_findings) = (t.visits_by_staff_topic(), t.staff_findings_topic());
     for topic in [&t.time_reports, &t.invoices, &t.alerts, &t.state, &visits_by_staff, &staff_findings] {
-        let metadata = client.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+        let metadata = crate::service::broker::metadata(client.client(), Some(topic), Duration::from_secs(30))?;
         let n = metadata.topics().first().map(|m| m.partitions().len()).unwrap_or(0);
         if n == 0 {
             anyhow::bail!("topic {topic} does not exist (create the topics: tillsyn topics create)");
@@ -416,7 +416,7 @@ fn check_partitions(client: &BaseConsumer, config: &ServiceConfig) -> anyhow::Re
     // rejected and late records go (a record must never be dropped for
     // want of its topic).
     for topic in [t.peer_days_topic().as_str(), t.dead_letter.as_str(), t.late_events_topic()] {
-        let metadata = client.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+        let metadata = crate::service::broker::metadata(client.client(), Some(topic), Duration::from_secs(30))?;
         if metadata.topics().first().map_or(0, |m| m.partitions().len()) == 0 {
             anyhow::bail!("topic {topic} does not exist (create the topics: tillsyn topics create)");
         }
