@@ -375,6 +375,13 @@ pub struct HttpConfig {
     /// Socket address to listen on, `ip:port` (e.g. `0.0.0.0:9464` in a
     /// container).
     pub listen: String,
+    /// How long the processing loop or the consumer thread may go without
+    /// progress before `/healthz` reports the process stuck (503), so that
+    /// an orchestrator's liveness probe restarts it (e.g. `"5m"`; `"0s"`
+    /// turns the check off). Must be above the longest legitimate wait, the
+    /// full-producer-queue budget (2 min), and the revocation budget.
+    #[serde(with = "duration")]
+    pub stuck_after: Duration,
 }
 
 /// Logging.
@@ -480,7 +487,7 @@ impl Default for TopicsConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "127.0.0.1:9464".into() }
+        HttpConfig { listen: "127.0.0.1:9464".into(), stuck_after: Duration::from_secs(300) }
     }
 }
 
@@ -611,6 +618,16 @@ impl ServiceConfig {
         self.topics.check(&mut problems);
         if let Err(e) = self.http.listen_addr() {
             problems.push(format!("http.listen = {:?} is not an ip:port socket address ({e})", self.http.listen));
+        }
+        let stuck_after = self.http.stuck_after;
+        let floor = crate::service::run::produce::QUEUE_FULL_BUDGET.max(self.kafka.revocation_budget);
+        if !stuck_after.is_zero() && stuck_after <= floor {
+            problems.push(format!(
+                "http.stuck_after = {:?} must be 0s (off) or above {:?}, the longest the service may legitimately \
+                 wait (the full-producer-queue budget, the revocation budget)",
+                duration::format(stuck_after),
+                duration::format(floor)
+            ));
         }
         if let Err(e) = check_log_level(&self.log.level) {
             problems.push(format!("log.level = {:?}: {e}", self.log.level));
@@ -1527,6 +1544,7 @@ mod tests {
         c.kafka.producer.insert("compression.type".into(), "zstd".into());
         c.kafka.consumer.insert("max.poll.interval.ms".into(), "600000".into());
         c.kafka.revocation_budget = Duration::from_secs(400);
+        c.http.stuck_after = Duration::from_secs(600);
         assert_eq!(warnings(&c), Vec::<String>::new(), "a SASL/SSL setup passes");
 
         let mut typo = valid();
@@ -1537,6 +1555,21 @@ mod tests {
         let mut bad_value = valid();
         bad_value.kafka.producer.insert("compression.type".into(), "brotli".into());
         assert_one_problem(&bad_value, "compression.type");
+    }
+
+    #[test]
+    fn the_stuck_limit_is_off_or_above_the_longest_legitimate_wait() {
+        let mut c = valid();
+        c.kafka.revocation_budget = Duration::from_secs(300);
+        c.kafka.common.insert("max.poll.interval.ms".into(), "600000".into());
+        assert_one_problem(&c, "http.stuck_after = \"5m\" must be 0s (off) or above \"5m\"");
+        c.kafka.revocation_budget = Duration::from_secs(10);
+        c.http.stuck_after = Duration::from_secs(120);
+        assert_one_problem(&c, "http.stuck_after = \"2m\" must be 0s (off) or above \"2m\"");
+        c.http.stuck_after = Duration::from_secs(121);
+        assert_eq!(warnings(&c), Vec::<String>::new());
+        c.http.stuck_after = Duration::ZERO;
+        assert_eq!(warnings(&c), Vec::<String>::new(), "0s: off");
     }
 
     #[test]
@@ -1570,6 +1603,7 @@ mod tests {
         assert_one_problem(&c, "kafka.revocation_budget = \"0s\" must be > 0");
         let mut c = valid();
         c.kafka.revocation_budget = Duration::from_secs(300);
+        c.http.stuck_after = Duration::from_secs(360);
         assert_one_problem(&c, "kafka.revocation_budget = \"5m\" must be > 0 and below");
         c.kafka.common.insert("max.poll.interval.ms".into(), "600000".into());
         assert_eq!(

@@ -27,6 +27,7 @@
 //! emit it for every n-th record only: the quantiles stay about the same,
 //! and `_count` then counts samples, not records.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -197,8 +198,8 @@ impl AlertProduced {
 
 /// Sizes of one engine's state. Emit it periodically (every few seconds)
 /// for each engine, and after a rebalance. Logs at `debug`, sets
-/// [`names::STATE_PROVIDERS`], [`names::STATE_CLIENTS`], [`names::STATE_STAFF`],
-/// [`names::OPEN_EPISODES`] and [`names::PENDING_INVOICES`], labelled
+/// [`names::STATE_PROVIDERS`], [`names::STATE_CLIENTS`], [`names::STATE_STAFF`]
+/// and [`names::PENDING_INVOICES`], labelled
 /// `partition`. The instance's totals are the sum over partitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StateGauges {
@@ -230,8 +231,38 @@ fn set_state_gauges(partition: i32, s: &StateSize) {
     gauge!(names::STATE_PROVIDERS, "partition" => p.clone()).set(s.providers as f64);
     gauge!(names::STATE_CLIENTS, "partition" => p.clone()).set(s.clients as f64);
     gauge!(names::STATE_STAFF, "partition" => p.clone()).set(s.staff as f64);
-    gauge!(names::OPEN_EPISODES, "partition" => p.clone()).set(s.open_episodes as f64);
     gauge!(names::PENDING_INVOICES, "partition" => p).set(s.pending_invoices as f64);
+}
+
+/// The open alert episodes of one engine by rule and severity. Emit it
+/// periodically for each engine. Sets [`names::OPEN_EPISODES`] (labels
+/// `partition`, `rule`, `severity`) for every registered rule and every
+/// severity, 0 where none is open, so that an episode that escalates or
+/// resolves leaves no stale series.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenEpisodes<'a> {
+    /// The engine's partition (label `partition`).
+    pub partition: i32,
+    /// Its open episodes (`Engine::open_episodes_by_rule()`).
+    pub counts: &'a BTreeMap<(&'static str, Severity), usize>,
+}
+
+impl OpenEpisodes<'_> {
+    /// Sets the gauges.
+    pub fn emit(&self) {
+        set_open_episodes(self.partition, self.counts);
+    }
+}
+
+fn set_open_episodes(partition: i32, counts: &BTreeMap<(&'static str, Severity), usize>) {
+    let p = partition.to_string();
+    for rule in tillsyn_core::rules::ALL.iter() {
+        for severity in Severity::ALL {
+            let open = counts.get(&(rule.id, severity)).copied().unwrap_or(0);
+            gauge!(names::OPEN_EPISODES, "partition" => p.clone(), "rule" => rule.id, "severity" => severity.name())
+                .set(open as f64);
+        }
+    }
 }
 
 /// How far one engine's time-report watermark is behind the wall clock.
@@ -393,6 +424,7 @@ impl Rebalance<'_> {
             numbers.dedup();
             for partition in numbers {
                 set_state_gauges(partition, &StateSize::default());
+                set_open_episodes(partition, &BTreeMap::new());
                 gauge!(names::WATERMARK_LAG_SECONDS, "partition" => partition.to_string()).set(0.0);
             }
         }

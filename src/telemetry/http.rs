@@ -18,9 +18,9 @@
 //! ```
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::Router;
@@ -61,6 +61,41 @@ struct HealthInner {
     ready: AtomicBool,
     /// Why not ready (meaningful while `ready` is false).
     reason: Mutex<&'static str>,
+    /// What the beats are measured from.
+    born: Instant,
+    /// Each loop's last beat, in milliseconds since `born`; `u64::MAX`
+    /// while it is not watched.
+    beats: [AtomicU64; Loop::ALL.len()],
+    /// How long a watched loop may go without a beat before `/healthz`
+    /// reports it stuck (milliseconds; 0: not set, never stuck).
+    stuck_after_ms: AtomicU64,
+}
+
+/// A loop of the service whose progress `/healthz` watches: if a watched
+/// loop has not beaten for the configured time, the process is stuck
+/// (a deadlock, a call that never returns) and `/healthz` answers 503, so
+/// that the orchestrator restarts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loop {
+    /// The processing loop: records, deliveries, rebalances, checkpoints
+    /// (beats at least every tick, 250 ms).
+    Processing,
+    /// The consumer thread that polls Kafka (beats every poll, 50 ms,
+    /// unless the processing loop is not taking its records).
+    Consumer,
+}
+
+impl Loop {
+    /// Every loop.
+    pub const ALL: [Loop; 2] = [Loop::Processing, Loop::Consumer];
+
+    /// Lowercase name for the `loop` label and `/healthz`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Loop::Processing => "processing",
+            Loop::Consumer => "consumer",
+        }
+    }
 }
 
 impl Default for Health {
@@ -77,8 +112,71 @@ impl Health {
                 live: AtomicBool::new(true),
                 ready: AtomicBool::new(false),
                 reason: Mutex::new(STARTING),
+                born: Instant::now(),
+                beats: Loop::ALL.map(|_| AtomicU64::new(u64::MAX)),
+                stuck_after_ms: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// Reports loops that go `stuck_after` without a beat as stuck (from
+    /// their first beat on).
+    pub fn set_stuck_after(&self, stuck_after: Duration) {
+        let ms = u64::try_from(stuck_after.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.inner.stuck_after_ms.store(ms, Ordering::Release);
+    }
+
+    /// `which` made progress now; watched from its first beat on.
+    pub fn beat(&self, which: Loop) {
+        self.beat_at(which, Instant::now());
+    }
+
+    /// `which` will not beat any more (it stopped on purpose).
+    pub fn unwatch(&self, which: Loop) {
+        self.inner.beats[which as usize].store(u64::MAX, Ordering::Release);
+    }
+
+    fn beat_at(&self, which: Loop, now: Instant) {
+        let ms = u64::try_from(now.saturating_duration_since(self.inner.born).as_millis()).unwrap_or(u64::MAX - 1);
+        self.inner.beats[which as usize].store(ms, Ordering::Release);
+    }
+
+    /// How long ago each watched loop beat last, at `now`.
+    pub fn since_beats(&self, now: Instant) -> Vec<(Loop, Duration)> {
+        let now_ms = u64::try_from(now.saturating_duration_since(self.inner.born).as_millis()).unwrap_or(u64::MAX);
+        Loop::ALL
+            .into_iter()
+            .filter_map(|l| match self.inner.beats[l as usize].load(Ordering::Acquire) {
+                u64::MAX => None,
+                beat => Some((l, Duration::from_millis(now_ms.saturating_sub(beat)))),
+            })
+            .collect()
+    }
+
+    /// Sets [`names::SERVICE_READY`] and, for each watched loop,
+    /// [`names::LOOP_SECONDS_SINCE_PROGRESS`] as of `now` (on every scrape).
+    pub fn emit_gauges(&self, now: Instant) {
+        gauge!(names::SERVICE_READY).set(if self.is_ready() { 1.0 } else { 0.0 });
+        for (which, since) in self.since_beats(now) {
+            gauge!(names::LOOP_SECONDS_SINCE_PROGRESS, "loop" => which.name()).set(since.as_secs_f64());
+        }
+    }
+
+    /// `Ok` when live at `now`, else why not: marked not live, or a watched
+    /// loop without a beat for longer than the limit.
+    pub fn liveness_at(&self, now: Instant) -> Result<(), String> {
+        if !self.is_live() {
+            return Err("not live".into());
+        }
+        let limit = self.inner.stuck_after_ms.load(Ordering::Acquire);
+        if limit > 0 {
+            for (which, since) in self.since_beats(now) {
+                if since.as_millis() > u128::from(limit) {
+                    return Err(format!("{} loop stuck: no progress for {} s", which.name(), since.as_secs()));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Marks the service ready or not ready (reason "not ready"; use
@@ -198,17 +296,16 @@ async fn upkeep(handle: PrometheusHandle) {
 }
 
 async fn metrics_endpoint(State(state): State<AppState>) -> impl IntoResponse {
-    gauge!(names::SERVICE_READY).set(if state.health.is_ready() { 1.0 } else { 0.0 });
+    state.health.emit_gauges(Instant::now());
     ([(header::CONTENT_TYPE, EXPOSITION_CONTENT_TYPE)], state.handle.render())
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.health.is_live() {
-        (StatusCode::OK, [(header::CONTENT_TYPE, TEXT)], "ok\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, TEXT)], "not live\n")
+    match state.health.liveness_at(Instant::now()) {
+        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, TEXT)], "ok\n".to_owned()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, TEXT)], format!("{why}\n")),
     }
 }
 
@@ -340,6 +437,17 @@ mod tests {
         health.set_ready(false);
         assert_eq!(get(addr, "/readyz").await.body, "not ready: not ready\n");
 
+        // A watched loop that stops beating makes the process not live.
+        health.set_stuck_after(Duration::from_millis(300));
+        health.beat(Loop::Processing);
+        assert_eq!(get(addr, "/healthz").await.status, 200);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let healthz = get(addr, "/healthz").await;
+        assert_eq!(healthz.status, 503);
+        assert!(healthz.body.starts_with("processing loop stuck: no progress for"), "{}", healthz.body);
+        health.beat(Loop::Processing);
+        assert_eq!(get(addr, "/healthz").await.status, 200, "live again after a beat");
+
         health.set_live(false);
         let healthz = get(addr, "/healthz").await;
         assert_eq!((healthz.status, healthz.body.as_str()), (503, "not live\n"));
@@ -368,6 +476,26 @@ mod tests {
         assert_eq!(health.readiness(), Ok(()));
         clone.set_live(false);
         assert!(!health.is_live());
+    }
+
+    #[test]
+    fn a_loop_is_stuck_only_when_watched_and_silent_past_the_limit() {
+        let health = Health::new();
+        let t0 = health.inner.born;
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        assert_eq!(health.liveness_at(at(10_000)), Ok(()), "nothing watched yet");
+        health.beat_at(Loop::Consumer, at(10));
+        assert_eq!(health.liveness_at(at(10_000)), Ok(()), "no limit set: never stuck");
+        health.set_stuck_after(Duration::from_secs(60));
+        health.beat_at(Loop::Processing, at(100));
+        health.beat_at(Loop::Consumer, at(100));
+        assert_eq!(health.liveness_at(at(160)), Ok(()), "at the limit");
+        assert_eq!(health.liveness_at(at(161)), Err("processing loop stuck: no progress for 61 s".into()));
+        health.beat_at(Loop::Processing, at(161));
+        assert_eq!(health.liveness_at(at(171)), Err("consumer loop stuck: no progress for 71 s".into()));
+        health.unwatch(Loop::Consumer);
+        assert_eq!(health.liveness_at(at(171)), Ok(()), "a loop stopped on purpose is not watched");
+        assert_eq!(health.since_beats(at(171)), vec![(Loop::Processing, Duration::from_secs(10))]);
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub mod http;
 pub mod names;
 mod ratelimit;
 
-pub use http::{Health, install_recorder, serve};
+pub use http::{Health, Loop, install_recorder, serve};
 pub use names::MetricKind;
 
 /// Describes every metric of [`names::ALL`] to the current recorder, so the

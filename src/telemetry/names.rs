@@ -99,6 +99,10 @@ pub const ASSIGNED_PARTITIONS: &str = "tillsyn_assigned_partitions";
 /// Gauge. 1 when the service is ready (`GET /readyz` answers 200), else 0.
 /// No labels.
 pub const SERVICE_READY: &str = "tillsyn_service_ready";
+/// Gauge, label `loop` (`processing`, `consumer`): seconds since the loop
+/// last made progress; `/healthz` reports the process stuck past
+/// `http.stuck_after`. Set when `/metrics` is scraped.
+pub const LOOP_SECONDS_SINCE_PROGRESS: &str = "tillsyn_loop_seconds_since_progress";
 
 /// Histogram. Wall-clock time to handle one record (decode, validate,
 /// engine, hand alerts to the producer), in seconds. No labels. Buckets
@@ -219,7 +223,7 @@ pub const ALL: &[(&str, MetricKind, &str)] = &[
     (STATE_PROVIDERS, MetricKind::Gauge, "Providers held in an engine's state."),
     (STATE_CLIENTS, MetricKind::Gauge, "Provider-client pairs held in an engine's state."),
     (STATE_STAFF, MetricKind::Gauge, "Staff members held in an engine's state."),
-    (OPEN_EPISODES, MetricKind::Gauge, "Alert episodes open in an engine."),
+    (OPEN_EPISODES, MetricKind::Gauge, "Alert episodes open in an engine, by rule and current severity."),
     (PENDING_INVOICES, MetricKind::Gauge, "Invoices waiting for their period's time reports to be complete."),
     (
         WATERMARK_LAG_SECONDS,
@@ -229,6 +233,11 @@ pub const ALL: &[(&str, MetricKind, &str)] = &[
     (CONSUMER_LAG_MESSAGES, MetricKind::Gauge, "Messages behind the high watermark, from librdkafka statistics."),
     (ASSIGNED_PARTITIONS, MetricKind::Gauge, "Topic partitions assigned to this group member."),
     (SERVICE_READY, MetricKind::Gauge, "1 when the service is ready, else 0."),
+    (
+        LOOP_SECONDS_SINCE_PROGRESS,
+        MetricKind::Gauge,
+        "Seconds since a loop of the service (processing, consumer) last made progress.",
+    ),
     (STATE_SNAPSHOTS, MetricKind::Counter, "Snapshots of a partition's state written and acknowledged, by trigger."),
     (STATE_SNAPSHOT_BYTES, MetricKind::Gauge, "Size of a partition's state at its last checkpoint, in bytes."),
     (STATE_SNAPSHOT_SECONDS, MetricKind::Gauge, "Seconds a partition's last snapshot took, write to commit."),

@@ -9,13 +9,13 @@ use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 
 use super::events::{
     AlertProduced, AlertRecordSkipped, AlertSuppressed, CheckpointFailed, ConsumerLag, DeliveryFailed, InputsExpired,
-    InternalRecordSkipped, InternalRecordsProduced, LateEventRouted, PartitionRestored, PeerDayRejected,
+    InternalRecordSkipped, InternalRecordsProduced, LateEventRouted, OpenEpisodes, PartitionRestored, PeerDayRejected,
     PeerDecisionsLag, ProcessingLatency, ProducerQueueFull, Rebalance, RebalanceKind, RecordConsumed,
     RecordDeadLettered, SnapshotTrigger, SnapshotWritten, StaffOverLimit, StateDiscarded, StateGauges,
     StateRecordsSkipped, WatermarkLag,
 };
 use super::names;
-use super::{Health, describe_all};
+use super::{Health, Loop, describe_all};
 use tillsyn_core::alerting::{AlertStatus, Severity};
 use tillsyn_core::engine::{Input, StateSize};
 use tillsyn_core::model::EventTime;
@@ -143,6 +143,14 @@ fn emit_everything(recorder: &PrometheusRecorder) {
         let size = StateSize { providers: 40, clients: 2_500, staff: 900, open_episodes: 12, pending_invoices: 3 };
         StateGauges { partition: 3, size }.emit();
         StateGauges { partition: 5, size: StateSize { clients: 100, ..size } }.emit();
+        let open = BTreeMap::from([
+            (("phantom-clients", Severity::High), 2),
+            (("staff-impossible-day", Severity::Critical), 1),
+        ]);
+        OpenEpisodes { partition: 3, counts: &open }.emit();
+        OpenEpisodes { partition: 5, counts: &open }.emit();
+        // An episode resolved since: its series goes back to 0.
+        OpenEpisodes { partition: 5, counts: &BTreeMap::from([(("phantom-clients", Severity::High), 2)]) }.emit();
         WatermarkLag::new(3, EventTime(400), UNIX_EPOCH + Duration::from_secs(1_000)).emit();
         ConsumerLag { topic: "time-reports", partition: 3, lag: 42 }.emit();
         ConsumerLag { topic: "invoices", partition: 3, lag: -1 }.emit();
@@ -201,7 +209,11 @@ fn emit_everything(recorder: &PrometheusRecorder) {
         StateDiscarded { partition: 3, reason: "offsets_beyond_log", detail: "recreated" }.emit();
         InputsExpired { partition: 3, topic: "time-reports", next: 5, low: 9 }.emit();
         StateRecordsSkipped { partition: 3, records: 2 }.emit();
-        Health::new().set_ready(true);
+        let health = Health::new();
+        health.set_ready(true);
+        health.beat(Loop::Processing);
+        health.beat(Loop::Consumer);
+        health.emit_gauges(std::time::Instant::now());
     });
     // A registered handle keeps counting into the recorder it was
     // registered with, also outside `with_local_recorder`.
@@ -248,7 +260,15 @@ fn events_render_the_expected_series() {
     assert_eq!(v(names::STATE_CLIENTS, &[("partition", "3")]), 2_500.0);
     assert_eq!(v(names::STATE_CLIENTS, &[("partition", "5")]), 100.0);
     assert_eq!(v(names::STATE_STAFF, &[("partition", "3")]), 900.0);
-    assert_eq!(v(names::OPEN_EPISODES, &[("partition", "3")]), 12.0);
+    let open = |p: &str, rule: &str, severity: &str| {
+        v(names::OPEN_EPISODES, &[("partition", p), ("rule", rule), ("severity", severity)])
+    };
+    assert_eq!(open("3", "phantom-clients", "high"), 2.0);
+    assert_eq!(open("3", "staff-impossible-day", "critical"), 1.0);
+    assert_eq!(open("3", "phantom-clients", "low"), 0.0, "every rule and severity has a series");
+    assert_eq!(open("5", "staff-impossible-day", "critical"), 0.0, "resolved since");
+    let series = e.samples.iter().filter(|s| s.name == names::OPEN_EPISODES).count();
+    assert_eq!(series, 2 * tillsyn_core::rules::ALL.len() * Severity::ALL.len());
     assert_eq!(v(names::PENDING_INVOICES, &[("partition", "3")]), 3.0);
     assert_eq!(v(names::WATERMARK_LAG_SECONDS, &[("partition", "3")]), 600.0);
     assert_eq!(v(names::CONSUMER_LAG_MESSAGES, &[("topic", "time-reports"), ("partition", "3")]), 42.0);
@@ -320,13 +340,14 @@ fn labels_come_from_bounded_sets_only() {
                 "kind" => ["time_report", "invoice", "assign", "revoke"].contains(&value.as_str()),
                 "input" => ["time_report", "invoice"].contains(&value.as_str()),
                 "partition" => value.parse::<u16>().is_ok(),
-                "rule" => value.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+                "rule" => tillsyn_core::rules::by_id(value).is_some(),
                 "severity" => ["low", "medium", "high", "critical"].contains(&value.as_str()),
                 "status" => ["opened", "escalated", "resolved"].contains(&value.as_str()),
                 "reason" => value.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
                 "trigger" => ["interval", "idle", "revoke", "shutdown"].contains(&value.as_str()),
                 "from" => ["snapshot", "empty"].contains(&value.as_str()),
                 "le" => sample.name.ends_with("_bucket"),
+                "loop" => Loop::ALL.iter().any(|l| l.name() == value),
                 _ => false,
             };
             assert!(ok, "label {key}={value:?} on {} is not from a bounded set", sample.name);
@@ -354,12 +375,19 @@ fn revoking_zeroes_the_partitions_series_and_keeps_the_others() {
         names::STATE_PROVIDERS,
         names::STATE_CLIENTS,
         names::STATE_STAFF,
-        names::OPEN_EPISODES,
         names::PENDING_INVOICES,
         names::WATERMARK_LAG_SECONDS,
     ] {
         assert_eq!(v(gauge, &[("partition", "3")]), 0.0, "{gauge} of the revoked partition");
     }
+    let open: Vec<(&str, f64)> = e
+        .samples
+        .iter()
+        .filter(|s| s.name == names::OPEN_EPISODES)
+        .map(|s| (s.labels.iter().find(|(k, _)| k == "partition").map_or("", |(_, v)| v.as_str()), s.value))
+        .collect();
+    assert!(open.iter().filter(|(p, _)| *p == "3").all(|(_, v)| *v == 0.0), "open episodes of the revoked partition");
+    assert!(open.iter().any(|(p, v)| *p == "5" && *v == 2.0), "other partitions' open episodes untouched");
     assert_eq!(v(names::STATE_CLIENTS, &[("partition", "5")]), 100.0, "other partitions untouched");
     assert_eq!(v(names::CONSUMER_LAG_MESSAGES, &[("topic", "time-reports"), ("partition", "3")]), 0.0);
     assert_eq!(v(names::CONSUMER_LAG_MESSAGES, &[("topic", "invoices"), ("partition", "3")]), 0.0);

@@ -623,6 +623,10 @@ fn sigterm_mid_run_exits_cleanly_and_a_restart_resumes_from_committed_offsets() 
     assert_eq!(m.sum("tillsyn_assigned_partitions", &[]), ASSIGNED_TOPIC_PARTITIONS);
     assert_eq!(m.sum("tillsyn_service_ready", &[]), 1.0);
     assert_eq!(service.get("/healthz").map(|(s, _)| s), Some(200));
+    for which in ["processing", "consumer"] {
+        let since = m.select("tillsyn_loop_seconds_since_progress", &[("loop", which)]);
+        assert!(since.len() == 1 && since[0].1 < 5.0, "the {which} loop beats while idle: {since:?}");
+    }
     // No label value is a client or staff reference, raw or pseudonymised.
     let mut people = BTreeSet::new();
     for e in &events {

@@ -66,6 +66,9 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// Every severity, lowest first.
+    pub const ALL: [Severity; 4] = [Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+
     /// Lowercase name for metric labels and text.
     pub fn name(self) -> &'static str {
         match self {

@@ -40,6 +40,7 @@ use tracing::{error, warn};
 
 use crate::service::config::ServiceConfig;
 use crate::telemetry::events::ConsumerLag;
+use crate::telemetry::{Health, Loop};
 
 /// Records fetched, in the order librdkafka handed them over.
 #[derive(Debug)]
@@ -203,7 +204,13 @@ const POLL: Duration = Duration::from_millis(50);
 impl ConsumerThread {
     /// Creates the group's consumer, subscribes to both inputs and the staff
     /// stage's two internal topics (co-partitioned) and starts polling.
-    pub fn start(config: &ServiceConfig, producer: FutureProducer, ready_max_lag: i64) -> anyhow::Result<Self> {
+    /// The thread beats [`Loop::Consumer`] on `health` at every poll.
+    pub fn start(
+        config: &ServiceConfig,
+        producer: FutureProducer,
+        ready_max_lag: i64,
+        health: Health,
+    ) -> anyhow::Result<Self> {
         let (rebalances_tx, rebalances) = mpsc::unbounded_channel();
         let lag: LagState = Arc::new(AtomicU8::new(LAG_UNKNOWN));
         let context = Context {
@@ -223,9 +230,10 @@ impl ConsumerThread {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (consumer, stop) = (consumer.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name("tillsyn-consumer".into())
-                .spawn(move || poll_loop(&consumer, &fetched_tx, &commands_rx, &stop))?
+            std::thread::Builder::new().name("tillsyn-consumer".into()).spawn(move || {
+                poll_loop(&consumer, &fetched_tx, &commands_rx, &stop, &health);
+                health.unwatch(Loop::Consumer);
+            })?
         };
         Ok(ConsumerThread { consumer, fetched, rebalances, commands, lag, stop, thread: Some(thread) })
     }
@@ -257,6 +265,7 @@ fn poll_loop(
     fetched: &mpsc::Sender<Fetched>,
     commands: &std_mpsc::Receiver<Command>,
     stop: &AtomicBool,
+    health: &Health,
 ) {
     let forward = |item: Fetched| -> bool {
         let mut item = item;
@@ -268,6 +277,9 @@ fn poll_loop(
                     if stop.load(Ordering::Relaxed) {
                         return false;
                     }
+                    // Waiting for the processing loop, whose own beat
+                    // tells whether it is stuck.
+                    health.beat(Loop::Consumer);
                     item = back;
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -275,6 +287,7 @@ fn poll_loop(
         }
     };
     while !stop.load(Ordering::Relaxed) {
+        health.beat(Loop::Consumer);
         while let Ok(command) = commands.try_recv() {
             match command {
                 Command::Start { partition, offsets, generation } => {

@@ -88,12 +88,12 @@ use self::global::GlobalTableReader;
 use self::produce::Delivery;
 use super::config::ServiceConfig;
 use super::state_store;
-use crate::telemetry::Health;
 use crate::telemetry::events::{
-    AlertProduced, AlertSuppressed, InternalRecordSkipped, LateEventRouted, PeerDecisionsLag, ProcessingLatency,
-    Rebalance as RebalanceEvent, RebalanceKind, RecordConsumed, RecordDeadLettered, SnapshotTrigger, StaffOverLimit,
-    StateGauges, WatermarkLag,
+    AlertProduced, AlertSuppressed, InternalRecordSkipped, LateEventRouted, OpenEpisodes, PeerDecisionsLag,
+    ProcessingLatency, Rebalance as RebalanceEvent, RebalanceKind, RecordConsumed, RecordDeadLettered, SnapshotTrigger,
+    StaffOverLimit, StateGauges, WatermarkLag,
 };
+use crate::telemetry::{Health, Loop};
 
 pub use tillsyn_core::driver::ALIGNMENT_SECS;
 
@@ -446,7 +446,9 @@ pub async fn run(
     super::tools::check_compacted(&config, &config.topics.state).await?;
     let mut global = GlobalTableReader::start(&config)?;
     let mut peers = GlobalPeerTable::new(partitions as u32);
-    let mut consumer = ConsumerThread::start(&config, producer.clone(), READY_MAX_LAG)?;
+    health.set_stuck_after(config.http.stuck_after);
+    health.beat(Loop::Processing);
+    let mut consumer = ConsumerThread::start(&config, producer.clone(), READY_MAX_LAG, health.clone())?;
     let topics = &config.topics;
     info!(
         brokers = config.kafka.brokers.as_str(),
@@ -483,6 +485,7 @@ pub async fn run(
     };
 
     loop {
+        health.beat(Loop::Processing);
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
@@ -653,7 +656,9 @@ pub async fn run(
     }
 
     // Shutdown: no new records; wait for what is in flight, checkpoint.
+    // (Bounded by the orchestrator's grace period, not the stuck limit.)
     health.set_not_ready("shutting down");
+    health.unwatch(Loop::Processing);
     tokio::task::block_in_place(|| consumer.stop());
     if let Some(ack) = io.flush_staff() {
         in_flight.push_back(ack);
@@ -748,6 +753,7 @@ fn update_gauges(state: &Assignment, lag_ok: bool, health: &Health) {
         // Staff members are held by the partition's staff stage.
         let size = StateSize { staff: partition_state.driver.staff().size().0, ..engine.state_size() };
         StateGauges { partition: *partition, size }.emit();
+        OpenEpisodes { partition: *partition, counts: &engine.open_episodes_by_rule() }.emit();
         StaffOverLimit { partition: *partition, visits: partition_state.driver.staff().stats().over_limit }.emit();
         if let Some(w) = engine.watermark() {
             WatermarkLag::new(*partition, w, SystemTime::now()).emit();

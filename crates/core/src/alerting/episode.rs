@@ -101,6 +101,16 @@ impl Episodes {
         self.open.len()
     }
 
+    /// Open episodes by rule id and current severity (only the pairs that
+    /// have one).
+    pub fn open_by_rule(&self) -> BTreeMap<(&'static str, Severity), usize> {
+        let mut counts = BTreeMap::new();
+        for episode in self.open.values() {
+            *counts.entry((episode.rule.id, episode.severity)).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// Whether `provider` has any open episode (its state must be kept).
     pub fn has_open(&self, provider: ProviderKey) -> bool {
         self.open.range((provider, "")..).next().is_some_and(|((p, _), _)| *p == provider)
@@ -274,7 +284,13 @@ mod tests {
         for i in 0..100 {
             e.observe(finding(Severity::Medium, &format!("tr-{i}")), EventTime(i * 60), &mut alerts);
         }
+        assert_eq!(e.open_by_rule(), BTreeMap::from([((STAFF_DOUBLE_BOOKING.id, Severity::Medium), 1)]));
         e.observe(finding(Severity::High, "tr-x"), EventTime(10_000), &mut alerts);
+        assert_eq!(
+            e.open_by_rule(),
+            BTreeMap::from([((STAFF_DOUBLE_BOOKING.id, Severity::High), 1)]),
+            "counted at the episode's current severity"
+        );
         e.observe(finding(Severity::Medium, "tr-y"), EventTime(10_060), &mut alerts);
         let quiet = i64::from(STAFF_DOUBLE_BOOKING.quiet_days) * 86_400;
         // The first day close (local midnight, no lateness here) a quiet period after the last finding.

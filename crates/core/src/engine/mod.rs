@@ -37,7 +37,7 @@ pub mod staff;
 
 use rustc_hash::FxHashMap;
 
-use crate::alerting::{Alert, Episodes, Finding};
+use crate::alerting::{Alert, Episodes, Finding, Severity};
 use crate::baseline::{FinalDay, GlobalPeerTable, PeerDay, PeerTable};
 use crate::config::CoreConfig;
 use crate::decode::Rejection;
@@ -413,6 +413,12 @@ impl Engine {
             open_episodes: self.state.episodes.open_count(),
             pending_invoices: self.state.providers.values().map(|p| p.pending_invoices.len()).sum(),
         }
+    }
+
+    /// Open alert episodes by rule id and current severity (the pairs that
+    /// have one).
+    pub fn open_episodes_by_rule(&self) -> BTreeMap<(&'static str, Severity), usize> {
+        self.state.episodes.open_by_rule()
     }
 
     /// Processes one event; pushes the alerts it causes onto `alerts`.
