@@ -147,7 +147,6 @@ def build(item, panel_id, x, y):
 
 def dashboard(uid, title, description, tags, items, refresh="30s", time_from="now-6h"):
     return {
-        "__inputs": [],
         "annotations": {
             "list": [
                 {
@@ -299,7 +298,7 @@ OPERATIONS = [
         "Repeated dips or gaps: the instance restarts or loses its partitions; read its log.",
         [target(f"max by (instance) (tillsyn_service_ready{{{I}}})", "{{instance}}")],
         "none",
-        12,
+        8,
         7,
         max=1,
     ),
@@ -313,7 +312,21 @@ OPERATIONS = [
         "and the instances' logs.",
         [target(f"sum by (instance, kind) (tillsyn_consumer_rebalances_total{{{I}}})", "{{instance}} {{kind}}")],
         "short",
-        12,
+        8,
+        7,
+    ),
+    panel(
+        "timeseries",
+        "Seconds since each loop made progress",
+        "For each instance, seconds since its processing loop and its consumer thread last made progress "
+        "(tillsyn_loop_seconds_since_progress, by loop). Normal: under a second, busy or idle (the processing "
+        "loop beats every 250 ms tick, the consumer thread every poll). Seconds mean the loop waits on "
+        "something (a checkpoint on a slow broker, a long rebalance); past http.stuck_after (5 min) /healthz "
+        "answers 503 and the orchestrator restarts the instance. If it recurs, keep the instance's log from "
+        "before the restart for the developers.",
+        [target(f"max by (instance, loop) (tillsyn_loop_seconds_since_progress{{{I}}})", "{{instance}} {{loop}}")],
+        "s",
+        8,
         7,
     ),
     row("Throughput and lag"),
@@ -592,7 +605,8 @@ FRAUD = [
         "Alerts in the time range, by status",
         "Alerts tillsyn produced over the dashboard's time range: opened (a new suspicion), escalated (the "
         "same suspicion got worse) and resolved (the pattern stopped) (increase of "
-        "tillsyn_produced_alerts_total). The alerts themselves, with their evidence, are on the alert topic.",
+        "tillsyn_produced_alerts_total). Normal: a few opened a week, most of them escalated or resolved "
+        "later. The alerts themselves, with their evidence, are on the alert topic.",
         [alerts_in_range("opened"), alerts_in_range("escalated"), alerts_in_range("resolved")],
         "short",
         8,
@@ -615,8 +629,8 @@ FRAUD = [
         "stat",
         "Detection running",
         "1 (ready) when every selected tillsyn instance is up and keeping up with its inputs "
-        "(min of tillsyn_service_ready). 'not ready' for more than a few minutes, or no value, means alerts "
-        "may be delayed: ask the operators.",
+        "(min of tillsyn_service_ready). Normal: ready. 'not ready' for more than a few minutes, or no value, "
+        "means alerts may be delayed: ask the operators.",
         [target(f"min(tillsyn_service_ready{{{I}}})", "ready")],
         "none",
         5,
@@ -661,8 +675,9 @@ FRAUD = [
         "table",
         "Alerts in the time range, by rule, severity and status",
         "Alerts produced over the dashboard's time range, one row per rule, severity and status (increase "
-        "of tillsyn_produced_alerts_total). Use it for the period's report; the cases themselves, with "
-        "provider and evidence, are on the alert topic, not here.",
+        "of tillsyn_produced_alerts_total). Use it for the period's report. Normal: more opened than "
+        "escalated; no rule far above its usual count. The cases themselves, with provider and evidence, "
+        "are on the alert topic, not here.",
         [
             target(
                 f"sum by (rule, severity, status) (increase(tillsyn_produced_alerts_total{{{I}}}[$__range]))",
@@ -681,7 +696,8 @@ FRAUD = [
         "bargauge",
         "Alerts in the time range, by rule",
         "Alerts produced over the dashboard's time range, of any status and severity, by rule (increase of "
-        "tillsyn_produced_alerts_total). Which patterns the period's alerts were about.",
+        "tillsyn_produced_alerts_total): which patterns the period's alerts were about. Normal: similar "
+        "from one period to the next; a rule far above its usual count deserves a look at its alerts.",
         [target(f"sum by (rule) (increase(tillsyn_produced_alerts_total{{{I}}}[$__range]))", "{{rule}}")],
         "short",
         12,

@@ -260,6 +260,18 @@ impl<H> PartitionDriver<H> {
         &self.staff
     }
 
+    /// Adds a version of the rules' configuration to the partition's
+    /// provider and staff stages (see [`crate::rules::timeline`]). Before
+    /// any decision at or after its effective time.
+    pub fn add_rules_version(
+        &mut self,
+        version: &crate::rules::timeline::RulesVersion,
+    ) -> Result<(), crate::rules::timeline::TimelineError> {
+        self.engine.rules_timeline_check(version)?;
+        self.engine.add_rules_version(version)?;
+        self.staff.add_rules_version(version)
+    }
+
     /// This driver with a restored staff stage (see [`Self::restore_parts`]).
     pub fn with_staff(mut self, staff: StaffStage) -> Self {
         self.staff = staff;

@@ -237,6 +237,10 @@ pub struct Finding {
     pub explanation: String,
     /// Event ids an investigator can follow.
     pub evidence: Vec<EventId>,
+    /// The version of the rules' configuration it was decided under (0:
+    /// the service's configuration file; see
+    /// [`crate::rules::timeline`]). Set by the engine.
+    pub configuration: u32,
 }
 
 impl Finding {
@@ -264,6 +268,7 @@ impl Finding {
             expected: Measure::new(0.0, Unit::Count),
             explanation: String::new(),
             evidence: Vec::new(),
+            configuration: 0,
         }
     }
 

@@ -252,6 +252,7 @@ fn alert(episode: &Episode, status: AlertStatus, now: EventTime) -> Alert {
         status,
         detected_at: now,
         revision: episode.revision,
+        configuration: f.configuration,
     }
 }
 
@@ -274,6 +275,7 @@ mod tests {
             expected: Measure::new(0.0, Unit::Count),
             explanation: "x".into(),
             evidence: vec![EventId::new(evidence)],
+            configuration: 0,
         }
     }
 

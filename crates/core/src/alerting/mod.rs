@@ -57,6 +57,9 @@ struct FindingRecord {
     expected: Measure,
     explanation: String,
     evidence: Vec<EventId>,
+    /// Absent in findings written before configuration versions existed.
+    #[serde(default)]
+    configuration: u32,
 }
 
 impl<'de> serde::Deserialize<'de> for Finding {
@@ -73,6 +76,7 @@ impl<'de> serde::Deserialize<'de> for Finding {
             expected: r.expected,
             explanation: r.explanation,
             evidence: r.evidence,
+            configuration: r.configuration,
         })
     }
 }
@@ -132,4 +136,7 @@ pub struct Alert {
     pub detected_at: EventTime,
     /// 0 for the opening alert, then 1, 2, ...
     pub revision: u32,
+    /// The version of the rules' configuration the finding behind it was
+    /// decided under (see [`Finding::configuration`]).
+    pub configuration: u32,
 }

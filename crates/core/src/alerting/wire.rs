@@ -55,6 +55,7 @@ impl Alert {
             status: wire::AlertStatus::from(self.status) as i32,
             detected_at: timestamp(self.detected_at),
             revision: self.revision,
+            configuration_version: self.configuration,
         }
     }
 }

@@ -45,7 +45,8 @@ use crate::model::{
     ClientKey, Day, DomainEvent, EventTime, Invoice, MunicipalityCode, ProviderKey, ServiceType, Visit,
 };
 use crate::rules::RuleStage;
-use crate::rules::{DayContext, InvoiceContext, Provider, Rule, VisitContext};
+use crate::rules::timeline::{RuleTimeline, RulesVersion, TimelineError};
+use crate::rules::{DayContext, InvoiceContext, Provider, VisitContext};
 use crate::state::{CLIENT_MONTHS, MunicipalityDay, SERVICES};
 use crate::window::{Lateness, Watermark};
 pub use snapshot::{Entity, RestoreError};
@@ -171,6 +172,14 @@ pub struct StateSize {
     pub pending_invoices: usize,
 }
 
+/// Marks `findings` as decided under version `version` of the rules'
+/// configuration.
+fn stamp(findings: &mut [Finding], version: u32) {
+    for f in findings {
+        f.configuration = version;
+    }
+}
+
 fn late(input: Input, event_time: EventTime, watermark: EventTime, behind_secs: i64) -> Disposition {
     Disposition::Late(LateEvent { input, event_time, watermark, behind_secs })
 }
@@ -243,7 +252,7 @@ impl DayClose<'_> {
 /// One partition's detection state.
 pub struct Engine {
     config: CoreConfig,
-    rules: Vec<Box<dyn Rule>>,
+    rules: RuleTimeline,
     state: State,
     findings: Vec<Finding>,
 }
@@ -329,7 +338,7 @@ impl Engine {
     /// validated) for `partition` of the provider stage.
     pub fn for_partition(config: CoreConfig, partition: StagePartition) -> Self {
         Engine {
-            rules: config.rules.build_for(RuleStage::Provider),
+            rules: RuleTimeline::new(&config.rules),
             state: State {
                 partition,
                 visits_watermark: Watermark::new(config.visit_lateness_secs()),
@@ -419,6 +428,23 @@ impl Engine {
     /// have one).
     pub fn open_episodes_by_rule(&self) -> BTreeMap<(&'static str, Severity), usize> {
         self.state.episodes.open_by_rule()
+    }
+
+    /// Adds a version of the rules' configuration: decisions at or after
+    /// its effective time are made under it (see [`crate::rules::timeline`]).
+    /// The caller must add it before the engine makes any such decision.
+    pub fn add_rules_version(&mut self, version: &RulesVersion) -> Result<(), TimelineError> {
+        self.rules.add(version)
+    }
+
+    /// Checks that `version` could be added (see [`RuleTimeline::check`]).
+    pub fn rules_timeline_check(&self, version: &RulesVersion) -> Result<(), TimelineError> {
+        self.rules.check(version)
+    }
+
+    /// The versions of the rules' configuration the engine knows.
+    pub fn rule_timeline(&self) -> &RuleTimeline {
+        &self.rules
     }
 
     /// Processes one event; pushes the alerts it causes onto `alerts`.
@@ -589,9 +615,12 @@ impl Engine {
         // Decided at the provider's own clock: the same in every partitioning.
         let decided = provider.visit_clock;
         let mut ctx = VisitContext { visit, day, minute_of_day, provider, now: decided };
-        for rule in &self.rules {
+        let (version, rules) = self.rules.at(decided, RuleStage::Provider);
+        let before = self.findings.len();
+        for rule in rules {
             rule.on_visit(&mut ctx, &mut self.findings);
         }
+        stamp(&mut self.findings[before..], version);
         self.flush_findings(decided, alerts);
 
         // To the staff stage, re-keyed by staff member, with the time its
@@ -730,9 +759,12 @@ impl Engine {
         // Decided when the period is complete, whenever that was observed.
         let decided = invoice.issued_at.max(invoice.period_end.plus_secs(self.config.visit_lateness_secs()));
         let mut ctx = InvoiceContext { invoice, provider, now: decided };
-        for rule in &self.rules {
+        let (version, rules) = self.rules.at(decided, RuleStage::Provider);
+        let before = self.findings.len();
+        for rule in rules {
             rule.on_invoice(&mut ctx, &mut self.findings);
         }
+        stamp(&mut self.findings[before..], version);
         self.flush_findings(decided, alerts);
     }
 
@@ -834,8 +866,9 @@ impl Engine {
             municipalities: &none,
         };
         let mut samples = PeerTable::default();
+        let (_, rules) = self.rules.at(now, RuleStage::Provider);
         days.for_each(&mut self.state.providers, &PeerTable::default(), |ctx| {
-            for rule in &self.rules {
+            for rule in rules {
                 rule.record_peer_samples(ctx, &mut samples);
             }
         });
@@ -917,11 +950,14 @@ impl Engine {
             active: &active,
             municipalities: &municipalities,
         };
+        let (version, rules) = self.rules.at(now, RuleStage::Provider);
+        let before = self.findings.len();
         days.for_each(&mut self.state.providers, &today.peers, |ctx| {
-            for rule in &self.rules {
+            for rule in rules {
                 rule.on_day_closed(ctx, &mut self.findings);
             }
         });
+        stamp(&mut self.findings[before..], version);
         self.flush_findings(now, alerts);
         self.state.episodes.resolve_settled(
             now.plus_secs(-self.config.visit_lateness_secs()),
@@ -985,6 +1021,14 @@ impl Standalone {
             from_staff: Vec::new(),
             published: (0, 0),
         }
+    }
+
+    /// Adds a version of the rules' configuration to both stages (see
+    /// [`crate::rules::timeline`]).
+    pub fn add_rules_version(&mut self, version: &RulesVersion) -> Result<(), TimelineError> {
+        self.engine.rules_timeline_check(version)?;
+        self.engine.add_rules_version(version)?;
+        self.staff.add_rules_version(version)
     }
 
     /// Processes one event and what follows from it; pushes alerts.

@@ -55,7 +55,8 @@ use super::snapshot::{Entity, RestoreError};
 use crate::alerting::Finding;
 use crate::config::CoreConfig;
 use crate::model::{EventId, EventTime, ProviderId, StaffKey, Visit};
-use crate::rules::{Rule, RuleStage, StaffVisitContext};
+use crate::rules::timeline::{RuleTimeline, RulesVersion, TimelineError};
+use crate::rules::{RuleStage, StaffVisitContext};
 use crate::state::{RecentVisit, StaffState};
 
 /// A visit re-keyed by staff member, from a provider-stage partition.
@@ -200,7 +201,7 @@ pub type PendingGroup = (i64, u32, i64);
 /// One partition of the staff stage. See the module documentation.
 pub struct StaffStage {
     config: CoreConfig,
-    rules: Vec<Box<dyn Rule>>,
+    rules: RuleTimeline,
     state: StageState,
     findings: Vec<Finding>,
 }
@@ -236,7 +237,7 @@ impl StaffStage {
     pub fn new(config: CoreConfig, partition: StagePartition, sources: u32) -> Self {
         let sources = sources.max(1) as usize;
         StaffStage {
-            rules: config.rules.build_for(RuleStage::Staff),
+            rules: RuleTimeline::new(&config.rules),
             state: StageState {
                 partition,
                 watermarks: vec![None; sources],
@@ -250,6 +251,12 @@ impl StaffStage {
             findings: Vec::new(),
             config,
         }
+    }
+
+    /// Adds a version of the rules' configuration (see
+    /// [`Engine::add_rules_version`](super::Engine::add_rules_version)).
+    pub fn add_rules_version(&mut self, version: &RulesVersion) -> Result<(), TimelineError> {
+        self.rules.add(version)
     }
 
     /// Counters so far.
@@ -346,8 +353,13 @@ impl StaffStage {
         }
         staff.last_day = staff.last_day.max(day);
         let ctx = StaffVisitContext { visit, day, staff, now: decided_at };
-        for rule in &self.rules {
+        let (version, rules) = self.rules.at(decided_at, RuleStage::Staff);
+        let before = self.findings.len();
+        for rule in rules {
             rule.on_staff_visit(&ctx, &mut self.findings);
+        }
+        for f in &mut self.findings[before..] {
+            f.configuration = version;
         }
         staff.remember(RecentVisit {
             event_id: visit.event_id.clone(),
@@ -411,7 +423,7 @@ impl StaffStage {
         let mut state = state.ok_or(RestoreError::Body("no staff-stage entity".into()))?;
         state.staff = staff;
         state.pending = pending;
-        Ok(StaffStage { rules: config.rules.build_for(RuleStage::Staff), state, findings: Vec::new(), config })
+        Ok(StaffStage { rules: RuleTimeline::new(&config.rules), state, findings: Vec::new(), config })
     }
 }
 

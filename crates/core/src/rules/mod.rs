@@ -111,6 +111,7 @@ pub mod rounded_visits;
 pub mod share;
 pub mod staff_double_booking;
 pub mod staff_impossible_day;
+pub mod timeline;
 pub mod volume_explosion;
 
 #[cfg(test)]

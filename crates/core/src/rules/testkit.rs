@@ -57,6 +57,21 @@ impl Scenario {
         self.core.process(event, &mut self.alerts)
     }
 
+    /// The rules' configuration the scenario started with (version 0).
+    pub fn rules(&self) -> crate::rules::RulesConfig {
+        self.core.engine.config().rules.clone()
+    }
+
+    /// Adds version `version` of the rules' configuration, effective from `from`.
+    pub fn add_rules_version(
+        &mut self,
+        version: u32,
+        from: crate::model::EventTime,
+        rules: crate::rules::RulesConfig,
+    ) -> Result<(), crate::rules::timeline::TimelineError> {
+        self.core.add_rules_version(&crate::rules::timeline::RulesVersion { version, effective_from: from, rules })
+    }
+
     /// A source heartbeat at `at` on one input only.
     pub fn heartbeat(&mut self, input: crate::engine::Input, at: crate::model::EventTime) {
         self.core.heartbeat(input, at, &mut self.alerts);
