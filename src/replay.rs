@@ -355,8 +355,9 @@ impl Sink {
             // Handled by the topology.
             Output::PeerDay(_) | Output::ToStaff(_) | Output::FromStaff(_) | Output::InternalSkipped { .. } => {}
             // Nothing was read back from an alert topic; nothing is held.
-            Output::Processed { .. } | Output::Suppressed(_) | Output::PauseTimeReports | Output::ResumeTimeReports => {
-            }
+            Output::Processed { .. } | Output::Suppressed(_) | Output::Pause(_) | Output::Resume(_) => {}
+            // Replay knows the rules' whole history: nothing waits for it.
+            Output::RulesNeeded(at) => anyhow::bail!("a record waited for the rules' configuration through {at}"),
         }
         Ok(())
     }

@@ -128,6 +128,7 @@ fn alerts_do_not_depend_on_how_time_reports_and_invoices_interleave() {
     // An item is an event on one input: `2 i` on the time-report topic,
     // `2 i + 1` on the invoice topic. A source heartbeat is on both (every
     // partition of both topics) and travels with each topic's records.
+    use tillsyn_core::engine::Disposition;
     use tillsyn_core::engine::Input;
     use tillsyn_core::model::DomainEvent;
     let run = |order: &[usize]| {
@@ -135,12 +136,11 @@ fn alerts_do_not_depend_on_how_time_reports_and_invoices_interleave() {
         let mut alerts = Vec::new();
         for &item in order {
             let input = if item % 2 == 0 { Input::TimeReports } else { Input::Invoices };
-            match &domain[item / 2] {
+            let disposition = match &domain[item / 2] {
                 DomainEvent::Heartbeat(at) => engine.heartbeat(input, *at, &mut alerts),
-                event => {
-                    engine.process(event, &mut alerts);
-                }
-            }
+                event => engine.process(event, &mut alerts),
+            };
+            assert!(!matches!(disposition, Disposition::Held(_)), "nothing waits: the rules are known for ever");
         }
         alerts.iter().map(|a| a.to_wire()).collect::<Vec<_>>()
     };

@@ -190,10 +190,25 @@ pub enum Output<H> {
         /// Its offset.
         offset: i64,
     },
-    /// Stop fetching the time-report partition (too many held).
-    PauseTimeReports,
-    /// Fetch the time-report partition again (nothing held).
-    ResumeTimeReports,
+    /// Stop fetching this partition of the stream (too many held).
+    Pause(Stream),
+    /// Fetch this partition of the stream again (nothing held).
+    Resume(Stream),
+    /// Records wait because the rules' configuration is not known through
+    /// this event time (see [`PartitionDriver::set_rules_known_through`]):
+    /// the shell has the rules topic sealed through it.
+    RulesNeeded(EventTime),
+}
+
+/// A stream of the partition that the driver may ask to pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// The time-report partition.
+    TimeReports,
+    /// The invoice partition.
+    Invoices,
+    /// The visits-by-staff partition (the staff stage's input).
+    StaffVisits,
 }
 
 /// A time report waiting for the invoices to catch up.
@@ -218,6 +233,16 @@ pub struct PartitionDriver<H> {
     held_bytes: usize,
     hold_limit: HoldLimit,
     paused: bool,
+    /// Invoices waiting for the rules' configuration, in offset order.
+    held_invoices: VecDeque<Record<H>>,
+    held_invoice_bytes: usize,
+    invoices_paused: bool,
+    /// Records of the visits-by-staff partition waiting for the rules'
+    /// configuration: offset and batch, in offset order.
+    held_staff: VecDeque<(i64, Option<Vec<ToStaff>>)>,
+    staff_paused: bool,
+    /// The latest time [`Output::RulesNeeded`] asked for.
+    rules_needed: Option<EventTime>,
     /// Issue time of the newest invoice processed.
     invoices_through: Option<EventTime>,
     /// Whether records were processed since [`Self::mark_checkpointed`].
@@ -244,6 +269,12 @@ impl<H> PartitionDriver<H> {
             held_bytes: 0,
             hold_limit,
             paused: false,
+            held_invoices: VecDeque::new(),
+            held_invoice_bytes: 0,
+            invoices_paused: false,
+            held_staff: VecDeque::new(),
+            staff_paused: false,
+            rules_needed: None,
             invoices_through: None,
             dirty: true,
             alerts: Vec::new(),
@@ -303,10 +334,52 @@ impl<H> PartitionDriver<H> {
     /// in order (none: it did not decode, and is skipped). The staff
     /// stage's findings and frontier they release come out as
     /// [`Output::FromStaff`].
+    ///
+    /// A record whose progress would release visits decided after the time
+    /// the rules' configuration is known through waits, with those after
+    /// it, until it is known (see [`Self::set_rules_known_through`]).
     pub fn offer_staff_visits(&mut self, offset: i64, batch: Option<Vec<ToStaff>>, out: &mut Vec<Output<H>>) {
-        if offset < self.next.staff_visits {
+        if offset < self.next.staff_visits || self.held_staff.iter().any(|(o, _)| *o == offset) {
             return;
         }
+        if !self.held_staff.is_empty() || self.staff_must_wait(batch.as_deref(), out) {
+            self.held_staff.push_back((offset, batch));
+            if self.held_staff.len() >= self.hold_limit.records && !self.staff_paused {
+                self.staff_paused = true;
+                out.push(Output::Pause(Stream::StaffVisits));
+            }
+            return;
+        }
+        self.apply_staff_visits(offset, batch, out);
+    }
+
+    /// Whether `batch` must wait for the rules' configuration: one of its
+    /// progress entries passes the time it is known through. Says so.
+    fn staff_must_wait(&mut self, batch: Option<&[ToStaff]>, out: &mut Vec<Output<H>>) -> bool {
+        let known = self.engine.rules_known_through();
+        let beyond = batch
+            .into_iter()
+            .flatten()
+            .filter_map(|m| match m {
+                ToStaff::Progress(p) if p.watermark > known => Some(p.watermark),
+                _ => None,
+            })
+            .max();
+        beyond.is_some_and(|at| {
+            self.need_rules(at, out);
+            true
+        })
+    }
+
+    /// Asks the shell, once per time, for the rules' configuration through `at`.
+    fn need_rules(&mut self, at: EventTime, out: &mut Vec<Output<H>>) {
+        if self.rules_needed.is_none_or(|n| at > n) {
+            self.rules_needed = Some(at);
+            out.push(Output::RulesNeeded(at));
+        }
+    }
+
+    fn apply_staff_visits(&mut self, offset: i64, batch: Option<Vec<ToStaff>>, out: &mut Vec<Output<H>>) {
         match batch {
             Some(batch) => {
                 for message in batch {
@@ -352,9 +425,10 @@ impl<H> PartitionDriver<H> {
         self.suppress.len()
     }
 
-    /// Time reports held back.
+    /// Records held back: time reports waiting for invoices, and records
+    /// of every input waiting for the rules' configuration.
     pub fn held(&self) -> usize {
-        self.held.len()
+        self.held.len() + self.held_invoices.len() + self.held_staff.len()
     }
 
     /// Whether the driver asked to pause the time-report partition.
@@ -389,14 +463,56 @@ impl<H> PartitionDriver<H> {
                 let event_time = record.decoded.as_ref().ok().map(DomainEvent::event_time);
                 if !self.held.is_empty() || event_time.is_some_and(|t| self.must_hold(t, invoice_end)) {
                     self.hold(record, event_time, out);
-                } else {
-                    self.apply(record, out);
+                } else if let Some(back) = self.apply(record, out) {
+                    self.hold(back, event_time, out);
                 }
             }
             Input::Invoices => {
-                self.apply(record, out);
+                if self.held_invoices.iter().any(|r| r.offset == record.offset) {
+                    return;
+                }
+                if !self.held_invoices.is_empty() {
+                    self.hold_invoice(record, out);
+                } else if let Some(back) = self.apply(record, out) {
+                    self.hold_invoice(back, out);
+                }
                 self.release(invoice_end, out);
             }
+        }
+    }
+
+    /// The rules' configuration is known through `through` (every version
+    /// effective at or before it is added): lets the engine and the staff
+    /// stage decide up to it, and processes the records that waited for it.
+    pub fn set_rules_known_through(
+        &mut self,
+        through: EventTime,
+        invoice_end: &mut impl FnMut() -> Option<i64>,
+        out: &mut Vec<Output<H>>,
+    ) {
+        self.engine.set_rules_known_through(through);
+        self.release(invoice_end, out);
+        while let Some((offset, batch)) = self.held_staff.pop_front() {
+            if self.staff_must_wait(batch.as_deref(), out) {
+                self.held_staff.push_front((offset, batch));
+                break;
+            }
+            self.apply_staff_visits(offset, batch, out);
+        }
+        if self.held_staff.is_empty() && self.staff_paused {
+            self.staff_paused = false;
+            out.push(Output::Resume(Stream::StaffVisits));
+        }
+    }
+
+    fn hold_invoice(&mut self, record: Record<H>, out: &mut Vec<Output<H>>) {
+        self.held_invoice_bytes += record.size;
+        self.held_invoices.push_back(record);
+        let full =
+            self.held_invoices.len() >= self.hold_limit.records || self.held_invoice_bytes >= self.hold_limit.bytes;
+        if full && !self.invoices_paused {
+            self.invoices_paused = true;
+            out.push(Output::Pause(Stream::Invoices));
         }
     }
 
@@ -404,6 +520,20 @@ impl<H> PartitionDriver<H> {
     /// (the shell calls it now and then: the invoice partition may have
     /// reached its end without a new record).
     pub fn release(&mut self, invoice_end: &mut impl FnMut() -> Option<i64>, out: &mut Vec<Output<H>>) {
+        // Invoices that waited for the rules' configuration first: they
+        // may let time reports go.
+        while let Some(record) = self.held_invoices.pop_front() {
+            self.held_invoice_bytes -= record.size;
+            if let Some(back) = self.apply(record, out) {
+                self.held_invoice_bytes += back.size;
+                self.held_invoices.push_front(back);
+                break;
+            }
+        }
+        if self.held_invoices.is_empty() && self.invoices_paused {
+            self.invoices_paused = false;
+            out.push(Output::Resume(Stream::Invoices));
+        }
         while let Some(front) = self.held.front() {
             if let Some(t) = front.event_time
                 && self.must_hold(t, invoice_end)
@@ -412,11 +542,15 @@ impl<H> PartitionDriver<H> {
             }
             let Some(held) = self.held.pop_front() else { break };
             self.held_bytes -= held.record.size;
-            self.apply(held.record, out);
+            if let Some(back) = self.apply(held.record, out) {
+                self.held_bytes += back.size;
+                self.held.push_front(Held { record: back, event_time: held.event_time });
+                break;
+            }
         }
         if self.held.is_empty() && self.paused {
             self.paused = false;
-            out.push(Output::ResumeTimeReports);
+            out.push(Output::Resume(Stream::TimeReports));
         }
     }
 
@@ -436,7 +570,7 @@ impl<H> PartitionDriver<H> {
         let full = self.held.len() >= self.hold_limit.records || self.held_bytes >= self.hold_limit.bytes;
         if full && !self.paused {
             self.paused = true;
-            out.push(Output::PauseTimeReports);
+            out.push(Output::Pause(Stream::TimeReports));
         }
     }
 
@@ -472,7 +606,20 @@ impl<H> PartitionDriver<H> {
     }
 
     /// Applies one record to the engine and says what follows from it.
-    fn apply(&mut self, record: Record<H>, out: &mut Vec<Output<H>>) {
+    /// Applies `record`, or gives it back, unapplied and with nothing
+    /// changed, when the engine holds it for the rules' configuration.
+    fn apply(&mut self, record: Record<H>, out: &mut Vec<Output<H>>) -> Option<Record<H>> {
+        self.alerts.clear();
+        let disposition = match &record.decoded {
+            Err(_) => None,
+            // A heartbeat is for the input whose partition it came on.
+            Ok(DomainEvent::Heartbeat(at)) => Some(self.engine.heartbeat(record.input, *at, &mut self.alerts)),
+            Ok(event) => Some(self.engine.process(event, &mut self.alerts)),
+        };
+        if let Some(Disposition::Held(at)) = disposition {
+            self.need_rules(at, out);
+            return Some(record);
+        }
         let Record { input, offset, decoded, handle, .. } = record;
         out.push(Output::Processed { input });
         match decoded {
@@ -480,15 +627,7 @@ impl<H> PartitionDriver<H> {
             Ok(event) => {
                 let invoice_time =
                     (input == Input::Invoices && !matches!(event, DomainEvent::Visit(_))).then(|| event.event_time());
-                self.alerts.clear();
-                let disposition = match event {
-                    // A heartbeat is for the input whose partition it came on.
-                    DomainEvent::Heartbeat(at) => {
-                        self.engine.heartbeat(input, at, &mut self.alerts);
-                        Disposition::Applied
-                    }
-                    event => self.engine.process(&event, &mut self.alerts),
-                };
+                let disposition = disposition.unwrap_or(Disposition::Applied);
                 // How far the invoice partition has come: an implausible
                 // record does not move it.
                 if let Some(at) = invoice_time
@@ -501,7 +640,7 @@ impl<H> PartitionDriver<H> {
                     Disposition::Rejected(rejection) => {
                         out.push(Output::DeadLetter { handle, input, offset, rejection })
                     }
-                    Disposition::Applied | Disposition::Duplicate => {}
+                    Disposition::Applied | Disposition::Duplicate | Disposition::Held(_) => {}
                 }
                 self.emit_alerts(out);
                 out.extend(self.engine.take_peer_days().into_iter().map(Output::PeerDay));
@@ -510,6 +649,7 @@ impl<H> PartitionDriver<H> {
         }
         *self.next.of_mut(input) = offset + 1;
         self.dirty = true;
+        None
     }
 }
 
@@ -602,8 +742,13 @@ mod tests {
                 Output::Processed { input: Input::Invoices } => Some("inv".into()),
                 Output::DeadLetter { offset, .. } => Some(format!("dl@{offset}")),
                 Output::Late { offset, .. } => Some(format!("late@{offset}")),
-                Output::PauseTimeReports => Some("pause".into()),
-                Output::ResumeTimeReports => Some("resume".into()),
+                Output::Pause(Stream::TimeReports) => Some("pause".into()),
+                Output::Resume(Stream::TimeReports) => Some("resume".into()),
+                Output::Pause(Stream::Invoices) => Some("pause-inv".into()),
+                Output::Resume(Stream::Invoices) => Some("resume-inv".into()),
+                Output::Pause(Stream::StaffVisits) => Some("pause-staff".into()),
+                Output::Resume(Stream::StaffVisits) => Some("resume-staff".into()),
+                Output::RulesNeeded(at) => Some(format!("rules@{}", at.0)),
                 Output::Alert(_)
                 | Output::Suppressed(_)
                 | Output::PeerDay(_)
@@ -647,6 +792,67 @@ mod tests {
         let mut at_end = || Some(1);
         d.release(&mut at_end, &mut out);
         assert_eq!(kinds(&out), ["inv", "tr"]);
+    }
+
+    #[test]
+    fn records_after_the_rules_known_time_wait_in_order_and_go_once_it_moves() {
+        let mut d = driver();
+        let mut out = Vec::new();
+        let mut at_end = || Some(0);
+        let through = |days: i64| Day::from_ymd(2026, 3, 2).start().plus_secs(9 * 3600 + days * DAY + 600);
+        d.set_rules_known_through(through(0), &mut at_end, &mut out);
+        assert!(out.is_empty());
+        // Time-report offsets 0 (day 0) and 1 (day 1), invoices 0 (day 1) and 1 (day 0).
+        d.offer(record(Input::TimeReports, 0, Ok(visit("tr-0", 0, 0, 1, 1))), &mut at_end, &mut out);
+        d.offer(record(Input::TimeReports, 1, Ok(visit("tr-1", 1, 0, 1, 1))), &mut at_end, &mut out);
+        d.offer(record(Input::TimeReports, 2, Ok(visit("tr-2", 0, 1, 1, 1))), &mut at_end, &mut out);
+        let mut at_end = || Some(2);
+        d.offer(record(Input::Invoices, 0, Ok(invoice("inv-0", 1))), &mut at_end, &mut out);
+        d.offer(record(Input::Invoices, 1, Ok(invoice("inv-1", 0))), &mut at_end, &mut out);
+        let day1 = through(1).plus_secs(-600).0;
+        assert_eq!(
+            kinds(&out),
+            ["tr".to_string(), format!("rules@{day1}")],
+            "the first time report goes; the rest of each input waits behind its first record past the known \
+             time; the shell is asked once"
+        );
+        assert_eq!((d.held(), d.next().time_reports, d.next().invoices), (4, 1, 0));
+        let before = d.engine().snapshot();
+        out.clear();
+        // An implausible record is judged at once, never held: nothing waits
+        // for a seal at 2099.
+        d.set_rules_known_through(through(0), &mut at_end, &mut out);
+        assert_eq!(d.engine().snapshot(), before, "holding changed nothing");
+        out.clear();
+        d.set_rules_known_through(through(1), &mut at_end, &mut out);
+        assert_eq!(kinds(&out), ["inv", "inv", "tr", "tr"], "released in offset order per input");
+        assert_eq!((d.held(), d.next().time_reports, d.next().invoices), (0, 3, 2));
+    }
+
+    #[test]
+    fn the_held_records_give_the_alerts_of_an_engine_that_never_waited() {
+        // A day of visits and heartbeats, once with the rules' configuration
+        // known all along, once known a day at a time: the same state.
+        let events: Vec<(Input, DomainEvent)> = (0..40)
+            .map(|i| (Input::TimeReports, visit(&format!("tr-{i}"), i / 4, (i % 4) * 90, i as u64 % 3, 1)))
+            .chain([(Input::TimeReports, DomainEvent::Heartbeat(Day::from_ymd(2026, 3, 20).start()))])
+            .collect();
+        let mut free = driver();
+        let mut gated = driver();
+        let mut out = Vec::new();
+        let mut at_end = || Some(0);
+        gated.set_rules_known_through(Day::from_ymd(2026, 3, 2).start(), &mut at_end, &mut out);
+        for (offset, (input, event)) in events.iter().enumerate() {
+            free.offer(record(*input, offset as i64, Ok(event.clone())), &mut at_end, &mut out);
+            gated.offer(record(*input, offset as i64, Ok(event.clone())), &mut at_end, &mut out);
+        }
+        assert!(gated.held() > 0);
+        for day in 3..=21 {
+            gated.set_rules_known_through(Day::from_ymd(2026, 3, day).start(), &mut at_end, &mut out);
+        }
+        assert_eq!(gated.held(), 0);
+        assert_eq!(gated.next(), free.next());
+        assert_eq!(gated.engine().snapshot(), free.engine().snapshot());
     }
 
     #[test]

@@ -74,7 +74,7 @@ use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::producer::{FutureProducer, Producer};
 use tillsyn_core::baseline::GlobalPeerTable;
 use tillsyn_core::decode::{self, Rejection};
-use tillsyn_core::driver::{Output, Record};
+use tillsyn_core::driver::{Output, Record, Stream};
 use tillsyn_core::engine::{Input, StateSize, ToStaff};
 use tillsyn_core::model::DomainEvent;
 use tillsyn_core::model::pseudonym::Pseudonymizer;
@@ -241,15 +241,23 @@ impl Io<'_> {
                     deliveries.extend(produce::from_staff(self.producer, self.config, self.partitions, &record))
                 }
                 Output::InternalSkipped { offset } => InternalRecordSkipped { partition, offset }.emit(),
-                Output::PauseTimeReports | Output::ResumeTimeReports => {
+                Output::Pause(stream) | Output::Resume(stream) => {
+                    let topic = match stream {
+                        Stream::TimeReports => topics.time_reports.clone(),
+                        Stream::Invoices => topics.invoices.clone(),
+                        Stream::StaffVisits => topics.visits_by_staff_topic(),
+                    };
                     let mut list = TopicPartitionList::new();
-                    list.add_partition(&topics.time_reports, partition);
-                    let pause = matches!(output, Output::PauseTimeReports);
+                    list.add_partition(&topic, partition);
+                    let pause = matches!(output, Output::Pause(_));
                     let result = if pause { self.consumer.pause(&list) } else { self.consumer.resume(&list) };
                     if let Err(e) = result {
-                        warn!(partition, pause, error = %e, "cannot pause or resume the time-report partition");
+                        warn!(partition, pause, topic = topic.as_str(), error = %e, "cannot pause or resume a partition");
                     }
                 }
+                // The service reads no rules topic yet: every engine decides
+                // without bound, and nothing waits for the rules.
+                Output::RulesNeeded(at) => warn!(partition, %at, "a record waits for the rules' configuration"),
             }
         }
     }

@@ -124,6 +124,12 @@ pub enum Disposition {
     /// [`CoreConfig::max_ahead`]), or it would grow the state beyond a cap
     /// ([`crate::config::StateLimits`]). The caller dead-letters it.
     Rejected(Rejection),
+    /// Not applied, and nothing changed: its event time is after the time
+    /// through which the rules' configuration is known
+    /// ([`Engine::set_rules_known_through`]), so decisions it would cause
+    /// could miss a version not read yet. The caller offers it again, in
+    /// order, once the configuration is known through its event time.
+    Held(EventTime),
 }
 
 /// Counters of one engine, for metrics and summaries.
@@ -253,6 +259,11 @@ impl DayClose<'_> {
 pub struct Engine {
     config: CoreConfig,
     rules: RuleTimeline,
+    /// Events after this wait ([`Disposition::Held`]): the rules'
+    /// configuration is not known beyond it. Not part of the state: the
+    /// shell sets it from the rules topic; the end of time where the whole
+    /// history is known (replay, tests).
+    rules_known_through: EventTime,
     state: State,
     findings: Vec<Finding>,
 }
@@ -339,6 +350,7 @@ impl Engine {
     pub fn for_partition(config: CoreConfig, partition: StagePartition) -> Self {
         Engine {
             rules: RuleTimeline::new(&config.rules),
+            rules_known_through: EventTime(i64::MAX),
             state: State {
                 partition,
                 visits_watermark: Watermark::new(config.visit_lateness_secs()),
@@ -442,6 +454,22 @@ impl Engine {
         self.rules.check(version)
     }
 
+    /// Lets the engine decide up to `through`: every version of the rules'
+    /// configuration effective at or before it has been added. Events
+    /// after it are [`Disposition::Held`]. A new engine decides without
+    /// bound (the whole history known, as in replay); the shell that reads
+    /// the history as it is written sets the bound first and only raises
+    /// it afterwards.
+    pub fn set_rules_known_through(&mut self, through: EventTime) {
+        self.rules_known_through = through;
+    }
+
+    /// Through when the rules' configuration is known (the end of time
+    /// unless the shell set it).
+    pub fn rules_known_through(&self) -> EventTime {
+        self.rules_known_through
+    }
+
     /// The versions of the rules' configuration the engine knows.
     pub fn rule_timeline(&self) -> &RuleTimeline {
         &self.rules
@@ -453,11 +481,11 @@ impl Engine {
         let disposition = match event {
             DomainEvent::Visit(v) => self.process_visit(v, alerts),
             DomainEvent::Invoice(i) => self.process_invoice(i, alerts),
+            DomainEvent::Heartbeat(at) if *at > self.rules_known_through => Disposition::Held(*at),
             DomainEvent::Heartbeat(at) => {
                 // A heartbeat of every source: both inputs.
                 self.heartbeat(Input::Invoices, *at, alerts);
-                self.heartbeat(Input::TimeReports, *at, alerts);
-                Disposition::Applied
+                self.heartbeat(Input::TimeReports, *at, alerts)
             }
         };
         self.state.stats.alerts += (alerts.len() - before) as u64;
@@ -468,7 +496,12 @@ impl Engine {
     /// `at` would move it (a heartbeat behind the watermark changes
     /// nothing and is not late: it says nothing new), and the days it
     /// completes close.
-    pub fn heartbeat(&mut self, input: Input, at: EventTime, alerts: &mut Vec<Alert>) {
+    /// Held, changing nothing, if `at` is after the time the rules'
+    /// configuration is known through.
+    pub fn heartbeat(&mut self, input: Input, at: EventTime, alerts: &mut Vec<Alert>) -> Disposition {
+        if at > self.rules_known_through {
+            return Disposition::Held(at);
+        }
         let before = alerts.len();
         let watermark = match input {
             Input::TimeReports => &mut self.state.visits_watermark,
@@ -487,6 +520,7 @@ impl Engine {
             self.send_progress();
         }
         self.state.stats.alerts += (alerts.len() - before) as u64;
+        Disposition::Applied
     }
 
     /// Why a record of `input` with event time `at` is implausible, if it
@@ -571,6 +605,9 @@ impl Engine {
         if let Some(rejection) = self.over_limit(visit.provider_key(), Some(&visit.client), None) {
             self.state.stats.over_limit += 1;
             return Disposition::Rejected(rejection);
+        }
+        if visit.check_in > self.rules_known_through {
+            return Disposition::Held(visit.check_in);
         }
         if let Lateness::Late { behind_secs, watermark } = self.state.visits_watermark.observe(visit.check_in) {
             self.state.stats.late_visits += 1;
@@ -711,6 +748,9 @@ impl Engine {
         if let Some(rejection) = self.over_limit(invoice.provider_key(), None, Some(invoice)) {
             self.state.stats.over_limit += 1;
             return Disposition::Rejected(rejection);
+        }
+        if invoice.issued_at > self.rules_known_through {
+            return Disposition::Held(invoice.issued_at);
         }
         if let Lateness::Late { behind_secs, watermark } = self.state.invoices_watermark.observe(invoice.issued_at) {
             self.state.stats.late_invoices += 1;
@@ -1041,7 +1081,7 @@ impl Standalone {
     /// A source heartbeat on one input only (as on one topic's partition),
     /// and what follows from it; pushes alerts.
     pub fn heartbeat(&mut self, input: Input, at: EventTime, alerts: &mut Vec<Alert>) {
-        self.engine.heartbeat(input, at, alerts);
+        let _applied = self.engine.heartbeat(input, at, alerts);
         self.follow(alerts);
     }
 
