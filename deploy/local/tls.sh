@@ -23,15 +23,15 @@ log() { echo "tls: $*" >&2; }
 mkdir -p "$dir"
 cd "$dir"
 
-# A CA is valid when its certificate exists, is a CA, matches its key and
-# does not expire within a day.
-ca_ok() {
+# A certificate is usable when it and its key exist, match, and it does
+# not expire within a day; a leaf must also verify against its CA.
+pair_ok() {
     [[ -s $1.crt && -s $1.key ]] &&
         openssl x509 -in "$1.crt" -noout -checkend 86400 >/dev/null 2>&1 &&
         [[ $(openssl x509 -in "$1.crt" -noout -pubkey) == $(openssl pkey -in "$1.key" -pubout) ]]
 }
 leaf_ok() { # name ca
-    ca_ok "$1" && openssl verify -CAfile "$2.crt" "$1.crt" >/dev/null 2>&1
+    pair_ok "$1" && openssl verify -CAfile "$2.crt" "$1.crt" >/dev/null 2>&1
 }
 
 new_ca() { # name subject
@@ -52,7 +52,7 @@ new_leaf() { # name subject ca extensions
 }
 
 remade=
-if ! ca_ok ca; then
+if ! pair_ok ca; then
     new_ca ca "/CN=tillsyn test CA"
     remade=1
 fi
@@ -67,7 +67,7 @@ if [[ -n $remade ]] || ! leaf_ok client ca; then
 keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth"
 fi
-if ! ca_ok untrusted-ca; then
+if ! pair_ok untrusted-ca; then
     new_ca untrusted-ca "/CN=tillsyn untrusted test CA"
 fi
 chmod 600 ./*.key

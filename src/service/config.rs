@@ -45,6 +45,12 @@
 //!   array keys take a TOML value (`5000`, `0.05`, `true`,
 //!   `["rounded-visits", "phantom-clients"]`). A value of the wrong type or a
 //!   key that does not exist is an error naming the variable.
+//! - A variable whose name ends in `_FILE` takes its value from the file it
+//!   names, without a final newline, for secrets mounted as files (as
+//!   Kubernetes and container runtimes do):
+//!   `TILLSYN_KAFKA__COMMON__SASL_PASSWORD_FILE=/run/secrets/kafka-password`
+//!   sets `kafka.common."sasl.password"`. Setting both the variable and its
+//!   `_FILE` form is an error.
 //!
 //! # Durations
 //!
@@ -86,6 +92,9 @@ use tillsyn_core::engine::Input;
 
 /// Prefix of the environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "TILLSYN_";
+/// The suffix of a variable whose value is read from the file it names
+/// (`TILLSYN_KAFKA__COMMON__SASL_PASSWORD_FILE=/run/secrets/kafka`).
+pub const FILE_SUFFIX: &str = "_FILE";
 /// Separator of path segments in environment variable names.
 pub const ENV_SEPARATOR: &str = "__";
 /// What [`ServiceConfig::masked_toml`] prints instead of a secret.
@@ -696,6 +705,15 @@ fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> Result<Vec<
             }
             continue; // not configuration (e.g. TILLSYN_STATE_DIR of the scripts)
         }
+        // `..._FILE`: the value is the content of the file it names.
+        let (rest, raw) = match rest.strip_suffix(FILE_SUFFIX) {
+            Some(rest) => {
+                let text = std::fs::read_to_string(&raw).map_err(|e| err(format!("reading {raw}: {e}")))?;
+                let value = text.strip_suffix('\n').map_or(text.as_str(), |t| t.strip_suffix('\r').unwrap_or(t));
+                (rest, value.to_string())
+            }
+            None => (rest, raw),
+        };
         let path: Vec<String> = rest.split(ENV_SEPARATOR).map(str::to_ascii_lowercase).collect();
         let value = resolve(&shape, &path, &raw).map_err(err)?;
         let path = normalise_pass_through(path);
@@ -1379,6 +1397,28 @@ mod tests {
         let c = ServiceConfig::load(Some(f.path()), env(&[("TILLSYN_KAFKA__COMMON__SASL_PASSWORD", "new")])).unwrap();
         assert_eq!(c.kafka.common["sasl.password"], "new");
         assert_eq!(c.kafka.common["sasl.username"], "u");
+    }
+
+    #[test]
+    fn a_file_variable_reads_its_value_from_the_file() {
+        let password = file("s3cret pass\n");
+        let secret = file("a-long-municipal-pseudonym-key");
+        let c = from_env(&[
+            ("TILLSYN_KAFKA__COMMON__SASL_PASSWORD_FILE", password.path().to_str().unwrap()),
+            ("TILLSYN_CORE__PSEUDONYM_SECRET_FILE", secret.path().to_str().unwrap()),
+        ])
+        .unwrap();
+        assert_eq!(c.kafka.common["sasl.password"], "s3cret pass", "the final newline is not part of it");
+        assert_eq!(c.core.pseudonym_secret, "a-long-municipal-pseudonym-key");
+        let e = from_env(&[("TILLSYN_KAFKA__COMMON__SASL_PASSWORD_FILE", "/nonexistent/tillsyn-pw")]).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("TILLSYN_KAFKA__COMMON__SASL_PASSWORD_FILE") && text.contains("/nonexistent"), "{text}");
+        let e = from_env(&[
+            ("TILLSYN_KAFKA__COMMON__SASL_PASSWORD", "pw"),
+            ("TILLSYN_KAFKA__COMMON__SASL_PASSWORD_FILE", password.path().to_str().unwrap()),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("already sets"), "{e}");
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub enum TopicOutcome {
 /// Creates the service's topics through the admin API with the configured
 /// partitions, replication and retention; existing topics are left alone.
 pub async fn create_topics(config: &ServiceConfig) -> anyhow::Result<Vec<(String, TopicOutcome)>> {
+    super::broker::probe_async(config).await?;
     let admin: AdminClient<DefaultClientContext> = config.kafka.producer_config().create()?;
     let specs = config.topics.specs();
     let retention: Vec<String> = specs.iter().map(|s| s.retention_ms.to_string()).collect();
@@ -109,6 +110,7 @@ pub async fn produce_records(
     records: impl IntoIterator<Item = Result<KafkaRecordLine, CodecError>>,
     rate: Option<f64>,
 ) -> anyhow::Result<u64> {
+    super::broker::probe_async(config).await?;
     let producer: FutureProducer = config.kafka.producer_config().create()?;
     let mut window = DeliveryWindow::new(10_000);
     let mut partition_counts: std::collections::HashMap<String, i32> = std::collections::HashMap::new();
@@ -173,6 +175,7 @@ pub fn for_each_alert(
     idle: Duration,
     mut each: impl FnMut(wire::Alert) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
+    super::broker::probe(config, super::broker::PROBE_TIMEOUT)?;
     let mut client = config.kafka.consumer_config();
     client.set("group.id", format!("{}-tail-{}", config.kafka.group_id, std::process::id()));
     client.set("isolation.level", "read_committed");

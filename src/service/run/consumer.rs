@@ -30,6 +30,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::types::RDKafkaRespErr;
@@ -38,6 +39,7 @@ use tillsyn_core::driver::Offsets;
 use tokio::sync::mpsc;
 use tracing::{error, warn};
 
+use crate::service::broker::SecurityStreak;
 use crate::service::config::ServiceConfig;
 use crate::telemetry::events::ConsumerLag;
 use crate::telemetry::{Health, Loop};
@@ -106,9 +108,16 @@ pub struct Context {
     budget: Duration,
     lag: LagState,
     ready_max_lag: i64,
+    /// Authentication and TLS failures, for the loop to give up on.
+    security: Arc<SecurityStreak>,
 }
 
 impl ClientContext for Context {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::error!(%error, reason, "librdkafka");
+        self.security.record_at(std::time::Instant::now(), &error, reason);
+    }
+
     fn stats(&self, statistics: Statistics) {
         let lags = ConsumerLag::from_statistics(&statistics);
         let fetching = statistics
@@ -190,6 +199,8 @@ pub struct ConsumerThread {
     pub commands: std_mpsc::Sender<Command>,
     /// Readiness from the consumer's statistics.
     pub lag: LagState,
+    /// Authentication and TLS failures the consumer reported.
+    pub security: Arc<SecurityStreak>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -213,7 +224,9 @@ impl ConsumerThread {
     ) -> anyhow::Result<Self> {
         let (rebalances_tx, rebalances) = mpsc::unbounded_channel();
         let lag: LagState = Arc::new(AtomicU8::new(LAG_UNKNOWN));
+        let security = Arc::new(SecurityStreak::default());
         let context = Context {
+            security: security.clone(),
             rebalances: rebalances_tx,
             producer,
             topics: config.topics.partition_topics(),
@@ -235,7 +248,7 @@ impl ConsumerThread {
                 health.unwatch(Loop::Consumer);
             })?
         };
-        Ok(ConsumerThread { consumer, fetched, rebalances, commands, lag, stop, thread: Some(thread) })
+        Ok(ConsumerThread { consumer, fetched, rebalances, commands, lag, security, stop, thread: Some(thread) })
     }
 
     /// Stops polling and waits for the thread; closes the channels, so a

@@ -446,6 +446,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<RunSummary> {
     config.check_pseudonym_secret()?;
+    crate::service::broker::probe_async(&config).await?;
     let config = Arc::new(config);
     let validator = Validator::new(Pseudonymizer::from_secret(&config.core.pseudonym_secret));
     let producer: FutureProducer = config.kafka.producer_config().create()?;
@@ -659,6 +660,11 @@ pub async fn run(
         }
         if last_gauges.elapsed() >= Duration::from_secs(1) {
             last_gauges = Instant::now();
+            let security = consumer.security.persistent_at(last_gauges, crate::service::broker::SECURITY_PERSISTENT);
+            if let Some(why) = security {
+                failure = Some(anyhow::anyhow!("cannot use the brokers at {}: {why}", config.kafka.brokers));
+                break;
+            }
             update_gauges(&state, consumer.lag.load(Ordering::Relaxed) == LAG_OK, &health);
         }
     }

@@ -90,7 +90,8 @@ def reauth(conf, topic, seconds=75):
     longer in its Server stage) and the client reconnects."""
     t0 = time.monotonic()
     topic += "-reauth"
-    AdminClient(dict(conf, log_level=0)).create_topics([NewTopic(topic, 1, 1)])[topic].result(10)
+    admin = AdminClient(dict(conf, log_level=0))  # kept alive until the result
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(10)
     errors = []
     on_err = lambda e: errors.append((round(time.monotonic() - t0, 1), e.name(), e.str()))  # noqa: E731
     p = Producer(dict(conf, error_cb=on_err, log_level=0))
