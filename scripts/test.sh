@@ -3,7 +3,8 @@
 # the three crates (the core's and the service's dependency trees checked first), the service against a real Kafka-protocol broker (tansu on
 # 127.0.0.1, installed and started here if needed, stopped again after), then
 # the detection targets on the simulated evaluation scenario (5 seeds,
-# release build), which fails the run if they are missed.
+# release build), which fails the run if they are missed, then the
+# operations checks (rules, dashboards, manifests, a secured broker).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p out
@@ -50,3 +51,14 @@ CHECK_TARGETS=1 OUT=out/test-evaluation scripts/evaluate.sh 1 2 3 4 5 > out/test
   exit 1
 }
 tail -n 1 out/test-evaluation.md
+
+# Operations (README "Operations"), with the release binaries the
+# evaluation built: Prometheus rules and Alertmanager routing (promtool,
+# amtool), every dashboard panel against a real Prometheus scraping a live
+# run, the Kubernetes manifests against the schemas, and tillsyn over a
+# secured broker (TLS + SASL/SCRAM).
+bash deploy/prometheus/check.sh
+tests/ops/run_dashboard_check.sh
+tests/ops/check_k8s.sh
+tests/ops/secure/run.sh
+tests/ops/secure/tillsyn.sh

@@ -71,7 +71,16 @@ running_pid() {
     fi
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+# Something listens on the port (ss, not a connect: connect-polling a port
+# of the ephemeral range while nothing listens can connect the socket to
+# itself, which then holds the port and makes the broker's bind fail).
+port_open() {
+    if command -v ss >/dev/null; then
+        [[ -n $(ss -Hltn "sport = :$port") ]]
+    else
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
+    fi
+}
 
 python_client() {
     local py=${TILLSYN_PYTHON:-$tools/pyenv/bin/python}

@@ -110,13 +110,16 @@ pub async fn produce_records(
     records: impl IntoIterator<Item = Result<KafkaRecordLine, CodecError>>,
     rate: Option<f64>,
 ) -> anyhow::Result<u64> {
+    // A file that is not a records file fails before the brokers are asked.
+    let mut records = records.into_iter();
+    let first = records.next().transpose()?;
     super::broker::probe_async(config).await?;
     let producer: FutureProducer = config.kafka.producer_config().create()?;
     let mut window = DeliveryWindow::new(10_000);
     let mut partition_counts: std::collections::HashMap<String, i32> = std::collections::HashMap::new();
     let started = Instant::now();
     let mut sent = 0u64;
-    for record in records {
+    for record in first.map(Ok).into_iter().chain(records) {
         let record = record?;
         let headers = match &record.content_type {
             Some(ct) => OwnedHeaders::new().insert(Header { key: CONTENT_TYPE_HEADER, value: Some(ct.as_str()) }),

@@ -183,6 +183,25 @@ impl AlertProduced {
         AlertProduced { rule: alert.rule.id, severity: alert.severity, status: alert.status }
     }
 
+    /// Creates the counter of every rule, severity and status at 0, so that
+    /// the first alert of a kind is an increase Prometheus sees (a series
+    /// that appears at 1 has no increase). Once, at start.
+    pub fn register_all() {
+        for rule in tillsyn_core::rules::ALL.iter() {
+            for severity in Severity::ALL {
+                for status in [AlertStatus::Opened, AlertStatus::Escalated, AlertStatus::Resolved] {
+                    counter!(
+                        names::PRODUCED_ALERTS,
+                        "rule" => rule.id,
+                        "severity" => severity.name(),
+                        "status" => status.name()
+                    )
+                    .increment(0);
+                }
+            }
+        }
+    }
+
     /// Logs and counts the alert.
     pub fn emit(&self) {
         info!(rule = self.rule, severity = self.severity.name(), status = self.status.name(), "alert produced");

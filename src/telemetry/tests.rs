@@ -136,6 +136,7 @@ fn emit_everything(recorder: &PrometheusRecorder) {
         }
         .emit();
         LateEventRouted { input: Input::Invoices, behind_secs: 7_200 }.emit();
+        AlertProduced::register_all();
         AlertProduced { rule: "phantom-clients", severity: Severity::High, status: AlertStatus::Opened }.emit();
         AlertProduced { rule: "phantom-clients", severity: Severity::High, status: AlertStatus::Opened }.emit();
         AlertProduced { rule: "staff-impossible-day", severity: Severity::Critical, status: AlertStatus::Resolved }
@@ -267,6 +268,12 @@ fn events_render_the_expected_series() {
     assert_eq!(open("3", "staff-impossible-day", "critical"), 1.0);
     assert_eq!(open("3", "phantom-clients", "low"), 0.0, "every rule and severity has a series");
     assert_eq!(open("5", "staff-impossible-day", "critical"), 0.0, "resolved since");
+    let series = e.samples.iter().filter(|s| s.name == names::PRODUCED_ALERTS).count();
+    assert_eq!(series, tillsyn_core::rules::ALL.len() * Severity::ALL.len() * 3, "every alert counter from the start");
+    assert_eq!(
+        v(names::PRODUCED_ALERTS, &[("rule", "duplicate-billing"), ("severity", "critical"), ("status", "opened")]),
+        0.0
+    );
     let series = e.samples.iter().filter(|s| s.name == names::OPEN_EPISODES).count();
     assert_eq!(series, 2 * tillsyn_core::rules::ALL.len() * Severity::ALL.len());
     assert_eq!(v(names::PENDING_INVOICES, &[("partition", "3")]), 3.0);

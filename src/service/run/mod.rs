@@ -447,6 +447,7 @@ pub async fn run(
 ) -> anyhow::Result<RunSummary> {
     config.check_pseudonym_secret()?;
     crate::service::broker::probe_async(&config).await?;
+    AlertProduced::register_all();
     let config = Arc::new(config);
     let validator = Validator::new(Pseudonymizer::from_secret(&config.core.pseudonym_secret));
     let producer: FutureProducer = config.kafka.producer_config().create()?;
