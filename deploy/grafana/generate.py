@@ -358,8 +358,8 @@ OPERATIONS = [
     panel(
         "timeseries",
         "Watermark lag per partition",
-        "How far each partition's time-report watermark (the newest event time it has seen, less the allowed "
-        "lateness) is behind the wall clock (tillsyn_watermark_lag_seconds). Normal: a few hours to a few days, "
+        "How far each partition's time-report watermark (the event time its time reports have reached; a report "
+        "more than the allowed lateness behind it is late) is behind the wall clock (tillsyn_watermark_lag_seconds). Normal: a few hours to a few days, "
         "as time reports arrive after the visits; it grows at night and on weekends when nothing is reported. "
         "A partition far behind the others holds back the decisions that need every partition (peer "
         "comparisons); if all grow for days, the source systems stopped sending or the heartbeats are missing.",

@@ -176,6 +176,9 @@ impl ConsumerContext for Watch {}
 /// listener only ever times out).
 pub fn probe(config: &ServiceConfig, timeout: Duration) -> anyhow::Result<()> {
     let mut client = config.kafka.consumer_config();
+    // Statistics are the group consumer's (lag, readiness); this client
+    // would only log them.
+    client.set("statistics.interval.ms", "0");
     client.set("group.id", format!("{}-probe", config.kafka.group_id));
     let consumer: BaseConsumer<Watch> = client.create_with_context(Watch::default())?;
     let deadline = Instant::now() + timeout;

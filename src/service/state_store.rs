@@ -31,6 +31,9 @@ pub const ALERT_ID_HEADER: &str = "tillsyn-alert-id";
 /// group membership).
 pub fn reader(config: &ServiceConfig) -> anyhow::Result<BaseConsumer> {
     let mut client = config.kafka.consumer_config();
+    // Statistics are the group consumer's (lag, readiness); this client
+    // would only log them.
+    client.set("statistics.interval.ms", "0");
     client.set("group.id", format!("{}-recovery", config.kafka.group_id));
     // Brokers may wait up to fetch.wait.max.ms before answering a fetch
     // that has data (tansu waits about half of it): short reads want it low.

@@ -180,6 +180,9 @@ pub fn for_each_alert(
 ) -> anyhow::Result<usize> {
     super::broker::probe(config, super::broker::PROBE_TIMEOUT)?;
     let mut client = config.kafka.consumer_config();
+    // Statistics are the group consumer's (lag, readiness); this client
+    // would only log them.
+    client.set("statistics.interval.ms", "0");
     client.set("group.id", format!("{}-tail-{}", config.kafka.group_id, std::process::id()));
     client.set("isolation.level", "read_committed");
     client.set("enable.auto.commit", "false");

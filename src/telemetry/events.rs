@@ -183,6 +183,46 @@ impl AlertProduced {
         AlertProduced { rule: alert.rule.id, severity: alert.severity, status: alert.status }
     }
 
+    /// Creates, at 0, the counters of the things that happen rarely and
+    /// matter when they do: dead letters of every input topic and reason,
+    /// late events of both inputs, delivery failures of every output topic,
+    /// checkpoints and checkpoint failures of every trigger, restores,
+    /// rebalances, and every rule's alerts ([`Self::register_all`]). A
+    /// counter that appears at 1 has no increase in Prometheus, so its first
+    /// event would be invisible to `increase()` and `rate()`. Once, at start.
+    pub fn register_counters(inputs: &[&str], outputs: &[&str]) {
+        let reasons = tillsyn_core::decode::reason::ALL.iter().chain(tillsyn_core::model::validate::REASONS.iter());
+        for reason in reasons {
+            for topic in inputs {
+                counter!(names::DEAD_LETTERED_RECORDS, "topic" => topic.to_string(), "reason" => *reason).increment(0);
+            }
+        }
+        for input in [Input::TimeReports, Input::Invoices] {
+            counter!(names::LATE_EVENTS, "input" => input.name()).increment(0);
+        }
+        for topic in outputs {
+            counter!(names::PRODUCER_DELIVERY_FAILURES, "topic" => topic.to_string()).increment(0);
+        }
+        let triggers = [
+            SnapshotTrigger::Interval,
+            SnapshotTrigger::Idle,
+            SnapshotTrigger::Revoke,
+            SnapshotTrigger::Shutdown,
+            SnapshotTrigger::Takeover,
+        ];
+        for trigger in triggers {
+            counter!(names::STATE_SNAPSHOTS, "trigger" => trigger.name()).increment(0);
+            counter!(names::STATE_CHECKPOINT_FAILURES, "trigger" => trigger.name()).increment(0);
+        }
+        for from in ["snapshot", "empty"] {
+            counter!(names::STATE_RESTORES, "from" => from).increment(0);
+        }
+        for kind in [RebalanceKind::Assign, RebalanceKind::Revoke] {
+            counter!(names::CONSUMER_REBALANCES, "kind" => kind.name()).increment(0);
+        }
+        Self::register_all();
+    }
+
     /// Creates the counter of every rule, severity and status at 0, so that
     /// the first alert of a kind is an increase Prometheus sees (a series
     /// that appears at 1 has no increase). Once, at start.

@@ -136,7 +136,7 @@ fn emit_everything(recorder: &PrometheusRecorder) {
         }
         .emit();
         LateEventRouted { input: Input::Invoices, behind_secs: 7_200 }.emit();
-        AlertProduced::register_all();
+        AlertProduced::register_counters(&["time-reports", "invoices"], &["alerts", "staff-findings"]);
         AlertProduced { rule: "phantom-clients", severity: Severity::High, status: AlertStatus::Opened }.emit();
         AlertProduced { rule: "phantom-clients", severity: Severity::High, status: AlertStatus::Opened }.emit();
         AlertProduced { rule: "staff-impossible-day", severity: Severity::Critical, status: AlertStatus::Resolved }
@@ -245,7 +245,6 @@ fn events_render_the_expected_series() {
     assert_eq!(v(names::DEAD_LETTERED_RECORDS, &[("topic", "time-reports"), ("reason", "missing_field")]), 1.0);
     assert_eq!(v(names::DEAD_LETTERED_RECORDS, &[("topic", "invoices"), ("reason", "protobuf_decode")]), 1.0);
     assert_eq!(v(names::LATE_EVENTS, &[("input", "invoice")]), 1.0);
-    assert_eq!(e.value(names::LATE_EVENTS, &[("input", "time_report")]), None);
     assert_eq!(
         v(names::PRODUCED_ALERTS, &[("rule", "phantom-clients"), ("severity", "high"), ("status", "opened")]),
         2.0
@@ -268,6 +267,11 @@ fn events_render_the_expected_series() {
     assert_eq!(open("3", "staff-impossible-day", "critical"), 1.0);
     assert_eq!(open("3", "phantom-clients", "low"), 0.0, "every rule and severity has a series");
     assert_eq!(open("5", "staff-impossible-day", "critical"), 0.0, "resolved since");
+    assert_eq!(v(names::DEAD_LETTERED_RECORDS, &[("topic", "invoices"), ("reason", "total_mismatch")]), 0.0);
+    assert_eq!(v(names::LATE_EVENTS, &[("input", "time_report")]), 0.0, "from the start");
+    assert_eq!(v(names::PRODUCER_DELIVERY_FAILURES, &[("topic", "staff-findings")]), 0.0);
+    assert_eq!(v(names::STATE_CHECKPOINT_FAILURES, &[("trigger", "takeover")]), 0.0);
+    assert_eq!(v(names::STATE_RESTORES, &[("from", "empty")]), 0.0);
     let series = e.samples.iter().filter(|s| s.name == names::PRODUCED_ALERTS).count();
     assert_eq!(series, tillsyn_core::rules::ALL.len() * Severity::ALL.len() * 3, "every alert counter from the start");
     assert_eq!(
@@ -351,7 +355,7 @@ fn labels_come_from_bounded_sets_only() {
                 "severity" => ["low", "medium", "high", "critical"].contains(&value.as_str()),
                 "status" => ["opened", "escalated", "resolved"].contains(&value.as_str()),
                 "reason" => value.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
-                "trigger" => ["interval", "idle", "revoke", "shutdown"].contains(&value.as_str()),
+                "trigger" => ["interval", "idle", "revoke", "shutdown", "takeover"].contains(&value.as_str()),
                 "from" => ["snapshot", "empty"].contains(&value.as_str()),
                 "le" => sample.name.ends_with("_bucket"),
                 "loop" => Loop::ALL.iter().any(|l| l.name() == value),

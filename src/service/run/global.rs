@@ -36,6 +36,9 @@ impl GlobalTableReader {
     /// Starts reading the peer-days topic (every partition, from the beginning).
     pub fn start(config: &ServiceConfig) -> anyhow::Result<Self> {
         let mut client = config.kafka.consumer_config();
+        // Statistics are the group consumer's (lag, readiness); this client
+        // would only log them.
+        client.set("statistics.interval.ms", "0");
         client.set("group.id", format!("{}-global", config.kafka.group_id));
         client.set("fetch.wait.max.ms", "100");
         let consumer: BaseConsumer = client.create()?;

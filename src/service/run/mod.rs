@@ -447,7 +447,13 @@ pub async fn run(
 ) -> anyhow::Result<RunSummary> {
     config.check_pseudonym_secret()?;
     crate::service::broker::probe_async(&config).await?;
-    AlertProduced::register_all();
+    {
+        let t = &config.topics;
+        let internal = [t.peer_days_topic(), t.visits_by_staff_topic(), t.staff_findings_topic()];
+        let mut outputs = vec![t.alerts.as_str(), t.dead_letter.as_str(), t.late_events_topic(), t.state.as_str()];
+        outputs.extend(internal.iter().map(String::as_str));
+        AlertProduced::register_counters(&[&t.time_reports, &t.invoices], &outputs);
+    }
     let config = Arc::new(config);
     let validator = Validator::new(Pseudonymizer::from_secret(&config.core.pseudonym_secret));
     let producer: FutureProducer = config.kafka.producer_config().create()?;

@@ -89,6 +89,24 @@ impl fmt::Display for Problem {
     }
 }
 
+/// Every [`ValidationError::reason`] code.
+pub const REASONS: [&str; 14] = [
+    "missing_field",
+    "unknown_enum_value",
+    "check_out_before_check_in",
+    "duration_out_of_range",
+    "malformed_organisation_number",
+    "malformed_municipality_code",
+    "negative_value",
+    "timestamp_out_of_range",
+    "malformed_reference",
+    "invalid_coordinate",
+    "period_end_not_after_start",
+    "total_mismatch",
+    "too_many_lines",
+    "value_overflow",
+];
+
 impl ValidationError {
     fn new(field: impl Into<String>, problem: Problem) -> Self {
         ValidationError { field: field.into(), problem }
@@ -314,6 +332,28 @@ fn non_negative(value: i64) -> std::result::Result<u64, Problem> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn reasons_lists_every_problem_s_code() {
+        let problems = [
+            Problem::Missing,
+            Problem::UnknownEnumValue(9),
+            Problem::CheckOutBeforeCheckIn,
+            Problem::DurationOutOfRange,
+            Problem::MalformedOrganisationNumber(OrgNumberError::Format),
+            Problem::MalformedMunicipalityCode,
+            Problem::Negative,
+            Problem::TimestampOutOfRange,
+            Problem::MalformedReference,
+            Problem::InvalidCoordinate,
+            Problem::PeriodEndNotAfterStart,
+            Problem::TotalMismatch,
+            Problem::TooManyLines,
+            Problem::Overflow,
+        ];
+        let codes: Vec<&str> = problems.into_iter().map(|p| ValidationError::new("f", p).reason()).collect();
+        assert_eq!(codes, REASONS);
+    }
     use super::*;
     use crate::model::fixtures::{invoice, report, ts};
 
