@@ -39,8 +39,10 @@ compile=0
 broker=
 staging=
 container=
+podman_global=()
+limits=()
 cleanup() {
-    [[ -z $container ]] || podman rm -f "$container" >/dev/null 2>&1 || true
+    [[ -z $container ]] || podman "${podman_global[@]}" rm -f "$container" >/dev/null 2>&1 || true
     [[ -z $staging ]] || rm -rf "$staging"
 }
 trap cleanup EXIT
@@ -66,6 +68,12 @@ ensure_debian_packages podman debootstrap || command -v podman >/dev/null || {
     exit 1
 }
 
+# podman's defaults, or what this sandbox needs: here crun refuses hybrid
+# cgroups ("cgroups in hybrid mode not supported") and no runtime may raise
+# the container's RLIMIT_NOFILE/NPROC to podman's defaults ("setrlimit:
+# Operation not permitted"); runc with lower limits runs.
+runs() { podman "${podman_global[@]}" run --rm "${limits[@]}" "$1" true >/dev/null 2>&1; }
+
 # 1. The Debian base, debootstrapped once.
 if ! podman image exists "$base_image"; then
     tarball="$cache/debian-bookworm.tar"
@@ -89,25 +97,48 @@ if ! podman image exists "$base_image"; then
     podman import --change 'CMD ["/bin/bash"]' "$tarball" "$base_image" >/dev/null
 fi
 
+if ! runs "$base_image"; then
+    ensure_debian_packages runc || true
+    podman_global=(--runtime runc)
+    limits=(--ulimit nofile=16384:16384 --ulimit nproc=8192:8192)
+    runs "$base_image" || {
+        podman run --rm "$base_image" true || true
+        log "podman cannot run a container here, neither by default nor with: ${podman_global[*]} ${limits[*]}"
+        exit 1
+    }
+    log "podman runs containers here with: ${podman_global[*]} ${limits[*]}"
+fi
+pm() { podman "${podman_global[@]}" "$@"; }
+
 # 2. The binary, or a builder base with this machine's Rust toolchain.
 args=(--build-arg "RUNTIME_IMAGE=$base_image")
 if ((compile)); then
     rustc_version=$(rustc --version | cut -d' ' -f2)
     toolchain=$(rustc --print sysroot)
     rust_image=localhost/tillsyn-rust:$rustc_version-bookworm
+    host_ca=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
     if ! podman image exists "$rust_image"; then
         log "making $rust_image from $toolchain"
-        podman build --network host -t "$rust_image" -f - "$toolchain" <<EOF
+        # cargo in it trusts this machine's CA bundle as well as Debian's:
+        # where crates.io is reached through a TLS-intercepting proxy (as
+        # here), its CA is only in the host's bundle.
+        pm build --network host "${limits[@]}" -v "$host_ca:/run/host-ca.crt:ro" -t "$rust_image" -f - "$toolchain" <<EOF
 FROM $base_image
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        ca-certificates gcc libc6-dev && rm -rf /var/lib/apt/lists/*
+        ca-certificates gcc libc6-dev && rm -rf /var/lib/apt/lists/* \
+    && cp /run/host-ca.crt /etc/ssl/host-ca-certificates.crt
 COPY bin/ /usr/local/rust/bin/
 COPY lib/ /usr/local/rust/lib/
-ENV CARGO_HOME=/usr/local/cargo PATH=/usr/local/rust/bin:/usr/local/cargo/bin:/usr/local/sbin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+ENV CARGO_HOME=/usr/local/cargo CARGO_HTTP_CAINFO=/etc/ssl/host-ca-certificates.crt \
+    PATH=/usr/local/rust/bin:/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 RUN cargo --version && rustc --version
 EOF
     fi
-    args+=(--build-arg "RUST_IMAGE=$rust_image")
+    # BINARY_FROM given although it is the default: buildah 1.28 (Debian 12)
+    # finds the stages a target needs with the --build-arg values only, not
+    # the ARG defaults, skips the builder and then looks for an image
+    # "builder" ("short-name did not resolve").
+    args+=(--build-arg "RUST_IMAGE=$rust_image" --build-arg BINARY_FROM=builder)
     context=$repo
 else
     bin="$repo/target/release/tillsyn"
@@ -127,13 +158,13 @@ fi
 # 3. The image.
 log "building $tag"
 started=$(date +%s)
-podman build --network host -f "$here/Containerfile" "${args[@]}" -t "$tag" "$context"
+pm build --network host "${limits[@]}" -f "$here/Containerfile" "${args[@]}" -t "$tag" "$context"
 log "built $tag in $(($(date +%s) - started)) s: $(podman image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1 / 1e6}')"
 
 # 4. Smoke test, confined as in Kubernetes (deploy/k8s/base/deployment.yaml).
-confined=(--read-only --user 65532:65532 --cap-drop ALL --security-opt no-new-privileges)
-podman run --rm "${confined[@]}" "$tag" --version
-podman run --rm "${confined[@]}" "$tag" check-config >/dev/null
+confined=("${limits[@]}" --read-only --user 65532:65532 --cap-drop ALL --security-opt no-new-privileges)
+pm run --rm "${confined[@]}" "$tag" --version
+pm run --rm "${confined[@]}" "$tag" check-config >/dev/null
 log "ok: --version and check-config in the image as uid 65532, read-only"
 [[ -n $broker ]] || exit 0
 
@@ -145,23 +176,23 @@ env=(-e "TILLSYN_KAFKA__BROKERS=$broker" -e "TILLSYN_KAFKA__GROUP_ID=$run" -e "T
 for t in time-reports invoices alerts dead-letter late-events state; do
     env+=(-e "TILLSYN_TOPICS__$(tr 'a-z-' 'A-Z_' <<<"$t")=$run.$t.v1")
 done
-podman run --rm "${confined[@]}" --network host "${env[@]}" "$tag" topics create
+pm run --rm "${confined[@]}" --network host "${env[@]}" "$tag" topics create
 container=$name
-podman run -d --name "$name" "${confined[@]}" --network host "${env[@]}" "$tag" >/dev/null
+pm run -d --name "$name" "${confined[@]}" --network host "${env[@]}" "$tag" >/dev/null
 for endpoint in healthz readyz; do
     for i in $(seq 1 60); do
         if body=$(curl -fsS "http://127.0.0.1:$http_port/$endpoint" 2>/dev/null); then
             log "/$endpoint: $body (after ${i}s)"
             break
         fi
-        ((i < 60)) || { podman logs "$name" | tail -n 20 >&2; log "/$endpoint never answered 200"; exit 1; }
+        ((i < 60)) || { pm logs "$name" | tail -n 20 >&2; log "/$endpoint never answered 200"; exit 1; }
         sleep 1
     done
 done
 started=$(date +%s%N)
-podman stop --time 60 "$name" >/dev/null
-rc=$(podman inspect --format '{{.State.ExitCode}}' "$name")
+pm stop --time 60 "$name" >/dev/null
+rc=$(pm inspect --format '{{.State.ExitCode}}' "$name")
 log "SIGTERM: exit $rc after $((($(date +%s%N) - started) / 1000000)) ms"
-podman logs "$name" 2>&1 | tail -n 2 | cut -c1-300 >&2
+pm logs "$name" 2>&1 | tail -n 2 | cut -c1-300 >&2
 [[ $rc == 0 ]] || exit 1
 log "ok: tillsyn run in the image against $broker"

