@@ -101,6 +101,7 @@ pub mod catalogue;
 pub mod check;
 pub mod check_in_away_from_home;
 pub mod duplicate_billing;
+pub mod history;
 pub mod hours_per_client;
 pub mod impossible_travel;
 pub mod invoiced_above_performed;
