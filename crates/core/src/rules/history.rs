@@ -47,7 +47,7 @@ pub enum RulesEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// The change joined the versions in force.
-    Accepted(RulesVersion),
+    Accepted(Box<RulesVersion>),
     /// The change was refused; nothing changed.
     Rejected {
         /// Its number.
@@ -85,7 +85,7 @@ impl RulesHistory {
                 match self.check(*version, *effective_from, rules_json) {
                     Ok(accepted) => {
                         self.timeline.add(&accepted).expect("checked just before");
-                        Outcome::Accepted(accepted)
+                        Outcome::Accepted(Box::new(accepted))
                     }
                     Err(reason) => Outcome::Rejected { version: *version, reason },
                 }
