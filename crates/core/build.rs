@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "../../proto/tillsyn/v1/events.proto",
         "../../proto/tillsyn/v1/alert.proto",
         "../../proto/tillsyn/v1/state.proto",
+        "../../proto/tillsyn/v1/rules.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -277,6 +277,13 @@ pub struct TopicsConfig {
     pub alerts_retention: Retention,
     /// Retention of the dead-letter and late-event topics.
     pub dead_letter_retention: Retention,
+    /// How far past the records waiting for it, or past the wall clock if
+    /// later, an instance seals the rules topic (e.g. `"1d"`): a change of
+    /// the rules' configuration must be in force after the latest seal, so
+    /// this is how far ahead changes must be made; a longer one means fewer
+    /// seals. See `tillsyn rules set`.
+    #[serde(with = "duration")]
+    pub rules_seal_ahead: Duration,
     /// Retention of the state topic. A partition whose newest snapshot is
     /// older than this (every instance down that long) is rebuilt by
     /// replaying the input topics.
@@ -490,6 +497,7 @@ impl Default for TopicsConfig {
             alerts_retention: days(365),
             dead_letter_retention: days(30),
             state_retention: days(7),
+            rules_seal_ahead: Duration::from_secs(86_400),
         }
     }
 }
@@ -977,6 +985,14 @@ impl TopicsConfig {
         format!("{}staff-findings.v1", self.internal_prefix)
     }
 
+    /// The compacted topic of the rules' configuration history: changes
+    /// (`tillsyn rules set`) and seals (`tillsyn run`), one partition, read
+    /// in full and in order by every instance (see
+    /// `tillsyn_core::rules::history`).
+    pub fn rules_topic(&self) -> String {
+        format!("{}rules.v1", self.internal_prefix)
+    }
+
     /// The topics whose partition `k` one instance runs together, in the
     /// order of [`tillsyn_core::driver::Offsets::in_topic_order`]: time
     /// reports, invoices, visits by staff, staff findings.
@@ -1023,6 +1039,9 @@ impl TopicsConfig {
         // read in full and in order by every instance; compaction keeps
         // each partition's last days (see `PeerDay::key`).
         specs.push(TopicSpec { compact: true, ..spec(&self.peer_days_topic(), 1, Retention::Forever) });
+        // One partition, in order; every key is unique, so compaction keeps
+        // the whole history, which replay needs.
+        specs.push(TopicSpec { compact: true, ..spec(&self.rules_topic(), 1, Retention::Forever) });
         specs
     }
 
@@ -1037,7 +1056,14 @@ impl TopicsConfig {
             ("internal_prefix + peer-days.v1", &self.peer_days_topic()),
             ("internal_prefix + visits-by-staff.v1", &self.visits_by_staff_topic()),
             ("internal_prefix + staff-findings.v1", &self.staff_findings_topic()),
+            ("internal_prefix + rules.v1", &self.rules_topic()),
         ];
+        if self.rules_seal_ahead < Duration::from_secs(60) || self.rules_seal_ahead.subsec_nanos() != 0 {
+            problems.push(format!(
+                "topics.rules_seal_ahead = {:?} must be whole seconds, at least a minute",
+                duration::format(self.rules_seal_ahead)
+            ));
+        }
         for (key, name) in names {
             if let Err(e) = check_topic_name(name) {
                 problems.push(format!("topics.{key} = {name:?}: {e}"));
@@ -1703,18 +1729,20 @@ mod tests {
     fn topic_specs_follow_the_configuration() {
         let mut t = TopicsConfig::default();
         let specs = t.specs();
-        assert_eq!(specs.len(), 9);
+        assert_eq!(specs.len(), 10);
         assert_eq!((specs[0].name.as_str(), specs[0].partitions), ("tillsyn.time-reports.v1", 3));
         assert_eq!((specs[6].name.as_str(), specs[6].partitions), ("tillsyn.visits-by-staff.v1", 3));
         assert_eq!((specs[7].name.as_str(), specs[7].partitions), ("tillsyn.staff-findings.v1", 3));
         assert_eq!((specs[8].name.as_str(), specs[8].partitions, specs[8].compact), ("tillsyn.peer-days.v1", 1, true));
+        assert_eq!((specs[9].name.as_str(), specs[9].partitions, specs[9].compact), ("tillsyn.rules.v1", 1, true));
+        assert_eq!(specs[9].retention_ms, -1, "the whole history, for replay");
         assert_eq!((specs[3].name.as_str(), specs[3].partitions), ("tillsyn.dead-letter.v1", 1));
         assert_eq!((specs[4].name.as_str(), specs[4].partitions), ("tillsyn.state.v1", 3), "as the inputs");
         assert_eq!(specs[5].name, "tillsyn.late-events.v1");
         t.late_events_to = LateEventsTo::DeadLetter;
-        assert_eq!(t.specs().len(), 8, "no late-event topic when late events go to the dead-letter topic");
+        assert_eq!(t.specs().len(), 9, "no late-event topic when late events go to the dead-letter topic");
         t.internal_prefix = "muni-a.".into();
-        assert_eq!(t.specs().last().map(|s| s.name.as_str()), Some("muni-a.peer-days.v1"));
+        assert_eq!(t.specs().last().map(|s| s.name.as_str()), Some("muni-a.rules.v1"));
         assert_eq!(t.late_events_topic(), "tillsyn.dead-letter.v1");
         assert_eq!(t.input_of("tillsyn.invoices.v1"), Some(Input::Invoices));
         assert_eq!(t.input_of("tillsyn.alerts.v1"), None);
@@ -1789,6 +1817,7 @@ mod tests {
                 ("tillsyn.visits-by-staff.v1".to_string(), 8_640_000_000),
                 ("tillsyn.staff-findings.v1".to_string(), 8_640_000_000),
                 ("tillsyn.peer-days.v1".to_string(), -1),
+                ("tillsyn.rules.v1".to_string(), -1),
             ]
         );
         assert_eq!((c.core.visit_lateness_secs(), c.core.invoice_lateness_secs()), (259_200, 864_000));

@@ -1019,3 +1019,49 @@ mod tests {
         );
     }
 }
+
+/// An entry of the rules topic was read. Accepted and rejected changes log
+/// at `info` and `warn` where they are read; this counts them
+/// ([`names::RULES_CHANGES`], label `outcome`: `accepted`, `rejected`,
+/// `skipped` for a record that is no rules record) and sets
+/// [`names::RULES_VERSION`] and [`names::RULES_SEALED_THROUGH`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RulesEntryRead {
+    /// A change joined the versions in force.
+    Accepted {
+        /// Its number.
+        version: u32,
+    },
+    /// A change was refused.
+    Rejected,
+    /// A record that is no rules record.
+    Skipped,
+    /// The history is sealed through this time.
+    Sealed {
+        /// The seal.
+        through: tillsyn_core::model::EventTime,
+    },
+}
+
+impl RulesEntryRead {
+    /// Counts it and sets the gauges.
+    pub fn emit(&self) {
+        match self {
+            RulesEntryRead::Accepted { version } => {
+                counter!(names::RULES_CHANGES, "outcome" => "accepted").increment(1);
+                gauge!(names::RULES_VERSION).set(f64::from(*version));
+            }
+            RulesEntryRead::Rejected => counter!(names::RULES_CHANGES, "outcome" => "rejected").increment(1),
+            RulesEntryRead::Skipped => counter!(names::RULES_CHANGES, "outcome" => "skipped").increment(1),
+            RulesEntryRead::Sealed { through } => gauge!(names::RULES_SEALED_THROUGH).set(through.0 as f64),
+        }
+    }
+
+    /// Creates the counters at 0 (see [`AlertProduced::register_counters`]).
+    pub fn register() {
+        for outcome in ["accepted", "rejected", "skipped"] {
+            counter!(names::RULES_CHANGES, "outcome" => outcome).increment(0);
+        }
+        gauge!(names::RULES_VERSION).set(0.0);
+    }
+}

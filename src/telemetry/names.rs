@@ -99,6 +99,15 @@ pub const ASSIGNED_PARTITIONS: &str = "tillsyn_assigned_partitions";
 /// Gauge. 1 when the service is ready (`GET /readyz` answers 200), else 0.
 /// No labels.
 pub const SERVICE_READY: &str = "tillsyn_service_ready";
+/// Counter, label `outcome` (`accepted`, `rejected`, `skipped`): entries
+/// of the rules topic that proposed a change of the rules' configuration.
+pub const RULES_CHANGES: &str = "tillsyn_rules_changes_total";
+/// Gauge: the newest accepted version of the rules' configuration (0: the
+/// configuration file's).
+pub const RULES_VERSION: &str = "tillsyn_rules_version";
+/// Gauge: event time (Unix seconds) through which the rules topic is
+/// sealed: decisions up to it may be made.
+pub const RULES_SEALED_THROUGH: &str = "tillsyn_rules_sealed_through_seconds";
 /// Gauge, label `loop` (`processing`, `consumer`): seconds since the loop
 /// last made progress; `/healthz` reports the process stuck past
 /// `http.stuck_after`. Set when `/metrics` is scraped.
@@ -233,6 +242,13 @@ pub const ALL: &[(&str, MetricKind, &str)] = &[
     (CONSUMER_LAG_MESSAGES, MetricKind::Gauge, "Messages behind the high watermark, from librdkafka statistics."),
     (ASSIGNED_PARTITIONS, MetricKind::Gauge, "Topic partitions assigned to this group member."),
     (SERVICE_READY, MetricKind::Gauge, "1 when the service is ready, else 0."),
+    (RULES_CHANGES, MetricKind::Counter, "Changes of the rules' configuration read from the rules topic, by outcome."),
+    (RULES_VERSION, MetricKind::Gauge, "The newest accepted version of the rules' configuration."),
+    (
+        RULES_SEALED_THROUGH,
+        MetricKind::Gauge,
+        "Event time (Unix seconds) through which the rules' configuration is sealed.",
+    ),
     (
         LOOP_SECONDS_SINCE_PROGRESS,
         MetricKind::Gauge,

@@ -11,7 +11,7 @@ use super::events::{
     AlertProduced, AlertRecordSkipped, AlertSuppressed, CheckpointFailed, ConsumerLag, DeliveryFailed, InputsExpired,
     InternalRecordSkipped, InternalRecordsProduced, LateEventRouted, OpenEpisodes, PartitionRestored, PeerDayRejected,
     PeerDecisionsLag, ProcessingLatency, ProducerQueueFull, Rebalance, RebalanceKind, RecordConsumed,
-    RecordDeadLettered, SnapshotTrigger, SnapshotWritten, StaffOverLimit, StateDiscarded, StateGauges,
+    RecordDeadLettered, RulesEntryRead, SnapshotTrigger, SnapshotWritten, StaffOverLimit, StateDiscarded, StateGauges,
     StateRecordsSkipped, WatermarkLag,
 };
 use super::names;
@@ -137,6 +137,10 @@ fn emit_everything(recorder: &PrometheusRecorder) {
         .emit();
         LateEventRouted { input: Input::Invoices, behind_secs: 7_200 }.emit();
         AlertProduced::register_counters(&["time-reports", "invoices"], &["alerts", "staff-findings"]);
+        RulesEntryRead::register();
+        RulesEntryRead::Accepted { version: 2 }.emit();
+        RulesEntryRead::Rejected.emit();
+        RulesEntryRead::Sealed { through: EventTime(1_772_000_000) }.emit();
         AlertProduced { rule: "phantom-clients", severity: Severity::High, status: AlertStatus::Opened }.emit();
         AlertProduced { rule: "phantom-clients", severity: Severity::High, status: AlertStatus::Opened }.emit();
         AlertProduced { rule: "staff-impossible-day", severity: Severity::Critical, status: AlertStatus::Resolved }
@@ -272,6 +276,10 @@ fn events_render_the_expected_series() {
     assert_eq!(v(names::PRODUCER_DELIVERY_FAILURES, &[("topic", "staff-findings")]), 0.0);
     assert_eq!(v(names::STATE_CHECKPOINT_FAILURES, &[("trigger", "takeover")]), 0.0);
     assert_eq!(v(names::STATE_RESTORES, &[("from", "empty")]), 0.0);
+    assert_eq!(v(names::RULES_CHANGES, &[("outcome", "accepted")]), 1.0);
+    assert_eq!(v(names::RULES_CHANGES, &[("outcome", "skipped")]), 0.0);
+    assert_eq!(v(names::RULES_VERSION, &[]), 2.0);
+    assert_eq!(v(names::RULES_SEALED_THROUGH, &[]), 1_772_000_000.0);
     let series = e.samples.iter().filter(|s| s.name == names::PRODUCED_ALERTS).count();
     assert_eq!(series, tillsyn_core::rules::ALL.len() * Severity::ALL.len() * 3, "every alert counter from the start");
     assert_eq!(
@@ -359,6 +367,7 @@ fn labels_come_from_bounded_sets_only() {
                 "from" => ["snapshot", "empty"].contains(&value.as_str()),
                 "le" => sample.name.ends_with("_bucket"),
                 "loop" => Loop::ALL.iter().any(|l| l.name() == value),
+                "outcome" => ["accepted", "rejected", "skipped"].contains(&value.as_str()),
                 _ => false,
             };
             assert!(ok, "label {key}={value:?} on {} is not from a bounded set", sample.name);

@@ -59,6 +59,7 @@ mod checkpoint;
 mod consumer;
 mod global;
 pub mod produce;
+pub mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -76,9 +77,9 @@ use tillsyn_core::baseline::GlobalPeerTable;
 use tillsyn_core::decode::{self, Rejection};
 use tillsyn_core::driver::{Output, Record, Stream};
 use tillsyn_core::engine::{Input, StateSize, ToStaff};
-use tillsyn_core::model::DomainEvent;
 use tillsyn_core::model::pseudonym::Pseudonymizer;
 use tillsyn_core::model::validate::Validator;
+use tillsyn_core::model::{DomainEvent, EventTime};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -90,8 +91,8 @@ use super::config::ServiceConfig;
 use super::state_store;
 use crate::telemetry::events::{
     AlertProduced, AlertSuppressed, InternalRecordSkipped, LateEventRouted, OpenEpisodes, PeerDecisionsLag,
-    ProcessingLatency, Rebalance as RebalanceEvent, RebalanceKind, RecordConsumed, RecordDeadLettered, SnapshotTrigger,
-    StaffOverLimit, StateGauges, WatermarkLag,
+    ProcessingLatency, Rebalance as RebalanceEvent, RebalanceKind, RecordConsumed, RecordDeadLettered, RulesEntryRead,
+    SnapshotTrigger, StaffOverLimit, StateGauges, WatermarkLag,
 };
 use crate::telemetry::{Health, Loop};
 
@@ -148,6 +149,8 @@ struct Io<'a> {
     /// What the provider stage sends the staff stage, gathered per staff
     /// partition and sent as one record each by [`Io::flush_staff`].
     staff_batches: Mutex<StaffBatches>,
+    /// The latest time a partition waited for the rules' configuration.
+    rules_wanted: Mutex<Option<EventTime>>,
 }
 
 /// Records for the staff stage not yet sent, per staff partition, in order.
@@ -255,9 +258,10 @@ impl Io<'_> {
                         warn!(partition, pause, topic = topic.as_str(), error = %e, "cannot pause or resume a partition");
                     }
                 }
-                // The service reads no rules topic yet: every engine decides
-                // without bound, and nothing waits for the rules.
-                Output::RulesNeeded(at) => warn!(partition, %at, "a record waits for the rules' configuration"),
+                Output::RulesNeeded(at) => {
+                    let mut wanted = self.rules_wanted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    *wanted = Some(wanted.map_or(at, |w| w.max(at)));
+                }
             }
         }
     }
@@ -368,6 +372,40 @@ impl Io<'_> {
         }
         (!deliveries.is_empty()).then(|| produce::all(deliveries))
     }
+
+    /// Gives every partition the versions of the rules' configuration
+    /// accepted now, and lets them decide up to the new seal.
+    fn rules_changed(
+        &self,
+        changes: &rules::Changes,
+        feed: &rules::RulesFeed,
+        state: &mut Assignment,
+        summary: &mut RunSummary,
+    ) -> anyhow::Result<Option<Delivery>> {
+        let mut outputs = Vec::new();
+        let mut deliveries = Vec::new();
+        let starting = state.starting.iter_mut().map(|(p, (_, partition))| (p, partition));
+        for (partition, Partition { driver, invoice_end, .. }) in state.running.iter_mut().chain(starting) {
+            for version in &changes.versions {
+                driver.add_rules_version(version)?;
+            }
+            if changes.sealed.is_some() {
+                driver.set_rules_known_through(
+                    feed.known_through(),
+                    &mut || self.invoice_end(invoice_end, *partition),
+                    &mut outputs,
+                );
+                self.carry_out(*partition, &mut outputs, summary, &mut deliveries);
+            }
+        }
+        Ok((!deliveries.is_empty()).then(|| produce::all(deliveries)))
+    }
+
+    /// The latest time a partition waited for the rules' configuration
+    /// since the last call.
+    fn take_rules_wanted(&self) -> Option<EventTime> {
+        self.rules_wanted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
 }
 
 /// The partitions of this instance, all owned by the loop: assigned,
@@ -423,7 +461,8 @@ fn check_partitions(client: &BaseConsumer, config: &ServiceConfig) -> anyhow::Re
     // Topics of any partition count: the global table's, and where
     // rejected and late records go (a record must never be dropped for
     // want of its topic).
-    for topic in [t.peer_days_topic().as_str(), t.dead_letter.as_str(), t.late_events_topic()] {
+    for topic in [t.peer_days_topic().as_str(), t.rules_topic().as_str(), t.dead_letter.as_str(), t.late_events_topic()]
+    {
         let metadata = crate::service::broker::metadata(client.client(), Some(topic), Duration::from_secs(30))?;
         if metadata.topics().first().map_or(0, |m| m.partitions().len()) == 0 {
             anyhow::bail!("topic {topic} does not exist (create the topics: tillsyn topics create)");
@@ -460,6 +499,18 @@ pub async fn run(
     let offsets = state_store::reader(&config)?;
     let partitions = check_partitions(&offsets, &config)?;
     super::tools::check_compacted(&config, &config.topics.state).await?;
+    // The rules' configuration history, read in full before any partition
+    // decides (and then again as it grows; see `rules`).
+    RulesEntryRead::register();
+    let mut rules_feed = rules::RulesFeed::new(&config);
+    {
+        let c = config.clone();
+        let (records, end) = tokio::task::spawn_blocking(move || rules::RulesFeed::read(&c, 0)).await??;
+        rules_feed.apply(records, end);
+    }
+    let mut rules_reads: FuturesUnordered<JoinHandle<anyhow::Result<(Vec<(i64, Option<Vec<u8>>)>, i64)>>> =
+        FuturesUnordered::new();
+    let mut last_rules_read = Instant::now();
     let mut global = GlobalTableReader::start(&config)?;
     let mut peers = GlobalPeerTable::new(partitions as u32);
     health.set_stuck_after(config.http.stuck_after);
@@ -498,6 +549,7 @@ pub async fn run(
         visits_by_staff: topics.visits_by_staff_topic(),
         staff_findings: topics.staff_findings_topic(),
         staff_batches: Mutex::default(),
+        rules_wanted: Mutex::default(),
     };
 
     loop {
@@ -568,7 +620,14 @@ pub async fn run(
                 }
                 state.restoring.remove(&partition);
                 match result {
-                    Ok(restored) => {
+                    Ok(mut restored) => {
+                        // Nothing offered yet: priming releases nothing.
+                        let mut outputs = Vec::new();
+                        if let Err(e) = rules_feed.prime(&mut restored.driver, &mut || None, &mut outputs) {
+                            failure = Some(e.context("giving a restored partition the rules' configuration"));
+                            break;
+                        }
+                        debug_assert!(outputs.iter().all(|o| matches!(o, Output::RulesNeeded(_))));
                         let offsets = restored.driver.next();
                         state.starting.insert(partition, (generation, restored));
                         if consumer.commands.send(Command::Start { partition, offsets, generation }).is_err() {
@@ -598,6 +657,28 @@ pub async fn run(
                     in_flight.push_back(ack);
                 }
             }
+            Some(read) = rules_reads.next(), if !rules_reads.is_empty() => {
+                let (records, end) = match read {
+                    Ok(Ok(read)) => read,
+                    Ok(Err(e)) => {
+                        warn!(error = %format!("{e:#}"), "cannot read the rules topic; trying again");
+                        continue;
+                    }
+                    Err(e) => {
+                        failure = Some(anyhow::anyhow!("the rules topic's reader failed: {e}"));
+                        break;
+                    }
+                };
+                let changes = rules_feed.apply(records, end);
+                match io.rules_changed(&changes, &rules_feed, &mut state, &mut summary) {
+                    Ok(Some(ack)) => in_flight.push_back(ack),
+                    Ok(None) => {}
+                    Err(e) => {
+                        failure = Some(e.context("giving the partitions the rules' configuration"));
+                        break;
+                    }
+                }
+            },
             _ = ticker.tick() => {
                 if let Some(ack) = io.release_all(&mut state, &mut summary) {
                     in_flight.push_back(ack);
@@ -660,6 +741,21 @@ pub async fn run(
             && let Some(ack) = io.flush_staff()
         {
             in_flight.push_back(ack);
+        }
+        // The rules topic: a seal where partitions wait for one, and a read
+        // every second (at once after a seal), one at a time.
+        if let Some(wanted) = io.take_rules_wanted() {
+            rules_feed.want(wanted);
+        }
+        let max_future = config.core.max_ahead;
+        let seal = rules_feed.seal_due(std::time::SystemTime::now(), config.topics.rules_seal_ahead, max_future);
+        if let Some((key, value)) = &seal {
+            in_flight.push_back(produce::rules_record(&producer, &config, key, value));
+        }
+        if rules_reads.is_empty() && (seal.is_some() || last_rules_read.elapsed() >= Duration::from_secs(1)) {
+            last_rules_read = Instant::now();
+            let (c, from) = (config.clone(), rules_feed.next_offset());
+            rules_reads.push(tokio::task::spawn_blocking(move || rules::RulesFeed::read(&c, from)));
         }
         if let Err(e) = checkpoint_due(&io, &mut state, &mut in_flight, interval, &mut summary).await {
             failure = Some(e);

@@ -224,6 +224,17 @@ pub fn peer_day(producer: &FutureProducer, config: &ServiceConfig, day: &PeerDay
     send(producer, &config.topics.peer_days_topic(), Some(0), Some(day.key().as_bytes()), &value, headers)
 }
 
+/// The content type of a rules-topic record.
+pub const RULES_CONTENT_TYPE: &str = "application/x-protobuf; proto=tillsyn.v1.RulesRecord";
+
+/// Writes an entry of the rules' history (a seal, or a change from
+/// `tillsyn rules set`) to the rules topic (one partition).
+pub fn rules_record(producer: &FutureProducer, config: &ServiceConfig, key: &str, value: &[u8]) -> Delivery {
+    let headers =
+        OwnedHeaders::new().insert(Header { key: decode::CONTENT_TYPE_HEADER, value: Some(RULES_CONTENT_TYPE) });
+    send(producer, &config.topics.rules_topic(), Some(0), Some(key.as_bytes()), value, headers)
+}
+
 /// The content type of a visits-by-staff record: a batch of staff-stage
 /// records (see [`tillsyn_core::engine::encode_batch`]).
 pub const STAFF_BATCH_CONTENT_TYPE: &str = "application/x-tillsyn-staff-batch";

@@ -22,6 +22,7 @@
 use super::RulesConfig;
 use super::timeline::{RuleTimeline, RulesVersion};
 use crate::model::EventTime;
+use crate::proto::v1 as wire;
 
 /// One entry of the rules' history.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +42,60 @@ pub enum RulesEntry {
         /// The event time sealed through.
         through: EventTime,
     },
+}
+
+impl RulesEntry {
+    /// The entry of a rules-topic record (`tillsyn.v1.RulesRecord`,
+    /// protobuf) and its note, or why the bytes are not one.
+    pub fn decode(bytes: &[u8]) -> Result<(RulesEntry, String), String> {
+        use prost::Message as _;
+        let record = wire::RulesRecord::decode(bytes).map_err(|e| format!("not a rules record: {e}"))?;
+        let time = |t: Option<pbjson_types::Timestamp>, field: &str| {
+            t.map(|t| EventTime(t.seconds)).ok_or_else(|| format!("a rules record without {field}"))
+        };
+        match record.kind {
+            Some(wire::rules_record::Kind::Change(c)) => Ok((
+                RulesEntry::Change {
+                    version: c.version,
+                    effective_from: time(c.effective_from, "effective_from")?,
+                    rules_json: c.rules_json,
+                },
+                c.note,
+            )),
+            Some(wire::rules_record::Kind::Seal(s)) => {
+                Ok((RulesEntry::Seal { through: time(s.through, "through")? }, String::new()))
+            }
+            None => Err("a rules record of no kind".into()),
+        }
+    }
+
+    /// The record of this entry on the rules topic, with `note`.
+    pub fn encode(&self, note: &str) -> Vec<u8> {
+        use prost::Message as _;
+        let time = |t: EventTime| Some(pbjson_types::Timestamp { seconds: t.0, nanos: 0 });
+        let kind = match self {
+            RulesEntry::Change { version, effective_from, rules_json } => {
+                wire::rules_record::Kind::Change(wire::RulesChange {
+                    version: *version,
+                    effective_from: time(*effective_from),
+                    rules_json: rules_json.clone(),
+                    note: note.to_string(),
+                })
+            }
+            RulesEntry::Seal { through } => wire::rules_record::Kind::Seal(wire::RulesSeal { through: time(*through) }),
+        };
+        wire::RulesRecord { kind: Some(kind) }.encode_to_vec()
+    }
+
+    /// Its key on the rules topic, unique per entry so that compaction
+    /// keeps every one (the order of the whole log decides): a change's
+    /// version; a seal's time and its writer's unique name.
+    pub fn key(&self, writer: &str) -> String {
+        match self {
+            RulesEntry::Change { version, .. } => format!("change/{version}"),
+            RulesEntry::Seal { through } => format!("seal/{}/{writer}", through.0),
+        }
+    }
 }
 
 /// What an entry did.
@@ -183,6 +238,20 @@ mod tests {
         assert_eq!(h.timeline().newest(), 0, "nothing was accepted");
         assert!(matches!(h.apply(&change(1, day(11), &base)), Outcome::Accepted(_)));
         assert!(matches!(h.apply(&change(1, day(12), &base)), Outcome::Rejected { .. }), "1 is taken now");
+    }
+
+    #[test]
+    fn entries_round_trip_through_the_wire_and_other_bytes_are_refused() {
+        let base = RulesConfig::default();
+        for entry in [change(3, day(4), &base), RulesEntry::Seal { through: day(9) }] {
+            let (back, note) = RulesEntry::decode(&entry.encode("tighter limit after audit")).unwrap();
+            assert_eq!(back, entry);
+            assert_eq!(note, if matches!(entry, RulesEntry::Seal { .. }) { "" } else { "tighter limit after audit" });
+        }
+        assert!(RulesEntry::decode(b"\xff\xff").is_err());
+        assert!(RulesEntry::decode(&[]).unwrap_err().contains("no kind"));
+        assert_eq!(change(3, day(4), &base).key("w"), "change/3");
+        assert_ne!(RulesEntry::Seal { through: day(9) }.key("a"), RulesEntry::Seal { through: day(9) }.key("b"));
     }
 
     #[test]

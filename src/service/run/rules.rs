@@ -1,0 +1,179 @@
+//! The rules topic in a running service: every accepted version of the
+//! rules' configuration goes to every partition's driver, and the drivers
+//! decide only up to the latest seal (see `tillsyn_core::rules::history`).
+//!
+//! The service reads the whole topic at start and then again whenever it
+//! may have changed (every second, and at once after it wrote a seal). A
+//! partition whose records wait for the configuration says so
+//! (`Output::RulesNeeded`); the service then seals the topic through the
+//! later of that time and the wall clock, plus `topics.rules_seal_ahead`,
+//! and lets the partitions go once it has read its seal back. A change
+//! published later must be in force after that seal, so no decision
+//! already made could have needed it. Wall-clock time only chooses how far
+//! to seal; which changes are accepted depends on the topic's order alone.
+//! Records more than `core.max_ahead` after the wall clock are not sealed
+//! for: they wait (and say so) rather than make rule changes impossible
+//! until their date.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tillsyn_core::driver::{Output, PartitionDriver};
+use tillsyn_core::model::EventTime;
+use tillsyn_core::rules::history::{Outcome, RulesEntry, RulesHistory};
+use tillsyn_core::rules::timeline::RulesVersion;
+use tracing::{info, warn};
+
+use crate::service::config::ServiceConfig;
+use crate::service::state_store;
+use crate::telemetry::events::RulesEntryRead;
+
+/// How long one read of the rules topic may take.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What one read of the rules topic changed.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Versions accepted now, in log order.
+    pub versions: Vec<RulesVersion>,
+    /// The new seal, if it moved.
+    pub sealed: Option<EventTime>,
+}
+
+/// The rules topic as this instance has read it.
+pub struct RulesFeed {
+    history: RulesHistory,
+    accepted: Vec<RulesVersion>,
+    /// The next offset to read.
+    next: i64,
+    /// This process's name in the keys of its seals.
+    writer: String,
+    /// The latest time a partition waits for.
+    wanted: Option<EventTime>,
+    /// The latest seal this process wrote.
+    requested: Option<EventTime>,
+}
+
+impl RulesFeed {
+    /// Nothing read yet: version 0 is the configuration file's rules.
+    pub fn new(config: &ServiceConfig) -> Self {
+        let writer = format!(
+            "{}-{}-{}",
+            config.kafka.client_id,
+            std::process::id(),
+            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+        );
+        RulesFeed {
+            history: RulesHistory::new(&config.core.rules),
+            accepted: Vec::new(),
+            next: 0,
+            writer,
+            wanted: None,
+            requested: None,
+        }
+    }
+
+    /// Reads what was added to the topic since the last read (blocking).
+    pub fn read(config: &ServiceConfig, from: i64) -> anyhow::Result<(Vec<(i64, Option<Vec<u8>>)>, i64)> {
+        let topic = config.topics.rules_topic();
+        let (records, end) = state_store::read_log(config, &topic, 0, from, READ_TIMEOUT)?;
+        Ok((records.into_iter().map(|(offset, _, value)| (offset, value)).collect(), end))
+    }
+
+    /// Where the next read starts.
+    pub fn next_offset(&self) -> i64 {
+        self.next
+    }
+
+    /// Takes the records of one read (offset and value), in order, up to `end`.
+    pub fn apply(&mut self, records: Vec<(i64, Option<Vec<u8>>)>, end: i64) -> Changes {
+        let mut changes = Changes::default();
+        for (offset, value) in records {
+            if offset < self.next {
+                continue;
+            }
+            self.next = offset + 1;
+            let Some(value) = value else { continue };
+            let (entry, note) = match RulesEntry::decode(&value) {
+                Ok(decoded) => decoded,
+                Err(reason) => {
+                    warn!(offset, reason, "a record of the rules topic is not a rules record: skipped");
+                    RulesEntryRead::Skipped.emit();
+                    continue;
+                }
+            };
+            match self.history.apply(&entry) {
+                Outcome::Accepted(version) => {
+                    info!(
+                        offset,
+                        version = version.version,
+                        effective_from = %version.effective_from,
+                        note,
+                        "rules' configuration version accepted"
+                    );
+                    RulesEntryRead::Accepted { version: version.version }.emit();
+                    self.accepted.push((*version).clone());
+                    changes.versions.push(*version);
+                }
+                Outcome::Rejected { version, reason } => {
+                    warn!(offset, version, reason, note, "rules' configuration change rejected");
+                    RulesEntryRead::Rejected.emit();
+                }
+                Outcome::Sealed(through) => {
+                    RulesEntryRead::Sealed { through }.emit();
+                    changes.sealed = Some(through);
+                }
+            }
+        }
+        self.next = self.next.max(end);
+        changes
+    }
+
+    /// The time the configuration is known through: the latest seal, or
+    /// before everything when there is none yet.
+    pub fn known_through(&self) -> EventTime {
+        self.history.sealed_through().unwrap_or(EventTime(i64::MIN))
+    }
+
+    /// Gives a driver that starts every accepted version and the seal.
+    pub fn prime<H>(
+        &self,
+        driver: &mut PartitionDriver<H>,
+        invoice_end: &mut impl FnMut() -> Option<i64>,
+        out: &mut Vec<Output<H>>,
+    ) -> anyhow::Result<()> {
+        for version in &self.accepted {
+            driver.add_rules_version(version)?;
+        }
+        driver.set_rules_known_through(self.known_through(), invoice_end, out);
+        Ok(())
+    }
+
+    /// A partition waits for the configuration through `at`.
+    pub fn want(&mut self, at: EventTime) {
+        self.wanted = Some(self.wanted.map_or(at, |w| w.max(at)));
+    }
+
+    /// The seal to write now, if one is needed and not written yet: through
+    /// the later of the wanted time and `now`, plus `ahead`; none for
+    /// records more than `max_future` after `now`.
+    pub fn seal_due(&mut self, now: SystemTime, ahead: Duration, max_future: Duration) -> Option<(String, Vec<u8>)> {
+        let wanted = self.wanted?;
+        if wanted <= self.known_through() || self.requested.is_some_and(|r| r >= wanted) {
+            return None;
+        }
+        let now = EventTime(now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64));
+        if wanted.0 > now.0.saturating_add(max_future.as_secs() as i64) {
+            return None;
+        }
+        let through = EventTime(wanted.max(now).0.saturating_add(ahead.as_secs() as i64));
+        self.requested = Some(through);
+        let entry = RulesEntry::Seal { through };
+        Some((entry.key(&self.writer), entry.encode("")))
+    }
+
+    /// Records wait for a time more than `max_future` after `now`.
+    pub fn waiting_for_the_future(&self, now: SystemTime, max_future: Duration) -> Option<EventTime> {
+        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        self.wanted.filter(|w| *w > self.known_through() && w.0 > now.saturating_add(max_future.as_secs() as i64))
+    }
+}
