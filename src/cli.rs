@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use crate::replay::replay_partitioned;
 use crate::service::config::{LogFormat, ServiceConfig, process_env};
 use crate::service::{run, tools};
 use crate::telemetry;
@@ -27,8 +26,12 @@ pub struct Cli {
 enum Command {
     /// Run the detection core over an events file and write alerts.
     Replay(ReplayArgs),
-    /// Print the rule catalogue.
-    Rules,
+    /// The rules: the catalogue, and their configuration while the
+    /// service runs (the rules topic).
+    Rules {
+        #[command(subcommand)]
+        command: Option<RulesCommand>,
+    },
     /// Run the service: consume the input topics, produce alerts.
     Run(ServiceArgs),
     /// Print the effective configuration (secrets masked); fail on any error.
@@ -49,6 +52,59 @@ struct ServiceArgs {
     /// Configuration file (TOML); `TILLSYN_`-prefixed environment variables override it.
     #[arg(long)]
     config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Print the rule catalogue (the default).
+    Catalogue,
+    /// Print the history of the rules' configuration on the rules topic:
+    /// each change with its outcome, the seals, the version in force.
+    Show(RulesShowArgs),
+    /// Publish a new version of the rules' configuration, in force from an
+    /// event time after the rules topic's latest seal.
+    Set(RulesSetArgs),
+    /// Write the rules topic's history to a file, for `replay --rules`.
+    Export(RulesExportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RulesShowArgs {
+    #[command(flatten)]
+    service: ServiceArgs,
+    /// One JSON object per entry instead.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct RulesSetArgs {
+    #[command(flatten)]
+    service: ServiceArgs,
+    /// When the new version is in force (event time, RFC 3339, e.g.
+    /// 2026-12-01T00:00:00Z): decisions at or after it use it. Must be
+    /// after the rules topic's latest seal (`rules show` prints it).
+    #[arg(long)]
+    from: String,
+    /// A parameter to change, `section.key=value` as in `[core.rules]`
+    /// (e.g. `check_in_away_from_home.max_distance_m=800`,
+    /// `disabled=["rounded-visits"]`); repeatable. The others keep the
+    /// values of the version in force last.
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    sets: Vec<String>,
+    /// Why, for the people who read the history (no personal data).
+    #[arg(long, default_value = "")]
+    note: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct RulesExportArgs {
+    #[command(flatten)]
+    service: ServiceArgs,
+    /// The file to write (one JSON `tillsyn.v1.RulesRecord` per line, in
+    /// log order).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +172,11 @@ struct ReplayArgs {
     /// service computes). 1 = one engine for everything.
     #[arg(long, default_value_t = 1)]
     partitions: i32,
+    /// The history of the rules' configuration to decide with (`tillsyn
+    /// rules export` of the live service's rules topic); without it, the
+    /// configuration file's rules throughout.
+    #[arg(long)]
+    rules: Option<PathBuf>,
 }
 
 /// Loads and checks the configuration, the one way every command does:
@@ -161,7 +222,10 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli, env: &[(String, String)]) -> anyhow::Result<()> {
     match cli.command {
         Command::Replay(a) => replay(a, env),
-        Command::Rules => rules(),
+        Command::Rules { command: None | Some(RulesCommand::Catalogue) } => rules(),
+        Command::Rules { command: Some(RulesCommand::Show(a)) } => rules_show(a, env),
+        Command::Rules { command: Some(RulesCommand::Set(a)) } => rules_set(a, env),
+        Command::Rules { command: Some(RulesCommand::Export(a)) } => rules_export(a, env),
         Command::Run(a) => run_service(a, env),
         Command::CheckConfig(a) => check_config(a, env),
         Command::Topics(TopicsCommand::Create(a)) => topics_create(a, env),
@@ -174,7 +238,19 @@ fn run(cli: Cli, env: &[(String, String)]) -> anyhow::Result<()> {
 fn replay(a: ReplayArgs, env: &[(String, String)]) -> anyhow::Result<()> {
     let config = load_config(a.config.as_ref(), env)?.core;
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let summary = replay_partitioned(&a.events, &a.alerts, a.dead_letter.as_deref(), config, progress, a.partitions)?;
+    let versions = match &a.rules {
+        Some(path) => crate::replay::rules_history(path, &config.rules)?,
+        None => Vec::new(),
+    };
+    let summary = crate::replay::replay_with_rules(
+        &a.events,
+        &a.alerts,
+        a.dead_letter.as_deref(),
+        config,
+        progress,
+        a.partitions,
+        &versions,
+    )?;
     eprintln!("{summary}");
     if let Some(p) = a.summary_json {
         std::fs::write(&p, serde_json::to_vec_pretty(&summary)?)?;
@@ -188,6 +264,107 @@ fn rules() -> anyhow::Result<()> {
     for r in catalogue::ALL {
         println!("| `{}` | {} | {} | {} |", r.id, r.pattern, r.name, r.quiet_days);
     }
+    Ok(())
+}
+
+/// `rules show`: the rules topic's history, judged as the service judges it.
+fn rules_show(a: RulesShowArgs, env: &[(String, String)]) -> anyhow::Result<()> {
+    let config = load_config(a.service.config.as_ref(), env)?;
+    let (lines, history, _) = tools::read_rules(&config)?;
+    for line in &lines {
+        if a.json {
+            println!("{}", serde_json::to_string(line)?);
+            continue;
+        }
+        let what = match line.version {
+            Some(v) => format!("change {v} from {}", line.at.as_deref().unwrap_or("?")),
+            None => format!("{} {}", line.kind, line.at.as_deref().unwrap_or("")),
+        };
+        let reason = line.reason.as_deref().map_or(String::new(), |r| format!(": {r}"));
+        let note = line.note.as_deref().map_or(String::new(), |n| format!(" ({n})"));
+        println!("{:>6}  {what}  {}{reason}{note}", line.offset, line.outcome);
+    }
+    if !a.json {
+        let versions: Vec<String> =
+            history.timeline().versions().skip(1).map(|(v, t)| format!("{v} from {t}")).collect();
+        println!(
+            "versions accepted: 0 (the configuration file){}",
+            versions.iter().map(|v| format!(", {v}")).collect::<String>()
+        );
+        match history.sealed_through() {
+            Some(t) => println!("sealed through {t}: a new version must be in force after it"),
+            None => println!("not sealed yet: a new version may be in force from any time"),
+        }
+    }
+    Ok(())
+}
+
+/// `rules set`: the version in force last with the changed parameters,
+/// published as the next version.
+fn rules_set(a: RulesSetArgs, env: &[(String, String)]) -> anyhow::Result<()> {
+    let config = load_config(a.service.config.as_ref(), env)?;
+    let from = humantime::parse_rfc3339_weak(&a.from)
+        .map_err(|e| anyhow::anyhow!("--from {:?}: not an RFC 3339 time: {e}", a.from))?;
+    let from =
+        tillsyn_core::model::EventTime(from.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64));
+    let (_, history, _) = tools::read_rules(&config)?;
+    let (newest, _) = history.timeline().versions().last().expect("version 0");
+    let mut base = history.timeline().rules_of(newest).clone();
+    base = apply_rule_settings(&base, &a.sets)?;
+    let line = tools::publish_rules(&config, newest + 1, from, &base, &a.note)?;
+    match line.outcome {
+        "accepted" => {
+            println!("version {} accepted, in force from {}", newest + 1, from);
+            Ok(())
+        }
+        _ => anyhow::bail!("version {} rejected: {}", newest + 1, line.reason.unwrap_or_default()),
+    }
+}
+
+/// `section.key=value` settings over `base` (values in TOML syntax).
+fn apply_rule_settings(
+    base: &tillsyn_core::rules::RulesConfig,
+    sets: &[String],
+) -> anyhow::Result<tillsyn_core::rules::RulesConfig> {
+    let mut table = toml::Table::try_from(base)?;
+    for set in sets {
+        let (path, value) =
+            set.split_once('=').ok_or_else(|| anyhow::anyhow!("--set {set:?}: expected SECTION.KEY=VALUE"))?;
+        let value: toml::Table = toml::from_str(&format!("v = {value}"))
+            .map_err(|e| anyhow::anyhow!("--set {set:?}: the value is not TOML: {e}"))?;
+        let value = value["v"].clone();
+        let mut at = &mut table;
+        let keys: Vec<&str> = path.trim().split('.').collect();
+        for key in &keys[..keys.len() - 1] {
+            at = at
+                .get_mut(*key)
+                .and_then(toml::Value::as_table_mut)
+                .ok_or_else(|| anyhow::anyhow!("--set {set:?}: no section {key:?} in [core.rules]"))?;
+        }
+        let last = keys[keys.len() - 1];
+        if !at.contains_key(last) {
+            anyhow::bail!("--set {set:?}: no parameter {last:?} there");
+        }
+        at.insert(last.to_string(), value);
+    }
+    let rules: tillsyn_core::rules::RulesConfig = table.try_into()?;
+    rules.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(rules)
+}
+
+/// `rules export`: the rules topic's records, in order, as JSON lines.
+fn rules_export(a: RulesExportArgs, env: &[(String, String)]) -> anyhow::Result<()> {
+    use prost::Message as _;
+    let config = load_config(a.service.config.as_ref(), env)?;
+    let (_, _, raw) = tools::read_rules(&config)?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&a.out)?);
+    for value in &raw {
+        let record = tillsyn_core::proto::v1::RulesRecord::decode(value.as_slice())?;
+        serde_json::to_writer(&mut out, &record)?;
+        std::io::Write::write_all(&mut out, b"\n")?;
+    }
+    std::io::Write::flush(&mut out)?;
+    eprintln!("{} entries of the rules topic written to {}", raw.len(), a.out.display());
     Ok(())
 }
 

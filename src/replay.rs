@@ -25,6 +25,7 @@ use tillsyn_core::model::pseudonym::Pseudonymizer;
 use tillsyn_core::model::validate::Validator;
 use tillsyn_core::partition::{partition_for_key, staff_partition};
 use tillsyn_core::proto::v1 as wire;
+use tillsyn_core::rules::timeline::RulesVersion;
 
 /// What a replay did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -98,6 +99,27 @@ struct DeadLetter<'a> {
     detail: String,
 }
 
+/// The versions a rules topic's history accepts over `base` (version 0),
+/// from an export (`tillsyn rules export`: one JSON `tillsyn.v1.RulesRecord`
+/// per line, in log order), judged as every instance judged them.
+pub fn rules_history(path: &Path, base: &tillsyn_core::rules::RulesConfig) -> anyhow::Result<Vec<RulesVersion>> {
+    use prost::Message as _;
+    use tillsyn_core::rules::history::{Outcome, RulesEntry, RulesHistory};
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    let mut history = RulesHistory::new(base);
+    let mut accepted = Vec::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let record: wire::RulesRecord = serde_json::from_str(line)
+            .map_err(|e| anyhow::anyhow!("{} line {}: not a rules record: {e}", path.display(), n + 1))?;
+        let (entry, _) = RulesEntry::decode(&record.encode_to_vec())
+            .map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), n + 1))?;
+        if let Outcome::Accepted(version) = history.apply(&entry) {
+            accepted.push(*version);
+        }
+    }
+    Ok(accepted)
+}
+
 /// The reason a replay's dead-letter file gives a late event (live, late
 /// events go to their own topic or to the dead-letter topic with this reason).
 pub const LATE_EVENT_REASON: &str = "late_event";
@@ -128,6 +150,22 @@ pub fn replay_partitioned(
     progress: bool,
     partitions: i32,
 ) -> anyhow::Result<ReplaySummary> {
+    replay_with_rules(events, alerts, dead_letter, config, progress, partitions, &[])
+}
+
+/// Like [`replay_partitioned`], deciding with the versions of the rules'
+/// configuration `versions` (the accepted ones of a rules topic's history,
+/// see [`rules_history`]) besides version 0, each from its effective time,
+/// as the live service did.
+pub fn replay_with_rules(
+    events: &Path,
+    alerts: &Path,
+    dead_letter: Option<&Path>,
+    config: CoreConfig,
+    progress: bool,
+    partitions: i32,
+    versions: &[RulesVersion],
+) -> anyhow::Result<ReplaySummary> {
     let started = Instant::now();
     let validator = Validator::new(Pseudonymizer::from_secret(&config.pseudonym_secret));
     let partitions = partitions.max(1);
@@ -138,6 +176,11 @@ pub fn replay_partitioned(
             PartitionDriver::new(engine, Offsets::default(), HashMap::new(), HoldLimit::default())
         })
         .collect();
+    for driver in &mut drivers {
+        for version in versions {
+            driver.add_rules_version(version)?;
+        }
+    }
     // The rest of the topology, as the service runs it over its internal
     // topics: every partition's closed days (the peer-days topic, read in
     // full by every instance), the staff stage (one partition per input

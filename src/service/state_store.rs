@@ -110,16 +110,18 @@ pub fn read_state(config: &ServiceConfig, partition: i32, timeout: Duration) -> 
     Ok(read_range(&consumer, topic, partition, low, high, deadline)?.into_values().map(|r| (r.key, r.value)).collect())
 }
 
+/// Records read from a log: offset, key and value (`None`: a tombstone).
+pub type LogRecords = Vec<(i64, Vec<u8>, Option<Vec<u8>>)>;
+
 /// The records of `topic`/`partition` from offset `from` (or its start) to
-/// its end: offset, key and value (`None`: a tombstone), and the end
-/// offset. Blocking; fails after `timeout`.
+/// its end, and the end offset. Blocking; fails after `timeout`.
 pub fn read_log(
     config: &ServiceConfig,
     topic: &str,
     partition: i32,
     from: i64,
     timeout: Duration,
-) -> anyhow::Result<(Vec<(i64, Vec<u8>, Option<Vec<u8>>)>, i64)> {
+) -> anyhow::Result<(LogRecords, i64)> {
     let deadline = Instant::now() + timeout;
     let consumer = reader(config)?;
     let (low, high) = broker::watermarks(consumer.client(), topic, partition, timeout)?;

@@ -246,3 +246,105 @@ pub fn describe(alert: &wire::Alert) -> String {
         alert.explanation
     )
 }
+
+/// One entry of the rules topic as `tillsyn rules show` prints it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RulesLogLine {
+    /// Its offset on the rules topic.
+    pub offset: i64,
+    /// `change` or `seal`, or `skipped` (not a rules record).
+    pub kind: &'static str,
+    /// A change's version.
+    pub version: Option<u32>,
+    /// A change's effective time or a seal's time (RFC 3339).
+    pub at: Option<String>,
+    /// `accepted`, `rejected` or `sealed`.
+    pub outcome: &'static str,
+    /// Why a change was rejected, or why a record was skipped.
+    pub reason: Option<String>,
+    /// A change's note.
+    pub note: Option<String>,
+}
+
+/// The rules topic read in full and judged as every instance judges it:
+/// each entry with its outcome, the resulting history, and the raw
+/// records (for an export).
+pub fn read_rules(
+    config: &ServiceConfig,
+) -> anyhow::Result<(Vec<RulesLogLine>, tillsyn_core::rules::history::RulesHistory, Vec<Vec<u8>>)> {
+    use tillsyn_core::rules::history::{Outcome, RulesEntry, RulesHistory};
+    super::broker::probe(config, super::broker::PROBE_TIMEOUT)?;
+    let (records, _) =
+        super::state_store::read_log(config, &config.topics.rules_topic(), 0, 0, Duration::from_secs(60))?;
+    let mut history = RulesHistory::new(&config.core.rules);
+    let mut lines = Vec::new();
+    let mut raw = Vec::new();
+    for (offset, _, value) in records {
+        let Some(value) = value else { continue };
+        let line = match RulesEntry::decode(&value) {
+            Err(reason) => RulesLogLine {
+                offset,
+                kind: "skipped",
+                version: None,
+                at: None,
+                outcome: "skipped",
+                reason: Some(reason),
+                note: None,
+            },
+            Ok((entry, note)) => {
+                raw.push(value.clone());
+                let (kind, version, at) = match &entry {
+                    RulesEntry::Change { version, effective_from, .. } => ("change", Some(*version), *effective_from),
+                    RulesEntry::Seal { through } => ("seal", None, *through),
+                };
+                let (outcome, reason) = match history.apply(&entry) {
+                    Outcome::Accepted(_) => ("accepted", None),
+                    Outcome::Rejected { reason, .. } => ("rejected", Some(reason)),
+                    Outcome::Sealed(_) => ("sealed", None),
+                };
+                RulesLogLine {
+                    offset,
+                    kind,
+                    version,
+                    at: Some(at.to_string()),
+                    outcome,
+                    reason,
+                    note: (!note.is_empty()).then_some(note),
+                }
+            }
+        };
+        lines.push(line);
+    }
+    Ok((lines, history, raw))
+}
+
+/// Publishes version `version` of the rules' configuration, in force from
+/// `effective_from`, if the rules topic would accept it now; then reads
+/// the topic back and returns the change's outcome as the service judges
+/// it (a seal written meanwhile can still make it late).
+pub fn publish_rules(
+    config: &ServiceConfig,
+    version: u32,
+    effective_from: tillsyn_core::model::EventTime,
+    rules: &tillsyn_core::rules::RulesConfig,
+    note: &str,
+) -> anyhow::Result<RulesLogLine> {
+    use tillsyn_core::rules::history::RulesEntry;
+    let (_, history, _) = read_rules(config)?;
+    let rules_json = serde_json::to_string(rules)?;
+    history.check(version, effective_from, &rules_json).map_err(|reason| anyhow::anyhow!("refused: {reason}"))?;
+    let entry = RulesEntry::Change { version, effective_from, rules_json };
+    let producer: FutureProducer = config.kafka.producer_config().create()?;
+    let delivery = super::run::produce::rules_record(&producer, config, &entry.key(""), &entry.encode(note));
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(delivery)
+        .map_err(|e| anyhow::anyhow!("writing the change to the rules topic: {e}"))?;
+    let (lines, _, _) = read_rules(config)?;
+    lines
+        .into_iter()
+        .rev()
+        .find(|l| l.kind == "change" && l.version == Some(version))
+        .ok_or_else(|| anyhow::anyhow!("the change was written but is not on the rules topic"))
+}

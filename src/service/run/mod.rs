@@ -508,8 +508,7 @@ pub async fn run(
         let (records, end) = tokio::task::spawn_blocking(move || rules::RulesFeed::read(&c, 0)).await??;
         rules_feed.apply(records, end);
     }
-    let mut rules_reads: FuturesUnordered<JoinHandle<anyhow::Result<(Vec<(i64, Option<Vec<u8>>)>, i64)>>> =
-        FuturesUnordered::new();
+    let mut rules_reads: FuturesUnordered<JoinHandle<anyhow::Result<rules::RulesRead>>> = FuturesUnordered::new();
     let mut last_rules_read = Instant::now();
     let mut global = GlobalTableReader::start(&config)?;
     let mut peers = GlobalPeerTable::new(partitions as u32);

@@ -30,6 +30,9 @@ use crate::telemetry::events::RulesEntryRead;
 /// How long one read of the rules topic may take.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The values read from the rules topic (offset, value) and its end.
+pub type RulesRead = (Vec<(i64, Option<Vec<u8>>)>, i64);
+
 /// What one read of the rules topic changed.
 #[derive(Debug, Default)]
 pub struct Changes {
@@ -73,7 +76,7 @@ impl RulesFeed {
     }
 
     /// Reads what was added to the topic since the last read (blocking).
-    pub fn read(config: &ServiceConfig, from: i64) -> anyhow::Result<(Vec<(i64, Option<Vec<u8>>)>, i64)> {
+    pub fn read(config: &ServiceConfig, from: i64) -> anyhow::Result<RulesRead> {
         let topic = config.topics.rules_topic();
         let (records, end) = state_store::read_log(config, &topic, 0, from, READ_TIMEOUT)?;
         Ok((records.into_iter().map(|(offset, _, value)| (offset, value)).collect(), end))

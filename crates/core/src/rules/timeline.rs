@@ -44,6 +44,8 @@ struct Built {
     staff: Vec<Box<dyn Rule>>,
     /// The widest window its rules read, in days.
     window_days: u32,
+    /// Its configuration.
+    rules: RulesConfig,
 }
 
 /// The versions an engine decides under, with their rules built. Cheap to
@@ -120,6 +122,13 @@ impl RuleTimeline {
         self.versions.iter().map(|b| (b.version, b.effective_from))
     }
 
+    /// The configuration of version `version` (version 0's if it is not in
+    /// the timeline).
+    pub fn rules_of(&self, version: u32) -> &RulesConfig {
+        let built = self.versions.iter().find(|b| b.version == version).unwrap_or(&self.versions[0]);
+        &built.rules
+    }
+
     /// The version in force for a decision at `t` and its rules of `stage`.
     pub fn at(&self, t: EventTime, stage: RuleStage) -> (u32, &[Box<dyn Rule>]) {
         let built = self.versions.iter().rev().find(|b| b.effective_from <= t).unwrap_or(&self.versions[0]);
@@ -143,6 +152,7 @@ impl Built {
             provider: rules.build_for(RuleStage::Provider),
             staff: rules.build_for(RuleStage::Staff),
             window_days: rules.widest_window_days(),
+            rules: rules.clone(),
         }
     }
 }
