@@ -510,6 +510,10 @@ pub async fn run(
     }
     let mut rules_reads: FuturesUnordered<JoinHandle<anyhow::Result<rules::RulesRead>>> = FuturesUnordered::new();
     let mut last_rules_read = Instant::now();
+    // Seals written and not yet acknowledged; once one is, the topic is
+    // read again at once.
+    let mut seal_acks: FuturesUnordered<Delivery> = FuturesUnordered::new();
+    let mut read_now = false;
     let mut global = GlobalTableReader::start(&config)?;
     let mut peers = GlobalPeerTable::new(partitions as u32);
     health.set_stuck_after(config.http.stuck_after);
@@ -656,6 +660,13 @@ pub async fn run(
                     in_flight.push_back(ack);
                 }
             }
+            Some(ack) = seal_acks.next(), if !seal_acks.is_empty() => {
+                if let Err(error) = ack {
+                    failure = Some(anyhow::anyhow!("writing a seal to the rules topic failed: {error}"));
+                    break;
+                }
+                read_now = true;
+            },
             Some(read) = rules_reads.next(), if !rules_reads.is_empty() => {
                 let (records, end) = match read {
                     Ok(Ok(read)) => read,
@@ -749,9 +760,10 @@ pub async fn run(
         let max_future = config.core.max_ahead;
         let seal = rules_feed.seal_due(std::time::SystemTime::now(), config.topics.rules_seal_ahead, max_future);
         if let Some((key, value)) = &seal {
-            in_flight.push_back(produce::rules_record(&producer, &config, key, value));
+            seal_acks.push(produce::rules_record(&producer, &config, key, value));
         }
-        if rules_reads.is_empty() && (seal.is_some() || last_rules_read.elapsed() >= Duration::from_secs(1)) {
+        if rules_reads.is_empty() && (read_now || last_rules_read.elapsed() >= Duration::from_secs(1)) {
+            read_now = false;
             last_rules_read = Instant::now();
             let (c, from) = (config.clone(), rules_feed.next_offset());
             rules_reads.push(tokio::task::spawn_blocking(move || rules::RulesFeed::read(&c, from)));

@@ -5,15 +5,14 @@
 //! The service reads the whole topic at start and then again whenever it
 //! may have changed (every second, and at once after it wrote a seal). A
 //! partition whose records wait for the configuration says so
-//! (`Output::RulesNeeded`); the service then seals the topic through the
-//! later of that time and the wall clock, plus `topics.rules_seal_ahead`,
-//! and lets the partitions go once it has read its seal back. A change
-//! published later must be in force after that seal, so no decision
-//! already made could have needed it. Wall-clock time only chooses how far
-//! to seal; which changes are accepted depends on the topic's order alone.
-//! Records more than `core.max_ahead` after the wall clock are not sealed
-//! for: they wait (and say so) rather than make rule changes impossible
-//! until their date.
+//! (`Output::RulesNeeded`); the service then seals the topic through that
+//! time plus `topics.rules_seal_ahead`, and lets the partitions go once it
+//! has read its seal back (at once after the broker acknowledged it). A
+//! change published later must be in force after that seal, so no
+//! decision already made could have needed it. Which changes are accepted
+//! depends on the topic's order alone. Records more than `core.max_ahead`
+//! after the wall clock are not sealed for: they wait (and say so) rather
+//! than make rule changes impossible until their date.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -157,18 +156,18 @@ impl RulesFeed {
     }
 
     /// The seal to write now, if one is needed and not written yet: through
-    /// the later of the wanted time and `now`, plus `ahead`; none for
-    /// records more than `max_future` after `now`.
+    /// the wanted time plus `ahead`; none for records more than
+    /// `max_future` after `now` (the wall clock).
     pub fn seal_due(&mut self, now: SystemTime, ahead: Duration, max_future: Duration) -> Option<(String, Vec<u8>)> {
         let wanted = self.wanted?;
         if wanted <= self.known_through() || self.requested.is_some_and(|r| r >= wanted) {
             return None;
         }
-        let now = EventTime(now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64));
-        if wanted.0 > now.0.saturating_add(max_future.as_secs() as i64) {
+        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        if wanted.0 > now.saturating_add(max_future.as_secs() as i64) {
             return None;
         }
-        let through = EventTime(wanted.max(now).0.saturating_add(ahead.as_secs() as i64));
+        let through = EventTime(wanted.0.saturating_add(ahead.as_secs() as i64));
         self.requested = Some(through);
         let entry = RulesEntry::Seal { through };
         Some((entry.key(&self.writer), entry.encode("")))
