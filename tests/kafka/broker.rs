@@ -1464,6 +1464,24 @@ fn a_rules_change_mid_stream_decides_from_its_time_and_replays_the_same() {
     assert!(!late.status.success());
     assert!(String::from_utf8_lossy(&late.stderr).contains("not after"), "{late:?}");
 
+    // Refused by the service too: a change written to the topic without
+    // `rules set`'s check (another tool), with a value out of range. It is
+    // counted, and takes no version number.
+    let mut bad = config.core.rules.clone();
+    bad.check_in_away_from_home.max_distance_m = -5.0;
+    let entry = tillsyn_core::rules::history::RulesEntry::Change {
+        version: 1,
+        effective_from: tillsyn_core::model::EventTime(sealed + 86_400),
+        rules_json: serde_json::to_string(&bad).unwrap(),
+    };
+    let producer: rdkafka::producer::FutureProducer = config.kafka.producer_config().create().unwrap();
+    runtime
+        .block_on(tillsyn::service::run::produce::rules_record(&producer, &config, "raw", &entry.encode("a raw write")))
+        .unwrap();
+    wait_for("the service to refuse the raw change", Duration::from_secs(30), || {
+        service.metrics().sum("tillsyn_rules_changes_total", &[("outcome", "rejected")]) == 1.0
+    });
+
     // Accepted: far stricter limits for check-ins away from home.
     let set = tillsyn(
         &config,
@@ -1490,7 +1508,7 @@ fn a_rules_change_mid_stream_decides_from_its_time_and_replays_the_same() {
     let m = service.metrics();
     assert_eq!(m.sum("tillsyn_rules_version", &[]), 1.0);
     assert_eq!(m.sum("tillsyn_rules_changes_total", &[("outcome", "accepted")]), 1.0);
-    assert_eq!(m.sum("tillsyn_rules_changes_total", &[("outcome", "rejected")]), 0.0, "refused before publishing");
+    assert_eq!(m.sum("tillsyn_rules_changes_total", &[("outcome", "rejected")]), 1.0, "the raw write only");
     service.sigterm();
     assert!(service.wait(Duration::from_secs(60)).success(), "{}", service.log_text());
     let log = service.log_text();
@@ -1515,7 +1533,7 @@ fn a_rules_change_mid_stream_decides_from_its_time_and_replays_the_same() {
     let file = dir.path().join("events.ndjson");
     write_events(&events, &file);
     let versions = tillsyn::replay::rules_history(&history, &config.core.rules).unwrap();
-    assert_eq!(versions.len(), 1);
+    assert_eq!(versions.len(), 1, "the raw change is refused in replay too");
     let replayed = dir.path().join("replayed.ndjson");
     tillsyn::replay::replay_with_rules(&file, &replayed, None, config.core.clone(), false, 1, &versions).unwrap();
     let mut reader = tillsyn_core::codec::MessageReader::open(&replayed).unwrap();
