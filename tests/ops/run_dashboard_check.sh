@@ -18,6 +18,8 @@
 #      PROMETHEUS          the prometheus binary (default /usr/bin/prometheus,
 #                          Debian's package)
 #      TILLSYN_PYTHON, TILLSYN_TANSU: as deploy/local/broker.sh
+#      TILLSYN_RENDER_DASHBOARDS=DIR  after the checks, draw the dashboards into
+#                          DIR/*.png (tests/ops/render_dashboards.py; matplotlib)
 # Needs: tansu (deploy/local/install-tansu.sh), prometheus, python3, curl.
 # Takes about a minute. Everything it starts is stopped at exit;
 # its files are in one temporary directory (removed unless it fails or
@@ -359,5 +361,11 @@ python3 tests/ops/check_dashboards.py --prometheus "$prom_url" --range "$((elaps
     --expect "tillsyn-fraud-overview/Alerts in the time range, by status=$alerts" \
     --expect "tillsyn-fraud-overview/Late records in the time range, by input=$late" \
     --expect "tillsyn-operations/Checkpoint failures by trigger (time range)=$checkpoint_failures"
+if [[ -n ${TILLSYN_RENDER_DASHBOARDS:-} ]]; then
+    say "pictures of the dashboards in $TILLSYN_RENDER_DASHBOARDS"
+    py=${TILLSYN_PYTHON:-${TILLSYN_TOOLS:-$HOME/.cache/tillsyn/tools}/pyenv/bin/python}
+    "$py" -c "import matplotlib" 2>/dev/null || "$py" -m pip install -q matplotlib
+    "$py" tests/ops/render_dashboards.py --prometheus "$prom_url" --scrape-interval 1s "$TILLSYN_RENDER_DASHBOARDS"
+fi
 ok=1
 say "done"
