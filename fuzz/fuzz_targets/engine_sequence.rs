@@ -174,7 +174,7 @@ fn run(events: &[DomainEvent]) -> Vec<Alert> {
     let evidence_limit = config.evidence_limit;
     let mut core = Standalone::new(config);
     let mut alerts = Vec::new();
-    let (mut visits, mut invoices) = (0u64, 0u64);
+    let (mut visits, mut invoices, mut rejected_visits) = (0u64, 0u64, 0u64);
     for event in events {
         let (watermark, now) = (core.engine.watermark(), core.engine.now());
         let before = alerts.len();
@@ -194,6 +194,11 @@ fn run(events: &[DomainEvent]) -> Vec<Alert> {
                         assert!(watermark.is_none_or(|w| v.check_in >= w), "a visit behind the watermark applied")
                     }
                     Disposition::Duplicate => panic!("a visit reported as a duplicate"),
+                    Disposition::Rejected(_) => {
+                        rejected_visits += 1;
+                        assert_eq!(engine.watermark(), watermark, "a rejected visit moved the watermark")
+                    }
+                    Disposition::Held(_) => panic!("a visit held: the rules' configuration is known for ever here"),
                 }
             }
             DomainEvent::Invoice(_) => {
@@ -211,7 +216,7 @@ fn run(events: &[DomainEvent]) -> Vec<Alert> {
         }
     }
     let stats = core.engine.stats();
-    assert_eq!(stats.visits + stats.late_visits, visits);
+    assert_eq!(stats.visits + stats.late_visits + rejected_visits, visits);
     assert_eq!(stats.invoices + stats.late_invoices + stats.duplicate_invoices, invoices);
     assert_eq!(stats.alerts, alerts.len() as u64);
 
