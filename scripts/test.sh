@@ -2,6 +2,7 @@
 # The test command of the README: unit, property and integration tests of
 # the three crates (the core's and the service's dependency trees checked first), the service against a real Kafka-protocol broker (tansu on
 # 127.0.0.1, installed and started here if needed, stopped again after), then
+# the case store against a real PostgreSQL, then
 # the detection targets on the simulated evaluation scenario (5 seeds,
 # release build), which fails the run if they are missed, then the
 # operations checks (rules, dashboards, manifests, a secured broker).
@@ -14,10 +15,25 @@ mkdir -p out
 # is already running.
 TILLSYN_PYTHON=$(deploy/local/install-test-client.sh | tail -n 1)
 export TILLSYN_PYTHON
+# What this script started, it stops on exit; what was running stays.
+started=()
+cleanup() {
+  local what
+  for what in "${started[@]}"; do
+    deploy/local/"$what".sh stop >/dev/null 2>&1 || true
+  done
+}
+trap cleanup EXIT
 if ! deploy/local/broker.sh status >/dev/null 2>&1; then
   deploy/local/install-tansu.sh >/dev/null
   deploy/local/broker.sh start
-  trap 'deploy/local/broker.sh stop >/dev/null 2>&1 || true' EXIT
+  started+=(broker)
+fi
+# The case store's PostgreSQL (tests/case_store.rs): Debian's postgresql,
+# installed and started by the script (idempotent).
+if ! deploy/local/postgres.sh status >/dev/null 2>&1; then
+  deploy/local/postgres.sh start
+  started+=(postgres)
 fi
 
 # The core crate stays pure: no Kafka client, async runtime or HTTP in its

@@ -45,6 +45,17 @@ enum Command {
     /// Produce a records file (`tillsyn-sim simulate --records`) to the
     /// input topics.
     Produce(ProduceArgs),
+    /// Consumers of the alert topic that write elsewhere.
+    #[command(subcommand)]
+    Sink(SinkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SinkCommand {
+    /// The alert topic into the PostgreSQL case store, exactly once
+    /// (`[sink.postgres]`); serves /metrics, /healthz and /readyz on
+    /// `http.listen`.
+    Postgres(ServiceArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -231,6 +242,7 @@ fn run(cli: Cli, env: &[(String, String)]) -> anyhow::Result<()> {
         Command::Topics(TopicsCommand::Create(a)) => topics_create(a, env),
         Command::Alerts(AlertsCommand::Tail(a)) => alerts_tail(a, env),
         Command::Produce(a) => produce(a, env),
+        Command::Sink(SinkCommand::Postgres(a)) => sink_postgres(a, env),
     }
 }
 
@@ -383,6 +395,25 @@ fn run_service(a: ServiceArgs, env: &[(String, String)]) -> anyhow::Result<()> {
             let _ = http_stopped.await;
         }));
         let result = run::run(config, health, run::shutdown_signal()).await;
+        let _ = stop_http.send(());
+        let _ = http.await;
+        result.map(|_| ())
+    })
+}
+
+/// `sink postgres`: the case store, until SIGTERM or Ctrl-C.
+fn sink_postgres(a: ServiceArgs, env: &[(String, String)]) -> anyhow::Result<()> {
+    let config = load_config(a.config.as_ref(), env)?;
+    init_logging(&config)?;
+    runtime()?.block_on(async {
+        let health = telemetry::Health::new();
+        let handle = telemetry::install_recorder()?;
+        let listener = tokio::net::TcpListener::bind(config.http.listen_addr()?).await?;
+        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let http = tokio::spawn(telemetry::serve(listener, handle, health.clone(), async move {
+            let _ = http_stopped.await;
+        }));
+        let result = crate::sink::postgres::run(config, health, run::shutdown_signal()).await;
         let _ = stop_http.send(());
         let _ = http.await;
         result.map(|_| ())

@@ -11,10 +11,13 @@
 //! - [`service`]: the live service on Kafka (`tillsyn run`): configuration,
 //!   the consume → detect → produce loop with checkpoints and takeovers
 //!   (exactly-once alerts), the state topic, tools.
+//! - [`sink`]: the reference consumers of the alert topic (`tillsyn sink
+//!   postgres`, the case store).
 //! - [`telemetry`]: typed events that log and update metrics, the
 //!   Prometheus exporter, `/metrics`, `/healthz`, `/readyz`.
 
 pub mod cli;
 pub mod replay;
 pub mod service;
+pub mod sink;
 pub mod telemetry;

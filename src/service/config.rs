@@ -107,7 +107,7 @@ pub const MIN_PSEUDONYM_SECRET_CHARS: usize = 16;
 
 /// The top-level tables of the configuration file (and the first segment of
 /// every environment override).
-const SECTIONS: [&str; 5] = ["kafka", "topics", "http", "log", "core"];
+const SECTIONS: [&str; 6] = ["kafka", "topics", "http", "log", "core", "sink"];
 /// The librdkafka pass-through maps under `[kafka]`.
 const PASS_THROUGH_MAPS: [&str; 3] = ["common", "consumer", "producer"];
 
@@ -179,6 +179,94 @@ pub struct ServiceConfig {
     pub log: LogConfig,
     /// The detection core (all that `replay` uses).
     pub core: CoreConfig,
+    /// The consumers of the alert topic that tillsyn ships:
+    /// `tillsyn sink postgres` (the case store).
+    pub sink: SinkConfig,
+}
+
+/// The consumers of the alert topic.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinkConfig {
+    /// `tillsyn sink postgres`: the alert topic into a PostgreSQL case store.
+    pub postgres: PostgresSinkConfig,
+}
+
+/// The PostgreSQL case store (`tillsyn sink postgres`). Its HTTP endpoint
+/// (metrics, health) is `http.listen`, as the service's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresSinkConfig {
+    /// The database, as a libpq connection URL or key-value string without
+    /// the password (e.g. `"postgres://tillsyn@db.example:5432/tillsyn"`).
+    pub url: String,
+    /// The role's password (a secret: prefer
+    /// `TILLSYN_SINK__POSTGRES__PASSWORD_FILE`). Empty: the URL's, if any.
+    pub password: String,
+    /// The consumer group of the sink's instances over the alert topic. Its
+    /// positions are kept in the database (`sink_positions`), committed in
+    /// the transaction of the rows they produced; the group's offsets in
+    /// Kafka are written after, for lag monitoring only.
+    pub group_id: String,
+    /// Most alert records written in one transaction.
+    pub batch_records: usize,
+    /// How long a batch may wait for more records once it has one
+    /// (e.g. `"100ms"`).
+    #[serde(with = "duration")]
+    pub batch_linger: Duration,
+    /// The longest wait between attempts while the database is unavailable
+    /// (the wait doubles from 100 ms up to it, e.g. `"30s"`).
+    #[serde(with = "duration")]
+    pub retry_max: Duration,
+}
+
+impl Default for PostgresSinkConfig {
+    fn default() -> Self {
+        PostgresSinkConfig {
+            url: "postgres://tillsyn@127.0.0.1:55432/tillsyn".into(),
+            password: String::new(),
+            group_id: "tillsyn-case-store".into(),
+            batch_records: 500,
+            batch_linger: Duration::from_millis(100),
+            retry_max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl PostgresSinkConfig {
+    /// The parsed connection settings, the password set.
+    pub fn connection(&self) -> Result<tokio_postgres::Config, String> {
+        let mut config: tokio_postgres::Config =
+            self.url.parse().map_err(|e| format!("sink.postgres.url is no PostgreSQL connection string: {e}"))?;
+        if !self.password.is_empty() {
+            config.password(self.password.as_bytes());
+        }
+        Ok(config)
+    }
+
+    fn check(&self, problems: &mut Vec<String>) {
+        match self.url.parse::<tokio_postgres::Config>() {
+            Err(e) => problems.push(format!("sink.postgres.url is no PostgreSQL connection string: {e}")),
+            Ok(c) if c.get_password().is_some() => problems.push(
+                "sink.postgres.url carries a password: set sink.postgres.password (or \
+                 TILLSYN_SINK__POSTGRES__PASSWORD_FILE) instead, which is never printed"
+                    .into(),
+            ),
+            Ok(_) => {}
+        }
+        if self.group_id.trim().is_empty() {
+            problems.push("sink.postgres.group_id must not be empty".into());
+        }
+        if !(1..=100_000).contains(&self.batch_records) {
+            problems.push(format!("sink.postgres.batch_records = {} must be 1..=100000", self.batch_records));
+        }
+        if self.batch_linger > Duration::from_secs(60) {
+            problems.push("sink.postgres.batch_linger must be at most 60s".into());
+        }
+        if self.retry_max < Duration::from_millis(100) || self.retry_max > Duration::from_secs(3600) {
+            problems.push("sink.postgres.retry_max must be 100ms..=1h".into());
+        }
+    }
 }
 
 /// Kafka connection and client settings.
@@ -633,6 +721,7 @@ impl ServiceConfig {
         problems.extend(self.core.problems().into_iter().map(|e| format!("core.{e}")));
         self.kafka.check(&mut problems);
         self.topics.check(&mut problems);
+        self.sink.postgres.check(&mut problems);
         if let Err(e) = self.http.listen_addr() {
             problems.push(format!("http.listen = {:?} is not an ip:port socket address ({e})", self.http.listen));
         }

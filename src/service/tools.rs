@@ -202,19 +202,7 @@ pub fn for_each_alert(
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 last = Instant::now();
-                let payload = m.payload().unwrap_or_default();
-                let json = m
-                    .headers()
-                    .and_then(|h| {
-                        use rdkafka::message::Headers;
-                        h.iter().find(|h| h.key.eq_ignore_ascii_case(CONTENT_TYPE_HEADER)).and_then(|h| h.value)
-                    })
-                    .is_some_and(|v| v.starts_with(b"application/json"));
-                let alert = if json {
-                    serde_json::from_slice::<wire::Alert>(payload).ok()
-                } else {
-                    wire::Alert::decode(payload).ok()
-                };
+                let alert = decode_alert(m.payload().unwrap_or_default(), m.headers());
                 // A record that is no alert (not written by tillsyn) is
                 // skipped with a word, not the end of the listing.
                 let Some(alert) = alert else {
@@ -229,6 +217,16 @@ pub fn for_each_alert(
         }
     }
     Ok(read)
+}
+
+/// The alert in a record of the alert topic: JSON when its content-type
+/// header says so, protobuf otherwise; `None` when it is no alert.
+pub fn decode_alert(payload: &[u8], headers: Option<&rdkafka::message::BorrowedHeaders>) -> Option<wire::Alert> {
+    use rdkafka::message::Headers;
+    let json = headers
+        .and_then(|h| h.iter().find(|h| h.key.eq_ignore_ascii_case(CONTENT_TYPE_HEADER)).and_then(|h| h.value))
+        .is_some_and(|v| v.starts_with(b"application/json"));
+    if json { serde_json::from_slice::<wire::Alert>(payload).ok() } else { wire::Alert::decode(payload).ok() }
 }
 
 /// One line per alert, for a person watching.

@@ -777,6 +777,26 @@ impl StaffOverLimit {
     }
 }
 
+/// Records a partition holds back (see [`names::HELD_RECORDS`]).
+pub struct HeldRecords {
+    /// The partition.
+    pub partition: i32,
+    /// Time reports waiting for the invoices.
+    pub for_invoices: usize,
+    /// Records waiting for the rules' configuration.
+    pub for_rules: usize,
+}
+
+impl HeldRecords {
+    /// Sets the gauges.
+    pub fn emit(&self) {
+        let p = self.partition.to_string();
+        gauge!(names::HELD_RECORDS, "partition" => p.clone(), "waiting_for" => "invoices")
+            .set(self.for_invoices as f64);
+        gauge!(names::HELD_RECORDS, "partition" => p, "waiting_for" => "rules").set(self.for_rules as f64);
+    }
+}
+
 /// A record of the alert topic that is no alert (not written by tillsyn),
 /// skipped when a restore reads the alerts back.
 pub struct AlertRecordSkipped {
@@ -1063,5 +1083,109 @@ impl RulesEntryRead {
             counter!(names::RULES_CHANGES, "outcome" => outcome).increment(0);
         }
         gauge!(names::RULES_VERSION).set(0.0);
+    }
+}
+
+// ------------------------------------------------------------ The sink
+
+/// What became of an alert record in `tillsyn sink postgres`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkOutcome {
+    /// A new row, committed.
+    Stored,
+    /// Read again: already in the database.
+    AlreadyStored,
+    /// Not an alert (not written by tillsyn): skipped.
+    NotAnAlert,
+}
+
+impl SinkOutcome {
+    /// Every outcome, for counters that exist from the start.
+    pub const ALL: [SinkOutcome; 3] = [SinkOutcome::Stored, SinkOutcome::AlreadyStored, SinkOutcome::NotAnAlert];
+
+    fn label(self) -> &'static str {
+        match self {
+            SinkOutcome::Stored => "stored",
+            SinkOutcome::AlreadyStored => "already_stored",
+            SinkOutcome::NotAnAlert => "not_an_alert",
+        }
+    }
+}
+
+/// Alert records the sink handled (see [`names::SINK_RECORDS`]).
+pub struct SinkRecords {
+    /// What became of them.
+    pub outcome: SinkOutcome,
+    /// How many.
+    pub records: u64,
+}
+
+impl SinkRecords {
+    /// Counts them.
+    pub fn emit(&self) {
+        counter!(names::SINK_RECORDS, "outcome" => self.outcome.label()).increment(self.records);
+    }
+
+    /// Creates every counter at 0.
+    pub fn register_counters() {
+        for outcome in SinkOutcome::ALL {
+            counter!(names::SINK_RECORDS, "outcome" => outcome.label()).increment(0);
+        }
+        for outcome in SinkTransaction::ALL {
+            counter!(names::SINK_TRANSACTIONS, "outcome" => outcome.label()).increment(0);
+        }
+    }
+}
+
+/// How a transaction of the sink ended (see [`names::SINK_TRANSACTIONS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkTransaction {
+    /// Committed.
+    Committed,
+    /// Another member had moved a stored position: rolled back.
+    Fenced,
+    /// The database failed: rolled back or unknown, retried.
+    Failed,
+}
+
+impl SinkTransaction {
+    const ALL: [SinkTransaction; 3] = [SinkTransaction::Committed, SinkTransaction::Fenced, SinkTransaction::Failed];
+
+    fn label(self) -> &'static str {
+        match self {
+            SinkTransaction::Committed => "committed",
+            SinkTransaction::Fenced => "fenced",
+            SinkTransaction::Failed => "failed",
+        }
+    }
+
+    /// Counts it.
+    pub fn emit(self) {
+        counter!(names::SINK_TRANSACTIONS, "outcome" => self.label()).increment(1);
+    }
+}
+
+/// Seconds from an alert's record to its committed row.
+pub fn sink_alert_to_row(seconds: f64) {
+    histogram!(names::SINK_ALERT_TO_ROW_SECONDS).record(seconds);
+}
+
+/// The sink's database connection went up or down: logged once per change.
+pub struct SinkDatabase<'a> {
+    /// Whether it works now.
+    pub up: bool,
+    /// Why not, when down.
+    pub error: Option<&'a str>,
+}
+
+impl SinkDatabase<'_> {
+    /// Logs and sets the gauge.
+    pub fn emit(&self) {
+        gauge!(names::SINK_DATABASE_UP).set(if self.up { 1.0 } else { 0.0 });
+        match (self.up, self.error) {
+            (true, _) => info!("case store database connected"),
+            (false, Some(error)) => warn!(error, "case store database unavailable; retrying with backoff"),
+            (false, None) => warn!("case store database unavailable; retrying with backoff"),
+        }
     }
 }

@@ -227,6 +227,12 @@ impl Health {
 pub fn builder() -> anyhow::Result<PrometheusBuilder> {
     PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(names::RECORD_PROCESSING_SECONDS.to_owned()), names::LATENCY_BUCKETS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full(names::SINK_ALERT_TO_ROW_SECONDS.to_owned()),
+                names::SINK_LATENCY_BUCKETS,
+            )
+        })
         .context("configuring the latency histogram buckets")
 }
 

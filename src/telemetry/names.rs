@@ -83,6 +83,31 @@ pub const OPEN_EPISODES: &str = "tillsyn_open_episodes";
 /// be complete. Labels: `partition`.
 pub const PENDING_INVOICES: &str = "tillsyn_pending_invoices";
 
+/// Gauge. Records a partition holds back, by what they wait for
+/// (`waiting_for`: `invoices`, time reports waiting for the invoice
+/// partition to catch up; `rules`, records waiting for the rules topic's
+/// seal). Labels: `partition`, `waiting_for`.
+pub const HELD_RECORDS: &str = "tillsyn_held_records";
+
+/// Counter. Alert records `tillsyn sink postgres` handled, by `outcome`:
+/// `stored` (a new row, in a committed transaction), `already_stored` (read
+/// again after a restart or a rebalance: behind the stored position, or its
+/// alert id already a row), `not_an_alert` (skipped, not written by tillsyn).
+pub const SINK_RECORDS: &str = "tillsyn_sink_records_total";
+
+/// Counter. Transactions of `tillsyn sink postgres`, by `outcome`:
+/// `committed`, `fenced` (another member had moved a partition's stored
+/// position: rolled back, positions read again), `failed` (the database
+/// did not answer or refused: retried with backoff).
+pub const SINK_TRANSACTIONS: &str = "tillsyn_sink_transactions_total";
+
+/// Histogram. Seconds from an alert's record on the alert topic (its
+/// timestamp) to the commit of its row ([`SINK_LATENCY_BUCKETS`]).
+pub const SINK_ALERT_TO_ROW_SECONDS: &str = "tillsyn_sink_alert_to_row_seconds";
+
+/// Gauge. 1 while `tillsyn sink postgres` has a working database connection.
+pub const SINK_DATABASE_UP: &str = "tillsyn_sink_database_up";
+
 /// Gauge. How far an engine's time-report watermark (event time) is behind
 /// the wall clock, in seconds. Labels: `partition`.
 pub const WATERMARK_LAG_SECONDS: &str = "tillsyn_watermark_lag_seconds";
@@ -207,6 +232,10 @@ pub const INTERNAL_BYTES_PRODUCED: &str = "tillsyn_internal_bytes_produced_total
 /// for the slowest partition. Label `partition`.
 pub const PEER_DECISIONS_LAG_SECONDS: &str = "tillsyn_peer_decisions_lag_seconds";
 
+/// Upper bounds (seconds) of the buckets of [`SINK_ALERT_TO_ROW_SECONDS`]:
+/// from 5 ms (a batch written at once) to a minute (a database outage).
+pub const SINK_LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
 /// Upper bounds (seconds) of the buckets of [`RECORD_PROCESSING_SECONDS`]:
 /// 1-2.5-5 steps from 1 µs to 1 s. A record normally takes a few
 /// microseconds (the core alone handles about 3 M events/s), so the buckets
@@ -234,6 +263,15 @@ pub const ALL: &[(&str, MetricKind, &str)] = &[
     (STATE_STAFF, MetricKind::Gauge, "Staff members held in an engine's state."),
     (OPEN_EPISODES, MetricKind::Gauge, "Alert episodes open in an engine, by rule and current severity."),
     (PENDING_INVOICES, MetricKind::Gauge, "Invoices waiting for their period's time reports to be complete."),
+    (SINK_RECORDS, MetricKind::Counter, "Alert records the PostgreSQL sink handled, by outcome."),
+    (SINK_TRANSACTIONS, MetricKind::Counter, "Transactions of the PostgreSQL sink, by outcome."),
+    (
+        SINK_ALERT_TO_ROW_SECONDS,
+        MetricKind::Histogram,
+        "Seconds from an alert's record on the alert topic to the commit of its row.",
+    ),
+    (SINK_DATABASE_UP, MetricKind::Gauge, "1 while the PostgreSQL sink has a working database connection."),
+    (HELD_RECORDS, MetricKind::Gauge, "Records a partition holds back, by what they wait for (invoices or rules)."),
     (
         WATERMARK_LAG_SECONDS,
         MetricKind::Gauge,

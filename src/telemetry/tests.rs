@@ -8,11 +8,11 @@ use std::time::{Duration, UNIX_EPOCH};
 use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 
 use super::events::{
-    AlertProduced, AlertRecordSkipped, AlertSuppressed, CheckpointFailed, ConsumerLag, DeliveryFailed, InputsExpired,
-    InternalRecordSkipped, InternalRecordsProduced, LateEventRouted, OpenEpisodes, PartitionRestored, PeerDayRejected,
-    PeerDecisionsLag, ProcessingLatency, ProducerQueueFull, Rebalance, RebalanceKind, RecordConsumed,
-    RecordDeadLettered, RulesEntryRead, SnapshotTrigger, SnapshotWritten, StaffOverLimit, StateDiscarded, StateGauges,
-    StateRecordsSkipped, WatermarkLag,
+    AlertProduced, AlertRecordSkipped, AlertSuppressed, CheckpointFailed, ConsumerLag, DeliveryFailed, HeldRecords,
+    InputsExpired, InternalRecordSkipped, InternalRecordsProduced, LateEventRouted, OpenEpisodes, PartitionRestored,
+    PeerDayRejected, PeerDecisionsLag, ProcessingLatency, ProducerQueueFull, Rebalance, RebalanceKind, RecordConsumed,
+    RecordDeadLettered, RulesEntryRead, SinkDatabase, SinkOutcome, SinkRecords, SinkTransaction, SnapshotTrigger,
+    SnapshotWritten, StaffOverLimit, StateDiscarded, StateGauges, StateRecordsSkipped, WatermarkLag, sink_alert_to_row,
 };
 use super::names;
 use super::{Health, Loop, describe_all};
@@ -207,6 +207,12 @@ fn emit_everything(recorder: &PrometheusRecorder) {
         ProducerQueueFull { topic: "alerts" }.emit();
         AlertRecordSkipped { partition: 3, offset: 11 }.emit();
         StaffOverLimit { partition: 3, visits: 4 }.emit();
+        HeldRecords { partition: 3, for_invoices: 2, for_rules: 5 }.emit();
+        SinkRecords::register_counters();
+        SinkRecords { outcome: SinkOutcome::Stored, records: 7 }.emit();
+        SinkTransaction::Committed.emit();
+        sink_alert_to_row(0.03);
+        SinkDatabase { up: true, error: None }.emit();
         InternalRecordsProduced { topic: "visits-by-staff", records: 1, bytes: 96 }.emit();
         PeerDecisionsLag { partition: 3, days: 2 }.emit();
         let error = anyhow::anyhow!("not acknowledged within the budget");
@@ -309,6 +315,14 @@ fn events_render_the_expected_series() {
     assert_eq!(v(names::PRODUCER_QUEUE_FULL, &[("topic", "alerts")]), 1.0);
     assert_eq!(v(names::ALERT_RECORDS_SKIPPED, &[]), 1.0);
     assert_eq!(v(names::STAFF_OVER_LIMIT, &[("partition", "3")]), 4.0);
+    assert_eq!(v(names::HELD_RECORDS, &[("partition", "3"), ("waiting_for", "invoices")]), 2.0);
+    assert_eq!(v(names::HELD_RECORDS, &[("partition", "3"), ("waiting_for", "rules")]), 5.0);
+    assert_eq!(v(names::SINK_RECORDS, &[("outcome", "stored")]), 7.0);
+    assert_eq!(v(names::SINK_RECORDS, &[("outcome", "not_an_alert")]), 0.0, "from the start");
+    assert_eq!(v(names::SINK_TRANSACTIONS, &[("outcome", "committed")]), 1.0);
+    assert_eq!(v(names::SINK_TRANSACTIONS, &[("outcome", "fenced")]), 0.0, "from the start");
+    assert_eq!(v(&format!("{}_bucket", names::SINK_ALERT_TO_ROW_SECONDS), &[("le", "0.05")]), 1.0);
+    assert_eq!(v(names::SINK_DATABASE_UP, &[]), 1.0);
     assert_eq!(v(names::INTERNAL_BYTES_PRODUCED, &[("topic", "visits-by-staff")]), 4_096.0);
     assert_eq!(v(names::PEER_DECISIONS_LAG_SECONDS, &[("partition", "3")]), 2.0 * 86_400.0);
 
@@ -367,7 +381,19 @@ fn labels_come_from_bounded_sets_only() {
                 "from" => ["snapshot", "empty"].contains(&value.as_str()),
                 "le" => sample.name.ends_with("_bucket"),
                 "loop" => Loop::ALL.iter().any(|l| l.name() == value),
-                "outcome" => ["accepted", "rejected", "skipped"].contains(&value.as_str()),
+                "outcome" => [
+                    "accepted",
+                    "rejected",
+                    "skipped",
+                    "stored",
+                    "already_stored",
+                    "not_an_alert",
+                    "committed",
+                    "fenced",
+                    "failed",
+                ]
+                .contains(&value.as_str()),
+                "waiting_for" => ["invoices", "rules"].contains(&value.as_str()),
                 _ => false,
             };
             assert!(ok, "label {key}={value:?} on {} is not from a bounded set", sample.name);

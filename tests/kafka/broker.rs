@@ -442,6 +442,34 @@ impl Service {
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// What a failure message needs when the service is stuck: the gauges
+    /// that say what it waits for, and the end of its log without the
+    /// alerts (a CI log keeps the start and the end of a long message).
+    fn diagnosis(&self) -> String {
+        const WATCHED: [&str; 8] = [
+            "tillsyn_held_records",
+            "tillsyn_rules_sealed_through_seconds",
+            "tillsyn_rules_changes_total",
+            "tillsyn_consumer_lag_messages",
+            "tillsyn_assigned_partitions",
+            "tillsyn_service_ready",
+            "tillsyn_loop_seconds_since_progress",
+            "tillsyn_consumer_rebalances_total",
+        ];
+        let metrics = match self.get("/metrics") {
+            Some((_, body)) => body
+                .lines()
+                .filter(|l| !l.starts_with('#') && WATCHED.iter().any(|w| l.starts_with(w)))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            None => "/metrics does not answer".into(),
+        };
+        let log = self.log_text();
+        let lines: Vec<&str> = log.lines().filter(|l| !l.contains("\"alert produced\"")).collect();
+        let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+        format!("== metrics\n{metrics}\n== the log without its alert lines, last 60 lines\n{tail}")
+    }
 }
 
 impl Drop for Service {
@@ -768,7 +796,7 @@ fn killed_and_restarted_repeatedly_the_alerts_are_exactly_once() {
                     waiting.elapsed() < Duration::from_secs(240),
                     "the last instance did not catch up within 240 s: {:?}\n{}",
                     committed_and_ends(&config),
-                    service.log_text()
+                    service.diagnosis()
                 );
                 std::thread::sleep(Duration::from_millis(200));
             }

@@ -200,6 +200,15 @@ pub enum Output<H> {
     RulesNeeded(EventTime),
 }
 
+/// Records a driver holds back, by what they wait for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeldCounts {
+    /// Time reports waiting for the invoice partition to catch up.
+    pub for_invoices: usize,
+    /// Invoices and staff-stage records waiting for the rules' configuration.
+    pub for_rules: usize,
+}
+
 /// A stream of the partition that the driver may ask to pause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -429,6 +438,12 @@ impl<H> PartitionDriver<H> {
     /// of every input waiting for the rules' configuration.
     pub fn held(&self) -> usize {
         self.held.len() + self.held_invoices.len() + self.held_staff.len()
+    }
+
+    /// Records held back by what they wait for: time reports waiting for
+    /// the invoices, and records waiting for the rules' configuration.
+    pub fn held_by_reason(&self) -> HeldCounts {
+        HeldCounts { for_invoices: self.held.len(), for_rules: self.held_invoices.len() + self.held_staff.len() }
     }
 
     /// Whether the driver asked to pause the time-report partition.

@@ -90,9 +90,9 @@ use self::produce::Delivery;
 use super::config::ServiceConfig;
 use super::state_store;
 use crate::telemetry::events::{
-    AlertProduced, AlertSuppressed, InternalRecordSkipped, LateEventRouted, OpenEpisodes, PeerDecisionsLag,
-    ProcessingLatency, Rebalance as RebalanceEvent, RebalanceKind, RecordConsumed, RecordDeadLettered, RulesEntryRead,
-    SnapshotTrigger, StaffOverLimit, StateGauges, WatermarkLag,
+    AlertProduced, AlertSuppressed, HeldRecords, InternalRecordSkipped, LateEventRouted, OpenEpisodes,
+    PeerDecisionsLag, ProcessingLatency, Rebalance as RebalanceEvent, RebalanceKind, RecordConsumed,
+    RecordDeadLettered, RulesEntryRead, SnapshotTrigger, StaffOverLimit, StateGauges, WatermarkLag,
 };
 use crate::telemetry::{Health, Loop};
 
@@ -883,6 +883,8 @@ fn update_gauges(state: &Assignment, lag_ok: bool, health: &Health) {
         StateGauges { partition: *partition, size }.emit();
         OpenEpisodes { partition: *partition, counts: &engine.open_episodes_by_rule() }.emit();
         StaffOverLimit { partition: *partition, visits: partition_state.driver.staff().stats().over_limit }.emit();
+        let held = partition_state.driver.held_by_reason();
+        HeldRecords { partition: *partition, for_invoices: held.for_invoices, for_rules: held.for_rules }.emit();
         if let Some(w) = engine.watermark() {
             WatermarkLag::new(*partition, w, SystemTime::now()).emit();
         }
