@@ -48,6 +48,10 @@ enum Command {
     /// Consumers of the alert topic that write elsewhere.
     #[command(subcommand)]
     Sink(SinkCommand),
+    /// Post opened and escalated alerts at or above `notify.min_severity`
+    /// to a webhook (`[notify]`); serves /metrics, /healthz and /readyz on
+    /// `http.listen`.
+    Notify(ServiceArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -243,6 +247,7 @@ fn run(cli: Cli, env: &[(String, String)]) -> anyhow::Result<()> {
         Command::Alerts(AlertsCommand::Tail(a)) => alerts_tail(a, env),
         Command::Produce(a) => produce(a, env),
         Command::Sink(SinkCommand::Postgres(a)) => sink_postgres(a, env),
+        Command::Notify(a) => notify(a, env),
     }
 }
 
@@ -403,20 +408,40 @@ fn run_service(a: ServiceArgs, env: &[(String, String)]) -> anyhow::Result<()> {
 
 /// `sink postgres`: the case store, until SIGTERM or Ctrl-C.
 fn sink_postgres(a: ServiceArgs, env: &[(String, String)]) -> anyhow::Result<()> {
+    with_telemetry(a, env, |config, health| async move {
+        crate::sink::postgres::run(config, health, run::shutdown_signal()).await.map(|_| ())
+    })
+}
+
+/// `notify`: alerts to a webhook, until SIGTERM or Ctrl-C.
+fn notify(a: ServiceArgs, env: &[(String, String)]) -> anyhow::Result<()> {
+    with_telemetry(a, env, |config, health| async move {
+        crate::sink::notify::run(config, health, run::shutdown_signal()).await.map(|_| ())
+    })
+}
+
+/// Runs `body` with the configuration, logging and the HTTP endpoint
+/// (/metrics, /healthz, /readyz on `http.listen`) of a long-running command.
+fn with_telemetry<F, Fut>(a: ServiceArgs, env: &[(String, String)], body: F) -> anyhow::Result<()>
+where
+    F: FnOnce(ServiceConfig, telemetry::Health) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     let config = load_config(a.config.as_ref(), env)?;
     init_logging(&config)?;
     runtime()?.block_on(async {
         let health = telemetry::Health::new();
         let handle = telemetry::install_recorder()?;
         let listener = tokio::net::TcpListener::bind(config.http.listen_addr()?).await?;
+        tracing::info!(listen = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let http = tokio::spawn(telemetry::serve(listener, handle, health.clone(), async move {
             let _ = http_stopped.await;
         }));
-        let result = crate::sink::postgres::run(config, health, run::shutdown_signal()).await;
+        let result = body(config, health).await;
         let _ = stop_http.send(());
         let _ = http.await;
-        result.map(|_| ())
+        result
     })
 }
 

@@ -107,7 +107,7 @@ pub const MIN_PSEUDONYM_SECRET_CHARS: usize = 16;
 
 /// The top-level tables of the configuration file (and the first segment of
 /// every environment override).
-const SECTIONS: [&str; 6] = ["kafka", "topics", "http", "log", "core", "sink"];
+const SECTIONS: [&str; 7] = ["kafka", "topics", "http", "log", "core", "sink", "notify"];
 /// The librdkafka pass-through maps under `[kafka]`.
 const PASS_THROUGH_MAPS: [&str; 3] = ["common", "consumer", "producer"];
 
@@ -182,6 +182,147 @@ pub struct ServiceConfig {
     /// The consumers of the alert topic that tillsyn ships:
     /// `tillsyn sink postgres` (the case store).
     pub sink: SinkConfig,
+    /// `tillsyn notify`: alerts to the fraud unit's chat channel.
+    pub notify: NotifyConfig,
+}
+
+/// Where and how `tillsyn notify` posts (see [`crate::sink::notify`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// The incoming webhook's URL (a secret: it carries the channel's
+    /// token; prefer `TILLSYN_NOTIFY__WEBHOOK_URL_FILE`). Required by
+    /// `tillsyn notify`.
+    pub webhook_url: String,
+    /// The body's shape: `slack` and `mattermost` (`{"text": ...}`),
+    /// `teams` (an Adaptive Card message, for a Teams workflow or
+    /// connector), `json` (the text and the alert as the contract's JSON).
+    pub format: NotifyFormat,
+    /// Alerts opened or escalated at or above this severity are posted
+    /// (`low`, `medium`, `high`, `critical`).
+    pub min_severity: NotifySeverity,
+    /// The language of the message's own words (`sv`, `en`); the
+    /// explanation is the alert's.
+    pub language: NotifyLanguage,
+    /// The consumer group of `tillsyn notify` over the alert topic: its
+    /// committed offsets say what was posted.
+    pub group_id: String,
+    /// At most this many posts a minute; more wait (nothing is dropped).
+    pub max_per_minute: u32,
+    /// The longest wait between attempts of a failed post (the wait doubles
+    /// from 1 s; a 429's `Retry-After` is honoured).
+    #[serde(with = "duration")]
+    pub retry_max: Duration,
+    /// How long one post may take.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// Instead of one post per alert, one digest of them every
+    /// `digest_every`, at `digest_at` (UTC, `HH:MM`) and every
+    /// `digest_every` after it. `"0s"` (the default): no digest.
+    #[serde(with = "duration")]
+    pub digest_every: Duration,
+    /// The time of day (UTC) the digests are anchored at, `HH:MM`.
+    pub digest_at: String,
+}
+
+/// The body shape of a notification.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyFormat {
+    /// `{"text": ...}` (Slack incoming webhooks).
+    #[default]
+    Slack,
+    /// `{"text": ...}` (Mattermost incoming webhooks).
+    Mattermost,
+    /// An Adaptive Card message (Microsoft Teams workflows and connectors).
+    Teams,
+    /// `{"text": ..., "alerts": [<alert JSON>]}`.
+    Json,
+}
+
+/// A severity threshold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifySeverity {
+    /// Every severity.
+    Low,
+    /// Medium and above.
+    Medium,
+    /// High and critical.
+    #[default]
+    High,
+    /// Critical only.
+    Critical,
+}
+
+/// The language of a notification's own words.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyLanguage {
+    /// Swedish.
+    #[default]
+    Sv,
+    /// English.
+    En,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            webhook_url: String::new(),
+            format: NotifyFormat::Slack,
+            min_severity: NotifySeverity::High,
+            language: NotifyLanguage::Sv,
+            group_id: "tillsyn-notify".into(),
+            max_per_minute: 20,
+            retry_max: Duration::from_secs(60),
+            timeout: Duration::from_secs(10),
+            digest_every: Duration::ZERO,
+            digest_at: "06:00".into(),
+        }
+    }
+}
+
+impl NotifyConfig {
+    /// The digest anchor as seconds after midnight UTC.
+    pub fn digest_anchor(&self) -> Result<u64, String> {
+        let bad = || format!("notify.digest_at = {:?} is not a time of day HH:MM", self.digest_at);
+        let (h, m) = self.digest_at.split_once(':').ok_or_else(bad)?;
+        let (h, m): (u64, u64) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        if h > 23 || m > 59 || self.digest_at.len() != 5 {
+            return Err(bad());
+        }
+        Ok(h * 3600 + m * 60)
+    }
+
+    /// Problems that make `tillsyn notify` unusable (the other commands
+    /// ignore this section; the webhook is checked when notify starts).
+    fn check(&self, problems: &mut Vec<String>) {
+        if !self.webhook_url.is_empty() {
+            match reqwest::Url::parse(&self.webhook_url) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+                _ => problems.push("notify.webhook_url is not an http(s) URL".into()),
+            }
+        }
+        if self.group_id.trim().is_empty() {
+            problems.push("notify.group_id must not be empty".into());
+        }
+        if self.max_per_minute == 0 {
+            problems.push("notify.max_per_minute must be at least 1".into());
+        }
+        if self.retry_max < Duration::from_secs(1) || self.retry_max > Duration::from_secs(3600) {
+            problems.push("notify.retry_max must be 1s..=1h".into());
+        }
+        if self.timeout.is_zero() || self.timeout > Duration::from_secs(300) {
+            problems.push("notify.timeout must be above 0s and at most 5m".into());
+        }
+        if !self.digest_every.is_zero() && self.digest_every < Duration::from_secs(1) {
+            problems.push("notify.digest_every must be 0s (no digest) or at least 1s".into());
+        }
+        if let Err(e) = self.digest_anchor() {
+            problems.push(e);
+        }
+    }
 }
 
 /// The consumers of the alert topic.
@@ -722,6 +863,7 @@ impl ServiceConfig {
         self.kafka.check(&mut problems);
         self.topics.check(&mut problems);
         self.sink.postgres.check(&mut problems);
+        self.notify.check(&mut problems);
         if let Err(e) = self.http.listen_addr() {
             problems.push(format!("http.listen = {:?} is not an ip:port socket address ({e})", self.http.listen));
         }
@@ -1254,7 +1396,7 @@ fn check_log_level(level: &str) -> Result<(), String> {
 /// (`location`, `file`, `path`, `id`): `ssl.key.pem` and `ssl_key` are
 /// secret, `ssl.key.location` is a file name and `sasl.kerberos.keytab` a
 /// path. `sasl.oauthbearer.config` is secret too (it may carry a client
-/// secret).
+/// secret), and so is a `webhook_url` (the URL is the credential).
 pub fn is_secret_key(key: &str) -> bool {
     let key = key.trim().to_ascii_lowercase();
     if key == "sasl.oauthbearer.config" {
@@ -1262,6 +1404,10 @@ pub fn is_secret_key(key: &str) -> bool {
     }
     let words: Vec<&str> = key.split(['.', '_', '-']).collect();
     if words.iter().any(|w| ["password", "passwd", "secret", "passphrase"].iter().any(|s| w.contains(s))) {
+        return true;
+    }
+    // An incoming webhook's URL is its credential.
+    if words.windows(2).any(|w| w == ["webhook", "url"]) {
         return true;
     }
     match words.iter().position(|w| *w == "key") {

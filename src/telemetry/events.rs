@@ -1189,3 +1189,42 @@ impl SinkDatabase<'_> {
         }
     }
 }
+
+/// What became of alerts in `tillsyn notify` (see [`names::NOTIFY_ALERTS`]
+/// and [`names::NOTIFY_FAILED_ATTEMPTS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyOutcome {
+    /// Posted.
+    Sent,
+    /// Not qualifying.
+    Skipped,
+    /// Refused for good by the receiver.
+    Refused,
+    /// A post that failed and is tried again.
+    FailedAttempt,
+}
+
+impl NotifyOutcome {
+    /// Counts `n`.
+    pub fn emit(self, n: u64) {
+        let outcome = match self {
+            NotifyOutcome::Sent => "sent",
+            NotifyOutcome::Skipped => "skipped",
+            NotifyOutcome::Refused => "refused",
+            NotifyOutcome::FailedAttempt => {
+                counter!(names::NOTIFY_FAILED_ATTEMPTS).increment(n);
+                return;
+            }
+        };
+        counter!(names::NOTIFY_ALERTS, "outcome" => outcome).increment(n);
+    }
+
+    /// Creates every counter at 0.
+    pub fn register_counters() {
+        for outcome in
+            [NotifyOutcome::Sent, NotifyOutcome::Skipped, NotifyOutcome::Refused, NotifyOutcome::FailedAttempt]
+        {
+            outcome.emit(0);
+        }
+    }
+}

@@ -108,6 +108,16 @@ pub const SINK_ALERT_TO_ROW_SECONDS: &str = "tillsyn_sink_alert_to_row_seconds";
 /// Gauge. 1 while `tillsyn sink postgres` has a working database connection.
 pub const SINK_DATABASE_UP: &str = "tillsyn_sink_database_up";
 
+/// Counter. Alerts `tillsyn notify` handled, by `outcome`: `sent` (in a
+/// post or digest the receiver accepted), `skipped` (not qualifying: below
+/// the severity, resolved, already posted, or no alert), `refused` (the
+/// receiver refused the post for good: a 4xx other than 408 and 429).
+pub const NOTIFY_ALERTS: &str = "tillsyn_notify_alerts_total";
+
+/// Counter. Posts of `tillsyn notify` that failed and were tried again
+/// (network, 5xx, 408, 429).
+pub const NOTIFY_FAILED_ATTEMPTS: &str = "tillsyn_notify_failed_attempts_total";
+
 /// Gauge. How far an engine's time-report watermark (event time) is behind
 /// the wall clock, in seconds. Labels: `partition`.
 pub const WATERMARK_LAG_SECONDS: &str = "tillsyn_watermark_lag_seconds";
@@ -271,6 +281,8 @@ pub const ALL: &[(&str, MetricKind, &str)] = &[
         "Seconds from an alert's record on the alert topic to the commit of its row.",
     ),
     (SINK_DATABASE_UP, MetricKind::Gauge, "1 while the PostgreSQL sink has a working database connection."),
+    (NOTIFY_ALERTS, MetricKind::Counter, "Alerts the notifier handled, by outcome."),
+    (NOTIFY_FAILED_ATTEMPTS, MetricKind::Counter, "Posts of the notifier that failed and were tried again."),
     (HELD_RECORDS, MetricKind::Gauge, "Records a partition holds back, by what they wait for (invoices or rules)."),
     (
         WATERMARK_LAG_SECONDS,

@@ -9,10 +9,11 @@ use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 
 use super::events::{
     AlertProduced, AlertRecordSkipped, AlertSuppressed, CheckpointFailed, ConsumerLag, DeliveryFailed, HeldRecords,
-    InputsExpired, InternalRecordSkipped, InternalRecordsProduced, LateEventRouted, OpenEpisodes, PartitionRestored,
-    PeerDayRejected, PeerDecisionsLag, ProcessingLatency, ProducerQueueFull, Rebalance, RebalanceKind, RecordConsumed,
-    RecordDeadLettered, RulesEntryRead, SinkDatabase, SinkOutcome, SinkRecords, SinkTransaction, SnapshotTrigger,
-    SnapshotWritten, StaffOverLimit, StateDiscarded, StateGauges, StateRecordsSkipped, WatermarkLag, sink_alert_to_row,
+    InputsExpired, InternalRecordSkipped, InternalRecordsProduced, LateEventRouted, NotifyOutcome, OpenEpisodes,
+    PartitionRestored, PeerDayRejected, PeerDecisionsLag, ProcessingLatency, ProducerQueueFull, Rebalance,
+    RebalanceKind, RecordConsumed, RecordDeadLettered, RulesEntryRead, SinkDatabase, SinkOutcome, SinkRecords,
+    SinkTransaction, SnapshotTrigger, SnapshotWritten, StaffOverLimit, StateDiscarded, StateGauges,
+    StateRecordsSkipped, WatermarkLag, sink_alert_to_row,
 };
 use super::names;
 use super::{Health, Loop, describe_all};
@@ -213,6 +214,9 @@ fn emit_everything(recorder: &PrometheusRecorder) {
         SinkTransaction::Committed.emit();
         sink_alert_to_row(0.03);
         SinkDatabase { up: true, error: None }.emit();
+        NotifyOutcome::register_counters();
+        NotifyOutcome::Sent.emit(2);
+        NotifyOutcome::FailedAttempt.emit(1);
         InternalRecordsProduced { topic: "visits-by-staff", records: 1, bytes: 96 }.emit();
         PeerDecisionsLag { partition: 3, days: 2 }.emit();
         let error = anyhow::anyhow!("not acknowledged within the budget");
@@ -323,6 +327,9 @@ fn events_render_the_expected_series() {
     assert_eq!(v(names::SINK_TRANSACTIONS, &[("outcome", "fenced")]), 0.0, "from the start");
     assert_eq!(v(&format!("{}_bucket", names::SINK_ALERT_TO_ROW_SECONDS), &[("le", "0.05")]), 1.0);
     assert_eq!(v(names::SINK_DATABASE_UP, &[]), 1.0);
+    assert_eq!(v(names::NOTIFY_ALERTS, &[("outcome", "sent")]), 2.0);
+    assert_eq!(v(names::NOTIFY_ALERTS, &[("outcome", "refused")]), 0.0, "from the start");
+    assert_eq!(v(names::NOTIFY_FAILED_ATTEMPTS, &[]), 1.0);
     assert_eq!(v(names::INTERNAL_BYTES_PRODUCED, &[("topic", "visits-by-staff")]), 4_096.0);
     assert_eq!(v(names::PEER_DECISIONS_LAG_SECONDS, &[("partition", "3")]), 2.0 * 86_400.0);
 
@@ -391,6 +398,8 @@ fn labels_come_from_bounded_sets_only() {
                     "committed",
                     "fenced",
                     "failed",
+                    "sent",
+                    "refused",
                 ]
                 .contains(&value.as_str()),
                 "waiting_for" => ["invoices", "rules"].contains(&value.as_str()),
