@@ -158,7 +158,7 @@ pub struct ShownRecord {
 #[serde(rename_all = "snake_case")]
 pub enum Content {
     /// A time report, validated as the service validates it.
-    TimeReport(ShownVisit),
+    TimeReport(Box<ShownVisit>),
     /// An invoice, validated as the service validates it.
     Invoice(ShownInvoice),
     /// A record with the id that the service rejects at the edge (it was
@@ -204,9 +204,32 @@ pub struct ShownVisit {
     /// known (what `check-in-away-from-home` measures).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check_in_distance_from_home_m: Option<u64>,
+    /// The staff member's previous visit among the records shown, and how
+    /// far its client's home is from this one's (what
+    /// `impossible-travel` measures), when both homes are known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_visit: Option<AfterVisit>,
+    /// The client's home, kept to measure `after_visit`; shown only in
+    /// `revealed`.
+    #[serde(skip)]
+    home: Option<GeoPoint>,
+    /// The check-in and check-out, to order the staff member's visits.
+    #[serde(skip)]
+    times: (EventTime, EventTime),
     /// In clear, only when revealed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revealed: Option<RevealedVisit>,
+}
+
+/// The staff member's previous visit among those shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct AfterVisit {
+    /// Its event id.
+    pub event_id: String,
+    /// Metres between its client's home and this visit's client's home.
+    pub home_distance_m: u64,
+    /// Minutes from its check-out to this check-in (negative: they overlap).
+    pub minutes_between: i64,
 }
 
 /// A time report's personal references and positions in clear.
@@ -297,6 +320,9 @@ fn show_visit(v: &Visit, raw: &wire::TimeReport, personal: Personal) -> ShownVis
             (Some(at), Some(home)) => Some(at.distance_m(home).round() as u64),
             _ => None,
         },
+        after_visit: None,
+        home: v.client_home,
+        times: (v.check_in, v.check_out),
         revealed: (personal == Personal::Revealed).then(|| RevealedVisit {
             client_ref: raw.client_ref.clone(),
             staff_ref: raw.staff_ref.clone(),
@@ -416,7 +442,7 @@ impl Matcher {
         let Some(id) = event_id(event).filter(|id| self.wants(id)) else { return false };
         let content = match (self.validator.event(event), &event.kind) {
             (Ok(DomainEvent::Visit(v)), Some(wire::event::Kind::TimeReport(raw))) => {
-                Content::TimeReport(show_visit(&v, raw, self.personal))
+                Content::TimeReport(Box::new(show_visit(&v, raw, self.personal)))
             }
             (Ok(DomainEvent::Invoice(i)), Some(wire::event::Kind::Invoice(raw))) => {
                 Content::Invoice(show_invoice(&i, raw, self.personal))
@@ -436,7 +462,8 @@ impl Matcher {
     }
 
     /// The records found, in the order of the evidence ids, and the ids
-    /// without a valid one.
+    /// without a valid one; each visit with the staff member's previous
+    /// one among them.
     pub fn finish(mut self) -> Matched {
         let mut records = Vec::new();
         let mut missing = Vec::new();
@@ -446,7 +473,36 @@ impl Matcher {
                 missing.push(id.clone());
             }
         }
+        link_staff_visits(&mut records);
         Matched { wanted: self.wanted, records, missing }
+    }
+}
+
+/// Sets each shown visit's [`ShownVisit::after_visit`]: the same staff
+/// member's visit before it among `records` (by check-in), with the
+/// distance between the two clients' homes when both are known.
+fn link_staff_visits(records: &mut [ShownRecord]) {
+    let mut visits: Vec<(usize, &str, EventTime)> = records
+        .iter()
+        .enumerate()
+        .filter_map(|(n, r)| match &r.content {
+            Content::TimeReport(v) => Some((n, v.staff.as_str(), v.times.0)),
+            _ => None,
+        })
+        .collect();
+    visits.sort_by(|a, b| (a.1, a.2, a.0).cmp(&(b.1, b.2, b.0)));
+    let pairs: Vec<(usize, usize)> = visits.windows(2).filter(|w| w[0].1 == w[1].1).map(|w| (w[0].0, w[1].0)).collect();
+    for (before, after) in pairs {
+        let Content::TimeReport(b) = &records[before].content else { continue };
+        let (id, home, check_out) = (records[before].event_id.clone(), b.home, b.times.1);
+        let Content::TimeReport(a) = &mut records[after].content else { continue };
+        if let (Some(from), Some(to)) = (home, a.home) {
+            a.after_visit = Some(AfterVisit {
+                event_id: id,
+                home_distance_m: from.distance_m(to).round() as u64,
+                minutes_between: (a.times.0.0 - check_out.0).div_euclid(60),
+            });
+        }
     }
 }
 
@@ -479,7 +535,8 @@ impl std::fmt::Display for Scanned {
         if let (Some(from), Some(to)) = (self.from_offset, self.to_offset) {
             write!(f, " offsets {from}..{to}")?;
         }
-        write!(f, ": {} records read ({})", self.records, self.why)
+        let s = if self.records == 1 { "" } else { "s" };
+        write!(f, ": {} record{s} read ({})", self.records, self.why)
     }
 }
 
@@ -577,6 +634,16 @@ pub fn describe_record(r: &ShownRecord) -> String {
             if let Some(d) = v.check_in_distance_from_home_m {
                 let _ = writeln!(s, "  checked in {d} m from the client's home");
             }
+            if let Some(after) = &v.after_visit {
+                let _ = writeln!(
+                    s,
+                    "  {:.1} km from the home of the staff member's previous visit shown ({}), {} min after its \
+                     check-out",
+                    after.home_distance_m as f64 / 1000.0,
+                    after.event_id,
+                    after.minutes_between
+                );
+            }
             if let Some(r) = revealed {
                 let at = |p: Option<&GeoPoint>| p.map_or("unknown".to_string(), point);
                 let _ = writeln!(
@@ -667,14 +734,15 @@ pub fn write_report(
         Personal::Pseudonymous => "personal references as the service's pseudonymous keys",
         Personal::Revealed => "PERSONAL REFERENCES AND POSITIONS IN CLEAR (--reveal-personal-references)",
     };
-    writeln!(out, "evidence: {wanted} event ids, {} found; {shown}", wanted - matched.missing.len())?;
+    let s = if wanted == 1 { "" } else { "s" };
+    writeln!(out, "evidence: {wanted} event id{s}, {} found; {shown}", wanted - matched.missing.len())?;
     for r in &matched.records {
         writeln!(out)?;
         out.write_all(describe_record(r).as_bytes())?;
     }
     if !matched.missing.is_empty() {
         writeln!(out)?;
-        writeln!(out, "not found in what was read: {}", matched.missing.join(", "))?;
+        writeln!(out, "not found (no record the service applies) in what was read: {}", matched.missing.join(", "))?;
     }
     writeln!(out)?;
     writeln!(out, "read:")?;

@@ -232,7 +232,10 @@ fn evidence_ids_not_found_are_reported_and_none_found_fails() {
     a.alerts = Some(f.alerts_file.clone());
     a.events = Some(partial.clone());
     let text = run(&f.config, &a).unwrap();
-    assert!(text.contains(&format!("not found in what was read: {}", ids[0])), "{text}");
+    assert!(
+        text.contains(&format!("not found (no record the service applies) in what was read: {}", ids[0])),
+        "{text}"
+    );
     assert!(text.contains(&format!("{}: time report", ids[1])), "{text}");
     assert!(text.contains("partial.ndjson: ") && text.contains("the whole file"), "{text}");
     a.json = true;
@@ -357,4 +360,53 @@ fn the_matcher_keeps_only_evidence_and_lists_the_rest_in_the_alerts_order() {
     assert_eq!(matched.records.len(), 1);
     let shown = show::describe_record(&matched.records[0]);
     assert!(shown.starts_with("y: a record the service rejects, f record 3"), "{shown}");
+}
+
+#[test]
+fn a_staff_members_visits_are_linked_with_the_distance_between_the_homes() {
+    let visit = |id: &str, staff: &str, check_in: i64, home: (f64, f64)| wire::Event {
+        kind: Some(wire::event::Kind::TimeReport(wire::TimeReport {
+            event_id: id.into(),
+            provider_id: "556036-0793".into(),
+            municipality_code: "2480".into(),
+            client_ref: format!("client-of-{id}"),
+            staff_ref: staff.into(),
+            service_type: wire::ServiceType::PersonalCare as i32,
+            check_in: Some(pbjson_types::Timestamp { seconds: check_in, nanos: 0 }),
+            check_out: Some(pbjson_types::Timestamp { seconds: check_in + 1800, nanos: 0 }),
+            registration_method: wire::RegistrationMethod::Manual as i32,
+            client_home: Some(wire::GeoPoint { latitude: home.0, longitude: home.1 }),
+            reported_at: Some(pbjson_types::Timestamp { seconds: check_in + 3600, nanos: 0 }),
+            ..Default::default()
+        })),
+    };
+    let t = 1_770_000_000;
+    // Listed later first, as an alert may list them; one visit of another
+    // staff member between them.
+    let events = [
+        visit("b", "s-1", t + 1860, (63.85, 20.30)),
+        visit("a", "s-1", t, (63.82, 20.26)),
+        visit("c", "s-2", t + 900, (63.82, 20.26)),
+    ];
+    let alert = wire::Alert { evidence_event_ids: vec!["b".into(), "a".into(), "c".into()], ..Default::default() };
+    let mut matcher = Matcher::new(&alert, Pseudonymizer::from_secret(SECRET), Personal::Pseudonymous);
+    for (n, e) in events.iter().enumerate() {
+        assert!(matcher.offer(e, || Position::File { file: "f".into(), record: n as u64 + 1 }));
+    }
+    let matched = matcher.finish();
+    let after = |id: &str| match &matched.records.iter().find(|r| r.event_id == id).unwrap().content {
+        show::Content::TimeReport(v) => v.after_visit.clone(),
+        _ => unreachable!(),
+    };
+    let b = after("b").expect("b follows a");
+    assert_eq!((b.event_id.as_str(), b.minutes_between), ("a", 1));
+    assert!((3_500..4_000).contains(&b.home_distance_m), "{}", b.home_distance_m);
+    assert!(after("a").is_none() && after("c").is_none());
+    let text = show::describe_record(&matched.records[0]);
+    assert!(
+        text.contains("3.9 km from the home of the staff member's previous visit shown (a), 1 min after"),
+        "{text}"
+    );
+    // The homes themselves are not shown without the flag.
+    assert!(!text.contains("63.8") && !serde_json::to_string(&matched.records).unwrap().contains("63.8"));
 }
