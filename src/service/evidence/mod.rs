@@ -161,7 +161,9 @@ pub fn command(config: &ServiceConfig, args: &EvidenceArgs, out: &mut dyn Write)
 pub fn init_logging(config: &ServiceConfig) -> anyhow::Result<()> {
     use super::config::LogFormat;
     let filter = tracing_subscriber::EnvFilter::try_new(format!("{},tillsyn::audit=info", config.log.level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: an audit line kept in a file is read plain.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Human => builder.init(),
@@ -172,7 +174,11 @@ pub fn init_logging(config: &ServiceConfig) -> anyhow::Result<()> {
 /// The audit line of a run: the alert and how personal references are
 /// shown, never a reference; before anything is shown.
 fn audit(found: &FoundAlert, personal: Personal) {
-    let operator = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default();
+    let operator = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "unknown (USER not set)".into());
     let alert_id = found.alert.alert_id.as_str();
     let evidence_ids = found.alert.evidence_event_ids.len();
     match personal {
@@ -414,13 +420,14 @@ impl<'a> Topics<'a> {
         let home = |input: Input| partition_for_key(found.alert.provider_id.as_bytes(), count(input));
         let mut scanned = Vec::new();
         if scan_all {
-            for input in inputs {
-                let partitions = std::iter::once(home(input)).chain((0..count(input)).filter(|p| *p != home(input)));
-                for partition in partitions {
-                    let (low, high) = self.watermarks(input, partition)?;
-                    let why = if partition == home(input) { "the provider's partition, whole" } else { "whole" };
-                    self.read(Range { input, partition, from: low, to: high, why: why.into() }, matcher, &mut scanned)?;
-                }
+            // The provider's partitions first, then the others.
+            let homes = inputs.map(|input| (input, home(input), "the provider's partition, whole"));
+            let others = inputs.into_iter().flat_map(|input| {
+                (0..count(input)).filter(move |p| *p != home(input)).map(move |p| (input, p, "whole"))
+            });
+            for (input, partition, why) in homes.into_iter().chain(others) {
+                let (low, high) = self.watermarks(input, partition)?;
+                self.read(Range { input, partition, from: low, to: high, why: why.into() }, matcher, &mut scanned)?;
             }
             return Ok(scanned);
         }
@@ -542,6 +549,9 @@ impl<'a> Topics<'a> {
     /// Reads one range, offering each record to `matcher`, until every id
     /// is found.
     fn read(&self, range: Range, matcher: &mut Matcher, scanned: &mut Vec<Scanned>) -> anyhow::Result<()> {
+        if matcher.all_found() {
+            return Ok(());
+        }
         let topic = self.config.topics.input_topic(range.input);
         let format = self.config.topics.input_format(range.input);
         let (records, next) = scan(&self.consumer, topic, range.partition, range.from, range.to, |m| {
