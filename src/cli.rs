@@ -42,6 +42,9 @@ enum Command {
     /// Read the alert topic.
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// Print the records behind an alert's evidence ids, decoded, personal
+    /// references as the service's pseudonymous keys.
+    Evidence(crate::service::evidence::EvidenceArgs),
     /// Produce a records file (`tillsyn-sim simulate --records`) to the
     /// input topics.
     Produce(ProduceArgs),
@@ -245,6 +248,7 @@ fn run(cli: Cli, env: &[(String, String)]) -> anyhow::Result<()> {
         Command::CheckConfig(a) => check_config(a, env),
         Command::Topics(TopicsCommand::Create(a)) => topics_create(a, env),
         Command::Alerts(AlertsCommand::Tail(a)) => alerts_tail(a, env),
+        Command::Evidence(a) => evidence(a, env),
         Command::Produce(a) => produce(a, env),
         Command::Sink(SinkCommand::Postgres(a)) => sink_postgres(a, env),
         Command::Notify(a) => notify(a, env),
@@ -473,6 +477,13 @@ fn alerts_tail(a: TailArgs, env: &[(String, String)]) -> anyhow::Result<()> {
         Ok(())
     })?;
     Ok(())
+}
+
+/// `evidence`: the records behind an alert's evidence ids.
+fn evidence(a: crate::service::evidence::EvidenceArgs, env: &[(String, String)]) -> anyhow::Result<()> {
+    let config = load_config(a.config.as_ref(), env)?;
+    crate::service::evidence::init_logging(&config)?;
+    crate::service::evidence::command(&config, &a, &mut std::io::stdout().lock())
 }
 
 /// `produce`: a records file to the input topics.

@@ -1575,3 +1575,168 @@ fn a_rules_change_mid_stream_decides_from_its_time_and_replays_the_same() {
     offline.sort();
     assert_ne!(without, offline, "the change made a difference");
 }
+
+/// `tillsyn evidence --alert ID` against the topics: for live alerts of a
+/// simulated scenario, every evidence id is found on the input topics and
+/// printed with its topic, partition and offset; without the flag no
+/// client, staff or household reference appears anywhere in the output or
+/// the log, only the service's keys; with `--reveal-personal-references`
+/// they do, and the log has an audit line naming the alert and the choice
+/// (and no reference). The records are written with the timestamps a
+/// source adapter gives them (when each was reported or issued), so the
+/// scan starts at the alert's episode, not at the partition's start.
+#[test]
+fn evidence_finds_every_record_behind_a_live_alert() {
+    let _serial = serial();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut config = config("evidence");
+    // Records written in January 2026: kept, whatever their age.
+    config.topics.input_retention = tillsyn::service::config::Retention::Forever;
+    runtime.block_on(create_topics(&config));
+    let events = simulated(&small());
+    runtime.block_on(produce_written_when_reported(&config, &events));
+    runtime.block_on(run_until_caught_up(&config));
+    let alerts = tools::read_alerts(&config, None, Duration::from_secs(5)).unwrap();
+
+    let id_of = |e: &wire::Event| match &e.kind {
+        Some(wire::event::Kind::TimeReport(t)) => Some((t.event_id.clone(), "time_report")),
+        Some(wire::event::Kind::Invoice(i)) => Some((i.invoice_id.clone(), "invoice")),
+        _ => None,
+    };
+    let kinds: BTreeMap<String, &str> = events.iter().filter_map(id_of).collect();
+    // An alert with time reports as evidence, of the episode that started
+    // last, and one with an invoice.
+    let mut episode_start: BTreeMap<&str, i64> = BTreeMap::new();
+    for a in &alerts {
+        let start = a.window_start.as_ref().map_or(0, |t| t.seconds);
+        let first = episode_start.entry(a.episode_id.as_str()).or_insert(start);
+        *first = (*first).min(start);
+    }
+    let visits = alerts
+        .iter()
+        .filter(|a| a.evidence_event_ids.len() >= 2)
+        .filter(|a| a.evidence_event_ids.iter().all(|id| kinds.get(id) == Some(&"time_report")))
+        .max_by_key(|a| episode_start[a.episode_id.as_str()])
+        .expect("an alert with time reports as evidence");
+    let invoice = alerts.iter().find(|a| a.evidence_event_ids.iter().any(|id| kinds.get(id) == Some(&"invoice")));
+    let dir = tempfile::tempdir().unwrap();
+    for alert in std::iter::once(visits).chain(invoice) {
+        let ids: BTreeSet<&str> = alert.evidence_event_ids.iter().map(String::as_str).collect();
+        let mut refs = BTreeSet::new();
+        for e in &events {
+            match &e.kind {
+                Some(wire::event::Kind::TimeReport(t)) if ids.contains(t.event_id.as_str()) => {
+                    refs.extend([t.client_ref.clone(), t.staff_ref.clone()]);
+                    refs.extend(t.household_ref.clone().filter(|h| !h.is_empty()));
+                }
+                Some(wire::event::Kind::Invoice(i)) if ids.contains(i.invoice_id.as_str()) => {
+                    refs.extend(i.lines.iter().map(|l| l.client_ref.clone()));
+                }
+                _ => {}
+            }
+        }
+        assert!(!refs.is_empty());
+
+        let output = tillsyn(&config, dir.path(), &["evidence", "--alert", &alert.alert_id, "--json"]);
+        let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "{stdout}\n{stderr}");
+        let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines[0]["alert"]["alertId"], alert.alert_id.as_str());
+        let home = tillsyn_core::partition::partition_for_key(alert.provider_id.as_bytes(), config.topics.partitions);
+        let mut found = BTreeSet::new();
+        for l in lines.iter().filter(|l| l["kind"] == "evidence") {
+            let id = l["event_id"].as_str().unwrap();
+            found.insert(id.to_string());
+            let topic = l["position"]["topic"].as_str().unwrap();
+            let expected = match kinds[id] {
+                "invoice" => &config.topics.invoices,
+                _ => &config.topics.time_reports,
+            };
+            assert_eq!(topic, expected, "{l}");
+            assert!(l["position"]["offset"].as_i64().is_some() && l["position"]["written"].is_string(), "{l}");
+            // The alert's provider's records are in its partition; a staff
+            // rule may name another provider's visit.
+            let provider = l["time_report"]["provider_id"].as_str().or(l["invoice"]["provider_id"].as_str());
+            if provider == Some(alert.provider_id.as_str()) {
+                assert_eq!(l["position"]["partition"], home, "{l}");
+            }
+        }
+        assert_eq!(found, ids.iter().map(|s| s.to_string()).collect(), "every evidence id found:\n{stdout}");
+        let scanned = lines.last().unwrap();
+        assert_eq!(scanned["kind"], "scanned");
+        assert_eq!(scanned["not_found"], 0);
+        assert_eq!(scanned["ranges"][0]["partition"], home, "the provider's partition first: {scanned}");
+        if alert.alert_id == visits.alert_id {
+            let ranges = scanned["ranges"].as_array().unwrap();
+            let visits_range = ranges.iter().find(|r| r["source"] == config.topics.time_reports.as_str()).unwrap();
+            let from = visits_range["from_offset"].as_i64().unwrap();
+            assert!(from > 0, "the scan starts at the records written for the alert's episode: {scanned}");
+        }
+        for r in &refs {
+            assert!(!stdout.contains(r.as_str()) && !stderr.contains(r.as_str()), "{r} shown without the flag");
+        }
+        assert!(stderr.contains(&alert.alert_id) && stderr.contains("pseudonymous"), "the audit line: {stderr}");
+
+        // The text a person reads, once in the test's log.
+        let text = tillsyn(&config, dir.path(), &["evidence", "--alert", &alert.alert_id]);
+        let text_out = String::from_utf8_lossy(&text.stdout);
+        assert!(text.status.success() && text_out.contains("read:"), "{text:?}");
+        for r in &refs {
+            assert!(!text_out.contains(r.as_str()), "{r} shown without the flag");
+        }
+        eprintln!("$ tillsyn evidence --alert {}\n{text_out}", alert.alert_id);
+
+        let revealed =
+            tillsyn(&config, dir.path(), &["evidence", "--alert", &alert.alert_id, "--reveal-personal-references"]);
+        let (stdout, stderr) = (String::from_utf8_lossy(&revealed.stdout), String::from_utf8_lossy(&revealed.stderr));
+        assert!(revealed.status.success(), "{stderr}");
+        for r in &refs {
+            assert!(stdout.contains(r.as_str()), "{r} revealed on request");
+            assert!(!stderr.contains(r.as_str()), "{r} not in the log");
+        }
+        let audit: Vec<&str> = stderr.lines().filter(|l| l.contains("tillsyn::audit")).collect();
+        assert_eq!(audit.len(), 1, "{stderr}");
+        assert!(audit[0].contains(&alert.alert_id) && audit[0].contains("revealed"), "{stderr}");
+    }
+
+    // An alert that is not on the topic: an error naming it.
+    let missing = tillsyn(&config, dir.path(), &["evidence", "--alert", "no-such-alert"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no alert \"no-such-alert\""), "{missing:?}");
+}
+
+/// Produces `events` as a source adapter writes them: each record with the
+/// timestamp of when it was reported (a time report's `reported_at`), issued
+/// (an invoice) or sent (a heartbeat, to every partition), keyed by
+/// provider id, protobuf with its `content-type`.
+async fn produce_written_when_reported(config: &ServiceConfig, events: &[wire::Event]) {
+    let producer: FutureProducer = config.kafka.producer_config().create().unwrap();
+    let mut deliveries = Vec::new();
+    for e in events {
+        let written = match &e.kind {
+            Some(wire::event::Kind::TimeReport(t)) => t.reported_at.as_ref(),
+            Some(wire::event::Kind::Invoice(i)) => i.issued_at.as_ref(),
+            Some(wire::event::Kind::Heartbeat(h)) => h.at.as_ref(),
+            None => None,
+        }
+        .map_or(0, |t| t.seconds * 1000);
+        for line in KafkaRecordLine::event(e, Format::Protobuf).unwrap() {
+            let topic = config.topics.input_topic(line.input);
+            let headers =
+                OwnedHeaders::new().insert(Header { key: "content-type", value: line.content_type.as_deref() });
+            let targets: Vec<Option<i32>> =
+                if line.broadcast { (0..config.topics.partitions).map(Some).collect() } else { vec![None] };
+            for partition in targets {
+                let record = FutureRecord::to(topic).payload(&line.value).headers(headers.clone()).timestamp(written);
+                let record = match partition {
+                    Some(p) => record.partition(p),
+                    None => record.key(&line.key),
+                };
+                deliveries.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+            }
+        }
+    }
+    for delivery in deliveries {
+        delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
+}

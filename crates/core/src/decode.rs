@@ -223,6 +223,22 @@ pub fn decode_record(
     default_format: Format,
     validator: &Validator,
 ) -> Result<DomainEvent, Rejection> {
+    let event = decode_message(input, payload, content_type, default_format, validator)?;
+    validator.event(&event).map_err(Rejection::from)
+}
+
+/// The first half of [`decode_record`]: the record's message as it came,
+/// in its envelope, not validated (its references in clear), or the
+/// decoding's rejection. For tools that show a record (`tillsyn
+/// evidence`); validating it with [`Validator::event`] gives what
+/// [`decode_record`] gives.
+pub fn decode_message(
+    input: Input,
+    payload: Option<&[u8]>,
+    content_type: Option<&str>,
+    default_format: Format,
+    validator: &Validator,
+) -> Result<wire::Event, Rejection> {
     let payload = match payload {
         Some(p) if !p.is_empty() => p,
         _ => return Err(Rejection::new(reason::EMPTY_PAYLOAD, "the record has no value")),
@@ -246,12 +262,12 @@ pub fn decode_record(
     {
         return Err(wrong_kind(input, kind));
     }
-    match decoded {
-        Decoded::TimeReport(t) => validator.time_report(&t).map(DomainEvent::Visit),
-        Decoded::Invoice(i) => validator.invoice(&i).map(DomainEvent::Invoice),
-        Decoded::Heartbeat(h) => validator.heartbeat(&h).map(DomainEvent::Heartbeat),
-    }
-    .map_err(Rejection::from)
+    let kind = match decoded {
+        Decoded::TimeReport(t) => wire::event::Kind::TimeReport(t),
+        Decoded::Invoice(i) => wire::event::Kind::Invoice(i),
+        Decoded::Heartbeat(h) => wire::event::Kind::Heartbeat(h),
+    };
+    Ok(wire::Event { kind: Some(kind) })
 }
 
 /// The value of the last `content-type` header (name matched
