@@ -279,3 +279,34 @@ fn the_database_down_and_back_loses_nothing() {
     assert!(sink.stop().success(), "{}", sink.log_text());
     assert_case_store_matches(&db, &topic);
 }
+
+/// A database whose schema is newer than the binary (a migration it does
+/// not know) is refused at start, not written to.
+#[test]
+fn a_schema_newer_than_the_binary_is_refused() {
+    let _serial = serial();
+    let config = config("sink-newer-schema");
+    tokio::runtime::Runtime::new().unwrap().block_on(tools::create_topics(&config)).unwrap();
+    let db = database(&config);
+    // What refinery records of an applied migration, for a version 999.
+    db.execute(
+        "CREATE TABLE refinery_schema_history (version int4 PRIMARY KEY, name varchar(255), applied_on \
+         varchar(255), checksum varchar(255)); INSERT INTO refinery_schema_history VALUES \
+         (999, 'from_the_future', '2026-11-30T00:00:00Z', '1')",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = start_sink(&config, dir.path().join("sink.log"));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = sink.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the sink did not stop: {}", sink.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    let log = sink.log_text();
+    assert!(log.contains("does not fit this build") && log.contains("999"), "{log}");
+    let tables = db.rows("SELECT count(*) FROM information_schema.tables WHERE table_name = 'alerts' AND table_schema = current_schema()");
+    assert_eq!(tables[0].get::<_, i64>(0), 0, "nothing was migrated");
+}

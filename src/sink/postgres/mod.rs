@@ -230,7 +230,8 @@ pub async fn run(
                     pending.clear();
                     first_pending = None;
                 }
-                Err(e) => {
+                Err(OpenError::Schema(e)) => return Err(e),
+                Err(OpenError::Unavailable(e)) => {
                     if db.take().is_some() || summary.database_failures == 0 {
                         SinkDatabase { up: false, error: Some(&format!("{e:#}")) }.emit();
                     }
@@ -373,14 +374,32 @@ fn read(m: &BorrowedMessage<'_>) -> Read {
     Read { partition: m.partition(), offset: m.offset(), alert }
 }
 
+/// Why the database could not be opened.
+enum OpenError {
+    /// It did not answer or refused the connection: wait and try again.
+    Unavailable(anyhow::Error),
+    /// Its schema cannot be used by this build (a version this build does
+    /// not know, or a changed migration): retrying does not help.
+    Schema(anyhow::Error),
+}
+
 /// Connects and migrates the schema.
-async fn open(connection: &tokio_postgres::Config) -> anyhow::Result<tokio_postgres::Client> {
-    let mut client = store::connect(connection).await.context("connecting")?;
-    let applied = store::migrate(&mut client).await?;
-    if !applied.is_empty() {
-        info!(versions = ?applied, "case store schema migrated");
+async fn open(connection: &tokio_postgres::Config) -> Result<tokio_postgres::Client, OpenError> {
+    let mut client = store::connect(connection).await.context("connecting").map_err(OpenError::Unavailable)?;
+    match store::migrate(&mut client).await {
+        Ok(applied) => {
+            if !applied.is_empty() {
+                info!(versions = ?applied, "case store schema migrated");
+            }
+            Ok(client)
+        }
+        // The connection broke meanwhile: the database, not the schema.
+        Err(e) if client.is_closed() => Err(OpenError::Unavailable(e)),
+        Err(e) => Err(OpenError::Schema(e.context(format!(
+            "the case store's schema does not fit this build (it knows versions up to {})",
+            store::schema_version()
+        )))),
     }
-    Ok(client)
 }
 
 fn failed(
