@@ -4,7 +4,8 @@
 # service (`tillsyn run`), and a small simulated municipality with injected
 # fraud (`tillsyn-sim simulate --records`) produced to the input topics at a
 # steady pace (`tillsyn produce`), while the alerts are printed as they
-# arrive on the alert topic. Then a summary from the
+# arrive on the alert topic, stored by the case store sink (`tillsyn sink
+# postgres`, local PostgreSQL). Then a summary from the
 # service's Prometheus endpoint and a score of the alerts against the
 # simulator's ground truth.
 #
@@ -31,6 +32,7 @@ case ${1:-} in
 esac
 rate=${TILLSYN_DEMO_RATE:-5000}
 http=${TILLSYN_DEMO_HTTP:-127.0.0.1:9464}
+sink_http=${TILLSYN_DEMO_SINK_HTTP:-127.0.0.1:9465}
 out=out/demo-live
 mkdir -p "$out"
 say() { printf '\n== %s\n' "$*"; }
@@ -68,11 +70,22 @@ export TILLSYN_CORE__PSEUDONYM_SECRET=${TILLSYN_CORE__PSEUDONYM_SECRET:-demo-sec
 say "topics ($run.*)"
 "$bin" topics create
 
+say "case store (PostgreSQL on 127.0.0.1:55432, schema ${run//-/_})"
+deploy/local/postgres.sh start
+schema=${run//-/_}
+deploy/local/postgres.sh psql -q -c "CREATE SCHEMA IF NOT EXISTS $schema"
+pg_url=$(deploy/local/postgres.sh url)
+
 service_pid=
 tail_pid=
 producer_pid=
+sink_pid=
 cleanup() {
     for pid in $tail_pid $producer_pid; do kill "$pid" 2>/dev/null || true; done
+    if [[ -n $sink_pid ]] && kill -0 "$sink_pid" 2>/dev/null; then
+        kill -TERM "$sink_pid" 2>/dev/null || true
+        wait "$sink_pid" 2>/dev/null || true
+    fi
     if [[ -n $service_pid ]] && kill -0 "$service_pid" 2>/dev/null; then
         kill -TERM "$service_pid" 2>/dev/null || true
         wait "$service_pid" 2>/dev/null || true
@@ -88,10 +101,19 @@ say "starting the service: tillsyn run (log: $out/tillsyn.log)"
 "$bin" run >"$out/tillsyn.log" 2>&1 &
 service_pid=$!
 
+say "starting the case store sink: tillsyn sink postgres (log: $out/sink.log)"
+TILLSYN_HTTP__LISTEN=$sink_http \
+    TILLSYN_SINK__POSTGRES__URL="${pg_url%%://*}://tillsyn@${pg_url#*@}?options=-csearch_path%3D$schema" \
+    TILLSYN_SINK__POSTGRES__PASSWORD="${TILLSYN_PG_PASSWORD:-tillsyn-local}" \
+    TILLSYN_SINK__POSTGRES__GROUP_ID=tillsyn-case-store-$run \
+    "$bin" sink postgres >"$out/sink.log" 2>&1 &
+sink_pid=$!
+
 ready() { curl -fsS "http://$http/readyz" >/dev/null 2>&1; }
 metric_sum() {
-    # The sum of a metric's samples whose line matches $2 (default: all).
-    curl -fsS "http://$http/metrics" 2>/dev/null |
+    # The sum of a metric's samples whose line matches $2 (default: all),
+    # from the service (or from the endpoint $3).
+    curl -fsS "http://${3:-$http}/metrics" 2>/dev/null |
         awk -v name="$1" -v match_="${2:-}" '$1 ~ "^"name"({|$)" && index($0, match_) { s += $NF } END { printf "%d", s }'
 }
 
@@ -140,6 +162,17 @@ echo "late events routed aside:            $(metric_sum tillsyn_late_events_tota
 echo "alerts produced:                     $(metric_sum tillsyn_produced_alerts_total)"
 echo "  opened:                            $(metric_sum tillsyn_produced_alerts_total 'status="opened"')"
 echo "ready: $(curl -fsS "http://$http/readyz" 2>&1 || true)"
+
+say "case store (PostgreSQL, schema $schema)"
+alerts=$(metric_sum tillsyn_produced_alerts_total)
+for _ in $(seq 1 60); do
+    [[ $(metric_sum tillsyn_sink_records_total "" "$sink_http") -ge $alerts ]] && break
+    sleep 1
+done
+echo "alert records stored by the sink:    $(metric_sum tillsyn_sink_records_total 'outcome="stored"' "$sink_http")"
+deploy/local/postgres.sh psql -q -c "SET search_path = $schema" \
+    -c "SELECT severity, status, rule_id, provider_id, municipality_code AS municipality, first_detected_at::date AS first, alert_count AS alerts FROM episodes WHERE status <> 'resolved' ORDER BY severity_rank DESC, first_detected_at LIMIT 12"
+echo "(all of it: deploy/local/postgres.sh psql, then SET search_path = $schema; SELECT * FROM episodes;)"
 
 say "score against the simulator's ground truth"
 "$bin" alerts tail --json --idle-secs 3 >"$out/alerts.ndjson"
