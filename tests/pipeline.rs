@@ -102,6 +102,10 @@ fn alerts_follow_the_wire_contract() {
         assert!(tillsyn_core::rules::catalogue::by_id(&a.rule_id).is_some());
         assert!(a.detected_at.is_some() && a.window_start.is_some() && a.window_end.is_some());
         assert!(!a.explanation.is_empty() && !a.evidence_event_ids.is_empty());
+        // Swedish by default, and both languages in `explanations`.
+        assert_eq!(a.explanations.keys().collect::<Vec<_>>(), ["en", "sv"]);
+        assert_eq!(a.explanation, a.explanations["sv"]);
+        assert!(!a.explanations["en"].is_empty() && a.explanations["en"] != a.explanations["sv"]);
         assert!(a.evidence_event_ids.len() <= CoreConfig::default().evidence_limit);
         assert!(a.observed.is_some() && a.expected.is_some());
     }
@@ -427,11 +431,9 @@ fn a_staff_member_at_two_providers_at_once_is_found_across_partitions() {
     let one = alerts(1);
     assert_eq!(one.len(), 1, "{one:?}");
     assert_eq!((one[0].rule_id.as_str(), one[0].provider_id.as_str()), ("staff-double-booking", borrower.as_str()));
-    assert!(
-        one[0].explanation.contains("different providers") || one[0].explanation.contains("another provider"),
-        "{}",
-        one[0].explanation
-    );
+    let english = &one[0].explanations["en"];
+    assert!(english.contains("another provider"), "{english}");
+    assert!(one[0].explanation.contains("en annan utförare"), "Swedish by default: {}", one[0].explanation);
     for n in [2, 3] {
         assert_eq!(alerts(n), one, "{n} partitions");
     }

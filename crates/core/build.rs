@@ -20,7 +20,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptor_path = out_dir.join("tillsyn_descriptor.bin");
     std::fs::write(&descriptor_path, prost::Message::encode_to_vec(&descriptors))?;
 
+    // Maps as BTreeMap: encoded in key order, so the same alert gives the
+    // same bytes in every process (a HashMap's order is random).
     prost_build::Config::new()
+        .btree_map(["."])
         .compile_well_known_types()
         .extern_path(".google.protobuf", "::pbjson_types")
         .compile_fds(descriptors)?;
@@ -31,6 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     pbjson_build::Builder::new()
         .register_descriptors(&std::fs::read(&descriptor_path)?)?
         .ignore_unknown_fields()
+        .btree_map(["."])
         .build(&[".tillsyn"])?;
     Ok(())
 }

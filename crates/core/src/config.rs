@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use crate::rules::RulesConfig;
+use crate::text::Language;
 
 /// Longest allowed lateness of an input (the longest horizon, 400 days).
 pub const MAX_LATENESS: Duration = Duration::from_secs(400 * 86_400);
@@ -50,6 +51,12 @@ pub struct CoreConfig {
     /// id and nothing derived from the secret, so reading them gives no
     /// way to test guesses of the secret.
     pub pseudonym_key_id: String,
+    /// The language of the alerts' `explanation`: `"sv"` (Swedish, the
+    /// default: the readers are the municipalities' case officers) or
+    /// `"en"`. Alerts carry both in `explanations` whatever it is. Not
+    /// state: a change applies to the alerts after a restart, without a
+    /// rebuild.
+    pub language: Language,
     /// Caps on the state of one partition, against floods of new keys.
     pub limits: StateLimits,
     /// Rule parameters.
@@ -107,6 +114,7 @@ impl Default for CoreConfig {
             evidence_limit: 20,
             pseudonym_secret: "change-me".to_string(),
             pseudonym_key_id: "1".to_string(),
+            language: Language::Sv,
             limits: StateLimits::default(),
             rules: RulesConfig::default(),
         }
@@ -395,6 +403,7 @@ mod tests {
             evidence_limit: 0,
             pseudonym_secret: String::new(),
             pseudonym_key_id: String::new(),
+            language: Language::En,
             limits: StateLimits { providers: 0, ..StateLimits::default() },
             rules: RulesConfig::default(),
         };
@@ -468,6 +477,19 @@ mod tests {
             let e = duration::parse(bad).unwrap_err();
             assert!(e.contains("is not a duration"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn the_language_is_swedish_unless_set_to_english_and_nothing_else() {
+        assert_eq!(CoreConfig::default().language, Language::Sv);
+        assert_eq!(toml::from_str::<CoreConfig>("language = \"en\"").unwrap().language, Language::En);
+        assert_eq!(toml::from_str::<CoreConfig>("language = \"sv\"").unwrap().language, Language::Sv);
+        for bad in ["\"de\"", "\"SV\"", "\"swedish\"", "1"] {
+            let e = toml::from_str::<CoreConfig>(&format!("language = {bad}")).unwrap_err().to_string();
+            assert!(e.contains("language"), "{bad}: {e}");
+        }
+        let e = toml::from_str::<CoreConfig>("language = \"de\"").unwrap_err().to_string();
+        assert!(e.contains("`sv`") && e.contains("`en`"), "the error names the values: {e}");
     }
 
     #[test]

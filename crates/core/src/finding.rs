@@ -9,6 +9,7 @@
 //! with [`RuleInfo::find`].
 
 use crate::model::{EventId, EventTime, MunicipalityCode, ProviderId, ProviderKey};
+use crate::text::Text;
 
 /// What every alert says about the rule that made it. Each rule declares
 /// its own, once, in its file.
@@ -203,6 +204,7 @@ impl Measure {
 /// # use tillsyn_core::finding::{Finding, RuleInfo, Severity, Unit};
 /// # use tillsyn_core::model::{EventTime, MunicipalityCode, ProviderId};
 /// # use tillsyn_core::finding::RuleStage;
+/// # use tillsyn_core::text::Text;
 /// # static INFO: RuleInfo = RuleInfo { id: "x", version: 1, pattern: 1, name: "X", quiet_days: 1, stage: RuleStage::Provider };
 /// # let provider = ProviderId::from_nine_digits(556_100_000);
 /// # let municipality = MunicipalityCode::parse("2480").unwrap();
@@ -211,7 +213,7 @@ impl Measure {
 ///     .score(2.5)
 ///     .observed(25.0, Unit::Minutes)
 ///     .expected(0.0, Unit::Minutes)
-///     .explain("Two visits overlap.".to_string());
+///     .explain(Text { en: "Two visits overlap.".into(), sv: "Två besök överlappar.".into() });
 /// assert_eq!(f.severity, Severity::High);
 /// ```
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -233,8 +235,9 @@ pub struct Finding {
     pub observed: Measure,
     /// The limit or baseline.
     pub expected: Measure,
-    /// One paragraph for a case officer. No client or staff identifiers.
-    pub explanation: String,
+    /// One paragraph for a case officer, in Swedish and English, built
+    /// from the same figures. No client or staff identifiers.
+    pub explanation: Text,
     /// Event ids an investigator can follow.
     pub evidence: Vec<EventId>,
     /// The version of the rules' configuration it was decided under (0:
@@ -266,7 +269,7 @@ impl Finding {
             window,
             observed: Measure::new(0.0, Unit::Count),
             expected: Measure::new(0.0, Unit::Count),
-            explanation: String::new(),
+            explanation: Text::default(),
             evidence: Vec::new(),
             configuration: 0,
         }
@@ -296,8 +299,8 @@ impl Finding {
         self
     }
 
-    /// Sets the paragraph for a case officer.
-    pub fn explain(mut self, explanation: String) -> Self {
+    /// Sets the paragraph for a case officer, in both languages.
+    pub fn explain(mut self, explanation: Text) -> Self {
         self.explanation = explanation;
         self
     }

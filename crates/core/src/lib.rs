@@ -10,6 +10,8 @@
 //! - [`model`]: domain types and validation of wire messages.
 //! - [`window`]: event-time day buckets, watermarks and lateness.
 //! - [`baseline`]: peer statistics (median/MAD) and own history (EWMA, CUSUM).
+//! - [`text`]: explanations in Swedish and English, and their number and
+//!   date formats.
 //! - [`state`]: what an engine keeps per provider, client and staff member.
 //! - [`finding`]: rule identities, findings, severities, measures and units.
 //! - [`rules`]: one file per fraud pattern, each turning state into findings,
@@ -20,7 +22,7 @@
 //!   the above.
 //!
 //! The modules import one way, in the order above (model → window,
-//! baseline → state → finding → rules → config → alerting → engine); a
+//! baseline, text → state → finding → rules → config → alerting → engine); a
 //! test (`tests/layers.rs`) fails on an import against that order.
 //!
 //! The edge, shared by every shell:
@@ -46,4 +48,5 @@ pub mod proto;
 pub mod records;
 pub mod rules;
 pub mod state;
+pub mod text;
 pub mod window;

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use super::{Alert, AlertStatus, Finding, Severity};
 use crate::finding::{RuleInfo, RuleStage};
 use crate::model::{EventId, EventTime, ProviderKey};
+use crate::text::{Language, Text, en, sv};
 
 /// An episode is identified by its provider (in one municipality) and rule.
 pub type EpisodeKey = (ProviderKey, &'static str);
@@ -34,13 +35,16 @@ struct Episode {
 }
 
 /// The open episodes of every rule and provider of one engine. Serialized
-/// as the list of episodes (their keys follow from them).
+/// as the list of episodes (their keys follow from them); the language of
+/// the alerts' `explanation` is configuration, not state: not serialized,
+/// the default until [`Episodes::set_language`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(into = "EpisodeList", try_from = "EpisodeList")]
 pub struct Episodes {
     open: BTreeMap<EpisodeKey, Episode>,
     evidence_limit: usize,
     settle_secs: i64,
+    language: Language,
 }
 
 /// The serialized form of [`Episodes`].
@@ -75,16 +79,33 @@ impl TryFrom<EpisodeList> for Episodes {
                 return Err("two episodes for one rule and provider".into());
             }
         }
-        Ok(Episodes { open, evidence_limit: list.evidence_limit.max(1), settle_secs: list.settle_secs.max(0) })
+        Ok(Episodes {
+            open,
+            evidence_limit: list.evidence_limit.max(1),
+            settle_secs: list.settle_secs.max(0),
+            language: Language::default(),
+        })
     }
 }
 
 impl Episodes {
     /// No open episodes; alerts carry at most `evidence_limit` event ids;
     /// day closes happen `settle_secs` after the end of each local day
-    /// (the allowed lateness of time reports).
-    pub fn new(evidence_limit: usize, settle_secs: i64) -> Self {
-        Episodes { open: BTreeMap::new(), evidence_limit: evidence_limit.max(1), settle_secs: settle_secs.max(0) }
+    /// (the allowed lateness of time reports); alerts say their
+    /// `explanation` in `language`.
+    pub fn new(evidence_limit: usize, settle_secs: i64, language: Language) -> Self {
+        Episodes {
+            open: BTreeMap::new(),
+            evidence_limit: evidence_limit.max(1),
+            settle_secs: settle_secs.max(0),
+            language,
+        }
+    }
+
+    /// Alerts from now on say their `explanation` in `language` (after a
+    /// restore: the language is configuration, not state).
+    pub fn set_language(&mut self, language: Language) {
+        self.language = language;
     }
 
     /// When `episode` resolves if nothing more is found: the first day
@@ -122,14 +143,14 @@ impl Episodes {
     /// episode if `now` is past its resolution time.
     pub fn observe(&mut self, finding: Finding, now: EventTime, alerts: &mut Vec<Alert>) {
         let key = (finding.provider_key(), finding.rule.id);
-        let limit = self.evidence_limit;
+        let (limit, language) = (self.evidence_limit, self.language);
         if let Some(episode) = self.open.get(&key) {
             let resolves = self.resolution_time(episode);
             if now >= resolves
                 && let Some(mut episode) = self.open.remove(&key)
             {
                 episode.revision += 1;
-                alerts.push(alert(&episode, AlertStatus::Resolved, resolves));
+                alerts.push(alert(&episode, AlertStatus::Resolved, resolves, language));
             }
         }
         match self.open.get_mut(&key) {
@@ -145,7 +166,7 @@ impl Episodes {
                     findings: 1,
                     last: finding,
                 };
-                alerts.push(alert(&episode, AlertStatus::Opened, now));
+                alerts.push(alert(&episode, AlertStatus::Opened, now, language));
                 self.open.insert(key, episode);
             }
             Some(episode) => {
@@ -159,7 +180,7 @@ impl Episodes {
                 if escalates {
                     episode.severity = episode.last.severity;
                     episode.revision += 1;
-                    alerts.push(alert(episode, AlertStatus::Escalated, now));
+                    alerts.push(alert(episode, AlertStatus::Escalated, now, language));
                 }
             }
         }
@@ -192,7 +213,7 @@ impl Episodes {
         for (key, at) in quiet {
             if let Some(mut episode) = self.open.remove(&key) {
                 episode.revision += 1;
-                alerts.push(alert(&episode, AlertStatus::Resolved, at));
+                alerts.push(alert(&episode, AlertStatus::Resolved, at, self.language));
             }
         }
     }
@@ -221,7 +242,7 @@ fn stable_id(parts: &[&[u8]]) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
-fn alert(episode: &Episode, status: AlertStatus, now: EventTime) -> Alert {
+fn alert(episode: &Episode, status: AlertStatus, now: EventTime, language: Language) -> Alert {
     let rule = episode.rule.id.as_bytes();
     let provider = episode.last.provider.digits().to_le_bytes();
     let municipality = episode.last.municipality.value().to_le_bytes();
@@ -230,10 +251,7 @@ fn alert(episode: &Episode, status: AlertStatus, now: EventTime) -> Alert {
     let alert_id = stable_id(&[b"alert/v2", rule, &provider, &municipality, &started, &episode.revision.to_le_bytes()]);
     let f = &episode.last;
     let explanation = match status {
-        AlertStatus::Resolved => format!(
-            "Resolved: not seen for {} days (episode of {} findings since {}). Last finding: {}",
-            episode.rule.quiet_days, episode.findings, episode.started, f.explanation
-        ),
+        AlertStatus::Resolved => resolved(episode),
         _ => f.explanation.clone(),
     };
     Alert {
@@ -253,7 +271,29 @@ fn alert(episode: &Episode, status: AlertStatus, now: EventTime) -> Alert {
         detected_at: now,
         revision: episode.revision,
         configuration: f.configuration,
+        language,
     }
+}
+
+/// The explanation of a resolution: the quiet period, the episode's
+/// findings since its start (a Swedish local date), and the last finding's
+/// explanation.
+fn resolved(episode: &Episode) -> Text {
+    let (quiet, findings, since) = (u64::from(episode.rule.quiet_days), episode.findings, episode.started.day());
+    episode.last.explanation.map(|language, last| match language {
+        Language::En => format!(
+            "Resolved: not seen for {} ({} since {}). Last finding: {last}",
+            en::count(quiet, "day", "days"),
+            en::count(findings, "finding", "findings"),
+            en::date(since),
+        ),
+        Language::Sv => format!(
+            "Avslutat: mönstret har inte setts på {} ({} sedan {}). Senaste iakttagelse: {last}",
+            sv::count(quiet, "dag", "dagar"),
+            sv::count(findings, "iakttagelse", "iakttagelser"),
+            sv::date(since),
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -273,7 +313,7 @@ mod tests {
             window: (EventTime(0), EventTime(1)),
             observed: Measure::new(1.0, Unit::Count),
             expected: Measure::new(0.0, Unit::Count),
-            explanation: "x".into(),
+            explanation: Text { en: "Two visits overlap.".into(), sv: "Två besök överlappar.".into() },
             evidence: vec![EventId::new(evidence)],
             configuration: 0,
         }
@@ -281,7 +321,7 @@ mod tests {
 
     #[test]
     fn repeated_findings_open_one_episode_escalate_once_and_resolve_when_quiet() {
-        let mut e = Episodes::new(3, 0);
+        let mut e = Episodes::new(3, 0, Language::Sv);
         let mut alerts = Vec::new();
         for i in 0..100 {
             e.observe(finding(Severity::Medium, &format!("tr-{i}")), EventTime(i * 60), &mut alerts);
@@ -319,7 +359,7 @@ mod tests {
     #[test]
     fn ids_are_deterministic_and_distinct_per_revision() {
         let run = || {
-            let mut e = Episodes::new(5, 0);
+            let mut e = Episodes::new(5, 0, Language::Sv);
             let mut alerts = Vec::new();
             e.observe(finding(Severity::Low, "a"), EventTime(5), &mut alerts);
             e.observe(finding(Severity::Critical, "b"), EventTime(6), &mut alerts);
@@ -339,14 +379,14 @@ mod tests {
         let later = first.plus_secs(quiet + 2 * 86_400);
         let close = later.day().plus(4).start().plus_secs(settle); // a day close after both
         let close_first = {
-            let (mut e, mut alerts) = (Episodes::new(5, settle), Vec::new());
+            let (mut e, mut alerts) = (Episodes::new(5, settle, Language::Sv), Vec::new());
             e.observe(finding(Severity::Low, "a"), first, &mut alerts);
             e.resolve_quiet(close, &mut alerts);
             e.observe(finding(Severity::Low, "b"), later, &mut alerts);
             alerts
         };
         let finding_first = {
-            let (mut e, mut alerts) = (Episodes::new(5, settle), Vec::new());
+            let (mut e, mut alerts) = (Episodes::new(5, settle, Language::Sv), Vec::new());
             e.observe(finding(Severity::Low, "a"), first, &mut alerts);
             e.observe(finding(Severity::Low, "b"), later, &mut alerts);
             e.resolve_quiet(close, &mut alerts);
@@ -360,7 +400,7 @@ mod tests {
             vec![AlertStatus::Opened, AlertStatus::Resolved, AlertStatus::Opened]
         );
         // A day close less than `settle` past the resolution time does not resolve yet.
-        let (mut e, mut alerts) = (Episodes::new(5, settle), Vec::new());
+        let (mut e, mut alerts) = (Episodes::new(5, settle, Language::Sv), Vec::new());
         e.observe(finding(Severity::Low, "a"), first, &mut alerts);
         e.resolve_quiet(close_first[1].detected_at.plus_secs(settle - 1), &mut alerts);
         assert_eq!(alerts.len(), 1);
@@ -368,12 +408,46 @@ mod tests {
 
     #[test]
     fn a_new_episode_after_resolution_has_a_new_id() {
-        let mut e = Episodes::new(5, 0);
+        let mut e = Episodes::new(5, 0, Language::Sv);
         let mut alerts = Vec::new();
         e.observe(finding(Severity::Low, "a"), EventTime(0), &mut alerts);
         e.resolve_quiet(EventTime(100 * 86_400), &mut alerts);
         e.observe(finding(Severity::Low, "a"), EventTime(101 * 86_400), &mut alerts);
         assert_eq!(alerts.len(), 3);
         assert_ne!(alerts[0].episode_id, alerts[2].episode_id);
+    }
+
+    #[test]
+    fn alerts_explain_in_the_configured_language_and_carry_both() {
+        for language in Language::ALL {
+            let (mut e, mut alerts) = (Episodes::new(5, 0, language), Vec::new());
+            e.observe(finding(Severity::Low, "a"), EventTime(1_772_438_400), &mut alerts); // 2026-03-02 09:00
+            e.observe(finding(Severity::Low, "b"), EventTime(1_772_442_000), &mut alerts);
+            e.resolve_quiet(EventTime(1_772_442_000 + 100 * 86_400), &mut alerts);
+            assert_eq!(alerts.len(), 2);
+            assert!(alerts.iter().all(|a| a.language == language));
+            assert_eq!(alerts[0].explanation_text(), alerts[0].explanation.get(language));
+            let resolved = &alerts[1].explanation;
+            assert_eq!(
+                resolved.en,
+                "Resolved: not seen for 14 days (2 findings since 2026-03-02). Last finding: Two visits overlap."
+            );
+            assert_eq!(
+                resolved.sv,
+                "Avslutat: mönstret har inte setts på 14 dagar (2 iakttagelser sedan 2026-03-02). Senaste \
+                 iakttagelse: Två besök överlappar."
+            );
+            assert_eq!(
+                crate::text::figures(&resolved.sv, Language::Sv),
+                crate::text::figures(&resolved.en, Language::En)
+            );
+        }
+        // The language is configuration: a restored set of episodes takes the one it is given.
+        let mut e = Episodes::new(5, 0, Language::En);
+        e.observe(finding(Severity::Low, "a"), EventTime(0), &mut Vec::new());
+        let mut restored: Episodes = postcard::from_bytes(&postcard::to_allocvec(&e).unwrap()).unwrap();
+        assert_eq!(restored.language, Language::default(), "not in the bytes");
+        restored.set_language(Language::En);
+        assert_eq!(restored, e);
     }
 }

@@ -22,6 +22,8 @@ pub use episode::{EpisodeKey, Episodes};
 
 use crate::finding::RuleInfo;
 use crate::model::{EventId, EventTime, MunicipalityCode, ProviderId};
+/// The languages of explanations (defined in [`crate::text`]).
+pub use crate::text::{Language, Text};
 
 /// Serde of a `&'static RuleInfo` as its id, read back from the catalogue
 /// of [`crate::rules`] (a restored state refers to rules by id).
@@ -55,7 +57,7 @@ struct FindingRecord {
     window: (EventTime, EventTime),
     observed: Measure,
     expected: Measure,
-    explanation: String,
+    explanation: Text,
     evidence: Vec<EventId>,
     /// Absent in findings written before configuration versions existed.
     #[serde(default)]
@@ -126,8 +128,8 @@ pub struct Alert {
     pub observed: Measure,
     /// The limit or baseline.
     pub expected: Measure,
-    /// For a case officer.
-    pub explanation: String,
+    /// For a case officer, in Swedish and English.
+    pub explanation: Text,
     /// Bounded list of event ids.
     pub evidence: Vec<EventId>,
     /// Opened, escalated or resolved.
@@ -139,4 +141,46 @@ pub struct Alert {
     /// The version of the rules' configuration the finding behind it was
     /// decided under (see [`Finding::configuration`]).
     pub configuration: u32,
+    /// The language of the contract's `explanation` (`core.language`);
+    /// `explanations` carries every language.
+    pub language: Language,
+}
+
+impl Alert {
+    /// The explanation in the alert's [`language`](Alert::language).
+    pub fn explanation_text(&self) -> &str {
+        self.explanation.get(self.language)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A staff finding goes to the provider stage as JSON (the
+    /// staff-findings topic): one written by a build before Swedish
+    /// explanations, with its English explanation as a string, is still
+    /// read during an upgrade, and its alerts say it in English.
+    #[test]
+    fn a_finding_in_json_reads_back_and_one_of_an_older_build_too() {
+        let finding = Finding::new(
+            &crate::rules::staff_double_booking::INFO,
+            ProviderId::from_nine_digits(556_000_001),
+            MunicipalityCode::parse("2480").unwrap(),
+            (EventTime(0), EventTime(60)),
+        )
+        .explain(Text { en: "Two visits overlap.".into(), sv: "Två besök överlappar.".into() });
+        let mut json = serde_json::to_value(&finding).unwrap();
+        assert_eq!(serde_json::from_value::<Finding>(json.clone()).unwrap(), finding);
+        json["explanation"] = "Two visits overlap.".into();
+        let old: Finding = serde_json::from_value(json).unwrap();
+        assert_eq!(old.explanation, Text { en: "Two visits overlap.".into(), sv: String::new() });
+        let mut alerts = Vec::new();
+        Episodes::new(20, 0, Language::Sv).observe(old, EventTime(60), &mut alerts);
+        let wire = alerts[0].to_wire();
+        assert_eq!(wire.explanation, "Two visits overlap.");
+        assert_eq!(wire.explanations.keys().collect::<Vec<_>>(), ["en"], "no Swedish claimed where there is none");
+        let bytes = postcard::to_allocvec(&finding).unwrap();
+        assert_eq!(postcard::from_bytes::<Finding>(&bytes).unwrap(), finding);
+    }
 }

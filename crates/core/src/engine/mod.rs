@@ -357,7 +357,7 @@ impl Engine {
                 invoices_watermark: Watermark::new(config.invoice_lateness_secs()),
                 providers: FxHashMap::default(),
                 clients_held: 0,
-                episodes: Episodes::new(config.evidence_limit, config.visit_lateness_secs()),
+                episodes: Episodes::new(config.evidence_limit, config.visit_lateness_secs(), config.language),
                 staff_seq: 0,
                 progress_sent: None,
                 heartbeat_clock: None,

@@ -27,7 +27,9 @@
 //! replaying the inputs. Rule parameters and which rules are enabled are
 //! not in the fingerprint: the state every registered rule keeps is there
 //! whether it is enabled or not, so a restored engine runs with the new
-//! parameters from then on.
+//! parameters from then on. Nor is the language of the alerts'
+//! explanations (`core.language`), which is no state: findings and open
+//! episodes keep their explanations in every language.
 
 use sha2::{Digest, Sha256};
 
@@ -44,7 +46,7 @@ use crate::state::ClientActivity;
 pub const MAGIC: &[u8; 14] = b"TILLSYN-STATE\0";
 
 /// The body layout this build writes and reads.
-pub const FORMAT_VERSION: u32 = 10;
+pub const FORMAT_VERSION: u32 = 11;
 
 const HEADER_LEN: usize = MAGIC.len() + 4 + 16;
 const CHECKSUM_LEN: usize = 16;
@@ -216,6 +218,8 @@ impl Engine {
         }
         state.clients_held = providers.values().map(|p| p.clients.len()).sum();
         state.providers = providers;
+        // The language of the alerts is configuration, not state.
+        state.episodes.set_language(config.language);
         let mut engine = Engine::new(config);
         engine.state = state;
         Ok(engine)
@@ -276,6 +280,18 @@ mod tests {
         assert_eq!(bytes, Engine::new(other_secret).snapshot(), "no byte of a checkpoint depends on the secret");
         assert!(Engine::restore(other_key, &bytes).is_err(), "another key id: refused");
         assert!(Engine::restore(config, &bytes).is_ok());
+    }
+
+    #[test]
+    fn another_language_restores_and_applies_to_the_alerts_from_then_on() {
+        use crate::text::Language;
+        let swedish = CoreConfig { language: Language::Sv, ..CoreConfig::default() };
+        let english = CoreConfig { language: Language::En, ..CoreConfig::default() };
+        assert_eq!(state_fingerprint(&swedish), state_fingerprint(&english));
+        let bytes = Engine::new(swedish).snapshot();
+        let restored = Engine::restore(english.clone(), &bytes).expect("the language is no state");
+        assert_eq!(restored.state.episodes, Engine::new(english).state.episodes);
+        assert_eq!(restored.snapshot(), bytes);
     }
 
     #[test]

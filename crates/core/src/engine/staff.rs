@@ -158,8 +158,9 @@ pub struct StaffFrontier {
 /// staff-findings topic).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum FromStaff {
-    /// A finding, to the partition of the provider it accuses.
-    Finding(StaffFinding),
+    /// A finding, to the partition of the provider it accuses (boxed: a
+    /// finding is far larger than a frontier).
+    Finding(Box<StaffFinding>),
     /// A frontier, to every partition.
     Frontier(StaffFrontier),
 }
@@ -317,13 +318,13 @@ impl StaffStage {
             self.process(&visit, decided_at);
             for (index, finding) in self.findings.drain(..).enumerate() {
                 self.state.stats.findings += 1;
-                out.push(FromStaff::Finding(StaffFinding {
+                out.push(FromStaff::Finding(Box::new(StaffFinding {
                     source: self.state.partition.index,
                     seq: (offset, n),
                     decided_at,
                     trigger: (visit.event_id.clone(), index as u32),
                     finding,
-                }));
+                })));
                 n += 1;
             }
         }

@@ -48,6 +48,19 @@ impl ServiceType {
             ServiceType::NightPatrol => "night patrol",
         }
     }
+
+    /// Its Swedish name, for explanations: the insats as a municipality's
+    /// decisions call it.
+    pub fn name_sv(self) -> &'static str {
+        match self {
+            ServiceType::PersonalCare => "personlig omvårdnad",
+            ServiceType::Service => "serviceinsatser",
+            ServiceType::Escort => "ledsagning",
+            ServiceType::DoubleStaffing => "dubbelbemanning",
+            ServiceType::PersonalAssistance => "personlig assistans",
+            ServiceType::NightPatrol => "nattpatrull",
+        }
+    }
 }
 
 /// How a visit was registered.

@@ -12,6 +12,7 @@
 
 use super::{Rule, RuleSpec, VisitContext, check};
 use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
+use crate::text::{Text, en, sv};
 
 /// Identity of `check-in-away-from-home` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
@@ -63,19 +64,32 @@ impl Rule for CheckInAwayFromHome {
             return;
         }
         let severity = if metres >= self.0.high_distance_m { Severity::High } else { Severity::Medium };
+        let (km, max, day) = (metres / 1000.0, self.0.max_distance_m, v.check_in.day());
+        let explanation = Text {
+            en: format!(
+                "Time report {} ({}) was checked in {} km from the client's home (at most {} m is plausible): \
+                 the registration was not made at the door.",
+                v.event_id,
+                en::date(day),
+                en::num(km, 1),
+                en::short(max),
+            ),
+            sv: format!(
+                "Incheckningen för tidrapport {} den {} gjordes {} km från brukarens bostad (högst {} m är \
+                 rimligt): registreringen gjordes alltså inte vid dörren.",
+                v.event_id,
+                sv::date(day),
+                sv::num(km, 1),
+                sv::short(max),
+            ),
+        };
         out.push(
             Finding::new(&INFO, v.provider, v.municipality, (v.check_in, v.check_out))
                 .severity(severity)
-                .score(metres / self.0.max_distance_m)
+                .score(metres / max)
                 .observed(metres, Unit::Metres)
-                .expected(self.0.max_distance_m, Unit::Metres)
-                .explain(format!(
-                    "Time report {} was checked in {:.1} km from the client's home (at most {:.0} m is plausible): \
-                     the registration was not made at the door.",
-                    v.event_id,
-                    metres / 1000.0,
-                    self.0.max_distance_m
-                ))
+                .expected(max, Unit::Metres)
+                .explain(explanation)
                 .evidence(vec![v.event_id.clone()]),
         );
     }
@@ -92,6 +106,8 @@ mod tests {
         let mut s = Scenario::only("check-in-away-from-home");
         s.visit().home(HOME).check_in_at((63.8528, 20.2630)).day(2026, 3, 2).at(9, 0).send();
         assert_eq!(s.alerts().len(), 1);
+        let terms = ["tidrapport", "incheckningen", "brukarens bostad", "dörren", "3,0 km", "2026-03-02"];
+        crate::rules::testkit::assert_bilingual(&s.alerts()[0].explanation, &terms);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use super::{InvoiceContext, Rule, RuleSpec, check};
 use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
 use crate::model::{ClientKey, Day, EventId, Month, ServiceType};
 use crate::state::{CLIENT_MONTHS, sorted_map};
+use crate::text::{Text, en, sv};
 
 /// Identity of `duplicate-billing` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
@@ -115,20 +116,32 @@ impl Rule for DuplicateBilling {
             f64::from(p.high_lines),
             f64::from(p.critical_lines),
         );
+        let (lines, hours) = (u64::from(duplicates), minutes as f64 / 60.0);
+        let explanation = Text {
+            en: format!(
+                "Invoice {} has {} ({}) whose client, service type and month ({}) were already billed, on the same \
+                 invoice or on an earlier one listed in the evidence.",
+                inv.invoice_id,
+                en::count(lines, "line", "lines"),
+                en::hours(hours, 1),
+                en::month(month),
+            ),
+            sv: format!(
+                "Faktura {} har {} ({}) där samma brukare, insats och månad ({}) redan har fakturerats, på samma \
+                 faktura eller på en tidigare faktura som anges i underlaget.",
+                inv.invoice_id,
+                sv::count(lines, "fakturarad", "fakturarader"),
+                sv::hours(hours, 1),
+                sv::month(month),
+            ),
+        };
         out.push(
             Finding::new(&INFO, inv.provider, inv.municipality, (inv.period_start, inv.period_end))
                 .severity(severity)
                 .score(f64::from(duplicates))
                 .observed(f64::from(duplicates), Unit::Lines)
                 .expected(0.0, Unit::Lines)
-                .explain(format!(
-                    "Invoice {} has {} lines ({:.1} hours) whose client, service type and month ({}) were already \
-                     billed, on the same invoice or on an earlier one listed in the evidence.",
-                    inv.invoice_id,
-                    duplicates,
-                    minutes as f64 / 60.0,
-                    month
-                ))
+                .explain(explanation)
                 .evidence(evidence),
         );
     }
@@ -148,6 +161,8 @@ mod tests {
         assert_eq!(alerts.len(), 1);
         let evidence: Vec<_> = alerts[0].evidence.iter().map(|e| e.as_str()).collect();
         assert_eq!(evidence, ["inv-b", "inv-a"]);
+        let terms = ["faktura", "1 fakturarad", "5,0 timmar", "brukare", "insats", "mars 2026", "fakturerats"];
+        crate::rules::testkit::assert_bilingual(&alerts[0].explanation, &terms);
     }
 
     #[test]

@@ -25,6 +25,7 @@ use super::{DayContext, Rule, RuleSpec, check};
 use crate::baseline::{PeerGroup, PeerMetric, PeerTable, modified_z};
 use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
 use crate::model::ServiceType;
+use crate::text::{Text, en, sv};
 
 /// Identity of `hours-per-client-above-peers` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
@@ -122,26 +123,50 @@ impl Rule for HoursPerClientAbovePeers {
             .max_by(|a, b| a.0.total_cmp(&b.0));
         let Some((z, ratio, service, hpc, clients, hours, stats)) = worst else { return };
         let severity = Severity::by_cutoffs(ratio, 0.0, p.high_ratio, p.critical_ratio).max(Severity::Medium);
+        let (days, clients, peers) = (u64::from(ctx.activity_days), u64::from(clients), stats.n as u64);
+        let explanation = Text {
+            en: format!(
+                "In the {} through {} this provider reported {} of {} per client ({} for {}), {} times the \
+                 median of {} among its {} for the same service type (modified z-score {}; the limits \
+                 are a z-score of {} and {} times the median).",
+                en::count(days, "day", "days"),
+                en::date(ctx.day),
+                en::hours(hpc, 1),
+                service.name(),
+                en::hours(hours, 0),
+                en::count(clients, "client", "clients"),
+                en::num(ratio, 1),
+                en::hours(stats.median, 1),
+                en::count(peers, "peer", "peers"),
+                en::num(z, 1),
+                en::short(p.z_threshold),
+                en::short(p.min_ratio),
+            ),
+            sv: format!(
+                "Under de {} till och med {} rapporterade utföraren {} {} per brukare ({} för {}), {} gånger \
+                 medianen på {} bland {} med samma insats (modifierat z-värde {}; gränserna är \
+                 z-värde {} och {} gånger medianen).",
+                sv::count(days, "dag", "dagarna"),
+                sv::date(ctx.day),
+                sv::hours(hpc, 1),
+                service.name_sv(),
+                sv::hours(hours, 0),
+                sv::count(clients, "brukare", "brukare"),
+                sv::num(ratio, 1),
+                sv::hours(stats.median, 1),
+                sv::count(peers, "jämförbar utförare", "jämförbara utförare"),
+                sv::num(z, 1),
+                sv::short(p.z_threshold),
+                sv::short(p.min_ratio),
+            ),
+        };
         out.push(
             Finding::new(&INFO, ctx.provider_id, ctx.provider.municipality, ctx.window(ctx.activity_days))
                 .severity(severity)
                 .score(z)
                 .observed(hpc, Unit::HoursPerClient)
                 .expected(stats.median, Unit::HoursPerClient)
-                .explain(format!(
-                    "In the last {} days this provider reported {:.1} hours of {} per client ({:.0} hours for {} \
-                     clients), {:.1} times the median of {:.1} hours among its {} peers for the same service type \
-                     (modified z-score {:.1}).",
-                    ctx.activity_days,
-                    hpc,
-                    service.name(),
-                    hours,
-                    clients,
-                    ratio,
-                    stats.median,
-                    stats.n,
-                    z
-                ))
+                .explain(explanation)
                 .evidence(ctx.provider.recent_visits.through(ctx.day)),
         );
     }
@@ -180,6 +205,8 @@ mod tests {
         let alerts = run(75);
         assert!(!alerts.is_empty());
         assert!(alerts.iter().all(|a| a.provider == crate::rules::testkit::provider(0)));
+        let terms = ["utföraren", "personlig omvårdnad", "per brukare", "medianen", "jämförbara utförare", "insats"];
+        crate::rules::testkit::assert_bilingual(&alerts[0].explanation, &terms);
     }
 
     #[test]

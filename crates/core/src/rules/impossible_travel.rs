@@ -19,6 +19,7 @@
 use super::{Rule, RuleSpec, StaffVisitContext, check};
 use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
 use crate::state::RecentVisit;
+use crate::text::{Text, en, sv};
 
 /// Identity of `impossible-travel` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
@@ -110,24 +111,41 @@ impl Rule for ImpossibleTravel {
         }
         let severity =
             if speed >= self.0.high_speed_factor * self.0.max_speed_kmh { Severity::High } else { Severity::Medium };
+        let max = self.0.max_speed_kmh;
+        let (gap, day) = ((gap_secs as f64 / 60.0).round() as u64, v.check_in.min(other.check_in).day());
+        let explanation = Text {
+            en: format!(
+                "One staff member's consecutive visits on {} (time reports {} and {}) are {} km apart with {} \
+                 between them: {} km/h would be needed, above the {} km/h any travel in town allows.",
+                en::date(day),
+                other.event_id,
+                v.event_id,
+                en::num(km, 1),
+                en::count(gap, "minute", "minutes"),
+                en::num(speed, 0),
+                en::short(max),
+            ),
+            sv: format!(
+                "En medarbetares två besök i följd den {} (tidrapport {} och {}) ligger {} km från varandra med {} \
+                 emellan: det skulle kräva {} km/h, mer än de {} km/h som någon förflyttning i tätort medger.",
+                sv::date(day),
+                other.event_id,
+                v.event_id,
+                sv::num(km, 1),
+                sv::count(gap, "minut", "minuter"),
+                sv::num(speed, 0),
+                sv::short(max),
+            ),
+        };
         for (provider, municipality) in super::attribution::accused(v, other, ctx.staff) {
             let window = (v.check_in.min(other.check_in), v.check_out.max(other.check_out));
             out.push(
                 Finding::new(&INFO, provider, municipality, window)
                     .severity(severity)
-                    .score(speed / self.0.max_speed_kmh)
+                    .score(speed / max)
                     .observed(speed, Unit::KmPerHour)
-                    .expected(self.0.max_speed_kmh, Unit::KmPerHour)
-                    .explain(format!(
-                        "One staff member's consecutive visits (time reports {} and {}) are {:.1} km apart with {:.0} \
-                 minutes between them: {:.0} km/h would be needed, above the {:.0} km/h any travel in town allows.",
-                        other.event_id,
-                        v.event_id,
-                        km,
-                        gap_secs as f64 / 60.0,
-                        speed,
-                        self.0.max_speed_kmh
-                    ))
+                    .expected(max, Unit::KmPerHour)
+                    .explain(explanation.clone())
                     .evidence(vec![other.event_id.clone(), v.event_id.clone()]),
             );
         }
@@ -158,6 +176,8 @@ mod tests {
             let alerts = s.alerts();
             assert_eq!(alerts.len(), 1, "reversed: {reversed}");
             assert!(alerts[0].observed.value > 80.0);
+            let terms = ["medarbetares", "besök", "tidrapport", "km/h", "minuter", "2026-03-02"];
+            crate::rules::testkit::assert_bilingual(&alerts[0].explanation, &terms);
             seen.push(alerts);
         }
         assert_eq!(seen[0], seen[1], "the same alert, id and content, in either order");

@@ -21,6 +21,7 @@
 
 use super::{InvoiceContext, Rule, RuleSpec, check};
 use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
+use crate::text::{Text, en, sv};
 
 /// Identity of `invoiced-above-performed` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
@@ -110,24 +111,51 @@ impl Rule for InvoicedAbovePerformed {
         let ratio = billed as f64 / (performed_total as f64).max(1.0);
         let severity =
             Severity::by_cutoffs(excess_hours, 0.0, p.high_excess_hours, p.critical_excess_hours).max(Severity::Medium);
+        let (billed_h, performed_h, kr) = (billed as f64 / 60.0, performed_total as f64 / 60.0, excess_ore / 100.0);
+        let (lines, more, month) = (u64::from(lines_over), (ratio - 1.0) * 100.0, inv.period_start.month());
+        let (tolerance, per_visit, per_line) =
+            (p.tolerance_ratio * 100.0, u64::from(p.rounding_minutes_per_visit), u64::from(p.tolerance_minutes));
+        let explanation = Text {
+            en: format!(
+                "Invoice {} for {} bills {} on {} where the provider's own time reports show {} for the same \
+                 clients and service types ({} more; {} ≈ {} kr above what was reported as performed). Tolerated: \
+                 {} plus {} per visit and {} per line.",
+                inv.invoice_id,
+                en::month(month),
+                en::hours(billed_h, 1),
+                en::count(lines, "line", "lines"),
+                en::hours(performed_h, 1),
+                en::percent(more, 0),
+                en::hours(excess_hours, 1),
+                en::num(kr, 0),
+                en::percent_short(tolerance),
+                en::count(per_visit, "minute", "minutes"),
+                en::count(per_line, "minute", "minutes"),
+            ),
+            sv: format!(
+                "Faktura {} för {} tar upp {} fakturerade timmar på {}, men utförarens egna tidrapporter för samma \
+                 brukare och insatser visar {} utförda timmar ({} fler; {} ≈ {} kr mer än vad som rapporterats som \
+                 utfört). Toleransen är {} plus {} per besök och {} per fakturarad.",
+                inv.invoice_id,
+                sv::month(month),
+                sv::num(billed_h, 1),
+                sv::count(lines, "fakturarad", "fakturarader"),
+                sv::num(performed_h, 1),
+                sv::percent(more, 0),
+                sv::hours(excess_hours, 1),
+                sv::num(kr, 0),
+                sv::percent_short(tolerance),
+                sv::count(per_visit, "minut", "minuter"),
+                sv::count(per_line, "minut", "minuter"),
+            ),
+        };
         out.push(
             Finding::new(&INFO, inv.provider, inv.municipality, (inv.period_start, inv.period_end))
                 .severity(severity)
                 .score(excess_hours)
-                .observed(billed as f64 / 60.0, Unit::Hours)
-                .expected(performed_total as f64 / 60.0, Unit::Hours)
-                .explain(format!(
-                    "Invoice {} bills {:.1} hours on {} lines where the provider's own time reports show {:.1} hours \
-                     for the same clients and service types ({:.0} % more; {:.1} hours ≈ {:.0} kr above what was \
-                     reported as performed).",
-                    inv.invoice_id,
-                    billed as f64 / 60.0,
-                    lines_over,
-                    performed_total as f64 / 60.0,
-                    (ratio - 1.0) * 100.0,
-                    excess_hours,
-                    excess_ore / 100.0
-                ))
+                .observed(billed_h, Unit::Hours)
+                .expected(performed_h, Unit::Hours)
+                .explain(explanation)
                 .evidence(vec![inv.invoice_id.clone()]),
         );
     }
@@ -156,6 +184,26 @@ mod tests {
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].observed.value, 5.0 * 800.0 / 60.0);
         assert_eq!(alerts[0].expected.value, 50.0);
+    }
+
+    #[test]
+    fn the_swedish_explanation_names_the_figures_of_the_english() {
+        let alerts = run(800);
+        crate::rules::testkit::assert_bilingual(
+            &alerts[0].explanation,
+            &[
+                "faktura",
+                "fakturerade",
+                "fakturarader",
+                "utförarens",
+                "tidrapporter",
+                "brukare",
+                "insatser",
+                "utförda",
+                "timmar",
+                "mars 2026",
+            ],
+        );
     }
 
     #[test]

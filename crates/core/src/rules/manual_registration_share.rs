@@ -18,6 +18,7 @@ use super::share::{ShareKind, ShareParams, ShareRule};
 use crate::baseline::PeerMetric;
 use crate::finding::{RuleInfo, RuleStage};
 use crate::model::Visit;
+use crate::text::Phrase;
 
 /// Identity of `manual-registration-share` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
@@ -45,8 +46,14 @@ impl ShareKind for ManualOrEdited {
     const METRIC: PeerMetric = PeerMetric::ManualShare;
     const MIN_SHARE: f64 = 0.2;
     const MAD_FLOOR: f64 = 0.02;
-    const WHAT: &'static str = "were registered manually or edited afterwards";
-    const WHY: &'static str = "Manual registration bypasses the check at the door.";
+    const WHAT: Phrase = Phrase {
+        en: "were registered manually or edited afterwards",
+        sv: "registrerades manuellt eller ändrades i efterhand",
+    };
+    const WHY: Phrase = Phrase {
+        en: "Manual registration bypasses the check at the door.",
+        sv: "Manuell registrering kringgår kontrollen vid dörren (nyckelfri låsregistrering eller NFC-tagg).",
+    };
 
     fn counts(visit: &Visit) -> bool {
         visit.method.is_manual_or_edited()
@@ -87,6 +94,8 @@ mod tests {
         let alerts = run(5);
         assert!(!alerts.is_empty());
         assert!(alerts.iter().all(|a| a.provider == crate::rules::testkit::provider(0)));
+        let terms = ["utförarens", "besök", "registrerades manuellt", "jämförbara utförare", "kommunen", "z-värde"];
+        crate::rules::testkit::assert_bilingual(&alerts[0].explanation, &terms);
     }
 
     #[test]

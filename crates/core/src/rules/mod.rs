@@ -36,6 +36,16 @@
 //! ([`catalogue_markdown`]). Adding a rule, with or without state, is one
 //! new file and one line: the engine and `state.rs` do not change.
 //!
+//! # Explanations
+//!
+//! A rule writes its finding's explanation in Swedish and English at one
+//! place in its file, from the same figures, into a [`crate::text::Text`]
+//! (numbers, dates and counts through [`crate::text::sv`] and
+//! [`crate::text::en`]): every figure it decided on, the limit included.
+//! Each rule's tests check, on a finding of its must-fire scenario, that
+//! the Swedish names the same figures as the English, with no English left
+//! and the terms of the trade (`testkit::assert_bilingual`).
+//!
 //! # Rule state
 //!
 //! Each provider's [`Provider`] (`ProviderState<RuleStates>`) holds every

@@ -21,6 +21,7 @@
 use super::{Rule, RuleSpec, VisitContext, check};
 use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
 use crate::model::ServiceType;
+use crate::text::{Text, en, sv};
 
 /// Identity of `night-visits-private-provider` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
@@ -164,23 +165,46 @@ impl Rule for NightVisitsPrivateProvider {
         let window = (day.plus(1 - p.window_days as i32).start(), day.plus(1).start());
         let severity = Severity::by_cutoffs(count as f64, 0.0, f64::from(p.high_visits), f64::from(p.critical_visits))
             .max(Severity::Medium);
+        let (days, grace, least) = (u64::from(p.window_days), u64::from(p.grace_minutes), u64::from(p.min_visits));
+        let explanation = Text {
+            en: format!(
+                "This private provider registered {} in the {} through {} that started outside free-choice hours \
+                 ({}–{}, ±{} min), the latest being time report {} ({}). Night care is the municipal night \
+                 patrol's. ({} or more in {} make a finding.)",
+                en::count(count, "visit", "visits"),
+                en::count(days, "day", "days"),
+                en::date(day),
+                en::clock(&p.free_choice_start),
+                en::clock(&p.free_choice_end),
+                en::int(grace),
+                v.event_id,
+                v.service.name(),
+                en::int(least),
+                en::count(days, "day", "days"),
+            ),
+            sv: format!(
+                "Den privata utföraren har registrerat {} under de {} till och med {} som började utanför \
+                 valfrihetstiden (kl. {}–{}, ±{} min), det senaste i tidrapport {} ({}). Insatser nattetid utförs av \
+                 kommunens nattpatrull. ({} eller fler på {} ger en iakttagelse.)",
+                sv::count(count, "besök", "besök"),
+                sv::count(days, "dag", "dagarna"),
+                sv::date(day),
+                sv::clock(&p.free_choice_start),
+                sv::clock(&p.free_choice_end),
+                sv::int(grace),
+                v.event_id,
+                v.service.name_sv(),
+                sv::int(least),
+                sv::count(days, "dag", "dagar"),
+            ),
+        };
         out.push(
             Finding::new(&INFO, v.provider, v.municipality, window)
                 .severity(severity)
                 .score(count as f64)
                 .observed(count as f64, Unit::Visits)
                 .expected(f64::from(p.min_visits.saturating_sub(1)), Unit::Visits)
-                .explain(format!(
-                    "This private provider registered {count} visits in {} days that started outside free-choice \
-                     hours ({}–{}, ±{} min), the latest being time report {} ({}). Night care is the municipal night \
-                     patrol's.",
-                    p.window_days,
-                    p.free_choice_start,
-                    p.free_choice_end,
-                    p.grace_minutes,
-                    v.event_id,
-                    v.service.name()
-                ))
+                .explain(explanation)
                 .evidence(ctx.provider.rule_recent[SLOT].through(day)),
         );
     }
@@ -198,6 +222,8 @@ mod tests {
             s.visit().client(day as u64).day(2026, 3, day).at(2, 0).send();
         }
         assert_eq!(s.alerts().len(), 1);
+        let terms = ["privata utföraren", "3 besök", "valfrihetstiden", "kl. 06.00–22.00", "tidrapport", "nattpatrull"];
+        crate::rules::testkit::assert_bilingual(&s.alerts()[0].explanation, &terms);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 use super::{InvoiceContext, Rule, RuleSpec, check};
 use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
+use crate::text::{Text, en, sv};
 
 /// Identity of `phantom-clients` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
@@ -99,20 +100,36 @@ impl Rule for PhantomClients {
             f64::from(p.high_clients),
             f64::from(p.critical_clients),
         );
+        let (hours, month, total) = (minutes as f64 / 60.0, inv.period_start.month(), total_clients as u64);
+        let explanation = Text {
+            en: format!(
+                "Invoice {} for {} bills {} for {} of its {} who have no time report from this provider in the \
+                 period: no visit was registered at their homes (lines of at least {} counted).",
+                inv.invoice_id,
+                en::month(month),
+                en::hours(hours, 1),
+                en::int(u64::from(n)),
+                en::count(total, "client", "clients"),
+                en::hours_short(p.min_line_hours),
+            ),
+            sv: format!(
+                "Faktura {} för {} tar upp {} för {} av fakturans {} som saknar tidrapporter från utföraren under \
+                 perioden: inget besök har registrerats i deras hem (fakturarader på minst {} räknas).",
+                inv.invoice_id,
+                sv::month(month),
+                sv::hours(hours, 1),
+                sv::int(u64::from(n)),
+                sv::count(total, "brukare", "brukare"),
+                sv::hours_short(p.min_line_hours),
+            ),
+        };
         out.push(
             Finding::new(&INFO, inv.provider, inv.municipality, (inv.period_start, inv.period_end))
                 .severity(severity)
                 .score(f64::from(n))
                 .observed(f64::from(n), Unit::Clients)
                 .expected(0.0, Unit::Clients)
-                .explain(format!(
-                    "Invoice {} bills {:.1} hours for {} of its {} clients who have no time report from this \
-                     provider in the period: no visit was registered at their homes.",
-                    inv.invoice_id,
-                    minutes as f64 / 60.0,
-                    n,
-                    total_clients
-                ))
+                .explain(explanation)
                 .evidence(vec![inv.invoice_id.clone()]),
         );
     }
@@ -137,6 +154,8 @@ mod tests {
         let alerts = run(600);
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].observed.value, 1.0);
+        let terms = ["faktura", "mars 2026", "brukare", "tidrapporter", "utföraren", "besök", "fakturarader"];
+        crate::rules::testkit::assert_bilingual(&alerts[0].explanation, &terms);
     }
 
     #[test]

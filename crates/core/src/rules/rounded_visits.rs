@@ -20,6 +20,7 @@ use super::share::{ShareKind, ShareParams, ShareRule};
 use crate::baseline::PeerMetric;
 use crate::finding::{RuleInfo, RuleStage};
 use crate::model::{RegistrationMethod, Visit};
+use crate::text::Phrase;
 
 /// Identity of `rounded-visits` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
@@ -54,9 +55,16 @@ impl ShareKind for Rounded {
     const METRIC: PeerMetric = PeerMetric::RoundedShare;
     const MIN_SHARE: f64 = 0.02;
     const MAD_FLOOR: f64 = 0.003;
-    const WHAT: &'static str = "lasted exactly the planned time or a whole number of hours without a door event";
-    const WHY: &'static str = "Visits registered at the door vary by minutes; identical durations entered by hand suggest visits \
-         copied from the schedule.";
+    const WHAT: Phrase = Phrase {
+        en: "lasted exactly the planned time or a whole number of hours without a door event",
+        sv: "varade exakt den planerade tiden eller ett jämnt antal timmar utan registrering vid dörren",
+    };
+    const WHY: Phrase = Phrase {
+        en: "Visits registered at the door vary by minutes; identical durations entered by hand suggest visits \
+             copied from the schedule.",
+        sv: "Besök som registreras vid dörren varierar med några minuter; identiska tider som förts in för hand \
+             tyder på besök som kopierats från planeringen.",
+    };
 
     fn counts(visit: &Visit) -> bool {
         is_rounded(visit)
@@ -107,6 +115,8 @@ mod tests {
         let alerts = run(2);
         assert!(!alerts.is_empty());
         assert!(alerts.iter().all(|a| a.provider == crate::rules::testkit::provider(0)));
+        let terms = ["utförarens", "besök", "planerade tiden", "vid dörren", "jämförbara utförare", "z-värde"];
+        crate::rules::testkit::assert_bilingual(&alerts[0].explanation, &terms);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::baseline::{PeerGroup, PeerMetric, PeerStats, PeerTable, modified_z};
 use crate::finding::{Finding, RuleInfo, Severity, Unit};
 use crate::model::Visit;
 use crate::state::ProviderDay;
+use crate::text::{Phrase, Text, en, sv};
 
 /// What one share rule counts, and what differs between share rules.
 pub trait ShareKind: std::fmt::Debug + PartialEq + Send + Sync + 'static {
@@ -25,10 +26,11 @@ pub trait ShareKind: std::fmt::Debug + PartialEq + Send + Sync + 'static {
     /// Default of [`ShareParams::mad_floor`].
     const MAD_FLOOR: f64;
     /// Completes "… of this provider's N visits in the last D days (n
-    /// visits) …" in the explanation.
-    const WHAT: &'static str;
+    /// visits) …" ("… av utförarens N besök de senaste D dagarna (n
+    /// besök) …") in the explanation.
+    const WHAT: Phrase;
     /// Why it matters, the explanation's last sentence.
-    const WHY: &'static str;
+    const WHY: Phrase;
     /// Whether a visit has the property counted.
     fn counts(visit: &Visit) -> bool;
 }
@@ -146,6 +148,8 @@ pub struct ShareOutlier {
     pub z: f64,
     /// The peer group's statistics.
     pub peers: PeerStats,
+    /// The modified z-score from which a share is an outlier.
+    pub z_threshold: f64,
     /// Severity cut-offs of the rule (modified z-scores).
     pub high_z: f64,
     /// See `high_z`.
@@ -196,6 +200,7 @@ impl<K: ShareKind> ShareParams<K> {
             count: n,
             z,
             peers: stats,
+            z_threshold: self.z_threshold,
             high_z: self.high_z,
             critical_z: self.critical_z,
         })
@@ -204,33 +209,58 @@ impl<K: ShareKind> ShareParams<K> {
 
 impl ShareOutlier {
     /// The finding for this outlier: severity medium, high from z =
-    /// `high_z`, critical from z = `critical_z`. `what` completes "… of this provider's N
-    /// visits in the last D days (n visits) …"; `why` says why it matters.
+    /// `high_z`, critical from z = `critical_z`. `what` completes "… of
+    /// this provider's N visits in the last D days (n visits) …"; `why`
+    /// says why it matters.
     pub fn finding(
         &self,
         rule: &'static RuleInfo,
         ctx: &DayContext<'_>,
         window_days: u32,
-        what: &str,
-        why: &str,
+        what: Phrase,
+        why: Phrase,
         evidence: Vec<crate::model::EventId>,
     ) -> Finding {
+        let (share, median) = (self.share * 100.0, self.peers.median * 100.0);
+        let (days, peers, through) = (u64::from(window_days), self.peers.n as u64, ctx.day);
+        let explanation = Text {
+            en: format!(
+                "{} of this provider's {} in the {} through {} ({}) {}, against a median of {} among its {} in \
+                 the municipality (modified z-score {}; the limit is {}). {}",
+                en::percent(share, 0),
+                en::count(self.visits, "visit", "visits"),
+                en::count(days, "day", "days"),
+                en::date(through),
+                en::count(self.count, "visit", "visits"),
+                what.en,
+                en::percent(median, 0),
+                en::count(peers, "peer", "peers"),
+                en::num(self.z, 1),
+                en::short(self.z_threshold),
+                why.en,
+            ),
+            sv: format!(
+                "{} av utförarens {} under de {} till och med {} ({}) {}, jämfört med en median på {} bland {} i \
+                 kommunen (modifierat z-värde {}; gränsen är {}). {}",
+                sv::percent(share, 0),
+                sv::count(self.visits, "besök", "besök"),
+                sv::count(days, "dag", "dagarna"),
+                sv::date(through),
+                sv::count(self.count, "besök", "besök"),
+                what.sv,
+                sv::percent(median, 0),
+                sv::count(peers, "jämförbar utförare", "jämförbara utförare"),
+                sv::num(self.z, 1),
+                sv::short(self.z_threshold),
+                why.sv,
+            ),
+        };
         Finding::new(rule, ctx.provider_id, ctx.provider.municipality, ctx.window(window_days))
             .severity(Severity::by_cutoffs(self.z, 0.0, self.high_z, self.critical_z).max(Severity::Medium))
             .score(self.z)
             .observed(self.share, Unit::Share)
             .expected(self.peers.median, Unit::Share)
             .evidence(evidence)
-            .explain(format!(
-                "{:.0} % of this provider's {} visits in the last {} days ({} visits) {what}, against a median of \
-                 {:.0} % among its {} peers in the municipality (modified z-score {:.1}). {why}",
-                self.share * 100.0,
-                self.visits,
-                window_days,
-                self.count,
-                self.peers.median * 100.0,
-                self.peers.n,
-                self.z
-            ))
+            .explain(explanation)
     }
 }

@@ -18,6 +18,7 @@
 
 use super::{Rule, RuleSpec, StaffVisitContext, check};
 use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
+use crate::text::{Text, en, sv};
 
 /// Identity of `staff-double-booking` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
@@ -101,24 +102,46 @@ impl StaffDoubleBooking {
     ) -> Finding {
         let counterpart = if provider == v.provider { other.provider } else { v.provider };
         let window = (v.check_in.min(other.check_in), v.check_out.max(other.check_out));
-        Finding::new(&INFO, provider, municipality, window)
-            .severity(severity)
-            .score(overlap_minutes)
-            .observed(overlap_minutes, Unit::Minutes)
-            .expected(0.0, Unit::Minutes)
-            .explain(format!(
-                "One staff member is registered at two different clients' homes at the same time: {:.0} minutes of \
+        let (day, minutes, ignored) =
+            (window.0.day(), overlap_minutes.round() as u64, u64::from(self.0.min_overlap_minutes));
+        let explanation = Text {
+            en: format!(
+                "One staff member is registered at two different clients' homes at the same time on {}: {} of \
                  overlap between time report {} and time report {}{}. At most one of these visits can have taken \
-                 place.",
-                overlap_minutes,
+                 place. (Overlaps under {} are not counted.)",
+                en::date(day),
+                en::count(minutes, "minute", "minutes"),
                 v.event_id,
                 other.event_id,
                 if cross_provider {
                     format!(" (the other billed by another provider, {counterpart})")
                 } else {
                     String::new()
-                }
-            ))
+                },
+                en::count(ignored, "minute", "minutes"),
+            ),
+            sv: format!(
+                "En och samma medarbetare är registrerad hemma hos två olika brukare samtidigt den {}: tidrapport {} \
+                 och tidrapport {} överlappar med {}{}. Högst ett av besöken kan ha ägt rum. (Överlappningar under \
+                 {} räknas inte.)",
+                sv::date(day),
+                v.event_id,
+                other.event_id,
+                sv::count(minutes, "minut", "minuter"),
+                if cross_provider {
+                    format!(" (det andra besöket fakturerades av en annan utförare, {counterpart})")
+                } else {
+                    String::new()
+                },
+                sv::count(ignored, "minut", "minuter"),
+            ),
+        };
+        Finding::new(&INFO, provider, municipality, window)
+            .severity(severity)
+            .score(overlap_minutes)
+            .observed(overlap_minutes, Unit::Minutes)
+            .expected(0.0, Unit::Minutes)
+            .explain(explanation)
             .evidence(vec![other.event_id.clone(), v.event_id.clone()])
     }
 }
@@ -136,6 +159,8 @@ mod tests {
         let alerts = s.alerts();
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].observed.value, 30.0);
+        let terms = ["medarbetare", "brukare", "tidrapport", "besöken", "minuter", "2026-03-02"];
+        crate::rules::testkit::assert_bilingual(&alerts[0].explanation, &terms);
     }
 
     #[test]
@@ -148,6 +173,8 @@ mod tests {
         s.settle();
         let accused: Vec<_> = s.alerts().iter().map(|a| a.provider).collect();
         assert_eq!(accused, vec![provider(1)]);
+        let terms = ["medarbetare", "brukare", "tidrapport", "annan utförare", "fakturerades"];
+        crate::rules::testkit::assert_bilingual(&s.alerts()[0].explanation, &terms);
     }
 
     #[test]

@@ -17,6 +17,7 @@
 
 use super::{Rule, RuleSpec, StaffVisitContext, check};
 use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
+use crate::text::{Text, en, sv};
 
 /// Identity of `staff-impossible-day` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
@@ -77,12 +78,18 @@ impl Rule for StaffImpossibleDay {
         let week = ctx.staff.days.sum(day, 7, |m| u64::from(*m)) as f64 / 60.0;
         let crossed = |limit: f64, total: f64| total > limit && total - added <= limit;
 
-        let (severity, observed, limit, what, window_days) = if crossed(p.hard_day_hours, today) {
-            (Severity::Critical, today, p.hard_day_hours, "in one day, more than the day has", 1)
+        /// Which limit the visit crossed.
+        enum Limit {
+            Hard,
+            Day,
+            Week,
+        }
+        let (severity, observed, limit, which, window_days) = if crossed(p.hard_day_hours, today) {
+            (Severity::Critical, today, p.hard_day_hours, Limit::Hard, 1)
         } else if crossed(p.max_day_hours, today) {
-            (Severity::Medium, today, p.max_day_hours, "in one day", 1)
+            (Severity::Medium, today, p.max_day_hours, Limit::Day, 1)
         } else if crossed(p.max_week_hours, week) {
-            (Severity::Medium, week, p.max_week_hours, "in seven days", 7)
+            (Severity::Medium, week, p.max_week_hours, Limit::Week, 7)
         } else if today - added <= 0.0 {
             // First visit of the day: count the days in a row worked.
             let mut run = 0u32;
@@ -93,6 +100,25 @@ impl Rule for StaffImpossibleDay {
                 return;
             }
             let (start, end) = (day.plus(1 - run as i32).start(), day.plus(1).start());
+            let (days, expected) = (u64::from(run), u64::from(run - 1));
+            let explanation = Text {
+                en: format!(
+                    "One staff member has visits registered on {} in a row, through {}, without a day off (at most \
+                     {} in a row are expected), including time report {}.",
+                    en::count(days, "day", "days"),
+                    en::date(day),
+                    en::int(expected),
+                    v.event_id
+                ),
+                sv: format!(
+                    "En medarbetare har registrerade besök {} i rad till och med {} utan någon ledig dag (högst {} i \
+                     rad förväntas), bland annat tidrapport {}.",
+                    sv::count(days, "dag", "dagar"),
+                    sv::date(day),
+                    sv::int(expected),
+                    v.event_id
+                ),
+            };
             out.push(self.finding(
                 ctx,
                 Severity::Medium,
@@ -100,19 +126,65 @@ impl Rule for StaffImpossibleDay {
                 f64::from(run - 1),
                 Unit::Days,
                 (start, end),
-                format!("One staff member has visits registered on {run} days in a row without a day off."),
+                explanation,
             ));
             return;
         } else {
             return;
         };
-        let window = (day.plus(1 - window_days).start(), day.plus(1).start());
-        let text = format!(
-            "One staff member has {observed:.1} hours of visits registered {what} (limit {limit:.0} hours), \
-             including time report {}.",
-            v.event_id
-        );
-        out.push(self.finding(ctx, severity, observed, limit, Unit::Hours, window, text));
+        let first = day.plus(1 - window_days);
+        let window = (first.start(), day.plus(1).start());
+        let (hours_en, hours_sv, limit_en, limit_sv) =
+            (en::hours(observed, 1), sv::hours(observed, 1), en::hours_short(limit), sv::hours_short(limit));
+        let explanation = match which {
+            Limit::Hard => Text {
+                en: format!(
+                    "One staff member has {hours_en} of visits registered on {}, more than a day has (limit \
+                     {limit_en}), including time report {}.",
+                    en::date(day),
+                    v.event_id
+                ),
+                sv: format!(
+                    "En medarbetare har besök på sammanlagt {hours_sv} registrerade under dygnet {}, fler timmar \
+                     än ett dygn har (gräns {limit_sv}), bland annat tidrapport {}.",
+                    sv::date(day),
+                    v.event_id
+                ),
+            },
+            Limit::Day => Text {
+                en: format!(
+                    "One staff member has {hours_en} of visits registered on {} (limit {limit_en}), including \
+                     time report {}.",
+                    en::date(day),
+                    v.event_id
+                ),
+                sv: format!(
+                    "En medarbetare har besök på sammanlagt {hours_sv} registrerade under dygnet {} (gräns \
+                     {limit_sv}), bland annat tidrapport {}.",
+                    sv::date(day),
+                    v.event_id
+                ),
+            },
+            Limit::Week => Text {
+                en: format!(
+                    "One staff member has {hours_en} of visits registered in {}, {} to {} (limit {limit_en}), \
+                     including time report {}.",
+                    en::count(window_days as u64, "day", "days"),
+                    en::date(first),
+                    en::date(day),
+                    v.event_id
+                ),
+                sv: format!(
+                    "En medarbetare har besök på sammanlagt {hours_sv} registrerade under {}, {} till och med {} \
+                     (gräns {limit_sv}), bland annat tidrapport {}.",
+                    sv::count(window_days as u64, "dag", "dagar"),
+                    sv::date(first),
+                    sv::date(day),
+                    v.event_id
+                ),
+            },
+        };
+        out.push(self.finding(ctx, severity, observed, limit, Unit::Hours, window, explanation));
     }
 }
 
@@ -126,7 +198,7 @@ impl StaffImpossibleDay {
         expected: f64,
         unit: Unit,
         window: (crate::model::EventTime, crate::model::EventTime),
-        explanation: String,
+        explanation: Text,
     ) -> Finding {
         let v = ctx.visit;
         let mut evidence: Vec<_> =
@@ -158,6 +230,25 @@ mod tests {
         let alerts = s.alerts();
         assert_eq!(alerts.last().map(|a| a.severity), Some(Severity::Critical));
         assert!(alerts.last().unwrap().observed.value > 24.0);
+        let terms = ["medarbetare", "besök", "dygn", "timmar", "tidrapport", "2026-03-02"];
+        crate::rules::testkit::assert_bilingual(&alerts.last().unwrap().explanation, &terms);
+    }
+
+    #[test]
+    fn a_fourteen_hour_day_and_a_sixty_six_hour_week_explain_themselves_in_both_languages() {
+        let mut s = Scenario::only("staff-impossible-day");
+        s.visit().staff(1).client(1).day(2026, 3, 2).at(6, 0).minutes(14 * 60).send();
+        for day in 9..=14 {
+            s.visit().provider(1).staff(2).client(2).day(2026, 3, day).at(7, 0).minutes(11 * 60).send();
+        }
+        s.settle();
+        let alerts = s.alerts();
+        let observed: Vec<f64> = alerts.iter().map(|a| a.observed.value).collect();
+        assert_eq!(observed, [14.0, 66.0]);
+        let day = ["medarbetare", "besök", "dygn", "14,0 timmar", "gräns 13 timmar", "2026-03-02"];
+        crate::rules::testkit::assert_bilingual(&alerts[0].explanation, &day);
+        let week = ["medarbetare", "66,0 timmar", "7 dagar", "2026-03-08 till och med 2026-03-14", "gräns 60 timmar"];
+        crate::rules::testkit::assert_bilingual(&alerts[1].explanation, &week);
     }
 
     #[test]
@@ -181,5 +272,7 @@ mod tests {
         s.visit().staff(1).client(1).day(2026, 3, 14).at(9, 0).minutes(120).send();
         s.settle();
         assert_eq!(s.alerts().len(), 1);
+        let terms = ["medarbetare", "14 dagar i rad", "ledig dag", "tidrapport", "2026-03-14"];
+        crate::rules::testkit::assert_bilingual(&s.alerts()[0].explanation, &terms);
     }
 }

@@ -326,3 +326,111 @@ impl InvoiceBuilder<'_> {
         assert!(matches!(d, Disposition::Applied | Disposition::Duplicate), "test invoices are on time: {d:?}");
     }
 }
+
+/// English words that must not be left in a Swedish explanation (whole
+/// words, lowercase).
+const ENGLISH_WORDS: &[&str] = &[
+    "the",
+    "and",
+    "of",
+    "with",
+    "from",
+    "for",
+    "to",
+    "than",
+    "were",
+    "was",
+    "is",
+    "are",
+    "has",
+    "have",
+    "this",
+    "its",
+    "at",
+    "on",
+    "or",
+    "hour",
+    "hours",
+    "visit",
+    "visits",
+    "day",
+    "days",
+    "week",
+    "weeks",
+    "client",
+    "clients",
+    "provider",
+    "providers",
+    "staff",
+    "member",
+    "invoice",
+    "invoices",
+    "line",
+    "lines",
+    "report",
+    "reports",
+    "minute",
+    "minutes",
+    "peers",
+    "times",
+    "above",
+    "below",
+    "between",
+    "registered",
+    "time",
+    "share",
+    "limit",
+    "tolerated",
+    "threshold",
+    "finding",
+    "care",
+    "night",
+    "home",
+    "door",
+    "score",
+];
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// Checks a rule's explanation: the Swedish names the same figures as the
+/// English (every number of both, the Swedish format normalised, as
+/// multisets), has none of a list of English words left, and uses each
+/// of `terms` (lowercase; the terms of the trade the rule's text needs).
+/// Checks itself too: dropping or changing any one figure of the Swedish
+/// text makes the comparison fail.
+pub fn assert_bilingual(text: &crate::text::Text, terms: &[&str]) {
+    use crate::text::{Language, figure_spans, figures};
+    let (en, sv) = (&text.en, &text.sv);
+    assert!(!en.is_empty() && !sv.is_empty(), "both languages are written: {text:?}");
+    let en_figures = sorted(figures(en, Language::En));
+    assert!(!en_figures.is_empty(), "the English names figures: {en}");
+    assert_eq!(
+        sorted(figures(sv, Language::Sv)),
+        en_figures,
+        "the Swedish names the English's figures\n  en: {en}\n  sv: {sv}"
+    );
+    let chars: Vec<char> = sv.chars().collect();
+    for (span, figure) in figure_spans(sv, Language::Sv) {
+        let dropped: String = chars[..span.start].iter().chain(&chars[span.end..]).collect();
+        let mut changed = chars.clone();
+        changed[span.start] = if changed[span.start] == '9' { '8' } else { '9' };
+        let changed: String = changed.into_iter().collect();
+        for mutant in [dropped, changed] {
+            assert_ne!(
+                sorted(figures(&mutant, Language::Sv)),
+                en_figures,
+                "the check must see figure {figure} changed or dropped: {mutant}"
+            );
+        }
+    }
+    let lower = sv.to_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()).collect();
+    let left: Vec<&&str> = words.iter().filter(|w| ENGLISH_WORDS.contains(w)).collect();
+    assert!(left.is_empty(), "English words {left:?} left in the Swedish: {sv}");
+    for term in terms {
+        assert!(lower.contains(term), "the Swedish uses {term:?}: {sv}");
+    }
+}

@@ -27,6 +27,7 @@
 
 use super::{DayContext, Rule, RuleSpec, check};
 use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
+use crate::text::{Text, en, sv};
 
 /// Identity of `volume-explosion` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
@@ -118,20 +119,43 @@ impl Rule for VolumeExplosion {
         let window = (ctx.day.plus(1 - 7 * weeks as i32).start(), ctx.day.plus(1).start());
         let severity =
             Severity::by_cutoffs(sum / p.threshold, 0.0, p.high_factor, p.critical_factor).max(Severity::Medium);
+        let faster = (sum + p.allowance_per_week * f64::from(weeks)) * 100.0;
+        let (from, to, weeks_n, allowed) = (u64::from(start), u64::from(now), u64::from(weeks), p.allowance_per_week);
+        let explanation = Text {
+            en: format!(
+                "This provider's active clients grew from {} to {} over {} through {}, {} faster than the \
+                 municipality's clients in the same weeks (cumulative excess log growth {} above the tolerated {} a \
+                 week; the limit is {}).",
+                en::int(from),
+                en::int(to),
+                en::count(weeks_n, "week", "weeks"),
+                en::date(ctx.day),
+                en::percent(faster, 0),
+                en::num(sum, 3),
+                en::percent_short(allowed * 100.0),
+                en::short(p.threshold),
+            ),
+            sv: format!(
+                "Utförarens aktiva brukare ökade från {} till {} på {} till och med {}, {} snabbare än kommunens \
+                 brukare under samma veckor (ackumulerad logaritmisk merökning {} utöver de tolererade {} per vecka; \
+                 gränsen är {}).",
+                sv::int(from),
+                sv::int(to),
+                sv::count(weeks_n, "vecka", "veckor"),
+                sv::date(ctx.day),
+                sv::percent(faster, 0),
+                sv::num(sum, 3),
+                sv::percent_short(allowed * 100.0),
+                sv::short(p.threshold),
+            ),
+        };
         out.push(
             Finding::new(&INFO, ctx.provider_id, ctx.provider.municipality, window)
                 .severity(severity)
                 .score(sum)
                 .observed(f64::from(now), Unit::Clients)
-                .expected(f64::from(start) * (1.0 + p.allowance_per_week * f64::from(weeks)), Unit::Clients)
-                .explain(format!(
-                    "This provider's active clients grew from {start} to {now} over {weeks} weeks, {:.0} % faster \
-                     than the municipality's clients in the same weeks (cumulative excess log growth {:.2} above the \
-                     tolerated {:.0} % a week).",
-                    (sum + p.allowance_per_week * f64::from(weeks)) * 100.0,
-                    sum,
-                    p.allowance_per_week * 100.0
-                ))
+                .expected(f64::from(start) * (1.0 + allowed * f64::from(weeks)), Unit::Clients)
+                .explain(explanation)
                 .evidence(ctx.provider.recent_visits.through(ctx.day)),
         );
     }
@@ -175,6 +199,8 @@ mod tests {
         let alerts = run(8); // +8 clients every four weeks on 40: ~20 % a month
         assert!(!alerts.is_empty());
         assert!(alerts.iter().all(|a| a.provider == crate::rules::testkit::provider(0)));
+        let terms = ["utförarens", "aktiva brukare", "kommunens", "veckor", "per vecka", "gränsen"];
+        crate::rules::testkit::assert_bilingual(&alerts[0].explanation, &terms);
     }
 
     #[test]
