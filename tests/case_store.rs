@@ -131,6 +131,13 @@ fn assert_case_store_matches(db: &postgres_client::Client, topic: &Topic) {
     let extra: Vec<&String> = stored.keys().filter(|id| !on_topic.contains_key(*id)).collect();
     assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}, extra {extra:?}");
     assert_eq!(stored, on_topic, "each alert row names its record on the topic");
+    let texts = db.rows("SELECT alert_id, explanations->>'sv', explanations->>'en' FROM alerts");
+    let by_id: BTreeMap<&str, &wire::Alert> = topic.alerts.iter().map(|(a, _, _)| (a.alert_id.as_str(), a)).collect();
+    for row in &texts {
+        let a = by_id[row.get::<_, &str>(0)];
+        assert_eq!(row.get::<_, Option<&str>>(1), a.explanations.get("sv").map(String::as_str), "Swedish");
+        assert_eq!(row.get::<_, Option<&str>>(2), a.explanations.get("en").map(String::as_str), "English");
+    }
 
     // Episodes: the last alert's status and severity, the count, the times.
     let mut last: BTreeMap<&str, &wire::Alert> = BTreeMap::new();

@@ -86,6 +86,11 @@ pub fn alert_records(providers: usize, episodes_per_provider: usize) -> Vec<(Str
                     observed: Some(wire::Measure { value: 120.0 + n as f64, unit: "hours".into() }),
                     expected: Some(wire::Measure { value: 100.0, unit: "hours".into() }),
                     explanation: format!("alert {n} of a synthetic episode"),
+                    explanations: [
+                        ("en".to_string(), format!("alert {n} of a synthetic episode")),
+                        ("sv".to_string(), format!("larm {n} i en syntetisk episod")),
+                    ]
+                    .into(),
                     evidence_event_ids: vec![format!("inv-{n}"), format!("tr-{n}")],
                     status: status as i32,
                     detected_at: Some(pbjson_types::Timestamp {

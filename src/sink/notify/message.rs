@@ -53,8 +53,11 @@ fn status_words(alert: &wire::Alert, language: NotifyLanguage) -> &'static str {
 
 /// The explanation in `language` when the alert carries it, else its own.
 fn explanation(alert: &wire::Alert, language: NotifyLanguage) -> &str {
-    let _ = language;
-    &alert.explanation
+    let tag = match language {
+        NotifyLanguage::Sv => "sv",
+        NotifyLanguage::En => "en",
+    };
+    alert.explanations.get(tag).unwrap_or(&alert.explanation)
 }
 
 /// One alert as a paragraph of plain text.
@@ -139,6 +142,11 @@ mod tests {
             provider_id: "P-007".into(),
             municipality_code: "2480".into(),
             explanation: "Invoiced 212.5 h against 150.0 h performed.".into(),
+            explanations: [
+                ("en".to_string(), "Invoiced 212.5 h against 150.0 h performed.".to_string()),
+                ("sv".to_string(), "Fakturerat 212,5 timmar mot 150 utförda.".to_string()),
+            ]
+            .into(),
             evidence_event_ids: vec!["inv-991".into()],
             ..Default::default()
         }
@@ -161,10 +169,13 @@ mod tests {
         let a = alert(wire::Severity::High, wire::AlertStatus::Opened);
         let sv = text(&a, NotifyLanguage::Sv);
         assert!(sv.starts_with("Ny misstanke [HÖG] invoiced-above-performed: utförare P-007, kommun 2480."), "{sv}");
-        assert!(sv.contains("212.5 h") && sv.contains("larm-id a-1") && sv.contains("e-1"), "{sv}");
+        assert!(sv.contains("212,5 timmar") && sv.contains("larm-id a-1") && sv.contains("e-1"), "{sv}");
         assert!(!sv.contains("inv-991"), "no evidence ids: {sv}");
         let en = text(&alert(wire::Severity::Critical, wire::AlertStatus::Escalated), NotifyLanguage::En);
-        assert!(en.starts_with("Suspicion escalated [CRITICAL]"), "{en}");
+        assert!(en.starts_with("Suspicion escalated [CRITICAL]") && en.contains("212.5 h"), "{en}");
+        let mut old = a.clone();
+        old.explanations.clear();
+        assert!(text(&old, NotifyLanguage::Sv).contains("212.5 h"), "an older alert: its one explanation");
     }
 
     #[test]

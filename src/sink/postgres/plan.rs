@@ -138,10 +138,13 @@ impl AlertRow {
     }
 }
 
-/// Every language's explanation of `alert`, as a JSON object.
+/// Every language's explanation of `alert`, as a JSON object by language
+/// tag (an alert of a build before the field: its one explanation, under
+/// no tag, is the `explanation` column only).
 fn explanations(alert: &wire::Alert) -> serde_json::Value {
-    let _ = alert;
-    serde_json::Value::Object(serde_json::Map::new())
+    serde_json::Value::Object(
+        alert.explanations.iter().map(|(tag, text)| (tag.clone(), serde_json::Value::String(text.clone()))).collect(),
+    )
 }
 
 /// Where a partition's stored position moves in a transaction.
@@ -226,6 +229,7 @@ mod tests {
             detected_at: Some(pbjson_types::Timestamp { seconds: 1_767_225_600, nanos: 0 }),
             observed: Some(wire::Measure { value: 12.5, unit: "hours".into() }),
             explanation: "x".into(),
+            explanations: [("sv".to_string(), "x på svenska".to_string()), ("en".to_string(), "x".to_string())].into(),
             evidence_event_ids: vec!["i-1".into()],
             ..Default::default()
         }
@@ -240,6 +244,7 @@ mod tests {
         let row = AlertRow::new(&alert("a", 2, wire::AlertStatus::Escalated), None).unwrap();
         assert_eq!((row.status, row.severity, row.severity_rank, row.revision), ("escalated", "high", 3, 2));
         assert_eq!(row.observed, Some((12.5, "hours".into())));
+        assert_eq!(row.explanations, serde_json::json!({"sv": "x på svenska", "en": "x"}));
         assert_eq!(row.detected_at, SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600));
         let mut bad = alert("a", 0, wire::AlertStatus::Opened);
         bad.status = 0;
