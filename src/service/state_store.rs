@@ -89,8 +89,22 @@ fn read_range(
                     break;
                 }
             }
-            // The end of the partition: nothing more to come.
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+            // The end of the partition: nothing more to come. (Before `to`:
+            // the fetch saw an end the offsets lookup had passed; what was
+            // not read is read by the next read from where this one got.)
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {
+                let next = out.last_key_value().map_or(from, |(o, _)| o + 1);
+                if next < to {
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        next,
+                        end = to,
+                        "the end of a partition came before its end offset"
+                    );
+                }
+                break;
+            }
             Some(Err(e)) => return Err(e.into()),
             None => {}
         }

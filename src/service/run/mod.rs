@@ -505,8 +505,8 @@ pub async fn run(
     let mut rules_feed = rules::RulesFeed::new(&config);
     {
         let c = config.clone();
-        let (records, end) = tokio::task::spawn_blocking(move || rules::RulesFeed::read(&c, 0)).await??;
-        rules_feed.apply(records, end);
+        let (records, _end) = tokio::task::spawn_blocking(move || rules::RulesFeed::read(&c, 0)).await??;
+        rules_feed.apply(records);
     }
     let mut rules_reads: FuturesUnordered<JoinHandle<anyhow::Result<rules::RulesRead>>> = FuturesUnordered::new();
     let mut last_rules_read = Instant::now();
@@ -514,6 +514,7 @@ pub async fn run(
     // read again at once.
     let mut seal_acks: FuturesUnordered<Delivery> = FuturesUnordered::new();
     let mut read_now = false;
+    let mut told_future: Option<EventTime> = None;
     let mut global = GlobalTableReader::start(&config)?;
     let mut peers = GlobalPeerTable::new(partitions as u32);
     health.set_stuck_after(config.http.stuck_after);
@@ -668,7 +669,7 @@ pub async fn run(
                 read_now = true;
             },
             Some(read) = rules_reads.next(), if !rules_reads.is_empty() => {
-                let (records, end) = match read {
+                let (records, _end) = match read {
                     Ok(Ok(read)) => read,
                     Ok(Err(e)) => {
                         warn!(error = %format!("{e:#}"), "cannot read the rules topic; trying again");
@@ -679,7 +680,7 @@ pub async fn run(
                         break;
                     }
                 };
-                let changes = rules_feed.apply(records, end);
+                let changes = rules_feed.apply(records);
                 match io.rules_changed(&changes, &rules_feed, &mut state, &mut summary) {
                     Ok(Some(ack)) => in_flight.push_back(ack),
                     Ok(None) => {}
@@ -780,6 +781,17 @@ pub async fn run(
                 break;
             }
             update_gauges(&state, consumer.lag.load(Ordering::Relaxed) == LAG_OK, &health);
+            // Records waiting for a seal that is not written for them (more
+            // than core.max_ahead after the wall clock) say so, once per time.
+            let future = rules_feed.waiting_for_the_future(SystemTime::now(), config.core.max_ahead);
+            if future.is_some() && future != told_future {
+                warn!(
+                    waiting_for = %future.unwrap_or(EventTime(0)),
+                    "records wait for the rules' configuration through a time more than core.max_ahead after \
+                     the wall clock; no seal is written for them until then (tillsyn_held_records)"
+                );
+            }
+            told_future = future;
         }
     }
 

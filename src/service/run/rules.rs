@@ -86,8 +86,13 @@ impl RulesFeed {
         self.next
     }
 
-    /// Takes the records of one read (offset and value), in order, up to `end`.
-    pub fn apply(&mut self, records: Vec<(i64, Option<Vec<u8>>)>, end: i64) -> Changes {
+    /// Takes the records of one read (offset and value), in order. The
+    /// next read starts after the last of them, not at the end the read
+    /// was for: a read that stopped before its end (an end of partition
+    /// the fetch saw earlier than the offsets lookup) skips no seal, which
+    /// would be a seal this process may have asked for and would never ask
+    /// for again.
+    pub fn apply(&mut self, records: Vec<(i64, Option<Vec<u8>>)>) -> Changes {
         let mut changes = Changes::default();
         for (offset, value) in records {
             if offset < self.next {
@@ -126,7 +131,6 @@ impl RulesFeed {
                 }
             }
         }
-        self.next = self.next.max(end);
         changes
     }
 
@@ -177,5 +181,33 @@ impl RulesFeed {
     pub fn waiting_for_the_future(&self, now: SystemTime, max_future: Duration) -> Option<EventTime> {
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         self.wanted.filter(|w| *w > self.known_through() && w.0 > now.saturating_add(max_future.as_secs() as i64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seal(day: i64) -> Option<Vec<u8>> {
+        Some(RulesEntry::Seal { through: EventTime(day * 86_400) }.encode(""))
+    }
+
+    #[test]
+    fn the_next_read_starts_after_the_last_record_read_not_at_the_reads_end() {
+        let mut feed = RulesFeed::new(&ServiceConfig::default());
+        let changes = feed.apply(vec![(0, seal(3)), (1, None)]);
+        assert_eq!(changes.sealed, Some(EventTime(3 * 86_400)));
+        assert_eq!(feed.next_offset(), 2);
+        // A read for offsets 2..5 that stopped after offset 2: offsets 3
+        // and 4 are read next time, and a seal there is seen.
+        feed.apply(vec![(2, None)]);
+        assert_eq!(feed.next_offset(), 3);
+        let changes = feed.apply(vec![(3, None), (4, seal(9))]);
+        assert_eq!(changes.sealed, Some(EventTime(9 * 86_400)));
+        assert_eq!(feed.known_through(), EventTime(9 * 86_400));
+        // Records read again are ignored.
+        let changes = feed.apply(vec![(4, seal(9))]);
+        assert_eq!(changes.sealed, None);
+        assert_eq!(feed.next_offset(), 5);
     }
 }
