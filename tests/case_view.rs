@@ -1,8 +1,10 @@
 //! The case officer's view's reading side against a real PostgreSQL: the
 //! case store filled by the sink's own transaction (`store::write`), then
 //! read as `tillsyn cases` reads it (the list's order and filters, the
-//! filters' choices, an episode and its history), and a batch committed
-//! while the view listens reaches it as a change. The pages over these
+//! filters' choices, an episode and its history); a batch committed
+//! while the view listens reaches it as a change; its session cannot
+//! write; its connection cut, it connects again, tells the pages to
+//! re-read and hears the next batch. The pages over these
 //! rows, in a real browser, are tests/ops/case_view/run.sh.
 //!
 //! Needs the local PostgreSQL of `deploy/local/postgres.sh`
@@ -171,6 +173,30 @@ async fn the_view_reads_what_the_sink_wrote_and_hears_new_batches() {
     }
     let all = store::open_episodes(&reader, &Filter::default(), 100).await.unwrap();
     assert_eq!(ids(&all), ["g", "a", "b", "c", "d", "e"]);
+
+    // The view's connection is cut: it reports not ready, connects again,
+    // tells the pages to re-read, and hears the next batch.
+    let backend: i32 = reader.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    client.execute("SELECT pg_terminate_backend($1)", &[&backend]).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let change = tokio::time::timeout_at(deadline, heard.recv()).await.expect("a resync in time").unwrap();
+        if change == Change::Resync {
+            break;
+        }
+    }
+    assert!(reader.is_closed(), "the old connection is gone");
+    let reader = view.client().expect("connected again");
+    assert!(health.is_ready());
+    let again: i32 = reader.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    assert_ne!(again, backend);
+    write(&mut client, &[alert("h", 0, Opened, Low, "volume-explosion", "2480", 3)], alerts.len() as i64 + 1).await;
+    loop {
+        let change = tokio::time::timeout_at(deadline, heard.recv()).await.expect("the change in time").unwrap();
+        if change == Change::Stored(1) {
+            break;
+        }
+    }
 
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), keeper).await.expect("the keeper stops").unwrap();

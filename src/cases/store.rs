@@ -259,7 +259,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_most_severe_come_first_then_the_oldest() {
-        let mut list = vec![
+        let mut list = [
             summary("a", 2, 1),
             summary("b", 4, 20),
             summary("c", 3, 5),

@@ -267,6 +267,8 @@ async function main() {
       await p.waitForFunction(() => document.documentElement.dataset.live === "connected", null, { timeout: 15000 });
     }
     check(true, "both pages hold an open event stream (/events)");
+    // A reader on the list with the keyboard: the focus stays where it is.
+    await list.focus('#episodes a[href="/episodes/ep-b2"]');
     const started = Date.now();
     execFileSync(produceLate[0], produceLate.slice(1), { stdio: ["ignore", "ignore", "inherit"] });
     let appeared = true;
@@ -282,6 +284,8 @@ async function main() {
       "after it was produced)", (await rows(list)).join(", "));
     check(same(await rows(list), ["ep-h8", ...OPEN_ORDER]), "and the rest keep their order",
       (await rows(list)).join(", "));
+    check((await focused(list)) === "a[/episodes/ep-b2]", "the keyboard focus stays on its link across the update",
+      await focused(list));
     const announced = await text(list, "#live-status");
     check(/^Uppdaterad \d\d:\d\d:\d\d: (1 nytt larm|\d+ nya larm) har lagrats\.$/.test(announced),
       "the update is announced in the live region (role=status)", announced);
