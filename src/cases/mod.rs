@@ -144,12 +144,9 @@ async fn list(State(app): State<Arc<App>>, Query(query): Query<HashMap<String, S
     let filter = Filter::new(query.get("municipality").map(String::as_str), query.get("rule").map(String::as_str));
     let switch = pages::list_href(lang.other(), &filter);
     let Some(client) = app.connection.client() else { return unavailable(lang, &switch) };
-    let read = async {
-        let choices = store::choices(&client).await?;
-        let open = store::open_episodes(&client, &filter, app.max_episodes).await?;
-        Ok::<_, tokio_postgres::Error>((choices, open))
-    };
-    match read.await {
+    // Both at once, pipelined on the one connection.
+    let read = tokio::try_join!(store::choices(&client), store::open_episodes(&client, &filter, app.max_episodes));
+    match read {
         Ok((choices, open)) => page(StatusCode::OK, pages::list_page(lang, &filter, &choices, &open)),
         Err(e) => {
             warn!(error = %e, "reading the open episodes");
