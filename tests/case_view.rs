@@ -60,6 +60,10 @@ fn alert(
         observed: Some(wire::Measure { value: 412.5, unit: "hours".into() }),
         expected: Some(wire::Measure { value: 320.0, unit: "hours".into() }),
         explanation: format!("alert {revision} of {episode}"),
+        explanations: [("sv", "larm"), ("en", "alert")]
+            .into_iter()
+            .map(|(language, word)| (language.to_string(), format!("{word} {revision} of {episode}")))
+            .collect(),
         evidence_event_ids: vec![format!("inv-{episode}-{revision}")],
         status: status as i32,
         detected_at: at(day),

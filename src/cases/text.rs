@@ -2,7 +2,8 @@
 //! the language of a request, the interface texts, the names of statuses,
 //! severities, rules and units, numbers (decimal comma and a no-break space
 //! between thousands in Swedish) and times (`YYYY-MM-DD HH:MM`, Swedish
-//! local time, CET/CEST, as the core counts days).
+//! local time, CET/CEST, as the core counts days). The Swedish number
+//! format is the one of the alerts' explanations (`tillsyn_core::text`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -319,10 +320,8 @@ pub fn number(lang: Lang, value: f64, decimals: usize) -> String {
     let mut out = String::new();
     let negative = value < 0.0 && (int != "0" || !frac.is_empty());
     if negative {
-        out.push(match lang {
-            Lang::Sv => '\u{2212}',
-            Lang::En => '-',
-        });
+        // A hyphen-minus in both, as the alerts' explanations write it.
+        out.push('-');
     }
     for (i, c) in int.chars().enumerate() {
         if i > 0 && (int.len() - i).is_multiple_of(3) {
@@ -439,7 +438,7 @@ mod tests {
         assert_eq!(number(Lang::Sv, 1_234_567.891, 2), "1\u{a0}234\u{a0}567,89");
         assert_eq!(number(Lang::Sv, 0.004, 2), "0");
         assert_eq!(number(Lang::Sv, -0.001, 2), "0", "no minus before a zero");
-        assert_eq!(number(Lang::Sv, -3.25, 2), "\u{2212}3,25");
+        assert_eq!(number(Lang::Sv, -3.25, 2), "-3,25");
         assert_eq!(number(Lang::En, -3.25, 2), "-3.25");
         assert_eq!(number(Lang::En, 100.0, 2), "100");
         assert_eq!(number(Lang::En, f64::NAN, 2), "–");

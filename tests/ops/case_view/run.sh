@@ -188,6 +188,8 @@ for _ in $(seq 1 300); do
 done
 [[ $stored == "$produced" ]] || fail "the sink stored $stored of $produced alerts in 60 s"
 echo "ok - $produced alerts produced to $topic and stored by tillsyn sink postgres in schema $schema"
+translations=$(psql_ -c "SELECT count(*) FROM $schema.alerts WHERE explanations ? 'en'")
+[[ $translations == "$produced" ]] && translations=1 || translations=0
 
 say "the view"
 "$tillsyn" cases --config "$config" >"$work/cases.log" 2>&1 &
@@ -211,6 +213,7 @@ CASE_VIEW_URL=$url \
     CHROMIUM=$chromium \
     PRODUCE=$produce_late \
     SHOTS=$shots \
+    TRANSLATIONS=$translations \
     node "$here/drive.js"
 ok=1
 say "done"
