@@ -153,6 +153,7 @@ async fn the_view_reads_what_the_sink_wrote_and_hears_new_batches() {
     let a = store::episode(&reader, "a").await.unwrap().expect("episode a");
     assert_eq!((a.summary.alert_count, a.explanation.as_str()), (2, "alert 1 of a"));
     assert_eq!(a.evidence_event_ids, ["inv-a-1"]);
+    assert_eq!(a.explanations, serde_json::json!({"sv": "larm 1 of a", "en": "alert 1 of a"}), "both languages");
     assert_eq!(a.summary.observed, Some(store::Measure { value: 412.5, unit: "hours".into() }));
     let history = store::history(&reader, "a").await.unwrap();
     let revisions: Vec<(i32, &str, &str, i32)> =
