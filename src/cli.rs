@@ -55,6 +55,10 @@ enum Command {
     /// to a webhook (`[notify]`); serves /metrics, /healthz and /readyz on
     /// `http.listen`.
     Notify(ServiceArgs),
+    /// The case officer's view of the PostgreSQL case store (`[cases]`,
+    /// `[sink.postgres]`): web pages, updated live; /metrics, /healthz and
+    /// /readyz on `cases.listen` too.
+    Cases(ServiceArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,6 +256,7 @@ fn run(cli: Cli, env: &[(String, String)]) -> anyhow::Result<()> {
         Command::Produce(a) => produce(a, env),
         Command::Sink(SinkCommand::Postgres(a)) => sink_postgres(a, env),
         Command::Notify(a) => notify(a, env),
+        Command::Cases(a) => cases(a, env),
     }
 }
 
@@ -447,6 +452,13 @@ where
         let _ = http.await;
         result
     })
+}
+
+/// `cases`: the case officer's view, until SIGTERM or Ctrl-C.
+fn cases(a: ServiceArgs, env: &[(String, String)]) -> anyhow::Result<()> {
+    let config = load_config(a.config.as_ref(), env)?;
+    init_logging(&config)?;
+    runtime()?.block_on(crate::cases::run(config, run::shutdown_signal()))
 }
 
 /// `check-config`: the effective configuration, secrets masked.

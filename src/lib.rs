@@ -6,6 +6,8 @@
 //!
 //! # Layout
 //!
+//! - [`cases`]: the case officer's view of the case store (`tillsyn
+//!   cases`).
 //! - [`cli`]: the command line (one function per subcommand).
 //! - [`replay`]: the core over an events file (the reference run).
 //! - [`service`]: the live service on Kafka (`tillsyn run`): configuration,
@@ -16,6 +18,7 @@
 //! - [`telemetry`]: typed events that log and update metrics, the
 //!   Prometheus exporter, `/metrics`, `/healthz`, `/readyz`.
 
+pub mod cases;
 pub mod cli;
 pub mod replay;
 pub mod service;

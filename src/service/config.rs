@@ -107,7 +107,7 @@ pub const MIN_PSEUDONYM_SECRET_CHARS: usize = 16;
 
 /// The top-level tables of the configuration file (and the first segment of
 /// every environment override).
-const SECTIONS: [&str; 7] = ["kafka", "topics", "http", "log", "core", "sink", "notify"];
+const SECTIONS: [&str; 8] = ["kafka", "topics", "http", "log", "core", "sink", "notify", "cases"];
 /// The librdkafka pass-through maps under `[kafka]`.
 const PASS_THROUGH_MAPS: [&str; 3] = ["common", "consumer", "producer"];
 
@@ -184,6 +184,8 @@ pub struct ServiceConfig {
     pub sink: SinkConfig,
     /// `tillsyn notify`: alerts to the fraud unit's chat channel.
     pub notify: NotifyConfig,
+    /// `tillsyn cases`: the case officer's view of the case store.
+    pub cases: CasesConfig,
 }
 
 /// Where and how `tillsyn notify` posts (see [`crate::sink::notify`]).
@@ -321,6 +323,43 @@ impl NotifyConfig {
         }
         if let Err(e) = self.digest_anchor() {
             problems.push(e);
+        }
+    }
+}
+
+/// The case officer's view (`tillsyn cases`): web pages over the case
+/// store of `[sink.postgres]`, whose `url` and `password` it connects with
+/// (it only reads, in read-only transactions).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CasesConfig {
+    /// Socket address of the pages, and of their /metrics, /healthz and
+    /// /readyz, `ip:port` (the view has no login of its own: keep it on
+    /// loopback or behind a proxy that authenticates).
+    pub listen: String,
+    /// Most episodes the list shows, the most severe and oldest first (it
+    /// says how many more match).
+    pub max_episodes: usize,
+}
+
+impl Default for CasesConfig {
+    fn default() -> Self {
+        CasesConfig { listen: "127.0.0.1:9470".into(), max_episodes: 500 }
+    }
+}
+
+impl CasesConfig {
+    /// The listen address, parsed.
+    pub fn listen_addr(&self) -> Result<SocketAddr, std::net::AddrParseError> {
+        self.listen.trim().parse()
+    }
+
+    fn check(&self, problems: &mut Vec<String>) {
+        if let Err(e) = self.listen_addr() {
+            problems.push(format!("cases.listen = {:?} is not an ip:port socket address ({e})", self.listen));
+        }
+        if !(1..=10_000).contains(&self.max_episodes) {
+            problems.push(format!("cases.max_episodes = {} must be 1..=10000", self.max_episodes));
         }
     }
 }
@@ -864,6 +903,7 @@ impl ServiceConfig {
         self.topics.check(&mut problems);
         self.sink.postgres.check(&mut problems);
         self.notify.check(&mut problems);
+        self.cases.check(&mut problems);
         if let Err(e) = self.http.listen_addr() {
             problems.push(format!("http.listen = {:?} is not an ip:port socket address ({e})", self.http.listen));
         }
@@ -2003,6 +2043,26 @@ mod tests {
         for level in ["trace", "WARN", "off", "info,", "info,rdkafka=warn,tillsyn::service=debug"] {
             assert_eq!(check_log_level(level), Ok(()), "{level}");
         }
+    }
+
+    #[test]
+    fn the_case_views_settings_are_checked_and_overridable() {
+        for listen in ["localhost:9470", "9470", ""] {
+            let mut c = valid();
+            c.cases.listen = listen.into();
+            assert_one_problem(&c, "cases.listen");
+        }
+        for max in [0, 10_001] {
+            let mut c = valid();
+            c.cases.max_episodes = max;
+            assert_one_problem(&c, "cases.max_episodes");
+        }
+        let c = from_env(&[("TILLSYN_CASES__LISTEN", "0.0.0.0:8080"), ("TILLSYN_CASES__MAX_EPISODES", "50")]).unwrap();
+        assert_eq!((c.cases.listen_addr().unwrap().port(), c.cases.max_episodes), (8080, 50));
+        let e = from_env(&[("TILLSYN_CASES_LISTEN", "0.0.0.0:8080")]).unwrap_err().to_string();
+        assert!(e.contains("TILLSYN_CASES__LISTEN"), "a missing `__` is named: {e}");
+        let f = file("[cases]\nlisten = \"127.0.0.1:9999\"\n");
+        assert_eq!(ServiceConfig::load(Some(f.path()), []).unwrap().cases.listen, "127.0.0.1:9999");
     }
 
     #[test]
