@@ -5,7 +5,8 @@
 # the case store against a real PostgreSQL, then
 # the detection targets on the simulated evaluation scenario (5 seeds,
 # release build), which fails the run if they are missed, then the
-# operations checks (rules, dashboards, manifests, a secured broker).
+# operations checks (rules, dashboards, manifests, a secured broker) and
+# the case officer's view in a real browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p out
@@ -78,3 +79,6 @@ tests/ops/run_dashboard_check.sh
 tests/ops/check_k8s.sh
 tests/ops/secure/run.sh
 tests/ops/secure/tillsyn.sh
+# The case officer's view in a real headless browser (Debian chromium,
+# installed when missing) over the real pipeline; screenshots to docs/img.
+tests/ops/case_view/run.sh
