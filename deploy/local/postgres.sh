@@ -12,7 +12,9 @@
 #   psql     runs psql against the database (extra ARGS go to psql)
 # Env: TILLSYN_PG_PORT       port (default 55432)
 #      TILLSYN_PG_DIR        data directory, log and socket (default
-#                            out/postgres, relative to the repository root)
+#                            out/postgres, relative to the repository root;
+#                            as root, when the postgres user cannot reach it,
+#                            /var/tmp/tillsyn-postgres/<checkout hash>)
 #      TILLSYN_PG_PASSWORD   the role's password (default tillsyn-local; a
 #                            local, throw-away server)
 # The server runs as the `postgres` system user when this script runs as
@@ -25,6 +27,14 @@ repo=$(cd "$here/../.." && pwd)
 port=${TILLSYN_PG_PORT:-55432}
 dir=${TILLSYN_PG_DIR:-out/postgres}
 [[ $dir == /* ]] || dir="$repo/$dir"
+# As root the server runs as `postgres`, which must reach the directory: a
+# checkout under a private directory (mktemp -d is 0700) is not reachable,
+# so the default moves to /var/tmp, one directory per checkout.
+if [[ -z ${TILLSYN_PG_DIR:-} && $(id -u) -eq 0 ]] && id postgres >/dev/null 2>&1 &&
+    ! runuser -u postgres -- test -x "$(dirname "$dir")" 2>/dev/null; then
+    dir="/var/tmp/tillsyn-postgres/$(printf '%s' "$repo" | md5sum | cut -c1-12)"
+    mkdir -p /var/tmp/tillsyn-postgres
+fi
 password=${TILLSYN_PG_PASSWORD:-tillsyn-local}
 data="$dir/data"
 logfile="$dir/postgres.log"
@@ -54,7 +64,8 @@ bin_dir() {
 # Runs a command as the server's user.
 as_owner() {
     if [[ $(id -u) -eq 0 ]]; then
-        runuser -u postgres -- "$@"
+        # From /: the caller's directory may be out of the user's reach.
+        (cd / && runuser -u postgres -- "$@")
     else
         "$@"
     fi
