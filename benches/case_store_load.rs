@@ -44,7 +44,8 @@ fn quantile(buckets: &BTreeMap<u64, f64>, count: f64, q: f64) -> f64 {
 fn main() {
     let n: usize = std::env::var("TILLSYN_BENCH_ALERTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let mut config = alert_topic::config("bench-sink");
-    let url = std::env::var("TILLSYN_TEST_POSTGRES").unwrap_or_else(|_| "postgres://tillsyn@127.0.0.1:55432/tillsyn".into());
+    let url =
+        std::env::var("TILLSYN_TEST_POSTGRES").unwrap_or_else(|_| "postgres://tillsyn@127.0.0.1:55432/tillsyn".into());
     let schema = format!("bench_{}", std::process::id());
     config.sink.postgres.url = format!("{url}?options=-csearch_path%3D{schema}");
     config.sink.postgres.password = std::env::var("TILLSYN_PG_PASSWORD").unwrap_or_else(|_| "tillsyn-local".into());
@@ -104,7 +105,8 @@ fn main() {
     }
     std::thread::sleep(Duration::from_secs(2));
     let (after, after_count) = scrape(&sink);
-    let buckets: BTreeMap<u64, f64> = after.iter().map(|(le, c)| (*le, c - before.get(le).copied().unwrap_or(0.0))).collect();
+    let buckets: BTreeMap<u64, f64> =
+        after.iter().map(|(le, c)| (*le, c - before.get(le).copied().unwrap_or(0.0))).collect();
     let count = after_count - before_count;
     println!(
         "steady: {count} alerts at {rate} records/s: topic to committed row p50 <= {} s, p99 <= {} s (histogram \
