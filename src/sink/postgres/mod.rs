@@ -264,7 +264,9 @@ pub async fn run(
             match store::positions(client, &sink.group_id, &topic, &wanted).await {
                 Ok(positions) => {
                     for (p, position) in positions {
-                        match seek(&consumer, &topic, p, position) {
+                        // A blocking call (up to 5 s): off the runtime's
+                        // worker, so the HTTP endpoint keeps answering.
+                        match tokio::task::block_in_place(|| seek(&consumer, &topic, p, position)) {
                             Ok(()) => {
                                 partitions.unaligned.remove(&p);
                                 partitions.running.insert(p, position);
