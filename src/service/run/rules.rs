@@ -29,6 +29,9 @@ use crate::telemetry::events::RulesEntryRead;
 /// How long one read of the rules topic may take.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a seal may take to be read back before it is written again.
+pub const SEAL_AGAIN_AFTER: Duration = Duration::from_secs(10);
+
 /// The values read from the rules topic (offset, value) and its end.
 pub type RulesRead = (Vec<(i64, Option<Vec<u8>>)>, i64);
 
@@ -51,8 +54,9 @@ pub struct RulesFeed {
     writer: String,
     /// The latest time a partition waits for.
     wanted: Option<EventTime>,
-    /// The latest seal this process wrote.
+    /// The latest seal this process wrote, and when (wall clock).
     requested: Option<EventTime>,
+    requested_at: Option<SystemTime>,
 }
 
 impl RulesFeed {
@@ -71,6 +75,7 @@ impl RulesFeed {
             writer,
             wanted: None,
             requested: None,
+            requested_at: None,
         }
     }
 
@@ -164,15 +169,22 @@ impl RulesFeed {
     /// `max_future` after `now` (the wall clock).
     pub fn seal_due(&mut self, now: SystemTime, ahead: Duration, max_future: Duration) -> Option<(String, Vec<u8>)> {
         let wanted = self.wanted?;
-        if wanted <= self.known_through() || self.requested.is_some_and(|r| r >= wanted) {
+        // A seal asked for and not read back within SEAL_AGAIN_AFTER (lost
+        // on the way, or skipped by a read) is written again: partitions
+        // must not wait for ever on one record.
+        let asked_lately =
+            self.requested_at.is_some_and(|at| now.duration_since(at).unwrap_or_default() < SEAL_AGAIN_AFTER);
+        if wanted <= self.known_through() || (self.requested.is_some_and(|r| r >= wanted) && asked_lately) {
             return None;
         }
+        let asked = now;
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         if wanted.0 > now.saturating_add(max_future.as_secs() as i64) {
             return None;
         }
         let through = EventTime(wanted.0.saturating_add(ahead.as_secs() as i64));
         self.requested = Some(through);
+        self.requested_at = Some(asked);
         let entry = RulesEntry::Seal { through };
         Some((entry.key(&self.writer), entry.encode("")))
     }
@@ -209,5 +221,24 @@ mod tests {
         let changes = feed.apply(vec![(4, seal(9))]);
         assert_eq!(changes.sealed, None);
         assert_eq!(feed.next_offset(), 5);
+    }
+
+    #[test]
+    fn a_seal_not_read_back_is_written_again_after_a_while() {
+        let mut feed = RulesFeed::new(&ServiceConfig::default());
+        let day = |d: i64| EventTime(1_767_225_600 + d * 86_400);
+        let now = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+        let (ahead, max_future) = (Duration::from_secs(86_400), Duration::from_secs(2 * 86_400));
+        feed.want(day(3));
+        let (key, _) = feed.seal_due(now, ahead, max_future).expect("a seal through day 4");
+        assert!(key.starts_with(&format!("seal/{}/", day(4).0)), "{key}");
+        // Asked for: not again while it may still be on its way.
+        assert!(feed.seal_due(now + Duration::from_secs(1), ahead, max_future).is_none());
+        // Not read back after SEAL_AGAIN_AFTER: written again, the same seal.
+        let again = feed.seal_due(now + SEAL_AGAIN_AFTER, ahead, max_future).expect("written again");
+        assert_eq!(again.0, key);
+        // Read back: nothing more to write.
+        feed.apply(vec![(0, Some(again.1))]);
+        assert!(feed.seal_due(now + 3 * SEAL_AGAIN_AFTER, ahead, max_future).is_none());
     }
 }
