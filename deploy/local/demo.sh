@@ -71,7 +71,11 @@ say "topics ($run.*)"
 "$bin" topics create
 
 say "case store (PostgreSQL on 127.0.0.1:55432, schema ${run//-/_})"
-deploy/local/postgres.sh start
+started_pg=0
+if ! deploy/local/postgres.sh status >/dev/null 2>&1; then
+    deploy/local/postgres.sh start
+    started_pg=1
+fi
 schema=${run//-/_}
 deploy/local/postgres.sh psql -q -c "CREATE SCHEMA IF NOT EXISTS $schema"
 pg_url=$(deploy/local/postgres.sh url)
@@ -92,6 +96,9 @@ cleanup() {
     fi
     if ((started_broker && !hold)); then
         deploy/local/broker.sh stop >/dev/null 2>&1 || true
+    fi
+    if ((started_pg && !hold)); then
+        deploy/local/postgres.sh stop >/dev/null 2>&1 || true
     fi
 }
 trap cleanup EXIT
@@ -182,6 +189,6 @@ echo "(the whole evaluation, per pattern and per alert: $out/evaluation.md)"
 
 if ((hold)); then
     say "the service is still running: http://$http/metrics  http://$http/readyz"
-    echo "   Ctrl-C stops it (the broker keeps running: deploy/local/broker.sh stop)"
+    echo "   Ctrl-C stops it (the broker and PostgreSQL keep running: deploy/local/broker.sh stop, deploy/local/postgres.sh stop)"
     wait "$service_pid"
 fi

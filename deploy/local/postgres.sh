@@ -82,6 +82,10 @@ start() {
         log "already running (127.0.0.1:$port, $data)"
         return 0
     fi
+    if [[ -n $(ss -Hltn "sport = :$port" 2>/dev/null) ]]; then
+        log "port $port is already taken by another process (another checkout's server?); set TILLSYN_PG_PORT"
+        return 1
+    fi
     mkdir -p "$dir"
     if [[ $(id -u) -eq 0 ]]; then
         chown postgres: "$dir"
