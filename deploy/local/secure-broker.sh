@@ -14,7 +14,7 @@
 #          client is served; writes $TILLSYN_STATE_DIR/client.env (tillsyn's
 #          TILLSYN_KAFKA__... variables) and client.properties (librdkafka)
 #   stop   stops both (SIGKILL for tansu, see broker.sh)
-# Env: TILLSYN_BROKER_PORT      TLS port clients use (default 39092)
+# Env: TILLSYN_BROKER_PORT      TLS port clients use (default 29092)
 #      TILLSYN_TANSU_PORT       tansu's plaintext SASL port (default TLS port + 1)
 #      TILLSYN_STATE_DIR        pids, logs, db, client files (default out/secure-broker)
 #      TILLSYN_TLS_DIR          certificates (default out/tls)
@@ -29,7 +29,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-port=${TILLSYN_BROKER_PORT:-39092}
+port=${TILLSYN_BROKER_PORT:-29092}
 tport=${TILLSYN_TANSU_PORT:-$((port + 1))}
 state=${TILLSYN_STATE_DIR:-out/secure-broker}
 [[ $state == /* ]] || state="$repo/$state"
@@ -40,9 +40,9 @@ log() { echo "secure-broker: $*" >&2; }
 
 alive() { [[ -f $state/$1.pid ]] && kill -0 "$(<"$state/$1.pid")" 2>/dev/null; }
 # A listening socket on the port. Not a connect: polling a port in the
-# ephemeral range (32768-60999) with connects while nothing listens can make
+# ephemeral range (32768-60999; the defaults here are below it) with connects while nothing listens can make
 # the kernel pick that very port as the source and connect the socket to
-# itself (seen with 39092), which then keeps the listener from binding.
+# itself (seen with 39092, the default before), which then keeps the listener from binding.
 port_open() { [[ -n $(ss -Hltn "sport = :$1") ]]; }
 wait_port() {
     for _ in $(seq 1 100); do

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 12 item 5: a secured broker, checked with the independent Python
 # client. Starts deploy/local/secure-broker.sh (SASL_SSL on
-# $TILLSYN_BROKER_PORT, default 39092; state in out/secure-check), runs
+# $TILLSYN_BROKER_PORT, default 29092; state in out/secure-check), runs
 # check.py against it (right credentials work; wrong password, unknown user,
 # untrusted CA, SASL/PLAIN fail fast with _AUTHENTICATION/_SSL; the gaps of
 # tansu 0.6.0), shows that tansu refuses --cert with --key, and stops the
@@ -13,7 +13,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
-export TILLSYN_BROKER_PORT=${TILLSYN_BROKER_PORT:-39092}
+export TILLSYN_BROKER_PORT=${TILLSYN_BROKER_PORT:-29092}
 export TILLSYN_STATE_DIR=${TILLSYN_STATE_DIR:-$repo/out/secure-check}
 export TILLSYN_PYTHON=${TILLSYN_PYTHON:-$("$repo/deploy/local/install-test-client.sh" | tail -n 1)}
 export TILLSYN_TANSU=${TILLSYN_TANSU:-$("$repo/deploy/local/install-tansu.sh" | tail -n 1)}

@@ -9,14 +9,14 @@
 # non-zero when a check fails.
 # Usage: tests/ops/secure/tillsyn.sh
 # Env: TILLSYN_BIN_DIR (tillsyn and tillsyn-sim; default target/release),
-#      TILLSYN_BROKER_PORT (default 39192), TILLSYN_STATE_DIR, and those of
+#      TILLSYN_BROKER_PORT (default 29192), TILLSYN_STATE_DIR, and those of
 #      deploy/local/secure-broker.sh
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 bin=${TILLSYN_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}
-export TILLSYN_BROKER_PORT=${TILLSYN_BROKER_PORT:-39192}
+export TILLSYN_BROKER_PORT=${TILLSYN_BROKER_PORT:-29192}
 export TILLSYN_STATE_DIR=${TILLSYN_STATE_DIR:-$repo/out/secure-tillsyn}
 export TILLSYN_PYTHON=${TILLSYN_PYTHON:-$("$repo/deploy/local/install-test-client.sh" | tail -n 1)}
 export TILLSYN_TANSU=${TILLSYN_TANSU:-$("$repo/deploy/local/install-tansu.sh" | tail -n 1)}
