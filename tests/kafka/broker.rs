@@ -165,9 +165,72 @@ fn caught_up(config: &ServiceConfig) -> bool {
     committed_and_ends(config).is_ok_and(|v| v.iter().all(|(committed, end)| committed >= end))
 }
 
+/// What a service run in this process leaves for a failure message: its
+/// log (a file of this test process's, INFO and up) and its metrics (the
+/// process's Prometheus recorder), installed once for all the tests here.
+struct InProcess {
+    log: PathBuf,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+fn in_process() -> &'static InProcess {
+    static ONCE: std::sync::OnceLock<InProcess> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let log = std::env::temp_dir().join(format!("tillsyn-kafka-tests-{}.log", std::process::id()));
+        let file = std::fs::File::create(&log).expect("the in-process log file");
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_ansi(false)
+            .with_writer(Mutex::new(file))
+            .try_init();
+        let metrics = tillsyn::telemetry::install_recorder().expect("the in-process Prometheus recorder");
+        InProcess { log, metrics }
+    })
+}
+
+/// Why a service run in this process has not caught up: each input
+/// partition's committed and end offsets, the gauges that say what a
+/// partition waits for, and the end of the log without its alert lines.
+fn in_process_diagnosis(config: &ServiceConfig, since: u64) -> String {
+    let offsets = match committed_and_ends(config) {
+        Ok(v) => v.iter().map(|(c, e)| format!("{c}/{e}")).collect::<Vec<_>>().join(" "),
+        Err(e) => format!("not read: {e}"),
+    };
+    let p = in_process();
+    let metrics = p
+        .metrics
+        .render()
+        .lines()
+        .filter(|l| !l.starts_with('#') && DIAGNOSED.iter().any(|w| l.starts_with(w)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let log = std::fs::read(&p.log).unwrap_or_default();
+    let log = String::from_utf8_lossy(&log[(since as usize).min(log.len())..]).into_owned();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.contains("alert produced")).collect();
+    let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+    format!(
+        "== committed/end offsets of the input partitions\n{offsets}\n== metrics\n{metrics}\n\
+         == the log without its alert lines, last 60 lines\n{tail}"
+    )
+}
+
+/// The series a catch-up failure prints.
+const DIAGNOSED: [&str; 8] = [
+    "tillsyn_held_records",
+    "tillsyn_rules_sealed_through_seconds",
+    "tillsyn_rules_changes_total",
+    "tillsyn_consumer_lag_messages",
+    "tillsyn_assigned_partitions",
+    "tillsyn_service_ready",
+    "tillsyn_loop_seconds_since_progress",
+    "tillsyn_consumer_rebalances_total",
+];
+
 /// Runs the service in this process until its group has committed the end
-/// of every input partition.
+/// of every input partition; if it has not within 4 minutes, fails with
+/// [`in_process_diagnosis`].
 async fn run_until_caught_up(config: &ServiceConfig) -> RunSummary {
+    let since = std::fs::metadata(&in_process().log).map_or(0, |m| m.len());
     let service_config = config.clone();
     let service = tokio::spawn(async move {
         let watch = service_config.clone();
@@ -182,11 +245,14 @@ async fn run_until_caught_up(config: &ServiceConfig) -> RunSummary {
         })
         .await
     });
-    tokio::time::timeout(Duration::from_secs(240), service)
-        .await
-        .expect("the service catches up within 4 minutes")
-        .unwrap()
-        .unwrap()
+    match tokio::time::timeout(Duration::from_secs(240), service).await {
+        Ok(summary) => summary.unwrap().unwrap(),
+        Err(_) => {
+            let config = config.clone();
+            let why = tokio::task::spawn_blocking(move || in_process_diagnosis(&config, since)).await.unwrap();
+            panic!("the service did not catch up within 4 minutes\n{why}");
+        }
+    }
 }
 
 /// The alert ids of `tillsyn replay --partitions 1` over `events`: the
@@ -447,20 +513,10 @@ impl Service {
     /// that say what it waits for, and the end of its log without the
     /// alerts (a CI log keeps the start and the end of a long message).
     fn diagnosis(&self) -> String {
-        const WATCHED: [&str; 8] = [
-            "tillsyn_held_records",
-            "tillsyn_rules_sealed_through_seconds",
-            "tillsyn_rules_changes_total",
-            "tillsyn_consumer_lag_messages",
-            "tillsyn_assigned_partitions",
-            "tillsyn_service_ready",
-            "tillsyn_loop_seconds_since_progress",
-            "tillsyn_consumer_rebalances_total",
-        ];
         let metrics = match self.get("/metrics") {
             Some((_, body)) => body
                 .lines()
-                .filter(|l| !l.starts_with('#') && WATCHED.iter().any(|w| l.starts_with(w)))
+                .filter(|l| !l.starts_with('#') && DIAGNOSED.iter().any(|w| l.starts_with(w)))
                 .collect::<Vec<_>>()
                 .join("\n"),
             None => "/metrics does not answer".into(),
