@@ -42,6 +42,7 @@ fn arrival(event: &DomainEvent) -> EventTime {
         DomainEvent::Visit(v) => v.reported_at,
         DomainEvent::Invoice(i) => i.issued_at,
         DomainEvent::Heartbeat(at) => *at,
+        DomainEvent::Reference(r) => r.recorded_at,
     }
 }
 

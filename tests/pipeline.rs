@@ -157,6 +157,7 @@ fn alerts_do_not_depend_on_how_time_reports_and_invoices_interleave() {
                 visits.push(2 * i);
                 invoices.push(2 * i + 1);
             }
+            DomainEvent::Reference(_) => unreachable!("the scenario has no reference data"),
         }
     }
     assert!(domain.iter().filter(|e| matches!(e, DomainEvent::Invoice(_))).count() >= 10, "the scenario has invoices");

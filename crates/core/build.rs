@@ -8,6 +8,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The contract lives at the workspace root (`proto/`), beside the crates.
     let files = [
         "../../proto/tillsyn/v1/events.proto",
+        "../../proto/tillsyn/v1/reference.proto",
+        "../../proto/tillsyn/v1/service_type.proto",
         "../../proto/tillsyn/v1/alert.proto",
         "../../proto/tillsyn/v1/state.proto",
         "../../proto/tillsyn/v1/rules.proto",

@@ -205,7 +205,9 @@ fn run(events: &[DomainEvent]) -> Vec<Alert> {
                 invoices += 1;
                 assert_eq!(engine.watermark(), watermark, "an invoice moved the time-report watermark");
             }
-            DomainEvent::Heartbeat(_) => unreachable!("the harness makes visits and invoices only"),
+            DomainEvent::Heartbeat(_) | DomainEvent::Reference(_) => {
+                unreachable!("the harness makes visits and invoices only")
+            }
         }
         assert!(engine.watermark() >= watermark, "the watermark went back");
         assert!(engine.now() >= now, "now went back");

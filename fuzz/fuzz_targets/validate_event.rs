@@ -321,6 +321,9 @@ fn timestamps(w: &wire::Event) -> Vec<Option<pbjson_types::Timestamp>> {
         Some(wire::event::Kind::TimeReport(t)) => vec![t.check_in, t.check_out, t.reported_at],
         Some(wire::event::Kind::Invoice(i)) => vec![i.period_start, i.period_end, i.issued_at],
         Some(wire::event::Kind::Heartbeat(h)) => vec![h.at],
+        Some(wire::event::Kind::GrantedHours(g)) => vec![g.valid_from, g.valid_to, g.recorded_at],
+        Some(wire::event::Kind::ClientAbsence(a)) => vec![a.from, a.to, a.recorded_at],
+        Some(wire::event::Kind::ProviderPermit(p)) => vec![p.valid_from, p.valid_to, p.recorded_at],
         None => Vec::new(),
     }
 }

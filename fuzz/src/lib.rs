@@ -253,6 +253,8 @@ pub fn check_event(event: &DomainEvent, input: Input) {
         }
         // A source heartbeat belongs on either topic.
         DomainEvent::Heartbeat(at) => assert!(in_range(*at), "{at:?}"),
+        // The event topics refuse reference data (it has topics of its own).
+        DomainEvent::Reference(r) => panic!("reference data accepted on an event topic: {r:?}"),
     }
 }
 
@@ -312,8 +314,8 @@ pub fn encodings(event: &wire::Event) -> Vec<(&'static str, Vec<u8>, Option<&'st
                 out.push(("bare JSON", json, Some("application/json")));
             }
         }
-        // Only in the envelope.
-        Some(Kind::Heartbeat(_)) | None => {}
+        // Only in the envelope (reference data is refused on the event topics).
+        Some(Kind::Heartbeat(_) | Kind::GrantedHours(_) | Kind::ClientAbsence(_) | Kind::ProviderPermit(_)) | None => {}
     }
     if let Ok(json) = serde_json::to_vec(event) {
         out.push(("JSON envelope", json, Some("application/json")));

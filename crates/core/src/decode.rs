@@ -363,6 +363,13 @@ fn from_envelope(event: wire::Event, validator: &Validator) -> Result<Decoded, R
         Some(wire::event::Kind::TimeReport(t)) => Ok(Decoded::TimeReport(t)),
         Some(wire::event::Kind::Invoice(i)) => Ok(Decoded::Invoice(i)),
         Some(wire::event::Kind::Heartbeat(h)) => Ok(Decoded::Heartbeat(h)),
+        Some(
+            wire::event::Kind::GrantedHours(_)
+            | wire::event::Kind::ClientAbsence(_)
+            | wire::event::Kind::ProviderPermit(_),
+        ) => {
+            Err(Rejection::new(reason::WRONG_EVENT_KIND, "reference data on an event topic: it has topics of its own"))
+        }
         // The validator's rejection of an envelope without a kind.
         None => Err(validator.event(&wire::Event { kind: None }).expect_err("an empty envelope is invalid").into()),
     }

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::CodecError;
 use crate::decode::Format;
 use crate::engine::Input;
+use crate::model::reference::ReferenceKind;
 use crate::proto::v1 as wire;
 
 /// One Kafka record for an input topic, a line of a records file.
@@ -46,6 +47,9 @@ pub struct KafkaRecordLine {
     /// Whether it goes to every partition of its topic (a heartbeat).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub broadcast: bool,
+    /// Reference data goes to the topic of its kind, not to `input`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<ReferenceKind>,
 }
 
 impl KafkaRecordLine {
@@ -76,8 +80,18 @@ impl KafkaRecordLine {
                         content_type: Some(content_type.clone()),
                         value: value.clone(),
                         broadcast: true,
+                        reference: None,
                     })
                     .collect());
+            }
+            Some(wire::event::Kind::GrantedHours(g)) => {
+                return Ok(vec![reference(ReferenceKind::GrantedHours, &g.decision_id, encode(g, format)?, format)]);
+            }
+            Some(wire::event::Kind::ClientAbsence(a)) => {
+                return Ok(vec![reference(ReferenceKind::Absences, &a.absence_id, encode(a, format)?, format)]);
+            }
+            Some(wire::event::Kind::ProviderPermit(p)) => {
+                return Ok(vec![reference(ReferenceKind::ProviderRegister, &p.permit_id, encode(p, format)?, format)]);
             }
             None => return Ok(Vec::new()),
         };
@@ -87,7 +101,26 @@ impl KafkaRecordLine {
             content_type: Some(format.content_type().to_string()),
             value,
             broadcast: false,
+            reference: None,
         }])
+    }
+}
+
+/// A reference record: keyed by its fact's id (its topic is compacted by
+/// it), the bare message with a `content-type` naming it.
+fn reference(kind: ReferenceKind, id: &str, value: Vec<u8>, format: Format) -> KafkaRecordLine {
+    let message = match kind {
+        ReferenceKind::GrantedHours => "GrantedHours",
+        ReferenceKind::Absences => "ClientAbsence",
+        ReferenceKind::ProviderRegister => "ProviderPermit",
+    };
+    KafkaRecordLine {
+        input: Input::TimeReports,
+        key: id.to_string(),
+        content_type: Some(format!("{}; proto=tillsyn.v1.{message}", format.content_type())),
+        value,
+        broadcast: false,
+        reference: Some(kind),
     }
 }
 
@@ -213,6 +246,7 @@ mod tests {
             content_type: Some("application/json".into()),
             value: b"{}\xff".to_vec(),
             broadcast: false,
+            reference: None,
         };
         let json = serde_json::to_string(&record).unwrap();
         assert_eq!(json, r#"{"input":"invoice","key":"P7","content_type":"application/json","value":"e33/"}"#);

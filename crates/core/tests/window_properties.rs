@@ -569,7 +569,9 @@ fn late_events_are_reported_late_and_change_nothing() {
                         .unwrap();
                     newest - config.invoice_lateness_secs() - i.issued_at.0
                 }
-                DomainEvent::Heartbeat(_) => unreachable!("only visits and invoices are made late"),
+                DomainEvent::Heartbeat(_) | DomainEvent::Reference(_) => {
+                    unreachable!("only visits and invoices are made late")
+                }
             };
             expected_late.push((event.event_id().cloned().expect("an event"), behind));
             with_late.insert(at, event);

@@ -16,6 +16,7 @@ impl From<&HostileRecord> for KafkaRecordLine {
             content_type: h.content_type.map(str::to_string),
             value: h.value.clone(),
             broadcast: false,
+            reference: None,
         }
     }
 }

@@ -358,11 +358,15 @@ fn show_invoice(i: &Invoice, raw: &wire::Invoice, personal: Personal) -> ShownIn
     }
 }
 
-/// The id of a time report or an invoice (none for a heartbeat).
+/// The id of a time report, an invoice or a reference fact (none for a
+/// heartbeat).
 pub fn event_id(event: &wire::Event) -> Option<&str> {
     match &event.kind {
         Some(wire::event::Kind::TimeReport(t)) => Some(&t.event_id),
         Some(wire::event::Kind::Invoice(i)) => Some(&i.invoice_id),
+        Some(wire::event::Kind::GrantedHours(g)) => Some(&g.decision_id),
+        Some(wire::event::Kind::ClientAbsence(a)) => Some(&a.absence_id),
+        Some(wire::event::Kind::ProviderPermit(p)) => Some(&p.permit_id),
         Some(wire::event::Kind::Heartbeat(_)) | None => None,
     }
 }

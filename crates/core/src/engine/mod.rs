@@ -487,6 +487,11 @@ impl Engine {
                 self.heartbeat(Input::Invoices, *at, alerts);
                 self.heartbeat(Input::TimeReports, *at, alerts)
             }
+            // The caller routes reference data to the reference table.
+            DomainEvent::Reference(_) => Disposition::Rejected(Rejection::new(
+                crate::decode::reason::WRONG_EVENT_KIND,
+                "reference data goes to the reference table, not to a provider's partition",
+            )),
         };
         self.state.stats.alerts += (alerts.len() - before) as u64;
         disposition

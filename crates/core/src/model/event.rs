@@ -226,16 +226,20 @@ pub enum DomainEvent {
     /// A source's clock on a partition with nothing to report: moves the
     /// input's watermark to this time as a record would, nothing else.
     Heartbeat(EventTime),
+    /// A version of a fact of the reference data: to the global reference
+    /// table, not to a provider's partition.
+    Reference(super::reference::ReferenceRecord),
 }
 
 impl DomainEvent {
     /// The provider the event belongs to (the partition key); none for a
-    /// heartbeat, which goes to every partition.
+    /// heartbeat, which goes to every partition, and for reference data,
+    /// which goes to the global reference table.
     pub fn provider(&self) -> Option<ProviderId> {
         match self {
             DomainEvent::Visit(v) => Some(v.provider),
             DomainEvent::Invoice(i) => Some(i.provider),
-            DomainEvent::Heartbeat(_) => None,
+            DomainEvent::Heartbeat(_) | DomainEvent::Reference(_) => None,
         }
     }
 
@@ -244,17 +248,19 @@ impl DomainEvent {
         match self {
             DomainEvent::Visit(v) => Some(&v.event_id),
             DomainEvent::Invoice(i) => Some(&i.invoice_id),
+            DomainEvent::Reference(r) => Some(&r.id),
             DomainEvent::Heartbeat(_) => None,
         }
     }
 
     /// The event time that drives windows: check-in for visits, issue time
-    /// for invoices.
+    /// for invoices, registration time for reference data.
     pub fn event_time(&self) -> EventTime {
         match self {
             DomainEvent::Visit(v) => v.check_in,
             DomainEvent::Invoice(i) => i.issued_at,
             DomainEvent::Heartbeat(at) => *at,
+            DomainEvent::Reference(r) => r.recorded_at,
         }
     }
 }

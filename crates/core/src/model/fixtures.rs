@@ -46,3 +46,47 @@ pub(crate) fn invoice() -> wire::Invoice {
         total_ore: 85_200,
     }
 }
+
+/// A valid decision: 20 hours of personal care a month from 2026-01-01.
+pub(crate) fn granted_hours() -> wire::GrantedHours {
+    wire::GrantedHours {
+        decision_id: "bb-1".into(),
+        municipality_code: "2480".into(),
+        client_ref: "c-1".into(),
+        service_type: wire::ServiceType::PersonalCare as i32,
+        minutes_per_month: 1200,
+        valid_from: ts(1_767_222_000),
+        valid_to: None,
+        recorded_at: ts(1_767_100_000),
+        retracted: false,
+    }
+}
+
+/// A valid hospital stay of a week, registered at admission.
+pub(crate) fn client_absence() -> wire::ClientAbsence {
+    wire::ClientAbsence {
+        absence_id: "abs-1".into(),
+        municipality_code: "2480".into(),
+        client_ref: "c-1".into(),
+        kind: wire::AbsenceKind::HospitalStay as i32,
+        from: ts(1_767_250_800),
+        to: ts(1_767_250_800 + 7 * 86_400),
+        source: "region-slutenvard".into(),
+        recorded_at: ts(1_767_250_900),
+        retracted: false,
+    }
+}
+
+/// A valid register entry: permitted from 2025-01-01 until further notice.
+pub(crate) fn provider_permit() -> wire::ProviderPermit {
+    wire::ProviderPermit {
+        permit_id: "lov-1".into(),
+        provider_id: "556036-0793".into(),
+        municipality_code: "2480".into(),
+        status: wire::PermitStatus::Valid as i32,
+        valid_from: ts(1_735_686_000),
+        valid_to: None,
+        recorded_at: ts(1_735_600_000),
+        retracted: false,
+    }
+}

@@ -9,6 +9,7 @@
 //! - [`ids`]: provider, municipality, client, staff, household and event ids.
 //! - [`time`]: event time and Swedish local calendar arithmetic.
 //! - [`event`]: visits, invoices and invoice lines.
+//! - [`reference`]: granted hours, absences, the provider register.
 //! - [`validate`]: wire message → domain event, with typed errors.
 //! - [`pseudonym`]: keyed hashing of client and staff references.
 
@@ -17,6 +18,7 @@ pub mod event;
 pub(crate) mod fixtures;
 pub mod ids;
 pub mod pseudonym;
+pub mod reference;
 pub mod time;
 pub mod validate;
 

@@ -10,6 +10,7 @@ use std::fmt;
 use super::event::{DomainEvent, GeoPoint, Invoice, InvoiceLine, RegistrationMethod, ServiceType, Visit};
 use super::ids::{EventId, MunicipalityCode, OrgNumberError, ProviderId};
 use super::pseudonym::Pseudonymizer;
+use super::reference::{Absence, AbsenceKind, Fact, GrantedHours, Permit, PermitStatus, ReferenceRecord, Validity};
 use super::time::EventTime;
 use super::{Minutes, Ore};
 use crate::proto::v1 as wire;
@@ -154,6 +155,9 @@ impl Validator {
             Some(wire::event::Kind::TimeReport(t)) => self.time_report(t).map(DomainEvent::Visit),
             Some(wire::event::Kind::Invoice(i)) => self.invoice(i).map(DomainEvent::Invoice),
             Some(wire::event::Kind::Heartbeat(h)) => self.heartbeat(h).map(DomainEvent::Heartbeat),
+            Some(wire::event::Kind::GrantedHours(g)) => self.granted_hours(g).map(DomainEvent::Reference),
+            Some(wire::event::Kind::ClientAbsence(a)) => self.client_absence(a).map(DomainEvent::Reference),
+            Some(wire::event::Kind::ProviderPermit(p)) => self.provider_permit(p).map(DomainEvent::Reference),
             None => Err(ValidationError::new("kind", Problem::Missing)),
         }
     }
@@ -268,6 +272,102 @@ impl Validator {
             total: Ore(total),
         })
     }
+}
+
+/// Longest accepted validity of a decision, an absence or a register
+/// period with an end: 30 years (a longer one is a data error; "until
+/// further notice" has no end).
+pub const MAX_VALIDITY_SECS: i64 = 30 * 366 * 86_400;
+
+/// Most minutes a decision grants per month: two people around the clock
+/// (double staffing) for 31 days.
+pub const MAX_GRANTED_MINUTES_PER_MONTH: u32 = 2 * 31 * 24 * 60;
+
+impl Validator {
+    /// Validates a decision on granted hours (biståndsbeslut).
+    pub fn granted_hours(&self, g: &wire::GrantedHours) -> Result<ReferenceRecord> {
+        let id = EventId::new(reference("decision_id", &g.decision_id)?);
+        let municipality = municipality("municipality_code", &g.municipality_code)?;
+        let client = self.pseudonymizer.client(reference("client_ref", &g.client_ref)?);
+        let service = service_type("service_type", g.service_type)?;
+        let minutes = non_negative(g.minutes_per_month).map_err(|p| ValidationError::new("minutes_per_month", p))?;
+        let minutes_per_month = u32::try_from(minutes)
+            .ok()
+            .filter(|m| *m <= MAX_GRANTED_MINUTES_PER_MONTH)
+            .ok_or_else(|| ValidationError::new("minutes_per_month", Problem::Overflow))?;
+        let valid = validity(("valid_from", g.valid_from.as_ref()), ("valid_to", g.valid_to.as_ref()))?;
+        Ok(ReferenceRecord {
+            id,
+            recorded_at: timestamp("recorded_at", g.recorded_at.as_ref())?,
+            retracted: g.retracted,
+            fact: Fact::GrantedHours(GrantedHours { municipality, client, service, minutes_per_month, valid }),
+        })
+    }
+
+    /// Validates a client's absence.
+    pub fn client_absence(&self, a: &wire::ClientAbsence) -> Result<ReferenceRecord> {
+        let id = EventId::new(reference("absence_id", &a.absence_id)?);
+        let municipality = municipality("municipality_code", &a.municipality_code)?;
+        let client = self.pseudonymizer.client(reference("client_ref", &a.client_ref)?);
+        let kind = match wire::AbsenceKind::try_from(a.kind) {
+            Ok(wire::AbsenceKind::HospitalStay) => AbsenceKind::HospitalStay,
+            Ok(wire::AbsenceKind::ShortTermCare) => AbsenceKind::ShortTermCare,
+            Ok(wire::AbsenceKind::Death) => AbsenceKind::Death,
+            Ok(wire::AbsenceKind::MovedAway) => AbsenceKind::MovedAway,
+            _ => return Err(ValidationError::new("kind", Problem::UnknownEnumValue(a.kind))),
+        };
+        if !a.source.is_empty() {
+            reference("source", &a.source)?;
+        }
+        let period = validity(("from", a.from.as_ref()), ("to", a.to.as_ref()))?;
+        Ok(ReferenceRecord {
+            id,
+            recorded_at: timestamp("recorded_at", a.recorded_at.as_ref())?,
+            retracted: a.retracted,
+            fact: Fact::Absence(Absence { municipality, client, kind, period }),
+        })
+    }
+
+    /// Validates a period of a provider's entry in the provider register.
+    pub fn provider_permit(&self, p: &wire::ProviderPermit) -> Result<ReferenceRecord> {
+        let id = EventId::new(reference("permit_id", &p.permit_id)?);
+        let provider = provider_id("provider_id", &p.provider_id)?;
+        let municipality = municipality("municipality_code", &p.municipality_code)?;
+        let status = match wire::PermitStatus::try_from(p.status) {
+            Ok(wire::PermitStatus::Valid) => PermitStatus::Valid,
+            Ok(wire::PermitStatus::Suspended) => PermitStatus::Suspended,
+            Ok(wire::PermitStatus::Revoked) => PermitStatus::Revoked,
+            _ => return Err(ValidationError::new("status", Problem::UnknownEnumValue(p.status))),
+        };
+        let valid = validity(("valid_from", p.valid_from.as_ref()), ("valid_to", p.valid_to.as_ref()))?;
+        Ok(ReferenceRecord {
+            id,
+            recorded_at: timestamp("recorded_at", p.recorded_at.as_ref())?,
+            retracted: p.retracted,
+            fact: Fact::Permit(Permit { provider, municipality, status, valid }),
+        })
+    }
+}
+
+/// A validity from a required start and an optional end after it.
+fn validity(
+    (from_field, from): (&str, Option<&pbjson_types::Timestamp>),
+    (to_field, to): (&str, Option<&pbjson_types::Timestamp>),
+) -> Result<Validity> {
+    let from = timestamp(from_field, from)?;
+    let to = match to {
+        Some(t) => Some(timestamp(to_field, Some(t))?),
+        None => None,
+    };
+    if let Some(to) = to {
+        if to <= from {
+            return Err(ValidationError::new(to_field, Problem::PeriodEndNotAfterStart));
+        }
+        if to.0 - from.0 > MAX_VALIDITY_SECS {
+            return Err(ValidationError::new(to_field, Problem::DurationOutOfRange));
+        }
+    }
+    Ok(Validity { from, to })
 }
 
 fn reference<'a>(field: &str, value: &'a str) -> Result<&'a str> {
@@ -428,6 +528,69 @@ mod tests {
             let mut i = invoice();
             mutate(&mut i);
             let e = validator().invoice(&i).unwrap_err();
+            assert_eq!((e.field.as_str(), e.reason()), (field, reason));
+        }
+    }
+
+    #[test]
+    fn valid_reference_records_become_pseudonymised_facts() {
+        use crate::model::fixtures::{client_absence, granted_hours, provider_permit};
+        use crate::model::reference::{AbsenceKind, Fact, PermitStatus};
+        let key = Pseudonymizer::from_secret("test").client("c-1");
+        let g = validator().granted_hours(&granted_hours()).unwrap();
+        assert!(
+            matches!(&g.fact, Fact::GrantedHours(d) if d.client == key && d.minutes_per_month == 1200 && d.valid.to.is_none())
+        );
+        assert_eq!((g.id.as_str(), g.recorded_at.0), ("bb-1", 1_767_100_000));
+        let a = validator().client_absence(&client_absence()).unwrap();
+        assert!(matches!(&a.fact, Fact::Absence(x) if x.client == key && x.kind == AbsenceKind::HospitalStay));
+        let p = validator().provider_permit(&provider_permit()).unwrap();
+        assert!(matches!(&p.fact, Fact::Permit(x) if x.status == PermitStatus::Valid));
+        let envelope = wire::Event { kind: Some(wire::event::Kind::ClientAbsence(client_absence())) };
+        assert_eq!(validator().event(&envelope).unwrap(), DomainEvent::Reference(a));
+    }
+
+    #[test]
+    fn reference_rejections_name_field_and_reason() {
+        use crate::model::fixtures::{client_absence, granted_hours, provider_permit};
+        let decisions: Vec<Case<wire::GrantedHours>> = vec![
+            (|g| g.decision_id.clear(), "decision_id", "missing_field"),
+            (|g| g.client_ref = "\u{7}".into(), "client_ref", "malformed_reference"),
+            (|g| g.service_type = 0, "service_type", "unknown_enum_value"),
+            (|g| g.minutes_per_month = -1, "minutes_per_month", "negative_value"),
+            (|g| g.minutes_per_month = 200_000, "minutes_per_month", "value_overflow"),
+            (|g| g.valid_to = g.valid_from, "valid_to", "period_end_not_after_start"),
+            (|g| g.valid_to = ts(4_000_000_000), "valid_to", "duration_out_of_range"),
+            (|g| g.recorded_at = ts(4_102_444_800), "recorded_at", "timestamp_out_of_range"),
+            (|g| g.valid_from = None, "valid_from", "missing_field"),
+        ];
+        for (mutate, field, reason) in decisions {
+            let mut g = granted_hours();
+            mutate(&mut g);
+            let e = validator().granted_hours(&g).unwrap_err();
+            assert_eq!((e.field.as_str(), e.reason()), (field, reason));
+        }
+        let absences: Vec<Case<wire::ClientAbsence>> = vec![
+            (|a| a.kind = 0, "kind", "unknown_enum_value"),
+            (|a| a.to = ts(1_767_000_000), "to", "period_end_not_after_start"),
+            (|a| a.recorded_at = None, "recorded_at", "missing_field"),
+            (|a| a.municipality_code = "24800".into(), "municipality_code", "malformed_municipality_code"),
+        ];
+        for (mutate, field, reason) in absences {
+            let mut a = client_absence();
+            mutate(&mut a);
+            let e = validator().client_absence(&a).unwrap_err();
+            assert_eq!((e.field.as_str(), e.reason()), (field, reason));
+        }
+        let permits: Vec<Case<wire::ProviderPermit>> = vec![
+            (|p| p.status = 7, "status", "unknown_enum_value"),
+            (|p| p.provider_id = "556036-0794".into(), "provider_id", "malformed_organisation_number"),
+            (|p| p.permit_id.clear(), "permit_id", "missing_field"),
+        ];
+        for (mutate, field, reason) in permits {
+            let mut p = provider_permit();
+            mutate(&mut p);
+            let e = validator().provider_permit(&p).unwrap_err();
             assert_eq!((e.field.as_str(), e.reason()), (field, reason));
         }
     }

@@ -81,6 +81,9 @@ fn arrival(e: &wire::Event) -> i64 {
         Some(wire::event::Kind::TimeReport(t)) => secs(&t.reported_at),
         Some(wire::event::Kind::Invoice(i)) => secs(&i.issued_at),
         Some(wire::event::Kind::Heartbeat(h)) => secs(&h.at),
+        Some(wire::event::Kind::GrantedHours(g)) => secs(&g.recorded_at),
+        Some(wire::event::Kind::ClientAbsence(a)) => secs(&a.recorded_at),
+        Some(wire::event::Kind::ProviderPermit(p)) => secs(&p.recorded_at),
         None => i64::MIN,
     }
 }
@@ -499,7 +502,7 @@ fn every_pattern_is_labelled_with_evidence_at_its_observable_moment() {
         let found = r.events.iter().any(|e| match &e.kind {
             Some(wire::event::Kind::TimeReport(t)) => t.provider_id == l.provider_id && secs(&t.check_in) == observable,
             Some(wire::event::Kind::Invoice(i)) => i.provider_id == l.provider_id && secs(&i.issued_at) == observable,
-            Some(wire::event::Kind::Heartbeat(_)) | None => false,
+            _ => false,
         });
         assert!(found, "no evidence at observable_at for {l:?}");
     }
