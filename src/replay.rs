@@ -14,12 +14,14 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tillsyn_core::baseline::GlobalPeerTable;
+use tillsyn_core::baseline::{GlobalPeerTable, ReferenceTable};
 use tillsyn_core::codec::{CodecError, MessageReader, MessageWriter};
 use tillsyn_core::config::CoreConfig;
 use tillsyn_core::decode::{Rejection, reason};
 use tillsyn_core::driver::{HoldLimit, Offsets, Output, PartitionDriver, Record};
-use tillsyn_core::engine::{Engine, EngineStats, FromStaff, Input, StagePartition, StateSize, ToStaff};
+use tillsyn_core::engine::{
+    Engine, EngineStats, FromStaff, Input, StagePartition, StateSize, ToStaff, apply_reference,
+};
 use tillsyn_core::model::DomainEvent;
 use tillsyn_core::model::pseudonym::Pseudonymizer;
 use tillsyn_core::model::validate::Validator;
@@ -186,7 +188,7 @@ pub fn replay_with_rules(
     // full by every instance), the staff stage (one partition per input
     // partition, fed over the visits-by-staff topic, answering over the
     // staff-findings topic).
-    let mut topology = Topology::new(partitions);
+    let mut topology = Topology::new(partitions, config.reference.table(1));
     // The offset each record gets in its (partition, input), as on the topics.
     let mut offsets = vec![Offsets::default(); partitions as usize];
     let mut reader = MessageReader::open(events)?;
@@ -231,6 +233,28 @@ pub fn replay_with_rules(
         // provider to route by (partition 0, as a shell must put it
         // somewhere); a source heartbeat goes to every partition of both
         // topics, each copy a record with an offset of its own.
+        // Reference data goes to the global reference table (one source: the
+        // file), the days it lets the partitions decide are decided.
+        if let Ok(DomainEvent::Reference(record)) = &decoded {
+            match apply_reference(&mut topology.reference, 0, record) {
+                Ok(moved) => {
+                    if moved {
+                        topology.decide(&mut drivers, &mut out);
+                    }
+                }
+                Err(rejection) => {
+                    out.push(Output::DeadLetter { handle: sink.summary.records, input, offset: -1, rejection })
+                }
+            }
+            topology.settle(&mut drivers, &mut out, &mut sink)?;
+            continue;
+        }
+        if let Ok(DomainEvent::Heartbeat(at)) = &decoded
+            && topology.reference.in_use()
+            && topology.reference.heartbeat(0, *at)?
+        {
+            topology.decide(&mut drivers, &mut out);
+        }
         let targets: Vec<(usize, Input, Result<DomainEvent, Rejection>)> = match decoded {
             Ok(DomainEvent::Heartbeat(at)) => (0..partitions as usize)
                 .flat_map(|p| {
@@ -290,6 +314,8 @@ pub fn replay_with_rules(
 struct Topology {
     partitions: i32,
     peers: GlobalPeerTable,
+    /// The reference data (the file is its one source).
+    reference: ReferenceTable,
     /// Per partition: records for its staff stage not yet taken, and for
     /// its provider stage from the staff stage; with each topic's next offset.
     to_staff: Vec<(Vec<ToStaff>, i64)>,
@@ -297,13 +323,21 @@ struct Topology {
 }
 
 impl Topology {
-    fn new(partitions: i32) -> Self {
+    fn new(partitions: i32, reference: ReferenceTable) -> Self {
         let n = partitions.max(1);
         Topology {
             partitions: n,
             peers: GlobalPeerTable::new(n as u32),
+            reference,
             to_staff: vec![(Vec::new(), 0); n as usize],
             from_staff: vec![(Vec::new(), 0); n as usize],
+        }
+    }
+
+    /// Decides in every partition what the global tables allow.
+    fn decide(&self, drivers: &mut [PartitionDriver<u64>], out: &mut Vec<Output<u64>>) {
+        for driver in drivers.iter_mut() {
+            driver.decide(&self.peers, &self.reference, out);
         }
     }
 
@@ -337,9 +371,7 @@ impl Topology {
                 }
             }
             if finalised {
-                for driver in drivers.iter_mut() {
-                    driver.decide(&self.peers, out);
-                }
+                self.decide(drivers, out);
                 continue;
             }
             // What the provider stage sent each staff partition since the

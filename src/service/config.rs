@@ -904,6 +904,13 @@ impl ServiceConfig {
         self.sink.postgres.check(&mut problems);
         self.notify.check(&mut problems);
         self.cases.check(&mut problems);
+        if self.core.reference.enabled {
+            problems.push(
+                "core.reference.enabled = true: the service does not read the reference-data topics yet \
+                 (`tillsyn replay` and `tillsyn-sim evaluate` use reference data from an events file)"
+                    .to_string(),
+            );
+        }
         if let Err(e) = self.http.listen_addr() {
             problems.push(format!("http.listen = {:?} is not an ip:port socket address ({e})", self.http.listen));
         }

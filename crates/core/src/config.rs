@@ -59,8 +59,50 @@ pub struct CoreConfig {
     pub language: Language,
     /// Caps on the state of one partition, against floods of new keys.
     pub limits: StateLimits,
+    /// Reference data (granted hours, absences, the provider register).
+    pub reference: ReferenceConfig,
     /// Rule parameters.
     pub rules: RulesConfig,
+}
+
+/// Whether reference data feeds the rules that need it, and how late a
+/// version may come (see [`crate::baseline::reference`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReferenceConfig {
+    /// Reference data is read, and every day is decided once it is known
+    /// through the day's decision time. Off: the rules that need it find
+    /// nothing, nothing waits for it, and a reference record is
+    /// dead-lettered (`reference_data_off`).
+    pub enabled: bool,
+    /// How far behind its source's newest registration a version may be
+    /// registered and still be applied (whole seconds). Older ones are
+    /// late: dead-lettered (`reference_late`).
+    #[serde(with = "duration")]
+    pub lateness: Duration,
+}
+
+impl Default for ReferenceConfig {
+    fn default() -> Self {
+        ReferenceConfig { enabled: false, lateness: Duration::from_secs(3600) }
+    }
+}
+
+impl ReferenceConfig {
+    /// [`Self::lateness`] in whole seconds.
+    pub fn lateness_secs(&self) -> i64 {
+        i64::try_from(self.lateness.as_secs()).unwrap_or(i64::MAX)
+    }
+
+    /// The table the configuration asks for, fed by `sources` sources: in
+    /// use, or not.
+    pub fn table(&self, sources: u32) -> crate::baseline::ReferenceTable {
+        if self.enabled {
+            crate::baseline::ReferenceTable::new(sources, self.lateness_secs())
+        } else {
+            crate::baseline::ReferenceTable::unused()
+        }
+    }
 }
 
 /// Caps on the state one partition holds, against floods of new keys
@@ -116,6 +158,7 @@ impl Default for CoreConfig {
             pseudonym_key_id: "1".to_string(),
             language: Language::Sv,
             limits: StateLimits::default(),
+            reference: ReferenceConfig::default(),
             rules: RulesConfig::default(),
         }
     }
@@ -202,7 +245,11 @@ impl CoreConfig {
     pub fn problems(&self) -> Vec<CoreConfigError> {
         let mut problems = Vec::new();
         let out_of_range = |key, value: String, expected: String| CoreConfigError::OutOfRange { key, value, expected };
-        for (key, lateness) in [("visit_lateness", self.visit_lateness), ("invoice_lateness", self.invoice_lateness)] {
+        for (key, lateness) in [
+            ("visit_lateness", self.visit_lateness),
+            ("invoice_lateness", self.invoice_lateness),
+            ("reference.lateness", self.reference.lateness),
+        ] {
             if lateness.subsec_nanos() != 0 || lateness > MAX_LATENESS {
                 problems.push(out_of_range(
                     key,
@@ -405,6 +452,7 @@ mod tests {
             pseudonym_key_id: String::new(),
             language: Language::En,
             limits: StateLimits { providers: 0, ..StateLimits::default() },
+            reference: ReferenceConfig { enabled: true, lateness: Duration::from_millis(10) },
             rules: RulesConfig::default(),
         };
         let problems = c.problems();
@@ -414,6 +462,7 @@ mod tests {
             [
                 "visit_lateness",
                 "invoice_lateness",
+                "reference.lateness",
                 "max_ahead",
                 "horizon_days",
                 "staff_horizon_days",

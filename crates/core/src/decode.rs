@@ -119,8 +119,13 @@ pub mod reason {
     pub const STATE_LIMIT_CLIENTS: &str = "state_limit_clients";
     /// An invoice that would wait beside `core.limits.pending_invoices_per_provider` others.
     pub const STATE_LIMIT_PENDING_INVOICES: &str = "state_limit_pending_invoices";
+    /// A reference record where reference data is off (`core.reference.enabled`).
+    pub const REFERENCE_DATA_OFF: &str = "reference_data_off";
+    /// A reference version registered behind its source's progress (see
+    /// `core.reference.lateness`).
+    pub const REFERENCE_LATE: &str = "reference_late";
     /// Every reason above (e.g. to pre-register metric labels).
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 14] = [
         EMPTY_PAYLOAD,
         PAYLOAD_TOO_LARGE,
         PROTOBUF_DECODE,
@@ -133,6 +138,8 @@ pub mod reason {
         STATE_LIMIT_PROVIDERS,
         STATE_LIMIT_CLIENTS,
         STATE_LIMIT_PENDING_INVOICES,
+        REFERENCE_DATA_OFF,
+        REFERENCE_LATE,
     ];
 }
 

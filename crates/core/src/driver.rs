@@ -41,7 +41,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::alerting::Alert;
-use crate::baseline::{GlobalPeerTable, PeerDay};
+use crate::baseline::{GlobalPeerTable, PeerDay, ReferenceTable};
 use crate::decode::Rejection;
 use crate::engine::snapshot::Entity;
 use crate::engine::{Disposition, Engine, Input, LateEvent};
@@ -589,13 +589,14 @@ impl<H> PartitionDriver<H> {
         }
     }
 
-    /// Decides the days that became final in `table` (see
-    /// [`Engine::decide`]); the shell calls it when the global table
-    /// finalised days, for every partition it runs.
-    pub fn decide(&mut self, table: &GlobalPeerTable, out: &mut Vec<Output<H>>) {
+    /// Decides the days that became final in `table` and are known in
+    /// `reference` (see [`Engine::decide`]); the shell calls it when the
+    /// global table finalised days or the reference data moved on, for
+    /// every partition it runs.
+    pub fn decide(&mut self, table: &GlobalPeerTable, reference: &ReferenceTable, out: &mut Vec<Output<H>>) {
         self.alerts.clear();
         let before = self.engine.decided_through();
-        self.engine.decide(table, &mut self.alerts);
+        self.engine.decide(table, reference, &mut self.alerts);
         if self.engine.decided_through() != before {
             self.dirty = true;
         }

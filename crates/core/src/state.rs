@@ -150,6 +150,14 @@ impl ClientActivity {
         self.newest
     }
 
+    /// Whether the client had a visit of any service type on `day` (false
+    /// for a day more than [`ACTIVITY_BITS`] days before the newest visit,
+    /// or after it).
+    pub fn visited_on(&self, day: Day) -> bool {
+        let k = self.newest - day.0;
+        self.newest != i32::MIN && (0..ACTIVITY_BITS).contains(&k) && self.days.iter().any(|b| b & (1u128 << k) != 0)
+    }
+
     /// Whether the client had a visit of `service` in the `days` days
     /// ending at `end` (inclusive). Exact while `end` is within
     /// [`ACTIVITY_BITS`] days of the newest visit and the window within

@@ -73,7 +73,7 @@ use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::producer::{FutureProducer, Producer};
-use tillsyn_core::baseline::GlobalPeerTable;
+use tillsyn_core::baseline::{GlobalPeerTable, ReferenceTable};
 use tillsyn_core::decode::{self, Rejection};
 use tillsyn_core::driver::{Output, Record, Stream};
 use tillsyn_core::engine::{Input, StateSize, ToStaff};
@@ -318,13 +318,14 @@ impl Io<'_> {
     fn decide_all(
         &self,
         peers: &GlobalPeerTable,
+        reference: &ReferenceTable,
         state: &mut Assignment,
         summary: &mut RunSummary,
     ) -> Option<Delivery> {
         let mut outputs = Vec::new();
         let mut deliveries = Vec::new();
         for (partition, Partition { driver, .. }) in state.running.iter_mut() {
-            driver.decide(peers, &mut outputs);
+            driver.decide(peers, reference, &mut outputs);
             self.carry_out(*partition, &mut outputs, summary, &mut deliveries);
         }
         (!deliveries.is_empty()).then(|| produce::all(deliveries))
@@ -517,6 +518,9 @@ pub async fn run(
     let mut told_future: Option<EventTime> = None;
     let mut global = GlobalTableReader::start(&config)?;
     let mut peers = GlobalPeerTable::new(partitions as u32);
+    // Reference data is not read by the service yet (`core.reference.enabled`
+    // is refused at start): nothing waits for it.
+    let reference = ReferenceTable::unused();
     health.set_stuck_after(config.http.stuck_after);
     health.beat(Loop::Processing);
     let mut consumer = ConsumerThread::start(&config, producer.clone(), READY_MAX_LAG, health.clone())?;
@@ -657,7 +661,7 @@ pub async fn run(
                     }
                     next = global.days.try_recv().ok();
                 }
-                if finalised && let Some(ack) = io.decide_all(&peers, &mut state, &mut summary) {
+                if finalised && let Some(ack) = io.decide_all(&peers, &reference, &mut state, &mut summary) {
                     in_flight.push_back(ack);
                 }
             }
@@ -694,7 +698,7 @@ pub async fn run(
                 if let Some(ack) = io.release_all(&mut state, &mut summary) {
                     in_flight.push_back(ack);
                 }
-                if let Some(ack) = io.decide_all(&peers, &mut state, &mut summary) {
+                if let Some(ack) = io.decide_all(&peers, &reference, &mut state, &mut summary) {
                     in_flight.push_back(ack);
                 }
                 if let Some(ack) = io.flush_staff() {

@@ -8,7 +8,7 @@
 //! stay may be registered days after the admission, a decision revised
 //! after the month it covers. A rule that compares what happened at time
 //! `t` with the reference data asks the table *as of* `t`: the versions
-//! registered (`recorded_at`) at or before `t`, the newest of each fact.
+//! registered (`recorded_at`) before `t`, the newest of each fact.
 //! That answer does not depend on when the versions arrived, provided the
 //! table has every version registered by `t` when it is asked, so the
 //! engine decides a day only once the table is *known through* the day's
@@ -218,11 +218,12 @@ impl ReferenceTable {
         versions.insert(at, version);
     }
 
-    /// The newest version of `id` registered at or before `as_of`, unless
-    /// it is a retraction.
+    /// The newest version of `id` registered before `as_of`, unless it is
+    /// a retraction. (Before, not at: a table known through `t` holds every
+    /// version registered before `t`, and one registered at `t` is not late.)
     fn as_of(&self, id: &EventId, as_of: EventTime) -> Option<&Fact> {
         let versions = self.facts.get(id)?;
-        let at = versions.partition_point(|v| v.recorded_at <= as_of);
+        let at = versions.partition_point(|v| v.recorded_at < as_of);
         let v = versions.get(at.checked_sub(1)?)?;
         (!v.retracted).then_some(&v.fact)
     }
@@ -408,11 +409,12 @@ mod tests {
         table.apply(0, &absence("a", 1, 3, None, 3, false)).unwrap();
         table.apply(0, &absence("a", 1, 3, Some(8), 9, false)).unwrap();
         table.apply(0, &absence("a", 1, 3, Some(8), 12, true)).unwrap();
-        assert!(table.absences(ClientKey(1), t(2)).is_empty(), "not registered yet");
+        assert!(table.absences(ClientKey(1), t(3)).is_empty(), "not registered yet");
         assert_eq!(table.absences(ClientKey(1), t(5))[0].1.period.to, None, "open while it lasts");
         assert_eq!(table.absences(ClientKey(1), t(10))[0].1.period.to, Some(t(8)), "corrected at discharge");
-        assert!(table.absences(ClientKey(1), t(12)).is_empty(), "retracted");
-        assert!(table.absences(ClientKey(2), t(12)).is_empty(), "another client");
+        assert_eq!(table.absences(ClientKey(1), t(12)).len(), 1, "a version registered at 12 is not seen as of 12");
+        assert!(table.absences(ClientKey(1), t(13)).is_empty(), "retracted");
+        assert!(table.absences(ClientKey(2), t(13)).is_empty(), "another client");
     }
 
     #[test]

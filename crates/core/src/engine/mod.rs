@@ -38,7 +38,7 @@ pub mod staff;
 use rustc_hash::FxHashMap;
 
 use crate::alerting::{Alert, Episodes, Finding, Severity};
-use crate::baseline::{FinalDay, GlobalPeerTable, PeerDay, PeerTable};
+use crate::baseline::{FinalDay, GlobalPeerTable, PeerDay, PeerTable, ReferenceError, ReferenceTable};
 use crate::config::CoreConfig;
 use crate::decode::Rejection;
 use crate::model::{
@@ -227,6 +227,8 @@ struct DayClose<'a> {
     ids: &'a [ProviderKey],
     active: &'a [([u32; SERVICES], u32)],
     municipalities: &'a BTreeMap<MunicipalityCode, MunicipalityDay>,
+    /// At the decision, not at the close.
+    reference: Option<&'a ReferenceTable>,
 }
 
 impl DayClose<'_> {
@@ -250,6 +252,7 @@ impl DayClose<'_> {
                 peers,
                 municipality,
                 now: self.now,
+                reference: self.reference,
             });
         }
     }
@@ -909,6 +912,7 @@ impl Engine {
             ids: &ids,
             active: &active,
             municipalities: &none,
+            reference: None,
         };
         let mut samples = PeerTable::default();
         let (_, rules) = self.rules.at(now, RuleStage::Provider);
@@ -948,10 +952,17 @@ impl Engine {
     /// partition) and closed here: peer and day rules on the final
     /// statistics, resolution of quiet episodes, eviction. Pushes the
     /// alerts onto `alerts`. The shell calls it whenever days became final.
-    pub fn decide(&mut self, table: &GlobalPeerTable, alerts: &mut Vec<Alert>) {
+    pub fn decide(&mut self, table: &GlobalPeerTable, reference: &ReferenceTable, alerts: &mut Vec<Alert>) {
         let before = alerts.len();
         let (Some(final_through), Some(closed)) = (table.final_through(), self.state.closed_through) else { return };
-        let through = final_through.min(closed);
+        let mut through = final_through.min(closed);
+        if reference.in_use() {
+            // Day d is decided at the start of d + 1 plus the allowed
+            // lateness: the reference data must be known through then.
+            let Some(known) = reference.known_through() else { return };
+            let known_day = known.plus_secs(-self.config.visit_lateness_secs()).day().plus(-1);
+            through = through.min(known_day);
+        }
         let first = match (self.state.decided_through, self.state.first_closed) {
             (Some(d), _) => d.plus(1),
             (None, Some(f)) => f,
@@ -959,7 +970,7 @@ impl Engine {
         };
         let first = first.max(through.plus(1 - self.config.horizon_days as i32));
         for d in first.0..=through.0 {
-            self.decide_day(Day(d), table, alerts);
+            self.decide_day(Day(d), table, reference, alerts);
         }
         if first <= through {
             self.state.decided_through = Some(through);
@@ -967,7 +978,7 @@ impl Engine {
         self.state.stats.alerts += (alerts.len() - before) as u64;
     }
 
-    fn decide_day(&mut self, day: Day, table: &GlobalPeerTable, alerts: &mut Vec<Alert>) {
+    fn decide_day(&mut self, day: Day, table: &GlobalPeerTable, reference: &ReferenceTable, alerts: &mut Vec<Alert>) {
         self.state.stats.days_decided += 1;
         let missing = FinalDay::default();
         let today = table.day(day).unwrap_or_else(|| {
@@ -994,6 +1005,7 @@ impl Engine {
             ids: &ids,
             active: &active,
             municipalities: &municipalities,
+            reference: Some(reference),
         };
         let (version, rules) = self.rules.at(now, RuleStage::Provider);
         let before = self.findings.len();
@@ -1035,6 +1047,29 @@ impl Engine {
     }
 }
 
+/// Applies a reference version from `source` to `table`: whether the
+/// table's known-through time moved, or the rejection that dead-letters it
+/// (reference data off, or the version is late).
+pub fn apply_reference(
+    table: &mut ReferenceTable,
+    source: u32,
+    record: &crate::model::reference::ReferenceRecord,
+) -> Result<bool, Rejection> {
+    use crate::decode::reason;
+    if !table.in_use() {
+        return Err(Rejection::new(
+            reason::REFERENCE_DATA_OFF,
+            format!("{} {}: reference data is off (core.reference.enabled)", record.fact.kind().name(), record.id),
+        ));
+    }
+    table.apply(source, record).map_err(|e| match e {
+        ReferenceError::Late { .. } => {
+            Rejection::new(reason::REFERENCE_LATE, format!("{} {}: {e}", record.fact.kind().name(), record.id))
+        }
+        ReferenceError::Source(_) => Rejection::new(reason::REFERENCE_LATE, e.to_string()),
+    })
+}
+
 /// The engines of a one-partition topology: the provider stage's engine,
 /// the global peer table it alone feeds and the one partition of the staff
 /// stage. What tests, benchmarks and tools use to run the core over events
@@ -1048,6 +1083,9 @@ pub struct Standalone {
     pub peers: GlobalPeerTable,
     /// The staff stage (its own state and snapshot in the service).
     pub staff: StaffStage,
+    /// The reference data (one source: the events themselves), as
+    /// `core.reference` asks.
+    pub reference: ReferenceTable,
     /// Records the staff stage has taken (its input offsets).
     staff_records: i64,
     from_staff: Vec<FromStaff>,
@@ -1060,6 +1098,7 @@ impl Standalone {
     pub fn new(config: CoreConfig) -> Self {
         Standalone {
             staff: StaffStage::new(config.clone(), StagePartition::ONLY, 1),
+            reference: config.reference.table(1),
             engine: Engine::new(config),
             peers: GlobalPeerTable::new(1),
             staff_records: 0,
@@ -1078,22 +1117,41 @@ impl Standalone {
 
     /// Processes one event and what follows from it; pushes alerts.
     pub fn process(&mut self, event: &DomainEvent, alerts: &mut Vec<Alert>) -> Disposition {
-        let disposition = self.engine.process(event, alerts);
-        self.follow(alerts);
+        let (disposition, moved) = match event {
+            DomainEvent::Reference(record) => match apply_reference(&mut self.reference, 0, record) {
+                Ok(moved) => (Disposition::Applied, moved),
+                Err(rejection) => (Disposition::Rejected(rejection), false),
+            },
+            DomainEvent::Heartbeat(at) => {
+                let moved = self.reference.in_use() && self.reference.heartbeat(0, *at).unwrap_or(false);
+                (self.engine.process(event, alerts), moved)
+            }
+            _ => (self.engine.process(event, alerts), false),
+        };
+        self.follow(moved, alerts);
         disposition
+    }
+
+    /// A heartbeat of the reference data's one source (it has sent every
+    /// version registered before `at`), and the days that lets the engine
+    /// decide; pushes alerts.
+    pub fn reference_heartbeat(&mut self, at: EventTime, alerts: &mut Vec<Alert>) {
+        let moved = self.reference.in_use() && self.reference.heartbeat(0, at).unwrap_or(false);
+        self.follow(moved, alerts);
     }
 
     /// A source heartbeat on one input only (as on one topic's partition),
     /// and what follows from it; pushes alerts.
     pub fn heartbeat(&mut self, input: Input, at: EventTime, alerts: &mut Vec<Alert>) {
         let _applied = self.engine.heartbeat(input, at, alerts);
-        self.follow(alerts);
+        self.follow(false, alerts);
     }
 
     /// The peer days and staff records the engine produced: to the table
-    /// and the staff stage, and what they give back.
-    fn follow(&mut self, alerts: &mut Vec<Alert>) {
-        let mut finalised = false;
+    /// and the staff stage, and what they give back; and the days the
+    /// reference data's progress (`reference_moved`) lets it decide.
+    fn follow(&mut self, reference_moved: bool, alerts: &mut Vec<Alert>) {
+        let mut finalised = reference_moved;
         for day in self.engine.take_peer_days() {
             self.published.0 += 1;
             self.published.1 += serde_json::to_vec(&day).map_or(0, |v| v.len() as u64);
@@ -1101,7 +1159,7 @@ impl Standalone {
             finalised |= self.peers.apply(day).unwrap_or(false);
         }
         if finalised {
-            self.engine.decide(&self.peers, alerts);
+            self.engine.decide(&self.peers, &self.reference, alerts);
         }
         for record in self.engine.take_staff_records() {
             self.staff.offer(record, self.staff_records, &mut self.from_staff);

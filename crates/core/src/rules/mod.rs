@@ -80,6 +80,8 @@
 //! | `volume-explosion` | 9 | own history vs municipality (CUSUM), weekly |
 //! | `hours-per-client-above-peers` | 10 | peers (median/MAD) per service type, daily |
 //! | `night-visits-private-provider` | 12 | hard with a count threshold, per visit |
+//! | `billing-during-absence` | 11 | hard against the reference data (absences), daily and per invoice |
+//! | `provider-without-permit` | 16 | hard against the reference data (provider register), daily and per invoice |
 
 /// Declares a rule's parameters once: each field with its doc comment, its
 /// type and its default. Generates the serde struct (unknown keys are
@@ -107,6 +109,7 @@ macro_rules! params {
 }
 
 pub mod attribution;
+pub mod billing_during_absence;
 pub mod catalogue;
 pub mod check;
 pub mod check_in_away_from_home;
@@ -118,6 +121,7 @@ pub mod invoiced_above_performed;
 pub mod manual_registration_share;
 pub mod night_visits;
 pub mod phantom_clients;
+pub mod provider_without_permit;
 pub mod rounded_visits;
 pub mod share;
 pub mod staff_double_booking;
@@ -128,7 +132,7 @@ pub mod volume_explosion;
 #[cfg(test)]
 pub(crate) mod testkit;
 
-use crate::baseline::PeerTable;
+use crate::baseline::{PeerTable, ReferenceTable};
 pub use crate::finding::{Finding, RuleInfo, RuleStage, Severity};
 use crate::model::{Day, EventTime, Invoice, ProviderId, Visit};
 use crate::state::{MunicipalityDay, ProviderState, RULE_SLOTS, SERVICES, StaffState};
@@ -206,6 +210,10 @@ pub struct DayContext<'a> {
     pub municipality: MunicipalityDay,
     /// Engine event time.
     pub now: EventTime,
+    /// The reference data, known through `now` at least: in
+    /// [`Rule::on_day_closed`] only (the day's decision waits for it); none
+    /// in [`Rule::record_peer_samples`], which runs when the day closes.
+    pub reference: Option<&'a ReferenceTable>,
 }
 
 impl DayContext<'_> {
@@ -441,6 +449,8 @@ registry! {
     volume_explosion => volume_explosion::VolumeExplosion,
     hours_per_client_above_peers => hours_per_client::HoursPerClientAbovePeers,
     night_visits_private_provider => night_visits::NightVisitsPrivateProvider,
+    billing_during_absence => billing_during_absence::BillingDuringAbsence,
+    provider_without_permit => provider_without_permit::ProviderWithoutPermit,
 }
 
 /// The rule with this id.

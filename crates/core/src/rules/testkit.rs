@@ -44,6 +44,48 @@ impl Scenario {
         Scenario { core: Standalone::new(config), alerts: Vec::new(), next_id: 0 }
     }
 
+    /// [`Self::only`] with reference data on (no lateness): the days are
+    /// decided as the reference data is known through them (see
+    /// [`Self::reference_through`]).
+    pub fn with_reference(rule_id: &str) -> Self {
+        let mut s = Scenario::only(rule_id);
+        let mut config = s.core.engine.config().clone();
+        config.reference = crate::config::ReferenceConfig { enabled: true, lateness: std::time::Duration::ZERO };
+        s.core = Standalone::new(config);
+        s
+    }
+
+    /// Sends a version of a reference fact registered at `recorded_at`.
+    pub fn reference(&mut self, id: &str, recorded_at: crate::model::EventTime, fact: crate::model::reference::Fact) {
+        let record =
+            crate::model::reference::ReferenceRecord { id: EventId::new(id), recorded_at, retracted: false, fact };
+        let d = self.process(&DomainEvent::Reference(record));
+        assert_eq!(d, Disposition::Applied, "test reference data is on time");
+    }
+
+    /// A hospital stay of client `client` from `from` to `to` (open if none).
+    pub fn hospital_stay(
+        client: u64,
+        from: crate::model::EventTime,
+        to: Option<crate::model::EventTime>,
+    ) -> crate::model::reference::Fact {
+        use crate::model::reference::{Absence, AbsenceKind, Fact, Validity};
+        Fact::Absence(Absence {
+            municipality: umea(),
+            client: ClientKey(client),
+            kind: AbsenceKind::HospitalStay,
+            period: Validity { from, to },
+        })
+    }
+
+    /// The reference data's source says it has sent everything registered
+    /// before the start of this date; the days that lets the engine decide
+    /// are decided.
+    pub fn reference_through(&mut self, year: i32, month: u32, day: u32) {
+        let at = Day::from_ymd(year, month, day).start();
+        self.core.reference_heartbeat(at, &mut self.alerts);
+    }
+
     /// [`Self::only`] with the state caps `limits`.
     pub fn only_with_limits(rule_id: &str, limits: crate::config::StateLimits) -> Self {
         let mut s = Scenario::only(rule_id);
