@@ -81,6 +81,7 @@
 //! | `hours-per-client-above-peers` | 10 | peers (median/MAD) per service type, daily |
 //! | `night-visits-private-provider` | 12 | hard with a count threshold, per visit |
 //! | `billing-during-absence` | 11 | hard against the reference data (absences), daily and per invoice |
+//! | `above-granted-hours` | 15 | hard against the reference data (decisions), daily and per invoice |
 //! | `provider-without-permit` | 16 | hard against the reference data (provider register), daily and per invoice |
 
 /// Declares a rule's parameters once: each field with its doc comment, its
@@ -108,6 +109,7 @@ macro_rules! params {
     };
 }
 
+pub mod above_granted_hours;
 pub mod attribution;
 pub mod billing_during_absence;
 pub mod catalogue;
@@ -451,6 +453,7 @@ registry! {
     night_visits_private_provider => night_visits::NightVisitsPrivateProvider,
     billing_during_absence => billing_during_absence::BillingDuringAbsence,
     provider_without_permit => provider_without_permit::ProviderWithoutPermit,
+    above_granted_hours => above_granted_hours::AboveGrantedHours,
 }
 
 /// The rule with this id.
