@@ -277,6 +277,8 @@ pub fn severity(lang: Lang, severity: &str) -> String {
 /// The Swedish names of the rules of the catalogue (the English ones are
 /// the catalogue's own).
 const RULES_SV: &[(&str, &str)] = &[
+    ("above-granted-hours", "Timmar över beviljade timmar"),
+    ("billing-during-absence", "Fakturering under frånvaro"),
     ("check-in-away-from-home", "Incheckning långt från brukarens hem"),
     ("duplicate-billing", "Dubbelfakturering"),
     ("hours-per-client-above-peers", "Timmar per brukare långt över jämförbara utförare"),
@@ -285,6 +287,7 @@ const RULES_SV: &[(&str, &str)] = &[
     ("manual-registration-share", "Manuella eller ändrade registreringar över jämförbara utförare"),
     ("night-visits-private-provider", "Nattbesök av privat utförare"),
     ("phantom-clients", "Fakturerade brukare utan besök"),
+    ("provider-without-permit", "Utförare utan giltigt tillstånd"),
     ("rounded-visits", "Spökbesök eller avrundade besök"),
     ("staff-double-booking", "Dubbelbokad personal"),
     ("staff-impossible-day", "Omöjlig arbetsdag eller ingen vila"),
