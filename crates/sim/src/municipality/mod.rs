@@ -146,6 +146,7 @@ pub mod hostile;
 mod invoice;
 mod output;
 mod population;
+mod reference;
 mod region;
 mod rng;
 mod schedule;
