@@ -18,7 +18,7 @@
 //!   about 1.2 % of honest home-care clients a month get their care raised
 //!   1.2–1.5× on the first of a month, the decision's new version recorded
 //!   on day 1–3 and valid from the 1st (backdated up to 3 days).
-//! - **Absences** (`ClientAbsence`): hospital stays (about 7 % of home-care
+//! - **Absences** (`ClientAbsence`): hospital stays (about 6–8 % of home-care
 //!   clients in six months, 2–14 days, one in twenty 15–35 days, one in ten
 //!   a short admission: same day or one night), registered at admission
 //!   with `to` open and corrected at discharge (one in five registered 1–3
@@ -73,8 +73,9 @@ pub(super) const PATTERNS: [u32; 3] = [11, 15, 16];
 /// Providers per reference pattern.
 const PER_PATTERN: usize = 2;
 /// Daily probability that a home-care client is admitted to hospital
-/// (about 7 % of clients in six months).
-const HOSPITAL_PER_DAY: f64 = 0.07 / 181.0;
+/// (about 6 % of clients in six months, a few more with the stays of
+/// pattern 11).
+const HOSPITAL_PER_DAY: f64 = 0.06 / 181.0;
 /// The same at a provider billing during absences (pattern 11), so that it
 /// has stays to bill.
 const FRAUD_HOSPITAL_PER_DAY: f64 = 0.012;
@@ -196,6 +197,11 @@ fn decision_minutes(w: &World, c: usize) -> [u32; 6] {
             m[i] = m[i].max(ceil30(daily * busiest * 1.03));
         }
     }
+    if m.iter().all(|&x| x == 0) {
+        // The partner of a client with service only: served in the
+        // partner's visits, with a small decision of their own.
+        m[ServiceType::Service.index()] = 60;
+    }
     m
 }
 
@@ -244,7 +250,14 @@ impl World<'_> {
         }))
     }
 
-    fn permit_event(&self, p: usize, k: u32, status: wire::PermitStatus, valid: (i64, Option<i64>), recorded: i64) -> wire::Event {
+    fn permit_event(
+        &self,
+        p: usize,
+        k: u32,
+        status: wire::PermitStatus,
+        valid: (i64, Option<i64>),
+        recorded: i64,
+    ) -> wire::Event {
         event(wire::event::Kind::ProviderPermit(wire::ProviderPermit {
             permit_id: format!("{}tillstand-{p:03}-{k}", self.cfg.event_id_prefix),
             provider_id: self.providers[p].id.clone(),
@@ -699,7 +712,8 @@ impl World<'_> {
             let Plan::Home(plan) = &mut self.clients[c].plan else { continue };
             for slot in &mut plan.slots {
                 let max = if slot.minute >= 1200 { 30 } else { 60 };
-                slot.planned = ((f64::from(slot.planned) * f / 5.0).round() as u32 * 5).clamp(10, max).max(slot.planned);
+                slot.planned =
+                    ((f64::from(slot.planned) * f / 5.0).round() as u32 * 5).clamp(10, max).max(slot.planned);
             }
             let granted = population::granted_of(plan);
             self.clients[c].granted = granted;
@@ -713,7 +727,8 @@ impl World<'_> {
                         out.push(recorded, self.decision_event(c, d, day.start().0, m, recorded));
                     }
                     None if m > 0 => {
-                        let d = Decision { id: format!("{prefix}beslut-{c:06}-{s}"), service: s, steps: vec![(day, m)] };
+                        let d =
+                            Decision { id: format!("{prefix}beslut-{c:06}-{s}"), service: s, steps: vec![(day, m)] };
                         out.push(recorded, self.decision_event(c, &d, day.start().0, m, recorded));
                         cr.decisions.push(d);
                     }
