@@ -599,7 +599,7 @@ impl<'c> World<'c> {
         let bills_absent = self.bills_absent(p, day_start);
         for &c in &self.prov_clients[p] {
             let cl = &self.clients[c];
-            if !cl.present(day) && !(bills_absent && cl.enrolled(day)) {
+            if !(cl.present(day) || bills_absent && cl.enrolled(day)) {
                 continue;
             }
             let partner = cl.partner.filter(|&q| self.clients[q].present(day));
