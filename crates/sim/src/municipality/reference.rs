@@ -103,7 +103,11 @@ mod sub {
 /// One decision: its id, service and the true schedule of its grant.
 #[derive(Debug, Clone)]
 struct Decision {
+    /// The id of the decision in force: a revision closes it and opens a
+    /// new decision (a changed need is a new decision, not a correction).
     id: String,
+    /// When the decision in force became valid.
+    valid_from: i64,
     service: usize,
     /// (first day, minutes per month), in order: the first is the
     /// decision, the others its revisions.
@@ -210,7 +214,14 @@ fn event(kind: wire::event::Kind) -> wire::Event {
 }
 
 impl World<'_> {
-    fn decision_event(&self, c: usize, d: &Decision, valid_from: i64, minutes: u32, recorded: i64) -> wire::Event {
+    fn decision_event(
+        &self,
+        c: usize,
+        d: &Decision,
+        (valid_from, valid_to): (i64, Option<i64>),
+        minutes: u32,
+        recorded: i64,
+    ) -> wire::Event {
         event(wire::event::Kind::GrantedHours(wire::GrantedHours {
             decision_id: d.id.clone(),
             municipality_code: self.cfg.municipality_code.clone(),
@@ -218,7 +229,7 @@ impl World<'_> {
             service_type: output::service(ServiceType::ALL[d.service]),
             minutes_per_month: i64::from(minutes),
             valid_from: Some(output::ts(valid_from)),
-            valid_to: None,
+            valid_to: valid_to.map(output::ts),
             recorded_at: Some(output::ts(recorded)),
             retracted: false,
         }))
@@ -277,8 +288,9 @@ impl World<'_> {
         let prefix = self.cfg.event_id_prefix.clone();
         let mut decisions = Vec::new();
         for (s, &m) in minutes.iter().enumerate().filter(|(_, m)| **m > 0) {
-            let d = Decision { id: format!("{prefix}beslut-{c:06}-{s}"), service: s, steps: vec![(from, m)] };
-            out.push(recorded, self.decision_event(c, &d, valid_from, m, recorded));
+            let d =
+                Decision { id: format!("{prefix}beslut-{c:06}-{s}"), valid_from, service: s, steps: vec![(from, m)] };
+            out.push(recorded, self.decision_event(c, &d, (valid_from, None), m, recorded));
             decisions.push(d);
         }
         if let Some(r) = self.reference.as_mut() {
@@ -723,13 +735,23 @@ impl World<'_> {
             for (s, &m) in minutes.iter().enumerate() {
                 match cr.decisions.iter_mut().find(|d| d.service == s) {
                     Some(d) if d.steps.last().is_some_and(|x| x.1 < m) => {
+                        // The decision in force ends where the new one starts.
+                        let (old, from) = (d.steps.last().map_or(0, |x| x.1), day.start().0);
+                        out.push(recorded, self.decision_event(c, d, (d.valid_from, Some(from)), old, recorded));
                         d.steps.push((day, m));
-                        out.push(recorded, self.decision_event(c, d, day.start().0, m, recorded));
+                        d.id = format!("{prefix}beslut-{c:06}-{s}-{}", d.steps.len() - 1);
+                        d.valid_from = from;
+                        out.push(recorded, self.decision_event(c, d, (from, None), m, recorded));
                     }
                     None if m > 0 => {
-                        let d =
-                            Decision { id: format!("{prefix}beslut-{c:06}-{s}"), service: s, steps: vec![(day, m)] };
-                        out.push(recorded, self.decision_event(c, &d, day.start().0, m, recorded));
+                        let from = day.start().0;
+                        let d = Decision {
+                            id: format!("{prefix}beslut-{c:06}-{s}"),
+                            valid_from: from,
+                            service: s,
+                            steps: vec![(day, m)],
+                        };
+                        out.push(recorded, self.decision_event(c, &d, (from, None), m, recorded));
                         cr.decisions.push(d);
                     }
                     _ => {}
