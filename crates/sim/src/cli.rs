@@ -56,6 +56,11 @@ struct SimulateArgs {
     /// Providers with injected fraud (0 for a clean municipality).
     #[arg(long)]
     fraudulent: Option<u32>,
+    /// Also emit reference data (decisions on granted hours, client
+    /// absences, the provider register) and inject the patterns that need
+    /// it (11, 15, 16).
+    #[arg(long)]
+    reference: bool,
     /// Events file to write (.ndjson or .pb).
     #[arg(long, default_value = "events.ndjson", conflicts_with = "records")]
     out: PathBuf,
@@ -120,7 +125,7 @@ impl SimulateArgs {
     /// Runs the scenario the flags name into `sink`.
     fn simulate(&self, sink: &mut dyn FnMut(&wire::Event) -> anyhow::Result<()>) -> anyhow::Result<GroundTruth> {
         if self.region {
-            let mut config = RegionConfig { seed: self.seed, ..RegionConfig::default() };
+            let mut config = RegionConfig { seed: self.seed, reference: self.reference, ..RegionConfig::default() };
             if let Some(v) = self.months {
                 config.months = v;
             }
@@ -132,7 +137,7 @@ impl SimulateArgs {
 
     /// The simulator's configuration: its defaults with the flags given.
     fn config(&self) -> SimConfig {
-        let mut config = SimConfig { seed: self.seed, ..SimConfig::default() };
+        let mut config = SimConfig { seed: self.seed, reference: self.reference, ..SimConfig::default() };
         if let Some(v) = self.providers {
             config.providers = v;
         }

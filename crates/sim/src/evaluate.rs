@@ -24,7 +24,7 @@
 //!   whose window contains the alert's `detected_at`, whatever its pattern.
 //!   **Strict:** the same, and the alert's `pattern` equals the label's.
 //!   Every other opened alert is **false**. Alerts that cannot be judged are
-//!   false too and also counted as *unknown*: a pattern outside 1–14, an
+//!   false too and also counted as *unknown*: a pattern outside 1–16, an
 //!   empty rule id (or one outside [`EvaluationOptions::known_rule_ids`] when
 //!   that is given), a provider not in `truth.providers`, or no `detected_at`.
 //! - **Alert precision** (lenient / strict): true opened alerts / opened
@@ -67,7 +67,7 @@ use tillsyn_core::proto::v1::{Alert, AlertStatus};
 pub const DAYS_PER_MONTH: f64 = 30.44;
 
 /// The pattern numbers of the domain catalogue.
-pub const KNOWN_PATTERNS: RangeInclusive<u32> = 1..=14;
+pub const KNOWN_PATTERNS: RangeInclusive<u32> = 1..=16;
 
 const NANOS_PER_SEC: i128 = 1_000_000_000;
 const NANOS_PER_HOUR: f64 = 3_600.0 * 1e9;
@@ -901,7 +901,7 @@ mod tests {
         no_time.detected_at = None;
         let mut stranger = opened("c", FRAUD, 1, 72 * DAY);
         stranger.provider_id = "999999-9999".into();
-        let alerts = [opened("a", FRAUD, 15, 70 * DAY), no_rule, stranger, no_time];
+        let alerts = [opened("a", FRAUD, 17, 70 * DAY), no_rule, stranger, no_time];
         let e = run(&alerts, &one_label());
         assert_eq!((e.true_alerts, e.false_alerts, e.unknown_alerts), (0, 4, 4));
         assert_eq!(e.detected_labels, 0);

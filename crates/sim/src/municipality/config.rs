@@ -62,6 +62,12 @@ pub struct SimConfig {
     /// Prefix of every event id (`tr-…`, `inv-…`), so that the events of
     /// several simulated municipalities never share an id.
     pub event_id_prefix: String,
+    /// Also emit reference data (decisions on granted hours, client
+    /// absences, the provider register) in the stream, make honest
+    /// providers respect it, and inject the patterns that need it (11, 15
+    /// and 16, at two more providers each when `fraudulent_providers` is
+    /// not 0). Off, the output is exactly that of a simulator without it.
+    pub reference: bool,
 }
 
 impl Default for SimConfig {
@@ -85,6 +91,7 @@ impl Default for SimConfig {
             growing_providers: 3,
             second_jobs: 0,
             event_id_prefix: String::new(),
+            reference: false,
         }
     }
 }

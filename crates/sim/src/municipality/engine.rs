@@ -15,6 +15,7 @@ use super::geo::{self, Geo, at_local};
 use super::invoice::{self, Ledger};
 use super::output::{self, Outbox};
 use super::population::{self, Client, DAYS_PER_MONTH, Kind, Plan, Provider, Refs, Role, Staff};
+use super::reference::RefState;
 use super::rng::{Rng, tag};
 use super::schedule::{self, Duty, Flags, Part, Rec, RegCtx, Request, flag};
 use crate::labels::{GroundTruth, ProviderInfo};
@@ -65,12 +66,16 @@ pub(super) struct World<'c> {
     /// Instant after which no visit starts.
     pub activity_end: i64,
     pub stats: Stats,
+    /// Reference data and its state ([`SimConfig::reference`]); `None`
+    /// when off.
+    pub reference: Option<RefState>,
 }
 
 /// Runs the simulation; see [`super::simulate`].
 pub(super) fn run(cfg: &SimConfig, sink: &mut dyn FnMut(&wire::Event) -> Result<()>) -> Result<(GroundTruth, Stats)> {
     let mut sim = Simulation::new(cfg)?;
     let mut out = Outbox::new(sink);
+    sim.open_reference(&mut out)?;
     let mut day = sim.w.first_day;
     while day < sim.w.end_day {
         out.flush_before(day.start().0)?;
@@ -113,8 +118,10 @@ impl<'c> Simulation<'c> {
         for st in &mut w.staff {
             st.history <<= 1;
         }
+        let arrived = w.clients.len();
         w.churn(day);
         w.activate(day);
+        w.reference_day(day, arrived, out);
         w.take_second_jobs(day);
         let mut recs = Vec::new();
         for p in 0..w.providers.len() {
@@ -187,6 +194,7 @@ impl<'c> World<'c> {
             end_day,
             activity_end: end_day.start().0,
             stats: Stats::default(),
+            reference: cfg.reference.then(RefState::default),
         };
         w.scenarios = fraud::choose(cfg, &mut w.providers, first_month, end_day);
         // Legitimate growth at a few honest home-care companies.
@@ -197,6 +205,9 @@ impl<'c> World<'c> {
         rng.shuffle(&mut honest);
         for &p in honest.iter().take(cfg.growing_providers as usize) {
             w.providers[p].extra_growth = rng.range(0.02, 0.05);
+        }
+        if w.reference.is_some() {
+            w.choose_reference_frauds();
         }
         // Clients at the start.
         let mut rng = Rng::new(cfg.seed, &[tag::CLIENTS]);
@@ -409,7 +420,11 @@ impl<'c> World<'c> {
             }
             active[self.clients[c].provider] += 1;
             if day >= self.clients[c].absent_until && rng.chance(HOSPITAL_PER_DAY) {
-                self.clients[c].absent_until = day.plus(rng.int(2, 12) as i32);
+                let until = day.plus(rng.int(2, 12) as i32);
+                // With reference data, the stays are those it registers.
+                if self.reference.is_none() {
+                    self.clients[c].absent_until = until;
+                }
             }
         }
         let day_start = day.start().0;
@@ -475,7 +490,8 @@ impl<'c> World<'c> {
             self.assistance_day(p, day, &mut rng, recs);
             return;
         }
-        let reqs = self.plan_requests(p, day, &mut rng);
+        let mut reqs = self.plan_requests(p, day, &mut rng);
+        self.reference_filter(p, day, &mut reqs);
         // Staff for the whole shift and for its peak (mornings 07–10,
         // evenings 17:30–21:30, when most clients want their visits).
         let split = at_local(day, 840);
@@ -580,9 +596,10 @@ impl<'c> World<'c> {
         let scale = self.active(p, 10, day_start).map(|s| (s, self.scenarios[s].strength));
         let ghosts = self.active(p, 6, day_start);
         let mut reqs = Vec::new();
+        let bills_absent = self.bills_absent(p, day_start);
         for &c in &self.prov_clients[p] {
             let cl = &self.clients[c];
-            if !cl.present(day) {
+            if !(cl.present(day) || bills_absent && cl.enrolled(day)) {
                 continue;
             }
             let partner = cl.partner.filter(|&q| self.clients[q].present(day));
@@ -594,7 +611,7 @@ impl<'c> World<'c> {
             if let Some(s) = cl.origin {
                 flag(&mut flags, s);
             }
-            let factor = if let Some((s, f)) = scale {
+            let factor = if let Some((s, f)) = scale.or_else(|| self.over_grant(p, c, day_start)) {
                 flag(&mut flags, s);
                 f
             } else {
@@ -797,6 +814,10 @@ impl<'c> World<'c> {
                 });
             }
         }
+        if self.reference.is_some() {
+            self.reference_filter(p, day, &mut reqs);
+            demand = reqs.iter().map(|r| r.parts.iter().map(|x| f64::from(x.planned) + 14.0).sum::<f64>()).sum();
+        }
         if reqs.is_empty() {
             return;
         }
@@ -820,6 +841,7 @@ impl<'c> World<'c> {
         ledger: &mut Ledger,
         next_id: &mut u64,
     ) -> Result<()> {
+        self.reference_observe(&recs);
         let mut rng = Rng::new(self.cfg.seed, &[tag::REPORT, day.0 as u64]);
         // Late batches: all of a provider's reports of the day at once.
         let mut batch: Vec<Option<i64>> = vec![None; self.providers.len()];
@@ -844,7 +866,11 @@ impl<'c> World<'c> {
                 reported = reported.max(b);
             }
             for s in rec.flags.iter().flatten() {
-                self.scenarios[*s].observe(rec.check_in);
+                // Patterns 11 and 15 are seen against the reference data
+                // (see `reference_observe`).
+                if !matches!(self.scenarios[*s].pattern, 11 | 15) {
+                    self.scenarios[*s].observe(rec.check_in);
+                }
             }
             let event_id = format!("{}tr-{:09}", self.cfg.event_id_prefix, *next_id);
             *next_id += 1;

@@ -29,7 +29,10 @@ pub(super) fn pattern_name(p: u32) -> &'static str {
         8 => "duplicate billing",
         9 => "volume explosion",
         10 => "hours per client far above peers",
+        11 => "billing during absence",
         12 => "night visits by a private provider",
+        15 => "hours above granted hours",
+        16 => "provider without a valid permit",
         _ => "unknown",
     }
 }

@@ -207,6 +207,16 @@ pub(super) fn issue(w: &mut World, ledger: &mut Ledger, month: Month, out: &mut 
                         supplementary.extend(copies);
                     }
                 }
+                11 => {
+                    let absent = w.absent_lines(s, month);
+                    if !absent.is_empty() {
+                        for (client_ref, service, minutes) in absent {
+                            lines.push(Draft { client_ref, service, minutes });
+                        }
+                        lines.sort_by_key(service_order);
+                        w.scenarios[s].observe(issued_at);
+                    }
+                }
                 _ => {}
             }
         }

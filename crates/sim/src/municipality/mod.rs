@@ -132,6 +132,13 @@
 //! local midnight after the last event's arrival (the last month's invoices
 //! arrive in the following month).
 //!
+//! # Reference data
+//! With [`SimConfig::reference`] (off by default; off, the output is
+//! exactly that of the simulator before it) the stream also carries the
+//! decisions on granted hours, client absences and the provider register,
+//! honest providers keep within grants and absences, and patterns 11, 15
+//! and 16 are injected at two more providers each: see `reference.rs`.
+//!
 //! # Knobs
 //! See [`SimConfig`]: seed, municipality code, first month and number of
 //! months, numbers of providers, clients and fraudulent providers, and the
@@ -146,6 +153,7 @@ pub mod hostile;
 mod invoice;
 mod output;
 mod population;
+mod reference;
 mod region;
 mod rng;
 mod schedule;

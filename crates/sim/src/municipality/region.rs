@@ -73,6 +73,8 @@ pub struct RegionConfig {
     /// of another municipality's home-care providers (alternately an honest
     /// and a fraudulent one in the first municipality).
     pub shared_providers: u32,
+    /// Reference data in every municipality ([`SimConfig::reference`]).
+    pub reference: bool,
 }
 
 impl Default for RegionConfig {
@@ -95,6 +97,7 @@ impl Default for RegionConfig {
                 municipality("2401", 8, 420, 2, 2),
             ],
             shared_providers: 4,
+            reference: false,
         }
     }
 }
@@ -116,6 +119,7 @@ impl RegionConfig {
                 fraudulent_providers: m.fraudulent_providers,
                 second_jobs: m.second_jobs,
                 event_id_prefix: format!("{}-", m.code),
+                reference: self.reference,
                 ..SimConfig::default()
             })
             .collect()
@@ -150,6 +154,9 @@ pub fn simulate_region(config: &RegionConfig, sink: &mut dyn FnMut(&wire::Event)
     let mut sims = configs.iter().map(Simulation::new).collect::<Result<Vec<_>>>()?;
     share_providers(&mut sims, config);
     let mut out = Outbox::new(sink);
+    for sim in &mut sims {
+        sim.open_reference(&mut out)?;
+    }
     let (first, end) = (sims[0].w.first_day, sims[0].w.end_day);
     let mut day = first;
     while day < end {

@@ -22,6 +22,8 @@ pub(super) mod tag {
     pub const FRAUD_CLIENT: u64 = 10;
     pub const ACTIVATE: u64 = 11;
     pub const SECOND_JOBS: u64 = 12;
+    /// Reference data and its fraud patterns (only with reference data).
+    pub const REFERENCE: u64 = 13;
 }
 
 /// A seeded random number generator with the few distributions the

@@ -757,3 +757,265 @@ fn small_and_odd_configurations_run_and_stay_valid() {
     });
     assert_eq!(failing.map_err(|e| e.to_string()).err().as_deref(), Some("disk full"));
 }
+
+/// FNV-1a over every event's protobuf bytes and the truth's JSON: a
+/// fingerprint of a run's whole output.
+fn fingerprint(r: &Run) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for e in &r.events {
+        eat(&e.encode_to_vec());
+    }
+    eat(serde_json::to_string(&r.truth).unwrap_or_default().as_bytes());
+    h
+}
+
+#[test]
+fn without_reference_data_the_output_is_that_of_the_simulator_before_it() {
+    // Fingerprints computed on the simulator before reference data existed
+    // (commit 6d98057): reference data is opt-in and draws no number from
+    // the existing random streams.
+    let got = [fingerprint(&run(&small(3))), fingerprint(&run(&clean()))];
+    assert_eq!(got, [0xa5ab_85d5_1874_89b8, 0x240f_5e54_f01b_8046], "fingerprints {got:x?}");
+}
+
+/// A municipality with reference data and the patterns that need it.
+fn with_reference() -> SimConfig {
+    SimConfig {
+        seed: 7,
+        providers: 14,
+        clients: 900,
+        months: 6,
+        fraudulent_providers: 4,
+        reference: true,
+        ..SimConfig::default()
+    }
+}
+
+fn reference_run() -> &'static Run {
+    static RUN: std::sync::OnceLock<Run> = std::sync::OnceLock::new();
+    RUN.get_or_init(|| run(&with_reference()))
+}
+
+/// (id, recorded_at) of a reference version.
+fn version(e: &wire::Event) -> Option<(String, i64)> {
+    match &e.kind {
+        Some(wire::event::Kind::GrantedHours(g)) => Some((g.decision_id.clone(), secs(&g.recorded_at))),
+        Some(wire::event::Kind::ClientAbsence(a)) => Some((a.absence_id.clone(), secs(&a.recorded_at))),
+        Some(wire::event::Kind::ProviderPermit(p)) => Some((p.permit_id.clone(), secs(&p.recorded_at))),
+        _ => None,
+    }
+}
+
+impl Run {
+    fn decisions(&self) -> impl Iterator<Item = &wire::GrantedHours> {
+        self.events.iter().filter_map(|e| match &e.kind {
+            Some(wire::event::Kind::GrantedHours(g)) => Some(g),
+            _ => None,
+        })
+    }
+
+    /// The newest version of every absence.
+    fn absences(&self) -> BTreeMap<String, &wire::ClientAbsence> {
+        let mut out = BTreeMap::new();
+        for e in &self.events {
+            if let Some(wire::event::Kind::ClientAbsence(a)) = &e.kind {
+                out.insert(a.absence_id.clone(), a);
+            }
+        }
+        out
+    }
+
+    fn honest(&self) -> BTreeSet<String> {
+        let fraudulent: BTreeSet<&String> = self.truth.labels.iter().map(|l| &l.provider_id).collect();
+        self.truth.providers.iter().map(|p| p.provider_id.clone()).filter(|p| !fraudulent.contains(p)).collect()
+    }
+}
+
+#[test]
+fn reference_data_is_valid_in_arrival_order_versioned_in_order_and_deterministic() {
+    let small_ref = SimConfig { reference: true, ..small(3) };
+    assert_eq!(fingerprint(&run(&small_ref)), fingerprint(&run(&small_ref)), "same seed, different output");
+    assert_ne!(fingerprint(&run(&small_ref)), fingerprint(&run(&small(3))), "reference data changes the output");
+    let r = reference_run();
+    let validator = Validator::new(Pseudonymizer::from_secret("sim"));
+    let mut last = i64::MIN;
+    let mut newest: BTreeMap<String, i64> = BTreeMap::new();
+    let mut counts = [0usize; 3];
+    for e in &r.events {
+        assert!(arrival(e) >= last, "{e:?}");
+        last = arrival(e);
+        if let Some((id, recorded)) = version(e) {
+            assert!(validator.event(e).is_ok(), "{e:?}");
+            if let Some(previous) = newest.insert(id.clone(), recorded) {
+                assert!(previous < recorded, "versions of {id} out of order");
+            }
+            let k = match &e.kind {
+                Some(wire::event::Kind::GrantedHours(_)) => 0,
+                Some(wire::event::Kind::ClientAbsence(_)) => 1,
+                _ => 2,
+            };
+            counts[k] += 1;
+        }
+    }
+    // Every client with visits has a decision registered before the first.
+    let mut first_visit: BTreeMap<&str, i64> = BTreeMap::new();
+    for t in r.reports() {
+        let v = first_visit.entry(t.client_ref.as_str()).or_insert(i64::MAX);
+        *v = (*v).min(secs(&t.check_in));
+    }
+    let mut decided: BTreeMap<&str, i64> = BTreeMap::new();
+    for g in r.decisions() {
+        let v = decided.entry(g.client_ref.as_str()).or_insert(i64::MAX);
+        *v = (*v).min(secs(&g.recorded_at));
+    }
+    for (client, first) in &first_visit {
+        assert!(
+            decided.get(client).is_some_and(|d| d < first),
+            "{client} visited at {first} without a decision ({:?}): {:?}",
+            decided.get(client),
+            r.reports().find(|t| t.client_ref == *client)
+        );
+    }
+    // Every provider is in the register.
+    let registered: BTreeSet<String> = r
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(wire::event::Kind::ProviderPermit(p)) => Some(p.provider_id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(r.truth.providers.iter().all(|p| registered.contains(&p.provider_id)));
+    println!("reference versions: {} decisions, {} absences, {} permits", counts[0], counts[1], counts[2]);
+}
+
+#[test]
+fn clients_go_to_hospital_and_honest_providers_do_not_visit_them_there() {
+    let r = reference_run();
+    let home_clients: BTreeSet<&str> = r
+        .reports()
+        .filter(|t| !is(t.service_type, wire::ServiceType::PersonalAssistance))
+        .map(|t| t.client_ref.as_str())
+        .collect();
+    let absences = r.absences();
+    let kind_of = |k: wire::AbsenceKind| absences.values().filter(move |a| a.kind == k as i32);
+    let in_hospital: BTreeSet<&str> = kind_of(wire::AbsenceKind::HospitalStay).map(|a| a.client_ref.as_str()).collect();
+    let share = in_hospital.len() as f64 / home_clients.len() as f64;
+    println!(
+        "absences: {} hospital stays of {} clients ({:.1} % of {} home-care clients), {} short-term care, {} deaths, \
+         {} moves",
+        kind_of(wire::AbsenceKind::HospitalStay).count(),
+        in_hospital.len(),
+        share * 100.0,
+        home_clients.len(),
+        kind_of(wire::AbsenceKind::ShortTermCare).count(),
+        kind_of(wire::AbsenceKind::Death).count(),
+        kind_of(wire::AbsenceKind::MovedAway).count()
+    );
+    assert!((0.05..=0.10).contains(&share), "{share}");
+    assert!(kind_of(wire::AbsenceKind::ShortTermCare).count() > 0);
+    assert!(kind_of(wire::AbsenceKind::Death).count() > 0);
+    let late = absences.values().filter(|a| secs(&a.recorded_at) - secs(&a.from) > 86_400).count();
+    assert!(late > 0, "some stays are registered late");
+    // No honest visit inside an absence but on its first and last days.
+    let honest = r.honest();
+    let mut by_client: BTreeMap<&str, Vec<(i64, i64)>> = BTreeMap::new();
+    for a in absences.values() {
+        let to = a.to.as_ref().map_or(i64::MAX, |t| t.seconds);
+        by_client.entry(a.client_ref.as_str()).or_default().push((secs(&a.from), to));
+    }
+    let day = |t: i64| EventTime(t).day();
+    let mut checked = 0;
+    for t in r.reports().filter(|t| honest.contains(&t.provider_id)) {
+        let ci = secs(&t.check_in);
+        for &(from, to) in by_client.get(t.client_ref.as_str()).into_iter().flatten() {
+            if from <= ci && ci < to {
+                let edge = day(ci) == day(from) || (to != i64::MAX && day(ci) == day(to));
+                assert!(edge, "honest visit inside an absence: {t:?} in [{from}, {to})");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 100);
+}
+
+#[test]
+fn honest_providers_perform_about_80_percent_of_the_grant_and_never_much_above() {
+    let r = reference_run();
+    // The grant of each client, service and day: the version in force that
+    // day (the newest registered whose validity has begun).
+    let mut steps: BTreeMap<(String, i32), Vec<(i64, i64)>> = BTreeMap::new();
+    for g in r.decisions() {
+        steps
+            .entry((g.client_ref.clone(), g.service_type))
+            .or_default()
+            .push((secs(&g.valid_from), g.minutes_per_month));
+    }
+    let grant = |client: &str, service: i32, month: tillsyn_core::model::Month| -> Option<f64> {
+        let s = steps.get(&(client.to_string(), service))?;
+        let first = month.first_day();
+        let days = month.next().first_day().0 - first.0;
+        Some(
+            (0..days)
+                .filter_map(|k| s.iter().rev().find(|(from, _)| *from <= first.plus(k).start().0))
+                .map(|(_, m)| *m as f64 / f64::from(days))
+                .sum(),
+        )
+    };
+    let honest = r.honest();
+    let mut performed: BTreeMap<(String, i32, i32), i64> = BTreeMap::new();
+    for t in r.reports().filter(|t| honest.contains(&t.provider_id)) {
+        let month = EventTime(secs(&t.check_in)).month();
+        *performed.entry((t.client_ref.clone(), t.service_type, month.0)).or_default() +=
+            (secs(&t.check_out) - secs(&t.check_in)) / 60;
+    }
+    let (mut total_performed, mut total_granted, mut above, mut months) = (0.0, 0.0, 0, 0);
+    for ((client, service, month), minutes) in &performed {
+        let g = grant(client, *service, tillsyn_core::model::Month(*month)).expect("a decision");
+        let m = *minutes as f64;
+        assert!(m <= g * 1.05 + 30.0, "{client} {service} month {month}: {m} of {g:.0} granted");
+        above += usize::from(m > g);
+        months += 1;
+        total_performed += m;
+        total_granted += g;
+    }
+    let ratio = total_performed / total_granted;
+    println!("honest performed/granted {ratio:.3}; {above} of {months} client-months slightly above");
+    assert!((0.7..=0.92).contains(&ratio), "{ratio}");
+    assert!(above * 50 < months, "{above} of {months}");
+}
+
+#[test]
+fn every_reference_pattern_is_labelled_with_evidence_at_its_observable_moment() {
+    let r = reference_run();
+    let mut per_pattern: BTreeMap<u32, usize> = BTreeMap::new();
+    for l in r.truth.labels.iter().filter(|l| matches!(l.pattern, 11 | 15 | 16)) {
+        *per_pattern.entry(l.pattern).or_default() += 1;
+        let (start, observable, end) = (l.start.seconds, l.observable_at.seconds, l.end.seconds);
+        assert!(start <= observable && observable < end, "{l:?}");
+        let clients: BTreeSet<&str> =
+            r.reports().filter(|t| t.provider_id == l.provider_id).map(|t| t.client_ref.as_str()).collect();
+        let found = r.events.iter().any(|e| match &e.kind {
+            Some(wire::event::Kind::TimeReport(t)) => t.provider_id == l.provider_id && secs(&t.check_in) == observable,
+            Some(wire::event::Kind::Invoice(i)) => i.provider_id == l.provider_id && secs(&i.issued_at) == observable,
+            Some(wire::event::Kind::ClientAbsence(a)) => {
+                l.pattern == 11 && clients.contains(a.client_ref.as_str()) && secs(&a.recorded_at) == observable
+            }
+            Some(wire::event::Kind::ProviderPermit(p)) => {
+                l.pattern == 16 && p.provider_id == l.provider_id && secs(&p.recorded_at) == observable
+            }
+            _ => false,
+        });
+        assert!(found, "no evidence at observable_at for {l:?}");
+        assert_eq!(l.pattern_name, fraud::pattern_name(l.pattern));
+    }
+    println!("reference pattern labels: {per_pattern:?}");
+    assert_eq!(per_pattern.keys().copied().collect::<Vec<_>>(), vec![11, 15, 16], "{:#?}", r.truth.labels);
+    // The existing patterns are still there.
+    assert!(r.truth.labels.iter().filter(|l| !matches!(l.pattern, 11 | 15 | 16)).count() >= 4);
+}
