@@ -9,6 +9,10 @@
 # Every run is also replayed as 12 partitions (the topology the service
 # runs: global peer table, staff stage); its alert file must be
 # byte-identical to the one-partition reference.
+# Then the default scenario with reference data (`--reference`: decisions,
+# absences, the provider register, and the frauds that need them) for each
+# of REFERENCE_SEEDS (default "1 2"; empty to skip), replayed with
+# core.reference on, in its own table.
 # With CHECK_TARGETS=1 it fails unless, pooled over the seeds, provider
 # recall >= 0.95 and alert precision >= 0.90, and every seed's median
 # detection delay is <= 24 h (the project's detection targets).
@@ -49,8 +53,14 @@ for seed in "${region_seeds[@]}"; do
   run "$out/region-$seed" --region --seed "$seed"
 done
 
+reference_seeds=(${REFERENCE_SEEDS-1 2})
+for seed in "${reference_seeds[@]}"; do
+  echo "## reference data, seed $seed"
+  (export TILLSYN_CORE__REFERENCE__ENABLED=true; run "$out/reference-$seed" --reference --seed "$seed")
+done
+
 # All seeds pooled: one table for the README.
-REGION_RUNS="${region_seeds[*]}" python3 - "$out" "${seeds[@]}" <<'PY'
+REGION_RUNS="${region_seeds[*]}" REFERENCE_RUNS="${reference_seeds[*]}" python3 - "$out" "${seeds[@]}" <<'PY'
 import json, os, sys
 out, seeds = sys.argv[1], sys.argv[2:]
 runs = [json.load(open(f"{out}/seed-{s}/evaluation.json")) for s in seeds]
@@ -103,6 +113,42 @@ if region_seeds:
     print(f"| false alerts per 100 clean provider-months | {100 * rt('falseAlerts') / rt('cleanProviderMonths'):.2f} |")
     print(f"| alerts with 12 partitions | {'byte-identical to 1 partition' if region_same else 'DIFFERENT from 1 partition'} |")
 
+reference_seeds = os.environ.get("REFERENCE_RUNS", "").split()
+reference_same, reference_recall, reference_precision = True, 1.0, 1.0
+if reference_seeds:
+    refs = [json.load(open(f"{out}/reference-{s}/evaluation.json")) for s in reference_seeds]
+    ft = lambda k: sum(r[k] for r in refs)
+    fopened = sum(r["alerts"]["opened"] for r in refs)
+    reference_same = all(open(f"{out}/reference-{s}/partitions.txt").read().strip().endswith("identical") for s in reference_seeds)
+    reference_recall = ft("detectedProviders") / ft("fraudulentProviders")
+    reference_precision = ft("trueAlerts") / max(1, fopened)
+    print(f"\n## with reference data ({len(reference_seeds)} seeds: {', '.join(reference_seeds)}) pooled: decisions, absences, the provider register\n")
+    print("| figure | value |\n|---|---:|")
+    print(f"| providers (fraudulent) | {ft('providers')} ({ft('fraudulentProviders')}) |")
+    print(f"| labels (detected) | {ft('labels')} ({ft('detectedLabels')}) |")
+    print(f"| provider recall | {reference_recall:.3f} |")
+    print(f"| alert precision, lenient (strict) | {reference_precision:.3f} ({ft('trueAlertsStrict') / max(1, fopened):.3f}) |")
+    print(f"| opened alerts (false) | {fopened} ({ft('falseAlerts')}) |")
+    print("| median detection delay per seed (h) | " + ", ".join("%.1f" % r["delay"]["medianHours"] for r in refs) + " |")
+    print(f"| false alerts per 100 clean provider-months | {100 * ft('falseAlerts') / ft('cleanProviderMonths'):.2f} |")
+    print(f"| alerts with 12 partitions | {'byte-identical to 1 partition' if reference_same else 'DIFFERENT from 1 partition'} |")
+    print("\n| # | pattern | labels | detected | median delay (h) | p90 delay (h) |\n|---:|---|---:|---:|---:|---:|")
+    fp = {}
+    for r in refs:
+        for p in r["patterns"]:
+            if p["pattern"] not in (11, 15, 16):
+                continue
+            d = fp.setdefault(p["pattern"], {"name": p["name"], "labels": 0, "detected": 0, "medians": [], "p90": []})
+            d["labels"] += p["labels"]; d["detected"] += p["detected"]
+            if p.get("delay", {}).get("medianHours") is not None:
+                d["medians"].append(p["delay"]["medianHours"])
+                d["p90"].append(p["delay"].get("p90Hours") or p["delay"]["medianHours"])
+    for n in sorted(fp):
+        d = fp[n]
+        m = f"{med(d['medians']):.1f}" if d["medians"] else "n/a"
+        q = f"{max(d['p90']):.1f}" if d["p90"] else "n/a"
+        print(f"| {n} | {d['name']} | {d['labels']} | {d['detected']} | {m} | {q} |")
+
 if os.environ.get("CHECK_TARGETS") == "1":
     recall = tot("detectedProviders") / tot("fraudulentProviders")
     precision = tot("trueAlerts") / max(1, opened)
@@ -113,6 +159,9 @@ if os.environ.get("CHECK_TARGETS") == "1":
         (f"median detection delay {worst_delay:.1f} h <= 24 h in every seed", worst_delay <= 24.0),
         ("the same alerts with 12 partitions as with 1", all(same)),
         ("the region's alerts the same with 12 partitions as with 1", region_same),
+        (f"with reference data, provider recall {reference_recall:.3f} >= 0.95", reference_recall >= 0.95),
+        (f"with reference data, alert precision {reference_precision:.3f} >= 0.90", reference_precision >= 0.90),
+        ("with reference data, the same alerts with 12 partitions as with 1", reference_same),
     ] if not ok]
     if failed:
         print("\nDETECTION TARGETS MISSED: " + "; ".join(failed))

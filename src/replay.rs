@@ -335,9 +335,12 @@ impl Topology {
     }
 
     /// Decides in every partition what the global tables allow.
-    fn decide(&self, drivers: &mut [PartitionDriver<u64>], out: &mut Vec<Output<u64>>) {
+    fn decide(&mut self, drivers: &mut [PartitionDriver<u64>], out: &mut Vec<Output<u64>>) {
         for driver in drivers.iter_mut() {
             driver.decide(&self.peers, &self.reference, out);
+        }
+        if let Some(d) = drivers.first() {
+            self.reference.prune_behind(d.engine().config().reference_keep_days());
         }
     }
 

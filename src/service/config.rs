@@ -884,6 +884,20 @@ impl ServiceConfig {
         )]))
     }
 
+    /// What `tillsyn run` cannot do yet with this configuration: read
+    /// reference data (`core.reference.enabled`), which `tillsyn replay`
+    /// reads from an events file.
+    pub fn check_live_support(&self) -> Result<(), ConfigError> {
+        if self.core.reference.enabled {
+            return Err(ConfigError::Invalid(vec![
+                "core.reference.enabled = true: the service does not read the reference-data topics yet \
+                 (`tillsyn replay` reads reference data from an events file)"
+                    .to_string(),
+            ]));
+        }
+        Ok(())
+    }
+
     /// Checks every rule and returns warnings if the configuration is usable,
     /// or all the problems at once, each naming its key (the core's
     /// [`CoreConfig::problems`] under `core.`). Rules: the core's own checks; brokers
@@ -904,13 +918,6 @@ impl ServiceConfig {
         self.sink.postgres.check(&mut problems);
         self.notify.check(&mut problems);
         self.cases.check(&mut problems);
-        if self.core.reference.enabled {
-            problems.push(
-                "core.reference.enabled = true: the service does not read the reference-data topics yet \
-                 (`tillsyn replay` and `tillsyn-sim evaluate` use reference data from an events file)"
-                    .to_string(),
-            );
-        }
         if let Err(e) = self.http.listen_addr() {
             problems.push(format!("http.listen = {:?} is not an ip:port socket address ({e})", self.http.listen));
         }
@@ -1568,6 +1575,16 @@ mod tests {
         assert!(e.contains("at least 16") && !e.contains("short-secret"), "{e}");
         c.core.pseudonym_secret = "a-long-enough-municipality-secret".into();
         assert!(c.check_pseudonym_secret().is_ok());
+    }
+
+    #[test]
+    fn the_service_refuses_reference_data_until_it_reads_its_topics() {
+        let mut c = ServiceConfig::default();
+        assert!(c.check_live_support().is_ok());
+        c.core.reference.enabled = true;
+        assert!(c.validate().is_ok(), "replay takes it");
+        let e = c.check_live_support().unwrap_err().to_string();
+        assert!(e.contains("core.reference.enabled"), "{e}");
     }
 
     #[test]

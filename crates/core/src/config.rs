@@ -325,6 +325,13 @@ impl CoreConfig {
         i64::try_from(self.visit_lateness.as_secs()).unwrap_or(i64::MAX)
     }
 
+    /// Days of reference data kept behind the time it is known through:
+    /// the horizon (the oldest day a partition decides) plus the longest
+    /// look back of a rule (120 days at most).
+    pub fn reference_keep_days(&self) -> u32 {
+        self.horizon_days + 120
+    }
+
     /// [`Self::max_ahead`] in whole seconds.
     pub fn max_ahead_secs(&self) -> i64 {
         i64::try_from(self.max_ahead.as_secs()).unwrap_or(i64::MAX)

@@ -1,8 +1,11 @@
 //! National-scale run of the detection core: every municipality's home care
 //! at once, through one engine, for long enough to fill the 90-day windows.
 //! Prints throughput and resident memory. Run with
-//! `cargo run --release --example national_scale -- [days]` (default 100),
-//! or `scripts/bench.sh`, which runs it with the criterion benchmarks.
+//! `cargo run --release --example national_scale -- [days] [--reference]`
+//! (default 100 days; `--reference`: with the reference data loaded, a
+//! decision for each of the 230,000 clients, the provider register and
+//! hospital stays registered as the days go, `core.reference` on), or
+//! `scripts/bench.sh`, which runs it with the criterion benchmarks.
 
 use std::time::Instant;
 
@@ -27,15 +30,22 @@ fn memory_mib() -> (f64, f64) {
 
 fn main() {
     let days: i32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100);
+    let reference = std::env::args().any(|a| a == "--reference");
     let scale = NationalScale::default();
     println!(
         "national scale: {} municipalities, {} providers, {} clients, {} staff, {days} days",
         scale.municipalities, scale.providers, scale.clients, scale.staff
     );
     let mut workload = scale.build();
-    let mut core = Standalone::new(CoreConfig::default());
+    let mut config = CoreConfig::default();
+    config.reference.enabled = reference;
+    let mut core = Standalone::new(config);
     let first = Day::from_ymd(2026, 1, 1);
     let (mut events, mut alerts) = (Vec::new(), Vec::new());
+    if reference {
+        workload.reference_at_start(first, &mut events);
+        println!("reference data       {} versions at the start, hospital stays as the days go", events.len());
+    }
     let (mut total, mut alert_count) = (0u64, 0u64);
     let mut busy = std::time::Duration::ZERO;
     let mut by_rule = std::collections::BTreeMap::new();
@@ -43,6 +53,9 @@ fn main() {
         let day = first.plus(d);
         if day.ymd().2 == 1 && d > 0 {
             workload.invoices(day, &mut events);
+        }
+        if reference {
+            workload.reference_on(day, &mut events);
         }
         workload.day(day, &mut events);
         total += events.len() as u64;
@@ -72,6 +85,13 @@ fn main() {
     drop(events);
     let (rss, hwm) = memory_mib();
     let size = core.state_size();
+    if reference {
+        let (facts, versions) = core.reference.size();
+        println!(
+            "reference table      {facts} facts, {versions} versions, known through {:?}",
+            core.reference.known_through()
+        );
+    }
     println!("events processed     {total}");
     println!("core time            {:.1} s", busy.as_secs_f64());
     println!(

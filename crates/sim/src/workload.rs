@@ -128,6 +128,76 @@ impl NationalScale {
 }
 
 impl Workload {
+    /// The reference data known before `first`: a decision per client
+    /// (its service, generous enough for its visits: 45 minutes a visit,
+    /// 31 days) and a valid register entry per provider, registered the
+    /// day before.
+    pub fn reference_at_start(&mut self, first: Day, out: &mut Vec<DomainEvent>) {
+        use tillsyn_core::model::reference::{Fact, GrantedHours, Permit, PermitStatus, ReferenceRecord, Validity};
+        let recorded = first.plus(-1).start();
+        let valid = Validity { from: first.plus(-365).start(), to: None };
+        for p in 0..self.providers.len() {
+            let (provider, municipality) = (self.providers[p].id, self.providers[p].municipality);
+            let id = self.event_id("lov");
+            out.push(DomainEvent::Reference(ReferenceRecord {
+                id,
+                recorded_at: recorded,
+                retracted: false,
+                fact: Fact::Permit(Permit { provider, municipality, status: PermitStatus::Valid, valid }),
+            }));
+            for c in 0..self.providers[p].clients.len() {
+                let (client, service, visits) = {
+                    let c = &self.providers[p].clients[c];
+                    (c.key, c.service, c.visits_per_day)
+                };
+                let id = self.event_id("beslut");
+                out.push(DomainEvent::Reference(ReferenceRecord {
+                    id,
+                    recorded_at: recorded,
+                    retracted: false,
+                    fact: Fact::GrantedHours(GrantedHours {
+                        municipality,
+                        client,
+                        service,
+                        minutes_per_month: visits * 45 * 31,
+                        valid,
+                    }),
+                }));
+            }
+        }
+    }
+
+    /// The hospital stays registered on `day` (at its start): about 7 % of
+    /// the clients over six months, 2–14 days each, registered closed.
+    pub fn reference_on(&mut self, day: Day, out: &mut Vec<DomainEvent>) {
+        use tillsyn_core::model::reference::{Absence, AbsenceKind, Fact, ReferenceRecord, Validity};
+        for p in 0..self.providers.len() {
+            for c in 0..self.providers[p].clients.len() {
+                // 7 % over 182 days.
+                if self.rng.below(2_600) != 0 {
+                    continue;
+                }
+                let length = 2 + self.rng.below(13) as i32;
+                let (client, municipality) = (self.providers[p].clients[c].key, self.providers[p].municipality);
+                let id = self.event_id("abs");
+                out.push(DomainEvent::Reference(ReferenceRecord {
+                    id,
+                    recorded_at: day.start(),
+                    retracted: false,
+                    fact: Fact::Absence(Absence {
+                        municipality,
+                        client,
+                        kind: AbsenceKind::HospitalStay,
+                        period: Validity {
+                            from: day.start().plus_secs(10 * 3600),
+                            to: Some(day.plus(length).start().plus_secs(12 * 3600)),
+                        },
+                    }),
+                }));
+            }
+        }
+    }
+
     fn event_id(&mut self, prefix: &str) -> EventId {
         self.next_event += 1;
         EventId::new(&format!("{prefix}-{:012}", self.next_event))

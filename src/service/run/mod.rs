@@ -486,6 +486,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<RunSummary> {
     config.check_pseudonym_secret()?;
+    config.check_live_support()?;
     crate::service::broker::probe_async(&config).await?;
     {
         let t = &config.topics;

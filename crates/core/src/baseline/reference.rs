@@ -103,6 +103,8 @@ pub struct ReferenceTable {
     lateness_secs: i64,
     /// Not in use: known through the end of time.
     unused: bool,
+    /// The known-through day of the last [`Self::prune_behind`].
+    pruned_at: Option<Day>,
     stats: ReferenceStats,
 }
 
@@ -117,6 +119,7 @@ impl ReferenceTable {
             progress: vec![None; sources.max(1) as usize],
             lateness_secs: lateness_secs.max(0),
             unused: false,
+            pruned_at: None,
             stats: ReferenceStats::default(),
         }
     }
@@ -366,6 +369,20 @@ impl ReferenceTable {
             !ids.is_empty()
         });
         self.stats.pruned += dropped;
+    }
+
+    /// Prunes (see [`Self::prune`]) what lies more than `keep_days` days
+    /// behind the time the table is known through, at most once per day
+    /// of it: what no decision of a partition within the horizon asks
+    /// (`keep_days`: the horizon plus the longest look back of a rule).
+    pub fn prune_behind(&mut self, keep_days: u32) {
+        let Some(known) = self.known_through().filter(|_| !self.unused) else { return };
+        let day = known.day();
+        if self.pruned_at.is_some_and(|d| d >= day) {
+            return;
+        }
+        self.pruned_at = Some(day);
+        self.prune(day.plus(-(keep_days as i32)).start());
     }
 
     /// How many facts of each kind the table holds.

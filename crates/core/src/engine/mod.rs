@@ -1160,6 +1160,7 @@ impl Standalone {
         }
         if finalised {
             self.engine.decide(&self.peers, &self.reference, alerts);
+            self.reference.prune_behind(self.engine.config().reference_keep_days());
         }
         for record in self.engine.take_staff_records() {
             self.staff.offer(record, self.staff_records, &mut self.from_staff);
