@@ -1274,6 +1274,35 @@ mod tests {
         assert_eq!(rejected(s.send(DomainEvent::Visit(fifth))), reason::STATE_LIMIT_CLIENTS);
     }
 
+    /// With reference data on, a day is decided once the reference data is
+    /// known through its decision time (the start of the next day plus the
+    /// allowed lateness), not before; without it, as soon as it is final.
+    #[test]
+    fn a_day_is_decided_once_the_reference_data_is_known_through_its_decision() {
+        let run = |reference: bool, through: (u32, u32)| {
+            let mut s = if reference {
+                Scenario::with_reference("billing-during-absence")
+            } else {
+                Scenario::only("billing-during-absence")
+            };
+            for day in 1..=20 {
+                s.visit().client(1).day(2026, 3, day).at(9, 0).send();
+            }
+            s.reference_through(2026, through.0, through.1);
+            s.engine().decided_through()
+        };
+        // Closed through the 16th (the 20th less three days of lateness).
+        let closed = Some(Day::from_ymd(2026, 3, 16));
+        assert_eq!(run(false, (3, 1)), closed, "nothing waits without reference data");
+        // Known through the 10th: the 6th is decided (at the 7th plus 3 days).
+        assert_eq!(run(true, (3, 10)), Some(Day::from_ymd(2026, 3, 6)));
+        assert_eq!(run(true, (4, 30)), closed, "known far ahead: as without");
+        let mut s = Scenario::with_reference("billing-during-absence");
+        s.visit().client(1).day(2026, 3, 9).at(9, 0).send();
+        s.advance_to(2026, 3, 20);
+        assert_eq!(s.engine().decided_through(), None, "a source that said nothing holds every day");
+    }
+
     /// Without a heartbeat, a record's own times still bound it: a time
     /// report checked in days after it was reported, an invoice for a
     /// period ending years after its issue (it would wait for ever).
