@@ -659,7 +659,8 @@ impl Engine {
 
         // Decided at the provider's own clock: the same in every partitioning.
         let decided = provider.visit_clock;
-        let mut ctx = VisitContext { visit, day, minute_of_day, provider, now: decided };
+        let reference = self.config.reference.enabled;
+        let mut ctx = VisitContext { visit, day, minute_of_day, provider, now: decided, reference };
         let (version, rules) = self.rules.at(decided, RuleStage::Provider);
         let before = self.findings.len();
         for rule in rules {

@@ -141,6 +141,9 @@ impl AboveGrantedHours {
 
 impl Rule for AboveGrantedHours {
     fn on_visit(&self, ctx: &mut VisitContext<'_>, _out: &mut Vec<Finding>) {
+        if !ctx.reference {
+            return;
+        }
         let v = ctx.visit;
         let minutes = v.duration().0;
         let entry =

@@ -156,6 +156,9 @@ pub struct VisitContext<'a> {
     pub provider: &'a mut Provider,
     /// Engine event time.
     pub now: EventTime,
+    /// Whether reference data is in use (`core.reference.enabled`): a rule
+    /// that compares with it at the day's decision keeps nothing without it.
+    pub reference: bool,
 }
 
 impl VisitContext<'_> {
