@@ -60,6 +60,8 @@ struct Client {
     service: ServiceType,
     /// Performed minutes, by month parity, for honest invoices.
     minutes: [u32; 2],
+    /// A hospital stay's admission and discharge days: no visit between.
+    away: Option<(i32, i32)>,
 }
 
 struct Provider {
@@ -110,6 +112,7 @@ impl NationalScale {
                 visits_per_day: 1 + rng.below(4) as u32,
                 service,
                 minutes: [0; 2],
+                away: None,
             });
         }
         // Staff in proportion to clients, at least one per provider with clients.
@@ -168,7 +171,8 @@ impl Workload {
     }
 
     /// The hospital stays registered on `day` (at its start): about 7 % of
-    /// the clients over six months, 2–14 days each, registered closed.
+    /// the clients over six months, 2–14 days each, registered closed; the
+    /// client gets no visit between the admission and discharge days.
     pub fn reference_on(&mut self, day: Day, out: &mut Vec<DomainEvent>) {
         use tillsyn_core::model::reference::{Absence, AbsenceKind, Fact, ReferenceRecord, Validity};
         for p in 0..self.providers.len() {
@@ -178,6 +182,7 @@ impl Workload {
                     continue;
                 }
                 let length = 2 + self.rng.below(13) as i32;
+                self.providers[p].clients[c].away = Some((day.0, day.0 + length));
                 let (client, municipality) = (self.providers[p].clients[c].key, self.providers[p].municipality);
                 let id = self.event_id("abs");
                 out.push(DomainEvent::Reference(ReferenceRecord {
@@ -222,6 +227,10 @@ impl Workload {
             let staff_n = working.len();
             let mut slot = 0usize;
             for c in 0..self.providers[p].clients.len() {
+                // An honest provider does not visit a client in hospital.
+                if self.providers[p].clients[c].away.is_some_and(|(a, b)| day.0 > a && day.0 < b) {
+                    continue;
+                }
                 for _ in 0..self.providers[p].clients[c].visits_per_day {
                     let staff_index = slot % staff_n;
                     let step = (slot / staff_n) as i64;
