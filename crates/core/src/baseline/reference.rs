@@ -231,38 +231,41 @@ impl ReferenceTable {
         (!v.retracted).then_some(&v.fact)
     }
 
-    /// The client's absences as recorded by `as_of`, with their ids, in id
-    /// order.
-    pub fn absences(&self, client: ClientKey, as_of: EventTime) -> Vec<(&EventId, &Absence)> {
-        let mut out: Vec<(&EventId, &Absence)> = self
+    /// The client's facts that `pick` takes (its absences, its decisions)
+    /// as recorded by `as_of`, with their ids, in id order.
+    fn client_facts<'a, T>(
+        &'a self,
+        client: ClientKey,
+        as_of: EventTime,
+        pick: impl Fn(&'a Fact) -> Option<&'a T>,
+    ) -> Vec<(&'a EventId, &'a T)> {
+        let mut out: Vec<(&EventId, &T)> = self
             .by_client
             .get(&client)
             .into_iter()
             .flatten()
-            .filter_map(|id| match self.as_of(id, as_of) {
-                Some(Fact::Absence(a)) if a.client == client => Some((id, a)),
-                _ => None,
-            })
+            .filter_map(|id| Some((id, pick(self.as_of(id, as_of)?)?)))
             .collect();
         out.sort_unstable_by(|a, b| a.0.cmp(b.0));
         out
     }
 
+    /// The client's absences as recorded by `as_of`, with their ids, in id
+    /// order.
+    pub fn absences(&self, client: ClientKey, as_of: EventTime) -> Vec<(&EventId, &Absence)> {
+        self.client_facts(client, as_of, |f| match f {
+            Fact::Absence(a) if a.client == client => Some(a),
+            _ => None,
+        })
+    }
+
     /// The client's decisions as recorded by `as_of`, with their ids, in
     /// id order.
     pub fn decisions(&self, client: ClientKey, as_of: EventTime) -> Vec<(&EventId, &GrantedHours)> {
-        let mut out: Vec<(&EventId, &GrantedHours)> = self
-            .by_client
-            .get(&client)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| match self.as_of(id, as_of) {
-                Some(Fact::GrantedHours(g)) if g.client == client => Some((id, g)),
-                _ => None,
-            })
-            .collect();
-        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        out
+        self.client_facts(client, as_of, |f| match f {
+            Fact::GrantedHours(g) if g.client == client => Some(g),
+            _ => None,
+        })
     }
 
     /// Minutes granted to the client for `service` over `[start, end)` as

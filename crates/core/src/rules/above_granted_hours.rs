@@ -26,6 +26,7 @@
 
 use rustc_hash::FxHashMap;
 
+use super::reference_support::{ids_text, take_decided};
 use super::{DayContext, InvoiceContext, Rule, RuleSpec, VisitContext, check};
 use crate::baseline::ReferenceTable;
 use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
@@ -261,7 +262,7 @@ impl AboveGrantedHours {
                 en::hours(hours, 1),
                 en::percent(tolerance.0, 0),
                 en::hours_short(tolerance.1),
-                decisions.iter().map(EventId::as_str).collect::<Vec<_>>().join(", "),
+                ids_text(&decisions),
             ),
             sv: format!(
                 "Under {} har utföraren utfört mer hos {} än kommunen beviljat för hela månaden: {} över \
@@ -272,7 +273,7 @@ impl AboveGrantedHours {
                 sv::hours(hours, 1),
                 sv::percent(tolerance.0, 0),
                 sv::hours_short(tolerance.1),
-                decisions.iter().map(EventId::as_str).collect::<Vec<_>>().join(", "),
+                ids_text(&decisions),
             ),
         };
         let mut evidence = decisions;
@@ -291,9 +292,7 @@ impl AboveGrantedHours {
     fn invoices(&self, ctx: &mut DayContext<'_>, reference: &ReferenceTable, out: &mut Vec<Finding>) {
         let now = ctx.now;
         let waiting = &mut ctx.provider.rules.above_granted_hours.invoices;
-        let ready = waiting.iter().take_while(|i| i.decided_at <= now).count();
-        let ready: Vec<WaitingInvoice> = waiting.drain(..ready).collect();
-        for invoice in ready {
+        for invoice in take_decided(waiting, |i| i.decided_at, now) {
             let (mut lines, mut excess, mut billed, mut granted_all) = (0u64, 0u64, 0u64, 0.0);
             let mut decisions = Vec::new();
             for (client, service, minutes) in &invoice.lines {
@@ -332,7 +331,7 @@ impl AboveGrantedHours {
                     en::count(lines, "line", "lines"),
                     en::hours(granted_h, 1),
                     en::hours(hours, 1),
-                    decisions.iter().map(EventId::as_str).collect::<Vec<_>>().join(", "),
+                    ids_text(&decisions),
                 ),
                 sv: format!(
                     "Faktura {} för {} tar upp {} på {} där kommunen beviljat {}: {} över beviljade timmar. \
@@ -343,7 +342,7 @@ impl AboveGrantedHours {
                     sv::count(lines, "fakturarad", "fakturarader"),
                     sv::hours(granted_h, 1),
                     sv::hours(hours, 1),
-                    decisions.iter().map(EventId::as_str).collect::<Vec<_>>().join(", "),
+                    ids_text(&decisions),
                 ),
             };
             let mut evidence = vec![invoice.invoice_id.clone()];

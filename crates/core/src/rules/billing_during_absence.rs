@@ -26,6 +26,7 @@
 //! Severity by client-days (or lines): medium from 1, high from
 //! `high_count` (3), critical from `critical_count` (10).
 
+use super::reference_support::{ids_text, take_decided};
 use super::{DayContext, InvoiceContext, Rule, RuleSpec, check};
 use crate::baseline::ReferenceTable;
 use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
@@ -165,12 +166,6 @@ fn kinds_text(kinds: &[AbsenceKind], swedish: bool) -> String {
     names.join(", ")
 }
 
-fn ids_text(ids: &[EventId]) -> String {
-    let mut ids: Vec<&str> = ids.iter().map(EventId::as_str).collect();
-    ids.sort_unstable();
-    ids.join(", ")
-}
-
 impl Rule for BillingDuringAbsence {
     fn on_invoice(&self, ctx: &mut InvoiceContext<'_>, _out: &mut Vec<Finding>) {
         let inv = ctx.invoice;
@@ -276,9 +271,7 @@ impl BillingDuringAbsence {
     fn invoices(&self, ctx: &mut DayContext<'_>, reference: &ReferenceTable, out: &mut Vec<Finding>) {
         let now = ctx.now;
         let waiting = &mut ctx.provider.rules.billing_during_absence;
-        let ready = waiting.iter().take_while(|i| i.decided_at <= now).count();
-        let ready: Vec<WaitingInvoice> = waiting.drain(..ready).collect();
-        for invoice in ready {
+        for invoice in take_decided(waiting, |i| i.decided_at, now) {
             let days = invoice.period.0.day().0..=invoice.period.1.plus_secs(-1).day().0;
             let mut lines = 0u32;
             let mut minutes = 0u64;

@@ -124,6 +124,7 @@ pub mod manual_registration_share;
 pub mod night_visits;
 pub mod phantom_clients;
 pub mod provider_without_permit;
+pub mod reference_support;
 pub mod rounded_visits;
 pub mod share;
 pub mod staff_double_booking;

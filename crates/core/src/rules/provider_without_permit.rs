@@ -23,11 +23,12 @@
 //! high when a suspension or revocation does, critical from
 //! `critical_days` (7) such days.
 
+use super::reference_support::{ids_text, take_decided};
 use super::{DayContext, InvoiceContext, Rule, RuleSpec, check};
 use crate::baseline::{PermitState, ReferenceTable};
 use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
 use crate::model::reference::PermitStatus;
-use crate::model::{Day, EventId, EventTime};
+use crate::model::{Day, EventId, EventTime, MunicipalityCode, ProviderId};
 use crate::text::{Text, en, sv};
 
 /// Identity of `provider-without-permit` (part of the alert contract).
@@ -117,6 +118,25 @@ impl Found {
 }
 
 impl ProviderWithoutPermit {
+    /// A finding of `found`'s days without a permit.
+    fn finding(
+        &self,
+        found: &Found,
+        (provider, municipality): (ProviderId, MunicipalityCode),
+        window: (EventTime, EventTime),
+        explanation: Text,
+        evidence: Vec<EventId>,
+    ) -> Finding {
+        let n = found.days.len() as f64;
+        Finding::new(&INFO, provider, municipality, window)
+            .severity(self.severity(found))
+            .score(n)
+            .observed(n, Unit::Days)
+            .expected(0.0, Unit::Days)
+            .explain(explanation)
+            .evidence(evidence)
+    }
+
     fn severity(&self, found: &Found) -> Severity {
         let n = found.days.len() as u32;
         if n >= self.0.critical_days {
@@ -127,12 +147,6 @@ impl ProviderWithoutPermit {
             Severity::Medium
         }
     }
-}
-
-fn ids_text(ids: &[EventId]) -> String {
-    let mut ids: Vec<&str> = ids.iter().map(EventId::as_str).collect();
-    ids.sort_unstable();
-    ids.join(", ")
 }
 
 impl Rule for ProviderWithoutPermit {
@@ -204,23 +218,19 @@ impl ProviderWithoutPermit {
                 ids_text(&found.entries),
             ),
         };
-        out.push(
-            Finding::new(&INFO, provider, municipality, (first.start(), today.plus(1).start()))
-                .severity(self.severity(&found))
-                .score(n as f64)
-                .observed(n as f64, Unit::Days)
-                .expected(0.0, Unit::Days)
-                .explain(explanation)
-                .evidence(evidence),
-        );
+        out.push(self.finding(
+            &found,
+            (provider, municipality),
+            (first.start(), today.plus(1).start()),
+            explanation,
+            evidence,
+        ));
     }
 
     fn invoices(&self, ctx: &mut DayContext<'_>, reference: &ReferenceTable, out: &mut Vec<Finding>) {
         let (provider, municipality, now) = (ctx.provider_id, ctx.provider.municipality, ctx.now);
         let waiting = &mut ctx.provider.rules.provider_without_permit;
-        let ready = waiting.iter().take_while(|i| i.decided_at <= now).count();
-        let ready: Vec<WaitingInvoice> = waiting.drain(..ready).collect();
-        for invoice in ready {
+        for invoice in take_decided(waiting, |i| i.decided_at, now) {
             let mut found = Found::default();
             for d in invoice.period.0.day().0..=invoice.period.1.plus_secs(-1).day().0 {
                 if let PermitState::NotPermitted(status, entries) =
@@ -259,15 +269,7 @@ impl ProviderWithoutPermit {
             };
             let mut evidence = vec![invoice.invoice_id.clone()];
             evidence.extend(found.entries.iter().cloned());
-            out.push(
-                Finding::new(&INFO, provider, municipality, invoice.period)
-                    .severity(self.severity(&found))
-                    .score(n as f64)
-                    .observed(n as f64, Unit::Days)
-                    .expected(0.0, Unit::Days)
-                    .explain(explanation)
-                    .evidence(evidence),
-            );
+            out.push(self.finding(&found, (provider, municipality), invoice.period, explanation, evidence));
         }
     }
 }
