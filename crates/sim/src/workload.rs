@@ -177,8 +177,8 @@ impl Workload {
         use tillsyn_core::model::reference::{Absence, AbsenceKind, Fact, ReferenceRecord, Validity};
         for p in 0..self.providers.len() {
             for c in 0..self.providers[p].clients.len() {
-                // 7 % over 182 days.
-                if self.rng.below(2_600) != 0 {
+                // 7 % over 182 days; not again before the discharge.
+                if self.rng.below(2_600) != 0 || self.providers[p].clients[c].away.is_some_and(|(_, b)| day.0 <= b) {
                     continue;
                 }
                 let length = 2 + self.rng.below(13) as i32;
