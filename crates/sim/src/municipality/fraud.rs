@@ -59,6 +59,10 @@ fn time_based(p: u32) -> bool {
     !matches!(p, 1 | 7 | 8)
 }
 
+/// Pattern 13: a relative (staff), the client they visit, and their
+/// home-care minutes per day (day, minutes) over the trailing 28 days.
+pub(super) type Relative = (usize, usize, Vec<(i32, i64)>);
+
 /// One injected scenario at one provider.
 #[derive(Debug, Clone)]
 pub(super) struct Scenario {
@@ -83,7 +87,7 @@ pub(super) struct Scenario {
     /// Pattern 13: each relative (staff) with the client they visit, and
     /// their home-care minutes per day (to tell when they become
     /// observable).
-    pub pairs: Vec<(usize, usize, Vec<(i32, i64)>)>,
+    pub pairs: Vec<Relative>,
     /// Phantom invoice lines (pattern 7): reference, service, base minutes.
     pub phantoms: Vec<(String, ServiceType, f64)>,
     /// End of the last registration (pattern 3, assistance).
@@ -499,7 +503,7 @@ impl World<'_> {
                             chosen.push(c);
                         }
                     }
-                    let pairs: Vec<(usize, usize, Vec<(i32, i64)>)> =
+                    let pairs: Vec<Relative> =
                         chosen.into_iter().map(|c| (self.hire(p, Role::Relative, &mut rng), c, Vec::new())).collect();
                     self.scenarios[s].targets = pairs.iter().map(|x| x.0).collect();
                     self.scenarios[s].pairs = pairs;
