@@ -288,6 +288,7 @@ const RULES_SV: &[(&str, &str)] = &[
     ("night-visits-private-provider", "Nattbesök av privat utförare"),
     ("phantom-clients", "Fakturerade brukare utan besök"),
     ("provider-without-permit", "Utförare utan giltigt tillstånd"),
+    ("relative-employment", "Anhörig anställd hos brukaren"),
     ("rounded-visits", "Spökbesök eller avrundade besök"),
     ("staff-double-booking", "Dubbelbokad personal"),
     ("staff-impossible-day", "Omöjlig arbetsdag eller ingen vila"),

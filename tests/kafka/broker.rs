@@ -1508,6 +1508,9 @@ fn wire_time(e: &wire::Event) -> i64 {
         Some(wire::event::Kind::TimeReport(t)) => t.check_in.as_ref().map_or(0, |t| t.seconds),
         Some(wire::event::Kind::Invoice(i)) => i.issued_at.as_ref().map_or(0, |t| t.seconds),
         Some(wire::event::Kind::Heartbeat(h)) => h.at.as_ref().map_or(0, |t| t.seconds),
+        Some(wire::event::Kind::GrantedHours(g)) => g.recorded_at.as_ref().map_or(0, |t| t.seconds),
+        Some(wire::event::Kind::ClientAbsence(a)) => a.recorded_at.as_ref().map_or(0, |t| t.seconds),
+        Some(wire::event::Kind::ProviderPermit(p)) => p.recorded_at.as_ref().map_or(0, |t| t.seconds),
         None => 0,
     }
 }
@@ -1803,6 +1806,9 @@ async fn produce_written_when_reported(config: &ServiceConfig, events: &[wire::E
             Some(wire::event::Kind::TimeReport(t)) => t.reported_at.as_ref(),
             Some(wire::event::Kind::Invoice(i)) => i.issued_at.as_ref(),
             Some(wire::event::Kind::Heartbeat(h)) => h.at.as_ref(),
+            Some(wire::event::Kind::GrantedHours(g)) => g.recorded_at.as_ref(),
+            Some(wire::event::Kind::ClientAbsence(a)) => a.recorded_at.as_ref(),
+            Some(wire::event::Kind::ProviderPermit(p)) => p.recorded_at.as_ref(),
             None => None,
         }
         .map_or(0, |t| t.seconds * 1000);

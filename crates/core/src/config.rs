@@ -36,7 +36,7 @@ pub struct CoreConfig {
     pub max_ahead: Duration,
     /// Days of per-provider history kept (the widest window).
     pub horizon_days: u32,
-    /// Days of per-staff history kept (working-time rules).
+    /// Days of per-staff history kept (working-time rules, relative employment).
     pub staff_horizon_days: u32,
     /// A client counts as active if visited within this many days.
     pub activity_days: u32,
@@ -240,7 +240,7 @@ impl CoreConfig {
     /// lateness whole seconds and at most [`MAX_LATENESS`]; `horizon_days`
     /// within 7..=400 and covering every rule's window and the activity
     /// period plus a week; `staff_horizon_days` covering the working-time
-    /// rules (at least 7); `activity_days` and `evidence_limit` > 0; a
+    /// rules and the window of `relative-employment` (at least 7); `activity_days` and `evidence_limit` > 0; a
     /// pseudonym secret; the rules' own checks.
     pub fn problems(&self) -> Vec<CoreConfigError> {
         let mut problems = Vec::new();
@@ -276,7 +276,9 @@ impl CoreConfig {
                 problems.push(CoreConfigError::HorizonTooShort { horizon_days: self.horizon_days, widest });
             }
         }
-        let staff_needed = (self.rules.staff_impossible_day.max_consecutive_days + 1).max(7);
+        let staff_needed = (self.rules.staff_impossible_day.max_consecutive_days + 1)
+            .max(self.rules.relative_employment.window_days)
+            .max(7);
         if self.staff_horizon_days < staff_needed {
             problems.push(out_of_range(
                 "staff_horizon_days",
@@ -443,6 +445,17 @@ mod tests {
         let mut c = CoreConfig::default();
         c.rules.night_visits_private_provider.free_choice_start = "25:00".into();
         assert_eq!(c.validate().unwrap_err().key(), "rules.night_visits_private_provider.free_choice_start");
+    }
+
+    #[test]
+    fn the_staff_horizon_covers_the_relative_employment_window() {
+        let mut c = CoreConfig::default();
+        c.rules.relative_employment.window_days = c.staff_horizon_days + 1;
+        let problems = c.problems();
+        let keys: Vec<&str> = problems.iter().map(CoreConfigError::key).collect();
+        assert_eq!(keys, ["staff_horizon_days"]);
+        c.staff_horizon_days += 1;
+        assert!(c.problems().is_empty());
     }
 
     #[test]

@@ -336,6 +336,75 @@ pub struct RecentVisit {
     pub home: Option<GeoPoint>,
 }
 
+/// Where a staff member's visit took place: a shared home (household) when
+/// the visit names one, the client otherwise, so that the visits to a
+/// couple count together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Place {
+    /// A shared home.
+    Household(HouseholdKey),
+    /// A client living alone (or with no household given).
+    Client(ClientKey),
+}
+
+impl Place {
+    /// The place of a visit to `client` in `household`.
+    pub fn of(client: ClientKey, household: Option<HouseholdKey>) -> Self {
+        household.map_or(Place::Client(client), Place::Household)
+    }
+}
+
+/// Whether a service type counts as home care for a staff member's place
+/// minutes: personal assistance (one assistant per client is normal) and
+/// the night patrol (a round of many homes) do not.
+pub fn is_home_care(service: ServiceType) -> bool {
+    !matches!(service, ServiceType::PersonalAssistance | ServiceType::NightPatrol)
+}
+
+/// One day's home-care minutes of a staff member at one place, registered
+/// by one provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlaceDay {
+    /// Local day of the check-ins.
+    pub day: Day,
+    /// Registered by.
+    pub provider: ProviderId,
+    /// Minutes.
+    pub minutes: u32,
+}
+
+/// A staff member's home-care minutes at one place over the staff horizon,
+/// by day and provider (sorted by day, then provider).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlaceMinutes {
+    /// The place.
+    pub place: Place,
+    /// Minutes per day and provider, sorted, only days with minutes.
+    pub days: Vec<PlaceDay>,
+}
+
+impl PlaceMinutes {
+    /// Minutes in the `days` days ending at `end` (inclusive).
+    pub fn minutes(&self, end: Day, days: u32) -> u64 {
+        let first = end.plus(1 - days as i32);
+        self.days.iter().filter(|d| d.day >= first && d.day <= end).map(|d| u64::from(d.minutes)).sum()
+    }
+
+    /// The provider that registered the most minutes in the `days` days
+    /// ending at `end` (the lowest id on a tie), with its minutes.
+    pub fn top_provider(&self, end: Day, days: u32) -> Option<(ProviderId, u64)> {
+        let first = end.plus(1 - days as i32);
+        let mut by: Vec<(ProviderId, u64)> = Vec::new();
+        for d in self.days.iter().filter(|d| d.day >= first && d.day <= end) {
+            match by.iter_mut().find(|(p, _)| *p == d.provider) {
+                Some((_, m)) => *m += u64::from(d.minutes),
+                None => by.push((d.provider, u64::from(d.minutes))),
+            }
+        }
+        by.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+    }
+}
+
 /// Everything kept about one staff member (across providers).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StaffState {
@@ -343,6 +412,12 @@ pub struct StaffState {
     pub recent: VecDeque<RecentVisit>,
     /// Minutes worked per local day (by check-in day).
     pub days: DayRing<u32>,
+    /// Home-care minutes per local day (see [`is_home_care`]), every
+    /// place counted, kept or not.
+    pub care_days: DayRing<u32>,
+    /// Home-care minutes per place over the horizon, sorted by place; at
+    /// most [`Self::PLACES`] places (the rest count in `care_days` only).
+    pub places: Vec<PlaceMinutes>,
     /// Last day with a visit.
     pub last_day: Day,
 }
@@ -350,14 +425,61 @@ pub struct StaffState {
 impl StaffState {
     /// Most recent visits kept per staff member.
     pub const RECENT: usize = 12;
+    /// Most places kept per staff member.
+    pub const PLACES: usize = 64;
 
     /// A staff member with no history and a horizon of `horizon_days`.
     pub fn new(horizon_days: usize) -> Self {
         StaffState {
             recent: VecDeque::with_capacity(Self::RECENT),
             days: DayRing::new(horizon_days),
+            care_days: DayRing::new(horizon_days),
+            places: Vec::new(),
             last_day: Day(i32::MIN),
         }
+    }
+
+    /// Records `minutes` of home care at `place` on `day`, registered by
+    /// `provider`. Forgets the days before the horizon (of `care_days`,
+    /// which this moves forward) and the places left without minutes; a
+    /// day older than the horizon is refused. Beyond [`Self::PLACES`]
+    /// places, the one with the fewest minutes (then the oldest newest
+    /// day, then the lowest key) is forgotten.
+    pub fn record_care(&mut self, place: Place, provider: ProviderId, day: Day, minutes: u32) {
+        let Some(m) = self.care_days.bucket_mut(day) else { return };
+        *m = m.saturating_add(minutes);
+        let head = self.care_days.head().unwrap_or(day);
+        let oldest = head.plus(1 - self.care_days.capacity() as i32);
+        for p in &mut self.places {
+            p.days.retain(|d| d.day >= oldest);
+        }
+        self.places.retain(|p| !p.days.is_empty());
+        let at = match self.places.binary_search_by(|p| p.place.cmp(&place)) {
+            Ok(at) => at,
+            Err(at) => {
+                self.places.insert(at, PlaceMinutes { place, days: Vec::new() });
+                at
+            }
+        };
+        let days = &mut self.places[at].days;
+        match days.binary_search_by(|d| (d.day, d.provider).cmp(&(day, provider))) {
+            Ok(i) => days[i].minutes = days[i].minutes.saturating_add(minutes),
+            Err(i) => days.insert(i, PlaceDay { day, provider, minutes }),
+        }
+        if self.places.len() > Self::PLACES {
+            let weight = |p: &PlaceMinutes| {
+                let total: u64 = p.days.iter().map(|d| u64::from(d.minutes)).sum();
+                (total, p.days.last().map_or(Day(i32::MIN), |d| d.day), p.place)
+            };
+            if let Some(least) = (0..self.places.len()).min_by_key(|&i| weight(&self.places[i])) {
+                self.places.remove(least);
+            }
+        }
+    }
+
+    /// The kept minutes of `place`, if any.
+    pub fn place(&self, place: Place) -> Option<&PlaceMinutes> {
+        self.places.binary_search_by(|p| p.place.cmp(&place)).ok().map(|i| &self.places[i])
     }
 
     /// Remembers a visit, forgetting the oldest beyond [`Self::RECENT`].
@@ -413,5 +535,25 @@ mod tests {
         }
         assert_eq!(client.performed(day.month(), ServiceType::PersonalCare).0, u32::MAX);
         assert_eq!(client.performed_all(day.month()), u32::MAX);
+    }
+
+    /// A staff member's places stay bounded: days leave with the horizon,
+    /// places without minutes are dropped, and beyond the cap the place
+    /// with the fewest minutes goes (its minutes stay in the total).
+    #[test]
+    fn staff_places_are_bounded() {
+        let provider = ProviderId::from_nine_digits(556_100_001);
+        let mut staff = StaffState::new(28);
+        let day = Day::from_ymd(2026, 3, 2);
+        staff.record_care(Place::Client(ClientKey(0)), provider, day, 600);
+        for c in 1..=StaffState::PLACES as u64 + 5 {
+            staff.record_care(Place::Client(ClientKey(c)), provider, day.plus(1), 30);
+        }
+        assert_eq!(staff.places.len(), StaffState::PLACES);
+        assert!(staff.place(Place::Client(ClientKey(0))).is_some(), "the heaviest place is kept");
+        assert!(staff.places.windows(2).all(|w| w[0].place < w[1].place), "sorted");
+        assert_eq!(staff.care_days.sum(day.plus(1), 2, |m| u64::from(*m)), 600 + 30 * 69);
+        staff.record_care(Place::Household(HouseholdKey(1)), provider, day.plus(40), 60);
+        assert_eq!(staff.places.len(), 1, "the days before the horizon are gone");
     }
 }

@@ -13,7 +13,11 @@ fn the_defaults_of_every_rule_validate() {
     let (provider, staff) = (rules::RuleStage::Provider, rules::RuleStage::Staff);
     let built = RulesConfig::default().build_for(provider).len() + RulesConfig::default().build_for(staff).len();
     assert_eq!(built, rules::ALL.len());
-    assert_eq!(RulesConfig::default().build_for(staff).len(), 3, "double booking, impossible day, impossible travel");
+    assert_eq!(
+        RulesConfig::default().build_for(staff).len(),
+        4,
+        "double booking, impossible day, impossible travel, relative employment"
+    );
 }
 
 #[test]

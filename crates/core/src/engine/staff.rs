@@ -352,6 +352,10 @@ impl StaffStage {
         if let Some(m) = staff.days.bucket_mut(day) {
             *m = m.saturating_add(visit.duration().0);
         }
+        if crate::state::is_home_care(visit.service) {
+            let place = crate::state::Place::of(visit.client, visit.household);
+            staff.record_care(place, visit.provider, day, visit.duration().0);
+        }
         staff.last_day = staff.last_day.max(day);
         let ctx = StaffVisitContext { visit, day, staff, now: decided_at };
         let (version, rules) = self.rules.at(decided_at, RuleStage::Staff);

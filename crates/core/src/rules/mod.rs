@@ -80,6 +80,7 @@
 //! | `volume-explosion` | 9 | own history vs municipality (CUSUM), weekly |
 //! | `hours-per-client-above-peers` | 10 | peers (median/MAD) per service type, daily |
 //! | `night-visits-private-provider` | 12 | hard with a count threshold, per visit |
+//! | `relative-employment` | 13 | share of a staff member's home care at one client, per visit |
 //! | `billing-during-absence` | 11 | hard against the reference data (absences), daily and per invoice |
 //! | `above-granted-hours` | 15 | hard against the reference data (decisions), daily and per invoice |
 //! | `provider-without-permit` | 16 | hard against the reference data (provider register), daily and per invoice |
@@ -125,6 +126,7 @@ pub mod night_visits;
 pub mod phantom_clients;
 pub mod provider_without_permit;
 pub mod reference_support;
+pub mod relative_employment;
 pub mod rounded_visits;
 pub mod share;
 pub mod staff_double_booking;
@@ -458,6 +460,7 @@ registry! {
     billing_during_absence => billing_during_absence::BillingDuringAbsence,
     provider_without_permit => provider_without_permit::ProviderWithoutPermit,
     above_granted_hours => above_granted_hours::AboveGrantedHours,
+    relative_employment => relative_employment::RelativeEmployment,
 }
 
 /// The rule with this id.

@@ -129,6 +129,7 @@ impl<'c> Simulation<'c> {
         }
         w.night_patrol(day, &mut recs);
         w.fraud_nights(day, &mut recs);
+        w.relatives(day, &mut recs);
         w.inject(day, &mut recs);
         w.finalize(day, recs, out, &mut self.ledger, &mut self.next_id)
     }
@@ -209,6 +210,8 @@ impl<'c> World<'c> {
         if w.reference.is_some() {
             w.choose_reference_frauds();
         }
+        // Last, so that every other scenario keeps its index (and draws).
+        fraud::add_relatives(cfg, &w.providers, &mut w.scenarios, end_day);
         // Clients at the start.
         let mut rng = Rng::new(cfg.seed, &[tag::CLIENTS]);
         let couple_households = cfg.couple_share / (2.0 - cfg.couple_share);
@@ -389,6 +392,7 @@ impl<'c> World<'c> {
             }
             Role::Night => (1305, 1845),
             Role::FraudNight => (1335, 1800),
+            Role::Relative => (420, 1260),
             Role::Assistant => (0, 0),
         };
         let r = self.refs.fresh(rng, "s-", 8);
@@ -868,8 +872,12 @@ impl<'c> World<'c> {
             for s in rec.flags.iter().flatten() {
                 // Patterns 11 and 15 are seen against the reference data
                 // (see `reference_observe`).
-                if !matches!(self.scenarios[*s].pattern, 11 | 15) {
-                    self.scenarios[*s].observe(rec.check_in);
+                // Pattern 13 is seen once its staff's share and hours
+                // reach the threshold (see `relatives`).
+                match self.scenarios[*s].pattern {
+                    11 | 15 => {}
+                    13 => self.scenarios[*s].evidence += 1,
+                    _ => self.scenarios[*s].observe(rec.check_in),
                 }
             }
             let event_id = format!("{}tr-{:09}", self.cfg.event_id_prefix, *next_id);

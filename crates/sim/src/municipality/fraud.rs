@@ -11,7 +11,7 @@ use super::population::{Kind, Plan, Provider, Role};
 use super::rng::{Rng, tag};
 use super::schedule::{self, Duty, Flags, Part, Rec, Request, flag};
 use crate::labels::Label;
-use tillsyn_core::model::{Day, Month, RegistrationMethod, ServiceType};
+use tillsyn_core::model::{Day, EventTime, Month, RegistrationMethod, ServiceType};
 
 /// The patterns the simulator injects, in round-robin order.
 pub(super) const PATTERNS: [u32; 11] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12];
@@ -31,6 +31,7 @@ pub(super) fn pattern_name(p: u32) -> &'static str {
         10 => "hours per client far above peers",
         11 => "billing during absence",
         12 => "night visits by a private provider",
+        13 => "relative employment",
         15 => "hours above granted hours",
         16 => "provider without a valid permit",
         _ => "unknown",
@@ -58,6 +59,10 @@ fn time_based(p: u32) -> bool {
     !matches!(p, 1 | 7 | 8)
 }
 
+/// Pattern 13: a relative (staff), the client they visit, and their
+/// home-care minutes per day (day, minutes) over the trailing 28 days.
+pub(super) type Relative = (usize, usize, Vec<(i32, i64)>);
+
 /// One injected scenario at one provider.
 #[derive(Debug, Clone)]
 pub(super) struct Scenario {
@@ -79,6 +84,10 @@ pub(super) struct Scenario {
     pub targets: Vec<usize>,
     /// The assistance client of pattern 3 at an assistance company.
     pub target_client: Option<usize>,
+    /// Pattern 13: each relative (staff) with the client they visit, and
+    /// their home-care minutes per day (to tell when they become
+    /// observable).
+    pub pairs: Vec<Relative>,
     /// Phantom invoice lines (pattern 7): reference, service, base minutes.
     pub phantoms: Vec<(String, ServiceType, f64)>,
     /// End of the last registration (pattern 3, assistance).
@@ -181,6 +190,58 @@ pub(super) fn choose(cfg: &SimConfig, providers: &mut [Provider], first_month: M
     out
 }
 
+/// Pattern 13 (relative employment) as an extra scenario at one or two of
+/// the fraudulent home-care providers (one per seven fraudulent
+/// providers, at most two), from the start of their fraud. Appended after
+/// every other scenario with draws of its own, so that the others do not
+/// change.
+pub(super) fn add_relatives(cfg: &SimConfig, providers: &[Provider], scenarios: &mut Vec<Scenario>, end_day: Day) {
+    let wanted = (cfg.fraudulent_providers / 7).min(2) as usize;
+    if wanted == 0 {
+        return;
+    }
+    let mut rng = Rng::new(cfg.seed, &[tag::FRAUD_SETUP, 13]);
+    let mut candidates: Vec<usize> = scenarios
+        .iter()
+        .filter(|s| PATTERNS.contains(&s.pattern))
+        .map(|s| s.provider)
+        .filter(|&p| providers[p].kind == Kind::HomeCare && providers[p].initial_clients >= 8)
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    rng.shuffle(&mut candidates);
+    // Providers with one scenario first.
+    candidates.sort_by_key(|&p| scenarios.iter().filter(|s| s.provider == p).count());
+    for (k, p) in candidates.into_iter().take(wanted).enumerate() {
+        let Some(start) = scenarios.iter().filter(|s| s.provider == p).map(|s| s.start).min() else { continue };
+        if start >= end_day.start().0 {
+            continue;
+        }
+        let relatives = if rng.chance(0.5) { 2.0 } else { 1.0 };
+        scenarios.push(Scenario {
+            provider: p,
+            pattern: 13,
+            variant: k as u32 % 2,
+            start,
+            month: EventTime(start).month(),
+            end: None,
+            strength: relatives,
+            strength2: 0.0,
+            days_p: 6.0 / 7.0,
+            targets: Vec::new(),
+            target_client: None,
+            pairs: Vec::new(),
+            phantoms: Vec::new(),
+            prev_end: i64::MIN,
+            backlog: 0.0,
+            activated: false,
+            observable: None,
+            evidence: 0,
+            note: note(13, 0, false, (relatives, 0.0, 6.0 / 7.0)),
+        });
+    }
+}
+
 fn draw(
     rng: &mut Rng,
     pattern: u32,
@@ -234,6 +295,7 @@ fn draw(
         days_p,
         targets: Vec::new(),
         target_client: None,
+        pairs: Vec::new(),
         phantoms: Vec::new(),
         prev_end: i64::MIN,
         // Pattern 9 opens with a first recruit on its first day.
@@ -296,6 +358,10 @@ fn note(pattern: u32, variant: u32, assistance: bool, (strength, strength2, days
         12 => format!(
             "unauthorised night visits 22:30-05:30 by the provider's own night staff, {strength:.0} clients a night \
              on about {per_week:.1} nights a week"
+        ),
+        13 => format!(
+            "{strength:.0} relative(s) of clients hired as home-care staff, each registered for 2-3 visits of \
+             60-120 min a day at their own relative only, about 6 days a week"
         ),
         _ => String::new(),
     }
@@ -420,6 +486,29 @@ impl World<'_> {
                         regular.iter().copied().filter(|&st| self.staff[st].role == Role::Morning).collect();
                     rng.pick(&morning).map(|&st| self.scenarios[s].targets = vec![st]).is_some()
                 }
+                13 => {
+                    // Clients of distinct homes with a home-care plan.
+                    let mut homes: Vec<usize> = self
+                        .present_clients(p, day)
+                        .into_iter()
+                        .filter(|&c| self.clients[c].home_plan().is_some())
+                        .collect();
+                    rng.shuffle(&mut homes);
+                    let mut chosen: Vec<usize> = Vec::new();
+                    for c in homes {
+                        let household = self.clients[c].household.clone();
+                        let same =
+                            |d: &usize| *d == c || (household.is_some() && self.clients[*d].household == household);
+                        if chosen.len() < sc.strength as usize && !chosen.iter().any(same) {
+                            chosen.push(c);
+                        }
+                    }
+                    let pairs: Vec<Relative> =
+                        chosen.into_iter().map(|c| (self.hire(p, Role::Relative, &mut rng), c, Vec::new())).collect();
+                    self.scenarios[s].targets = pairs.iter().map(|x| x.0).collect();
+                    self.scenarios[s].pairs = pairs;
+                    !self.scenarios[s].pairs.is_empty()
+                }
                 12 => {
                     let n = if rng.chance(0.5) { 2 } else { 1 };
                     let hired: Vec<usize> = (0..n).map(|_| self.hire(p, Role::FraudNight, &mut rng)).collect();
@@ -494,6 +583,72 @@ impl World<'_> {
                 fraud5: None,
             };
             schedule::assign(&mut rng, &mut duties, reqs, &ctx, p, recs);
+        }
+    }
+
+    /// Pattern 13: each relative's visits at their client today (none on a
+    /// day off, while the client is away, or once the client has left),
+    /// and when the staff member's share and hours first reach the
+    /// threshold of `relative-employment` (all their home care is at the
+    /// one client, so the hours decide: 40 h over the trailing 28 days).
+    pub(super) fn relatives(&mut self, day: Day, recs: &mut Vec<Rec>) {
+        const WINDOW_DAYS: i32 = 28;
+        const MIN_MINUTES: i64 = 40 * 60;
+        let day_start = day.start().0;
+        for s in 0..self.scenarios.len() {
+            let sc = &self.scenarios[s];
+            if sc.pattern != 13 || !sc.activated || !sc.active(day_start) {
+                continue;
+            }
+            let p = sc.provider;
+            let mut rng = Rng::new(self.cfg.seed, &[tag::FRAUD_DAY, s as u64, day.0 as u64]);
+            let positions = self.providers[p].sends_positions;
+            for k in 0..self.scenarios[s].pairs.len() {
+                let (st, c) = (self.scenarios[s].pairs[k].0, self.scenarios[s].pairs[k].1);
+                if !rng.chance(self.scenarios[s].days_p) || !self.clients[c].present(day) {
+                    continue;
+                }
+                self.staff[st].history |= 1;
+                let home = self.clients[c].home;
+                // Two or three of morning, midday and evening.
+                let mut slots = vec![(450, 540), (690, 780), (1020, 1110)];
+                if rng.chance(0.5) {
+                    slots.remove(rng.below(3));
+                }
+                for (lo, hi) in slots {
+                    let check_in = at_local(day, rng.int(lo, hi) / 5 * 5);
+                    let duration = rng.int(12, 24) * 5 * 60;
+                    let method =
+                        if rng.chance(0.5) { RegistrationMethod::Manual } else { RegistrationMethod::MobileApp };
+                    let loc =
+                        (method != RegistrationMethod::Manual && positions).then(|| home.jitter(&mut rng, 15.0, 50.0));
+                    let mut flags: Flags = [None; 2];
+                    flag(&mut flags, s);
+                    recs.push(Rec {
+                        provider: p,
+                        client: c,
+                        staff: st,
+                        service: if rng.chance(0.7) { ServiceType::PersonalCare } else { ServiceType::Service },
+                        check_in,
+                        check_out: check_in + duration,
+                        method,
+                        planned: None,
+                        loc,
+                        flags,
+                    });
+                    if check_in >= self.activity_end || check_in < self.first_day.start().0 {
+                        continue;
+                    }
+                    let trail = &mut self.scenarios[s].pairs[k].2;
+                    trail.retain(|(d, _)| *d > day.0 - WINDOW_DAYS);
+                    trail.push((day.0, duration / 60));
+                    let minutes: i64 = trail.iter().map(|(_, m)| m).sum();
+                    if minutes >= MIN_MINUTES {
+                        let o = &mut self.scenarios[s].observable;
+                        *o = Some(o.map_or(check_in, |o| o.min(check_in)));
+                    }
+                }
+            }
         }
     }
 

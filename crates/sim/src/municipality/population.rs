@@ -166,6 +166,9 @@ pub(super) enum Role {
     Assistant,
     /// Hired by a fraudulent provider for unauthorised night visits.
     FraudNight,
+    /// A client's relative, hired by a fraudulent provider to visit that
+    /// client (pattern 13).
+    Relative,
 }
 
 /// A staff member. `r` is personal data, only ever written into events.

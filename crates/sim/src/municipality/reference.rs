@@ -360,6 +360,7 @@ impl World<'_> {
                 days_p: 0.0,
                 targets: Vec::new(),
                 target_client: None,
+                pairs: Vec::new(),
                 phantoms: Vec::new(),
                 prev_end: i64::MIN,
                 backlog: 0.0,

@@ -470,7 +470,16 @@ fn scenarios_of(cfg: &SimConfig) -> Vec<fraud::Scenario> {
     let mut providers =
         super::population::providers(cfg, &mut super::rng::Rng::new(cfg.seed, &[super::rng::tag::PROVIDERS]));
     let first = tillsyn_core::model::Month::from_ym(cfg.start_year, cfg.start_month);
-    fraud::choose(cfg, &mut providers, first, tillsyn_core::model::Month(first.0 + cfg.months as i32).first_day())
+    let end_day = tillsyn_core::model::Month(first.0 + cfg.months as i32).first_day();
+    let mut scenarios = fraud::choose(cfg, &mut providers, first, end_day);
+    fraud::add_relatives(cfg, &providers, &mut scenarios, end_day);
+    scenarios
+}
+
+/// The patterns injected without reference data: the round-robin ones and
+/// relative employment (13), added at one or two of their providers.
+fn injected_patterns() -> BTreeSet<u32> {
+    fraud::PATTERNS.into_iter().chain([13]).collect()
 }
 
 #[test]
@@ -479,7 +488,7 @@ fn the_default_scenario_covers_the_catalogue() {
     let first = tillsyn_core::model::Month::from_ym(2026, 1);
     let scenarios = scenarios_of(&cfg);
     let patterns: BTreeSet<u32> = scenarios.iter().map(|s| s.pattern).collect();
-    assert_eq!(patterns, fraud::PATTERNS.into_iter().collect());
+    assert_eq!(patterns, injected_patterns());
     let fraudulent: BTreeSet<usize> = scenarios.iter().map(|s| s.provider).collect();
     assert_eq!(fraudulent.len(), 14);
     assert!(!fraudulent.contains(&0), "the municipal unit is not a fraudster");
@@ -493,7 +502,7 @@ fn the_default_scenario_covers_the_catalogue() {
 fn every_pattern_is_labelled_with_evidence_at_its_observable_moment() {
     let r = run(&catalogue());
     let patterns: BTreeSet<u32> = r.truth.labels.iter().map(|l| l.pattern).collect();
-    assert_eq!(patterns, fraud::PATTERNS.into_iter().collect(), "{:#?}", r.truth.labels);
+    assert_eq!(patterns, injected_patterns(), "{:#?}", r.truth.labels);
     assert_eq!(r.truth.labels.len(), scenarios_of(&catalogue()).len(), "a scenario left no evidence");
     for l in &r.truth.labels {
         let (start, observable, end) = (l.start.seconds, l.observable_at.seconds, l.end.seconds);
@@ -517,6 +526,36 @@ fn is_manual(t: &wire::TimeReport) -> bool {
 
 fn duration(t: &wire::TimeReport) -> i64 {
     secs(&t.check_out) - secs(&t.check_in)
+}
+
+/// When a staff member's reports (in check-in order) first meet the
+/// statistic of `relative-employment`: at least 40 h of home care over
+/// the trailing 28 days, at least 80 % of it at one client or household.
+fn relative_threshold(reports: &[&wire::TimeReport]) -> Option<i64> {
+    let care: Vec<&&wire::TimeReport> = reports
+        .iter()
+        .filter(|t| {
+            !is(t.service_type, wire::ServiceType::NightPatrol)
+                && !is(t.service_type, wire::ServiceType::PersonalAssistance)
+        })
+        .collect();
+    let place = |t: &wire::TimeReport| t.household_ref.clone().unwrap_or_else(|| t.client_ref.clone());
+    for (i, t) in care.iter().enumerate() {
+        let day = EventTime(secs(&t.check_in)).day();
+        let (mut total, mut here) = (0, 0);
+        for u in &care[..=i] {
+            if EventTime(secs(&u.check_in)).day().0 > day.0 - 28 {
+                total += duration(u);
+                if place(u) == place(t) {
+                    here += duration(u);
+                }
+            }
+        }
+        if total >= 40 * 3600 && here as f64 >= 0.8 * total as f64 {
+            return Some(secs(&t.check_in));
+        }
+    }
+    None
 }
 
 /// Minutes per client and day of home care by `provider` in [from, to).
@@ -704,7 +743,26 @@ fn injected_fraud_is_visible_at_plausible_strength() {
                     .count();
                 assert!(night >= 8, "{what}: {night} night visits");
             }
+            13 => {
+                // A relative of the provider's meets the statistic exactly
+                // at the observable moment.
+                let met = by_staff
+                    .values()
+                    .filter(|v| v.iter().all(|t| t.provider_id == p))
+                    .filter_map(|v| relative_threshold(v))
+                    .min();
+                assert_eq!(met, Some(l.observable_at.seconds), "{what}");
+            }
             other => panic!("unexpected pattern {other}"),
+        }
+    }
+    // Nobody else meets the statistic of relative employment: only staff
+    // of a provider injecting pattern 13.
+    let relatives: BTreeSet<&str> =
+        r.truth.labels.iter().filter(|l| l.pattern == 13).map(|l| l.provider_id.as_str()).collect();
+    for (staff, v) in &by_staff {
+        if let Some(at) = relative_threshold(v) {
+            assert!(v.iter().all(|t| relatives.contains(t.provider_id.as_str())), "{staff} meets it at {at}");
         }
     }
     // Honest providers look honest on the same measures.
