@@ -450,10 +450,14 @@ impl StaffState {
         *m = m.saturating_add(minutes);
         let head = self.care_days.head().unwrap_or(day);
         let oldest = head.plus(1 - self.care_days.capacity() as i32);
-        for p in &mut self.places {
-            p.days.retain(|d| d.day >= oldest);
+        // Each place's days are sorted: only a place whose first day is
+        // before the horizon has anything to forget (once a day at most).
+        if self.places.iter().any(|p| p.days.first().is_some_and(|d| d.day < oldest)) {
+            for p in &mut self.places {
+                p.days.retain(|d| d.day >= oldest);
+            }
+            self.places.retain(|p| !p.days.is_empty());
         }
-        self.places.retain(|p| !p.days.is_empty());
         let at = match self.places.binary_search_by(|p| p.place.cmp(&place)) {
             Ok(at) => at,
             Err(at) => {
