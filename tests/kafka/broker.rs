@@ -188,34 +188,73 @@ fn in_process() -> &'static InProcess {
     })
 }
 
-/// Why a service run in this process has not caught up: each input
-/// partition's committed and end offsets, the gauges that say what a
-/// partition waits for, and the end of the log without its alert lines.
-fn in_process_diagnosis(config: &ServiceConfig, since: u64) -> String {
+/// Why a service run in this process has not caught up, most telling
+/// first (a CI log shows the start of a failure): the service's log since
+/// it started without its per-record lines (its `status` line every 30 s
+/// says what the loop holds and waits for), its readiness, the consumer
+/// group as the broker describes it, each input partition's committed and
+/// end offsets, and this test's series of the gauges that say what a
+/// partition waits for.
+fn in_process_diagnosis(config: &ServiceConfig, since: u64, health: &Health) -> String {
+    let p = in_process();
+    let log = std::fs::read(&p.log).unwrap_or_default();
+    let log = String::from_utf8_lossy(&log[(since as usize).min(log.len())..]).into_owned();
+    let noise = ["alert produced", "record dead-lettered", "Client stats"];
+    let lines: Vec<String> =
+        log.lines().filter(|l| !noise.iter().any(|n| l.contains(n))).map(|l| l.chars().take(400).collect()).collect();
+    let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+    let readiness = health.readiness().err().unwrap_or("ready");
     let offsets = match committed_and_ends(config) {
         Ok(v) => v.iter().map(|(c, e)| format!("{c}/{e}")).collect::<Vec<_>>().join(" "),
         Err(e) => format!("not read: {e}"),
     };
-    let p = in_process();
+    let group = describe_group(config);
+    // The recorder is the process's: only this test's topics, and the
+    // series without a topic.
+    let prefix = config.topics.internal_prefix.as_str();
     let metrics = p
         .metrics
         .render()
         .lines()
         .filter(|l| !l.starts_with('#') && DIAGNOSED.iter().any(|w| l.starts_with(w)))
+        .filter(|l| !l.contains("topic=") || l.contains(prefix))
         .collect::<Vec<_>>()
         .join("\n");
-    let log = std::fs::read(&p.log).unwrap_or_default();
-    let log = String::from_utf8_lossy(&log[(since as usize).min(log.len())..]).into_owned();
-    let lines: Vec<&str> = log.lines().filter(|l| !l.contains("alert produced")).collect();
-    let tail = lines[lines.len().saturating_sub(60)..].join("\n");
     format!(
-        "== committed/end offsets of the input partitions\n{offsets}\n== metrics\n{metrics}\n\
-         == the log without its alert lines, last 60 lines\n{tail}"
+        "== the service's log since it started, without alert, dead-letter and statistics lines (last 40)\n{tail}\n\
+         == readiness: {readiness}\n== consumer group: {group}\n\
+         == committed/end offsets of the input partitions (time reports, invoices, visits by staff, staff findings; 0..n each)\n\
+         {offsets}\n== metrics (this test's topics)\n{metrics}"
     )
 }
 
+/// The consumer group of `config` as the broker describes it: state and
+/// members.
+fn describe_group(config: &ServiceConfig) -> String {
+    let client = match config.kafka.consumer_config().create::<BaseConsumer>() {
+        Ok(c) => c,
+        Err(e) => return format!("no client: {e}"),
+    };
+    match client.fetch_group_list(Some(&config.kafka.group_id), Duration::from_secs(5)) {
+        Ok(list) => list
+            .groups()
+            .iter()
+            .map(|g| {
+                let members: Vec<String> = g
+                    .members()
+                    .iter()
+                    .map(|m| format!("{} ({}, {})", m.id(), m.client_id(), m.client_host()))
+                    .collect();
+                format!("{} state {} protocol {} members [{}]", g.name(), g.state(), g.protocol(), members.join("; "))
+            })
+            .collect::<Vec<_>>()
+            .join(" | "),
+        Err(e) => format!("not described: {e}"),
+    }
+}
+
 /// The series a catch-up failure prints.
-const DIAGNOSED: [&str; 8] = [
+const DIAGNOSED: [&str; 10] = [
     "tillsyn_held_records",
     "tillsyn_rules_sealed_through_seconds",
     "tillsyn_rules_changes_total",
@@ -224,6 +263,8 @@ const DIAGNOSED: [&str; 8] = [
     "tillsyn_service_ready",
     "tillsyn_loop_seconds_since_progress",
     "tillsyn_consumer_rebalances_total",
+    "tillsyn_consumed_records_total",
+    "tillsyn_producer_delivery_failures_total",
 ];
 
 /// Runs the service in this process until its group has committed the end
@@ -231,10 +272,19 @@ const DIAGNOSED: [&str; 8] = [
 /// [`in_process_diagnosis`].
 async fn run_until_caught_up(config: &ServiceConfig) -> RunSummary {
     let since = std::fs::metadata(&in_process().log).map_or(0, |m| m.len());
-    let service_config = config.clone();
+    let mut service_config = config.clone();
+    // The only member, never killed: librdkafka's default session timeout,
+    // not the 6 s the tests that replace killed members need. tansu was
+    // seen to stop answering for about 15 s in a CI run (while writing this
+    // test's dead letters), which expired a 6 s session; the member that
+    // rejoins is then given no partitions by tansu 0.6.0 (README, "tansu
+    // 0.6.0 ... needs three allowances"), and the run never catches up.
+    service_config.kafka.consumer.insert("session.timeout.ms".into(), "45000".into());
+    let health = Health::new();
+    let service_health = health.clone();
     let service = tokio::spawn(async move {
         let watch = service_config.clone();
-        run::run(service_config, Health::new(), async move {
+        run::run(service_config, service_health, async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let w = watch.clone();
@@ -249,7 +299,7 @@ async fn run_until_caught_up(config: &ServiceConfig) -> RunSummary {
         Ok(summary) => summary.unwrap().unwrap(),
         Err(_) => {
             let config = config.clone();
-            let why = tokio::task::spawn_blocking(move || in_process_diagnosis(&config, since)).await.unwrap();
+            let why = tokio::task::spawn_blocking(move || in_process_diagnosis(&config, since, &health)).await.unwrap();
             panic!("the service did not catch up within 4 minutes\n{why}");
         }
     }
@@ -509,9 +559,9 @@ impl Service {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// What a failure message needs when the service is stuck: the gauges
-    /// that say what it waits for, and the end of its log without the
-    /// alerts (a CI log keeps the start and the end of a long message).
+    /// What a failure message needs when the service is stuck: the end of
+    /// its log without its per-record lines, then the gauges that say what
+    /// it waits for (a CI log keeps the start of a long message).
     fn diagnosis(&self) -> String {
         let metrics = match self.get("/metrics") {
             Some((_, body)) => body
@@ -522,9 +572,14 @@ impl Service {
             None => "/metrics does not answer".into(),
         };
         let log = self.log_text();
-        let lines: Vec<&str> = log.lines().filter(|l| !l.contains("\"alert produced\"")).collect();
-        let tail = lines[lines.len().saturating_sub(60)..].join("\n");
-        format!("== metrics\n{metrics}\n== the log without its alert lines, last 60 lines\n{tail}")
+        let noise = ["alert produced", "record dead-lettered", "Client stats"];
+        let lines: Vec<String> = log
+            .lines()
+            .filter(|l| !noise.iter().any(|n| l.contains(n)))
+            .map(|l| l.chars().take(400).collect())
+            .collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        format!("== the log without alert, dead-letter and statistics lines (last 40)\n{tail}\n== metrics\n{metrics}")
     }
 }
 

@@ -540,6 +540,7 @@ pub async fn run(
     let mut in_flight: FuturesOrdered<Delivery> = FuturesOrdered::new();
     let mut summary = RunSummary::default();
     let mut last_gauges = Instant::now();
+    let mut last_status = Instant::now();
     let mut failure: Option<anyhow::Error> = None;
     let interval = config.kafka.commit_interval;
     // Wakes the loop when no record arrives, so checkpoints, gauges and
@@ -786,6 +787,10 @@ pub async fn run(
                 break;
             }
             update_gauges(&state, consumer.lag.load(Ordering::Relaxed) == LAG_OK, &health);
+            if last_status.elapsed() >= STATUS_INTERVAL {
+                last_status = Instant::now();
+                log_status(&state, &summary, in_flight.len(), io.staff_pending(), &health);
+            }
             // Records waiting for a seal that is not written for them (more
             // than core.max_ahead after the wall clock) say so, once per time.
             let future = rules_feed.waiting_for_the_future(SystemTime::now(), config.core.max_ahead);
@@ -919,6 +924,39 @@ fn update_gauges(state: &Assignment, lag_ok: bool, health: &Health) {
     } else {
         health.set_not_ready("catching up");
     }
+}
+
+/// How often the loop logs what it holds and waits for.
+const STATUS_INTERVAL: Duration = Duration::from_secs(30);
+
+/// One line of what the loop holds and waits for: partitions by phase,
+/// records held per running partition, outputs awaiting acknowledgement,
+/// readiness. What an operator (or a failing test) reads first when the
+/// group does not move.
+fn log_status(state: &Assignment, summary: &RunSummary, in_flight: usize, staff_pending: usize, health: &Health) {
+    let list = |set: &mut dyn Iterator<Item = &i32>| set.map(i32::to_string).collect::<Vec<_>>().join(",");
+    let held: Vec<String> = state
+        .running
+        .iter()
+        .filter(|(_, p)| p.driver.held() > 0)
+        .map(|(n, p)| {
+            let h = p.driver.held_by_reason();
+            format!("{n}:{}+{}", h.for_invoices, h.for_rules)
+        })
+        .collect();
+    info!(
+        assigned = state.assigned.len(),
+        restoring = list(&mut state.restoring.keys()),
+        starting = list(&mut state.starting.keys()),
+        running = list(&mut state.running.keys()),
+        held_for_invoices_and_rules = held.join(" "),
+        in_flight,
+        staff_pending,
+        records = summary.records,
+        checkpoints = summary.checkpoints,
+        ready = health.readiness().err().unwrap_or("ready"),
+        "status"
+    );
 }
 
 /// Waits for every in-flight delivery.
