@@ -240,7 +240,7 @@ impl CoreConfig {
     /// lateness whole seconds and at most [`MAX_LATENESS`]; `horizon_days`
     /// within 7..=400 and covering every rule's window and the activity
     /// period plus a week; `staff_horizon_days` covering the working-time
-    /// rules and the window of `relative-employment` (at least 7); `activity_days` and `evidence_limit` > 0; a
+    /// rules and the weeks of `relative-employment` (at least 7 days); `activity_days` and `evidence_limit` > 0; a
     /// pseudonym secret; the rules' own checks.
     pub fn problems(&self) -> Vec<CoreConfigError> {
         let mut problems = Vec::new();
@@ -277,7 +277,7 @@ impl CoreConfig {
             }
         }
         let staff_needed = (self.rules.staff_impossible_day.max_consecutive_days + 1)
-            .max(self.rules.relative_employment.window_days)
+            .max(self.rules.relative_employment.window_weeks.saturating_mul(7))
             .max(7);
         if self.staff_horizon_days < staff_needed {
             problems.push(out_of_range(
@@ -450,10 +450,12 @@ mod tests {
     #[test]
     fn the_staff_horizon_covers_the_relative_employment_window() {
         let mut c = CoreConfig::default();
-        c.rules.relative_employment.window_days = c.staff_horizon_days + 1;
+        c.rules.relative_employment.window_weeks = c.staff_horizon_days / 7 + 1;
         let problems = c.problems();
         let keys: Vec<&str> = problems.iter().map(CoreConfigError::key).collect();
         assert_eq!(keys, ["staff_horizon_days"]);
+        c.staff_horizon_days = 7 * c.rules.relative_employment.window_weeks - 1;
+        assert_eq!(c.problems().len(), 1, "a day short");
         c.staff_horizon_days += 1;
         assert!(c.problems().is_empty());
     }

@@ -361,48 +361,39 @@ pub fn is_home_care(service: ServiceType) -> bool {
     !matches!(service, ServiceType::PersonalAssistance | ServiceType::NightPatrol)
 }
 
-/// One day's home-care minutes of a staff member at one place, registered
-/// by one provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PlaceDay {
-    /// Local day of the check-ins.
-    pub day: Day,
-    /// Registered by.
-    pub provider: ProviderId,
-    /// Minutes.
-    pub minutes: u32,
+/// The Monday of `day`'s week (weeks run Monday to Sunday).
+pub fn week_of(day: Day) -> Day {
+    day.plus(-(day.weekday() as i32))
 }
 
-/// A staff member's home-care minutes at one place over the staff horizon,
-/// by day and provider (sorted by day, then provider).
+/// Weeks of home-care minutes a staff member keeps: the newest week with a
+/// visit and the ones before it (`relative-employment` looks at most at
+/// this many).
+pub const CARE_WEEKS: usize = 5;
+
+/// The ring slot of the week of Monday `week`.
+fn care_slot(week: Day) -> usize {
+    (week.0.div_euclid(7)).rem_euclid(CARE_WEEKS as i32) as usize
+}
+
+/// A staff member's home-care minutes at one place registered by one
+/// provider, per week of the last [`CARE_WEEKS`] (a ring: the slot of a
+/// week is [`care_slot`]; see [`StaffState::care_head`]). Minutes per week
+/// saturate at 65,535 (1,092 hours, six times a week's length).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PlaceMinutes {
     /// The place.
     pub place: Place,
-    /// Minutes per day and provider, sorted, only days with minutes.
-    pub days: Vec<PlaceDay>,
+    /// Registered by.
+    pub provider: ProviderId,
+    /// Minutes per week slot.
+    pub weeks: [u16; CARE_WEEKS],
 }
 
-impl PlaceMinutes {
-    /// Minutes in the `days` days ending at `end` (inclusive).
-    pub fn minutes(&self, end: Day, days: u32) -> u64 {
-        let first = end.plus(1 - days as i32);
-        self.days.iter().filter(|d| d.day >= first && d.day <= end).map(|d| u64::from(d.minutes)).sum()
-    }
-
-    /// The provider that registered the most minutes in the `days` days
-    /// ending at `end` (the lowest id on a tie), with its minutes.
-    pub fn top_provider(&self, end: Day, days: u32) -> Option<(ProviderId, u64)> {
-        let first = end.plus(1 - days as i32);
-        let mut by: Vec<(ProviderId, u64)> = Vec::new();
-        for d in self.days.iter().filter(|d| d.day >= first && d.day <= end) {
-            match by.iter_mut().find(|(p, _)| *p == d.provider) {
-                Some((_, m)) => *m += u64::from(d.minutes),
-                None => by.push((d.provider, u64::from(d.minutes))),
-            }
-        }
-        by.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
-    }
+/// Whether `week` is one of the `weeks` weeks ending with the week of
+/// Monday `last`.
+fn in_weeks(week: Day, last: Day, weeks: u32) -> bool {
+    week <= last && week >= last.plus(-7 * (weeks as i32 - 1))
 }
 
 /// Everything kept about one staff member (across providers).
@@ -412,11 +403,16 @@ pub struct StaffState {
     pub recent: VecDeque<RecentVisit>,
     /// Minutes worked per local day (by check-in day).
     pub days: DayRing<u32>,
-    /// Home-care minutes per local day (see [`is_home_care`]), every
-    /// place counted, kept or not.
-    pub care_days: DayRing<u32>,
-    /// Home-care minutes per place over the horizon, sorted by place; at
-    /// most [`Self::PLACES`] places (the rest count in `care_days` only).
+    /// The Monday of the newest week with home care: the slots of the
+    /// [`CARE_WEEKS`] weeks ending with it are the ring's.
+    pub care_head: Option<Day>,
+    /// Home-care minutes (see [`is_home_care`]) per week slot, every place
+    /// counted, kept or not.
+    pub care_weeks: [u32; CARE_WEEKS],
+    /// Home-care minutes per place and provider, sorted by (place,
+    /// provider); at most [`Self::PLACES`] of them (the rest count in
+    /// `care_weeks` only). One allocation per staff member: a place costs
+    /// 40 bytes.
     pub places: Vec<PlaceMinutes>,
     /// Last day with a visit.
     pub last_day: Day,
@@ -425,7 +421,7 @@ pub struct StaffState {
 impl StaffState {
     /// Most recent visits kept per staff member.
     pub const RECENT: usize = 12;
-    /// Most places kept per staff member.
+    /// Most (place, provider) minutes kept per staff member.
     pub const PLACES: usize = 64;
 
     /// A staff member with no history and a horizon of `horizon_days`.
@@ -433,57 +429,102 @@ impl StaffState {
         StaffState {
             recent: VecDeque::with_capacity(Self::RECENT),
             days: DayRing::new(horizon_days),
-            care_days: DayRing::new(horizon_days),
+            care_head: None,
+            care_weeks: [0; CARE_WEEKS],
             places: Vec::new(),
             last_day: Day(i32::MIN),
         }
     }
 
     /// Records `minutes` of home care at `place` on `day`, registered by
-    /// `provider`. Forgets the days before the horizon (of `care_days`,
-    /// which this moves forward) and the places left without minutes; a
-    /// day older than the horizon is refused. Beyond [`Self::PLACES`]
-    /// places, the one with the fewest minutes (then the oldest newest
-    /// day, then the lowest key) is forgotten.
+    /// `provider`, in the week ring. A week after the newest moves the ring
+    /// on, emptying the slots of the weeks that leave it (in every place:
+    /// at most once a week) and dropping the places left without minutes;
+    /// a day before the ring's oldest week is refused. Beyond
+    /// [`Self::PLACES`] entries, the one with the fewest minutes (then the
+    /// lowest place and provider) is forgotten.
     pub fn record_care(&mut self, place: Place, provider: ProviderId, day: Day, minutes: u32) {
-        let Some(m) = self.care_days.bucket_mut(day) else { return };
-        *m = m.saturating_add(minutes);
-        let head = self.care_days.head().unwrap_or(day);
-        let oldest = head.plus(1 - self.care_days.capacity() as i32);
-        // Each place's days are sorted: only a place whose first day is
-        // before the horizon has anything to forget (once a day at most).
-        if self.places.iter().any(|p| p.days.first().is_some_and(|d| d.day < oldest)) {
-            for p in &mut self.places {
-                p.days.retain(|d| d.day >= oldest);
+        let week = week_of(day);
+        match self.care_head {
+            Some(head) if week > head => {
+                // The weeks after the head, at most a ring's worth, leave
+                // their slots to the new ones.
+                let leaving = ((week.0 - head.0) / 7).min(CARE_WEEKS as i32);
+                for k in 0..leaving {
+                    let slot = care_slot(week.plus(-7 * k));
+                    self.care_weeks[slot] = 0;
+                    for p in &mut self.places {
+                        p.weeks[slot] = 0;
+                    }
+                }
+                self.places.retain(|p| p.weeks.iter().any(|&m| m > 0));
+                self.care_head = Some(week);
             }
-            self.places.retain(|p| !p.days.is_empty());
+            Some(head) if week <= head.plus(-7 * CARE_WEEKS as i32) => return,
+            Some(_) => {}
+            None => self.care_head = Some(week),
         }
-        let at = match self.places.binary_search_by(|p| p.place.cmp(&place)) {
+        let slot = care_slot(week);
+        self.care_weeks[slot] = self.care_weeks[slot].saturating_add(minutes);
+        let at = match self.places.binary_search_by(|p| (p.place, p.provider).cmp(&(place, provider))) {
             Ok(at) => at,
             Err(at) => {
-                self.places.insert(at, PlaceMinutes { place, days: Vec::new() });
+                self.places.insert(at, PlaceMinutes { place, provider, weeks: [0; CARE_WEEKS] });
                 at
             }
         };
-        let days = &mut self.places[at].days;
-        match days.binary_search_by(|d| (d.day, d.provider).cmp(&(day, provider))) {
-            Ok(i) => days[i].minutes = days[i].minutes.saturating_add(minutes),
-            Err(i) => days.insert(i, PlaceDay { day, provider, minutes }),
-        }
+        let m = &mut self.places[at].weeks[slot];
+        *m = m.saturating_add(u16::try_from(minutes).unwrap_or(u16::MAX));
         if self.places.len() > Self::PLACES {
-            let weight = |p: &PlaceMinutes| {
-                let total: u64 = p.days.iter().map(|d| u64::from(d.minutes)).sum();
-                (total, p.days.last().map_or(Day(i32::MIN), |d| d.day), p.place)
-            };
+            let weight = |p: &PlaceMinutes| (p.weeks.iter().map(|&m| u64::from(m)).sum::<u64>(), p.place, p.provider);
             if let Some(least) = (0..self.places.len()).min_by_key(|&i| weight(&self.places[i])) {
                 self.places.remove(least);
             }
         }
     }
 
-    /// The kept minutes of `place`, if any.
-    pub fn place(&self, place: Place) -> Option<&PlaceMinutes> {
-        self.places.binary_search_by(|p| p.place.cmp(&place)).ok().map(|i| &self.places[i])
+    /// The ring's weeks among the `weeks` weeks ending with the week of
+    /// Monday `last`, as slots.
+    fn slots(&self, last: Day, weeks: u32) -> impl Iterator<Item = usize> + '_ {
+        let head = self.care_head;
+        (0..CARE_WEEKS as i32).filter_map(move |k| {
+            let week = head?.plus(-7 * k);
+            in_weeks(week, last, weeks).then(|| care_slot(week))
+        })
+    }
+
+    /// Home-care minutes in the `weeks` weeks ending with the week of
+    /// Monday `last`, every place counted.
+    pub fn care_minutes(&self, last: Day, weeks: u32) -> u64 {
+        self.slots(last, weeks).map(|s| u64::from(self.care_weeks[s])).sum()
+    }
+
+    /// Home-care minutes at `place` in the `weeks` weeks ending with the
+    /// week of Monday `last`, per provider (in provider order).
+    pub fn place_minutes(&self, place: Place, last: Day, weeks: u32) -> Vec<(ProviderId, u64)> {
+        let from = self.places.partition_point(|p| p.place < place);
+        let slots: Vec<usize> = self.slots(last, weeks).collect();
+        self.places[from..]
+            .iter()
+            .take_while(|p| p.place == place)
+            .map(|p| (p.provider, slots.iter().map(|&s| u64::from(p.weeks[s])).sum()))
+            .filter(|&(_, m)| m > 0)
+            .collect()
+    }
+
+    /// The places other than `place` with home-care minutes in the
+    /// `weeks` weeks ending with the week of Monday `last`.
+    pub fn other_places(&self, place: Place, last: Day, weeks: u32) -> u64 {
+        let slots: Vec<usize> = self.slots(last, weeks).collect();
+        let mut count = 0;
+        let mut previous = None;
+        for p in &self.places {
+            if p.place != place && previous != Some(p.place) && slots.iter().any(|&s| p.weeks[s] > 0) {
+                count += 1;
+                previous = Some(p.place);
+            }
+        }
+        count
     }
 
     /// Remembers a visit, forgetting the oldest beyond [`Self::RECENT`].
@@ -554,10 +595,48 @@ mod tests {
             staff.record_care(Place::Client(ClientKey(c)), provider, day.plus(1), 30);
         }
         assert_eq!(staff.places.len(), StaffState::PLACES);
-        assert!(staff.place(Place::Client(ClientKey(0))).is_some(), "the heaviest place is kept");
+        assert_eq!(staff.place_minutes(Place::Client(ClientKey(0)), day, 1), [(provider, 600)], "the heaviest is kept");
         assert!(staff.places.windows(2).all(|w| w[0].place < w[1].place), "sorted");
-        assert_eq!(staff.care_days.sum(day.plus(1), 2, |m| u64::from(*m)), 600 + 30 * 69);
+        assert_eq!(staff.care_minutes(week_of(day), 1), 600 + 30 * 69, "every place counts in the total");
         staff.record_care(Place::Household(HouseholdKey(1)), provider, day.plus(40), 60);
-        assert_eq!(staff.places.len(), 1, "the days before the horizon are gone");
+        assert_eq!(staff.places.len(), 1, "the weeks that left the ring are gone, and the places with them");
+        assert_eq!(staff.care_minutes(week_of(day.plus(40)), CARE_WEEKS as u32), 60);
+    }
+
+    /// Minutes count by week, Monday to Sunday, per place and provider: a
+    /// window of weeks takes the visit's week and the ones before it,
+    /// whole; a week leaves the ring when a week [`CARE_WEEKS`] later
+    /// comes, and a day before the ring's oldest week is refused.
+    #[test]
+    fn staff_care_minutes_are_kept_by_week() {
+        let provider = ProviderId::from_nine_digits(556_100_001);
+        let other = ProviderId::from_nine_digits(556_100_002);
+        let mut staff = StaffState::new(28);
+        let monday = Day::from_ymd(2026, 3, 2);
+        assert_eq!((week_of(monday), week_of(monday.plus(6)), week_of(monday.plus(7))), (monday, monday, monday.plus(7)));
+        assert_eq!(week_of(monday.plus(-1)), monday.plus(-7), "a Sunday is in the week before");
+        let (home, next_door) = (Place::Client(ClientKey(1)), Place::Client(ClientKey(2)));
+        staff.record_care(home, provider, monday, 60);
+        staff.record_care(home, provider, monday.plus(6), 30);
+        staff.record_care(home, other, monday.plus(7), 45);
+        staff.record_care(next_door, other, monday.plus(8), 15);
+        assert_eq!(staff.places.len(), 3, "one entry per place and provider");
+        assert_eq!(staff.place_minutes(home, monday, 1), [(provider, 90)]);
+        assert_eq!(staff.place_minutes(home, monday.plus(7), 1), [(other, 45)]);
+        assert_eq!(staff.place_minutes(home, monday.plus(7), 2), [(provider, 90), (other, 45)]);
+        assert_eq!(staff.care_minutes(monday.plus(7), 2), 150);
+        assert_eq!(staff.other_places(home, monday.plus(7), 2), 1);
+        // Four weeks on, the first is still in the ring of five.
+        staff.record_care(home, provider, monday.plus(28), 10);
+        assert_eq!(staff.care_minutes(monday.plus(28), 5), 160);
+        assert_eq!(staff.care_minutes(monday.plus(21), 4), 150, "a window ends with its week");
+        // Five weeks on, it has left.
+        staff.record_care(home, provider, monday.plus(35), 10);
+        assert_eq!(staff.care_minutes(monday.plus(35), 5), 80, "the first week is forgotten");
+        let at_home: u64 = staff.place_minutes(home, monday.plus(35), 5).iter().map(|(_, m)| m).sum();
+        assert_eq!(at_home, 65);
+        staff.record_care(home, provider, monday.plus(1), 500);
+        assert_eq!(staff.care_minutes(monday.plus(35), 5), 80, "a day before the ring is refused");
+        assert_eq!(staff.care_minutes(monday, 1), 0);
     }
 }

@@ -46,7 +46,7 @@ use crate::state::ClientActivity;
 pub const MAGIC: &[u8; 14] = b"TILLSYN-STATE\0";
 
 /// The body layout this build writes and reads.
-pub const FORMAT_VERSION: u32 = 12;
+pub const FORMAT_VERSION: u32 = 13;
 
 const HEADER_LEN: usize = MAGIC.len() + 4 + 16;
 const CHECKSUM_LEN: usize = 16;

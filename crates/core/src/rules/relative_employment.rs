@@ -9,23 +9,27 @@
 //! whatever provider registered it, in arrival-clock order), the staff
 //! member's home-care minutes (personal assistance, where one assistant
 //! per client is normal, and the night patrol excluded) over the
-//! `window_days` days ending with the visit's day, and the share of them
-//! at the visit's place: its client, or its household (a couple's visits
+//! `window_weeks` weeks (Monday to Sunday) ending with the visit's week,
+//! and the share of them at the visit's place: its client, or its household (a couple's visits
 //! count together). Decided at the visit: a finding when the staff member
 //! has at least `min_hours` of home care in the window and the share is at
 //! least `min_share`, against the provider that registered the most of
 //! the minutes at that place. The finding repeats with the staff member's
 //! visits there while it holds; the provider's episode takes them as one.
 //!
-//! **Parameters** ([`Params`]): `window_days` (28, within the staff
-//! horizon), `min_hours` (40), `min_share` (0.8), `high_share` (0.9),
+//! The minutes are kept by week, per place and provider, in a ring of the
+//! last five weeks (`crate::state::StaffState::record_care`): by day they
+//! were the staff stage's largest state, half of it at national scale.
+//!
+//! **Parameters** ([`Params`]): `window_weeks` (4; at most 5, and 7 ×
+//! `window_weeks` within the staff horizon), `min_hours` (40), `min_share` (0.8), `high_share` (0.9),
 //! `critical_hours` (120). Severity: medium; high from `high_share` with
 //! at least twice `min_hours` at the place; critical from `critical_hours`
 //! at the place.
 
 use super::{Rule, RuleSpec, StaffVisitContext, check};
 use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
-use crate::state::{Place, is_home_care};
+use crate::state::{CARE_WEEKS, Place, is_home_care, week_of};
 use crate::text::{Text, en, sv};
 
 /// Identity of `relative-employment` (part of the alert contract).
@@ -41,8 +45,9 @@ pub static INFO: RuleInfo = RuleInfo {
 params! {
     /// Parameters of `relative-employment`.
     pub struct Params {
-        /// Days of home care looked at (within `staff_horizon_days`).
-        pub window_days: u32 = 28,
+        /// Weeks of home care looked at, the visit's week last (at most 5; 7 ×
+        /// `window_weeks` within `staff_horizon_days`).
+        pub window_weeks: u32 = 4,
         /// Hours of home care the staff member must have in the window.
         pub min_hours: f64 = 40.0,
         /// Share of those hours at one client or household that fires.
@@ -63,7 +68,7 @@ impl RuleSpec for RelativeEmployment {
     type ProviderState = ();
 
     fn validate(p: &Params) -> Result<(), String> {
-        check::days("window_days", p.window_days)?;
+        check::within("window_weeks", f64::from(p.window_weeks), 1.0, CARE_WEEKS as f64)?;
         check::positive("min_hours", p.min_hours)?;
         check::positive("min_share", p.min_share)?;
         check::share("min_share", p.min_share)?;
@@ -86,27 +91,28 @@ impl Rule for RelativeEmployment {
         if !is_home_care(v.service) {
             return;
         }
-        let (day, days) = (ctx.day, p.window_days);
-        let total = ctx.staff.care_days.sum(day, days, |m| u64::from(*m));
+        let (week, weeks) = (week_of(ctx.day), p.window_weeks);
+        let total = ctx.staff.care_minutes(week, weeks);
         let total_hours = total as f64 / 60.0;
         if total == 0 || total_hours < p.min_hours {
             return;
         }
         let place = Place::of(v.client, v.household);
-        let Some(here) = ctx.staff.place(place) else { return };
-        let at_place = here.minutes(day, days);
+        let here = ctx.staff.place_minutes(place, week, weeks);
+        let at_place: u64 = here.iter().map(|(_, m)| m).sum();
         let share = at_place as f64 / total as f64;
         if share < p.min_share {
             return;
         }
-        let Some((accused, _)) = here.top_provider(day, days) else { return };
+        // The provider that registered the most of them (the lowest id on a tie).
+        let Some(&(accused, _)) = here.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))) else { return };
         let municipality = if accused == v.provider {
             v.municipality
         } else {
             ctx.staff.recent.iter().rev().find(|r| r.provider == accused).map_or(v.municipality, |r| r.municipality)
         };
         let hours = at_place as f64 / 60.0;
-        let others = ctx.staff.places.iter().filter(|q| q.place != place && q.minutes(day, days) > 0).count() as u64;
+        let others = ctx.staff.other_places(place, week, weeks);
         let severity = if hours >= p.critical_hours {
             Severity::Critical
         } else if share >= p.high_share && hours >= 2.0 * p.min_hours {
@@ -114,7 +120,7 @@ impl Rule for RelativeEmployment {
         } else {
             Severity::Medium
         };
-        let first = day.plus(1 - days as i32);
+        let (first, last) = (week.plus(-7 * (weeks as i32 - 1)), week.plus(6));
         let pct = share * 100.0;
         let explanation = Text {
             en: format!(
@@ -123,9 +129,9 @@ impl Rule for RelativeEmployment {
                  besides, including time report {}.",
                 en::hours(hours, 1),
                 en::hours(total_hours, 1),
-                en::count(u64::from(days), "day", "days"),
+                en::count(u64::from(weeks), "week", "weeks"),
                 en::date(first),
-                en::date(day),
+                en::date(last),
                 en::percent(pct, 0),
                 en::percent_short(p.min_share * 100.0),
                 en::count(others, "other client", "other clients"),
@@ -137,9 +143,9 @@ impl Rule for RelativeEmployment {
                  besökt {} utöver det, bland annat tidrapport {}.",
                 sv::hours(hours, 1),
                 sv::hours(total_hours, 1),
-                sv::count(u64::from(days), "dag", "dagar"),
+                sv::count(u64::from(weeks), "vecka", "veckor"),
                 sv::date(first),
-                sv::date(day),
+                sv::date(last),
                 sv::percent(pct, 0),
                 sv::percent_short(p.min_share * 100.0),
                 sv::count(others, "annan brukare", "andra brukare"),
@@ -155,7 +161,7 @@ impl Rule for RelativeEmployment {
             .collect();
         evidence.push(v.event_id.clone());
         out.push(
-            Finding::new(&INFO, accused, municipality, (first.start(), day.plus(1).start()))
+            Finding::new(&INFO, accused, municipality, (first.start(), last.plus(1).start()))
                 .severity(severity)
                 .score(share / p.min_share)
                 .observed(share, Unit::Share)
@@ -201,7 +207,7 @@ mod tests {
         assert_eq!(a.provider, provider(1));
         assert!(a.observed.value >= 0.89 && a.observed.value < 0.91, "{}", a.observed.value);
         assert_eq!(a.severity, Severity::Medium, "45 h at the client is below twice 40 h");
-        let terms = ["anställd", "brukare", "besök", "hemtjänst", "utförare", "28 dagar", "tidrapport"];
+        let terms = ["anställd", "brukare", "besök", "hemtjänst", "utförare", "4 veckor", "tidrapport"];
         assert_bilingual(&a.explanation, &terms);
         assert!(a.explanation.en.contains("10 other clients"), "{}", a.explanation.en);
     }

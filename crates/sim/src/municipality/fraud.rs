@@ -102,6 +102,42 @@ pub(super) struct Scenario {
 }
 
 impl Scenario {
+    /// A scenario of `pattern` (form `variant`) at `provider` from `start`
+    /// (its month the first affected), with its strengths and `note`;
+    /// nothing chosen, observed or carried yet (the targets, the
+    /// relatives, the phantom lines are chosen when it starts).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        provider: usize,
+        (pattern, variant): (u32, u32),
+        start: i64,
+        end: Option<i64>,
+        (strength, strength2, days_p): (f64, f64, f64),
+        note: String,
+    ) -> Self {
+        Scenario {
+            provider,
+            pattern,
+            variant,
+            start,
+            month: EventTime(start).month(),
+            end,
+            strength,
+            strength2,
+            days_p,
+            targets: Vec::new(),
+            target_client: None,
+            pairs: Vec::new(),
+            phantoms: Vec::new(),
+            prev_end: i64::MIN,
+            backlog: 0.0,
+            activated: false,
+            observable: None,
+            evidence: 0,
+            note,
+        }
+    }
+
     /// In force at instant `t`.
     pub fn active(&self, t: i64) -> bool {
         t >= self.start && self.end.is_none_or(|e| t < e)
@@ -218,27 +254,8 @@ pub(super) fn add_relatives(cfg: &SimConfig, providers: &[Provider], scenarios: 
             continue;
         }
         let relatives = if rng.chance(0.5) { 2.0 } else { 1.0 };
-        scenarios.push(Scenario {
-            provider: p,
-            pattern: 13,
-            variant: k as u32 % 2,
-            start,
-            month: EventTime(start).month(),
-            end: None,
-            strength: relatives,
-            strength2: 0.0,
-            days_p: 6.0 / 7.0,
-            targets: Vec::new(),
-            target_client: None,
-            pairs: Vec::new(),
-            phantoms: Vec::new(),
-            prev_end: i64::MIN,
-            backlog: 0.0,
-            activated: false,
-            observable: None,
-            evidence: 0,
-            note: note(13, 0, false, (relatives, 0.0, 6.0 / 7.0)),
-        });
+        let strengths = (relatives, 0.0, 6.0 / 7.0);
+        scenarios.push(Scenario::new(p, (13, k as u32 % 2), start, None, strengths, note(13, 0, false, strengths)));
     }
 }
 
@@ -282,29 +299,12 @@ fn draw(
         10 => (rng.range(2.0, 3.0), 0.0, 0.0),
         _ => (f64::from(rng.int(2, 5) as i32), 0.0, rng.range(3.0, 5.0) / 7.0),
     };
-    let note = note(pattern, variant, assistance, (strength, strength2, days_p));
-    Scenario {
-        provider,
-        pattern,
-        variant,
-        start,
-        month,
-        end,
-        strength,
-        strength2,
-        days_p,
-        targets: Vec::new(),
-        target_client: None,
-        pairs: Vec::new(),
-        phantoms: Vec::new(),
-        prev_end: i64::MIN,
-        // Pattern 9 opens with a first recruit on its first day.
-        backlog: 1.0,
-        activated: false,
-        observable: None,
-        evidence: 0,
-        note,
-    }
+    let strengths = (strength, strength2, days_p);
+    let mut scenario =
+        Scenario::new(provider, (pattern, variant), start, end, strengths, note(pattern, variant, assistance, strengths));
+    // Pattern 9 opens with a first recruit on its first day.
+    scenario.backlog = 1.0;
+    scenario
 }
 
 fn note(pattern: u32, variant: u32, assistance: bool, (strength, strength2, days_p): (f64, f64, f64)) -> String {

@@ -348,27 +348,8 @@ impl World<'_> {
                       invoicing (provider-without-permit)"
                     .to_string(),
             };
-            self.scenarios.push(Scenario {
-                provider: p,
-                pattern,
-                variant,
-                start: day.start().0,
-                month: day.month(),
-                end: None,
-                strength,
-                strength2,
-                days_p: 0.0,
-                targets: Vec::new(),
-                target_client: None,
-                pairs: Vec::new(),
-                phantoms: Vec::new(),
-                prev_end: i64::MIN,
-                backlog: 0.0,
-                activated: false,
-                observable: None,
-                evidence: 0,
-                note,
-            });
+            let strengths = (strength, strength2, 0.0);
+            self.scenarios.push(Scenario::new(p, (pattern, variant), day.start().0, None, strengths, note));
         }
     }
 
