@@ -613,7 +613,10 @@ mod tests {
         let other = ProviderId::from_nine_digits(556_100_002);
         let mut staff = StaffState::new(28);
         let monday = Day::from_ymd(2026, 3, 2);
-        assert_eq!((week_of(monday), week_of(monday.plus(6)), week_of(monday.plus(7))), (monday, monday, monday.plus(7)));
+        assert_eq!(
+            (week_of(monday), week_of(monday.plus(6)), week_of(monday.plus(7))),
+            (monday, monday, monday.plus(7))
+        );
         assert_eq!(week_of(monday.plus(-1)), monday.plus(-7), "a Sunday is in the week before");
         let (home, next_door) = (Place::Client(ClientKey(1)), Place::Client(ClientKey(2)));
         staff.record_care(home, provider, monday, 60);

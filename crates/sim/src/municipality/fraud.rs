@@ -300,8 +300,14 @@ fn draw(
         _ => (f64::from(rng.int(2, 5) as i32), 0.0, rng.range(3.0, 5.0) / 7.0),
     };
     let strengths = (strength, strength2, days_p);
-    let mut scenario =
-        Scenario::new(provider, (pattern, variant), start, end, strengths, note(pattern, variant, assistance, strengths));
+    let mut scenario = Scenario::new(
+        provider,
+        (pattern, variant),
+        start,
+        end,
+        strengths,
+        note(pattern, variant, assistance, strengths),
+    );
     // Pattern 9 opens with a first recruit on its first day.
     scenario.backlog = 1.0;
     scenario
