@@ -198,11 +198,7 @@ fn in_process() -> &'static InProcess {
 fn in_process_diagnosis(config: &ServiceConfig, since: u64, health: &Health) -> String {
     let p = in_process();
     let log = std::fs::read(&p.log).unwrap_or_default();
-    let log = String::from_utf8_lossy(&log[(since as usize).min(log.len())..]).into_owned();
-    let noise = ["alert produced", "record dead-lettered", "Client stats"];
-    let lines: Vec<String> =
-        log.lines().filter(|l| !noise.iter().any(|n| l.contains(n))).map(|l| l.chars().take(400).collect()).collect();
-    let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+    let tail = log_tail(&String::from_utf8_lossy(&log[(since as usize).min(log.len())..]));
     let readiness = health.readiness().err().unwrap_or("ready");
     let offsets = match committed_and_ends(config) {
         Ok(v) => v.iter().map(|(c, e)| format!("{c}/{e}")).collect::<Vec<_>>().join(" "),
@@ -212,14 +208,7 @@ fn in_process_diagnosis(config: &ServiceConfig, since: u64, health: &Health) -> 
     // The recorder is the process's: only this test's topics, and the
     // series without a topic.
     let prefix = config.topics.internal_prefix.as_str();
-    let metrics = p
-        .metrics
-        .render()
-        .lines()
-        .filter(|l| !l.starts_with('#') && DIAGNOSED.iter().any(|w| l.starts_with(w)))
-        .filter(|l| !l.contains("topic=") || l.contains(prefix))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let metrics = diagnosed_series(&p.metrics.render(), |l| !l.contains("topic=") || l.contains(prefix));
     format!(
         "== the service's log since it started, without alert, dead-letter and statistics lines (last 40)\n{tail}\n\
          == readiness: {readiness}\n== consumer group: {group}\n\
@@ -251,6 +240,26 @@ fn describe_group(config: &ServiceConfig) -> String {
             .join(" | "),
         Err(e) => format!("not described: {e}"),
     }
+}
+
+/// The last 40 lines of a service's log without its per-record lines
+/// (alerts, dead letters) and librdkafka's statistics, each cut at 400
+/// characters.
+fn log_tail(log: &str) -> String {
+    let noise = ["alert produced", "record dead-lettered", "Client stats"];
+    let lines: Vec<String> =
+        log.lines().filter(|l| !noise.iter().any(|n| l.contains(n))).map(|l| l.chars().take(400).collect()).collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// The lines of [`DIAGNOSED`] series in a Prometheus exposition that
+/// `keep` keeps.
+fn diagnosed_series(rendered: &str, keep: impl Fn(&str) -> bool) -> String {
+    rendered
+        .lines()
+        .filter(|l| !l.starts_with('#') && DIAGNOSED.iter().any(|w| l.starts_with(w)) && keep(l))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The series a catch-up failure prints.
@@ -564,21 +573,10 @@ impl Service {
     /// it waits for (a CI log keeps the start of a long message).
     fn diagnosis(&self) -> String {
         let metrics = match self.get("/metrics") {
-            Some((_, body)) => body
-                .lines()
-                .filter(|l| !l.starts_with('#') && DIAGNOSED.iter().any(|w| l.starts_with(w)))
-                .collect::<Vec<_>>()
-                .join("\n"),
+            Some((_, body)) => diagnosed_series(&body, |_| true),
             None => "/metrics does not answer".into(),
         };
-        let log = self.log_text();
-        let noise = ["alert produced", "record dead-lettered", "Client stats"];
-        let lines: Vec<String> = log
-            .lines()
-            .filter(|l| !noise.iter().any(|n| l.contains(n)))
-            .map(|l| l.chars().take(400).collect())
-            .collect();
-        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        let tail = log_tail(&self.log_text());
         format!("== the log without alert, dead-letter and statistics lines (last 40)\n{tail}\n== metrics\n{metrics}")
     }
 }

@@ -934,7 +934,6 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(30);
 /// readiness. What an operator (or a failing test) reads first when the
 /// group does not move.
 fn log_status(state: &Assignment, summary: &RunSummary, in_flight: usize, staff_pending: usize, health: &Health) {
-    let list = |set: &mut dyn Iterator<Item = &i32>| set.map(i32::to_string).collect::<Vec<_>>().join(",");
     let held: Vec<String> = state
         .running
         .iter()
@@ -946,9 +945,9 @@ fn log_status(state: &Assignment, summary: &RunSummary, in_flight: usize, staff_
         .collect();
     info!(
         assigned = state.assigned.len(),
-        restoring = list(&mut state.restoring.keys()),
-        starting = list(&mut state.starting.keys()),
-        running = list(&mut state.running.keys()),
+        restoring = joined(state.restoring.keys()),
+        starting = joined(state.starting.keys()),
+        running = joined(state.running.keys()),
         held_for_invoices_and_rules = held.join(" "),
         in_flight,
         staff_pending,
@@ -957,6 +956,11 @@ fn log_status(state: &Assignment, summary: &RunSummary, in_flight: usize, staff_
         ready = health.readiness().err().unwrap_or("ready"),
         "status"
     );
+}
+
+/// Partition numbers, comma-separated.
+fn joined<'a>(partitions: impl Iterator<Item = &'a i32>) -> String {
+    partitions.map(i32::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// Waits for every in-flight delivery.
