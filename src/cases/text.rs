@@ -292,6 +292,8 @@ const RULES_SV: &[(&str, &str)] = &[
     ("rounded-visits", "Spökbesök eller avrundade besök"),
     ("staff-double-booking", "Dubbelbokad personal"),
     ("staff-impossible-day", "Omöjlig arbetsdag eller ingen vila"),
+    ("visit-above-granted-hours", "Besök över beviljade timmar"),
+    ("visit-without-permit", "Besök av utförare utan giltigt tillstånd"),
     ("volume-explosion", "Kraftig volymökning"),
 ];
 

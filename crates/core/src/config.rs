@@ -80,11 +80,20 @@ pub struct ReferenceConfig {
     /// late: dead-lettered (`reference_late`).
     #[serde(with = "duration")]
     pub lateness: Duration,
+    /// How long after a visit's check-in the rules that judge each visit
+    /// against the reference data (`visit-during-absence`,
+    /// `visit-above-granted-hours`, `visit-without-permit`) wait before
+    /// they ask it (whole seconds, at most a day): the longest delay with
+    /// which the sources register a change that was already true at the
+    /// check-in, a discharge above all. A visit is judged at the later of
+    /// its provider's clock when it arrived and its check-in plus this.
+    #[serde(with = "duration")]
+    pub visit_grace: Duration,
 }
 
 impl Default for ReferenceConfig {
     fn default() -> Self {
-        ReferenceConfig { enabled: false, lateness: Duration::from_secs(3600) }
+        ReferenceConfig { enabled: false, lateness: Duration::from_secs(3600), visit_grace: Duration::ZERO }
     }
 }
 
@@ -92,6 +101,11 @@ impl ReferenceConfig {
     /// [`Self::lateness`] in whole seconds.
     pub fn lateness_secs(&self) -> i64 {
         i64::try_from(self.lateness.as_secs()).unwrap_or(i64::MAX)
+    }
+
+    /// [`Self::visit_grace`] in whole seconds.
+    pub fn visit_grace_secs(&self) -> i64 {
+        i64::try_from(self.visit_grace.as_secs()).unwrap_or(i64::MAX)
     }
 
     /// The table the configuration asks for, fed by `sources` sources: in
@@ -266,6 +280,13 @@ impl CoreConfig {
                 "max_ahead",
                 format!("{:?}", duration::format(self.max_ahead)),
                 format!("whole seconds, at least \"1h\" and at most {:?}", duration::format(MAX_LATENESS)),
+            ));
+        }
+        if self.reference.visit_grace.subsec_nanos() != 0 || self.reference.visit_grace > Duration::from_secs(86_400) {
+            problems.push(out_of_range(
+                "reference.visit_grace",
+                format!("{:?}", duration::format(self.reference.visit_grace)),
+                "whole seconds and at most \"1d\"".to_string(),
             ));
         }
         if !(7..=400).contains(&self.horizon_days) {
@@ -474,7 +495,11 @@ mod tests {
             pseudonym_key_id: String::new(),
             language: Language::En,
             limits: StateLimits { providers: 0, ..StateLimits::default() },
-            reference: ReferenceConfig { enabled: true, lateness: Duration::from_millis(10) },
+            reference: ReferenceConfig {
+                enabled: true,
+                lateness: Duration::from_millis(10),
+                visit_grace: Duration::from_secs(2 * 86_400),
+            },
             rules: RulesConfig::default(),
         };
         let problems = c.problems();
@@ -486,6 +511,7 @@ mod tests {
                 "invoice_lateness",
                 "reference.lateness",
                 "max_ahead",
+                "reference.visit_grace",
                 "horizon_days",
                 "staff_horizon_days",
                 "activity_days",

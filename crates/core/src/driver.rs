@@ -595,9 +595,9 @@ impl<H> PartitionDriver<H> {
     /// every partition it runs.
     pub fn decide(&mut self, table: &GlobalPeerTable, reference: &ReferenceTable, out: &mut Vec<Output<H>>) {
         self.alerts.clear();
-        let before = self.engine.decided_through();
+        let before = (self.engine.decided_through(), self.engine.stats().reference_visits_checked);
         self.engine.decide(table, reference, &mut self.alerts);
-        if self.engine.decided_through() != before {
+        if (self.engine.decided_through(), self.engine.stats().reference_visits_checked) != before {
             self.dirty = true;
         }
         self.emit_alerts(out);

@@ -261,6 +261,38 @@ pub struct ProviderState<R> {
     /// First local day with a visit: windows longer than the provider's
     /// history are not full, and are not compared.
     pub first_day: Day,
+    /// Visits waiting for the reference data to be known through their
+    /// check-in, in arrival order (with `core.reference` on only); the
+    /// rules that compare a visit with the reference data take them in
+    /// this order (`Engine::decide`).
+    pub reference_visits: VecDeque<ReferenceVisit>,
+    /// When the newest of them is judged: the next is judged no earlier.
+    pub reference_clock: EventTime,
+}
+
+/// A visit as the rules that compare it with the reference data take it
+/// ([`crate::rules::Rule::on_reference_visit`]): what they need of it, and
+/// what its provider's records had come to when it arrived.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReferenceVisit {
+    /// The visit's id.
+    pub event_id: EventId,
+    /// Its client.
+    pub client: ClientKey,
+    /// Its service type.
+    pub service: ServiceType,
+    /// Its check-in.
+    pub check_in: EventTime,
+    /// When it is judged: the later of its provider's clock when it
+    /// arrived and its check-in plus `core.reference.visit_grace`, never
+    /// before the provider's visit before it. The same in every
+    /// partitioning; the reference data is asked as of it, and the
+    /// findings are decided at it.
+    pub decided: EventTime,
+    /// Minutes of the client's `service` in the check-in's month with this
+    /// provider when the visit arrived, the visit's own included (visits
+    /// counted in arrival order).
+    pub month_minutes: u32,
 }
 
 impl<R: Default> ProviderState<R> {
@@ -278,6 +310,8 @@ impl<R: Default> ProviderState<R> {
             last_event: EventTime(i64::MIN),
             visit_clock: EventTime(i64::MIN),
             first_day: Day(i32::MAX),
+            reference_visits: VecDeque::new(),
+            reference_clock: EventTime(i64::MIN),
         }
     }
 }

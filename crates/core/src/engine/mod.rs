@@ -46,8 +46,8 @@ use crate::model::{
 };
 use crate::rules::RuleStage;
 use crate::rules::timeline::{RuleTimeline, RulesVersion, TimelineError};
-use crate::rules::{DayContext, InvoiceContext, Provider, VisitContext};
-use crate::state::{CLIENT_MONTHS, MunicipalityDay, SERVICES};
+use crate::rules::{DayContext, InvoiceContext, Provider, ReferenceVisitContext, VisitContext};
+use crate::state::{CLIENT_MONTHS, MunicipalityDay, ReferenceVisit, SERVICES};
 use crate::window::{Lateness, Watermark};
 pub use snapshot::{Entity, RestoreError};
 pub use staff::{FromStaff, StaffFrontier, StaffProgress, StaffStage, StaffVisit, ToStaff, decode_batch, encode_batch};
@@ -161,6 +161,9 @@ pub struct EngineStats {
     /// no longer held (this partition lagged the others by more than
     /// [`GlobalPeerTable::KEPT_DAYS`] days): peer rules stayed silent.
     pub peer_days_missing: u64,
+    /// Visits the rules compared with the reference data
+    /// ([`crate::rules::Rule::on_reference_visit`]).
+    pub reference_visits_checked: u64,
 }
 
 /// Sizes of the state, for metrics.
@@ -214,7 +217,8 @@ field_sums!(EngineStats {
     alerts,
     days_closed,
     days_decided,
-    peer_days_missing
+    peer_days_missing,
+    reference_visits_checked
 });
 field_sums!(StateSize { providers, clients, staff, open_episodes, pending_invoices });
 
@@ -288,6 +292,10 @@ struct State {
     /// counts them again).
     #[serde(skip)]
     clients_held: usize,
+    /// Visits waiting in the providers' `reference_visits` (counted, not
+    /// written: a restore counts them again).
+    #[serde(skip)]
+    reference_visits_waiting: usize,
     episodes: Episodes,
     /// Visits sent to the staff stage (the last one's sequence number).
     staff_seq: i64,
@@ -360,6 +368,7 @@ impl Engine {
                 invoices_watermark: Watermark::new(config.invoice_lateness_secs()),
                 providers: FxHashMap::default(),
                 clients_held: 0,
+                reference_visits_waiting: 0,
                 episodes: Episodes::new(config.evidence_limit, config.visit_lateness_secs(), config.language),
                 staff_seq: 0,
                 progress_sent: None,
@@ -668,6 +677,24 @@ impl Engine {
         }
         stamp(&mut self.findings[before..], version);
         self.flush_findings(decided, alerts);
+        if reference && let Some(provider) = self.state.providers.get_mut(&key) {
+            let month_minutes =
+                provider.clients.get(&visit.client).map_or(0, |c| c.performed(day.month(), visit.service).0);
+            // Judged at the later of the provider's clock and the check-in
+            // plus the grace, never before the visit before it.
+            let grace = self.config.reference.visit_grace_secs();
+            let judged = decided.max(visit.check_in.plus_secs(grace)).max(provider.reference_clock);
+            provider.reference_clock = judged;
+            provider.reference_visits.push_back(ReferenceVisit {
+                event_id: visit.event_id.clone(),
+                client: visit.client,
+                service: visit.service,
+                check_in: visit.check_in,
+                decided: judged,
+                month_minutes,
+            });
+            self.state.reference_visits_waiting += 1;
+        }
 
         // To the staff stage, re-keyed by staff member, with the time its
         // provider's records had come to when it arrived.
@@ -795,6 +822,7 @@ impl Engine {
         let dormant = self.state.providers.get(&id).is_some_and(|p| {
             p.last_event.0 < at.day().plus(-horizon).start().0
                 && p.pending_invoices.is_empty()
+                && p.reference_visits.is_empty()
                 && !self.state.episodes.has_open(id)
         });
         if dormant && let Some(p) = self.state.providers.remove(&id) {
@@ -955,6 +983,9 @@ impl Engine {
     /// alerts onto `alerts`. The shell calls it whenever days became final.
     pub fn decide(&mut self, table: &GlobalPeerTable, reference: &ReferenceTable, alerts: &mut Vec<Alert>) {
         let before = alerts.len();
+        // First the visits the reference data is now known through: every
+        // visit of a day decided below is taken before its day's decision.
+        self.check_reference_visits(reference, alerts);
         let (Some(final_through), Some(closed)) = (table.final_through(), self.state.closed_through) else { return };
         let mut through = final_through.min(closed);
         if reference.in_use() {
@@ -977,6 +1008,60 @@ impl Engine {
             self.state.decided_through = Some(through);
         }
         self.state.stats.alerts += (alerts.len() - before) as u64;
+    }
+
+    /// Runs [`Rule::on_reference_visit`] over the waiting visits whose
+    /// judging time (see [`ReferenceVisit::decided`]) the reference data is
+    /// known through, each provider's in
+    /// arrival order (providers in key order), each visit's findings
+    /// decided at its provider's clock when it arrived.
+    ///
+    /// The findings' order per rule and provider, and so the episodes, is
+    /// the same in every partitioning: a provider's visits arrive in the
+    /// same order in all of them. And no finding is decided before a
+    /// settled resolution time: a visit still waiting after this is judged
+    /// after the reference data's known-through time, which is
+    /// past every day decided so far (see [`Engine::decide`]).
+    fn check_reference_visits(&mut self, reference: &ReferenceTable, alerts: &mut Vec<Alert>) {
+        if !reference.in_use() || self.state.reference_visits_waiting == 0 {
+            return;
+        }
+        let Some(known) = reference.known_through() else { return };
+        let mut ids: Vec<ProviderKey> = self
+            .state
+            .providers
+            .iter()
+            .filter(|(_, p)| p.reference_visits.front().is_some_and(|v| v.decided <= known))
+            .map(|(k, _)| *k)
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(provider) = self.state.providers.get_mut(&id) else { continue };
+            while provider.reference_visits.front().is_some_and(|v| v.decided <= known) {
+                let Some(visit) = provider.reference_visits.pop_front() else { break };
+                self.state.reference_visits_waiting -= 1;
+                self.state.stats.reference_visits_checked += 1;
+                let decided = visit.decided;
+                let mut ctx = ReferenceVisitContext {
+                    visit: &visit,
+                    day: visit.check_in.day(),
+                    provider_id: id.provider,
+                    provider: &mut *provider,
+                    reference,
+                    now: decided,
+                };
+                let (version, rules) = self.rules.at(decided, RuleStage::Provider);
+                let before = self.findings.len();
+                for rule in rules {
+                    rule.on_reference_visit(&mut ctx, &mut self.findings);
+                }
+                stamp(&mut self.findings[before..], version);
+                self.state.stats.findings += self.findings.len() as u64;
+                for finding in self.findings.drain(..) {
+                    self.state.episodes.observe(finding, decided, alerts);
+                }
+            }
+        }
     }
 
     fn decide_day(&mut self, day: Day, table: &GlobalPeerTable, reference: &ReferenceTable, alerts: &mut Vec<Alert>) {
@@ -1039,6 +1124,7 @@ impl Engine {
             p.invoices_seen.retain(|_, issued| *issued >= oldest_invoice);
             let idle = p.clients.is_empty()
                 && p.pending_invoices.is_empty()
+                && p.reference_visits.is_empty()
                 && p.last_event.0 < day.plus(-horizon).start().0
                 && !self.state.episodes.has_open(*id);
             if idle && let Some(p) = self.state.providers.remove(id) {

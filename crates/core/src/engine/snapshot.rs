@@ -46,7 +46,7 @@ use crate::state::ClientActivity;
 pub const MAGIC: &[u8; 14] = b"TILLSYN-STATE\0";
 
 /// The body layout this build writes and reads.
-pub const FORMAT_VERSION: u32 = 13;
+pub const FORMAT_VERSION: u32 = 14;
 
 const HEADER_LEN: usize = MAGIC.len() + 4 + 16;
 const CHECKSUM_LEN: usize = 16;
@@ -217,6 +217,7 @@ impl Engine {
             provider.clients.insert(client, activity);
         }
         state.clients_held = providers.values().map(|p| p.clients.len()).sum();
+        state.reference_visits_waiting = providers.values().map(|p| p.reference_visits.len()).sum();
         state.providers = providers;
         // The language of the alerts is configuration, not state.
         state.episodes.set_language(config.language);

@@ -15,7 +15,11 @@
 //! tolerance_minutes`: a decision makes a finding when a client-month goes
 //! over (each client-month once), counting the excess hours of every
 //! client-month over in the current and the previous month, so the
-//! severity grows with them. Per invoice, once the reference data is known
+//! severity grows with them. A client-month `visit-above-granted-hours`
+//! found at one of its visits (over the grant as registered when the
+//! visit began) is left to it: this rule finds the client-months that only
+//! a registration after their visits shows (a decision revised downward,
+//! backdated). Per invoice, once the reference data is known
 //! through its decision: the lines whose minutes exceed the grant for the
 //! period by the same tolerance. Clients without any decision for the
 //! service are not judged (reference data may cover some clients only).
@@ -99,6 +103,14 @@ pub struct State {
     pub invoices: Vec<WaitingInvoice>,
 }
 
+/// Minutes performed above `granted` when they exceed it beyond the
+/// tolerance, `granted × (1 + ratio) + minutes` (0 if within it).
+pub(super) fn excess(performed: u32, granted: f64, ratio: f64, minutes: u32) -> u32 {
+    let allowed = granted * (1.0 + ratio) + f64::from(minutes);
+    let over = f64::from(performed) - allowed;
+    if over > 0.0 { (f64::from(performed) - granted).round().max(0.0) as u32 } else { 0 }
+}
+
 /// The rule.
 pub struct AboveGrantedHours(pub Params);
 
@@ -128,11 +140,8 @@ impl RuleSpec for AboveGrantedHours {
 }
 
 impl AboveGrantedHours {
-    /// Minutes above the grant beyond the tolerance (0 if within it).
     fn excess(&self, performed: u32, granted: f64) -> u32 {
-        let allowed = granted * (1.0 + self.0.tolerance_ratio) + f64::from(self.0.tolerance_minutes);
-        let over = f64::from(performed) - allowed;
-        if over > 0.0 { (f64::from(performed) - granted).round().max(0.0) as u32 } else { 0 }
+        excess(performed, granted, self.0.tolerance_ratio, self.0.tolerance_minutes)
     }
 
     fn severity(&self, hours: f64) -> Severity {
@@ -210,13 +219,16 @@ impl AboveGrantedHours {
     fn months(&self, ctx: &mut DayContext<'_>, reference: &ReferenceTable, out: &mut Vec<Finding>) {
         let (today, now) = (ctx.day, ctx.now);
         let month = today.month();
+        let at_visits = &ctx.provider.rules.visit_above_granted_hours;
         let state = &mut ctx.provider.rules.above_granted_hours;
         let mut keys: Vec<(ClientKey, ServiceType)> = state.months.keys().copied().collect();
         keys.sort_unstable();
         let mut new = 0u32;
         for key in &keys {
             let m = state.months.get_mut(key).expect("a key of the map");
-            if m.month != month || m.excess > 0 {
+            // A client-month `visit-above-granted-hours` found at a visit
+            // of a decided day is its finding.
+            if m.month != month || m.excess > 0 || at_visits.found_by(key.0, key.1, month, today) {
                 continue;
             }
             let Some((granted, decisions)) =

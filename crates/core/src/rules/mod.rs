@@ -14,6 +14,10 @@
 //! - [`Rule::record_peer_samples`] then [`Rule::on_day_closed`]: every
 //!   provider when the watermark passes the end of a local day, so windows
 //!   of silent providers close too;
+//! - [`Rule::on_reference_visit`]: every applied visit again, with reference
+//!   data on, once the reference data is known through the time it is
+//!   judged (its provider's clock, or its check-in plus
+//!   `core.reference.visit_grace`), in the provider's arrival order;
 //! - [`Rule::on_staff_visit`]: in the staff stage (rules whose
 //!   [`RuleInfo::stage`] is [`RuleStage::Staff`]), every visit of a staff
 //!   member whatever provider registered it, in check-in order.
@@ -84,6 +88,8 @@
 //! | `billing-during-absence` | 11 | hard against the reference data (absences), daily and per invoice |
 //! | `above-granted-hours` | 15 | hard against the reference data (decisions), daily and per invoice |
 //! | `provider-without-permit` | 16 | hard against the reference data (provider register), daily and per invoice |
+//! | `visit-without-permit` | 16 | hard against the reference data (provider register) as of the visit, per visit |
+//! | `visit-above-granted-hours` | 15 | hard against the reference data (decisions) as of the visit, per visit |
 
 /// Declares a rule's parameters once: each field with its doc comment, its
 /// type and its default. Generates the serde struct (unknown keys are
@@ -132,6 +138,8 @@ pub mod share;
 pub mod staff_double_booking;
 pub mod staff_impossible_day;
 pub mod timeline;
+pub mod visit_above_granted_hours;
+pub mod visit_without_permit;
 pub mod volume_explosion;
 
 #[cfg(test)]
@@ -140,7 +148,7 @@ pub(crate) mod testkit;
 use crate::baseline::{PeerTable, ReferenceTable};
 pub use crate::finding::{Finding, RuleInfo, RuleStage, Severity};
 use crate::model::{Day, EventTime, Invoice, ProviderId, Visit};
-use crate::state::{MunicipalityDay, ProviderState, RULE_SLOTS, SERVICES, StaffState};
+use crate::state::{MunicipalityDay, ProviderState, RULE_SLOTS, ReferenceVisit, SERVICES, StaffState};
 
 /// One provider's state as rules see it: the shared windows and, in
 /// `rules`, every rule's own state.
@@ -185,6 +193,26 @@ pub struct StaffVisitContext<'a> {
     /// The staff member's state.
     pub staff: &'a StaffState,
     /// Event time of the decision (the visit's arrival clock).
+    pub now: EventTime,
+}
+
+/// A visit, as a rule that compares it with the reference data sees it:
+/// once the reference data is known through the time it is judged
+/// ([`ReferenceVisit::decided`], the table is asked as of it), in the order
+/// the provider's visits arrived.
+pub struct ReferenceVisitContext<'a> {
+    /// The visit, as it waited.
+    pub visit: &'a ReferenceVisit,
+    /// The local day of its check-in.
+    pub day: Day,
+    /// Its provider.
+    pub provider_id: ProviderId,
+    /// Its provider's state.
+    pub provider: &'a mut Provider,
+    /// The reference data, known through `now` at least.
+    pub reference: &'a ReferenceTable,
+    /// Event time of the decision ([`ReferenceVisit::decided`]): ask the
+    /// reference data as of it.
     pub now: EventTime,
 }
 
@@ -286,6 +314,11 @@ impl<T: RuleSpec> Identity for T {
 pub trait Rule: Identity + Send + Sync {
     /// Called for every applied visit.
     fn on_visit(&self, _ctx: &mut VisitContext<'_>, _out: &mut Vec<Finding>) {}
+
+    /// Called, with reference data on, for every applied visit once the
+    /// reference data is known through the time it is judged, in the
+    /// provider's arrival order.
+    fn on_reference_visit(&self, _ctx: &mut ReferenceVisitContext<'_>, _out: &mut Vec<Finding>) {}
 
     /// Called, in the staff stage, for every visit of a staff member in
     /// arrival order (rules of [`RuleStage::Staff`]).
@@ -458,7 +491,9 @@ registry! {
     hours_per_client_above_peers => hours_per_client::HoursPerClientAbovePeers,
     night_visits_private_provider => night_visits::NightVisitsPrivateProvider,
     billing_during_absence => billing_during_absence::BillingDuringAbsence,
+    visit_without_permit => visit_without_permit::VisitWithoutPermit,
     provider_without_permit => provider_without_permit::ProviderWithoutPermit,
+    visit_above_granted_hours => visit_above_granted_hours::VisitAboveGrantedHours,
     above_granted_hours => above_granted_hours::AboveGrantedHours,
     relative_employment => relative_employment::RelativeEmployment,
 }

@@ -13,7 +13,10 @@
 //! covers the day or a suspension or revocation does. A decision makes a
 //! finding when it finds a day no earlier decision found (the day decided,
 //! or an earlier day whose revocation was registered since, backdated),
-//! counting all of them. Per invoice, once the reference data is known
+//! counting all of them. A day `visit-without-permit` found at one of its
+//! visits (the register already said so when the visit began) is left to
+//! it: this rule finds the days that only a registration after their
+//! visits shows (a revocation backdated). Per invoice, once the reference data is known
 //! through its decision, an invoice whose period has such a day. A
 //! provider the register does not know is not judged (a register loaded
 //! for some municipalities only must not accuse every other provider).
@@ -87,14 +90,14 @@ impl RuleSpec for ProviderWithoutPermit {
 
 /// Days not permitted, with the worst status and the register entries.
 #[derive(Default)]
-struct Found {
-    days: Vec<Day>,
-    worst: Option<PermitStatus>,
-    entries: Vec<EventId>,
+pub(super) struct Found {
+    pub(super) days: Vec<Day>,
+    pub(super) worst: Option<PermitStatus>,
+    pub(super) entries: Vec<EventId>,
 }
 
 impl Found {
-    fn add(&mut self, day: Day, status: PermitStatus, entries: &[EventId]) {
+    pub(super) fn add(&mut self, day: Day, status: PermitStatus, entries: &[EventId]) {
         self.days.push(day);
         // Valid (no period covers the day) is the mildest.
         self.worst = Some(self.worst.map_or(status, |w| w.max(status)));
@@ -105,7 +108,7 @@ impl Found {
         }
     }
 
-    fn status_text(&self, swedish: bool) -> &'static str {
+    pub(super) fn status_text(&self, swedish: bool) -> &'static str {
         match (self.worst.unwrap_or(PermitStatus::Valid), swedish) {
             (PermitStatus::Revoked, false) => "its permit was revoked",
             (PermitStatus::Suspended, false) => "its permit was suspended",
@@ -113,6 +116,20 @@ impl Found {
             (PermitStatus::Revoked, true) => "tillståndet var återkallat",
             (PermitStatus::Suspended, true) => "tillståndet var tillfälligt indraget",
             (PermitStatus::Valid, true) => "ingen giltig period i registret omfattade dem",
+        }
+    }
+}
+
+impl Found {
+    /// Critical from `critical_days` days, high when a suspension or
+    /// revocation covers one, medium otherwise.
+    pub(super) fn severity(&self, critical_days: u32) -> Severity {
+        if self.days.len() as u32 >= critical_days {
+            Severity::Critical
+        } else if self.worst.is_some_and(|w| w != PermitStatus::Valid) {
+            Severity::High
+        } else {
+            Severity::Medium
         }
     }
 }
@@ -138,14 +155,7 @@ impl ProviderWithoutPermit {
     }
 
     fn severity(&self, found: &Found) -> Severity {
-        let n = found.days.len() as u32;
-        if n >= self.0.critical_days {
-            Severity::Critical
-        } else if found.worst.is_some_and(|w| w != PermitStatus::Valid) {
-            Severity::High
-        } else {
-            Severity::Medium
-        }
+        found.severity(self.0.critical_days)
     }
 }
 
@@ -179,7 +189,9 @@ impl ProviderWithoutPermit {
         let mut new = 0u32;
         for d in (today.0 + 1 - self.0.lookback_days as i32)..=today.0 {
             let day = Day(d);
-            if ctx.provider.days.get(day).visits == 0 {
+            // A day `visit-without-permit` found at one of its visits is
+            // its finding (every visit of a decided day was checked).
+            if ctx.provider.days.get(day).visits == 0 || ctx.provider.rules.visit_without_permit.found_on(day) {
                 continue;
             }
             let PermitState::NotPermitted(status, entries) = reference.permit(provider, municipality, day, now) else {

@@ -50,7 +50,8 @@ impl Scenario {
     pub fn with_reference(rule_id: &str) -> Self {
         let mut s = Scenario::only(rule_id);
         let mut config = s.core.engine.config().clone();
-        config.reference = crate::config::ReferenceConfig { enabled: true, lateness: std::time::Duration::ZERO };
+        config.reference =
+            crate::config::ReferenceConfig { enabled: true, lateness: std::time::Duration::ZERO, ..Default::default() };
         s.core = Standalone::new(config);
         s
     }
@@ -84,6 +85,19 @@ impl Scenario {
     pub fn reference_through(&mut self, year: i32, month: u32, day: u32) {
         let at = Day::from_ymd(year, month, day).start();
         self.core.reference_heartbeat(at, &mut self.alerts);
+    }
+
+    /// The reference data's source says it has sent everything registered
+    /// before `at`.
+    pub fn reference_through_time(&mut self, at: crate::model::EventTime) {
+        self.core.reference_heartbeat(at, &mut self.alerts);
+    }
+
+    /// Turns the rules `ids` on as well (before any event).
+    pub fn enable(&mut self, ids: &[&str]) {
+        let mut config = self.core.engine.config().clone();
+        config.rules.disabled.retain(|d| !ids.contains(&d.as_str()));
+        self.core = Standalone::new(config);
     }
 
     /// [`Self::only`] with the state caps `limits`.
