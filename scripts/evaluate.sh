@@ -115,6 +115,7 @@ if region_seeds:
 
 reference_seeds = os.environ.get("REFERENCE_RUNS", "").split()
 reference_same, reference_recall, reference_precision = True, 1.0, 1.0
+reference_delay, reference_label_recall = 0.0, 1.0
 if reference_seeds:
     refs = [json.load(open(f"{out}/reference-{s}/evaluation.json")) for s in reference_seeds]
     ft = lambda k: sum(r[k] for r in refs)
@@ -148,6 +149,10 @@ if reference_seeds:
         m = f"{med(d['medians']):.1f}" if d["medians"] else "n/a"
         q = f"{max(d['p90']):.1f}" if d["p90"] else "n/a"
         print(f"| {n} | {d['name']} | {d['labels']} | {d['detected']} | {m} | {q} |")
+    # The patterns that need the reference data: every seed's median delay
+    # of each, and their labels found.
+    reference_delay = max((x for d in fp.values() for x in d["medians"]), default=float("inf"))
+    reference_label_recall = sum(d["detected"] for d in fp.values()) / max(1, sum(d["labels"] for d in fp.values()))
 
 if os.environ.get("CHECK_TARGETS") == "1":
     recall = tot("detectedProviders") / tot("fraudulentProviders")
@@ -162,6 +167,8 @@ if os.environ.get("CHECK_TARGETS") == "1":
         (f"with reference data, provider recall {reference_recall:.3f} >= 0.95", reference_recall >= 0.95),
         (f"with reference data, alert precision {reference_precision:.3f} >= 0.90", reference_precision >= 0.90),
         ("with reference data, the same alerts with 12 partitions as with 1", reference_same),
+        (f"with reference data, label recall of patterns 11, 15, 16 {reference_label_recall:.3f} >= 0.95", reference_label_recall >= 0.95),
+        (f"with reference data, median delay of patterns 11, 15, 16 {reference_delay:.1f} h <= 24 h in every seed", reference_delay <= 24.0),
     ] if not ok]
     if failed:
         print("\nDETECTION TARGETS MISSED: " + "; ".join(failed))

@@ -1,6 +1,6 @@
 //! Reference data through `tillsyn replay`: decisions, absences and the
-//! provider register in an events file, the three rules that compare the
-//! events with them, the same alerts for any partition count, and the
+//! provider register in an events file, the rules that compare the events
+//! with them, the same alerts for any partition count, and the
 //! reference records refused when reference data is off or late.
 //!
 //! March 2026 in Umeå, four providers, a visit every morning for each
@@ -226,13 +226,23 @@ fn each_reference_rule_finds_its_provider_and_any_partition_count_gives_the_same
     write(&scenario(), &file);
     let (summary, one, alerts) = replay(&file, config(true), 1);
     assert!(summary.rejected.is_empty(), "{:?}", summary.rejected);
-    let reference_rules = ["billing-during-absence", "provider-without-permit", "above-granted-hours"];
+    let reference_rules = [
+        "billing-during-absence",
+        "visit-during-absence",
+        "provider-without-permit",
+        "visit-without-permit",
+        "above-granted-hours",
+        "visit-above-granted-hours",
+    ];
     let found: BTreeMap<(String, String), usize> =
         opened(&alerts).into_iter().filter(|((rule, _), _)| reference_rules.contains(&rule.as_str())).collect();
     let expected: BTreeMap<(String, String), usize> = [
-        ("billing-during-absence", provider(1)),
-        ("provider-without-permit", provider(2)),
-        ("above-granted-hours", provider(3)),
+        // Every fact was registered before the visits it concerns were
+        // judged: the visit rules find them all, the day rules nothing
+        // twice.
+        ("visit-during-absence", provider(1)),
+        ("visit-without-permit", provider(2)),
+        ("visit-above-granted-hours", provider(3)),
     ]
     .into_iter()
     .map(|(rule, p)| ((rule.to_string(), p), 1))
@@ -291,7 +301,7 @@ fn without_the_revised_decision_the_honest_provider_would_be_over_its_grant() {
     write(&events, &file);
     let (_, _, alerts) = replay(&file, config(true), 1);
     assert!(
-        opened(&alerts).contains_key(&("above-granted-hours".to_string(), provider(4))),
+        opened(&alerts).contains_key(&("visit-above-granted-hours".to_string(), provider(4))),
         "the revision is what keeps provider D within its grant"
     );
 }

@@ -293,6 +293,7 @@ const RULES_SV: &[(&str, &str)] = &[
     ("staff-double-booking", "Dubbelbokad personal"),
     ("staff-impossible-day", "Omöjlig arbetsdag eller ingen vila"),
     ("visit-above-granted-hours", "Besök över beviljade timmar"),
+    ("visit-during-absence", "Besök under frånvaro"),
     ("visit-without-permit", "Besök av utförare utan giltigt tillstånd"),
     ("volume-explosion", "Kraftig volymökning"),
 ];

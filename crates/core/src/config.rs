@@ -85,15 +85,20 @@ pub struct ReferenceConfig {
     /// `visit-above-granted-hours`, `visit-without-permit`) wait before
     /// they ask it (whole seconds, at most a day): the longest delay with
     /// which the sources register a change that was already true at the
-    /// check-in, a discharge above all. A visit is judged at the later of
-    /// its provider's clock when it arrived and its check-in plus this.
+    /// check-in: a discharge above all, which turns an open hospital stay
+    /// into one that ended before the visit. A visit is judged at the later
+    /// of its provider's clock when it arrived and its check-in plus this.
     #[serde(with = "duration")]
     pub visit_grace: Duration,
 }
 
 impl Default for ReferenceConfig {
     fn default() -> Self {
-        ReferenceConfig { enabled: false, lateness: Duration::from_secs(3600), visit_grace: Duration::ZERO }
+        ReferenceConfig {
+            enabled: false,
+            lateness: Duration::from_secs(3600),
+            visit_grace: Duration::from_secs(6 * 3600),
+        }
     }
 }
 

@@ -18,8 +18,10 @@
 //! decided, or an earlier day whose absence was registered since), and the
 //! finding counts all of them, so its severity grows as they add up; an
 //! absence registered days late is found at the first decision after its
-//! registration. And per invoice,
-//! once the reference data is known through its decision, the lines for a
+//! registration. A client-day `visit-during-absence` found at one of its
+//! visits (the absence registered when the visit was reported) is left to
+//! it: this rule finds the client-days only a later registration shows.
+//! And per invoice, once the reference data is known through its decision, the lines for a
 //! client who was absent on every day of the invoice's period.
 //!
 //! **Parameters** ([`Params`]): `edge_days` (0), `lookback_days` (31).
@@ -100,20 +102,24 @@ impl RuleSpec for BillingDuringAbsence {
     }
 }
 
+/// Whether all of local day `day` lies inside `absence`, its admission and
+/// discharge days and `edge_days` beside them excepted.
+pub(super) fn inside(absence: &Absence, day: Day, edge_days: u32) -> bool {
+    let edge = edge_days as i32;
+    let admitted = absence.period.from.day();
+    if day.0 <= admitted.0 + edge {
+        return false;
+    }
+    match absence.period.to {
+        // The discharge day is the day of the absence's last instant.
+        Some(to) => day.0 < to.plus_secs(-1).day().0 - edge,
+        None => true,
+    }
+}
+
 impl BillingDuringAbsence {
-    /// Whether all of local day `day` lies inside `absence`, its admission
-    /// and discharge days and `edge_days` beside them excepted.
     fn inside(&self, absence: &Absence, day: Day) -> bool {
-        let edge = self.0.edge_days as i32;
-        let admitted = absence.period.from.day();
-        if day.0 <= admitted.0 + edge {
-            return false;
-        }
-        match absence.period.to {
-            // The discharge day is the day of the absence's last instant.
-            Some(to) => day.0 < to.plus_secs(-1).day().0 - edge,
-            None => true,
-        }
+        inside(absence, day, self.0.edge_days)
     }
 
     fn severity(&self, n: u32) -> Severity {
@@ -147,7 +153,7 @@ impl Found {
     }
 }
 
-fn kinds_text(kinds: &[AbsenceKind], swedish: bool) -> String {
+pub(super) fn kinds_text(kinds: &[AbsenceKind], swedish: bool) -> String {
     let mut kinds = kinds.to_vec();
     kinds.sort_unstable();
     let names: Vec<&str> = kinds
@@ -195,6 +201,7 @@ impl BillingDuringAbsence {
         // The previous day's decision: a day earlier (whatever its length).
         let previous = now.plus_secs(ctx.day.start().0 - ctx.day.plus(1).start().0);
         let first = today.plus(1 - self.0.lookback_days as i32);
+        let at_visits = &ctx.provider.rules.visit_during_absence;
         let mut clients: Vec<(&ClientKey, _)> = ctx.provider.clients.iter().collect();
         clients.sort_unstable_by_key(|(k, _)| **k);
         let mut found = Found::default();
@@ -210,7 +217,10 @@ impl BillingDuringAbsence {
             let before = reference.absences(*client, previous);
             for d in first.0..=today.0 {
                 let day = Day(d);
-                if !activity.visited_on(day) {
+                // A client-day `visit-during-absence` found at one of its
+                // visits is its finding (every visit of a decided day was
+                // judged).
+                if !activity.visited_on(day) || at_visits.found_on(*client, day) {
                     continue;
                 }
                 let Some((id, absence)) = absences.iter().find(|(_, a)| self.inside(a, day)) else { continue };

@@ -86,6 +86,7 @@
 //! | `night-visits-private-provider` | 12 | hard with a count threshold, per visit |
 //! | `relative-employment` | 13 | share of a staff member's home care at one client, per visit |
 //! | `billing-during-absence` | 11 | hard against the reference data (absences), daily and per invoice |
+//! | `visit-during-absence` | 11 | hard against the reference data (absences) as of the visit, per visit |
 //! | `above-granted-hours` | 15 | hard against the reference data (decisions), daily and per invoice |
 //! | `provider-without-permit` | 16 | hard against the reference data (provider register), daily and per invoice |
 //! | `visit-without-permit` | 16 | hard against the reference data (provider register) as of the visit, per visit |
@@ -139,6 +140,7 @@ pub mod staff_double_booking;
 pub mod staff_impossible_day;
 pub mod timeline;
 pub mod visit_above_granted_hours;
+pub mod visit_during_absence;
 pub mod visit_without_permit;
 pub mod volume_explosion;
 
@@ -490,6 +492,7 @@ registry! {
     volume_explosion => volume_explosion::VolumeExplosion,
     hours_per_client_above_peers => hours_per_client::HoursPerClientAbovePeers,
     night_visits_private_provider => night_visits::NightVisitsPrivateProvider,
+    visit_during_absence => visit_during_absence::VisitDuringAbsence,
     billing_during_absence => billing_during_absence::BillingDuringAbsence,
     visit_without_permit => visit_without_permit::VisitWithoutPermit,
     provider_without_permit => provider_without_permit::ProviderWithoutPermit,

@@ -95,8 +95,13 @@ impl Scenario {
 
     /// Turns the rules `ids` on as well (before any event).
     pub fn enable(&mut self, ids: &[&str]) {
+        self.configure(|config| config.rules.disabled.retain(|d| !ids.contains(&d.as_str())));
+    }
+
+    /// Changes the configuration (before any event).
+    pub fn configure(&mut self, change: impl FnOnce(&mut CoreConfig)) {
         let mut config = self.core.engine.config().clone();
-        config.rules.disabled.retain(|d| !ids.contains(&d.as_str()));
+        change(&mut config);
         self.core = Standalone::new(config);
     }
 

@@ -234,7 +234,9 @@ mod tests {
         let seen: Vec<(&str, &str, f64)> =
             alerts.iter().map(|a| (a.status.name(), a.severity.name(), a.observed.value)).collect();
         assert_eq!(seen, [("opened", "medium", 1.0), ("escalated", "high", 3.0)], "{alerts:?}");
-        assert_eq!(alerts[0].detected_at, at(25, 8).plus_secs(60), "decided at the visit that went over");
+        // Decided when the visit that went over is judged: its check-in plus
+        // the 6 h of `core.reference.visit_grace`.
+        assert_eq!(alerts[0].detected_at, at(25, 14).plus_secs(60));
         let terms = ["besök", "brukare", "beviljat", "biståndsbeslut", "tolerans"];
         crate::rules::testkit::assert_bilingual(&alerts[0].explanation, &terms);
         assert_eq!(alerts[0].evidence.iter().map(|e| e.as_str()).next(), Some("beslut-1"));
@@ -259,13 +261,14 @@ mod tests {
         // registered on the 19th at 10:00: its month went over 6.5 h on the
         // 14th, before anyone knew. The day rule finds it at the first
         // decision after the registration (the 16th's, on the 20th); the
-        // visit rule at the first visit after it (the 20th, 8:01).
+        // visit rule at the first visit judged after it (the 19th's, judged
+        // at 14:01).
         let alerts = run(30, &rules, Some((1, 5, at(19, 10))));
         let opened: Vec<(&str, EventTime)> =
             alerts.iter().filter(|a| a.status.name() == "opened").map(|a| (a.rule.id, a.detected_at)).collect();
         assert_eq!(
             opened,
-            [("visit-above-granted-hours", at(20, 8).plus_secs(60)), ("above-granted-hours", at(20, 0))],
+            [("visit-above-granted-hours", at(19, 14).plus_secs(60)), ("above-granted-hours", at(20, 0))],
             "{alerts:?}"
         );
     }

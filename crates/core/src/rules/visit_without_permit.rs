@@ -217,9 +217,10 @@ mod tests {
         let seen: Vec<(&str, &str, f64)> =
             alerts.iter().map(|a| (a.status.name(), a.severity.name(), a.observed.value)).collect();
         assert_eq!(seen, [("opened", "high", 1.0), ("escalated", "critical", 7.0)], "{alerts:?}");
-        // Decided at the visit's own time, not at a day's decision.
-        assert_eq!(alerts[0].detected_at, at(3, 20).plus_secs(9 * 3600));
-        assert_eq!(alerts[1].detected_at, at(3, 26).plus_secs(9 * 3600));
+        // Decided when the visit is judged (its check-in plus the 6 h of
+        // `core.reference.visit_grace`), not at a day's decision.
+        assert_eq!(alerts[0].detected_at, at(3, 20).plus_secs(15 * 3600));
+        assert_eq!(alerts[1].detected_at, at(3, 26).plus_secs(15 * 3600));
         assert_eq!(alerts[0].evidence[0].as_str(), "lov-2");
         let terms = ["utföraren", "besök", "återkallat", "registerposter", "tillstånd"];
         crate::rules::testkit::assert_bilingual(&alerts[0].explanation, &terms);
@@ -227,11 +228,11 @@ mod tests {
 
     #[test]
     fn a_revocation_registered_after_the_visit_is_left_to_the_days_decision() {
-        // Registered at 10:00 on the 10th: the 9:00 visit began before it,
-        // the 15:00 visit after.
+        // Registered at 16:00 on the 10th: after the 9:00 visit is judged
+        // (15:00), before the 15:00 visit is (21:00).
         let revoked = entry(PermitStatus::Revoked, at(3, 10), None);
         let rules = ["provider-without-permit"];
-        let alerts = run(Some((revoked.clone(), at(3, 10).plus_secs(10 * 3600))), &rules);
+        let alerts = run(Some((revoked.clone(), at(3, 10).plus_secs(16 * 3600))), &rules);
         let first: Vec<(&str, f64)> =
             alerts.iter().filter(|a| a.status.name() == "opened").map(|a| (a.rule.id, a.observed.value)).collect();
         // The visit rule found the 10th at its 15:00 visit; the day rule
@@ -242,7 +243,7 @@ mod tests {
         // lateness after it): the 5th to the 7th. It never counts the 10th
         // on, which are the visit rule's: it would reach 7 days, critical.
         let backdated = entry(PermitStatus::Revoked, at(3, 5), None);
-        let alerts = run(Some((backdated, at(3, 10).plus_secs(10 * 3600))), &rules);
+        let alerts = run(Some((backdated, at(3, 10).plus_secs(16 * 3600))), &rules);
         let day_rule: Vec<(&str, f64)> = alerts
             .iter()
             .filter(|a| a.rule.id == "provider-without-permit" && a.status.name() != "resolved")
