@@ -288,28 +288,19 @@ impl ProviderWithoutPermit {
 
 #[cfg(test)]
 mod tests {
-    use crate::model::reference::{Fact, Permit, PermitStatus, Validity};
-    use crate::model::{Day, EventTime, MunicipalityCode};
-    use crate::rules::testkit::{Scenario, provider};
+    use crate::model::reference::{Fact, PermitStatus};
+    use crate::model::{Day, EventTime};
+    use crate::rules::testkit::Scenario;
 
     fn at(month: u32, day: u32) -> EventTime {
         Day::from_ymd(2026, month, day).start()
-    }
-
-    fn entry(status: PermitStatus, from: EventTime, to: Option<EventTime>) -> Fact {
-        Fact::Permit(Permit {
-            provider: provider(0),
-            municipality: MunicipalityCode::parse("2480").unwrap(),
-            status,
-            valid: Validity { from, to },
-        })
     }
 
     /// Provider 0 registered in 2025; visits every day of March; the
     /// register gets `revocation` (registered at its `.1`), if any.
     fn run(revocation: Option<(Fact, EventTime)>) -> Vec<crate::alerting::Alert> {
         let mut s = Scenario::with_reference("provider-without-permit");
-        s.reference("lov-1", Day::from_ymd(2025, 12, 1).start(), entry(PermitStatus::Valid, at(1, 1), None));
+        s.reference("lov-1", Day::from_ymd(2025, 12, 1).start(), Scenario::permit(PermitStatus::Valid, at(1, 1), None));
         s.reference_through(2026, 3, 1);
         for day in 1..=31 {
             if let Some((fact, recorded)) = &revocation
@@ -328,7 +319,7 @@ mod tests {
 
     #[test]
     fn visits_after_a_revocation_fire_and_escalate() {
-        let revoked = entry(PermitStatus::Revoked, at(3, 20), None);
+        let revoked = Scenario::permit(PermitStatus::Revoked, at(3, 20), None);
         let alerts = run(Some((revoked, at(3, 20).plus_secs(3600))));
         let seen: Vec<(&str, &str, f64)> =
             alerts.iter().map(|a| (a.status.name(), a.severity.name(), a.observed.value)).collect();
@@ -341,7 +332,7 @@ mod tests {
     #[test]
     fn a_backdated_revocation_registered_late_counts_the_days_before_it() {
         // Revoked from the 10th, registered on the 25th.
-        let revoked = entry(PermitStatus::Revoked, at(3, 10), None);
+        let revoked = Scenario::permit(PermitStatus::Revoked, at(3, 10), None);
         let alerts = run(Some((revoked, at(3, 25).plus_secs(600))));
         // The first decision after the registration is the 22nd's (at the
         // 26th, the allowed lateness after it): the 10th to the 22nd at once.
@@ -353,7 +344,7 @@ mod tests {
     fn a_provider_with_a_valid_entry_or_none_does_not_fire() {
         assert!(run(None).is_empty());
         // A renewal: a new valid period registered before the old one ends.
-        let renewal = entry(PermitStatus::Valid, at(3, 15), None);
+        let renewal = Scenario::permit(PermitStatus::Valid, at(3, 15), None);
         assert!(run(Some((renewal, at(3, 10)))).is_empty());
     }
 }

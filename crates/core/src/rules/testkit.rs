@@ -79,6 +79,16 @@ impl Scenario {
         })
     }
 
+    /// A period of provider 0's entry in Umeå's provider register.
+    pub fn permit(
+        status: crate::model::reference::PermitStatus,
+        from: crate::model::EventTime,
+        to: Option<crate::model::EventTime>,
+    ) -> crate::model::reference::Fact {
+        use crate::model::reference::{Fact, Permit, Validity};
+        Fact::Permit(Permit { provider: provider(0), municipality: umea(), status, valid: Validity { from, to } })
+    }
+
     /// The reference data's source says it has sent everything registered
     /// before the start of this date; the days that lets the engine decide
     /// are decided.

@@ -163,21 +163,12 @@ impl Rule for VisitWithoutPermit {
 
 #[cfg(test)]
 mod tests {
-    use crate::model::reference::{Fact, Permit, PermitStatus, Validity};
-    use crate::model::{Day, EventTime, MunicipalityCode};
-    use crate::rules::testkit::{Scenario, provider};
+    use crate::model::reference::{Fact, PermitStatus};
+    use crate::model::{Day, EventTime};
+    use crate::rules::testkit::Scenario;
 
     fn at(month: u32, day: u32) -> EventTime {
         Day::from_ymd(2026, month, day).start()
-    }
-
-    fn entry(status: PermitStatus, from: EventTime, to: Option<EventTime>) -> Fact {
-        Fact::Permit(Permit {
-            provider: provider(0),
-            municipality: MunicipalityCode::parse("2480").unwrap(),
-            status,
-            valid: Validity { from, to },
-        })
     }
 
     /// Provider 0 registered in 2025; a visit every day of March at 9:00
@@ -187,7 +178,7 @@ mod tests {
     fn run(change: Option<(Fact, EventTime)>, rules: &[&str]) -> Vec<crate::alerting::Alert> {
         let mut s = Scenario::with_reference("visit-without-permit");
         s.enable(rules);
-        s.reference("lov-1", Day::from_ymd(2025, 12, 1).start(), entry(PermitStatus::Valid, at(1, 1), None));
+        s.reference("lov-1", Day::from_ymd(2025, 12, 1).start(), Scenario::permit(PermitStatus::Valid, at(1, 1), None));
         s.reference_through(2026, 3, 1);
         let mut registered = false;
         for day in 1..=31 {
@@ -212,7 +203,7 @@ mod tests {
     #[test]
     fn a_visit_after_a_registered_revocation_fires_at_the_visit_and_escalates() {
         // Revoked from the 20th, registered at 8:00 on the 20th.
-        let revoked = entry(PermitStatus::Revoked, at(3, 20), None);
+        let revoked = Scenario::permit(PermitStatus::Revoked, at(3, 20), None);
         let alerts = run(Some((revoked, at(3, 20).plus_secs(8 * 3600))), &[]);
         let seen: Vec<(&str, &str, f64)> =
             alerts.iter().map(|a| (a.status.name(), a.severity.name(), a.observed.value)).collect();
@@ -230,7 +221,7 @@ mod tests {
     fn a_revocation_registered_after_the_visit_is_left_to_the_days_decision() {
         // Registered at 16:00 on the 10th: after the 9:00 visit is judged
         // (15:00), before the 15:00 visit is (21:00).
-        let revoked = entry(PermitStatus::Revoked, at(3, 10), None);
+        let revoked = Scenario::permit(PermitStatus::Revoked, at(3, 10), None);
         let rules = ["provider-without-permit"];
         let alerts = run(Some((revoked.clone(), at(3, 10).plus_secs(16 * 3600))), &rules);
         let first: Vec<(&str, f64)> =
@@ -242,7 +233,7 @@ mod tests {
         // day rule sees, first at the 7th's decision (the 11th, the allowed
         // lateness after it): the 5th to the 7th. It never counts the 10th
         // on, which are the visit rule's: it would reach 7 days, critical.
-        let backdated = entry(PermitStatus::Revoked, at(3, 5), None);
+        let backdated = Scenario::permit(PermitStatus::Revoked, at(3, 5), None);
         let alerts = run(Some((backdated, at(3, 10).plus_secs(16 * 3600))), &rules);
         let day_rule: Vec<(&str, f64)> = alerts
             .iter()
@@ -255,7 +246,7 @@ mod tests {
     #[test]
     fn a_provider_with_a_valid_entry_a_renewal_or_none_does_not_fire() {
         assert!(run(None, &[]).is_empty());
-        let renewal = entry(PermitStatus::Valid, at(3, 15), None);
+        let renewal = Scenario::permit(PermitStatus::Valid, at(3, 15), None);
         assert!(run(Some((renewal, at(3, 10))), &[]).is_empty());
         let mut s = Scenario::with_reference("visit-without-permit");
         s.reference_through(2026, 3, 1);
