@@ -681,7 +681,10 @@ impl Engine {
             let month_minutes =
                 provider.clients.get(&visit.client).map_or(0, |c| c.performed(day.month(), visit.service).0);
             // Judged at the later of the provider's clock and the check-in
-            // plus the grace, never before the visit before it.
+            // plus the grace, never before the visit before it. Both are
+            // before the start of the next day plus the lateness plus the
+            // grace: the provider's clock, and every earlier check-in, is
+            // at most the lateness ahead of this on-time check-in.
             let grace = self.config.reference.visit_grace_secs();
             let judged = decided.max(visit.check_in.plus_secs(grace)).max(provider.reference_clock);
             provider.reference_clock = judged;
@@ -990,9 +993,14 @@ impl Engine {
         let mut through = final_through.min(closed);
         if reference.in_use() {
             // Day d is decided at the start of d + 1 plus the allowed
-            // lateness: the reference data must be known through then.
+            // lateness: the reference data must be known through then, and
+            // through the `core.reference.visit_grace` after it, so that
+            // every visit of the day has been judged by the visit rules
+            // (an on-time visit of day d is judged before the start of
+            // d + 1 plus the lateness plus the grace: see `apply_visit`).
             let Some(known) = reference.known_through() else { return };
-            let known_day = known.plus_secs(-self.config.visit_lateness_secs()).day().plus(-1);
+            let wait = self.config.visit_lateness_secs().saturating_add(self.config.reference.visit_grace_secs());
+            let known_day = known.plus_secs(-wait).day().plus(-1);
             through = through.min(known_day);
         }
         let first = match (self.state.decided_through, self.state.first_closed) {
@@ -1012,9 +1020,8 @@ impl Engine {
 
     /// Runs [`Rule::on_reference_visit`] over the waiting visits whose
     /// judging time (see [`ReferenceVisit::decided`]) the reference data is
-    /// known through, each provider's in
-    /// arrival order (providers in key order), each visit's findings
-    /// decided at its provider's clock when it arrived.
+    /// known through, each provider's in arrival order (providers in key
+    /// order), each visit's findings decided at its judging time.
     ///
     /// The findings' order per rule and provider, and so the episodes, is
     /// the same in every partitioning: a provider's visits arrive in the
@@ -1363,7 +1370,8 @@ mod tests {
 
     /// With reference data on, a day is decided once the reference data is
     /// known through its decision time (the start of the next day plus the
-    /// allowed lateness), not before; without it, as soon as it is final.
+    /// allowed lateness) and the visit rules' grace after it, not before;
+    /// without it, as soon as it is final.
     #[test]
     fn a_day_is_decided_once_the_reference_data_is_known_through_its_decision() {
         let run = |reference: bool, through: (u32, u32)| {
@@ -1381,8 +1389,10 @@ mod tests {
         // Closed through the 16th (the 20th less three days of lateness).
         let closed = Some(Day::from_ymd(2026, 3, 16));
         assert_eq!(run(false, (3, 1)), closed, "nothing waits without reference data");
-        // Known through the 10th: the 6th is decided (at the 7th plus 3 days).
-        assert_eq!(run(true, (3, 10)), Some(Day::from_ymd(2026, 3, 6)));
+        // Known through the 10th: the 5th is decided; the 6th's decision (at
+        // the 7th plus 3 days) waits for the 6 h of grace after it.
+        assert_eq!(run(true, (3, 10)), Some(Day::from_ymd(2026, 3, 5)));
+        assert_eq!(run(true, (3, 11)), Some(Day::from_ymd(2026, 3, 6)));
         assert_eq!(run(true, (4, 30)), closed, "known far ahead: as without");
         let mut s = Scenario::with_reference("billing-during-absence");
         s.visit().client(1).day(2026, 3, 9).at(9, 0).send();
