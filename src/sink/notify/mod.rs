@@ -44,6 +44,10 @@ const RETRY_FIRST: Duration = Duration::from_secs(1);
 const READ_AHEAD: usize = 1_000;
 /// Alert ids remembered as posted (a duplicate on the topic is posted once).
 const REMEMBERED: usize = 100_000;
+/// How long a digest that is due waits for the notifier to read the alert
+/// topic through the end it had at the digest's time (after a start, the
+/// group's join and the first fetches), before it goes with what was read.
+const DIGEST_CATCH_UP: Duration = Duration::from_secs(60);
 
 /// What `tillsyn notify` did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -149,6 +153,8 @@ pub async fn run(
     let mut gathered: Vec<(i32, wire::Alert)> = Vec::new();
     let mut read_through: BTreeMap<i32, i64> = BTreeMap::new();
     let mut next_digest = next_digest_after(SystemTime::now(), anchor, notify.digest_every);
+    // The digest due: since when, and the end offsets it reads through.
+    let mut due: Option<(Instant, Option<BTreeMap<i32, i64>>)> = None;
     let mut posted: HashSet<String> = HashSet::new();
     let mut rate = RateLimit { per_minute: notify.max_per_minute as usize, sent: VecDeque::new() };
     let mut retry_wait = RETRY_FIRST;
@@ -170,6 +176,9 @@ pub async fn run(
                 queue.retain(|q| !list.contains(&q.partition));
                 gathered.retain(|(p, _)| !list.contains(p));
                 read_through.retain(|p, _| !list.contains(p));
+                if let Some((_, ends)) = &mut due {
+                    *ends = None;
+                }
                 paused = false;
             }
             message = consumer.recv() => match message {
@@ -206,6 +215,22 @@ pub async fn run(
                 read_through.insert(q.partition, q.offset + 1);
             }
             if SystemTime::now() >= next_digest && Instant::now() >= not_before {
+                // A digest covers what the topic held at its time.
+                let (since, ends) = due.get_or_insert_with(|| (Instant::now(), None));
+                if ends.is_none() {
+                    *ends = end_offsets(&consumer, &topic);
+                }
+                let read = ends.as_ref().is_some_and(|ends| read_through_ends(ends, &read_through));
+                if !read {
+                    if since.elapsed() < DIGEST_CATCH_UP {
+                        continue;
+                    }
+                    warn!(
+                        waited_s = DIGEST_CATCH_UP.as_secs(),
+                        "the notifier has not read the alert topic through its end; the digest goes with what was read"
+                    );
+                }
+                due = None;
                 if gathered.is_empty() {
                     commit(&consumer, &topic, &read_through);
                     next_digest = next_digest_after(SystemTime::now(), anchor, notify.digest_every);
@@ -389,6 +414,40 @@ fn commit(consumer: &StreamConsumer<NotifyContext>, topic: &str, next: &BTreeMap
     }
 }
 
+/// The offsets the notifier has read `topic` through at its end now: for
+/// every partition assigned, its high watermark, or `None` while the group
+/// has assigned nothing or the broker does not answer. A partition the
+/// group reads from at its end (nothing to read) counts as read.
+fn end_offsets(consumer: &StreamConsumer<NotifyContext>, topic: &str) -> Option<BTreeMap<i32, i64>> {
+    let assignment = consumer.assignment().ok()?;
+    let partitions: Vec<i32> =
+        assignment.elements().iter().filter(|e| e.topic() == topic).map(|e| e.partition()).collect();
+    if partitions.is_empty() {
+        return None;
+    }
+    tokio::task::block_in_place(|| {
+        let wait = Duration::from_secs(2);
+        let committed = consumer.committed_offsets(assignment.clone(), wait).ok()?;
+        let mut ends = BTreeMap::new();
+        for p in partitions {
+            let (low, high) = consumer.fetch_watermarks(topic, p, wait).ok()?;
+            // Where the group reads from: its committed offset, else the start.
+            let from = match committed.find_partition(topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(n)) => n.max(low),
+                _ => low,
+            };
+            // Nothing past the committed offset: the partition is read.
+            ends.insert(p, if from >= high { -1 } else { high });
+        }
+        Some(ends)
+    })
+}
+
+/// Whether every partition of `ends` is read through its end.
+fn read_through_ends(ends: &BTreeMap<i32, i64>, read_through: &BTreeMap<i32, i64>) -> bool {
+    ends.iter().all(|(p, end)| *end < 0 || read_through.get(p).is_some_and(|next| next >= end))
+}
+
 fn set_paused(consumer: &StreamConsumer<NotifyContext>, pause: bool) -> bool {
     let Ok(assignment) = consumer.assignment() else { return false };
     let result = if pause { consumer.pause(&assignment) } else { consumer.resume(&assignment) };
@@ -414,6 +473,18 @@ mod tests {
 
     fn at(s: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(s)
+    }
+
+    #[test]
+    fn a_digest_waits_until_every_partition_is_read_through_its_end() {
+        let ends = BTreeMap::from([(0, 10), (1, -1), (2, 5)]);
+        // Partition 1 had nothing to read; 0 and 2 must reach their ends.
+        assert!(!read_through_ends(&ends, &BTreeMap::new()));
+        assert!(!read_through_ends(&ends, &BTreeMap::from([(0, 10)])));
+        assert!(!read_through_ends(&ends, &BTreeMap::from([(0, 9), (2, 5)])));
+        assert!(read_through_ends(&ends, &BTreeMap::from([(0, 10), (2, 5)])));
+        assert!(read_through_ends(&ends, &BTreeMap::from([(0, 12), (2, 6)])), "records that came after");
+        assert!(read_through_ends(&BTreeMap::new(), &BTreeMap::new()), "ends are only asked of an assignment");
     }
 
     #[test]
