@@ -418,7 +418,7 @@ impl Sink {
                 *self.summary.alerts_by_status.entry(alert.status.name()).or_default() += 1;
                 self.alerts.push(alert);
             }
-            Output::DeadLetter { handle, rejection, .. } => {
+            Output::DeadLetter { handle, rejection, .. } | Output::ReferenceDeadLetter { handle, rejection, .. } => {
                 *self.summary.rejected.entry(rejection.reason.to_string()).or_default() += 1;
                 if let Some(d) = self.dead.as_mut() {
                     write_dead(d, handle, rejection.reason, rejection.detail)?;

@@ -89,6 +89,7 @@ use serde::{Deserialize, Serialize};
 use tillsyn_core::config::{CoreConfig, duration};
 use tillsyn_core::decode::Format;
 use tillsyn_core::engine::Input;
+use tillsyn_core::model::reference::ReferenceKind;
 
 /// Prefix of the environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "TILLSYN_";
@@ -556,6 +557,22 @@ pub struct TopicsConfig {
     /// older than this (every instance down that long) is rebuilt by
     /// replaying the input topics.
     pub state_retention: Retention,
+    /// Reference-data topic of decisions on granted hours (biståndsbeslut),
+    /// keyed by decision id; compacted, kept forever, partitioned as the
+    /// inputs (see `core.reference`).
+    pub granted_hours: String,
+    /// Reference-data topic of client absences, keyed by absence id.
+    pub absences: String,
+    /// Reference-data topic of the provider register, keyed by entry id.
+    pub provider_register: String,
+    /// `min.compaction.lag.ms` of the reference-data topics: how long a
+    /// superseded version of a fact stays readable. An instance that starts
+    /// rebuilds the reference table from these topics and must find every
+    /// version a decision still to be taken can ask about, so this must
+    /// cover `core.horizon_days` + 120 days (the table's own look back,
+    /// checked) of event time behind the newest registrations.
+    #[serde(with = "duration")]
+    pub reference_compaction_lag: Duration,
 }
 
 /// How long a topic keeps records (its `retention.ms`): `"forever"` (-1) or
@@ -650,6 +667,8 @@ pub struct TopicSpec {
     pub retention_ms: i64,
     /// `cleanup.policy = compact` (the latest record per key is kept).
     pub compact: bool,
+    /// `min.compaction.lag.ms`, if set.
+    pub min_compaction_lag_ms: Option<i64>,
 }
 
 /// The HTTP endpoint of the service.
@@ -766,6 +785,10 @@ impl Default for TopicsConfig {
             dead_letter_retention: days(30),
             state_retention: days(7),
             rules_seal_ahead: Duration::from_secs(86_400),
+            granted_hours: "tillsyn.granted-hours.v1".into(),
+            absences: "tillsyn.client-absences.v1".into(),
+            provider_register: "tillsyn.provider-register.v1".into(),
+            reference_compaction_lag: Duration::from_secs(365 * 86_400),
         }
     }
 }
@@ -884,20 +907,6 @@ impl ServiceConfig {
         )]))
     }
 
-    /// What `tillsyn run` cannot do yet with this configuration: read
-    /// reference data (`core.reference.enabled`), which `tillsyn replay`
-    /// reads from an events file.
-    pub fn check_live_support(&self) -> Result<(), ConfigError> {
-        if self.core.reference.enabled {
-            return Err(ConfigError::Invalid(vec![
-                "core.reference.enabled = true: the service does not read the reference-data topics yet \
-                 (`tillsyn replay` reads reference data from an events file)"
-                    .to_string(),
-            ]));
-        }
-        Ok(())
-    }
-
     /// Checks every rule and returns warnings if the configuration is usable,
     /// or all the problems at once, each naming its key (the core's
     /// [`CoreConfig::problems`] under `core.`). Rules: the core's own checks; brokers
@@ -915,6 +924,15 @@ impl ServiceConfig {
         problems.extend(self.core.problems().into_iter().map(|e| format!("core.{e}")));
         self.kafka.check(&mut problems);
         self.topics.check(&mut problems);
+        let keep = Duration::from_secs(u64::from(self.core.reference_keep_days()) * 86_400);
+        if self.core.reference.enabled && self.topics.reference_compaction_lag < keep {
+            problems.push(format!(
+                "topics.reference_compaction_lag = {:?} must be at least {:?} (core.horizon_days + 120 days): a \
+                 starting instance must find every version of the reference data a decision can still ask about",
+                duration::format(self.topics.reference_compaction_lag),
+                duration::format(keep)
+            ));
+        }
         self.sink.postgres.check(&mut problems);
         self.notify.check(&mut problems);
         self.cases.check(&mut problems);
@@ -1280,9 +1298,33 @@ impl TopicsConfig {
 
     /// The topics whose partition `k` one instance runs together, in the
     /// order of [`tillsyn_core::driver::Offsets::in_topic_order`]: time
-    /// reports, invoices, visits by staff, staff findings.
-    pub fn partition_topics(&self) -> [String; 4] {
-        [self.time_reports.clone(), self.invoices.clone(), self.visits_by_staff_topic(), self.staff_findings_topic()]
+    /// reports, invoices, visits by staff, staff findings, and with
+    /// `reference` (`core.reference.enabled`) the reference-data topics.
+    pub fn partition_topics(&self, reference: bool) -> Vec<String> {
+        let mut topics = vec![
+            self.time_reports.clone(),
+            self.invoices.clone(),
+            self.visits_by_staff_topic(),
+            self.staff_findings_topic(),
+        ];
+        if reference {
+            topics.extend(ReferenceKind::ALL.map(|k| self.reference_topic(k).to_string()));
+        }
+        topics
+    }
+
+    /// The reference-data topic of `kind`.
+    pub fn reference_topic(&self, kind: ReferenceKind) -> &str {
+        match kind {
+            ReferenceKind::GrantedHours => &self.granted_hours,
+            ReferenceKind::Absences => &self.absences,
+            ReferenceKind::ProviderRegister => &self.provider_register,
+        }
+    }
+
+    /// The kind whose reference-data topic is `topic`, if any.
+    pub fn reference_of(&self, topic: &str) -> Option<ReferenceKind> {
+        ReferenceKind::ALL.into_iter().find(|k| self.reference_topic(*k) == topic)
     }
 
     /// The topic late events are written to.
@@ -1302,6 +1344,7 @@ impl TopicsConfig {
             replication_factor: self.replication_factor,
             retention_ms: retention.kafka_ms(),
             compact: false,
+            min_compaction_lag_ms: None,
         };
         let mut specs = vec![
             spec(&self.time_reports, self.partitions, self.input_retention),
@@ -1327,6 +1370,17 @@ impl TopicsConfig {
         // One partition, in order; every key is unique, so compaction keeps
         // the whole history, which replay needs.
         specs.push(TopicSpec { compact: true, ..spec(&self.rules_topic(), 1, Retention::Forever) });
+        // The reference data: every fact's newest version kept forever
+        // (keyed by the fact's id), superseded ones for the compaction lag;
+        // partitioned as the inputs, so that the owner of partition `k`
+        // dead-letters what partition `k` of them holds that is refused.
+        for kind in ReferenceKind::ALL {
+            specs.push(TopicSpec {
+                compact: true,
+                min_compaction_lag_ms: Some(self.reference_compaction_lag.as_millis().min(i64::MAX as u128) as i64),
+                ..spec(self.reference_topic(kind), self.partitions, Retention::Forever)
+            });
+        }
         specs
     }
 
@@ -1342,6 +1396,9 @@ impl TopicsConfig {
             ("internal_prefix + visits-by-staff.v1", &self.visits_by_staff_topic()),
             ("internal_prefix + staff-findings.v1", &self.staff_findings_topic()),
             ("internal_prefix + rules.v1", &self.rules_topic()),
+            ("granted_hours", &self.granted_hours),
+            ("absences", &self.absences),
+            ("provider_register", &self.provider_register),
         ];
         if self.rules_seal_ahead < Duration::from_secs(60) || self.rules_seal_ahead.subsec_nanos() != 0 {
             problems.push(format!(
@@ -1578,13 +1635,17 @@ mod tests {
     }
 
     #[test]
-    fn the_service_refuses_reference_data_until_it_reads_its_topics() {
+    fn the_reference_topics_must_keep_superseded_versions_as_long_as_decisions_ask_about_them() {
         let mut c = ServiceConfig::default();
-        assert!(c.check_live_support().is_ok());
         c.core.reference.enabled = true;
-        assert!(c.validate().is_ok(), "replay takes it");
-        let e = c.check_live_support().unwrap_err().to_string();
-        assert!(e.contains("core.reference.enabled"), "{e}");
+        assert!(c.validate().is_ok(), "{:?}", c.validate());
+        c.topics.reference_compaction_lag = Duration::from_secs(30 * 86_400);
+        assert_one_problem(
+            &c,
+            "topics.reference_compaction_lag = \"30d\" must be at least \"210d\" (core.horizon_days + 120 days)",
+        );
+        c.core.reference.enabled = false;
+        assert!(c.validate().is_ok(), "no reference data, nothing to keep");
     }
 
     #[test]
@@ -2028,7 +2089,21 @@ mod tests {
     fn topic_specs_follow_the_configuration() {
         let mut t = TopicsConfig::default();
         let specs = t.specs();
-        assert_eq!(specs.len(), 10);
+        assert_eq!(specs.len(), 13);
+        for (spec, name) in specs[10..].iter().zip([
+            "tillsyn.granted-hours.v1",
+            "tillsyn.client-absences.v1",
+            "tillsyn.provider-register.v1",
+        ]) {
+            assert_eq!((spec.name.as_str(), spec.partitions, spec.compact, spec.retention_ms), (name, 3, true, -1));
+            assert_eq!(spec.min_compaction_lag_ms, Some(365 * 86_400_000), "superseded versions kept a year");
+        }
+        assert_eq!(t.reference_of("tillsyn.client-absences.v1"), Some(ReferenceKind::Absences));
+        assert_eq!(t.partition_topics(false).len(), 4);
+        assert_eq!(
+            t.partition_topics(true)[4..],
+            ["tillsyn.granted-hours.v1", "tillsyn.client-absences.v1", "tillsyn.provider-register.v1"]
+        );
         assert_eq!((specs[0].name.as_str(), specs[0].partitions), ("tillsyn.time-reports.v1", 3));
         assert_eq!((specs[6].name.as_str(), specs[6].partitions), ("tillsyn.visits-by-staff.v1", 3));
         assert_eq!((specs[7].name.as_str(), specs[7].partitions), ("tillsyn.staff-findings.v1", 3));
@@ -2039,9 +2114,9 @@ mod tests {
         assert_eq!((specs[4].name.as_str(), specs[4].partitions), ("tillsyn.state.v1", 3), "as the inputs");
         assert_eq!(specs[5].name, "tillsyn.late-events.v1");
         t.late_events_to = LateEventsTo::DeadLetter;
-        assert_eq!(t.specs().len(), 9, "no late-event topic when late events go to the dead-letter topic");
+        assert_eq!(t.specs().len(), 12, "no late-event topic when late events go to the dead-letter topic");
         t.internal_prefix = "muni-a.".into();
-        assert_eq!(t.specs().last().map(|s| s.name.as_str()), Some("muni-a.rules.v1"));
+        assert_eq!(t.specs()[8].name, "muni-a.rules.v1");
         assert_eq!(t.late_events_topic(), "tillsyn.dead-letter.v1");
         assert_eq!(t.input_of("tillsyn.invoices.v1"), Some(Input::Invoices));
         assert_eq!(t.input_of("tillsyn.alerts.v1"), None);
@@ -2137,6 +2212,9 @@ mod tests {
                 ("tillsyn.staff-findings.v1".to_string(), 8_640_000_000),
                 ("tillsyn.peer-days.v1".to_string(), -1),
                 ("tillsyn.rules.v1".to_string(), -1),
+                ("tillsyn.granted-hours.v1".to_string(), -1),
+                ("tillsyn.client-absences.v1".to_string(), -1),
+                ("tillsyn.provider-register.v1".to_string(), -1),
             ]
         );
         assert_eq!((c.core.visit_lateness_secs(), c.core.invoice_lateness_secs()), (259_200, 864_000));

@@ -35,13 +35,19 @@ pub async fn create_topics(config: &ServiceConfig) -> anyhow::Result<Vec<(String
     let admin: AdminClient<DefaultClientContext> = config.kafka.producer_config().create()?;
     let specs = config.topics.specs();
     let retention: Vec<String> = specs.iter().map(|s| s.retention_ms.to_string()).collect();
+    let lags: Vec<Option<String>> = specs.iter().map(|s| s.min_compaction_lag_ms.map(|l| l.to_string())).collect();
     let new: Vec<NewTopic<'_>> = specs
         .iter()
         .zip(&retention)
-        .map(|(s, r)| {
+        .zip(&lags)
+        .map(|((s, r), lag)| {
             let topic = NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(s.replication_factor))
                 .set("retention.ms", r);
-            if s.compact { topic.set("cleanup.policy", "compact") } else { topic }
+            let topic = if s.compact { topic.set("cleanup.policy", "compact") } else { topic };
+            match lag {
+                Some(lag) => topic.set("min.compaction.lag.ms", lag),
+                None => topic,
+            }
         })
         .collect();
     let results =
@@ -99,7 +105,7 @@ fn topic_partitions(producer: &FutureProducer, topic: &str) -> anyhow::Result<i3
 
 /// Produces the records of `records` (a records file's, see
 /// [`tillsyn_core::records`]) in order, each to the configured topic of its
-/// input with its key, value and `content-type` header, at most `rate`
+/// input (a reference record to its kind's topic) with its key, value and `content-type` header, at most `rate`
 /// records per second if given, at most 10,000 unacknowledged at a time (a
 /// broadcast record, a source heartbeat, to every partition of its topic);
 /// waits until the broker has acknowledged every one. Returns how many Kafka
@@ -121,17 +127,14 @@ pub async fn produce_records(
     let mut sent = 0u64;
     for record in first.map(Ok).into_iter().chain(records) {
         let record = record?;
-        if let Some(kind) = record.reference {
-            anyhow::bail!(
-                "a {} record: this version has no reference-data topics yet (simulate without reference data)",
-                kind.name()
-            );
-        }
         let headers = match &record.content_type {
             Some(ct) => OwnedHeaders::new().insert(Header { key: CONTENT_TYPE_HEADER, value: Some(ct.as_str()) }),
             None => OwnedHeaders::new(),
         };
-        let topic = config.topics.input_topic(record.input);
+        let topic = match record.reference {
+            Some(kind) => config.topics.reference_topic(kind),
+            None => config.topics.input_topic(record.input),
+        };
         if record.broadcast {
             // A heartbeat: one copy to every partition of the topic.
             let partitions = match partition_counts.get(topic) {
@@ -143,7 +146,8 @@ pub async fn produce_records(
                 }
             };
             for partition in 0..partitions {
-                window.send_to(&producer, topic, Some(partition), None, &record.value, headers.clone()).await?;
+                let key = (!record.key.is_empty()).then_some(record.key.as_bytes());
+                window.send_to(&producer, topic, Some(partition), key, &record.value, headers.clone()).await?;
                 sent += 1;
             }
         } else {

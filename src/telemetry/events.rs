@@ -724,6 +724,47 @@ impl AlertSuppressed {
     }
 }
 
+/// A record of a reference-data topic the global reader took into the
+/// reference table, or skipped ([`names::REFERENCE_RECORDS`]).
+pub struct ReferenceRecordRead {
+    /// The topic's kind (`granted_hours`, `absences`, `provider_register`).
+    pub kind: &'static str,
+    /// `applied`, `heartbeat` or `refused`.
+    pub outcome: &'static str,
+}
+
+impl ReferenceRecordRead {
+    /// Counts it (a refused one logged at debug level: its partition's
+    /// owner dead-letters it, with the reason).
+    pub fn emit(&self) {
+        if self.outcome == "refused" {
+            tracing::debug!(kind = self.kind, "a reference record is refused; its partition's owner dead-letters it");
+        }
+        counter!(names::REFERENCE_RECORDS, "kind" => self.kind, "outcome" => self.outcome).increment(1);
+    }
+}
+
+/// The reference table's size and how far it is behind the wall clock
+/// ([`names::REFERENCE_FACTS`], [`names::REFERENCE_LAG_SECONDS`]).
+pub struct ReferenceTableState {
+    /// Facts held by kind name.
+    pub facts: [(&'static str, usize); 3],
+    /// Wall clock minus the time the table is known through, if known.
+    pub lag_secs: Option<f64>,
+}
+
+impl ReferenceTableState {
+    /// Sets the gauges.
+    pub fn emit(&self) {
+        for (kind, n) in self.facts {
+            gauge!(names::REFERENCE_FACTS, "kind" => kind).set(n as f64);
+        }
+        if let Some(lag) = self.lag_secs {
+            gauge!(names::REFERENCE_LAG_SECONDS).set(lag.max(0.0));
+        }
+    }
+}
+
 /// A record of the peer-days topic that did not decode: skipped, counted
 /// in [`names::PEER_DAYS_REJECTED`], logged with its offset only.
 pub struct PeerDayRejected {

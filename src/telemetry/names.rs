@@ -209,6 +209,22 @@ pub const SUPPRESSED_ALERTS: &str = "tillsyn_replayed_alerts_suppressed_total";
 /// skipped by the global peer table. No labels.
 pub const PEER_DAYS_REJECTED: &str = "tillsyn_peer_table_rejected_records_total";
 
+/// Counter. Records of the reference-data topics the instance's global
+/// reader took into its reference table or skipped. Labels: `kind`
+/// (`granted_hours` | `absences` | `provider_register`), `outcome`
+/// (`applied`, `heartbeat`, or `refused`: not decoded, not valid, or
+/// registered behind its source's progress; the owner of its partition
+/// dead-letters it).
+pub const REFERENCE_RECORDS: &str = "tillsyn_reference_records_total";
+
+/// Gauge. Facts the reference table holds. Label `kind`.
+pub const REFERENCE_FACTS: &str = "tillsyn_reference_facts";
+
+/// Gauge. How far the time the reference data is known through (the
+/// slowest partition of its topics) is behind the wall clock, in seconds:
+/// every day decision waits for it. No labels.
+pub const REFERENCE_LAG_SECONDS: &str = "tillsyn_reference_lag_seconds";
+
 /// Counter. Records of the staff stage's internal topics (visits by staff,
 /// staff findings) that did not decode and were skipped. No labels.
 pub const INTERNAL_RECORDS_SKIPPED: &str = "tillsyn_internal_records_skipped_total";
@@ -329,6 +345,17 @@ pub const ALL: &[(&str, MetricKind, &str)] = &[
         "Alerts recomputed by a replay and not produced again: already on the alert topic.",
     ),
     (PEER_DAYS_REJECTED, MetricKind::Counter, "Records of the peer-days topic that did not decode and were skipped."),
+    (
+        REFERENCE_RECORDS,
+        MetricKind::Counter,
+        "Records of the reference-data topics taken into the reference table or skipped, by kind and outcome.",
+    ),
+    (REFERENCE_FACTS, MetricKind::Gauge, "Facts the reference table holds, by kind."),
+    (
+        REFERENCE_LAG_SECONDS,
+        MetricKind::Gauge,
+        "How far the time the reference data is known through is behind the wall clock.",
+    ),
     (
         INTERNAL_RECORDS_SKIPPED,
         MetricKind::Counter,

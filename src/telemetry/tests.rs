@@ -11,9 +11,9 @@ use super::events::{
     AlertProduced, AlertRecordSkipped, AlertSuppressed, CheckpointFailed, ConsumerLag, DeliveryFailed, HeldRecords,
     InputsExpired, InternalRecordSkipped, InternalRecordsProduced, LateEventRouted, NotifyOutcome, OpenEpisodes,
     PartitionRestored, PeerDayRejected, PeerDecisionsLag, ProcessingLatency, ProducerQueueFull, Rebalance,
-    RebalanceKind, RecordConsumed, RecordDeadLettered, RulesEntryRead, SinkDatabase, SinkOutcome, SinkRecords,
-    SinkTransaction, SnapshotTrigger, SnapshotWritten, StaffOverLimit, StateDiscarded, StateGauges,
-    StateRecordsSkipped, WatermarkLag, sink_alert_to_row,
+    RebalanceKind, RecordConsumed, RecordDeadLettered, ReferenceRecordRead, ReferenceTableState, RulesEntryRead,
+    SinkDatabase, SinkOutcome, SinkRecords, SinkTransaction, SnapshotTrigger, SnapshotWritten, StaffOverLimit,
+    StateDiscarded, StateGauges, StateRecordsSkipped, WatermarkLag, sink_alert_to_row,
 };
 use super::names;
 use super::{Health, Loop, describe_all};
@@ -203,6 +203,12 @@ fn emit_everything(recorder: &PrometheusRecorder) {
         .emit();
         AlertSuppressed { partition: 3 }.emit();
         PeerDayRejected { offset: 7 }.emit();
+        ReferenceRecordRead { kind: "absences", outcome: "refused" }.emit();
+        ReferenceTableState {
+            facts: [("granted_hours", 5), ("absences", 2), ("provider_register", 1)],
+            lag_secs: Some(90.0),
+        }
+        .emit();
         InternalRecordSkipped { partition: 3, offset: 9 }.emit();
         InternalRecordsProduced { topic: "visits-by-staff", records: 2, bytes: 4_000 }.emit();
         ProducerQueueFull { topic: "alerts" }.emit();
@@ -314,6 +320,9 @@ fn events_render_the_expected_series() {
     assert_eq!(v(names::STATE_RESTORE_SECONDS, &[("partition", "3")]), 0.75);
     assert_eq!(v(names::SUPPRESSED_ALERTS, &[]), 1.0);
     assert_eq!(v(names::PEER_DAYS_REJECTED, &[]), 1.0);
+    assert_eq!(v(names::REFERENCE_RECORDS, &[("kind", "absences"), ("outcome", "refused")]), 1.0);
+    assert_eq!(v(names::REFERENCE_FACTS, &[("kind", "granted_hours")]), 5.0);
+    assert_eq!(v(names::REFERENCE_LAG_SECONDS, &[]), 90.0);
     assert_eq!(v(names::INTERNAL_RECORDS_SKIPPED, &[]), 1.0);
     assert_eq!(v(names::INTERNAL_RECORDS_PRODUCED, &[("topic", "visits-by-staff")]), 3.0);
     assert_eq!(v(names::PRODUCER_QUEUE_FULL, &[("topic", "alerts")]), 1.0);
@@ -377,7 +386,10 @@ fn labels_come_from_bounded_sets_only() {
         for (key, value) in &sample.labels {
             let ok = match key.as_str() {
                 "topic" => topics.contains(&value.as_str()),
-                "kind" => ["time_report", "invoice", "assign", "revoke"].contains(&value.as_str()),
+                "kind" => {
+                    ["time_report", "invoice", "assign", "revoke", "granted_hours", "absences", "provider_register"]
+                        .contains(&value.as_str())
+                }
                 "input" => ["time_report", "invoice"].contains(&value.as_str()),
                 "partition" => value.parse::<u16>().is_ok(),
                 "rule" => tillsyn_core::rules::by_id(value).is_some(),
@@ -400,6 +412,8 @@ fn labels_come_from_bounded_sets_only() {
                     "failed",
                     "sent",
                     "refused",
+                    "applied",
+                    "heartbeat",
                 ]
                 .contains(&value.as_str()),
                 "waiting_for" => ["invoices", "rules"].contains(&value.as_str()),

@@ -59,6 +59,9 @@ fn config(name: &str) -> ServiceConfig {
     t.late_events = format!("test.{suffix}.late-events");
     t.state = format!("test.{suffix}.state");
     t.internal_prefix = format!("test.{suffix}.");
+    t.granted_hours = format!("test.{suffix}.granted-hours");
+    t.absences = format!("test.{suffix}.client-absences");
+    t.provider_register = format!("test.{suffix}.provider-register");
     // Six partitions: several providers per partition, and each live run
     // is compared with the one-partition replay (one answer at any scale).
     t.partitions = 6;
@@ -122,7 +125,7 @@ fn committed_and_ends(config: &ServiceConfig) -> Result<Vec<(i64, i64)>, String>
     let consumer = config.kafka.consumer_config().create::<BaseConsumer>().map_err(|e| e.to_string())?;
     let mut list = TopicPartitionList::new();
     let mut ends = Vec::new();
-    for topic in &config.topics.partition_topics() {
+    for topic in &config.topics.partition_topics(config.core.reference.enabled) {
         for p in 0..config.topics.partitions {
             let (_, high) = tillsyn::service::broker::watermarks(consumer.client(), topic, p, Duration::from_secs(5))
                 .map_err(|e| format!("watermarks of {topic}/{p}: {e}"))?;
@@ -1160,7 +1163,7 @@ async fn hostile_input_is_dead_lettered_and_valid_input_processed() {
     // The records of `tillsyn-sim simulate --records --hostile`, sent as
     // `tillsyn produce` sends them.
     let mut records = Vec::new();
-    let counts = tillsyn_sim::records::with_hostile(&events, &hostile, Format::Protobuf, |r| {
+    let counts = tillsyn_sim::records::with_hostile(&events, &hostile, Format::Protobuf, false, |r| {
         records.push(r);
         Ok(())
     })
@@ -1885,3 +1888,6 @@ async fn produce_written_when_reported(config: &ServiceConfig, events: &[wire::E
         delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
     }
 }
+
+#[path = "reference.rs"]
+mod reference;

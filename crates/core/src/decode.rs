@@ -89,6 +89,10 @@ pub const DLQ_SOURCE_PARTITION_HEADER: &str = "tillsyn-dlq-source-partition";
 /// Dead-letter header: its offset (decimal).
 pub const DLQ_SOURCE_OFFSET_HEADER: &str = "tillsyn-dlq-source-offset";
 
+pub mod reference;
+
+pub use reference::decode_reference_record;
+
 /// The rejection reasons of decoding. Validation adds the reasons of
 /// [`ValidationError::reason`].
 pub mod reason {

@@ -20,6 +20,14 @@
 //! to the staff stage and what its staff partition sends back come out as
 //! [`Output::ToStaff`] and [`Output::FromStaff`], for the shell to produce.
 //!
+//! It also judges the partition's share of the reference-data topics
+//! (partition `k` of each; [`PartitionDriver::offer_reference`]): every
+//! instance reads all of them into its global [`ReferenceTable`], and the
+//! owner of partition `k` is the one that dead-letters what the table
+//! refuses there, with a [`ReferenceSource`] per topic that moves as the
+//! table's source of that partition does (same records, same order), so
+//! both refuse the same versions and each is dead-lettered by one member.
+//!
 //! What it owns besides the [`Engine`]:
 //! - **Offsets**: the next offset of each input. Every record before them
 //!   is reflected in the engine's state, none after; a record below them (a
@@ -41,11 +49,12 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::alerting::Alert;
-use crate::baseline::{GlobalPeerTable, PeerDay, ReferenceTable};
+use crate::baseline::{GlobalPeerTable, PeerDay, ReferenceSource, ReferenceTable};
 use crate::decode::Rejection;
 use crate::engine::snapshot::Entity;
 use crate::engine::{Disposition, Engine, Input, LateEvent};
 use crate::engine::{FromStaff, RestoreError, StaffStage, ToStaff};
+use crate::model::reference::ReferenceKind;
 use crate::model::{DomainEvent, EventTime};
 
 /// How far (event time) a partition's time reports may run ahead of the
@@ -91,6 +100,9 @@ pub struct Offsets {
     pub staff_visits: i64,
     /// Next offset of the staff-findings partition.
     pub staff_findings: i64,
+    /// Next offset of the partition of each reference-data topic, in the
+    /// order of [`ReferenceKind::ALL`].
+    pub reference: [i64; 3],
 }
 
 impl Offsets {
@@ -110,10 +122,17 @@ impl Offsets {
         *offset - 1
     }
 
-    /// All four, in the order of the partition's topics: time reports,
-    /// invoices, visits by staff, staff findings.
-    pub fn in_topic_order(&self) -> [i64; 4] {
-        [self.time_reports, self.invoices, self.staff_visits, self.staff_findings]
+    /// All of them, in the order of the partition's topics: time reports,
+    /// invoices, visits by staff, staff findings, then the reference-data
+    /// topics (granted hours, absences, provider register).
+    pub fn in_topic_order(&self) -> [i64; 7] {
+        let [g, a, r] = self.reference;
+        [self.time_reports, self.invoices, self.staff_visits, self.staff_findings, g, a, r]
+    }
+
+    /// The next offset of the partition of `kind`'s topic.
+    pub fn of_reference(&self, kind: ReferenceKind) -> i64 {
+        self.reference[kind as usize]
     }
 
     fn of_mut(&mut self, input: Input) -> &mut i64 {
@@ -185,6 +204,19 @@ pub enum Output<H> {
     /// Send this record of the staff stage to the provider stage: a finding
     /// to the partition of its provider, a frontier to every partition.
     FromStaff(FromStaff),
+    /// Send this record of a reference-data topic to the dead-letter
+    /// topic: it does not decode or validate, or it is registered behind
+    /// its source's progress (`reference_late`).
+    ReferenceDeadLetter {
+        /// The record.
+        handle: H,
+        /// Its topic's kind.
+        kind: ReferenceKind,
+        /// Its offset.
+        offset: i64,
+        /// Why.
+        rejection: Rejection,
+    },
     /// A record of an internal topic that does not decode: skipped.
     InternalSkipped {
         /// Its offset.
@@ -254,6 +286,11 @@ pub struct PartitionDriver<H> {
     rules_needed: Option<EventTime>,
     /// Issue time of the newest invoice processed.
     invoices_through: Option<EventTime>,
+    /// The partition of each reference-data topic as a source of the
+    /// reference table, in the order of [`ReferenceKind::ALL`].
+    reference: [ReferenceSource; 3],
+    /// `core.reference.lateness`, in seconds.
+    reference_lateness_secs: i64,
     /// Whether records were processed since [`Self::mark_checkpointed`].
     dirty: bool,
     alerts: Vec<Alert>,
@@ -267,6 +304,7 @@ impl<H> PartitionDriver<H> {
     /// offsets then catch up with the snapshot).
     pub fn new(engine: Engine, next: Offsets, suppress: HashMap<String, i64>, hold_limit: HoldLimit) -> Self {
         let partition = engine.partition();
+        let reference_lateness_secs = engine.config().reference.lateness_secs();
         let staff = StaffStage::new(engine.config().clone(), partition, partition.count);
         PartitionDriver {
             engine,
@@ -285,6 +323,8 @@ impl<H> PartitionDriver<H> {
             staff_paused: false,
             rules_needed: None,
             invoices_through: None,
+            reference: [ReferenceSource::default(); 3],
+            reference_lateness_secs,
             dirty: true,
             alerts: Vec::new(),
         }
@@ -414,6 +454,60 @@ impl<H> PartitionDriver<H> {
         }
         self.next.staff_findings = offset + 1;
         self.dirty = true;
+    }
+
+    /// Takes one record of partition `k` of `kind`'s reference-data topic,
+    /// decoded by [`crate::decode::decode_reference_record`]: a version or
+    /// a heartbeat moves the partition's source as the reference table's
+    /// does; a rejected record, or a version registered behind the
+    /// source's progress, comes out as [`Output::ReferenceDeadLetter`].
+    /// The table itself is fed by the shell's global reader; this only
+    /// decides, once per group, what it refuses.
+    pub fn offer_reference(
+        &mut self,
+        kind: ReferenceKind,
+        offset: i64,
+        decoded: Result<DomainEvent, Rejection>,
+        handle: H,
+        out: &mut Vec<Output<H>>,
+    ) {
+        let i = kind as usize;
+        if offset < self.next.reference[i] {
+            return;
+        }
+        self.next.reference[i] = offset + 1;
+        self.dirty = true;
+        let refused = match decoded {
+            Ok(DomainEvent::Heartbeat(at)) => {
+                self.reference[i].heartbeat(at);
+                None
+            }
+            Ok(DomainEvent::Reference(record)) => self.reference[i]
+                .admit(record.recorded_at, self.reference_lateness_secs)
+                .err()
+                .map(|e| Rejection::new(crate::decode::reason::REFERENCE_LATE, e)),
+            Ok(_) => Some(Rejection::new(
+                crate::decode::reason::WRONG_EVENT_KIND,
+                "a time report or invoice on a reference-data topic",
+            )),
+            Err(rejection) => Some(rejection),
+        };
+        if let Some(rejection) = refused {
+            out.push(Output::ReferenceDeadLetter { handle, kind, offset, rejection });
+        }
+    }
+
+    /// How far the partition of each reference-data topic has come, in the
+    /// order of [`ReferenceKind::ALL`] (for the checkpoint).
+    pub fn reference_progress(&self) -> [Option<EventTime>; 3] {
+        self.reference.map(|s| s.progress())
+    }
+
+    /// The reference sources' progress a checkpoint recorded, with the
+    /// offsets it covers (see [`Self::reference_progress`]).
+    pub fn with_reference_progress(mut self, progress: [Option<EventTime>; 3]) -> Self {
+        self.reference = progress.map(ReferenceSource::at);
+        self
     }
 
     /// The next offsets: what a checkpoint of the engine's state covers.
@@ -757,6 +851,7 @@ mod tests {
                 Output::Processed { input: Input::TimeReports } => Some("tr".into()),
                 Output::Processed { input: Input::Invoices } => Some("inv".into()),
                 Output::DeadLetter { offset, .. } => Some(format!("dl@{offset}")),
+                Output::ReferenceDeadLetter { offset, .. } => Some(format!("ref-dl@{offset}")),
                 Output::Late { offset, .. } => Some(format!("late@{offset}")),
                 Output::Pause(Stream::TimeReports) => Some("pause".into()),
                 Output::Resume(Stream::TimeReports) => Some("resume".into()),
@@ -1019,5 +1114,90 @@ mod tests {
         assert!(d.is_dirty());
         d.mark_checkpointed();
         assert!(!d.is_dirty());
+    }
+
+    #[test]
+    fn the_owner_of_a_reference_partition_refuses_what_the_table_refuses() {
+        use crate::config::ReferenceConfig;
+        use crate::model::reference::{Absence, AbsenceKind, Fact, ReferenceRecord, Validity};
+        let config = CoreConfig {
+            reference: ReferenceConfig {
+                enabled: true,
+                lateness: std::time::Duration::from_secs(3600),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut d = PartitionDriver::new(
+            Engine::new(config.clone()),
+            Offsets::default(),
+            HashMap::new(),
+            HoldLimit::records(3),
+        );
+        let mut table = config.reference.table(1);
+        let t0 = Day::from_ymd(2026, 3, 2).start();
+        let version = |id: &str, hours: i64| {
+            DomainEvent::Reference(ReferenceRecord {
+                id: EventId::new(id),
+                recorded_at: t0.plus_secs(hours * 3600),
+                retracted: false,
+                fact: Fact::Absence(Absence {
+                    municipality: municipality(),
+                    client: ClientKey(1),
+                    kind: AbsenceKind::HospitalStay,
+                    period: Validity { from: t0, to: None },
+                }),
+            })
+        };
+        // In offset order: on time, within the hour, late, a rejection, a
+        // heartbeat that makes the next one late, and one after it.
+        let records: Vec<Result<DomainEvent, Rejection>> = vec![
+            Ok(version("a", 10)),
+            Ok(version("b", 9)),
+            Ok(version("c", 8)),
+            Err(Rejection::new(reason::JSON_DECODE, "broken")),
+            Ok(DomainEvent::Heartbeat(t0.plus_secs(20 * 3600))),
+            Ok(version("d", 19)),
+            Ok(version("e", 21)),
+        ];
+        let mut out = Vec::new();
+        let mut table_refused = Vec::new();
+        for (offset, decoded) in records.into_iter().enumerate() {
+            let offset = offset as i64;
+            match &decoded {
+                Ok(DomainEvent::Reference(r)) => {
+                    if table.apply(0, r).is_err() {
+                        table_refused.push(offset);
+                    }
+                }
+                Ok(DomainEvent::Heartbeat(at)) => {
+                    table.heartbeat(0, *at).unwrap();
+                }
+                _ => table_refused.push(offset),
+            }
+            d.offer_reference(ReferenceKind::Absences, offset, decoded, offset, &mut out);
+        }
+        let refused: Vec<(i64, &str)> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::ReferenceDeadLetter { offset, kind: ReferenceKind::Absences, rejection, .. } => {
+                    Some((*offset, rejection.reason))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(refused, vec![(2, reason::REFERENCE_LATE), (3, reason::JSON_DECODE), (5, reason::REFERENCE_LATE)]);
+        assert_eq!(refused.iter().map(|(o, _)| *o).collect::<Vec<_>>(), table_refused, "the same records");
+        assert_eq!(d.next().of_reference(ReferenceKind::Absences), 7);
+        assert_eq!(d.reference_progress()[1], table.progress(0));
+        // A record below the next offset (a fetch from before a restore) is ignored.
+        out.clear();
+        d.offer_reference(ReferenceKind::Absences, 2, Ok(version("c", 8)), 2, &mut out);
+        assert!(out.is_empty());
+        // Restored from a checkpoint, the source goes on where it was.
+        let restored =
+            PartitionDriver::<i64>::new(Engine::new(config), d.next(), HashMap::new(), HoldLimit::records(3))
+                .with_reference_progress(d.reference_progress());
+        assert_eq!(restored.reference_progress(), d.reference_progress());
     }
 }

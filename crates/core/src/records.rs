@@ -106,6 +106,31 @@ impl KafkaRecordLine {
     }
 }
 
+impl KafkaRecordLine {
+    /// [`Self::event`], and with `reference` (the scenario has reference
+    /// data) a heartbeat also to every partition of each reference-data
+    /// topic: the same source clock, after the inputs' copies. Keyed
+    /// [`REFERENCE_HEARTBEAT_KEY`] (a compacted topic takes no record
+    /// without a key; compaction keeps each partition's newest heartbeat).
+    pub fn event_for(event: &wire::Event, format: Format, reference: bool) -> Result<Vec<Self>, serde_json::Error> {
+        let mut lines = Self::event(event, format)?;
+        if reference && matches!(event.kind, Some(wire::event::Kind::Heartbeat(_))) {
+            let first = lines.first().cloned();
+            if let Some(first) = first {
+                lines.extend(ReferenceKind::ALL.map(|kind| KafkaRecordLine {
+                    key: REFERENCE_HEARTBEAT_KEY.to_string(),
+                    reference: Some(kind),
+                    ..first.clone()
+                }));
+            }
+        }
+        Ok(lines)
+    }
+}
+
+/// The key of a source heartbeat on a reference-data topic.
+pub const REFERENCE_HEARTBEAT_KEY: &str = "tillsyn-heartbeat";
+
 /// A reference record: keyed by its fact's id (its topic is compacted by
 /// it), the bare message with a `content-type` naming it.
 fn reference(kind: ReferenceKind, id: &str, value: Vec<u8>, format: Format) -> KafkaRecordLine {

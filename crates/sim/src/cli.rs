@@ -177,7 +177,7 @@ fn simulate_records(a: &SimulateArgs, path: &std::path::Path) -> anyhow::Result<
     let (truth, events, hostile) = if a.hostile == 0 {
         let mut events = 0u64;
         let truth = a.simulate(&mut |event| {
-            for record in KafkaRecordLine::event(event, format)? {
+            for record in KafkaRecordLine::event_for(event, format, a.reference)? {
                 writer.write(&record)?;
                 events += 1;
             }
@@ -192,7 +192,7 @@ fn simulate_records(a: &SimulateArgs, path: &std::path::Path) -> anyhow::Result<
         })?;
         let (report, invoice) = templates(&events).ok_or_else(|| anyhow::anyhow!("the scenario has no events"))?;
         let hostile = hostile_records(config.seed, a.hostile, &report, &invoice);
-        let counts = with_hostile(&events, &hostile, format, |r| writer.write(&r).map_err(Into::into))?;
+        let counts = with_hostile(&events, &hostile, format, a.reference, |r| writer.write(&r).map_err(Into::into))?;
         (truth, counts.events, counts.hostile)
     };
     writer.finish()?;

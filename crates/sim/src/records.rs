@@ -31,13 +31,15 @@ pub struct RecordCounts {
 }
 
 /// Hands `each` the records of `events` (in `format`, see
-/// [`KafkaRecordLine::event`]; an envelope without a kind is skipped) in
+/// [`KafkaRecordLine::event_for`], heartbeats to the reference-data topics
+/// too with `reference`; an envelope without a kind is skipped) in
 /// order, with the `hostile` records spread evenly among them: one before
 /// every `events.len() / hostile.len()`-th event, the rest at the end.
 pub fn with_hostile(
     events: &[wire::Event],
     hostile: &[HostileRecord],
     format: Format,
+    reference: bool,
     mut each: impl FnMut(KafkaRecordLine) -> anyhow::Result<()>,
 ) -> anyhow::Result<RecordCounts> {
     let mut counts = RecordCounts::default();
@@ -50,7 +52,7 @@ pub fn with_hostile(
             each(h.into())?;
             counts.hostile += 1;
         }
-        for record in KafkaRecordLine::event(event, format)? {
+        for record in KafkaRecordLine::event_for(event, format, reference)? {
             each(record)?;
             counts.events += 1;
         }
@@ -102,7 +104,7 @@ mod tests {
 
     fn records(events: &[wire::Event], hostile: &[HostileRecord]) -> (Vec<KafkaRecordLine>, RecordCounts) {
         let mut out = Vec::new();
-        let counts = with_hostile(events, hostile, Format::Protobuf, |r| {
+        let counts = with_hostile(events, hostile, Format::Protobuf, false, |r| {
             out.push(r);
             Ok(())
         })

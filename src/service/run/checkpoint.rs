@@ -28,6 +28,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tillsyn_core::decode;
 use tillsyn_core::driver::{HoldLimit, Offsets, PartitionDriver};
 use tillsyn_core::engine::{Engine, Entity, StaffStage, StagePartition, snapshot};
+use tillsyn_core::model::EventTime;
 use tillsyn_core::proto::v1 as wire;
 use tracing::warn;
 
@@ -90,6 +91,8 @@ struct Resumed {
     engine: Engine,
     staff: Option<StaffStage>,
     next: Offsets,
+    /// How far the partition's share of the reference topics had come.
+    reference_progress: [Option<EventTime>; 3],
     alerts_from: Option<i64>,
     bytes: usize,
 }
@@ -116,6 +119,7 @@ pub fn restore(
         engine: Engine::for_partition(config.core.clone(), stage),
         staff: None,
         next: Offsets::default(),
+        reference_progress: [None; 3],
         alerts_from: None,
         bytes: 0,
     };
@@ -123,7 +127,7 @@ pub fn restore(
     // restore, as reading the state topic does; it is no reason to throw
     // the checkpoint away).
     let mut ranges = Vec::new();
-    for topic in config.topics.partition_topics() {
+    for topic in config.topics.partition_topics(config.core.reference.enabled) {
         ranges.push(state_store::log_range(config, &topic, partition, Duration::from_secs(30))?);
     }
     let resumed = match usable(config, partition, stage, &recovered, &ranges) {
@@ -151,7 +155,8 @@ pub fn restore(
     }
     .emit();
     let now = Instant::now();
-    let driver = PartitionDriver::new(resumed.engine, resumed.next, suppress, HoldLimit::default());
+    let driver = PartitionDriver::new(resumed.engine, resumed.next, suppress, HoldLimit::default())
+        .with_reference_progress(resumed.reference_progress);
     let mut restored = Partition {
         driver: match resumed.staff {
             Some(staff) => driver.with_staff(staff),
@@ -213,12 +218,14 @@ fn usable(
         invoices: m.invoices_offset,
         staff_visits: m.staff_visits_offset,
         staff_findings: m.staff_findings_offset,
+        reference: std::array::from_fn(|i| m.reference_offsets.get(i).copied().unwrap_or(0)),
     };
+    let reference_progress = std::array::from_fn(|i| m.reference_progress.get(i).and_then(|p| p.at).map(EventTime));
     // Every offset within its log: beyond its end, the topic was recreated
     // (or truncated) and the checkpoint is of records that are gone;
     // before its start, records were removed before they were processed.
     for ((topic, offset), &(low, high)) in
-        config.topics.partition_topics().iter().zip(next.in_topic_order()).zip(ranges)
+        config.topics.partition_topics(config.core.reference.enabled).iter().zip(next.in_topic_order()).zip(ranges)
     {
         if offset > high {
             return Err((
@@ -231,7 +238,7 @@ fn usable(
         }
     }
     let bytes = recovered.entities.iter().map(|(_, b)| b.len()).sum();
-    Ok(Some(Resumed { engine, staff: Some(staff), next, alerts_from: Some(m.alerts_from), bytes }))
+    Ok(Some(Resumed { engine, staff: Some(staff), next, reference_progress, alerts_from: Some(m.alerts_from), bytes }))
 }
 
 /// Writes a checkpoint of `state` (the entities that changed, then the
@@ -257,6 +264,17 @@ fn write(
         invoices_offset: next.invoices,
         staff_visits_offset: next.staff_visits,
         staff_findings_offset: next.staff_findings,
+        reference_offsets: if config.core.reference.enabled { next.reference.to_vec() } else { Vec::new() },
+        reference_progress: if config.core.reference.enabled {
+            state
+                .driver
+                .reference_progress()
+                .iter()
+                .map(|p| wire::ReferenceSourceProgress { at: p.map(|t| t.0) })
+                .collect()
+        } else {
+            Vec::new()
+        },
         alerts_from: state.driver.alerts_from(alerts_end),
         engine_format: snapshot::FORMAT_VERSION,
         written_at_ms,
@@ -369,7 +387,9 @@ pub fn checkpoint<C: ConsumerContext>(
     }
     let next = state.driver.next();
     let mut offsets = TopicPartitionList::new();
-    for (topic, offset) in config.topics.partition_topics().iter().zip(next.in_topic_order()) {
+    for (topic, offset) in
+        config.topics.partition_topics(config.core.reference.enabled).iter().zip(next.in_topic_order())
+    {
         offsets.add_partition_offset(topic, partition, Offset::Offset(offset))?;
     }
     // The checkpoint, not the committed offsets, is where a new owner

@@ -104,7 +104,7 @@ pub struct Context {
     producer: FutureProducer,
     /// Partition `k` of each of these runs together (see
     /// `TopicsConfig::partition_topics`).
-    topics: [String; 4],
+    topics: Vec<String>,
     budget: Duration,
     lag: LagState,
     ready_max_lag: i64,
@@ -229,14 +229,14 @@ impl ConsumerThread {
             security: security.clone(),
             rebalances: rebalances_tx,
             producer,
-            topics: config.topics.partition_topics(),
+            topics: config.topics.partition_topics(config.core.reference.enabled),
             budget: config.kafka.revocation_budget,
             lag: lag.clone(),
             ready_max_lag,
         };
         let consumer: Arc<BaseConsumer<Context>> =
             Arc::new(config.kafka.consumer_config().create_with_context(context)?);
-        let topics = config.topics.partition_topics();
+        let topics = config.topics.partition_topics(config.core.reference.enabled);
         consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())?;
         let (fetched_tx, fetched) = mpsc::channel(FETCHED_CAPACITY);
         let (commands, commands_rx) = std_mpsc::channel();

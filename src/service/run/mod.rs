@@ -59,6 +59,7 @@ mod checkpoint;
 mod consumer;
 mod global;
 pub mod produce;
+mod reference;
 pub mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -78,6 +79,7 @@ use tillsyn_core::decode::{self, Rejection};
 use tillsyn_core::driver::{Output, Record, Stream};
 use tillsyn_core::engine::{Input, StateSize, ToStaff};
 use tillsyn_core::model::pseudonym::Pseudonymizer;
+use tillsyn_core::model::reference::ReferenceKind;
 use tillsyn_core::model::validate::Validator;
 use tillsyn_core::model::{DomainEvent, EventTime};
 use tokio::task::JoinHandle;
@@ -216,7 +218,8 @@ impl Io<'_> {
                     summary.suppressed += 1;
                     AlertSuppressed { partition }.emit();
                 }
-                Output::DeadLetter { handle, offset, rejection, .. } => {
+                Output::DeadLetter { handle, offset, rejection, .. }
+                | Output::ReferenceDeadLetter { handle, offset, rejection, .. } => {
                     summary.dead_lettered += 1;
                     let topic = handle.topic();
                     RecordDeadLettered { topic, partition, offset, reason: rejection.reason }.emit();
@@ -341,6 +344,9 @@ impl Io<'_> {
         state: &mut Assignment,
         summary: &mut RunSummary,
     ) -> Option<Delivery> {
+        if let Some(kind) = self.config.topics.reference_of(message.topic()) {
+            return self.process_reference(kind, message, state, summary);
+        }
         let partition = message.partition();
         let Partition { driver, last_record, .. } = state.running.get_mut(&partition)?;
         let offset = message.offset();
@@ -354,6 +360,30 @@ impl Io<'_> {
         } else {
             return None;
         }
+        *last_record = Instant::now();
+        let mut deliveries = Vec::new();
+        self.carry_out(partition, &mut outputs, summary, &mut deliveries);
+        (!deliveries.is_empty()).then(|| produce::all(deliveries))
+    }
+
+    /// Offers a record of partition `k` of a reference-data topic to the
+    /// driver of partition `k`, which dead-letters it if the reference
+    /// table refuses it (every instance's global reader feeds the table
+    /// and skips what it refuses; this is the one place it is
+    /// dead-lettered).
+    fn process_reference(
+        &self,
+        kind: ReferenceKind,
+        message: OwnedMessage,
+        state: &mut Assignment,
+        summary: &mut RunSummary,
+    ) -> Option<Delivery> {
+        let partition = message.partition();
+        let Partition { driver, last_record, .. } = state.running.get_mut(&partition)?;
+        let decoded = reference::decode(&message, kind, self.validator);
+        let offset = message.offset();
+        let mut outputs = Vec::new();
+        driver.offer_reference(kind, offset, decoded, message, &mut outputs);
         *last_record = Instant::now();
         let mut deliveries = Vec::new();
         self.carry_out(partition, &mut outputs, summary, &mut deliveries);
@@ -451,7 +481,13 @@ fn check_partitions(client: &BaseConsumer, config: &ServiceConfig) -> anyhow::Re
     let t = &config.topics;
     let mut counts = Vec::new();
     let (visits_by_staff, staff_findings) = (t.visits_by_staff_topic(), t.staff_findings_topic());
-    for topic in [&t.time_reports, &t.invoices, &t.alerts, &t.state, &visits_by_staff, &staff_findings] {
+    let mut co_partitioned = vec![&t.time_reports, &t.invoices, &t.alerts, &t.state, &visits_by_staff, &staff_findings];
+    if config.core.reference.enabled {
+        // Partition `k` of each is judged (dead letters) by the owner of
+        // input partition `k`.
+        co_partitioned.extend([&t.granted_hours, &t.absences, &t.provider_register]);
+    }
+    for topic in co_partitioned {
         let metadata = crate::service::broker::metadata(client.client(), Some(topic), Duration::from_secs(30))?;
         let n = metadata.topics().first().map(|m| m.partitions().len()).unwrap_or(0);
         if n == 0 {
@@ -471,7 +507,8 @@ fn check_partitions(client: &BaseConsumer, config: &ServiceConfig) -> anyhow::Re
     }
     if counts.iter().any(|(_, n)| *n != counts[0].1) {
         anyhow::bail!(
-            "the input, alert, state and staff-stage topics must have the same number of partitions (co-partitioning): {}",
+            "the input, alert, state, staff-stage and reference-data topics must have the same number of partitions \
+             (co-partitioning): {}",
             counts.iter().map(|(t, n)| format!("{t}: {n}")).collect::<Vec<_>>().join(", ")
         );
     }
@@ -486,7 +523,6 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<RunSummary> {
     config.check_pseudonym_secret()?;
-    config.check_live_support()?;
     crate::service::broker::probe_async(&config).await?;
     {
         let t = &config.topics;
@@ -519,9 +555,15 @@ pub async fn run(
     let mut told_future: Option<EventTime> = None;
     let mut global = GlobalTableReader::start(&config)?;
     let mut peers = GlobalPeerTable::new(partitions as u32);
-    // Reference data is not read by the service yet (`core.reference.enabled`
-    // is refused at start): nothing waits for it.
-    let reference = ReferenceTable::unused();
+    // The reference data: every partition of its topics, read from the
+    // beginning into the global table by a thread of its own (see
+    // `reference`); without it, nothing waits for it.
+    let (mut reference, mut reference_reader) = if config.core.reference.enabled {
+        let reader = reference::ReferenceReader::start(&config, validator.clone())?;
+        (config.core.reference.table(reader.sources()), Some(reader))
+    } else {
+        (ReferenceTable::unused(), None)
+    };
     health.set_stuck_after(config.http.stuck_after);
     health.beat(Loop::Processing);
     let mut consumer = ConsumerThread::start(&config, producer.clone(), READY_MAX_LAG, health.clone())?;
@@ -665,6 +707,21 @@ pub async fn run(
                 }
                 if finalised && let Some(ack) = io.decide_all(&peers, &reference, &mut state, &mut summary) {
                     in_flight.push_back(ack);
+                }
+            }
+            Some(update) = async { reference_reader.as_mut()?.updates.recv().await }, if reference_reader.is_some() => {
+                let mut moved = false;
+                let mut next = Some(update);
+                while let Some(update) = next {
+                    moved |= reference::apply(&mut reference, update);
+                    next = reference_reader.as_mut().and_then(|r| r.updates.try_recv().ok());
+                }
+                if moved {
+                    if let Some(ack) = io.decide_all(&peers, &reference, &mut state, &mut summary) {
+                        in_flight.push_back(ack);
+                    }
+                    reference.prune_behind(config.core.reference_keep_days());
+                    reference::gauges(&reference);
                 }
             }
             Some(ack) = seal_acks.next(), if !seal_acks.is_empty() => {

@@ -18,4 +18,4 @@ pub mod reference;
 pub use global::{FinalDay, GlobalPeerTable, PeerDay, PeerDayError};
 pub use history::{Cusum, Ewma};
 pub use peer::{PeerGroup, PeerMetric, PeerStats, PeerTable, modified_z};
-pub use reference::{PermitState, ReferenceError, ReferenceTable};
+pub use reference::{PermitState, ReferenceError, ReferenceSource, ReferenceTable};

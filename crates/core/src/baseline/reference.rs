@@ -62,6 +62,48 @@ pub enum ReferenceError {
     Source(u32),
 }
 
+/// One source of reference data (a partition of a reference topic; a file
+/// in a replay) and how far it has come: the later of its newest heartbeat
+/// and its newest registration less the allowed lateness. A version
+/// registered before that is late. The table keeps one per source; the
+/// service's partition that owns a source's partition judges the same
+/// records with one of its own, so the two refuse the same versions (see
+/// `PartitionDriver::offer_reference`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReferenceSource {
+    progress: Option<EventTime>,
+}
+
+impl ReferenceSource {
+    /// A source at `progress` (`None`: it has said nothing).
+    pub fn at(progress: Option<EventTime>) -> Self {
+        ReferenceSource { progress }
+    }
+
+    /// How far it has come; `None` while it has said nothing.
+    pub fn progress(&self) -> Option<EventTime> {
+        self.progress
+    }
+
+    /// A heartbeat: it has sent every version registered before `at`.
+    pub fn heartbeat(&mut self, at: EventTime) {
+        self.progress = Some(self.progress.map_or(at, |old| old.max(at)));
+    }
+
+    /// A version registered at `recorded_at`: on time, and the source moves
+    /// on (to `recorded_at` less `lateness_secs`), or late.
+    pub fn admit(&mut self, recorded_at: EventTime, lateness_secs: i64) -> Result<(), ReferenceError> {
+        if let Some(progress) = self.progress
+            && recorded_at < progress
+        {
+            return Err(ReferenceError::Late { recorded_at, progress, behind_secs: progress.0 - recorded_at.0 });
+        }
+        let moved_to = recorded_at.plus_secs(-lateness_secs.max(0));
+        self.progress = Some(self.progress.map_or(moved_to, |old| old.max(moved_to)));
+        Ok(())
+    }
+}
+
 /// Counters of the table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReferenceStats {
@@ -98,7 +140,7 @@ pub struct ReferenceTable {
     /// The register entries that ever named a provider in a municipality.
     by_provider: FxHashMap<(ProviderId, MunicipalityCode), Vec<EventId>>,
     /// Per source: its progress (see the module documentation).
-    progress: Vec<Option<EventTime>>,
+    progress: Vec<ReferenceSource>,
     /// Allowed lateness of a registration behind its source's newest one.
     lateness_secs: i64,
     /// Not in use: known through the end of time.
@@ -116,7 +158,7 @@ impl ReferenceTable {
             facts: FxHashMap::default(),
             by_client: FxHashMap::default(),
             by_provider: FxHashMap::default(),
-            progress: vec![None; sources.max(1) as usize],
+            progress: vec![ReferenceSource::default(); sources.max(1) as usize],
             lateness_secs: lateness_secs.max(0),
             unused: false,
             pruned_at: None,
@@ -150,7 +192,7 @@ impl ReferenceTable {
         if self.unused {
             return Some(EventTime(i64::MAX));
         }
-        self.progress.iter().copied().min().flatten()
+        self.progress.iter().map(ReferenceSource::progress).min().flatten()
     }
 
     /// Whether the table can answer "as of `t`" for good.
@@ -160,15 +202,14 @@ impl ReferenceTable {
 
     /// The progress of `source`.
     pub fn progress(&self, source: u32) -> Option<EventTime> {
-        self.progress.get(source as usize).copied().flatten()
+        self.progress.get(source as usize).and_then(ReferenceSource::progress)
     }
 
     /// A heartbeat of `source`: it has sent every version registered before
     /// `at`. Returns whether the table's known-through time moved.
     pub fn heartbeat(&mut self, source: u32, at: EventTime) -> Result<bool, ReferenceError> {
         let before = self.known_through();
-        let p = self.progress.get_mut(source as usize).ok_or(ReferenceError::Source(source))?;
-        *p = Some(p.map_or(at, |old| old.max(at)));
+        self.progress.get_mut(source as usize).ok_or(ReferenceError::Source(source))?.heartbeat(at);
         Ok(self.known_through() != before)
     }
 
@@ -176,19 +217,12 @@ impl ReferenceTable {
     /// whether the table's known-through time moved.
     pub fn apply(&mut self, source: u32, record: &ReferenceRecord) -> Result<bool, ReferenceError> {
         let before = self.known_through();
+        let lateness = self.lateness_secs;
         let p = self.progress.get_mut(source as usize).ok_or(ReferenceError::Source(source))?;
-        if let Some(progress) = *p
-            && record.recorded_at < progress
-        {
+        if let Err(e) = p.admit(record.recorded_at, lateness) {
             self.stats.late += 1;
-            return Err(ReferenceError::Late {
-                recorded_at: record.recorded_at,
-                progress,
-                behind_secs: progress.0 - record.recorded_at.0,
-            });
+            return Err(e);
         }
-        let moved_to = record.recorded_at.plus_secs(-self.lateness_secs);
-        *p = Some(p.map_or(moved_to, |old| old.max(moved_to)));
         self.insert(record);
         Ok(self.known_through() != before)
     }
