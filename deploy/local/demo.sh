@@ -2,7 +2,8 @@
 # The live demo of the README, one command on a fresh machine: a local Kafka
 # broker (tansu, installed and started if needed), tillsyn's topics, the
 # service (`tillsyn run`), and a small simulated municipality with injected
-# fraud (`tillsyn-sim simulate --records`) produced to the input topics at a
+# fraud and its reference data (`tillsyn-sim simulate --reference
+# --records`) produced to the input and reference topics at a
 # steady pace (`tillsyn produce`), while the alerts are printed as they
 # arrive on the alert topic, stored by the case store sink (`tillsyn sink
 # postgres`, local PostgreSQL). Then a summary from the
@@ -63,6 +64,12 @@ export TILLSYN_TOPICS__ALERTS=$run.alerts.v1
 export TILLSYN_TOPICS__DEAD_LETTER=$run.dead-letter.v1
 export TILLSYN_TOPICS__LATE_EVENTS=$run.late-events.v1
 export TILLSYN_TOPICS__STATE=$run.state.v1
+# The municipality's reference data (decisions on granted hours, hospital
+# stays, the provider register) on topics of their own, read by the service.
+export TILLSYN_TOPICS__GRANTED_HOURS=$run.granted-hours.v1
+export TILLSYN_TOPICS__ABSENCES=$run.client-absences.v1
+export TILLSYN_TOPICS__PROVIDER_REGISTER=$run.provider-register.v1
+export TILLSYN_CORE__REFERENCE__ENABLED=true
 export TILLSYN_HTTP__LISTEN=$http
 export TILLSYN_KAFKA__STATISTICS_INTERVAL=1s
 export TILLSYN_CORE__PSEUDONYM_SECRET=${TILLSYN_CORE__PSEUDONYM_SECRET:-demo-secret-$run}
@@ -124,8 +131,8 @@ metric_sum() {
         awk -v name="$1" -v match_="${2:-}" '$1 ~ "^"name"({|$)" && index($0, match_) { s += $NF } END { printf "%d", s }'
 }
 
-say "simulating a municipality (12 providers, 900 clients, 3 months, 4 with fraud) to Kafka at $rate events/s"
-"$sim" simulate --providers 12 --clients 900 --months 3 --fraudulent 4 --seed 7 \
+say "simulating a municipality (12 providers, 900 clients, 3 months, 4 with fraud, reference data) to Kafka at $rate events/s"
+"$sim" simulate --providers 12 --clients 900 --months 3 --fraudulent 4 --seed 7 --reference \
     --records "$out/records.ndjson" --json --truth "$out/truth.json" 2>"$out/simulate.log" || {
     echo "the simulator failed:" >&2
     cat "$out/simulate.log" >&2
@@ -152,7 +159,8 @@ for _ in $(seq 1 600); do
         tail -n 20 "$out/tillsyn.log" >&2
         exit 1
     }
-    consumed=$(metric_sum tillsyn_consumed_records_total)
+    # Input records, and the reference records the service's table read.
+    consumed=$(($(metric_sum tillsyn_consumed_records_total) + $(metric_sum tillsyn_reference_records_total)))
     if [[ $consumed -ge $produced ]] && ready; then break; fi
     sleep 1
 done
@@ -164,6 +172,7 @@ tail_pid=
 say "summary (from http://$http/metrics)"
 echo "events produced by the simulator:    $produced"
 echo "records consumed by the service:     $(metric_sum tillsyn_consumed_records_total)"
+echo "reference records read:              $(metric_sum tillsyn_reference_records_total) ($(metric_sum tillsyn_reference_facts) facts held)"
 echo "records sent to the dead-letter topic: $(metric_sum tillsyn_dead_lettered_records_total)"
 echo "late events routed aside:            $(metric_sum tillsyn_late_events_total)"
 echo "alerts produced:                     $(metric_sum tillsyn_produced_alerts_total)"
