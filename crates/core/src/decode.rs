@@ -250,16 +250,7 @@ pub fn decode_message(
     default_format: Format,
     validator: &Validator,
 ) -> Result<wire::Event, Rejection> {
-    let payload = match payload {
-        Some(p) if !p.is_empty() => p,
-        _ => return Err(Rejection::new(reason::EMPTY_PAYLOAD, "the record has no value")),
-    };
-    if payload.len() > MAX_PAYLOAD_BYTES {
-        return Err(Rejection::new(
-            reason::PAYLOAD_TOO_LARGE,
-            format_args!("{} bytes, limit {MAX_PAYLOAD_BYTES}", payload.len()),
-        ));
-    }
+    let payload = payload_within_limits(payload)?;
     let (format, declared) = match content_type.map(str::trim).filter(|c| !c.is_empty()) {
         Some(c) => parse_content_type(c)?,
         None => (default_format, None),
@@ -318,11 +309,43 @@ pub fn dead_letter_headers(
 
 const PROTOBUF_TYPES: [&str; 3] = ["application/x-protobuf", "application/protobuf", "application/vnd.google.protobuf"];
 
+/// A record's value, if it has one within [`MAX_PAYLOAD_BYTES`].
+fn payload_within_limits(payload: Option<&[u8]>) -> Result<&[u8], Rejection> {
+    let payload = match payload {
+        Some(p) if !p.is_empty() => p,
+        _ => return Err(Rejection::new(reason::EMPTY_PAYLOAD, "the record has no value")),
+    };
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(Rejection::new(
+            reason::PAYLOAD_TOO_LARGE,
+            format_args!("{} bytes, limit {MAX_PAYLOAD_BYTES}", payload.len()),
+        ));
+    }
+    Ok(payload)
+}
+
 /// The format and, if declared by a `proto` parameter, the message shape.
 fn parse_content_type(content_type: &str) -> Result<(Format, Option<Shape>), Rejection> {
-    let unsupported = |why: &str| {
-        Rejection::new(reason::UNSUPPORTED_CONTENT_TYPE, format_args!("content type `{content_type}`: {why}"))
+    let (format, proto) = parse_media_type(content_type)?;
+    let shape = match proto {
+        None => None,
+        Some("tillsyn.v1.Event") => Some(Shape::Envelope),
+        Some("tillsyn.v1.TimeReport") => Some(Shape::Bare(Input::TimeReports)),
+        Some("tillsyn.v1.Invoice") => Some(Shape::Bare(Input::Invoices)),
+        Some(_) => return Err(unsupported(content_type, "proto must be tillsyn.v1.Event, TimeReport or Invoice")),
     };
+    Ok((format, shape))
+}
+
+/// `unsupported_content_type`, saying why.
+fn unsupported(content_type: &str, why: &str) -> Rejection {
+    Rejection::new(reason::UNSUPPORTED_CONTENT_TYPE, format_args!("content type `{content_type}`: {why}"))
+}
+
+/// The format of a `content-type` and the message its `proto` parameter
+/// names (without a leading `.`), if any; a media type other than protobuf
+/// or JSON, JSON not in UTF-8 or delimited protobuf is refused.
+fn parse_media_type(content_type: &str) -> Result<(Format, Option<&str>), Rejection> {
     let mut parts = content_type.split(';');
     let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
     let format = if PROTOBUF_TYPES.contains(&media.as_str()) {
@@ -330,32 +353,25 @@ fn parse_content_type(content_type: &str) -> Result<(Format, Option<Shape>), Rej
     } else if media == "application/json" {
         Format::Json
     } else {
-        return Err(unsupported("expected application/x-protobuf or application/json"));
+        return Err(unsupported(content_type, "expected application/x-protobuf or application/json"));
     };
-    let mut shape = None;
+    let mut proto = None;
     for param in parts.map(str::trim).filter(|p| !p.is_empty()) {
         let (name, value) = param.split_once('=').unwrap_or((param, ""));
         let name = name.trim().to_ascii_lowercase();
         let value = value.trim().trim_matches('"');
         match name.as_str() {
             "charset" if format == Format::Json && !matches!(value.to_ascii_lowercase().as_str(), "utf-8" | "utf8") => {
-                return Err(unsupported("JSON must be UTF-8"));
+                return Err(unsupported(content_type, "JSON must be UTF-8"));
             }
             "encoding" if format == Format::Protobuf => {
-                return Err(unsupported("one message per record is read, not a delimited stream"));
+                return Err(unsupported(content_type, "one message per record is read, not a delimited stream"));
             }
-            "proto" => {
-                shape = Some(match value.trim_start_matches('.') {
-                    "tillsyn.v1.Event" => Shape::Envelope,
-                    "tillsyn.v1.TimeReport" => Shape::Bare(Input::TimeReports),
-                    "tillsyn.v1.Invoice" => Shape::Bare(Input::Invoices),
-                    _ => return Err(unsupported("proto must be tillsyn.v1.Event, TimeReport or Invoice")),
-                });
-            }
+            "proto" => proto = Some(value.trim_start_matches('.')),
             _ => {}
         }
     }
-    Ok((format, shape))
+    Ok((format, proto))
 }
 
 fn wrong_kind(expected: Input, found: Input) -> Rejection {

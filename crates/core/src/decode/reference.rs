@@ -15,7 +15,7 @@
 
 use prost::Message as _;
 
-use super::{CONTENT_TYPE_HEADER, MAX_PAYLOAD_BYTES, PROTOBUF_TYPES, Rejection, reason};
+use super::{Rejection, reason};
 use crate::decode::Format;
 use crate::model::DomainEvent;
 use crate::model::reference::ReferenceKind;
@@ -50,16 +50,7 @@ pub fn decode_reference_record(
     content_type: Option<&str>,
     validator: &Validator,
 ) -> Result<DomainEvent, Rejection> {
-    let payload = match payload {
-        Some(p) if !p.is_empty() => p,
-        _ => return Err(Rejection::new(reason::EMPTY_PAYLOAD, "the record has no value")),
-    };
-    if payload.len() > MAX_PAYLOAD_BYTES {
-        return Err(Rejection::new(
-            reason::PAYLOAD_TOO_LARGE,
-            format_args!("{} bytes, limit {MAX_PAYLOAD_BYTES}", payload.len()),
-        ));
-    }
+    let payload = super::payload_within_limits(payload)?;
     let (format, declared) = match content_type.map(str::trim).filter(|c| !c.is_empty()) {
         Some(c) => parse(c)?,
         None => (Format::Protobuf, None),
@@ -148,47 +139,21 @@ fn looks_like_envelope(format: Format, payload: &[u8]) -> bool {
 }
 
 fn parse(content_type: &str) -> Result<(Format, Option<Declared>), Rejection> {
-    let unsupported = |why: &str| {
-        Rejection::new(reason::UNSUPPORTED_CONTENT_TYPE, format_args!("{CONTENT_TYPE_HEADER} `{content_type}`: {why}"))
+    let (format, proto) = super::parse_media_type(content_type)?;
+    let declared = match proto {
+        None => None,
+        Some("tillsyn.v1.Event") => Some(Declared::Envelope),
+        Some("tillsyn.v1.TimeReport" | "tillsyn.v1.Invoice") => Some(Declared::Event),
+        Some(name) => match ReferenceKind::ALL.into_iter().find(|k| message_name(*k) == name) {
+            Some(k) => Some(Declared::Bare(k)),
+            None => {
+                return Err(super::unsupported(
+                    content_type,
+                    "proto must be tillsyn.v1.Event, GrantedHours, ClientAbsence or ProviderPermit",
+                ));
+            }
+        },
     };
-    let mut parts = content_type.split(';');
-    let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-    let format = if PROTOBUF_TYPES.contains(&media.as_str()) {
-        Format::Protobuf
-    } else if media == "application/json" {
-        Format::Json
-    } else {
-        return Err(unsupported("expected application/x-protobuf or application/json"));
-    };
-    let mut declared = None;
-    for param in parts.map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, value) = param.split_once('=').unwrap_or((param, ""));
-        let value = value.trim().trim_matches('"');
-        match name.trim().to_ascii_lowercase().as_str() {
-            "charset" if format == Format::Json && !matches!(value.to_ascii_lowercase().as_str(), "utf-8" | "utf8") => {
-                return Err(unsupported("JSON must be UTF-8"));
-            }
-            "encoding" if format == Format::Protobuf => {
-                return Err(unsupported("one message per record is read, not a delimited stream"));
-            }
-            "proto" => {
-                let name = value.trim_start_matches('.');
-                declared = Some(match name {
-                    "tillsyn.v1.Event" => Declared::Envelope,
-                    "tillsyn.v1.TimeReport" | "tillsyn.v1.Invoice" => Declared::Event,
-                    _ => match ReferenceKind::ALL.into_iter().find(|k| message_name(*k) == name) {
-                        Some(k) => Declared::Bare(k),
-                        None => {
-                            return Err(unsupported(
-                                "proto must be tillsyn.v1.Event, GrantedHours, ClientAbsence or ProviderPermit",
-                            ));
-                        }
-                    },
-                });
-            }
-            _ => {}
-        }
-    }
     Ok((format, declared))
 }
 
