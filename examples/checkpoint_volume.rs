@@ -79,6 +79,7 @@ fn kind(entity: &Entity) -> &'static str {
         Entity::StaffStage => "staff stage",
         Entity::StaffPending(_) => "staff waiting",
         Entity::Staff(_) => "staff member",
+        Entity::ClientCare(_) => "client care (staff stage)",
     }
 }
 

@@ -226,7 +226,13 @@ throughput)
             "$build" topics create >/dev/null
             started=$(date +%s%N)
             bin=$build start_service "$out/run-$tag.log"
-            while [[ $(metric tillsyn_consumed_records_total) -lt $total ]]; do sleep 0.2; done
+            while [[ $(metric tillsyn_consumed_records_total) -lt $total ]]; do
+                kill -0 "$service" 2>/dev/null || {
+                    echo "$build, checkpoint every $commit: the service exited before it had consumed every record (see $out/run-$tag.log)"
+                    continue 2
+                }
+                sleep 0.2
+            done
             elapsed_ms=$((($(date +%s%N) - started) / 1000000))
             snapshots=$(metric tillsyn_state_snapshots_total)
             internal_records=$(metric tillsyn_internal_records_produced_total)

@@ -54,13 +54,24 @@ if cargo tree --locked -p tillsyn -e normal --prefix none | grep -q '^tillsyn-si
 fi
 echo "tillsyn: no tillsyn-sim in its dependencies"
 
-cargo test --locked --workspace --all-targets --features tillsyn/kafka-integration-tests || {
-  # The broker's side of a failure: its last errors and warnings.
-  log=${TILLSYN_STATE_DIR:-out/broker}/tansu.log
+# The broker's side of a failure: is it still running, its last errors
+# and warnings, the last lines it wrote (a panic is neither), and the
+# kernel's word if it was killed.
+broker_report() {
+  local log=${TILLSYN_STATE_DIR:-out/broker}/tansu.log
+  echo "== the broker now: $(deploy/local/broker.sh status 2>&1 | tr '\n' ' ')"
   if [ -f "$log" ]; then
     echo "== the end of the broker's errors and warnings ($log)"
-    sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E ' (ERROR|WARN) ' | grep -v 'TopicAlreadyExists' | tail -n 40 || true
+    sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E ' (ERROR|WARN) ' | grep -v -E 'TopicAlreadyExists|BrokenPipe' | tail -n 40 || true
+    echo "== broken pipes (clients that left mid-answer): $(grep -c BrokenPipe "$log" || true)"
+    echo "== the last lines of $log"
+    sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -v BrokenPipe | tail -n 15 || true
   fi
+  echo "== memory: $(free -m | awk '/^Mem:/ {print $3 " MB used, " $7 " MB available"}')"
+  dmesg 2>/dev/null | grep -i -E 'out of memory|oom-kill|killed process' | tail -n 5 || true
+}
+cargo test --locked --workspace --all-targets --features tillsyn/kafka-integration-tests || {
+  broker_report
   exit 1
 }
 CHECK_TARGETS=1 OUT=out/test-evaluation scripts/evaluate.sh 1 2 3 4 5 > out/test-evaluation.md 2>&1 || {

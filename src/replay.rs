@@ -25,7 +25,7 @@ use tillsyn_core::engine::{
 use tillsyn_core::model::DomainEvent;
 use tillsyn_core::model::pseudonym::Pseudonymizer;
 use tillsyn_core::model::validate::Validator;
-use tillsyn_core::partition::{partition_for_key, staff_partition};
+use tillsyn_core::partition::partition_for_key;
 use tillsyn_core::proto::v1 as wire;
 use tillsyn_core::rules::timeline::RulesVersion;
 
@@ -359,8 +359,8 @@ impl Topology {
             for output in out.drain(..) {
                 match output {
                     Output::PeerDay(day) => finalised |= self.peers.apply(day)?,
-                    Output::ToStaff(record) => match record.staff() {
-                        Some(staff) => self.to_staff[staff_partition(staff, self.partitions)].0.push(record),
+                    Output::ToStaff(record) => match record.partition(self.partitions) {
+                        Some(p) => self.to_staff[p].0.push(record),
                         None => self.to_staff.iter_mut().for_each(|(q, _)| q.push(record.clone())),
                     },
                     Output::FromStaff(record) => match record.provider() {
@@ -395,6 +395,12 @@ impl Topology {
                 }
             }
             if out.is_empty() {
+                // Days closed after the reference data was known through
+                // their decision: published now (see `Engine::decide`).
+                if drivers.iter().any(|d| d.engine().peer_day_ready(&self.reference)) {
+                    self.decide(drivers, out);
+                    continue;
+                }
                 return Ok(());
             }
         }

@@ -576,6 +576,52 @@ OPERATIONS = [
         8,
         8,
     ),
+    row("Reference data"),
+    panel(
+        "timeseries",
+        "Reference data behind the wall clock",
+        "How far the time the reference data (decisions on granted hours, client absences, the provider "
+        "register) is known through, its slowest partition, is behind the wall clock "
+        "(tillsyn_reference_lag_seconds; only with core.reference.enabled). Every day decision and every visit "
+        "checked against the reference data waits for it. Normal: under an hour with hourly heartbeats from the "
+        "source's adapter. Hours and growing: the adapter stopped writing to one of the three topics "
+        "(TillsynReferenceDataBehind): alerts are delayed, not lost.",
+        [target(f"max by (instance) (tillsyn_reference_lag_seconds{{{I}}})", "{{instance}}")],
+        "dtdurations",
+        8,
+        8,
+    ),
+    panel(
+        "timeseries",
+        "Reference facts held, by kind",
+        "Facts each instance's reference table holds (tillsyn_reference_facts): decisions on granted hours, "
+        "absence periods, provider registrations, every version kept as long as decisions can ask about it. "
+        "Normal: grows with the municipality's clients (about one decision per client and service type) and "
+        "is the same on every instance. A drop to 0 means the table was not loaded (the instance cannot read "
+        "the topics).",
+        [target(f"max by (kind) (tillsyn_reference_facts{{{I}}})", "{{kind}}")],
+        "short",
+        8,
+        8,
+    ),
+    panel(
+        "timeseries",
+        "Reference records read per second, by kind and outcome",
+        "Records of the three reference topics each instance's global reader took into its table (applied), "
+        "heartbeats (the source's progress), and records refused (not decoded, not valid, or registered behind "
+        "its partition's progress; rate of tillsyn_reference_records_total). Normal: applied and heartbeat "
+        "only. Refused records are dead-lettered once, by the owner of their partition: read the dead-letter "
+        "topic for the reason.",
+        [
+            target(
+                f"sum by (kind, outcome) (rate(tillsyn_reference_records_total{{{I}}}[$__rate_interval]))",
+                "{{kind}} {{outcome}}",
+            )
+        ],
+        "cps",
+        8,
+        8,
+    ),
 ]
 
 

@@ -7,7 +7,8 @@
 #   start    starts it in the background and waits until it answers Kafka
 #            requests; a no-op when it is already running
 #   stop     stops it (SIGKILL, see stop() for why); a no-op when stopped
-#   status   prints its state; exits 0 when running, 1 when not
+#   status   prints its state (and whether it answers a metadata request,
+#            with the python client); exits 0 when running, 1 when not
 #   restart  stop, then start
 #   (default)  a fresh sqlite db, $TILLSYN_STATE_DIR/ephemeral.db, emptied at
 #              every start: nothing survives a restart
@@ -175,8 +176,8 @@ start() {
         sleep 0.1
     done
     case $storage_mode in
-        durable) add_header_index "$state/tansu.db" ;;
-        ephemeral) add_header_index "$state/ephemeral.db" ;;
+        durable) add_indexes "$state/tansu.db" ;;
+        ephemeral) add_indexes "$state/ephemeral.db" ;;
     esac
     log "ready on $bootstrap in $((($(date +%s%N) - started) / 1000000)) ms (pid $pid, $mode, log $logfile)"
 }
@@ -187,9 +188,21 @@ start() {
 # consuming N records that carry headers costs O(N^2). Measured: 20,000
 # records with a content-type header took 16.1 s to consume without the
 # index, 0.98 s with it; without it a consumer group serving 130,000 records
-# starves its own heartbeats. Creating the index is idempotent, takes
-# milliseconds, and the running broker uses it at once.
-add_header_index() {
+# starves its own heartbeats.
+# Its periodic maintenance (every 10 min, and at start) compacts the topics
+# with cleanup.policy=compact (tillsyn's state and changelog topics) with a
+# query that, with no index on the record keys, compares every duplicate
+# key with every older record of its partition (tansu-storage-0.6.0
+# src/sql/policy_compact.sql, lite.rs:1130, run by Delegate::maintain at
+# lite.rs:4316); and every other request of the broker waits behind it
+# (one storage channel, service.rs:1234). Measured on the database the
+# test suite leaves (1.16M records; 10,588 duplicate keys): 23.6 s without
+# the index, 0.67 s with it; with more duplicates, minutes in which the
+# broker answers nothing (seen: first contacts timing out after 120 s, in
+# CI and again here with perf and gdb on the busy broker). Creating the
+# indexes is idempotent, takes milliseconds on an empty database, and the
+# running broker uses them at once.
+add_indexes() {
     local db=$1 py
     py=$(python_client)
     py=${py:-python3}
@@ -200,13 +213,14 @@ db = sqlite3.connect(sys.argv[1], timeout=30)
 if not db.execute("select 1 from sqlite_master where type = 'table' and name = 'header'").fetchone():
     sys.exit(1)
 db.execute("create index if not exists header_topition_offset on header (topition, offset_id)")
+db.execute("create index if not exists record_topition_k_offset on record (topition, k, offset_id)")
 db.commit()
 PY
             return 0
         fi
         sleep 0.1
     done
-    log "could not index the header table of $db (consuming records with headers will be slow)"
+    log "could not index the header and record tables of $db (consuming records with headers and compacting will be slow)"
 }
 
 stop() {
@@ -238,7 +252,12 @@ status() {
     local pid
     pid=$(running_pid)
     if [[ -n $pid ]]; then
-        echo "running: pid $pid, $bootstrap, $(cat "$modefile" 2>/dev/null || echo unknown), log $logfile"
+        local py answers=""
+        py=$(python_client)
+        if [[ -n $py ]]; then
+            if kafka_ready "$py"; then answers=", answers Kafka requests"; else answers=", NOT answering a metadata request within 2 s"; fi
+        fi
+        echo "running: pid $pid, $bootstrap, $(cat "$modefile" 2>/dev/null || echo unknown)$answers, log $logfile"
         return 0
     fi
     echo "not running ($bootstrap)"

@@ -278,10 +278,13 @@ pub fn severity(lang: Lang, severity: &str) -> String {
 /// the catalogue's own).
 const RULES_SV: &[(&str, &str)] = &[
     ("above-granted-hours", "Timmar över beviljade timmar"),
+    ("granted-hours-utilisation", "Andel utförd beviljad tid långt över jämförbara utförare"),
+    ("client-hours-above-granted", "Timmar över beviljade timmar, över brukarens alla utförare"),
     ("billing-during-absence", "Fakturering under frånvaro"),
     ("check-in-away-from-home", "Incheckning långt från brukarens hem"),
     ("duplicate-billing", "Dubbelfakturering"),
     ("hours-per-client-above-peers", "Timmar per brukare långt över jämförbara utförare"),
+    ("hours-per-client-rise", "Timmar per brukare ökar över utförarens egen historik"),
     ("impossible-travel", "Omöjlig förflyttning mellan besök"),
     ("invoiced-above-performed", "Fakturerade timmar över utförda timmar"),
     ("manual-registration-share", "Manuella eller ändrade registreringar över jämförbara utförare"),
@@ -289,6 +292,7 @@ const RULES_SV: &[(&str, &str)] = &[
     ("phantom-clients", "Fakturerade brukare utan besök"),
     ("provider-without-permit", "Utförare utan giltigt tillstånd"),
     ("relative-employment", "Anhörig anställd hos brukaren"),
+    ("hours-collapse-after-provider-change", "Timmarna rasar efter byte av utförare"),
     ("rounded-visits", "Spökbesök eller avrundade besök"),
     ("staff-double-booking", "Dubbelbokad personal"),
     ("staff-impossible-day", "Omöjlig arbetsdag eller ingen vila"),

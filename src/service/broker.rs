@@ -79,13 +79,10 @@ pub fn watermarks<C: ClientContext>(
     retrying(timeout, |left| client.fetch_watermarks(topic, partition, left))
 }
 
-/// How long [`probe`] tries to reach the brokers.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// [`probe`] on a blocking thread, for async callers.
 pub async fn probe_async(config: &ServiceConfig) -> anyhow::Result<()> {
     let config = config.clone();
-    tokio::task::spawn_blocking(move || probe(&config, PROBE_TIMEOUT)).await?
+    tokio::task::spawn_blocking(move || probe(&config)).await?
 }
 
 /// A security failure reported by librdkafka: a wrong password or
@@ -172,9 +169,10 @@ impl ConsumerContext for Watch {}
 /// Makes the first contact with the brokers of `config` (a metadata
 /// request), before a command relies on them. Fails at once, with the
 /// broker's reason, on an authentication or TLS failure, and after
-/// `timeout` if no broker answers (a TLS client against a plaintext
-/// listener only ever times out).
-pub fn probe(config: &ServiceConfig, timeout: Duration) -> anyhow::Result<()> {
+/// `kafka.connect_timeout` if no broker answers (a TLS client against a
+/// plaintext listener only ever times out).
+pub fn probe(config: &ServiceConfig) -> anyhow::Result<()> {
+    let timeout = config.kafka.connect_timeout;
     let mut client = config.kafka.consumer_config();
     // Statistics are the group consumer's (lag, readiness); this client
     // would only log them.
@@ -183,6 +181,10 @@ pub fn probe(config: &ServiceConfig, timeout: Duration) -> anyhow::Result<()> {
     let consumer: BaseConsumer<Watch> = client.create_with_context(Watch::default())?;
     let deadline = Instant::now() + timeout;
     let mut last = None;
+    // Each attempt may take twice as long as the one before (up to 8 s):
+    // a broker that is slow to answer, not only one that is down, gets
+    // its answer in.
+    let mut attempt = Duration::from_millis(500);
     loop {
         // Serves the error callback (the client is in no group: nothing
         // else comes).
@@ -200,10 +202,11 @@ pub fn probe(config: &ServiceConfig, timeout: Duration) -> anyhow::Result<()> {
                 last.map_or(String::new(), |e: KafkaError| format!(" (last error: {e})"))
             );
         }
-        match consumer.client().fetch_metadata(None, left.min(Duration::from_millis(500))) {
+        match consumer.client().fetch_metadata(None, left.min(attempt)) {
             Ok(_) => return Ok(()),
             Err(e) => last = Some(e),
         }
+        attempt = (attempt * 2).min(Duration::from_secs(8));
     }
 }
 

@@ -483,6 +483,12 @@ pub struct KafkaConfig {
     /// turns them off, and then `/readyz` never reports ready).
     #[serde(with = "duration")]
     pub statistics_interval: Duration,
+    /// How long the first contact with the brokers (a metadata request,
+    /// made before any command relies on them) may go unanswered before
+    /// the command gives up with "no broker answered" (e.g. `"30s"`). An
+    /// authentication or TLS failure is reported at once whatever this is.
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
     /// librdkafka properties for both clients, e.g. `"security.protocol"`,
     /// `"sasl.mechanisms"`, `"sasl.username"`, `"sasl.password"`,
     /// `"ssl.ca.location"`.
@@ -755,6 +761,7 @@ impl Default for KafkaConfig {
             revocation_budget: Duration::from_secs(10),
             commit_interval: Duration::from_secs(30),
             statistics_interval: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(30),
             common: BTreeMap::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
@@ -1190,6 +1197,12 @@ impl KafkaConfig {
             problems.push(format!(
                 "kafka.statistics_interval = {:?} must be \"0s\" (off) or whole milliseconds up to {max:?}",
                 duration::format(self.statistics_interval)
+            ));
+        }
+        if self.connect_timeout.is_zero() || self.connect_timeout > MAX_LIBRDKAFKA_INTERVAL {
+            problems.push(format!(
+                "kafka.connect_timeout = {:?} must be > 0 and at most {max:?}",
+                duration::format(self.connect_timeout)
             ));
         }
         match self.max_poll_interval_ms() {
@@ -2024,6 +2037,11 @@ mod tests {
         let mut c = valid();
         c.kafka.statistics_interval = Duration::ZERO;
         assert_eq!(warnings(&c), Vec::<String>::new(), "0s turns statistics off");
+        for bad in [Duration::ZERO, Duration::from_millis(86_400_001)] {
+            let mut c = valid();
+            c.kafka.connect_timeout = bad;
+            assert_one_problem(&c, "kafka.connect_timeout = ");
+        }
         let mut c = valid();
         c.kafka.revocation_budget = Duration::ZERO;
         assert_one_problem(&c, "kafka.revocation_budget = \"0s\" must be > 0");
@@ -2223,6 +2241,7 @@ mod tests {
             "revocation_budget = \"10s\"",
             "commit_interval = \"30s\"",
             "statistics_interval = \"5s\"",
+            "connect_timeout = \"30s\"",
             "input_retention = \"100d\"",
             "alerts_retention = \"365d\"",
             "dead_letter_retention = \"30d\"",

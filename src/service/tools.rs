@@ -188,7 +188,7 @@ pub fn for_each_alert(
     idle: Duration,
     mut each: impl FnMut(wire::Alert) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
-    super::broker::probe(config, super::broker::PROBE_TIMEOUT)?;
+    super::broker::probe(config)?;
     let mut client = config.kafka.consumer_config();
     // Statistics are the group consumer's (lag, readiness); this client
     // would only log them.
@@ -281,7 +281,7 @@ pub fn read_rules(
     config: &ServiceConfig,
 ) -> anyhow::Result<(Vec<RulesLogLine>, tillsyn_core::rules::history::RulesHistory, Vec<Vec<u8>>)> {
     use tillsyn_core::rules::history::{Outcome, RulesEntry, RulesHistory};
-    super::broker::probe(config, super::broker::PROBE_TIMEOUT)?;
+    super::broker::probe(config)?;
     let (records, _) =
         super::state_store::read_log(config, &config.topics.rules_topic(), 0, 0, Duration::from_secs(60))?;
     let mut history = RulesHistory::new(&config.core.rules);

@@ -809,12 +809,16 @@ pub struct StaffOverLimit {
     pub partition: i32,
     /// Visits left out (from the stage's state: survives restarts).
     pub visits: u64,
+    /// Client copies of visits left out of the client rules (likewise).
+    pub client_visits: u64,
 }
 
 impl StaffOverLimit {
-    /// Sets the gauge.
+    /// Sets the gauges.
     pub fn emit(&self) {
         gauge!(names::STAFF_OVER_LIMIT, "partition" => self.partition.to_string()).set(self.visits as f64);
+        gauge!(names::CLIENT_VISITS_OVER_LIMIT, "partition" => self.partition.to_string())
+            .set(self.client_visits as f64);
     }
 }
 

@@ -240,6 +240,11 @@ pub const ALERT_RECORDS_SKIPPED: &str = "tillsyn_alert_records_skipped_total";
 /// Label `partition`.
 pub const STAFF_OVER_LIMIT: &str = "tillsyn_staff_visits_over_limit";
 
+/// Gauge. Client copies of visits of new clients a partition's staff stage
+/// left out of the client rules since it started from its state, because
+/// it held `core.limits.clients` clients already. Label `partition`.
+pub const CLIENT_VISITS_OVER_LIMIT: &str = "tillsyn_client_visits_over_limit";
+
 /// Counter. Records that found the producer's queue full and waited for
 /// room (back-pressure from a slow broker), by topic.
 pub const PRODUCER_QUEUE_FULL: &str = "tillsyn_producer_queue_full_waits_total";
@@ -365,6 +370,11 @@ pub const ALL: &[(&str, MetricKind, &str)] = &[
         STAFF_OVER_LIMIT,
         MetricKind::Gauge,
         "Visits of new staff members left out of the staff rules at the staff stage's cap.",
+    ),
+    (
+        CLIENT_VISITS_OVER_LIMIT,
+        MetricKind::Gauge,
+        "Visits of new clients left out of the client rules at the staff stage's client cap.",
     ),
     (
         ALERT_RECORDS_SKIPPED,

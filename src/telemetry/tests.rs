@@ -213,7 +213,7 @@ fn emit_everything(recorder: &PrometheusRecorder) {
         InternalRecordsProduced { topic: "visits-by-staff", records: 2, bytes: 4_000 }.emit();
         ProducerQueueFull { topic: "alerts" }.emit();
         AlertRecordSkipped { partition: 3, offset: 11 }.emit();
-        StaffOverLimit { partition: 3, visits: 4 }.emit();
+        StaffOverLimit { partition: 3, visits: 4, client_visits: 6 }.emit();
         HeldRecords { partition: 3, for_invoices: 2, for_rules: 5 }.emit();
         SinkRecords::register_counters();
         SinkRecords { outcome: SinkOutcome::Stored, records: 7 }.emit();
@@ -328,6 +328,7 @@ fn events_render_the_expected_series() {
     assert_eq!(v(names::PRODUCER_QUEUE_FULL, &[("topic", "alerts")]), 1.0);
     assert_eq!(v(names::ALERT_RECORDS_SKIPPED, &[]), 1.0);
     assert_eq!(v(names::STAFF_OVER_LIMIT, &[("partition", "3")]), 4.0);
+    assert_eq!(v(names::CLIENT_VISITS_OVER_LIMIT, &[("partition", "3")]), 6.0);
     assert_eq!(v(names::HELD_RECORDS, &[("partition", "3"), ("waiting_for", "invoices")]), 2.0);
     assert_eq!(v(names::HELD_RECORDS, &[("partition", "3"), ("waiting_for", "rules")]), 5.0);
     assert_eq!(v(names::SINK_RECORDS, &[("outcome", "stored")]), 7.0);

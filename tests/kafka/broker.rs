@@ -37,6 +37,12 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// How long the tests wait out a shared broker that answers nothing:
+/// tansu under load in CI has gone over 30 s without answering, between
+/// two tests and in the middle of one. The tests are about the service,
+/// not about how soon the broker answers.
+const BROKER_PATIENCE: Duration = Duration::from_secs(120);
+
 fn brokers() -> String {
     std::env::var("TILLSYN_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
@@ -49,6 +55,7 @@ fn config(name: &str) -> ServiceConfig {
     c.kafka.group_id = format!("test-{suffix}");
     c.kafka.statistics_interval = Duration::from_secs(1);
     c.kafka.commit_interval = Duration::from_secs(2);
+    c.kafka.connect_timeout = BROKER_PATIENCE;
     // A member that dies without leaving is replaced after this long.
     c.kafka.consumer.insert("session.timeout.ms".into(), "6000".into());
     let t = &mut c.topics;
@@ -147,10 +154,11 @@ fn committed_and_ends(config: &ServiceConfig) -> Result<Vec<(i64, i64)>, String>
 }
 
 /// [`committed_and_ends`] once nothing moves them any more (every instance
-/// has stopped): asked again, for up to 30 s, while the broker does not
-/// answer, so that a dropped connection is not taken for a wrong offset.
+/// has stopped): asked again, for up to [`BROKER_PATIENCE`], while the
+/// broker does not answer, so that a dropped connection is not taken for a
+/// wrong offset.
 fn settled_offsets(config: &ServiceConfig) -> Vec<(i64, i64)> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + BROKER_PATIENCE;
     loop {
         match committed_and_ends(config) {
             Ok(offsets) => return offsets,
@@ -166,6 +174,49 @@ fn settled_offsets(config: &ServiceConfig) -> Vec<(i64, i64)> {
 /// Committed offsets of the group equal the end of every input partition.
 fn caught_up(config: &ServiceConfig) -> bool {
     committed_and_ends(config).is_ok_and(|v| v.iter().all(|(committed, end)| committed >= end))
+}
+
+/// Longest a catch-up may take in all (a slow shared CI broker).
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(900);
+
+/// Waits until the group has caught up with every input partition
+/// ([`caught_up`]) while its committed offsets keep moving: fails when they
+/// have not moved for [`BROKER_PATIENCE`] (a stuck service or broker) or
+/// after [`CATCH_UP_LIMIT`], with the offsets, the group and each of
+/// `services`' log and gauges. A slow broker is waited for; a stuck
+/// service is not.
+fn wait_for_catch_up(config: &ServiceConfig, services: &[&Service]) {
+    let started = Instant::now();
+    let (mut progress, mut moved) = (-1i64, Instant::now());
+    loop {
+        if let Ok(v) = committed_and_ends(config) {
+            if v.iter().all(|(committed, end)| committed >= end) {
+                return;
+            }
+            let committed: i64 = v.iter().map(|(c, _)| c).sum();
+            if committed > progress {
+                (progress, moved) = (committed, Instant::now());
+            }
+        }
+        if moved.elapsed() > BROKER_PATIENCE || started.elapsed() > CATCH_UP_LIMIT {
+            let offsets = match committed_and_ends(config) {
+                Ok(v) => v.iter().map(|(c, e)| format!("{c}/{e}")).collect::<Vec<_>>().join(" "),
+                Err(e) => format!("not read: {e}"),
+            };
+            let logs: Vec<String> =
+                services.iter().enumerate().map(|(i, s)| format!("== service {i}\n{}", s.diagnosis())).collect();
+            panic!(
+                "the group did not catch up: committed offsets unmoved for {:?}, {:?} in all\n== committed/end \
+                 offsets (time reports, invoices, visits by staff, staff findings; 0..n each)\n{offsets}\n== \
+                 consumer group: {}\n{}",
+                moved.elapsed(),
+                started.elapsed(),
+                describe_group(config),
+                logs.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// What a service run in this process leaves for a failure message: its
@@ -646,6 +697,58 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A TCP proxy on 127.0.0.1 in front of `upstream` that holds every
+/// chunk the broker sends back for `delay`: a broker that answers, but
+/// slowly (tansu busy with its sqlite writes on a loaded CI machine).
+/// Returns its port; it serves until the test binary exits.
+fn slow_answering_proxy(upstream: &str, delay: Duration) -> u16 {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let upstream = upstream.split(',').next().unwrap().to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(broker) = TcpStream::connect(&upstream) else { continue };
+            let (mut from_client, mut to_broker) = (client.try_clone().unwrap(), broker.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut from_client, &mut to_broker);
+                let _ = to_broker.shutdown(Shutdown::Write);
+            });
+            let (mut from_broker, mut to_client) = (broker, client);
+            std::thread::spawn(move || {
+                let mut chunk = vec![0u8; 64 * 1024];
+                while let Ok(n @ 1..) = from_broker.read(&mut chunk) {
+                    std::thread::sleep(delay);
+                    if to_client.write_all(&chunk[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = to_client.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+/// A broker that answers every request 2 s late is still reached by the
+/// first contact every command makes, within `kafka.connect_timeout`:
+/// each metadata attempt is short (so that an authentication failure is
+/// seen at once), but a slow answer is not lost with it.
+#[test]
+fn a_broker_slow_to_answer_is_reached_by_the_first_contact() {
+    let _serial = serial();
+    let port = slow_answering_proxy(&brokers(), Duration::from_secs(2));
+    let mut config = config("slow-answer");
+    config.kafka.brokers = format!("127.0.0.1:{port}");
+    config.kafka.connect_timeout = Duration::from_secs(30);
+    let started = Instant::now();
+    tillsyn::service::broker::probe(&config).unwrap_or_else(|e| panic!("after {:?}: {e}", started.elapsed()));
+    // The connection's first exchange (API versions) and the metadata
+    // request each wait for the proxy: the answer really was slow.
+    assert!(started.elapsed() >= Duration::from_secs(4), "reached after only {:?}", started.elapsed());
+}
+
 /// Back-pressure is not a failure: with a producer queue of 16 messages
 /// (a slow broker seen from the producer), records wait for room instead
 /// of stopping the service, keep their order, and the alert topic holds
@@ -730,8 +833,9 @@ fn sigterm_mid_run_exits_cleanly_and_a_restart_resumes_from_committed_offsets() 
     assert!(processed < total);
 
     let mut service = Service::start(&config, dir.path().join("second.log"));
-    wait_for("the restart to catch up and be ready", Duration::from_secs(240), || {
-        caught_up(&config) && service.get("/readyz").is_some_and(|(status, _)| status == 200)
+    wait_for_catch_up(&config, &[&service]);
+    wait_for("the restart to be ready", Duration::from_secs(60), || {
+        service.get("/readyz").is_some_and(|(status, _)| status == 200)
     });
     // Let one more statistics interval and gauge update pass.
     std::thread::sleep(Duration::from_secs(3));
@@ -1036,7 +1140,7 @@ fn rebalancing_between_instances_keeps_the_alerts_exactly_once() {
     });
     let sent = producing.join().unwrap();
     assert_eq!(sent, records_of(&events, config.topics.partitions));
-    wait_for("the group to catch up", Duration::from_secs(240), || caught_up(&config));
+    wait_for_catch_up(&config, &live.iter().collect::<Vec<_>>());
     let suppressed: f64 = live
         .iter()
         .filter_map(|s| s.get("/metrics"))
@@ -1233,7 +1337,7 @@ async fn a_staff_member_at_two_providers_in_different_partitions_is_alerted() {
 
 /// Every record of partition `partition` of the state topic, oldest first.
 fn state_log(config: &ServiceConfig, partition: i32) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-    state_store::read_state(config, partition, Duration::from_secs(60)).unwrap()
+    state_store::read_state(config, partition, BROKER_PATIENCE).unwrap()
 }
 
 /// Writes one record (key, value) to partition `partition` of `topic`.
@@ -1257,7 +1361,7 @@ fn run_service_until_caught_up(config: &ServiceConfig, log: PathBuf) -> Metrics 
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    wait_for("the service to catch up", Duration::from_secs(240), || caught_up(config));
+    wait_for_catch_up(config, &[&service]);
     let metrics = service.metrics();
     service.sigterm();
     let status = service.wait(Duration::from_secs(60));
@@ -1298,7 +1402,7 @@ async fn state_topic_faults_are_detected_and_survived() {
     // slots).
     write_raw(&config, &config.topics.state, 0, b"not-tillsyn", b"{\"hello\": 1}").await;
     let damage = (0..config.topics.partitions)
-        .max_by_key(|p| state_store::read_alert_ids(&config, *p, None, Duration::from_secs(30)).unwrap().0.len())
+        .max_by_key(|p| state_store::read_alert_ids(&config, *p, None, BROKER_PATIENCE).unwrap().0.len())
         .unwrap();
     let log = state_log(&config, damage);
     let (epoch, _) = changelog::recover(damage, log.clone()).manifest.expect("the partition has a checkpoint");
@@ -1472,7 +1576,7 @@ fn zombie_scenario(
     signal(&a, "-CONT");
     let sent = producing.join().unwrap();
     assert_eq!(sent, records_of(&events, config.topics.partitions));
-    wait_for("the group to catch up", Duration::from_secs(240), || caught_up(&config));
+    wait_for_catch_up(&config, &[&a, &b]);
     let mut live = vec![a, b];
     stop_all(&mut live);
 
@@ -1608,8 +1712,9 @@ fn a_rules_change_mid_stream_decides_from_its_time_and_replays_the_same() {
     runtime.block_on(produce_events(&config, &events[..cut], None)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut service = Service::start(&config, dir.path().join("run.log"));
-    wait_for("the first part to be processed", Duration::from_secs(240), || {
-        caught_up(&config) && service.get("/readyz").is_some_and(|(status, _)| status == 200)
+    wait_for_catch_up(&config, &[&service]);
+    wait_for("the service to be ready", Duration::from_secs(60), || {
+        service.get("/readyz").is_some_and(|(status, _)| status == 200)
     });
 
     // The service sealed the rules topic as far as it decided.
@@ -1676,7 +1781,7 @@ fn a_rules_change_mid_stream_decides_from_its_time_and_replays_the_same() {
     assert!(String::from_utf8_lossy(&set.stdout).contains("version 1 accepted"), "{set:?}");
 
     runtime.block_on(produce_events(&config, &events[cut..], None)).unwrap();
-    wait_for("the rest to be processed", Duration::from_secs(240), || caught_up(&config));
+    wait_for_catch_up(&config, &[&service]);
     std::thread::sleep(Duration::from_secs(2));
     let m = service.metrics();
     assert_eq!(m.sum("tillsyn_rules_version", &[]), 1.0);

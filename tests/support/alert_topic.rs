@@ -33,6 +33,9 @@ pub fn config(name: &str) -> ServiceConfig {
     c.kafka.brokers = std::env::var("TILLSYN_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     c.kafka.group_id = format!("test-{suffix}");
     c.kafka.statistics_interval = Duration::from_secs(1);
+    // tansu under load in CI has once answered no request for over 30 s
+    // (the default first-contact deadline).
+    c.kafka.connect_timeout = Duration::from_secs(120);
     // A killed member's session ends 6 s after its last heartbeat (see
     // SESSION_WAIT).
     c.kafka.consumer.insert("session.timeout.ms".into(), "6000".into());
@@ -130,7 +133,12 @@ pub fn produce(config: &ServiceConfig, records: &[(String, Vec<u8>)], rate: f64)
             }
         }
     }
-    producer.flush(Duration::from_secs(30)).unwrap();
+    // A broker stall (tansu under load has paused for over 30 s) delays
+    // delivery; only records still undelivered after two minutes fail the run.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while let Err(e) = producer.flush(Duration::from_secs(10)) {
+        assert!(Instant::now() < deadline, "the alert topic did not take every record within two minutes: {e}");
+    }
 }
 
 /// The alert topic as the sink must end up with it: every alert (id,

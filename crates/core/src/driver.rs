@@ -691,10 +691,15 @@ impl<H> PartitionDriver<H> {
         self.alerts.clear();
         let before = (self.engine.decided_through(), self.engine.stats().reference_visits_checked);
         self.engine.decide(table, reference, &mut self.alerts);
-        if (self.engine.decided_through(), self.engine.stats().reference_visits_checked) != before {
+        let published = self.engine.take_peer_days();
+        if (self.engine.decided_through(), self.engine.stats().reference_visits_checked) != before
+            || !published.is_empty()
+        {
             self.dirty = true;
         }
         self.emit_alerts(out);
+        // Days that waited for the reference data (see `Engine::decide`).
+        out.extend(published.into_iter().map(Output::PeerDay));
     }
 
     /// Takes one record from the staff stage (see [`Engine::offer_staff`]).

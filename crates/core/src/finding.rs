@@ -117,7 +117,8 @@ pub enum Unit {
     Metres,
     /// Minutes.
     Minutes,
-    /// A share in [0, 1].
+    /// A share of a whole, 1 = all of it (above 1 where more than the
+    /// whole: hours performed above those granted).
     Share,
     /// Visits.
     Visits,

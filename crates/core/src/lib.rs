@@ -36,6 +36,7 @@
 
 pub mod alerting;
 pub mod baseline;
+pub mod client_care;
 pub mod codec;
 pub mod config;
 pub mod decode;

@@ -57,6 +57,13 @@ pub fn staff_partition(staff: crate::model::StaffKey, partitions: i32) -> usize 
     partition_for_key(staff.to_string().as_bytes(), partitions) as usize
 }
 
+/// The partition of the staff stage that holds a client (the client rules
+/// run there): the pseudonymous client key's text form, hashed the same
+/// way.
+pub fn client_partition(client: crate::model::ClientKey, partitions: i32) -> usize {
+    partition_for_key(client.to_string().as_bytes(), partitions) as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,6 +40,9 @@ pub const RULE_SLOTS: usize = 3;
 pub struct ProviderDay {
     /// Visits that started this day.
     pub visits: u32,
+    /// Of which registered by hand or edited afterwards (a day with nearly
+    /// all of them so is a lock or tag system outage).
+    pub manual_visits: u32,
     /// Minutes of those visits.
     pub minutes: u32,
     /// Minutes per service type.
@@ -67,12 +70,20 @@ pub struct MonthActivity {
     pub minutes: [u32; SERVICES],
     /// Visits per service type.
     pub visits: [u16; SERVICES],
+    /// Performed minutes per service type with each visit rounded up to
+    /// whole [`BILLING_ROUNDING_MINUTES`]: the most an honest invoice line
+    /// bills for them.
+    pub rounded: [u32; SERVICES],
 }
 
 impl MonthActivity {
     const EMPTY: MonthActivity =
-        MonthActivity { month: Month(i32::MIN), minutes: [0; SERVICES], visits: [0; SERVICES] };
+        MonthActivity { month: Month(i32::MIN), minutes: [0; SERVICES], visits: [0; SERVICES], rounded: [0; SERVICES] };
 }
+
+/// The billing unit a visit may be rounded up to: an honest invoice line
+/// bills at most its visits' minutes each rounded up to it.
+pub const BILLING_ROUNDING_MINUTES: u32 = 5;
 
 /// Days of visit history a client's activity holds per service type.
 pub const ACTIVITY_BITS: i32 = 128;
@@ -93,11 +104,25 @@ pub struct ClientActivity {
     /// Performed minutes and visits per service type for the last few
     /// months, indexed by `month % CLIENT_MONTHS` and tagged with the month.
     pub months: [MonthActivity; CLIENT_MONTHS],
+    /// Performed minutes of all service types per day for the last
+    /// [`MINUTES_DAYS`] days up to the newest visit: day `d` in slot
+    /// `d mod MINUTES_DAYS` (empty until the first visit).
+    pub daily: Vec<u16>,
 }
+
+/// Days of per-day minutes a client's activity holds: the five weeks the
+/// own-history rules compare, and two weeks for visits of later days that
+/// arrive before a day is decided.
+pub const MINUTES_DAYS: i32 = 49;
 
 impl Default for ClientActivity {
     fn default() -> Self {
-        ClientActivity { newest: i32::MIN, days: [0; SERVICES], months: [MonthActivity::EMPTY; CLIENT_MONTHS] }
+        ClientActivity {
+            newest: i32::MIN,
+            days: [0; SERVICES],
+            months: [MonthActivity::EMPTY; CLIENT_MONTHS],
+            daily: Vec::new(),
+        }
     }
 }
 
@@ -105,6 +130,9 @@ impl ClientActivity {
     /// Records `minutes` of `service` on `day`.
     pub fn record(&mut self, day: Day, service: ServiceType, minutes: u32) {
         let s = service.index();
+        if self.daily.is_empty() {
+            self.daily = vec![0; MINUTES_DAYS as usize];
+        }
         if self.newest == i32::MIN {
             self.newest = day.0;
         } else if day.0 > self.newest {
@@ -112,7 +140,16 @@ impl ClientActivity {
             for bits in &mut self.days {
                 *bits = if shift >= ACTIVITY_BITS { 0 } else { *bits << shift };
             }
+            // The slots of the days now entering the ring held days
+            // MINUTES_DAYS earlier.
+            for d in (self.newest + 1).max(day.0 - MINUTES_DAYS + 1)..=day.0 {
+                self.daily[d.rem_euclid(MINUTES_DAYS) as usize] = 0;
+            }
             self.newest = day.0;
+        }
+        if self.newest - day.0 < MINUTES_DAYS {
+            let slot = &mut self.daily[day.0.rem_euclid(MINUTES_DAYS) as usize];
+            *slot = slot.saturating_add(minutes.min(u32::from(u16::MAX)) as u16);
         }
         let k = self.newest - day.0;
         if k < ACTIVITY_BITS {
@@ -126,7 +163,30 @@ impl ClientActivity {
         if slot.month == month {
             slot.minutes[s] = slot.minutes[s].saturating_add(minutes);
             slot.visits[s] = slot.visits[s].saturating_add(1);
+            let rounded = minutes.div_ceil(BILLING_ROUNDING_MINUTES).saturating_mul(BILLING_ROUNDING_MINUTES);
+            slot.rounded[s] = slot.rounded[s].saturating_add(rounded);
         }
+    }
+
+    /// Performed minutes of all service types on `day`: zero for a day
+    /// after the newest visit or [`MINUTES_DAYS`] or more before it (not
+    /// kept).
+    pub fn minutes_on(&self, day: Day) -> u32 {
+        let k = self.newest - day.0;
+        if self.daily.is_empty() || !(0..MINUTES_DAYS).contains(&k) {
+            return 0;
+        }
+        u32::from(self.daily[day.0.rem_euclid(MINUTES_DAYS) as usize])
+    }
+
+    /// Days with care and their minutes in the `days` days through `end`
+    /// (all kept only while `end - days` is within [`MINUTES_DAYS`] of the
+    /// newest visit).
+    pub fn care_days(&self, end: Day, days: u32) -> (u32, u64) {
+        (0..days as i32)
+            .map(|k| self.minutes_on(end.plus(-k)))
+            .filter(|m| *m > 0)
+            .fold((0, 0), |(n, sum), m| (n + 1, sum + u64::from(m)))
     }
 
     /// The kept activity of `month`, if any.
@@ -138,6 +198,12 @@ impl ClientActivity {
     /// Performed (minutes, visits) of `service` in `month` (zero if not kept).
     pub fn performed(&self, month: Month, service: ServiceType) -> (u32, u32) {
         self.month(month).map_or((0, 0), |m| (m.minutes[service.index()], u32::from(m.visits[service.index()])))
+    }
+
+    /// Performed minutes of `service` in `month` with each visit rounded up
+    /// to [`BILLING_ROUNDING_MINUTES`] (zero if not kept).
+    pub fn rounded(&self, month: Month, service: ServiceType) -> u32 {
+        self.month(month).map_or(0, |m| m.rounded[service.index()])
     }
 
     /// Performed minutes of all services in `month`.
@@ -156,6 +222,13 @@ impl ClientActivity {
     pub fn visited_on(&self, day: Day) -> bool {
         let k = self.newest - day.0;
         self.newest != i32::MIN && (0..ACTIVITY_BITS).contains(&k) && self.days.iter().any(|b| b & (1u128 << k) != 0)
+    }
+
+    /// Whether the client arrived on `day`: a visit of any service type
+    /// that day and none in the `days` days before (a client new to the
+    /// provider, or back after a pause longer than the activity window).
+    pub fn arrived_on(&self, day: Day, days: u32) -> bool {
+        self.visited_on(day) && !ServiceType::ALL.iter().any(|&s| self.active(s, day.plus(-1), days))
     }
 
     /// Whether the client had a visit of `service` in the `days` days
@@ -179,37 +252,40 @@ impl ClientActivity {
 }
 
 /// Recent evidence ids, one per local day: the last one to arrive of each
-/// of the newest [`RecentIds::DAYS`] days.
+/// day, for the newest [`RecentIds::LIMIT`] days up to the last day
+/// decided and every day after it.
 ///
 /// A provider's records arrive in the same order in every partitioning,
 /// and a day's are all in once the day is closed, so the ids of the days up
 /// to a closed day do not depend on what arrived after it: evidence for a
-/// day close is the same whenever the close runs.
+/// day close is the same whenever the close runs, and whenever the day is
+/// decided (however far the other partitions or the reference data are
+/// behind).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RecentIds(VecDeque<(Day, EventId)>);
 
 impl RecentIds {
     /// Most ids returned as evidence.
     pub const LIMIT: usize = 10;
-    /// Days kept.
-    pub const DAYS: usize = 16;
 
-    /// Remembers `id` as the latest of `day`, forgetting the oldest day
-    /// beyond [`Self::DAYS`].
+    /// Remembers `id` as the latest of `day`. Days are forgotten only as
+    /// the days are decided ([`Self::forget_decided`]), never because newer
+    /// ones came: a day decided late (its partitions or the reference data
+    /// behind) gets the same evidence as one decided at once.
     pub fn push(&mut self, day: Day, id: &EventId) {
         let at = self.0.partition_point(|(d, _)| *d < day);
         match self.0.get_mut(at) {
             Some((d, kept)) if *d == day => *kept = id.clone(),
-            _ => {
-                if at == 0 && self.0.len() == Self::DAYS {
-                    return; // older than every day kept
-                }
-                self.0.insert(at, (day, id.clone()));
-                if self.0.len() > Self::DAYS {
-                    self.0.pop_front();
-                }
-            }
+            _ => self.0.insert(at, (day, id.clone())),
         }
+    }
+
+    /// Forgets the days no decision after `decided` reads: all but the
+    /// newest [`Self::LIMIT`] days up to it (however old: a provider that
+    /// went quiet keeps its last evidence).
+    pub fn forget_decided(&mut self, decided: Day) {
+        let through = self.0.partition_point(|(d, _)| *d <= decided);
+        self.0.drain(..through.saturating_sub(Self::LIMIT));
     }
 
     /// The ids of the newest [`Self::LIMIT`] days up to `day`, oldest first.
@@ -330,6 +406,14 @@ impl<R> ProviderState<R> {
         months_of(start, end)
             .map(|m| activity.performed(m, service))
             .fold((0u32, 0u32), |a, b| (a.0.saturating_add(b.0), a.1.saturating_add(b.1)))
+    }
+
+    /// Performed minutes of `client` and `service` over the months touched
+    /// by `[start, end)`, each visit rounded up to
+    /// [`BILLING_ROUNDING_MINUTES`]: the most an honest line bills.
+    pub fn billable(&self, client: ClientKey, service: ServiceType, start: EventTime, end: EventTime) -> u32 {
+        let Some(activity) = self.clients.get(&client) else { return 0 };
+        months_of(start, end).map(|m| activity.rounded(m, service)).fold(0u32, u32::saturating_add)
     }
 
     /// Performed minutes of `client`, all services, over the months touched
@@ -599,6 +683,36 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evidence_ids_of_a_day_do_not_depend_on_when_it_is_decided() {
+        let id = |d: i32| EventId::new(&format!("tr-{d}"));
+        // Visits on days 0..40; day 30 decided at once, or after day 40's
+        // visits are in (its partitions or the reference data behind).
+        let mut at_once = RecentIds::default();
+        let mut late = RecentIds::default();
+        for d in 0..=30 {
+            at_once.push(Day(d), &id(d));
+            late.push(Day(d), &id(d));
+        }
+        at_once.forget_decided(Day(29));
+        let expected = at_once.through(Day(30));
+        for d in 31..=40 {
+            late.push(Day(d), &id(d));
+        }
+        late.forget_decided(Day(29));
+        assert_eq!(late.through(Day(30)), expected);
+        assert_eq!(expected.len(), RecentIds::LIMIT);
+        assert_eq!(expected.last(), Some(&id(30)));
+        // A provider that went quiet keeps its last evidence however long
+        // the silence.
+        let mut quiet = RecentIds::default();
+        for d in 0..5 {
+            quiet.push(Day(d), &id(d));
+        }
+        quiet.forget_decided(Day(100));
+        assert_eq!(quiet.through(Day(101)).len(), 5);
+    }
 
     /// Sums of input values saturate instead of wrapping: a client flooded
     /// with week-long visits in one month of every service reads as

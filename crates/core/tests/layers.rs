@@ -1,6 +1,6 @@
 //! The core's modules import one way:
 //!
-//! model → window, baseline, text → state → finding → rules → config → alerting → engine
+//! model → window, baseline, text → state → client_care → finding → rules → config → alerting → engine
 //!
 //! This test reads every source file under `src/`, finds the `crate::<module>`
 //! paths it uses (including `use crate::{a, b}` groups and paths in serde
@@ -17,6 +17,7 @@ const ORDER: &[&[&str]] = &[
     &["model"],
     &["window", "baseline", "text"],
     &["state"],
+    &["client_care"],
     &["finding"],
     &["rules"],
     &["config"],
@@ -154,7 +155,7 @@ fn core_modules_import_only_earlier_layers() {
     let bad = violations(&files);
     assert!(
         bad.is_empty(),
-        "imports against the layer order model → window, baseline, text → state → finding → rules → config → alerting \
+        "imports against the layer order model → window, baseline, text → state → client_care → finding → rules → config → alerting \
          → engine:\n{}",
         bad.iter().map(|(f, m, i)| format!("  src/{f}: `{m}` imports `crate::{i}`")).collect::<Vec<_>>().join("\n")
     );

@@ -15,9 +15,13 @@ fn the_defaults_of_every_rule_validate() {
     assert_eq!(built, rules::ALL.len());
     assert_eq!(
         RulesConfig::default().build_for(staff).len(),
-        4,
-        "double booking, impossible day, impossible travel, relative employment"
+        6,
+        "double booking, impossible day, impossible travel, relative employment, hours collapse after a change, \
+         client hours above granted"
     );
+    let client_rules: Vec<_> =
+        RulesConfig::default().build_for(staff).iter().filter(|r| r.sees_clients()).map(|r| r.info().id).collect();
+    assert_eq!(client_rules, ["hours-collapse-after-provider-change", "client-hours-above-granted"]);
 }
 
 #[test]
@@ -79,7 +83,7 @@ fn toml_sections_keep_their_names_and_new_cutoffs_have_defaults() {
     let c: CoreConfig = toml::from_str(
         "[rules.hours_per_client_above_peers]\nmin_ratio = 2.0\n\
          [rules.night_visits_private_provider]\nmin_visits = 4\n\
-         [rules.invoiced_above_performed]\ntolerance_ratio = 0.02\nrounding_minutes_per_visit = 4\n",
+         [rules.invoiced_above_performed]\nline_tolerance_ratio = 0.02\nline_tolerance_minutes = 4\n",
     )
     .unwrap();
     assert_eq!(c.rules.hours_per_client_above_peers.min_ratio, 2.0);

@@ -13,7 +13,7 @@ use tillsyn_core::rules::catalogue;
 use tillsyn_sim::evaluate::{EvaluationOptions, evaluate_files};
 use tillsyn_sim::labels::GroundTruth;
 use tillsyn_sim::municipality::hostile::hostile_records;
-use tillsyn_sim::municipality::{RegionConfig, SimConfig, simulate, simulate_region};
+use tillsyn_sim::municipality::{IntensityRange, RegionConfig, SimConfig, simulate, simulate_region};
 use tillsyn_sim::records::{templates, with_hostile};
 
 /// tillsyn-sim: the municipality simulator with labelled fraud and the
@@ -61,6 +61,12 @@ struct SimulateArgs {
     /// it (11, 15, 16).
     #[arg(long)]
     reference: bool,
+    /// The range each fraud's intensity is drawn from, `LO..HI` within
+    /// 0..1 (0 the subtlest: 3 % added to a tenth of the clients' invoice
+    /// lines; 1 the most blatant); the label records it. Default: the
+    /// blatant third, 0.667..1.
+    #[arg(long, value_parser = parse_intensity)]
+    intensity: Option<IntensityRange>,
     /// Events file to write (.ndjson or .pb).
     #[arg(long, default_value = "events.ndjson", conflicts_with = "records")]
     out: PathBuf,
@@ -99,6 +105,11 @@ struct EvaluateArgs {
     json: bool,
 }
 
+/// `LO..HI` (or one number) within 0..1.
+fn parse_intensity(text: &str) -> Result<IntensityRange, String> {
+    IntensityRange::parse(text).ok_or_else(|| format!("{text:?} is not LO..HI with 0 <= LO <= HI <= 1"))
+}
+
 /// Runs the command line; the exit code is non-zero on any error.
 pub fn main() -> ExitCode {
     match run(Cli::parse()) {
@@ -129,6 +140,9 @@ impl SimulateArgs {
             if let Some(v) = self.months {
                 config.months = v;
             }
+            if let Some(v) = self.intensity {
+                config.intensity = v;
+            }
             simulate_region(&config, sink)
         } else {
             simulate(&self.config(), sink)
@@ -146,6 +160,9 @@ impl SimulateArgs {
         }
         if let Some(v) = self.months {
             config.months = v;
+        }
+        if let Some(v) = self.intensity {
+            config.intensity = v;
         }
         if let Some(v) = self.fraudulent {
             config.fraudulent_providers = v;

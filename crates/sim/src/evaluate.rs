@@ -41,6 +41,14 @@
 //!   are clamped to 0 and counted. Median and p90 use the nearest-rank
 //!   method (the value of rank ⌈p·n/100⌉ in the sorted delays). The median
 //!   delay from the label's `start` is reported as well.
+//! - **Intensity buckets.** A label's intensity (0 subtle – 1 blatant, drawn
+//!   by the simulator) puts it in a bucket: subtle below 1/3, moderate
+//!   below 2/3, blatant above. Label recall and delay are given per bucket
+//!   and per pattern and bucket. A fraudulent provider's bucket is that of
+//!   its most intense label (the one most likely to reveal it): provider
+//!   recall per bucket counts the providers of the bucket with a true
+//!   alert. Labels without an intensity (older ground truth) are in no
+//!   bucket.
 //! - **Clean provider-months:** for each provider of `truth.providers`, the
 //!   time of `[truth.start, truth.end)` outside the union of its label
 //!   windows, in months of 30.44 days, summed over providers.
@@ -58,7 +66,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::labels::{GroundTruth, Label};
+use crate::labels::{GroundTruth, IntensityBucket, Label};
 use tillsyn_core::codec::MessageReader;
 use tillsyn_core::model::time::EventTime;
 use tillsyn_core::proto::v1::{Alert, AlertStatus};
@@ -148,6 +156,8 @@ pub struct Evaluation {
     pub false_alerts_per_100_clean_provider_months: Option<f64>,
     /// One entry per pattern number that has labels, in pattern order.
     pub patterns: Vec<PatternEvaluation>,
+    /// Recall and delay per intensity bucket (the buckets with labels).
+    pub intensity: Vec<BucketEvaluation>,
     /// One entry per rule id with opened alerts, most false alerts first.
     pub rules: Vec<RuleEvaluation>,
 }
@@ -202,6 +212,43 @@ pub struct PatternEvaluation {
     pub recall: Option<f64>,
     /// Delays of the detected labels.
     pub delay: DelayStats,
+    /// Labels and detected labels per intensity bucket (the buckets with
+    /// labels).
+    pub intensity: Vec<BucketCount>,
+}
+
+/// Labels of one intensity bucket and how many were detected.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BucketCount {
+    /// The bucket.
+    pub bucket: IntensityBucket,
+    /// Labels in it.
+    pub labels: usize,
+    /// Of which detected.
+    pub detected: usize,
+}
+
+/// Recall and delay of one intensity bucket.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BucketEvaluation {
+    /// The bucket.
+    pub bucket: IntensityBucket,
+    /// Fraudulent providers whose most intense label is in the bucket.
+    pub providers: usize,
+    /// Of which with a true opened alert.
+    pub detected_providers: usize,
+    /// `detected_providers / providers`.
+    pub provider_recall: Option<f64>,
+    /// Labels in the bucket.
+    pub labels: usize,
+    /// Of which detected (an alert of the label's pattern).
+    pub detected_labels: usize,
+    /// `detected_labels / labels`.
+    pub label_recall: Option<f64>,
+    /// Delays of the detected labels.
+    pub delay: DelayStats,
 }
 
 /// Opened alerts of one rule.
@@ -251,11 +298,13 @@ struct LabelDelay {
     clamped: bool,
 }
 
-/// Labels of one pattern: name, count, delays of the detected ones.
+/// Labels of one pattern: name, count, delays of the detected ones, and
+/// labels and detected ones per intensity bucket.
 struct PatternTally {
     name: String,
     labels: usize,
     delays: Vec<LabelDelay>,
+    buckets: BTreeMap<IntensityBucket, (usize, usize)>,
 }
 
 /// Delay figures of detected labels.
@@ -364,13 +413,19 @@ pub fn evaluate(alerts: &[Alert], truth: &GroundTruth, options: &EvaluationOptio
     // Detect labels and measure delays, per pattern.
     let mut by_pattern: BTreeMap<u32, PatternTally> = BTreeMap::new();
     let mut all_delays: Vec<LabelDelay> = Vec::new();
+    let mut by_bucket: BTreeMap<IntensityBucket, (usize, Vec<LabelDelay>)> = BTreeMap::new();
     for label in &truth.labels {
         let entry = by_pattern.entry(label.pattern).or_insert_with(|| PatternTally {
             name: label.pattern_name.clone(),
             labels: 0,
             delays: Vec::new(),
+            buckets: BTreeMap::new(),
         });
         entry.labels += 1;
+        if let Some(bucket) = label.bucket() {
+            entry.buckets.entry(bucket).or_default().0 += 1;
+            by_bucket.entry(bucket).or_default().0 += 1;
+        }
         let (from, to) = window(label, grace);
         let first = times
             .get(&((label.provider_id.as_str(), label.municipality_code.as_str()), label.pattern))
@@ -385,8 +440,38 @@ pub fn evaluate(alerts: &[Alert], truth: &GroundTruth, options: &EvaluationOptio
             };
             entry.delays.push(delay);
             all_delays.push(delay);
+            if let Some(bucket) = label.bucket() {
+                entry.buckets.entry(bucket).or_default().1 += 1;
+                by_bucket.entry(bucket).or_default().1.push(delay);
+            }
         }
     }
+    // Each fraudulent provider in the bucket of its most intense label.
+    let mut provider_bucket: BTreeMap<Unit, IntensityBucket> = BTreeMap::new();
+    for label in &truth.labels {
+        if let Some(bucket) = label.bucket() {
+            let unit = (label.provider_id.as_str(), label.municipality_code.as_str());
+            let b = provider_bucket.entry(unit).or_insert(bucket);
+            *b = (*b).max(bucket);
+        }
+    }
+    let intensity: Vec<BucketEvaluation> = by_bucket
+        .into_iter()
+        .map(|(bucket, (labels, delays))| {
+            let providers: Vec<&Unit> = provider_bucket.iter().filter(|(_, b)| **b == bucket).map(|(u, _)| u).collect();
+            let detected_providers = providers.iter().filter(|u| detected_providers.contains(**u)).count();
+            BucketEvaluation {
+                bucket,
+                providers: providers.len(),
+                detected_providers,
+                provider_recall: ratio(detected_providers, providers.len()),
+                labels,
+                detected_labels: delays.len(),
+                label_recall: ratio(delays.len(), labels),
+                delay: delay_stats(&delays),
+            }
+        })
+        .collect();
     let patterns: Vec<PatternEvaluation> = by_pattern
         .into_iter()
         .map(|(pattern, tally)| PatternEvaluation {
@@ -396,6 +481,11 @@ pub fn evaluate(alerts: &[Alert], truth: &GroundTruth, options: &EvaluationOptio
             detected: tally.delays.len(),
             recall: ratio(tally.delays.len(), tally.labels),
             delay: delay_stats(&tally.delays),
+            intensity: tally
+                .buckets
+                .into_iter()
+                .map(|(bucket, (labels, detected))| BucketCount { bucket, labels, detected })
+                .collect(),
         })
         .collect();
     let clean_provider_months = clean_provider_months(truth, &labels_of, grace);
@@ -440,6 +530,7 @@ pub fn evaluate(alerts: &[Alert], truth: &GroundTruth, options: &EvaluationOptio
         clean_provider_months,
         false_alerts_per_100_clean_provider_months: per_100(false_alerts),
         patterns,
+        intensity,
         rules,
         alerts: counts,
     }
@@ -600,6 +691,47 @@ impl fmt::Display for Evaluation {
             }
         }
 
+        if !self.intensity.is_empty() {
+            writeln!(f)?;
+            writeln!(f, "### Recall by intensity")?;
+            writeln!(f)?;
+            writeln!(
+                f,
+                "| intensity | providers (detected) | provider recall | labels (detected) | label recall | median delay (h) | p90 delay (h) |"
+            )?;
+            writeln!(f, "|---|---:|---:|---:|---:|---:|---:|")?;
+            for b in &self.intensity {
+                writeln!(
+                    f,
+                    "| {} | {} ({}) | {} | {} ({}) | {} | {} | {} |",
+                    b.bucket.name(),
+                    b.providers,
+                    b.detected_providers,
+                    Ratio(b.provider_recall),
+                    b.labels,
+                    b.detected_labels,
+                    Ratio(b.label_recall),
+                    Figure(b.delay.median_hours, 1),
+                    Figure(b.delay.p90_hours, 1)
+                )?;
+            }
+            writeln!(f)?;
+            writeln!(f, "Labels detected / labels, by pattern and intensity:")?;
+            writeln!(f)?;
+            writeln!(f, "| # | pattern | subtle | moderate | blatant |")?;
+            writeln!(f, "|---:|---|---:|---:|---:|")?;
+            for p in &self.patterns {
+                let cell = |bucket: IntensityBucket| {
+                    p.intensity
+                        .iter()
+                        .find(|c| c.bucket == bucket)
+                        .map_or("-".to_string(), |c| format!("{}/{}", c.detected, c.labels))
+                };
+                let [s, m, b] = IntensityBucket::ALL.map(cell);
+                writeln!(f, "| {} | {} | {s} | {m} | {b} |", p.pattern, p.name)?;
+            }
+        }
+
         writeln!(f)?;
         writeln!(f, "### False alerts by rule")?;
         writeln!(f)?;
@@ -666,6 +798,7 @@ mod tests {
             start: ts(T0 + start * DAY),
             end: ts(T0 + end * DAY),
             observable_at: ts(T0 + observable * DAY),
+            intensity: None,
             note: String::new(),
         }
     }
@@ -725,6 +858,47 @@ mod tests {
         assert_eq!((e.provider_precision, e.provider_recall), (Some(1.0), Some(1.0)));
         assert_eq!((e.detected_labels, e.label_recall), (1, Some(1.0)));
         assert_eq!(e.patterns[0].recall, Some(1.0));
+    }
+
+    #[test]
+    fn recall_and_delay_are_given_by_intensity_bucket() {
+        const THIRD: &str = "556000-0003";
+        let with = |mut l: Label, intensity: f64| {
+            l.intensity = Some(intensity);
+            l
+        };
+        let mut t = truth(vec![
+            // FRAUD: a subtle label (found, 2 days late) and a blatant one
+            // of another pattern (not found): a blatant provider, found.
+            with(label(FRAUD, 1, 60, 90, 62), 0.1),
+            with(label(FRAUD, 5, 60, 90, 61), 0.9),
+            // THIRD: one subtle label, not found.
+            with(label(THIRD, 6, 30, 90, 31), 0.2),
+            // CLEAN has no label; a label without intensity is in no bucket.
+            label(CLEAN, 2, 100, 120, 100),
+        ]);
+        t.providers.push(provider(THIRD));
+        let e = run(&[opened("a", FRAUD, 1, 64 * DAY)], &t);
+        let [subtle, blatant] = e.intensity.as_slice() else { panic!("two buckets: {:?}", e.intensity) };
+        assert_eq!(subtle.bucket, IntensityBucket::Subtle);
+        assert_eq!((subtle.labels, subtle.detected_labels, subtle.providers, subtle.detected_providers), (2, 1, 1, 0));
+        assert!(close(subtle.delay.median_hours, 48.0));
+        assert_eq!(blatant.bucket, IntensityBucket::Blatant);
+        assert_eq!(
+            (blatant.labels, blatant.detected_labels, blatant.providers, blatant.detected_providers),
+            (1, 0, 1, 1)
+        );
+        assert_eq!((blatant.label_recall, blatant.provider_recall), (Some(0.0), Some(1.0)));
+        let p1 = e.patterns.iter().find(|p| p.pattern == 1).unwrap();
+        assert_eq!(p1.intensity, vec![BucketCount { bucket: IntensityBucket::Subtle, labels: 1, detected: 1 }]);
+        assert!(e.patterns.iter().find(|p| p.pattern == 2).unwrap().intensity.is_empty());
+        let table = e.to_string();
+        assert!(table.contains("| subtle | 1 (0) | 0.000 | 2 (1) | 0.500 | 48.0 | 48.0 |"), "{table}");
+        assert!(table.contains("| 1 | pattern 1 | 1/1 | - | - |"), "{table}");
+        assert_eq!(
+            (IntensityBucket::of(0.0), IntensityBucket::of(0.34), IntensityBucket::of(1.0)).1,
+            IntensityBucket::Moderate
+        );
     }
 
     #[test]

@@ -59,8 +59,58 @@ pub struct Label {
     /// fraudulent time report, or the issue time of the first invoice that
     /// carries it for invoice-based patterns.
     pub observable_at: Timestamp,
+    /// How strongly the fraud was committed, 0 (the subtlest the
+    /// simulator injects) to 1 (the most blatant); absent in ground truth
+    /// written before intensities were drawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intensity: Option<f64>,
     /// What exactly was injected, for people.
     pub note: String,
+}
+
+/// The evaluation's intensity buckets: thirds of the intensity range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum IntensityBucket {
+    /// Intensity below 1/3: a few percent over, a few times a month.
+    Subtle,
+    /// 1/3 to 2/3.
+    Moderate,
+    /// 2/3 and above.
+    Blatant,
+}
+
+impl IntensityBucket {
+    /// Every bucket, subtle first.
+    pub const ALL: [IntensityBucket; 3] =
+        [IntensityBucket::Subtle, IntensityBucket::Moderate, IntensityBucket::Blatant];
+
+    /// The bucket of `intensity`.
+    pub fn of(intensity: f64) -> IntensityBucket {
+        if intensity < 1.0 / 3.0 {
+            IntensityBucket::Subtle
+        } else if intensity < 2.0 / 3.0 {
+            IntensityBucket::Moderate
+        } else {
+            IntensityBucket::Blatant
+        }
+    }
+
+    /// Its name, lower case.
+    pub fn name(self) -> &'static str {
+        match self {
+            IntensityBucket::Subtle => "subtle",
+            IntensityBucket::Moderate => "moderate",
+            IntensityBucket::Blatant => "blatant",
+        }
+    }
+}
+
+impl Label {
+    /// The intensity bucket of this label, if its intensity is known.
+    pub fn bucket(&self) -> Option<IntensityBucket> {
+        self.intensity.map(IntensityBucket::of)
+    }
 }
 
 impl GroundTruth {

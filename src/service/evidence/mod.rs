@@ -124,7 +124,7 @@ pub fn command(config: &ServiceConfig, args: &EvidenceArgs, out: &mut dyn Write)
         );
     }
     if records_from_topics || args.alerts.is_none() {
-        broker::probe(config, broker::PROBE_TIMEOUT)?;
+        broker::probe(config)?;
     }
     let found = match &args.alerts {
         Some(path) => alert_from_file(path, &args.alert)?,

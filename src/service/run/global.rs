@@ -9,18 +9,11 @@
 //! skipped: the table is the provider stage's own output, and a foreign
 //! record must not stop every instance in turn.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
-use std::time::Duration;
-
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use tillsyn_core::baseline::PeerDay;
 use tokio::sync::mpsc;
-use tracing::warn;
 
+use super::topic_reader::{self, TopicReader};
 use crate::service::config::ServiceConfig;
 use crate::telemetry::events::PeerDayRejected;
 
@@ -28,61 +21,26 @@ use crate::telemetry::events::PeerDayRejected;
 pub struct GlobalTableReader {
     /// Every peer day read, in topic order.
     pub days: mpsc::UnboundedReceiver<PeerDay>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _reader: TopicReader,
 }
 
 impl GlobalTableReader {
     /// Starts reading the peer-days topic (every partition, from the beginning).
     pub fn start(config: &ServiceConfig) -> anyhow::Result<Self> {
-        let mut client = config.kafka.consumer_config();
-        // Statistics are the group consumer's (lag, readiness); this client
-        // would only log them.
-        client.set("statistics.interval.ms", "0");
-        client.set("group.id", format!("{}-global", config.kafka.group_id));
-        client.set("fetch.wait.max.ms", "100");
-        let consumer: BaseConsumer = client.create()?;
         let topic = config.topics.peer_days_topic();
-        let metadata = crate::service::broker::metadata(consumer.client(), Some(&topic), Duration::from_secs(30))?;
-        let partitions = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or(0);
-        if partitions == 0 {
-            anyhow::bail!("topic {topic} does not exist (create the topics: tillsyn topics create)");
-        }
-        let mut list = TopicPartitionList::new();
-        for p in 0..partitions as i32 {
-            list.add_partition_offset(&topic, p, Offset::Beginning)?;
-        }
-        consumer.assign(&list)?;
+        let assigned = topic_reader::assign(config, "global", &[&topic])?;
         let (tx, days) = mpsc::unbounded_channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = std::thread::Builder::new().name("tillsyn-global-table".into()).spawn(move || {
-            while !stopping.load(Ordering::Relaxed) {
-                match consumer.poll(Duration::from_millis(100)) {
-                    None => {}
-                    Some(Ok(message)) => match message.payload().map(serde_json::from_slice::<PeerDay>) {
-                        Some(Ok(day)) => {
-                            if tx.send(day).is_err() {
-                                return;
-                            }
-                        }
-                        _ => {
-                            PeerDayRejected { offset: message.offset() }.emit();
-                        }
-                    },
-                    Some(Err(e)) => warn!(error = %e, "reading the peer-days topic"),
+        let reader =
+            TopicReader::spawn(assigned, "tillsyn-global-table", "the peer-days topic", move |message| match message
+                .payload()
+                .map(serde_json::from_slice::<PeerDay>)
+            {
+                Some(Ok(day)) => tx.send(day).is_ok(),
+                _ => {
+                    PeerDayRejected { offset: message.offset() }.emit();
+                    true
                 }
-            }
-        })?;
-        Ok(GlobalTableReader { days, stop, thread: Some(thread) })
-    }
-}
-
-impl Drop for GlobalTableReader {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+            })?;
+        Ok(GlobalTableReader { days, _reader: reader })
     }
 }

@@ -61,6 +61,7 @@ mod global;
 pub mod produce;
 mod reference;
 pub mod rules;
+mod topic_reader;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -961,7 +962,9 @@ fn update_gauges(state: &Assignment, lag_ok: bool, health: &Health) {
         let size = StateSize { staff: partition_state.driver.staff().size().0, ..engine.state_size() };
         StateGauges { partition: *partition, size }.emit();
         OpenEpisodes { partition: *partition, counts: &engine.open_episodes_by_rule() }.emit();
-        StaffOverLimit { partition: *partition, visits: partition_state.driver.staff().stats().over_limit }.emit();
+        let stats = partition_state.driver.staff().stats();
+        StaffOverLimit { partition: *partition, visits: stats.over_limit, client_visits: stats.clients_over_limit }
+            .emit();
         let held = partition_state.driver.held_by_reason();
         HeldRecords { partition: *partition, for_invoices: held.for_invoices, for_rules: held.for_rules }.emit();
         if let Some(w) = engine.watermark() {

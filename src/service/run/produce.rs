@@ -15,7 +15,7 @@ use tillsyn_core::baseline::PeerDay;
 use tillsyn_core::decode::{self, Format, Rejection};
 use tillsyn_core::engine::LateEvent;
 use tillsyn_core::engine::{FromStaff, ToStaff};
-use tillsyn_core::partition::{partition_for_key, staff_partition};
+use tillsyn_core::partition::partition_for_key;
 
 use crate::service::config::ServiceConfig;
 use crate::service::state_store::ALERT_ID_HEADER;
@@ -256,10 +256,10 @@ pub fn staff_batch(
     (send(producer, &topic, Some(partition), None, &value, headers), value.len())
 }
 
-/// The staff partition `record` goes to; none for progress, which goes to
-/// every partition.
+/// The staff partition `record` goes to (a visit's staff key's, or a client
+/// copy's client key's); none for progress, which goes to every partition.
 pub fn staff_destination(record: &ToStaff, partitions: i32) -> Option<i32> {
-    record.staff().map(|staff| staff_partition(staff, partitions) as i32)
+    record.partition(partitions).map(|p| p as i32)
 }
 
 /// Sends a record of the staff stage to the provider stage: a finding to

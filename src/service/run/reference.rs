@@ -14,22 +14,17 @@
 //! group that owns the partition dead-letters it, once (see
 //! `PartitionDriver::offer_reference`).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
 use tillsyn_core::baseline::ReferenceTable;
 use tillsyn_core::decode::{self, Rejection};
 use tillsyn_core::model::DomainEvent;
 use tillsyn_core::model::reference::ReferenceKind;
 use tillsyn_core::model::validate::Validator;
 use tokio::sync::mpsc;
-use tracing::warn;
 
+use super::topic_reader::{self, TopicReader};
 use crate::service::config::ServiceConfig;
 use crate::telemetry::events::{ReferenceRecordRead, ReferenceTableState};
 
@@ -46,8 +41,7 @@ pub struct ReferenceReader {
     /// Every record read, per partition in offset order.
     pub updates: mpsc::UnboundedReceiver<Update>,
     sources: u32,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _reader: TopicReader,
 }
 
 /// Decodes and validates a record of `kind`'s topic.
@@ -63,69 +57,31 @@ impl ReferenceReader {
     /// beginning. Every topic must have the inputs' partition count
     /// (checked at start with the other co-partitioned topics).
     pub fn start(config: &ServiceConfig, validator: Validator) -> anyhow::Result<Self> {
-        let mut client = config.kafka.consumer_config();
-        client.set("statistics.interval.ms", "0");
-        client.set("group.id", format!("{}-reference", config.kafka.group_id));
-        client.set("fetch.wait.max.ms", "100");
-        let consumer: BaseConsumer = client.create()?;
-        let mut list = TopicPartitionList::new();
-        let mut partitions = Vec::new();
-        for kind in ReferenceKind::ALL {
-            let topic = config.topics.reference_topic(kind);
-            let metadata = crate::service::broker::metadata(consumer.client(), Some(topic), Duration::from_secs(30))?;
-            let n = metadata.topics().first().map_or(0, |t| t.partitions().len()) as i32;
-            if n == 0 {
-                anyhow::bail!("topic {topic} does not exist (create the topics: tillsyn topics create)");
-            }
-            for p in 0..n {
-                list.add_partition_offset(topic, p, Offset::Beginning)?;
-            }
-            partitions.push(n);
-        }
+        let topics: Vec<(String, ReferenceKind)> =
+            ReferenceKind::ALL.iter().map(|k| (config.topics.reference_topic(*k).to_string(), *k)).collect();
+        let names: Vec<&str> = topics.iter().map(|(t, _)| t.as_str()).collect();
+        let assigned = topic_reader::assign(config, "reference", &names)?;
+        let partitions = assigned.partitions.clone();
         anyhow::ensure!(
             partitions.iter().all(|n| *n == partitions[0]),
             "the reference-data topics must have the same number of partitions: {partitions:?}"
         );
         let per_kind = partitions[0] as u32;
-        consumer.assign(&list)?;
         let (tx, updates) = mpsc::unbounded_channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let topics: Vec<(String, ReferenceKind)> =
-            ReferenceKind::ALL.iter().map(|k| (config.topics.reference_topic(*k).to_string(), *k)).collect();
-        let thread = std::thread::Builder::new().name("tillsyn-reference".into()).spawn(move || {
-            while !stopping.load(Ordering::Relaxed) {
-                match consumer.poll(Duration::from_millis(100)) {
-                    None => {}
-                    Some(Ok(message)) => {
-                        let Some(kind) = topics.iter().find(|(t, _)| t == message.topic()).map(|(_, k)| *k) else {
-                            continue;
-                        };
-                        let source = kind as u32 * per_kind + message.partition() as u32;
-                        let decoded = decode(&message, kind, &validator);
-                        if tx.send(Update { source, kind, decoded }).is_err() {
-                            return;
-                        }
-                    }
-                    Some(Err(e)) => warn!(error = %e, "reading the reference-data topics"),
-                }
-            }
+        let reader = TopicReader::spawn(assigned, "tillsyn-reference", "the reference-data topics", move |message| {
+            let Some(kind) = topics.iter().find(|(t, _)| t == message.topic()).map(|(_, k)| *k) else {
+                return true;
+            };
+            let source = kind as u32 * per_kind + message.partition() as u32;
+            let decoded = decode(message, kind, &validator);
+            tx.send(Update { source, kind, decoded }).is_ok()
         })?;
-        Ok(ReferenceReader { updates, sources: 3 * per_kind, stop, thread: Some(thread) })
+        Ok(ReferenceReader { updates, sources: 3 * per_kind, _reader: reader })
     }
 
     /// The table's sources: every partition of every reference-data topic.
     pub fn sources(&self) -> u32 {
         self.sources
-    }
-}
-
-impl Drop for ReferenceReader {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -17,6 +17,11 @@ pub enum PeerMetric {
     RoundedShare,
     /// Performed hours per active client in 30 days (pattern 10).
     HoursPerClient,
+    /// Performed home-care hours over granted hours (pattern 15).
+    GrantedUtilisation,
+    /// Share of a provider's clients whose time per day with care rose
+    /// against their own past (pattern 10).
+    ClientRiseShare,
 }
 
 /// A peer group: providers of one municipality compared on one metric,

@@ -9,7 +9,9 @@
 //! 2. closes every local day the time-report watermark has passed: its
 //!    providers' peer samples go out as a [`PeerDay`]
 //!    ([`Engine::take_peer_days`]) and invoices whose period is complete are
-//!    reconciled;
+//!    reconciled (with reference data on, the day goes out once the
+//!    reference data is known through its decision time, with the samples
+//!    that need it: see [`Engine::decide`]);
 //! 3. applies the event to the shared windows, runs the per-event rules and
 //!    sends a visit on to the staff stage ([`Engine::take_staff_records`]);
 //! 4. feeds findings to the episode lifecycle, which emits alerts.
@@ -39,6 +41,8 @@ use rustc_hash::FxHashMap;
 
 use crate::alerting::{Alert, Episodes, Finding, Severity};
 use crate::baseline::{FinalDay, GlobalPeerTable, PeerDay, PeerTable, ReferenceError, ReferenceTable};
+pub use crate::client_care::CareVisit;
+use crate::client_care::GrantQuestion;
 use crate::config::CoreConfig;
 use crate::decode::Rejection;
 use crate::model::{
@@ -46,12 +50,14 @@ use crate::model::{
 };
 use crate::rules::RuleStage;
 use crate::rules::timeline::{RuleTimeline, RulesVersion, TimelineError};
-use crate::rules::{DayContext, InvoiceContext, Provider, ReferenceVisitContext, VisitContext};
+use crate::rules::{DayContext, GrantQuestionContext, InvoiceContext, Provider, ReferenceVisitContext, VisitContext};
 use crate::state::{CLIENT_MONTHS, MunicipalityDay, ReferenceVisit, SERVICES};
 use crate::window::{Lateness, Watermark};
 pub use snapshot::{Entity, RestoreError};
-pub use staff::{FromStaff, StaffFrontier, StaffProgress, StaffStage, StaffVisit, ToStaff, decode_batch, encode_batch};
-use std::collections::BTreeMap;
+pub use staff::{
+    ClientVisit, FromStaff, StaffFrontier, StaffProgress, StaffStage, StaffVisit, ToStaff, decode_batch, encode_batch,
+};
+use std::collections::{BTreeMap, VecDeque};
 
 /// How often (event time) a provider partition tells the staff stage its
 /// watermark: staff findings are released in steps of this.
@@ -318,6 +324,13 @@ struct State {
     staff_frontiers: Vec<Option<EventTime>>,
     /// Staff findings decided before this are handed to the episodes.
     staff_through: Option<EventTime>,
+    /// Client rules' questions held until every staff partition has passed
+    /// them (as `staff_inbox`).
+    staff_questions: BTreeMap<StaffInboxKey, GrantQuestion>,
+    /// Questions every staff partition has passed, waiting for the
+    /// reference data to be known through their judging time (the first
+    /// element of the key), in the order they are answered.
+    grant_checks: BTreeMap<(EventTime, StaffInboxKey), GrantQuestion>,
     /// The last local day closed (its samples published).
     closed_through: Option<Day>,
     /// The first local day this partition closed.
@@ -328,6 +341,11 @@ struct State {
     /// snapshot: the shell takes them after every event).
     #[serde(skip)]
     outbox: Vec<PeerDay>,
+    /// With reference data on: days closed whose samples wait for the
+    /// reference data to be known through the day's decision time (the
+    /// samples of [`crate::rules::Rule::record_reference_samples`] are
+    /// added then), oldest first.
+    unpublished: VecDeque<PeerDay>,
     /// The watermark at which the next day can close (start of the day
     /// after the next one to close): a cheap check on every event.
     next_close_at: EventTime,
@@ -379,10 +397,13 @@ impl Engine {
                 staff_applied: vec![None; partition.count.max(1) as usize],
                 staff_frontiers: vec![None; partition.count.max(1) as usize],
                 staff_through: None,
+                staff_questions: BTreeMap::new(),
+                grant_checks: BTreeMap::new(),
                 closed_through: None,
                 first_closed: None,
                 decided_through: None,
                 outbox: Vec::new(),
+                unpublished: VecDeque::new(),
                 next_close_at: EventTime(i64::MIN),
                 now: EventTime(i64::MIN),
                 stats: EngineStats::default(),
@@ -655,6 +676,9 @@ impl Engine {
         provider.first_day = provider.first_day.min(day);
         if let Some(bucket) = provider.days.bucket_mut(day) {
             bucket.visits += 1;
+            if visit.method.is_manual_or_edited() {
+                bucket.manual_visits += 1;
+            }
             bucket.minutes = bucket.minutes.saturating_add(minutes);
             let s = &mut bucket.minutes_by_service[visit.service.index()];
             *s = s.saturating_add(minutes);
@@ -706,6 +730,17 @@ impl Engine {
         let source = self.state.partition.index;
         let clock = staff_clock.max(visit.check_in);
         self.state.staff_outbox.push(ToStaff::Visit(StaffVisit { source, seq, clock, visit: visit.clone() }));
+        // And re-keyed by client, for the client rules, when any runs.
+        if self.rules.has_client_rules() {
+            self.state.staff_seq += 1;
+            let seq = self.state.staff_seq;
+            self.state.staff_outbox.push(ToStaff::ClientVisit(ClientVisit {
+                source,
+                seq,
+                clock,
+                visit: CareVisit::of(visit),
+            }));
+        }
     }
 
     /// Tells the staff stage how far this partition's time-report watermark
@@ -743,13 +778,18 @@ impl Engine {
         let before = alerts.len();
         match message {
             FromStaff::Finding(f) => {
-                let Some(applied) = self.state.staff_applied.get_mut(f.source as usize) else { return };
-                if applied.is_some_and(|a| f.seq <= a) {
+                if !self.first_from_staff(f.source, f.seq) {
                     return;
                 }
-                *applied = Some(f.seq);
                 let key = (f.decided_at, f.trigger.0, f.trigger.1, f.source, f.seq);
                 self.state.staff_inbox.insert(key, f.finding);
+            }
+            FromStaff::Question(q) => {
+                if !self.first_from_staff(q.source, q.seq) {
+                    return;
+                }
+                let key = (q.decided_at, q.trigger.0, q.trigger.1, q.source, q.seq);
+                self.state.staff_questions.insert(key, q.question);
             }
             FromStaff::Frontier(StaffFrontier { source, through }) => {
                 let Some(frontier) = self.state.staff_frontiers.get_mut(source as usize) else { return };
@@ -768,10 +808,34 @@ impl Engine {
                     self.state.stats.findings += 1;
                     self.state.episodes.observe(finding, decided, alerts);
                 }
-                self.state.episodes.resolve_settled(through, RuleStage::Staff, alerts);
+                // A question is answered at the later of its visit's clock
+                // and its check-in plus the grace (as a visit's reference
+                // check), once the reference data is known through that.
+                let grace = self.config.reference.visit_grace_secs();
+                while let Some(entry) = self.state.staff_questions.first_entry() {
+                    if entry.key().0 >= through {
+                        break;
+                    }
+                    let (key, question) = entry.remove_entry();
+                    let judged = key.0.max(question.check_in.plus_secs(grace));
+                    self.state.grant_checks.insert((judged, key), question);
+                }
+                self.state.episodes.resolve_settled(self.staff_settled(through), RuleStage::Staff, alerts);
             }
         }
         self.state.stats.alerts += (alerts.len() - before) as u64;
+    }
+
+    /// Whether a finding or question numbered `seq` by staff partition
+    /// `source` is new (findings and questions share the numbering), and
+    /// takes it if so; a restarted staff partition sends them again.
+    fn first_from_staff(&mut self, source: u32, seq: (i64, u32)) -> bool {
+        let Some(applied) = self.state.staff_applied.get_mut(source as usize) else { return false };
+        if applied.is_some_and(|a| seq <= a) {
+            return false;
+        }
+        *applied = Some(seq);
+        true
     }
 
     fn process_invoice(&mut self, invoice: &Invoice, alerts: &mut Vec<Alert>) -> Disposition {
@@ -827,6 +891,7 @@ impl Engine {
                 && p.pending_invoices.is_empty()
                 && p.reference_visits.is_empty()
                 && !self.state.episodes.has_open(id)
+                && !self.state.grant_checks.values().any(|q| q.provider == id)
         });
         if dormant && let Some(p) = self.state.providers.remove(&id) {
             self.state.clients_held -= p.clients.len();
@@ -953,13 +1018,18 @@ impl Engine {
                 rule.record_peer_samples(ctx, &mut samples);
             }
         });
-        self.state.outbox.push(PeerDay {
+        let peer_day = PeerDay {
             partition: self.state.partition.index,
             partitions: self.state.partition.count,
             day,
             samples: samples.samples().collect(),
             active_clients: by_municipality.into_iter().filter(|(_, n)| *n > 0).collect(),
-        });
+        };
+        if self.config.reference.enabled {
+            self.state.unpublished.push_back(peer_day);
+        } else {
+            self.state.outbox.push(peer_day);
+        }
 
         // Invoices whose period is now complete, in arrival order per provider.
         if let Some(watermark) = self.state.visits_watermark.current() {
@@ -983,12 +1053,18 @@ impl Engine {
     /// Decides every local day that is final in `table` (closed by every
     /// partition) and closed here: peer and day rules on the final
     /// statistics, resolution of quiet episodes, eviction. Pushes the
-    /// alerts onto `alerts`. The shell calls it whenever days became final.
+    /// alerts onto `alerts`. The shell calls it whenever days became final,
+    /// the reference data moved on, or a closed day is ready to be
+    /// published ([`Engine::peer_day_ready`]; the service checks on its
+    /// tick): with reference data on, it first publishes the closed days
+    /// the reference data is known through the decision time of.
     pub fn decide(&mut self, table: &GlobalPeerTable, reference: &ReferenceTable, alerts: &mut Vec<Alert>) {
         let before = alerts.len();
+        self.publish_reference_days(reference);
         // First the visits the reference data is now known through: every
         // visit of a day decided below is taken before its day's decision.
         self.check_reference_visits(reference, alerts);
+        self.check_grant_questions(reference, alerts);
         let (Some(final_through), Some(closed)) = (table.final_through(), self.state.closed_through) else { return };
         let mut through = final_through.min(closed);
         if reference.in_use() {
@@ -1016,6 +1092,58 @@ impl Engine {
             self.state.decided_through = Some(through);
         }
         self.state.stats.alerts += (alerts.len() - before) as u64;
+    }
+
+    /// Completes and publishes the closed days the reference data is now
+    /// known through the decision time of (the start of the next day plus
+    /// the allowed lateness and the `core.reference.visit_grace`, as
+    /// [`Engine::decide`] waits for): each provider's
+    /// [`Rule::record_reference_samples`] are added to the samples taken
+    /// at the close, with the reference data as registered by the day's
+    /// decision time, so the same whenever this runs. The global table
+    /// makes no day final before every partition published it, which
+    /// the day's decision waits for anyway.
+    fn publish_reference_days(&mut self, reference: &ReferenceTable) {
+        while self.peer_day_ready(reference) {
+            let Some(mut peer_day) = self.state.unpublished.pop_front() else { break };
+            let day = peer_day.day;
+            let now = day.plus(1).start().plus_secs(self.config.visit_lateness_secs());
+            let ids = self.sorted_providers();
+            let active = self.active_clients(&ids, day);
+            let none = BTreeMap::new();
+            let days = DayClose {
+                day,
+                activity_days: self.config.activity_days,
+                now,
+                ids: &ids,
+                active: &active,
+                municipalities: &none,
+                reference: Some(reference),
+            };
+            let mut samples = PeerTable::default();
+            for (group, provider, value) in peer_day.samples.drain(..) {
+                samples.record(group, provider, value);
+            }
+            let (_, rules) = self.rules.at(now, RuleStage::Provider);
+            days.for_each(&mut self.state.providers, &PeerTable::default(), |ctx| {
+                for rule in rules {
+                    rule.record_reference_samples(ctx, &mut samples);
+                }
+            });
+            peer_day.samples = samples.samples().collect();
+            self.state.outbox.push(peer_day);
+        }
+    }
+
+    /// Whether a closed day waits to be published that the reference data
+    /// is known far enough for: the shell then calls [`Engine::decide`]
+    /// (a day closed after the reference data moved on waits for no more
+    /// of it).
+    pub fn peer_day_ready(&self, reference: &ReferenceTable) -> bool {
+        let Some(front) = self.state.unpublished.front() else { return false };
+        let Some(known) = reference.known_through().filter(|_| reference.in_use()) else { return false };
+        let wait = self.config.visit_lateness_secs().saturating_add(self.config.reference.visit_grace_secs());
+        front.day.plus(1).start().plus_secs(wait) <= known
     }
 
     /// Runs [`Rule::on_reference_visit`] over the waiting visits whose
@@ -1068,6 +1196,46 @@ impl Engine {
                     self.state.episodes.observe(finding, decided, alerts);
                 }
             }
+        }
+    }
+
+    /// How far the staff rules' episodes are settled with the staff stage
+    /// passed `through`: not past a question still waiting for the
+    /// reference data, whose finding would be decided at its judging time
+    /// (so an episode is never resolved before a finding that belongs in
+    /// it, however late the reference data comes).
+    fn staff_settled(&self, through: EventTime) -> EventTime {
+        self.state.grant_checks.first_key_value().map_or(through, |((judged, _), _)| through.min(*judged))
+    }
+
+    /// Answers the client rules' questions ([`Rule::grant_question`]) the
+    /// reference data is known through the judging time of, in judging
+    /// order, each with the rules of its judging time; their findings are
+    /// decided at it.
+    fn check_grant_questions(&mut self, reference: &ReferenceTable, alerts: &mut Vec<Alert>) {
+        if self.state.grant_checks.is_empty() || !reference.in_use() {
+            return;
+        }
+        let Some(known) = reference.known_through() else { return };
+        let horizon = self.config.horizon_days as usize;
+        while let Some(entry) = self.state.grant_checks.first_entry() {
+            if entry.key().0 > known {
+                break;
+            }
+            let ((judged, _), question) = entry.remove_entry();
+            let key = question.provider;
+            let provider = self.state.providers.entry(key).or_insert_with(|| Provider::new(key.municipality, horizon));
+            let mut ctx = GrantQuestionContext { question: &question, provider, reference, now: judged };
+            let (version, rules) = self.rules.at(judged, RuleStage::Staff);
+            let before = self.findings.len();
+            for rule in rules {
+                rule.on_grant_question(&mut ctx, &mut self.findings);
+            }
+            stamp(&mut self.findings[before..], version);
+            self.flush_findings(judged, alerts);
+        }
+        if let Some(through) = self.state.staff_through {
+            self.state.episodes.resolve_settled(self.staff_settled(through), RuleStage::Staff, alerts);
         }
     }
 
@@ -1128,12 +1296,15 @@ impl Engine {
                 .retain(|_, c| c.last_any() > day.0 - horizon || c.months.iter().any(|m| m.month.0 >= oldest_month));
             self.state.clients_held -= before - p.clients.len();
             p.rules.evict(day);
+            p.recent_visits.forget_decided(day);
+            p.rule_recent.iter_mut().for_each(|r| r.forget_decided(day));
             p.invoices_seen.retain(|_, issued| *issued >= oldest_invoice);
             let idle = p.clients.is_empty()
                 && p.pending_invoices.is_empty()
                 && p.reference_visits.is_empty()
                 && p.last_event.0 < day.plus(-horizon).start().0
-                && !self.state.episodes.has_open(*id);
+                && !self.state.episodes.has_open(*id)
+                && !self.state.grant_checks.values().any(|q| q.provider == *id);
             if idle && let Some(p) = self.state.providers.remove(id) {
                 self.state.clients_held -= p.clients.len();
             }
@@ -1245,14 +1416,20 @@ impl Standalone {
     /// and the staff stage, and what they give back; and the days the
     /// reference data's progress (`reference_moved`) lets it decide.
     fn follow(&mut self, reference_moved: bool, alerts: &mut Vec<Alert>) {
-        let mut finalised = reference_moved;
-        for day in self.engine.take_peer_days() {
-            self.published.0 += 1;
-            self.published.1 += serde_json::to_vec(&day).map_or(0, |v| v.len() as u64);
-            // The days of the only partition: never another stage's.
-            finalised |= self.peers.apply(day).unwrap_or(false);
-        }
-        if finalised {
+        let mut finalised = reference_moved || self.engine.peer_day_ready(&self.reference);
+        loop {
+            for day in self.engine.take_peer_days() {
+                self.published.0 += 1;
+                self.published.1 += serde_json::to_vec(&day).map_or(0, |v| v.len() as u64);
+                // The days of the only partition: never another stage's.
+                finalised |= self.peers.apply(day).unwrap_or(false);
+            }
+            if !finalised {
+                break;
+            }
+            // A decision can publish days (those waiting for the reference
+            // data), which can make more days final.
+            finalised = false;
             self.engine.decide(&self.peers, &self.reference, alerts);
             self.reference.prune_behind(self.engine.config().reference_keep_days());
         }

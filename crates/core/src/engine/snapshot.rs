@@ -46,7 +46,7 @@ use crate::state::ClientActivity;
 pub const MAGIC: &[u8; 14] = b"TILLSYN-STATE\0";
 
 /// The body layout this build writes and reads.
-pub const FORMAT_VERSION: u32 = 14;
+pub const FORMAT_VERSION: u32 = 20;
 
 const HEADER_LEN: usize = MAGIC.len() + 4 + 16;
 const CHECKSUM_LEN: usize = 16;
@@ -144,6 +144,8 @@ pub enum Entity {
     StaffPending(super::staff::PendingGroup),
     /// One staff member's recent visits (staff stage).
     Staff(StaffKey),
+    /// One client's care by week and provider (staff stage).
+    ClientCare(ClientKey),
 }
 
 /// The form of [`Entity::ProviderBilling`]: the rules' state, the invoices
@@ -198,7 +200,7 @@ impl Engine {
                 }
                 Entity::ProviderBilling(key) => billing.push((key, part::<Billing>(entity, bytes)?)),
                 Entity::Client(key, client) => clients.push((key, client, part::<ClientActivity>(entity, bytes)?)),
-                Entity::StaffStage | Entity::StaffPending(_) | Entity::Staff(_) => {}
+                Entity::StaffStage | Entity::StaffPending(_) | Entity::Staff(_) | Entity::ClientCare(_) => {}
             }
         }
         let mut state = state.ok_or(RestoreError::Body("no engine entity".into()))?;

@@ -45,6 +45,22 @@
 //! and no source heartbeat) holds the stage back, as the global peer table
 //! is held: staff findings wait, never differ. Without heartbeats the
 //! stage waits for the watermarks, the allowed lateness after the reports.
+//!
+//! # Clients
+//!
+//! The stage is also where a client's whole picture is: the provider
+//! stage sends every visit a second time, re-keyed by the pseudonymous
+//! client key ([`ToStaff::ClientVisit`], a compact [`CareVisit`]), with
+//! its own sequence number and the same arrival clock, so the stage's
+//! partition that owns the client sees the visits of every provider that
+//! serves the client, in the same order in every partitioning. It keeps
+//! the client's care by week and provider
+//! ([`crate::client_care::ClientCare`]) and runs the client rules
+//! ([`crate::rules::Rule::on_client_visit`]); their findings go back to
+//! the provider they accuse like the staff rules'. A client finding's
+//! trigger index starts at [`CLIENT_TRIGGER`], so it never ties with a
+//! staff finding of the same visit decided at the same clock (the two
+//! copies of a visit may be processed by different partitions).
 
 use std::collections::BTreeMap;
 
@@ -53,10 +69,12 @@ use rustc_hash::FxHashMap;
 use super::StagePartition;
 use super::snapshot::{Entity, RestoreError};
 use crate::alerting::Finding;
+use crate::client_care::{CareVisit, ClientCare, GrantQuestion};
 use crate::config::CoreConfig;
-use crate::model::{EventId, EventTime, ProviderId, StaffKey, Visit};
+use crate::model::{ClientKey, EventId, EventTime, ProviderId, StaffKey, Visit};
+use crate::partition::{client_partition, staff_partition};
 use crate::rules::timeline::{RuleTimeline, RulesVersion, TimelineError};
-use crate::rules::{RuleStage, StaffVisitContext};
+use crate::rules::{ClientVisitContext, RuleStage, StaffVisitContext};
 use crate::state::{RecentVisit, StaffState};
 
 /// A visit re-keyed by staff member, from a provider-stage partition.
@@ -72,6 +90,20 @@ pub struct StaffVisit {
     pub clock: EventTime,
     /// The visit.
     pub visit: Visit,
+}
+
+/// A visit re-keyed by client, from a provider-stage partition.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClientVisit {
+    /// The provider-stage partition that applied it.
+    pub source: u32,
+    /// Its number there, counted with the staff copies (see
+    /// [`StaffVisit::seq`]).
+    pub seq: i64,
+    /// Its arrival clock (the staff copy's).
+    pub clock: EventTime,
+    /// The visit.
+    pub visit: CareVisit,
 }
 
 /// A provider-stage partition's progress: every visit it sends from now on
@@ -91,21 +123,33 @@ pub enum ToStaff {
     Visit(StaffVisit),
     /// A watermark, to every partition.
     Progress(StaffProgress),
+    /// A visit, to the partition of its client key.
+    ClientVisit(ClientVisit),
 }
 
 impl ToStaff {
-    /// The staff key a visit is partitioned by; none for progress, which
-    /// goes to every partition.
-    pub fn staff(&self) -> Option<StaffKey> {
+    /// The stage partition of `partitions` a visit goes to (its staff
+    /// key's, or its client key's); none for progress, which goes to every
+    /// partition.
+    pub fn partition(&self, partitions: i32) -> Option<usize> {
         match self {
-            ToStaff::Visit(v) => Some(v.visit.staff),
+            ToStaff::Visit(v) => Some(staff_partition(v.visit.staff, partitions)),
+            ToStaff::ClientVisit(v) => Some(client_partition(v.visit.client, partitions)),
             ToStaff::Progress(_) => None,
         }
     }
 }
 
+/// The first trigger index of a client rule's findings (see the module
+/// documentation).
+pub const CLIENT_TRIGGER: u32 = 1 << 16;
+
+/// The first trigger index of a client rule's questions
+/// ([`FromStaff::Question`]), after every finding of the same visit.
+pub const QUESTION_TRIGGER: u32 = 1 << 17;
+
 /// Version byte in front of a [`ToStaff`] batch.
-const BATCH_VERSION: u8 = 1;
+const BATCH_VERSION: u8 = 2;
 
 /// Encodes the records one provider-stage partition sends one staff
 /// partition, in order, as one record of the visits-by-staff topic: a
@@ -154,6 +198,23 @@ pub struct StaffFrontier {
     pub through: EventTime,
 }
 
+/// A client rule's question about a client's month, for the provider
+/// stage of the provider it asks about (numbered with the findings).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StaffQuestion {
+    /// The staff-stage partition that sent it.
+    pub source: u32,
+    /// Its sequence number there (as a finding's).
+    pub seq: (i64, u32),
+    /// The arrival clock of the visit that raised it.
+    pub decided_at: EventTime,
+    /// That visit, and the question's index among its questions (from
+    /// [`QUESTION_TRIGGER`]).
+    pub trigger: (EventId, u32),
+    /// The question.
+    pub question: GrantQuestion,
+}
+
 /// A record for the provider stage from the staff stage (the
 /// staff-findings topic).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -163,14 +224,18 @@ pub enum FromStaff {
     Finding(Box<StaffFinding>),
     /// A frontier, to every partition.
     Frontier(StaffFrontier),
+    /// A client rule's question, to the partition of the provider it asks
+    /// about.
+    Question(Box<StaffQuestion>),
 }
 
 impl FromStaff {
-    /// The provider a finding is partitioned by; none for a frontier,
-    /// which goes to every partition.
+    /// The provider a finding or a question is partitioned by; none for a
+    /// frontier, which goes to every partition.
     pub fn provider(&self) -> Option<ProviderId> {
         match self {
             FromStaff::Finding(f) => Some(f.finding.provider),
+            FromStaff::Question(q) => Some(q.question.provider.provider),
             FromStaff::Frontier(_) => None,
         }
     }
@@ -188,6 +253,31 @@ pub struct StaffStats {
     /// Visits of new staff members left out at the cap
     /// ([`crate::config::StateLimits::staff`]).
     pub over_limit: u64,
+    /// Client copies of visits processed by the client rules.
+    pub client_visits: u64,
+    /// Client copies of visits of new clients left out at the cap
+    /// ([`crate::config::StateLimits::clients`]).
+    pub clients_over_limit: u64,
+    /// Client rules' questions sent ([`FromStaff::Question`]).
+    pub questions: u64,
+}
+
+/// A visit waiting in the stage: its staff copy or its client copy.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Waiting {
+    /// For the staff rules.
+    Staff(Visit),
+    /// For the client rules.
+    Client(CareVisit),
+}
+
+impl Waiting {
+    fn event_id(&self) -> &EventId {
+        match self {
+            Waiting::Staff(v) => &v.event_id,
+            Waiting::Client(v) => &v.event_id,
+        }
+    }
 }
 
 /// Where a visit waits: arrival-clock order, the same in every
@@ -205,6 +295,7 @@ pub struct StaffStage {
     rules: RuleTimeline,
     state: StageState,
     findings: Vec<Finding>,
+    questions: Vec<GrantQuestion>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -219,7 +310,7 @@ struct StageState {
     /// (`snapshot::Entity::StaffPending`), so that a checkpoint writes the
     /// minutes that changed, not the hour of visits waiting.
     #[serde(skip)]
-    pending: BTreeMap<PendingKey, Visit>,
+    pending: BTreeMap<PendingKey, Waiting>,
     /// Visits before this are processed.
     released: Option<EventTime>,
     /// The record (offset) whose findings were numbered last, and the next
@@ -229,6 +320,10 @@ struct StageState {
     /// checkpoint entity of its own (`snapshot::Entity::Staff`).
     #[serde(skip)]
     staff: FxHashMap<StaffKey, StaffState>,
+    /// Not in the stage's own serialized form: each client is a checkpoint
+    /// entity of its own (`snapshot::Entity::ClientCare`).
+    #[serde(skip)]
+    clients: FxHashMap<ClientKey, ClientCare>,
     stats: StaffStats,
 }
 
@@ -247,9 +342,11 @@ impl StaffStage {
                 released: None,
                 numbered: (-1, 0),
                 staff: FxHashMap::default(),
+                clients: FxHashMap::default(),
                 stats: StaffStats::default(),
             },
             findings: Vec::new(),
+            questions: Vec::new(),
             config,
         }
     }
@@ -270,6 +367,11 @@ impl StaffStage {
         (self.state.staff.len(), self.state.pending.len())
     }
 
+    /// Clients held.
+    pub fn clients(&self) -> usize {
+        self.state.clients.len()
+    }
+
     /// Visits whose arrival clock is before this are processed (the
     /// minimum of the provider partitions' progress), if every provider
     /// partition has sent one.
@@ -284,14 +386,12 @@ impl StaffStage {
     pub fn offer(&mut self, message: ToStaff, offset: i64, out: &mut Vec<FromStaff>) {
         match message {
             ToStaff::Visit(StaffVisit { source, seq, clock, visit }) => {
-                let Some(applied) = self.state.applied.get_mut(source as usize) else { return };
-                if applied.is_some_and(|a| seq <= a) {
-                    self.state.stats.duplicates += 1;
-                    return;
-                }
-                *applied = Some(seq);
                 let key = (clock, visit.event_id.clone(), visit.provider, source, seq);
-                self.state.pending.insert(key, visit);
+                self.wait(key, Waiting::Staff(visit));
+            }
+            ToStaff::ClientVisit(ClientVisit { source, seq, clock, visit }) => {
+                let key = (clock, visit.event_id.clone(), visit.provider, source, seq);
+                self.wait(key, Waiting::Client(visit));
             }
             ToStaff::Progress(StaffProgress { source, watermark }) => {
                 let Some(w) = self.state.watermarks.get_mut(source as usize) else { return };
@@ -299,6 +399,19 @@ impl StaffStage {
                 self.release(offset, out);
             }
         }
+    }
+
+    /// Holds a visit (either copy) until the watermark passes its clock,
+    /// unless its source sent it before (a provider partition's replay).
+    fn wait(&mut self, key: PendingKey, waiting: Waiting) {
+        let (source, seq) = (key.3, key.4);
+        let Some(applied) = self.state.applied.get_mut(source as usize) else { return };
+        if applied.is_some_and(|a| seq <= a) {
+            self.state.stats.duplicates += 1;
+            return;
+        }
+        *applied = Some(seq);
+        self.state.pending.insert(key, waiting);
     }
 
     /// Processes, in arrival-clock order, the visits every provider
@@ -314,16 +427,36 @@ impl StaffStage {
                 break;
             }
             let decided_at = entry.key().0;
-            let visit = entry.remove();
-            self.process(&visit, decided_at);
+            let waiting = entry.remove();
+            let first = match &waiting {
+                Waiting::Staff(visit) => {
+                    self.process(visit, decided_at);
+                    0
+                }
+                Waiting::Client(visit) => {
+                    self.process_client(visit, decided_at);
+                    CLIENT_TRIGGER
+                }
+            };
             for (index, finding) in self.findings.drain(..).enumerate() {
                 self.state.stats.findings += 1;
                 out.push(FromStaff::Finding(Box::new(StaffFinding {
                     source: self.state.partition.index,
                     seq: (offset, n),
                     decided_at,
-                    trigger: (visit.event_id.clone(), index as u32),
+                    trigger: (waiting.event_id().clone(), first + index as u32),
                     finding,
+                })));
+                n += 1;
+            }
+            for (index, question) in self.questions.drain(..).enumerate() {
+                self.state.stats.questions += 1;
+                out.push(FromStaff::Question(Box::new(StaffQuestion {
+                    source: self.state.partition.index,
+                    seq: (offset, n),
+                    decided_at,
+                    trigger: (waiting.event_id().clone(), QUESTION_TRIGGER + index as u32),
+                    question,
                 })));
                 n += 1;
             }
@@ -334,6 +467,8 @@ impl StaffStage {
         if before != Some(watermark.day()) {
             let oldest = watermark.day().plus(-(self.config.staff_horizon_days as i32));
             self.state.staff.retain(|_, s| s.last_day > oldest);
+            let oldest_client = watermark.day().plus(-7 * crate::client_care::CLIENT_WEEKS as i32);
+            self.state.clients.retain(|_, c| c.last_day > oldest_client);
         }
         out.push(FromStaff::Frontier(StaffFrontier { source: self.state.partition.index, through: watermark }));
     }
@@ -379,6 +514,39 @@ impl StaffStage {
         });
     }
 
+    fn process_client(&mut self, visit: &CareVisit, decided_at: EventTime) {
+        if !self.state.clients.contains_key(&visit.client) && self.state.clients.len() >= self.config.limits.clients {
+            self.state.stats.clients_over_limit += 1;
+            return;
+        }
+        self.state.stats.client_visits += 1;
+        let (day, _) = visit.check_in.local_day_and_minute();
+        let (client, previous_day) = match self.state.clients.entry(visit.client) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let client = e.into_mut();
+                let previous = client.last_day;
+                client.record(visit.provider_key(), day, visit.minutes, visit.event_id.clone());
+                (client, Some(previous))
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                (e.insert(ClientCare::new(visit.provider_key(), day, visit.minutes, visit.event_id.clone())), None)
+            }
+        };
+        client.record_month(visit.provider_key(), day.month(), visit.service, visit.minutes);
+        let ctx = ClientVisitContext { visit, day, client, previous_day, now: decided_at };
+        let (version, rules) = self.rules.at(decided_at, RuleStage::Staff);
+        let before = self.findings.len();
+        for rule in rules {
+            rule.on_client_visit(&ctx, &mut self.findings);
+            if self.config.reference.enabled {
+                self.questions.extend(rule.grant_question(&ctx));
+            }
+        }
+        for f in &mut self.findings[before..] {
+            f.configuration = version;
+        }
+    }
+
     /// Every entity of the stage's state with its bytes (postcard), in
     /// entity order (see [`super::snapshot::Entity`]).
     pub fn entities(&self, out: &mut dyn FnMut(Entity, Vec<u8>)) {
@@ -387,7 +555,7 @@ impl StaffStage {
         // arrival clock, source partition and a run of 256 of its sequence
         // numbers (which only grow), so a checkpoint rewrites the newest
         // group of each source, not the hour of visits waiting.
-        let mut groups: BTreeMap<PendingGroup, Vec<(&PendingKey, &Visit)>> = BTreeMap::new();
+        let mut groups: BTreeMap<PendingGroup, Vec<(&PendingKey, &Waiting)>> = BTreeMap::new();
         for (key, visit) in &self.state.pending {
             groups.entry((key.0.0, key.3, key.4.div_euclid(256))).or_default().push((key, visit));
         }
@@ -398,6 +566,11 @@ impl StaffStage {
         staff.sort_unstable_by_key(|(k, _)| **k);
         for (key, member) in staff {
             out(Entity::Staff(*key), postcard::to_allocvec(member).expect("a staff member serializes"));
+        }
+        let mut clients: Vec<_> = self.state.clients.iter().collect();
+        clients.sort_unstable_by_key(|(k, _)| **k);
+        for (key, client) in clients {
+            out(Entity::ClientCare(*key), postcard::to_allocvec(client).expect("a client serializes"));
         }
     }
 
@@ -411,24 +584,36 @@ impl StaffStage {
         let body = |entity: Entity, e: postcard::Error| RestoreError::Body(format!("{entity:?}: {e}"));
         let mut state: Option<StageState> = None;
         let mut staff = FxHashMap::default();
+        let mut clients = FxHashMap::default();
         let mut pending = BTreeMap::new();
         for (entity, bytes) in entities {
             match entity {
                 Entity::StaffPending(_) => {
-                    let visits: Vec<(PendingKey, Visit)> = postcard::from_bytes(bytes).map_err(|e| body(entity, e))?;
+                    let visits: Vec<(PendingKey, Waiting)> =
+                        postcard::from_bytes(bytes).map_err(|e| body(entity, e))?;
                     pending.extend(visits);
                 }
                 Entity::StaffStage => state = Some(postcard::from_bytes(bytes).map_err(|e| body(entity, e))?),
                 Entity::Staff(key) => {
                     staff.insert(key, postcard::from_bytes::<StaffState>(bytes).map_err(|e| body(entity, e))?);
                 }
+                Entity::ClientCare(key) => {
+                    clients.insert(key, postcard::from_bytes::<ClientCare>(bytes).map_err(|e| body(entity, e))?);
+                }
                 _ => {}
             }
         }
         let mut state = state.ok_or(RestoreError::Body("no staff-stage entity".into()))?;
         state.staff = staff;
+        state.clients = clients;
         state.pending = pending;
-        Ok(StaffStage { rules: RuleTimeline::new(&config.rules), state, findings: Vec::new(), config })
+        Ok(StaffStage {
+            rules: RuleTimeline::new(&config.rules),
+            state,
+            findings: Vec::new(),
+            questions: Vec::new(),
+            config,
+        })
     }
 }
 
@@ -473,9 +658,76 @@ mod tests {
             .iter()
             .filter_map(|m| match m {
                 FromStaff::Finding(f) => Some(f.seq),
+                FromStaff::Question(q) => Some(q.seq),
                 FromStaff::Frontier(_) => None,
             })
             .collect();
         assert_eq!(seqs, [(5, 0), (5, 1)]);
+    }
+
+    /// The client copies of visits: a change of provider with the hours
+    /// collapsing gives a finding against the old provider, numbered from
+    /// [`CLIENT_TRIGGER`]; a stage restored from its entities halfway
+    /// (clients and waiting client copies included) gives the same records
+    /// as one that ran through; and a copy sent again is ignored.
+    #[test]
+    fn client_copies_find_a_collapse_the_same_through_a_restore() {
+        let mut s = Scenario::only("hours-collapse-after-provider-change");
+        let start = crate::model::Day::from_ymd(2026, 3, 2);
+        let mut records = Vec::new();
+        for d in 0..70 {
+            let day = start.plus(d);
+            let (provider, minutes) = if d < 35 { (1, 120) } else { (2, 40) };
+            let (y, m, dd) = day.ymd();
+            let visit =
+                s.visit().provider(provider).staff(provider).client(1).day(y, m, dd).at(9, 0).minutes(minutes).build();
+            let seq = i64::from(d) + 1;
+            records.push(ToStaff::ClientVisit(ClientVisit {
+                source: 0,
+                seq,
+                clock: visit.check_in,
+                visit: CareVisit::of(&visit),
+            }));
+            records.push(ToStaff::Progress(StaffProgress { source: 0, watermark: visit.check_out }));
+        }
+        let config = s.rules();
+        let config = CoreConfig { rules: config, ..CoreConfig::default() };
+        let run = |stage: &mut StaffStage, records: &[ToStaff], out: &mut Vec<FromStaff>| {
+            for (offset, r) in records.iter().enumerate() {
+                stage.offer(r.clone(), offset as i64, out);
+            }
+        };
+        let mut through = StaffStage::new(config.clone(), StagePartition::ONLY, 1);
+        let mut expected = Vec::new();
+        run(&mut through, &records, &mut expected);
+        let findings: Vec<&StaffFinding> = expected
+            .iter()
+            .filter_map(|m| match m {
+                FromStaff::Finding(f) => Some(&**f),
+                FromStaff::Question(_) | FromStaff::Frontier(_) => None,
+            })
+            .collect();
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].finding.provider, crate::rules::testkit::provider(1));
+        assert_eq!(findings[0].trigger.1, CLIENT_TRIGGER);
+        assert_eq!(through.clients(), 1);
+        assert_eq!(through.stats().client_visits, 70);
+
+        let mut first = StaffStage::new(config.clone(), StagePartition::ONLY, 1);
+        let mut got = Vec::new();
+        // Halfway, with a client copy waiting (its progress not yet read).
+        run(&mut first, &records[..81], &mut got);
+        let mut entities = Vec::new();
+        first.entities(&mut |e, bytes| entities.push((e, bytes)));
+        assert!(entities.iter().any(|(e, _)| matches!(e, Entity::ClientCare(_))));
+        let mut restored =
+            StaffStage::from_entities(config, entities.iter().map(|(e, b)| (*e, b.as_slice()))).expect("restores");
+        for (offset, r) in records.iter().enumerate().skip(81) {
+            restored.offer(r.clone(), offset as i64, &mut got);
+        }
+        assert_eq!(got, expected);
+        // A copy sent again (a provider partition replaying) is ignored.
+        restored.offer(records[0].clone(), 999, &mut got);
+        assert_eq!(restored.stats().duplicates, 1);
     }
 }

@@ -111,6 +111,15 @@ pub(super) fn excess(performed: u32, granted: f64, ratio: f64, minutes: u32) -> 
     if over > 0.0 { (f64::from(performed) - granted).round().max(0.0) as u32 } else { 0 }
 }
 
+/// Checks the tolerance and the excess hours of the severities, as this
+/// rule and `client-hours-above-granted` name them.
+pub(super) fn validate_limits(ratio: f64, minutes: u32, high: f64, critical: f64) -> Result<(), String> {
+    check::within("tolerance_ratio", ratio, 0.0, 2.0)?;
+    check::within("tolerance_minutes", f64::from(minutes), 0.0, 6000.0)?;
+    check::positive("high_excess_hours", high)?;
+    check::ascending(&[("high_excess_hours", high), ("critical_excess_hours", critical)])
+}
+
 /// The rule.
 pub struct AboveGrantedHours(pub Params);
 
@@ -120,13 +129,7 @@ impl RuleSpec for AboveGrantedHours {
     type ProviderState = State;
 
     fn validate(p: &Params) -> Result<(), String> {
-        check::within("tolerance_ratio", p.tolerance_ratio, 0.0, 2.0)?;
-        check::within("tolerance_minutes", f64::from(p.tolerance_minutes), 0.0, 6000.0)?;
-        check::positive("high_excess_hours", p.high_excess_hours)?;
-        check::ascending(&[
-            ("high_excess_hours", p.high_excess_hours),
-            ("critical_excess_hours", p.critical_excess_hours),
-        ])
+        validate_limits(p.tolerance_ratio, p.tolerance_minutes, p.high_excess_hours, p.critical_excess_hours)
     }
 
     fn new(params: Params) -> Self {
@@ -374,19 +377,8 @@ impl AboveGrantedHours {
 
 #[cfg(test)]
 mod tests {
-    use crate::model::reference::{Fact, GrantedHours, Validity};
-    use crate::model::{ClientKey, Day, MunicipalityCode, ServiceType};
-    use crate::rules::testkit::Scenario;
-
-    fn decision(client: u64, hours_per_month: u32) -> Fact {
-        Fact::GrantedHours(GrantedHours {
-            municipality: MunicipalityCode::parse("2480").unwrap(),
-            client: ClientKey(client),
-            service: ServiceType::PersonalCare,
-            minutes_per_month: hours_per_month * 60,
-            valid: Validity { from: Day::from_ymd(2026, 1, 1).start(), to: None },
-        })
-    }
+    use crate::model::Day;
+    use crate::rules::testkit::{Scenario, decision};
 
     /// Client 1 granted 20 h a month, visited `minutes` every day of March;
     /// client 2 granted 30 h, visited 40 minutes a day; client 3 has no

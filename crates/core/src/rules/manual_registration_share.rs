@@ -5,14 +5,27 @@
 //! lock at the door: the classic channel for inventing or stretching visits.
 //!
 //! **Statistic**: the provider's share of manual + edited registrations
-//! among its visits in the last `window_days`, compared with the providers
-//! of the same municipality by modified z-score `0.6745 (x − median) / MAD`
-//! (MAD floored at `mad_floor`), evaluated at every day close.
+//! among its visits, against the share at the outlier threshold of the
+//! providers of the same municipality (their 30-day shares' median plus
+//! `z_threshold` MADs / 0.6745, MAD floored at `mad_floor`, at least
+//! `min_share`), at every day close: decided over the shortest trailing
+//! window of 3, 6, 12, 24 or 30 days whose Wilson lower bound (at
+//! `confidence_z`) is above it, or against the provider's own past 28
+//! days by an exact test (the chance of as many typed visits in the
+//! window had its share not changed at most `own_chance`, a rise of
+//! `min_rise` points at least), or over 30 days by modified z-score. Days
+//! with `outage_share` or more typed (a lock system down) are left out.
+//! See [`super::share`] for the decision, its false-alarm rate (about
+//! 3·10⁻⁵ per honest provider and day close against the peers, at most
+//! `own_chance` against its own past) and its speed (half of 100 visits a
+//! day by hand against a limit of 30 %: three days).
 //!
-//! **Parameters** ([`Params`]): `window_days` (30), `min_visits` (100),
-//! `min_peers` (5), `z_threshold` (3.5), `min_share` (0.2), `mad_floor`
-//! (0.02). Severity: medium, high from z = `high_z` (7), critical from
-//! z = `critical_z` (14).
+//! **Parameters** ([`Params`]): `window_days` (30), `min_window_days` (3),
+//! `confidence_z` (4), `min_visits` (100), `baseline_days` (28),
+//! `own_chance` (3·10⁻⁷), `min_rise` (0.04), `min_expected` (2),
+//! `outage_share` (0.8), `min_peers` (5), `z_threshold` (3.5),
+//! `min_share` (0.2), `mad_floor` (0.02). Severity: medium, high
+//! from z = `high_z` (7), critical from z = `critical_z` (14).
 
 use super::share::{ShareKind, ShareParams, ShareRule};
 use crate::baseline::PeerMetric;
@@ -23,7 +36,7 @@ use crate::text::Phrase;
 /// Identity of `manual-registration-share` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
     id: "manual-registration-share",
-    version: 1,
+    version: 3,
     pattern: 5,
     name: "Manual or edited registrations above peers",
     quiet_days: 30,
@@ -46,6 +59,7 @@ impl ShareKind for ManualOrEdited {
     const METRIC: PeerMetric = PeerMetric::ManualShare;
     const MIN_SHARE: f64 = 0.2;
     const MAD_FLOOR: f64 = 0.02;
+    const MIN_RISE: f64 = 0.04;
     const WHAT: Phrase = Phrase {
         en: "were registered manually or edited afterwards",
         sv: "registrerades manuellt eller ändrades i efterhand",
@@ -101,5 +115,106 @@ mod tests {
     #[test]
     fn a_share_within_the_peers_spread_does_not_fire() {
         assert!(run(1).is_empty());
+    }
+
+    /// Eight providers for 30 days as in `run(1)` (provider 0 with 40
+    /// visits a day, 4 of them by hand), then `days` more days in which
+    /// provider 0 registers `manual_per_40` of its 40 by hand.
+    fn shift(manual_per_40: u32, days: u32) -> Vec<crate::alerting::Alert> {
+        shift_with(|day| if day > 30 { manual_per_40 } else { 4 }, days)
+    }
+
+    /// The same with provider 0's manual visits of each day (1-based) from
+    /// `manual_on`.
+    fn shift_with(manual_on: impl Fn(u32) -> u32, days: u32) -> Vec<crate::alerting::Alert> {
+        let mut s = Scenario::only("manual-registration-share");
+        for day in 1..=30 + days {
+            for provider in 0..8u64 {
+                let visits = if provider == 0 { 40 } else { 10 };
+                for i in 0..visits {
+                    let manual = match provider {
+                        0 => i < manual_on(day),
+                        _ => i < (provider % 2) as u32,
+                    };
+                    let method = if manual { RegistrationMethod::Manual } else { RegistrationMethod::Nfc };
+                    let (month, d) = if day > 31 { (4, day - 31) } else { (3, day) };
+                    s.visit()
+                        .provider(provider)
+                        .staff(provider * 100 + u64::from(i))
+                        .client(u64::from(i))
+                        .day(2026, month, d)
+                        .at(6 + i / 3, (i % 3) * 20)
+                        .method(method)
+                        .send();
+                }
+            }
+        }
+        s.advance_to(2026, 4, days.saturating_sub(1) + 3);
+        s.alerts()
+    }
+
+    #[test]
+    fn a_jump_at_a_busy_provider_is_decided_in_days() {
+        // From 10 % to 60 % by hand: on its second day the last three
+        // days' share (52 of 120 visits) passes the peers' limit with the
+        // confidence bound. (Against its own past the first day is not yet
+        // enough: 32 of 120 has a chance of 7·10⁻⁶ under its past 10 %,
+        // above the 3·10⁻⁷ that decides.) A 30-day share would take weeks.
+        let alerts = shift(24, 3);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        let peers = &alerts[0];
+        assert_eq!(peers.status, crate::alerting::AlertStatus::Opened);
+        assert_eq!(peers.window.1.plus_secs(-1).day(), crate::model::Day::from_ymd(2026, 4, 1));
+        assert_eq!(peers.window.1.0 - peers.window.0.0, 3 * 86_400, "decided over the three days");
+        let en = &peers.explanation.en;
+        assert!(en.contains("Wilson bound") && en.contains("120 visits"), "{en}");
+        crate::rules::testkit::assert_bilingual(
+            &peers.explanation,
+            &["wilsons gräns", "standardfel", "ärlig utförare"],
+        );
+    }
+
+    #[test]
+    fn a_doubling_below_the_peers_limit_is_decided_against_its_own_past() {
+        // From 10 % to 20 % of 40 visits a day: at the 20 % honest peers
+        // reach here, so no bound passes it, but twice its own past. Over
+        // 12 days the chance under its past share is 7·10⁻⁷, just short of
+        // 3·10⁻⁷; the 15-day window decides (1·10⁻⁷).
+        let alerts = shift(8, 20);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        let en = &alerts[0].explanation.en;
+        assert!(en.contains("in the 28 days before") && en.contains("by chance once in"), "{en}");
+        // Whole days (the window spans the change to summer time).
+        let days = (alerts[0].window.1.0 - alerts[0].window.0.0 + 43_200) / 86_400;
+        assert_eq!(days, 15, "decided over {days} days: {en}");
+        crate::rules::testkit::assert_bilingual(
+            &alerts[0].explanation,
+            &["egen historik", "procentenheter", "av en slump en gång på", "avbrott"],
+        );
+    }
+
+    #[test]
+    fn a_provider_whose_share_always_varied_needs_more_evidence() {
+        // The same rise to 20 %, after days alternating between 0 and 20 %
+        // (its typed visits come in clusters): its past varies 4.4 times
+        // as much as chance, and the rise is within that.
+        assert!(shift_with(|day| if day > 30 || day % 2 == 0 { 8 } else { 0 }, 14).is_empty());
+    }
+
+    #[test]
+    fn a_day_of_lock_outage_is_left_out() {
+        // Day 33: every visit typed by hand (the lock system down), then
+        // back to 10 %: neither the peers' bound nor the own past decide.
+        assert!(shift_with(|day| if day == 33 { 40 } else { 4 }, 10).is_empty());
+        // Two such days are left out as well.
+        assert!(shift_with(|day| if day == 33 || day == 36 { 40 } else { 4 }, 10).is_empty());
+    }
+
+    #[test]
+    fn a_small_rise_within_the_limit_is_not_decided_by_short_windows() {
+        // From 10 % to 12.5 %: above its own past by less than the 4 points
+        // that count, below the 20 % honest peers reach here: never, over
+        // 20 days.
+        assert!(shift(5, 20).is_empty());
     }
 }

@@ -20,7 +20,10 @@
 //!   `core.reference.visit_grace`), in the provider's arrival order;
 //! - [`Rule::on_staff_visit`]: in the staff stage (rules whose
 //!   [`RuleInfo::stage`] is [`RuleStage::Staff`]), every visit of a staff
-//!   member whatever provider registered it, in check-in order.
+//!   member whatever provider registered it, in check-in order;
+//! - [`Rule::on_client_visit`]: in the staff stage too, every visit of a
+//!   client whatever provider registered it, with the client's care by
+//!   week and provider (client rules, [`Rule::sees_clients`]).
 //!
 //! # Declared once
 //!
@@ -72,17 +75,18 @@
 //!
 //! | rule id | pattern | kind |
 //! |---|---|---|
-//! | `invoiced-above-performed` | 1 | hard, per invoice line |
+//! | `invoiced-above-performed` | 1 | excess accumulated across invoices (CUSUM), per invoice |
 //! | `staff-double-booking` | 2 | hard, per visit |
 //! | `staff-impossible-day` | 3 | hard (> 24 h) and soft (long day, long week, no day off) |
 //! | `impossible-travel` | 4 | hard, per visit pair |
 //! | `check-in-away-from-home` | 4 | hard, per visit |
-//! | `manual-registration-share` | 5 | peers (median/MAD), daily |
-//! | `rounded-visits` | 6 | peers (median/MAD), daily |
+//! | `manual-registration-share` | 5 | peers (median/MAD) and a confidence bound over 3–30 days, daily |
+//! | `rounded-visits` | 6 | peers (median/MAD) and a confidence bound over 3–30 days, daily |
 //! | `phantom-clients` | 7 | hard, per invoice line |
 //! | `duplicate-billing` | 8 | hard, per invoice line |
 //! | `volume-explosion` | 9 | own history vs municipality (CUSUM), weekly |
 //! | `hours-per-client-above-peers` | 10 | peers (median/MAD) per service type, daily |
+//! | `hours-per-client-rise` | 10 | own history per client (confidence bound on the risen share), daily |
 //! | `night-visits-private-provider` | 12 | hard with a count threshold, per visit |
 //! | `relative-employment` | 13 | share of a staff member's home care at one client, per visit |
 //! | `billing-during-absence` | 11 | hard against the reference data (absences), daily and per invoice |
@@ -123,9 +127,13 @@ pub mod billing_during_absence;
 pub mod catalogue;
 pub mod check;
 pub mod check_in_away_from_home;
+pub mod client_hours_above_granted;
 pub mod duplicate_billing;
+pub mod granted_hours_utilisation;
 pub mod history;
+pub mod hours_collapse_after_change;
 pub mod hours_per_client;
+pub mod hours_per_client_rise;
 pub mod impossible_travel;
 pub mod invoiced_above_performed;
 pub mod manual_registration_share;
@@ -198,6 +206,22 @@ pub struct StaffVisitContext<'a> {
     pub now: EventTime,
 }
 
+/// A visit, as a client rule sees it in the staff stage: after it is
+/// recorded in the client's care, in arrival-clock order with the visits
+/// of every provider that serves the client.
+pub struct ClientVisitContext<'a> {
+    /// The visit.
+    pub visit: &'a crate::client_care::CareVisit,
+    /// The local day of its check-in.
+    pub day: Day,
+    /// The client's care by week and provider, this visit included.
+    pub client: &'a crate::client_care::ClientCare,
+    /// The client's newest visit day before this visit (none: its first).
+    pub previous_day: Option<Day>,
+    /// Event time of the decision (the visit's arrival clock).
+    pub now: EventTime,
+}
+
 /// A visit, as a rule that compares it with the reference data sees it:
 /// once the reference data is known through the time it is judged
 /// ([`ReferenceVisit::decided`], the table is asked as of it), in the order
@@ -215,6 +239,21 @@ pub struct ReferenceVisitContext<'a> {
     pub reference: &'a ReferenceTable,
     /// Event time of the decision ([`ReferenceVisit::decided`]): ask the
     /// reference data as of it.
+    pub now: EventTime,
+}
+
+/// A staff-stage question about a client's month
+/// ([`Rule::grant_question`]), as the provider stage of the provider it
+/// asks about answers it: once the reference data is known through its
+/// judging time (`now`; the table is asked as of it).
+pub struct GrantQuestionContext<'a> {
+    /// The question.
+    pub question: &'a crate::client_care::GrantQuestion,
+    /// The state of the provider it asks about.
+    pub provider: &'a mut Provider,
+    /// The reference data, known through `now` at least.
+    pub reference: &'a ReferenceTable,
+    /// Its judging time: the decision time of the findings.
     pub now: EventTime,
 }
 
@@ -326,12 +365,50 @@ pub trait Rule: Identity + Send + Sync {
     /// arrival order (rules of [`RuleStage::Staff`]).
     fn on_staff_visit(&self, _ctx: &StaffVisitContext<'_>, _out: &mut Vec<Finding>) {}
 
+    /// Called in the staff stage for the client copy of every visit, in
+    /// arrival-clock order with every provider's visits of the client
+    /// (rules of [`RuleStage::Staff`]).
+    fn on_client_visit(&self, _ctx: &ClientVisitContext<'_>, _out: &mut Vec<Finding>) {}
+
+    /// Whether the rule implements [`Self::on_client_visit`] or
+    /// [`Self::grant_question`] (a client rule): the staff stage gets the
+    /// client copies of the visits only when the base configuration runs
+    /// one.
+    fn sees_clients(&self) -> bool {
+        false
+    }
+
+    /// With reference data on: called in the staff stage, after
+    /// [`Self::on_client_visit`], for the client copy of every visit. A
+    /// question about the client's month for the provider stage of the
+    /// visit's provider, which has the reference data: it is answered in
+    /// [`Self::on_grant_question`] once the reference data is known through
+    /// the question's judging time.
+    fn grant_question(&self, _ctx: &ClientVisitContext<'_>) -> Option<crate::client_care::GrantQuestion> {
+        None
+    }
+
+    /// Called in the provider stage for each question of
+    /// [`Self::grant_question`], in the order of their judging times, once
+    /// the reference data is known through it (rules of
+    /// [`RuleStage::Staff`]).
+    fn on_grant_question(&self, _ctx: &mut GrantQuestionContext<'_>, _out: &mut Vec<Finding>) {}
+
     /// Called once per invoice when its period is complete.
     fn on_invoice(&self, _ctx: &mut InvoiceContext<'_>, _out: &mut Vec<Finding>) {}
 
     /// Called for every provider at a day close, before peer statistics are
     /// recomputed: record this provider's samples.
     fn record_peer_samples(&self, _ctx: &DayContext<'_>, _peers: &mut PeerTable) {}
+
+    /// With reference data on: called for every provider once the
+    /// reference data is known through a closed day's decision time, in
+    /// day order and before the day's decision (`ctx.reference` is set,
+    /// `ctx.now` is the decision time): record this provider's samples
+    /// that need the reference data. They go out with the day's other
+    /// samples. Reads the windows up to `ctx.day` only: later days' visits
+    /// may be in.
+    fn record_reference_samples(&self, _ctx: &mut DayContext<'_>, _peers: &mut PeerTable) {}
 
     /// Called for every provider at a day close, after peer statistics are
     /// recomputed.
@@ -491,6 +568,7 @@ registry! {
     duplicate_billing => duplicate_billing::DuplicateBilling,
     volume_explosion => volume_explosion::VolumeExplosion,
     hours_per_client_above_peers => hours_per_client::HoursPerClientAbovePeers,
+    hours_per_client_rise => hours_per_client_rise::HoursPerClientRise,
     night_visits_private_provider => night_visits::NightVisitsPrivateProvider,
     visit_during_absence => visit_during_absence::VisitDuringAbsence,
     billing_during_absence => billing_during_absence::BillingDuringAbsence,
@@ -498,7 +576,10 @@ registry! {
     provider_without_permit => provider_without_permit::ProviderWithoutPermit,
     visit_above_granted_hours => visit_above_granted_hours::VisitAboveGrantedHours,
     above_granted_hours => above_granted_hours::AboveGrantedHours,
+    granted_hours_utilisation => granted_hours_utilisation::GrantedHoursUtilisation,
     relative_employment => relative_employment::RelativeEmployment,
+    hours_collapse_after_change => hours_collapse_after_change::HoursCollapseAfterChange,
+    client_hours_above_granted => client_hours_above_granted::ClientHoursAboveGranted,
 }
 
 /// The rule with this id.

@@ -14,6 +14,19 @@ use crate::rules::catalogue;
 /// The provider number of the municipality's own unit in tests.
 pub const MUNICIPAL: u64 = 999;
 
+/// A decision granting client `client` `hours_per_month` hours of personal
+/// care a month in municipality 2480, valid from 1 January 2026.
+pub fn decision(client: u64, hours_per_month: u32) -> crate::model::reference::Fact {
+    use crate::model::reference::{Fact, GrantedHours, Validity};
+    Fact::GrantedHours(GrantedHours {
+        municipality: crate::model::MunicipalityCode::parse("2480").expect("a valid code"),
+        client: crate::model::ClientKey(client),
+        service: ServiceType::PersonalCare,
+        minutes_per_month: hours_per_month * 60,
+        valid: Validity { from: Day::from_ymd(2026, 1, 1).start(), to: None },
+    })
+}
+
 /// Provider `n` of a test: private unless `n == MUNICIPAL`.
 pub fn provider(n: u64) -> ProviderId {
     if n == MUNICIPAL {
@@ -252,6 +265,11 @@ impl Scenario {
     /// Sizes of the state, the staff stage's included.
     pub fn state_size(&self) -> crate::engine::StateSize {
         self.core.state_size()
+    }
+
+    /// Peer days published to the global table so far, and their bytes.
+    pub fn published_peer_days(&self) -> (u64, u64) {
+        self.core.published_peer_days()
     }
 
     /// The engine, for assertions on its state.

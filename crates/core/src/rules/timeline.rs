@@ -139,6 +139,15 @@ impl RuleTimeline {
         (built.version, rules)
     }
 
+    /// Whether the base configuration (version 0) runs a client rule (see
+    /// [`super::Rule::sees_clients`]): the provider stage sends the staff
+    /// stage the client copies of its visits only then. The base, not the
+    /// version in force, so that whether a visit is sent never depends on
+    /// which later versions are known yet.
+    pub fn has_client_rules(&self) -> bool {
+        self.versions[0].staff.iter().any(|r| r.sees_clients())
+    }
+
     fn base_window_days(&self) -> u32 {
         self.versions[0].window_days
     }

@@ -179,25 +179,14 @@ impl Rule for VisitAboveGrantedHours {
 
 #[cfg(test)]
 mod tests {
-    use crate::model::reference::{Fact, GrantedHours, Validity};
-    use crate::model::{ClientKey, Day, EventTime, MunicipalityCode, ServiceType};
-    use crate::rules::testkit::Scenario;
+    use crate::model::{Day, EventTime};
+    use crate::rules::testkit::{Scenario, decision};
 
     fn at(day: u32, hour: i64) -> EventTime {
         Day::from_ymd(2026, 3, day).start().plus_secs(hour * 3600)
     }
 
     /// A decision for `client`'s care of `hours` a month from January on.
-    fn decision(client: u64, hours: u32) -> Fact {
-        Fact::GrantedHours(GrantedHours {
-            municipality: MunicipalityCode::parse("2480").unwrap(),
-            client: ClientKey(client),
-            service: ServiceType::PersonalCare,
-            minutes_per_month: hours * 60,
-            valid: Validity { from: Day::from_ymd(2026, 1, 1).start(), to: None },
-        })
-    }
-
     /// Clients 1–4 granted 10 h of care a month; each visited every day of
     /// March at 8:00 for `minutes`; a version of a decision registered at
     /// `revision.2`, if any; the reference data is known through 9:00 of

@@ -14,16 +14,33 @@
 //! providers whose history does not yet cover the activity window a week
 //! back (their counts are still filling up).
 //!
-//! **State** ([`VolumeHistory`], per provider): the CUSUM and the active
-//! clients when its current run started. The active clients per day are
-//! the engine's ([`crate::state::ProviderDay::active_clients`]): it reads
-//! them a week back for the municipality's totals too.
+//! **Takeovers.** Clients who arrive in bulk, `bulk_arrivals` or more and
+//! `bulk_share` or more of the provider's active clients on one day (a
+//! client arrives on a day with a visit and none in the activity window
+//! before), are a takeover: a provider taking over another's clients
+//! when it leaves the customer-choice system, or a municipality moving a
+//! group home's residents, not recruitment, which comes in ones and twos.
+//! The CUSUM starts again from the provider's clients
+//! `takeover_settle_days` (14) after it, when the clients who were in
+//! hospital that day have come too. One takeover at most in
+//! `takeover_gap_days` (91): clients brought in by the batch week after
+//! week are growth. The blind spot: a fraudster who brings in one whole
+//! group at once is not seen by this rule (the hours and share rules
+//! still see what is done with them).
+//!
+//! **State** ([`VolumeHistory`], per provider): the CUSUM, the active
+//! clients when its current run started, and the last takeover. The
+//! active clients per day are the engine's
+//! ([`crate::state::ProviderDay::active_clients`]): it reads them a week
+//! back for the municipality's totals too.
 //!
 //! **Parameters** ([`Params`]): `allowance_per_week` (0.01 ≈ 4 % a month
 //! above the municipality is tolerated: legitimate growth), `threshold`
 //! (0.15 ≈ 16 % cumulative excess growth), `min_clients` (15),
-//! `min_new_clients` (8). Severity: medium, high from `high_factor` (2)
-//! times the threshold, critical from `critical_factor` (4) times.
+//! `min_new_clients` (8), `bulk_arrivals` (5), `bulk_share` (0.05),
+//! `takeover_settle_days` (14), `takeover_gap_days` (91).
+//! Severity: medium, high from `high_factor` (2) times the threshold,
+//! critical from `critical_factor` (4) times.
 
 use super::{DayContext, Rule, RuleSpec, check};
 use crate::finding::{Finding, RuleInfo, RuleStage, Severity, Unit};
@@ -32,7 +49,7 @@ use crate::text::{Text, en, sv};
 /// Identity of `volume-explosion` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
     id: "volume-explosion",
-    version: 1,
+    version: 2,
     pattern: 9,
     name: "Volume explosion",
     quiet_days: 28,
@@ -50,6 +67,16 @@ params! {
         pub min_clients: u32 = 15,
         /// Fewest clients gained in the CUSUM run to fire.
         pub min_new_clients: u32 = 8,
+        /// Fewest clients arriving on one day that are a takeover ...
+        pub bulk_arrivals: u32 = 5,
+        /// ... when they are also at least this share of the provider's
+        /// active clients a week earlier ...
+        pub bulk_share: f64 = 0.05,
+        /// ... and no takeover was in this many days before.
+        pub takeover_gap_days: u32 = 91,
+        /// Days after a takeover from which the provider's clients are the
+        /// CUSUM's new start.
+        pub takeover_settle_days: u32 = 14,
         /// Multiple of `threshold` from which a finding is high severity.
         pub high_factor: f64 = 2.0,
         /// Multiple of `threshold` from which a finding is critical.
@@ -64,6 +91,8 @@ pub struct VolumeHistory {
     pub cusum: crate::baseline::Cusum,
     /// Active clients when the current CUSUM run started.
     pub run_start_clients: u32,
+    /// The last takeover: its day and the clients who arrived that day.
+    pub last_takeover: Option<(crate::model::Day, u32)>,
 }
 
 /// The rule.
@@ -78,6 +107,10 @@ impl RuleSpec for VolumeExplosion {
         check::within("allowance_per_week", p.allowance_per_week, 0.0, 1.0)?;
         check::positive("threshold", p.threshold)?;
         check::positive_count("min_clients", u64::from(p.min_clients))?;
+        check::positive_count("bulk_arrivals", u64::from(p.bulk_arrivals))?;
+        check::share("bulk_share", p.bulk_share)?;
+        check::days("takeover_gap_days", p.takeover_gap_days)?;
+        check::days("takeover_settle_days", p.takeover_settle_days)?;
         check::ascending(&[("1", 1.0), ("high_factor", p.high_factor), ("critical_factor", p.critical_factor)])
     }
 
@@ -98,8 +131,32 @@ impl Rule for VolumeExplosion {
         let m = ctx.municipality;
         // Both counts need a full activity window behind them.
         let settled = ctx.provider.has_full_window(ctx.day.plus(-7), ctx.activity_days);
-        let volume = &mut ctx.provider.rules.volume_explosion;
         if !settled || week_ago < p.min_clients || m.active_clients == 0 || m.active_clients_week_ago == 0 {
+            ctx.provider.rules.volume_explosion.cusum = Default::default();
+            return;
+        }
+        // The week's arrivals by day: a day with many is a takeover.
+        let first = ctx.day.plus(-6);
+        let mut arrivals = [0u32; 7];
+        for client in ctx.provider.clients.values() {
+            if let Some(k) = (0..7).find(|&k| client.arrived_on(first.plus(k), ctx.activity_days)) {
+                arrivals[k as usize] += 1;
+            }
+        }
+        let volume = &mut ctx.provider.rules.volume_explosion;
+        let bulk_limit = f64::from(p.bulk_arrivals).max(p.bulk_share * f64::from(week_ago));
+        let gap = p.takeover_gap_days as i32;
+        let takeover = (0..7)
+            .map(|k| (first.plus(k), arrivals[k as usize]))
+            .filter(|&(_, n)| f64::from(n) >= bulk_limit)
+            .find(|&(day, _)| volume.last_takeover.is_none_or(|(last, _)| day.0 - last.0 > gap));
+        if takeover.is_some() {
+            volume.last_takeover = takeover;
+        }
+        // Until the week compared starts after the takeover settled, no
+        // growth is judged; then the CUSUM starts again from there.
+        let settle = p.takeover_settle_days as i32;
+        if volume.last_takeover.is_some_and(|(day, _)| ctx.day.0 - 7 <= day.0 + settle) {
             volume.cusum = Default::default();
             return;
         }
@@ -121,13 +178,34 @@ impl Rule for VolumeExplosion {
             Severity::by_cutoffs(sum / p.threshold, 0.0, p.high_factor, p.critical_factor).max(Severity::Medium);
         let faster = (sum + p.allowance_per_week * f64::from(weeks)) * 100.0;
         let (from, to, weeks_n, allowed) = (u64::from(start), u64::from(now), u64::from(weeks), p.allowance_per_week);
+        // A takeover just before the run: what its start already holds.
+        let before_run = ctx.day.plus(-7 * weeks as i32 - 7 - settle);
+        let (taken_en, taken_sv) = match volume.last_takeover {
+            Some((day, n)) if day >= before_run => (
+                format!(
+                    " (counted from {} days after it took over {} clients at once on {}, a takeover, not growth)",
+                    en::int(u64::from(p.takeover_settle_days)),
+                    en::int(u64::from(n)),
+                    en::date(day)
+                ),
+                format!(
+                    " (räknat från {} dagar efter att den tog över {} brukare samlat den {}, ett övertagande, inte \
+                     tillväxt)",
+                    sv::int(u64::from(p.takeover_settle_days)),
+                    sv::int(u64::from(n)),
+                    sv::date(day)
+                ),
+            ),
+            _ => (String::new(), String::new()),
+        };
         let explanation = Text {
             en: format!(
-                "This provider's active clients grew from {} to {} over {} through {}, {} faster than the \
+                "This provider's active clients grew from {} to {}{} over {} through {}, {} faster than the \
                  municipality's clients in the same weeks (cumulative excess log growth {} above the tolerated {} a \
                  week; the limit is {}).",
                 en::int(from),
                 en::int(to),
+                taken_en,
                 en::count(weeks_n, "week", "weeks"),
                 en::date(ctx.day),
                 en::percent(faster, 0),
@@ -136,11 +214,12 @@ impl Rule for VolumeExplosion {
                 en::short(p.threshold),
             ),
             sv: format!(
-                "Utförarens aktiva brukare ökade från {} till {} på {} till och med {}, {} snabbare än kommunens \
+                "Utförarens aktiva brukare ökade från {} till {}{} på {} till och med {}, {} snabbare än kommunens \
                  brukare under samma veckor (ackumulerad logaritmisk merökning {} utöver de tolererade {} per vecka; \
                  gränsen är {}).",
                 sv::int(from),
                 sv::int(to),
+                taken_sv,
                 sv::count(weeks_n, "vecka", "veckor"),
                 sv::date(ctx.day),
                 sv::percent(faster, 0),
@@ -201,6 +280,57 @@ mod tests {
         assert!(alerts.iter().all(|a| a.provider == crate::rules::testkit::provider(0)));
         let terms = ["utförarens", "aktiva brukare", "kommunens", "veckor", "per vecka", "gränsen"];
         crate::rules::testkit::assert_bilingual(&alerts[0].explanation, &terms);
+    }
+
+    /// Six providers visited daily from January, 40 clients each but
+    /// provider 5 with `taken`; from March provider 0 grows by
+    /// `new_per_4_weeks` every four weeks, and on 2026-03-03 provider 5
+    /// leaves and provider 0 takes over all its clients at once.
+    fn takeover(taken: u64, new_per_4_weeks: u64) -> Vec<crate::alerting::Alert> {
+        let mut s = Scenario::only("volume-explosion");
+        let first = Day::from_ymd(2026, 1, 1);
+        let (on, march) = (Day::from_ymd(2026, 3, 3), Day::from_ymd(2026, 3, 1));
+        for d in 0..150 {
+            let day = first.plus(d);
+            let (y, m, dd) = day.ymd();
+            let weeks_in = if day >= march { (day.0 - march.0) / 7 + 1 } else { 0 };
+            let mut visits: Vec<(u64, u64)> = Vec::new();
+            for provider in 0..5u64 {
+                let grown = if provider == 0 { new_per_4_weeks * weeks_in as u64 / 4 } else { 0 };
+                visits.extend((0..40 + grown).map(|c| (provider, provider * 1000 + c)));
+            }
+            let by = if day >= on { 0 } else { 5 };
+            visits.extend((0..taken).map(|c| (by, 5000 + c)));
+            for (provider, client) in visits {
+                s.visit().provider(provider).client(client).staff(client).day(y, m, dd).at(9, 0).minutes(20).send();
+            }
+        }
+        s.alerts()
+    }
+
+    #[test]
+    fn a_takeover_of_a_whole_provider_at_once_is_not_growth() {
+        // 40 → 60 clients in a day (+50 %): far above the threshold as
+        // growth, left out as a takeover.
+        assert!(takeover(20, 0).is_empty());
+        // Clients arriving four a week are growth, and fire.
+        assert!(!run(16).is_empty());
+        // So are batches of five every week: one takeover a quarter is
+        // left out, not one a week.
+        assert!(!run(20).is_empty());
+    }
+
+    #[test]
+    fn growth_with_a_takeover_in_it_is_still_seen_and_says_so() {
+        // Growing 30 % a month, three clients a week, with a takeover of
+        // 20 at the start: the growth fires, counted from two weeks after
+        // the takeover, and the explanation says so.
+        let alerts = takeover(20, 12);
+        assert!(!alerts.is_empty());
+        let a = &alerts[0];
+        assert!(a.explanation.en.contains("took over 20 clients at once on 2026-03-03"), "{}", a.explanation.en);
+        assert!(a.window.0.day() > Day::from_ymd(2026, 3, 17), "{:?}", a.window);
+        crate::rules::testkit::assert_bilingual(&a.explanation, &["tog över 20 brukare samlat"]);
     }
 
     #[test]

@@ -5,6 +5,8 @@ use anyhow::{Result, bail};
 
 use tillsyn_core::model::MunicipalityCode;
 
+use super::fraud::IntensityRange;
+
 /// Simulator settings; `Default` gives the evaluation scenario (Umeå-sized
 /// home care, January–June 2026, 40 providers of which 14 commit fraud).
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -50,6 +52,10 @@ pub struct SimConfig {
     /// Monthly share of home-care clients who leave (death, nursing home,
     /// moving away); arrivals replace them plus the growth.
     pub departures_per_month: f64,
+    /// Monthly share of home-care clients living alone who change provider
+    /// (the client's choice under LOV): the old provider's care ends the
+    /// day before, the new provider's starts that day, the same plan and grant.
+    pub provider_changes_per_month: f64,
     /// Number of honest private providers with legitimate growth of 2–5 %
     /// a month (a successful company is not a fraud); fewer if there are not
     /// that many honest home-care providers.
@@ -59,6 +65,23 @@ pub struct SimConfig {
     /// once: the evening job starts hours after the first one ends, and
     /// only on days the first one is worked, so days off stay days off).
     pub second_jobs: u32,
+    /// Number of honest home-care providers whose lock and tag system is
+    /// down once, for 1–3 days from month 2 on: every visit of those days
+    /// typed by hand (honest noise for the manual-share rules). Fewer if
+    /// there are not that many steady honest home-care providers.
+    pub lock_outages: u32,
+    /// Number of honest home-care providers whose clients need 1.3–1.5
+    /// times the usual care, and are granted it: longer visits (honest
+    /// noise for the hours-per-client rules). Fewer if there are not that
+    /// many.
+    pub heavy_client_providers: u32,
+    /// Number of honest takeovers: an honest home-care provider leaves the
+    /// customer-choice system on a day from month 2 on, and another honest
+    /// one takes over every client it had that day, with their plans and
+    /// grants (honest noise for the volume and hours rules: a provider
+    /// whose clients grow by a whole provider's in a day). Fewer if there
+    /// are not that many steady honest home-care providers.
+    pub takeovers: u32,
     /// Prefix of every event id (`tr-…`, `inv-…`), so that the events of
     /// several simulated municipalities never share an id.
     pub event_id_prefix: String,
@@ -68,6 +91,14 @@ pub struct SimConfig {
     /// and 16, at two more providers each when `fraudulent_providers` is
     /// not 0). Off, the output is exactly that of a simulator without it.
     pub reference: bool,
+    /// The range each fraud scenario draws its intensity from, uniformly:
+    /// 0 the subtlest fraud (e.g. 3 % added to a tenth of the clients'
+    /// invoice lines), 1 the most blatant (40 % added to 60 % of them); see
+    /// `fraud::strengths` for every pattern. The label records it. The
+    /// default is the blatant third (2/3..1), the frauds the evaluation
+    /// scenario has always injected; `IntensityRange::WIDE` adds the
+    /// moderate and subtle ones.
+    pub intensity: IntensityRange,
 }
 
 impl Default for SimConfig {
@@ -88,10 +119,15 @@ impl Default for SimConfig {
             double_staffing_share: 0.02,
             municipal_growth_per_month: 0.003,
             departures_per_month: 0.018,
+            provider_changes_per_month: 0.01,
             growing_providers: 3,
             second_jobs: 0,
+            lock_outages: 2,
+            heavy_client_providers: 1,
+            takeovers: 1,
             event_id_prefix: String::new(),
             reference: false,
+            intensity: IntensityRange::BLATANT,
         }
     }
 }
@@ -132,6 +168,9 @@ impl SimConfig {
         {
             bail!("event_id_prefix: {:?} is not up to 16 letters, digits or '-'", self.event_id_prefix);
         }
+        if !self.intensity.valid() {
+            bail!("intensity: {} is not a range within 0..1", self.intensity);
+        }
         let shares = [
             ("municipal_share", self.municipal_share, 0.05, 0.9),
             ("personal_assistance_share", self.personal_assistance_share, 0.0, 0.3),
@@ -140,6 +179,7 @@ impl SimConfig {
             ("double_staffing_share", self.double_staffing_share, 0.0, 0.05),
             ("municipal_growth_per_month", self.municipal_growth_per_month, -0.02, 0.05),
             ("departures_per_month", self.departures_per_month, 0.0, 0.1),
+            ("provider_changes_per_month", self.provider_changes_per_month, 0.0, 0.1),
         ];
         for (name, value, lo, hi) in shares {
             if !value.is_finite() || value < lo || value > hi {

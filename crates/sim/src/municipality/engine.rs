@@ -59,6 +59,10 @@ pub(super) struct World<'c> {
     pub scenarios: Vec<Scenario>,
     /// People with two employers: (first job, second job) staff indices.
     pub second_jobs: Vec<(usize, usize)>,
+    /// Honest takeovers: on the day, every client of the first provider
+    /// moves to the second, and the first takes no more clients
+    /// ([`SimConfig::takeovers`]).
+    pub takeovers: Vec<(Day, usize, usize)>,
     pub refs: Refs,
     pub first_day: Day,
     /// First day without visits.
@@ -122,6 +126,7 @@ impl<'c> Simulation<'c> {
         w.churn(day);
         w.activate(day);
         w.reference_day(day, arrived, out);
+        w.provider_changes(day);
         w.take_second_jobs(day);
         let mut recs = Vec::new();
         for p in 0..w.providers.len() {
@@ -190,6 +195,7 @@ impl<'c> World<'c> {
             prov_staff: vec![Vec::new(); n],
             scenarios: Vec::new(),
             second_jobs: Vec::new(),
+            takeovers: Vec::new(),
             refs: Refs::default(),
             first_day,
             end_day,
@@ -212,6 +218,39 @@ impl<'c> World<'c> {
         }
         // Last, so that every other scenario keeps its index (and draws).
         fraud::add_relatives(cfg, &w.providers, &mut w.scenarios, end_day);
+        super::changes::add_collapses(cfg, &w.providers, &mut w.scenarios, first_month, end_day);
+        // Honest noise with a stream of its own (every draw above keeps
+        // its own), at honest home-care providers that commit no fraud:
+        // lock outages, heavier clients and takeovers.
+        let mut rng = Rng::new(cfg.seed, &[tag::PROVIDERS, 2]);
+        let fraudulent: Vec<usize> = w.scenarios.iter().map(|s| s.provider).collect();
+        let mut steady: Vec<usize> = honest
+            .iter()
+            .copied()
+            .skip(cfg.growing_providers as usize)
+            .filter(|&p| w.providers[p].initial_clients >= 8 && !fraudulent.contains(&p))
+            .collect();
+        steady.sort_unstable();
+        rng.shuffle(&mut steady);
+        let mut steady = steady.into_iter();
+        for p in steady.by_ref().take(cfg.heavy_client_providers as usize) {
+            w.providers[p].plan_scale = rng.range(1.3, 1.5);
+        }
+        let days = (end_day.0 - first_day.0).max(1);
+        for p in steady.by_ref().take(cfg.lock_outages as usize) {
+            let from = first_day.plus((30 + rng.int(0, i64::from((days - 37).max(0)))) as i32);
+            w.providers[p].outage = (from < end_day).then(|| (from, rng.int(1, 3) as i32));
+        }
+        // A provider leaves the customer-choice system and another takes
+        // over all its clients at once, from month 2 until a month before
+        // the end (so that the months after it are seen).
+        for _ in 0..cfg.takeovers {
+            let (Some(giver), Some(receiver)) = (steady.next(), steady.next()) else { break };
+            let on = first_day.plus((30 + rng.int(0, i64::from((days - 60).max(0)))) as i32);
+            if on < end_day {
+                w.takeovers.push((on, giver, receiver));
+            }
+        }
         // Clients at the start.
         let mut rng = Rng::new(cfg.seed, &[tag::CLIENTS]);
         let couple_households = cfg.couple_share / (2.0 - cfg.couple_share);
@@ -249,7 +288,21 @@ impl<'c> World<'c> {
 
     /// A new single home-care client of provider `p` from `day`.
     pub(super) fn new_home_client(&mut self, p: usize, day: Day, rng: &mut Rng, origin: Option<usize>) -> usize {
-        let (plan, granted) = population::home_plan(rng, self.cfg);
+        let (mut plan, mut granted) = population::home_plan(rng, self.cfg);
+        // A provider with heavier clients: each of its clients needs the
+        // plan's care times its scale, and is granted it (the need is the
+        // client's: it goes with them to another provider).
+        let heavier = self.providers[p].plan_scale;
+        if heavier != 1.0 {
+            let longer = |planned: u32, cap: f64| ((f64::from(planned) * heavier / 5.0).round() * 5.0).min(cap) as u32;
+            for s in &mut plan.slots {
+                s.planned = longer(s.planned, 120.0);
+            }
+            for s in &mut plan.service {
+                s.planned = longer(s.planned, 180.0);
+            }
+            granted = population::granted_of(&plan);
+        }
         let home = geo::home(rng, !self.providers[p].whole_area, self.outlying_bias(p));
         let r = self.refs.fresh(rng, "c-", 10);
         self.push_client(Client {
@@ -264,6 +317,7 @@ impl<'c> World<'c> {
             until: None,
             absent_until: day,
             origin,
+            changed_on: None,
         })
     }
 
@@ -303,6 +357,7 @@ impl<'c> World<'c> {
             until: None,
             absent_until: day,
             origin: None,
+            changed_on: None,
         });
         self.clients[a].household = Some(household);
         self.clients[a].partner = Some(b);
@@ -328,6 +383,7 @@ impl<'c> World<'c> {
             until: None,
             absent_until: day,
             origin: None,
+            changed_on: None,
         });
     }
 
@@ -446,8 +502,8 @@ impl<'c> World<'c> {
             let explosion =
                 self.scenarios.iter().position(|s| s.provider == p && s.pattern == 9 && s.active(day_start));
             if let Some(s) = explosion {
-                // A steady stream of recruits: 10–20 % of the clients a
-                // month, arriving in ones and twos.
+                // A steady stream of recruits (a share of the clients a
+                // month, see `fraud::strengths`), arriving in ones and twos.
                 self.scenarios[s].backlog += n * self.scenarios[s].strength / DAYS_PER_MONTH;
                 while self.scenarios[s].backlog >= 1.0 {
                     self.scenarios[s].backlog -= rng.range(0.7, 1.3);
@@ -472,11 +528,13 @@ impl<'c> World<'c> {
         let fraud5 = self.active(p, 5, day_start).map(|s| {
             let sc = &self.scenarios[s];
             let ramp = ((day_start - sc.start) as f64 / 86_400.0 + 1.0) / sc.strength2;
-            (s, pr.manual_share + (sc.strength - pr.manual_share) * ramp.min(1.0))
+            (s, (pr.manual_share + sc.strength * ramp.min(1.0)).min(1.0))
         });
+        // A lock and tag system outage: every visit typed by hand.
+        let outage = pr.outage.is_some_and(|(from, n)| day >= from && day.0 < from.0 + n);
         RegCtx {
-            manual: pr.manual_share,
-            edited_fraction: pr.edited_fraction,
+            manual: if outage { 1.0 } else { pr.manual_share },
+            edited_fraction: if outage { 0.0 } else { pr.edited_fraction },
             mobile: pr.mobile_share,
             positions: pr.sends_positions,
             fraud5,
@@ -600,10 +658,9 @@ impl<'c> World<'c> {
         let scale = self.active(p, 10, day_start).map(|s| (s, self.scenarios[s].strength));
         let ghosts = self.active(p, 6, day_start);
         let mut reqs = Vec::new();
-        let bills_absent = self.bills_absent(p, day_start);
         for &c in &self.prov_clients[p] {
             let cl = &self.clients[c];
-            if !(cl.present(day) || bills_absent && cl.enrolled(day)) {
+            if !(cl.present(day) || cl.enrolled(day) && self.visits_absent_client(p, c, day)) {
                 continue;
             }
             let partner = cl.partner.filter(|&q| self.clients[q].present(day));
@@ -615,7 +672,12 @@ impl<'c> World<'c> {
             if let Some(s) = cl.origin {
                 flag(&mut flags, s);
             }
-            let factor = if let Some((s, f)) = scale.or_else(|| self.over_grant(p, c, day_start)) {
+            if let Some(s) = self.registers_moved_client(p, c, day_start) {
+                flag(&mut flags, s);
+            }
+            let factor = if let Some((s, f)) =
+                scale.or_else(|| self.over_grant(p, c, day_start)).or_else(|| self.collapse_factor(p, c, day_start))
+            {
                 flag(&mut flags, s);
                 f
             } else {
@@ -750,13 +812,17 @@ impl<'c> World<'c> {
     }
 
     /// Pattern 3 at an assistance company: one assistant registered for all
-    /// of a client's hours every day, 14–20 h, some days 24–26 h.
+    /// of a client's hours every day, `strength` + 1–4 h, a share
+    /// (`strength2`) of days 24–26 h.
     fn assistance_overtime(&mut self, s: usize, c: usize, day: Day, rng: &mut Rng, recs: &mut Vec<Rec>) {
         let Plan::Assist(plan) = &self.clients[c].plan else { return };
         let Some(&staff) = self.scenarios[s].targets.first() else { return };
         let first = plan.shifts.first().map_or(420, |x| x.0);
         let p = self.clients[c].provider;
-        let hours = if rng.chance(0.25) { rng.range(24.0, 26.0) } else { rng.range(14.0, 20.0) };
+        let sc = &self.scenarios[s];
+        let (strength, long_days) = (sc.strength, sc.strength2);
+        let hours =
+            if rng.chance(long_days) { rng.range(24.0, 26.0) } else { rng.range(strength + 1.0, strength + 4.0) };
         let start = (at_local(day, first) + rng.int(-300, 300)).max(self.scenarios[s].prev_end + 60);
         if start >= at_local(day.plus(1), 0) {
             return; // still on yesterday's 26-hour registration
@@ -836,7 +902,10 @@ impl<'c> World<'c> {
         self.stats.cancelled += u64::from(outcome.cancelled);
     }
 
-    /// Time reports of the day → events with ids and arrival times.
+    /// Time reports of the day → events with ids and arrival times. A
+    /// scenario becomes observable when the first report carrying it
+    /// arrives (`reported_at`): nothing can see a fraud before its record
+    /// reaches the municipality.
     fn finalize(
         &mut self,
         day: Day,
@@ -845,7 +914,6 @@ impl<'c> World<'c> {
         ledger: &mut Ledger,
         next_id: &mut u64,
     ) -> Result<()> {
-        self.reference_observe(&recs);
         let mut rng = Rng::new(self.cfg.seed, &[tag::REPORT, day.0 as u64]);
         // Late batches: all of a provider's reports of the day at once.
         let mut batch: Vec<Option<i64>> = vec![None; self.providers.len()];
@@ -855,29 +923,45 @@ impl<'c> World<'c> {
                 *b = last.map(|t| t + rng.int(12 * 3600, 36 * 3600));
             }
         }
-        for rec in recs {
-            if rec.check_in >= self.activity_end || rec.check_in < self.first_day.start().0 {
-                continue;
-            }
-            let delay = match rec.method {
-                RegistrationMethod::Nfc => rng.int(5, 600),
-                RegistrationMethod::MobileApp => rng.int(10, 1800),
-                RegistrationMethod::Manual => rng.int(900, 10 * 3600),
-                RegistrationMethod::Edited => rng.int(3600, 30 * 3600),
-            };
-            let mut reported = rec.check_out + delay;
-            if let Some(b) = batch[rec.provider] {
-                reported = reported.max(b);
-            }
+        // When each report arrives; None for those outside the period
+        // (not emitted).
+        let reported: Vec<Option<i64>> = recs
+            .iter()
+            .map(|rec| {
+                if rec.check_in >= self.activity_end || rec.check_in < self.first_day.start().0 {
+                    return None;
+                }
+                let delay = match rec.method {
+                    RegistrationMethod::Nfc => rng.int(5, 600),
+                    RegistrationMethod::MobileApp => rng.int(10, 1800),
+                    RegistrationMethod::Manual => rng.int(900, 10 * 3600),
+                    RegistrationMethod::Edited => rng.int(3600, 30 * 3600),
+                };
+                Some(batch[rec.provider].map_or(rec.check_out + delay, |b| (rec.check_out + delay).max(b)))
+            })
+            .collect();
+        self.reference_observe(&recs, &reported);
+        for (rec, reported) in recs.into_iter().zip(reported) {
+            let Some(reported) = reported else { continue };
             for s in rec.flags.iter().flatten() {
                 // Patterns 11 and 15 are seen against the reference data
                 // (see `reference_observe`).
                 // Pattern 13 is seen once its staff's share and hours
-                // reach the threshold (see `relatives`).
-                match self.scenarios[*s].pattern {
+                // reach the threshold (see `relatives`): from the visit
+                // that reached it on.
+                // Pattern 14 is seen once a client it inflated has had
+                // three weeks at a new provider (see `provider_changes`).
+                let sc = &mut self.scenarios[*s];
+                match sc.pattern {
                     11 | 15 => {}
-                    13 => self.scenarios[*s].evidence += 1,
-                    _ => self.scenarios[*s].observe(rec.check_in),
+                    13 => {
+                        sc.evidence += 1;
+                        if sc.revealed.iter().any(|&(staff, from)| staff == rec.staff && rec.check_in >= from) {
+                            sc.seen(reported);
+                        }
+                    }
+                    14 => sc.evidence += 1,
+                    _ => sc.observe(reported),
                 }
             }
             let event_id = format!("{}tr-{:09}", self.cfg.event_id_prefix, *next_id);

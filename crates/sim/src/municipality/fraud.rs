@@ -32,6 +32,7 @@ pub(super) fn pattern_name(p: u32) -> &'static str {
         11 => "billing during absence",
         12 => "night visits by a private provider",
         13 => "relative employment",
+        14 => "hours collapse after a change of provider",
         15 => "hours above granted hours",
         16 => "provider without a valid permit",
         _ => "unknown",
@@ -75,6 +76,10 @@ pub(super) struct Scenario {
     pub month: Month,
     /// Exclusive end, `None` = runs to the end.
     pub end: Option<i64>,
+    /// How strongly the fraud is committed, 0 (subtle) to 1 (blatant):
+    /// drawn from the configured range, it sets the strengths (see
+    /// [`strengths`]) and is written on the label.
+    pub intensity: f64,
     /// Main strength parameter (meaning per pattern, see the module docs).
     pub strength: f64,
     pub strength2: f64,
@@ -88,6 +93,8 @@ pub(super) struct Scenario {
     /// their home-care minutes per day (to tell when they become
     /// observable).
     pub pairs: Vec<Relative>,
+    /// Pattern 14: the clients moved away (old record, day of the move).
+    pub moves: Vec<(usize, Day)>,
     /// Phantom invoice lines (pattern 7): reference, service, base minutes.
     pub phantoms: Vec<(String, ServiceType, f64)>,
     /// End of the last registration (pattern 3, assistance).
@@ -95,7 +102,12 @@ pub(super) struct Scenario {
     /// Expected recruits not yet arrived (pattern 9).
     pub backlog: f64,
     pub activated: bool,
+    /// When a record carrying it first reached the municipality.
     pub observable: Option<i64>,
+    /// Pattern 13: each relative (staff) who met the rule's threshold,
+    /// with the check-in of the visit that first met it (observable when
+    /// that visit, or a later one of theirs, arrives).
+    pub revealed: Vec<(usize, i64)>,
     /// Fraudulent time reports or invoices carrying the scenario.
     pub evidence: u64,
     pub note: String,
@@ -122,17 +134,20 @@ impl Scenario {
             start,
             month: EventTime(start).month(),
             end,
+            intensity: 1.0,
             strength,
             strength2,
             days_p,
             targets: Vec::new(),
             target_client: None,
             pairs: Vec::new(),
+            moves: Vec::new(),
             phantoms: Vec::new(),
             prev_end: i64::MIN,
             backlog: 0.0,
             activated: false,
             observable: None,
+            revealed: Vec::new(),
             evidence: 0,
             note,
         }
@@ -143,9 +158,14 @@ impl Scenario {
         t >= self.start && self.end.is_none_or(|e| t < e)
     }
 
-    /// A record or invoice carrying the fraud exists at `t`.
+    /// A record or invoice carrying the fraud arrives at `t`.
     pub fn observe(&mut self, t: i64) {
         self.evidence += 1;
+        self.seen(t);
+    }
+
+    /// The fraud can be seen from `t` on (the earliest such moment counts).
+    pub fn seen(&mut self, t: i64) {
         self.observable = Some(self.observable.map_or(t, |o| o.min(t)));
     }
 }
@@ -207,11 +227,12 @@ pub(super) fn choose(cfg: &SimConfig, providers: &mut [Provider], first_month: M
         };
         taken[p] = true;
         let assistance = providers[p].kind == Kind::Assistance;
-        out.push(draw(&mut rng, pattern, &mut instances, (p, assistance), first_month, end_day, cfg.months));
+        let period = (first_month, end_day, cfg.months);
+        out.push(draw(&mut rng, pattern, &mut instances, (p, assistance), period, cfg.intensity));
         if k % 5 == 4 {
             let second = companion(pattern);
             if suitable(second, &providers[p]) {
-                out.push(draw(&mut rng, second, &mut instances, (p, assistance), first_month, end_day, cfg.months));
+                out.push(draw(&mut rng, second, &mut instances, (p, assistance), period, cfg.intensity));
             }
         }
     }
@@ -254,8 +275,12 @@ pub(super) fn add_relatives(cfg: &SimConfig, providers: &[Provider], scenarios: 
             continue;
         }
         let relatives = if rng.chance(0.5) { 2.0 } else { 1.0 };
-        let strengths = (relatives, 0.0, 6.0 / 7.0);
-        scenarios.push(Scenario::new(p, (13, k as u32 % 2), start, None, strengths, note(13, 0, false, strengths)));
+        let intensity = cfg.intensity.draw(&mut rng);
+        // Days a week at their relative: four (subtle) to six (blatant).
+        let strengths = (relatives, 0.0, lerp(4.0, 6.0, intensity) / 7.0);
+        let mut scenario = Scenario::new(p, (13, k as u32 % 2), start, None, strengths, note(13, 0, false, strengths));
+        scenario.intensity = intensity;
+        scenarios.push(scenario);
     }
 }
 
@@ -264,9 +289,8 @@ fn draw(
     pattern: u32,
     instances: &mut [u32; 13],
     (provider, assistance): (usize, bool),
-    first_month: Month,
-    end_day: Day,
-    months: u32,
+    (first_month, end_day, months): (Month, Day, u32),
+    intensity: IntensityRange,
 ) -> Scenario {
     let variant = instances[pattern as usize] % 2;
     instances[pattern as usize] += 1;
@@ -286,20 +310,8 @@ fn draw(
     } else {
         None
     };
-    let (strength, strength2, days_p) = match pattern {
-        1 => (rng.range(0.25, 0.5), rng.range(1.4, 1.6), 0.0),
-        2 => (0.0, 0.0, rng.range(3.0, 5.0) / 7.0),
-        3 => (rng.range(14.0, 15.0), 0.0, 1.0),
-        4 => (rng.range(0.25, 0.45), 0.0, rng.range(3.0, 5.0) / 7.0),
-        5 => (rng.range(0.35, 0.70), rng.range(10.0, 28.0), 0.0),
-        6 => (rng.range(0.35, 0.55), rng.range(1.5, 3.0), 0.0),
-        7 => (rng.range(0.05, 0.12), 0.0, 0.0),
-        8 => (rng.range(0.06, 0.15), 0.0, 0.0),
-        9 => (rng.range(0.10, 0.20), 0.0, 0.0),
-        10 => (rng.range(2.0, 3.0), 0.0, 0.0),
-        _ => (f64::from(rng.int(2, 5) as i32), 0.0, rng.range(3.0, 5.0) / 7.0),
-    };
-    let strengths = (strength, strength2, days_p);
+    let u = intensity.draw(rng);
+    let strengths = strengths(pattern, u, rng);
     let mut scenario = Scenario::new(
         provider,
         (pattern, variant),
@@ -308,9 +320,101 @@ fn draw(
         strengths,
         note(pattern, variant, assistance, strengths),
     );
+    scenario.intensity = u;
     // Pattern 9 opens with a first recruit on its first day.
     scenario.backlog = 1.0;
     scenario
+}
+
+/// The range fraud intensities are drawn from, uniformly: 0 is the subtlest
+/// fraud the simulator injects, 1 the most blatant.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntensityRange {
+    /// Lowest intensity, 0–1.
+    pub lo: f64,
+    /// Highest intensity, `lo`–1.
+    pub hi: f64,
+}
+
+impl IntensityRange {
+    /// Every intensity, subtle to blatant.
+    pub const WIDE: IntensityRange = IntensityRange { lo: 0.0, hi: 1.0 };
+    /// The blatant third (the evaluation scenario's default).
+    pub const BLATANT: IntensityRange = IntensityRange { lo: 2.0 / 3.0, hi: 1.0 };
+
+    /// Parses `LO..HI` (e.g. `0..1`, `0.5..1`) or one number.
+    pub fn parse(text: &str) -> Option<IntensityRange> {
+        let (lo, hi) = match text.split_once("..") {
+            Some((lo, hi)) => (lo.trim().parse().ok()?, hi.trim().parse().ok()?),
+            None => {
+                let x: f64 = text.trim().parse().ok()?;
+                (x, x)
+            }
+        };
+        let range = IntensityRange { lo, hi };
+        range.valid().then_some(range)
+    }
+
+    /// Both ends finite, 0 <= lo <= hi <= 1.
+    pub fn valid(&self) -> bool {
+        self.lo.is_finite() && self.hi.is_finite() && 0.0 <= self.lo && self.lo <= self.hi && self.hi <= 1.0
+    }
+
+    /// One intensity from the range (one draw of `rng` whatever the range).
+    pub(super) fn draw(&self, rng: &mut Rng) -> f64 {
+        let x = rng.unit();
+        self.lo + (self.hi - self.lo) * x
+    }
+}
+
+impl std::fmt::Display for IntensityRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}..{}", self.lo, self.hi)
+    }
+}
+
+/// `lo` at intensity 0, `hi` at 1, linear between.
+pub(super) fn lerp(lo: f64, hi: f64, u: f64) -> f64 {
+    lo + (hi - lo) * u
+}
+
+/// `lo` at intensity 0, `hi` at 1, geometric between (for rates and
+/// factors: each step of intensity multiplies them by the same amount).
+pub(super) fn geometric(lo: f64, hi: f64, u: f64) -> f64 {
+    lo * (hi / lo).powf(u)
+}
+
+/// The strengths `(strength, strength2, days_p)` of `pattern` at intensity
+/// `u`, subtle (0) to blatant (1):
+///
+/// | # | strength | strength2 | days_p |
+/// |---:|---|---|---|
+/// | 1 | share of clients whose lines are inflated, 10–60 % | mean excess of those lines, 3–40 % | |
+/// | 2 | | | days a week with a double booking: about three a month to daily |
+/// | 3 | hours registered a day, from 11–13 to 16–18 (assistance: 12–15 to 17–20) | assistance: share of 24–26 h days, 0–25 % | every day |
+/// | 4 | share of check-ins made from home, 5–45 % | | days a week with an impossible trip, 1–5 |
+/// | 5 | manual/edited share above the provider's own, +5 to +40 points | days of the ramp, 10–28 (not intensity) | |
+/// | 6 | share of clients with ghost visits, 10–60 % | ghost visits a week each, 1–3 | |
+/// | 7 | phantom lines, 1–12 % of the real ones (at least one) | | |
+/// | 8 | share of lines billed twice, 1–15 % | | |
+/// | 9 | recruits a month, growth x1.3–x3 a quarter on top of turnover | | |
+/// | 10 | plan scale, x1.3–x3 | | |
+/// | 12 | clients visited a night, 1–5 | | nights a week, 1–7 |
+fn strengths(pattern: u32, u: f64, rng: &mut Rng) -> (f64, f64, f64) {
+    match pattern {
+        1 => (lerp(0.10, 0.60, u), 1.0 + lerp(0.03, 0.40, u), 0.0),
+        2 => (0.0, 0.0, geometric(0.1, 1.0, u)),
+        3 => (lerp(11.0, 16.0, u), lerp(0.0, 0.25, u), 1.0),
+        4 => (lerp(0.05, 0.45, u), 0.0, lerp(1.0, 5.0, u) / 7.0),
+        5 => (lerp(0.05, 0.40, u), rng.range(10.0, 28.0), 0.0),
+        6 => (lerp(0.10, 0.60, u), lerp(1.0, 3.0, u), 0.0),
+        7 => (lerp(0.01, 0.12, u), 0.0, 0.0),
+        8 => (lerp(0.01, 0.15, u), 0.0, 0.0),
+        9 => (geometric(1.3, 3.0, u).powf(1.0 / 3.0) - 1.0, 0.0, 0.0),
+        10 => (geometric(1.3, 3.0, u), 0.0, 0.0),
+        _ => (lerp(1.0, 5.0, u).round(), 0.0, lerp(1.0, 7.0, u) / 7.0),
+    }
 }
 
 fn note(pattern: u32, variant: u32, assistance: bool, (strength, strength2, days_p): (f64, f64, f64)) -> String {
@@ -318,8 +422,10 @@ fn note(pattern: u32, variant: u32, assistance: bool, (strength, strength2, days
     let per_week = days_p * 7.0;
     match pattern {
         1 => format!(
-            "invoice lines (personal care, service, assistance) for {:.0} % of clients bill 1.20-{strength2:.2} times the performed minutes",
-            pct(strength)
+            "invoice lines (personal care, service, assistance) for {:.0} % of clients bill about {:.0} % more than \
+             the performed minutes (0.75-1.25 times that, by client)",
+            pct(strength),
+            pct(strength2 - 1.0)
         ),
         2 if variant == 0 => format!(
             "visits registered manually at another client of the same provider while 1-2 staff members are at a real \
@@ -329,9 +435,13 @@ fn note(pattern: u32, variant: u32, assistance: bool, (strength, strength2, days
             "a staff member of another provider is registered here at visits overlapping their visits there, on \
              about {per_week:.1} days a week"
         ),
-        3 if assistance => "one assistant registered for all of a client's hours every day (no day off), 14-20 h at \
-                            a stretch, some days 24-26 h"
-            .to_string(),
+        3 if assistance => format!(
+            "one assistant registered for all of a client's hours every day (no day off), {:.0}-{:.0} h at a \
+             stretch, {:.0} % of days 24-26 h",
+            strength + 1.0,
+            strength + 4.0,
+            pct(strength2)
+        ),
         3 => format!(
             "one staff member working every day (no day off), with a second shift of visits registered in their \
              name up to {strength:.1}-{:.1} h a day",
@@ -343,7 +453,8 @@ fn note(pattern: u32, variant: u32, assistance: bool, (strength, strength2, days
             pct(strength)
         ),
         5 => format!(
-            "manual/edited share rising over {strength2:.0} days to {:.0} %, each adding 5-20 min to the visit",
+            "manual/edited share rising over {strength2:.0} days to {:.0} points above the provider's own, each \
+             adding 5-20 min to the visit",
             pct(strength)
         ),
         6 => format!(
@@ -352,14 +463,18 @@ fn note(pattern: u32, variant: u32, assistance: bool, (strength, strength2, days
             pct(strength)
         ),
         7 => format!(
-            "invoice lines for phantom clients (departed or invented), about {:.0} % extra lines",
+            "invoice lines for phantom clients (departed or invented), about {:.0} % extra lines (at least one)",
             pct(strength)
         ),
         8 if variant == 0 => {
             format!("about {:.0} % of invoice lines billed twice on the same invoice", pct(strength))
         }
         8 => format!("about {:.0} % of invoice lines billed again on a second invoice for the period", pct(strength)),
-        9 => format!("new clients recruited at {:.0} % a month on top of normal turnover", pct(strength)),
+        9 => format!(
+            "new clients recruited at {:.0} % a month on top of normal turnover (x{:.1} a quarter)",
+            pct(strength),
+            (1.0 + strength).powi(3)
+        ),
         10 => format!("care, service and escort scheduled and performed at {strength:.1} times the usual plan"),
         12 => format!(
             "unauthorised night visits 22:30-05:30 by the provider's own night staff, {strength:.0} clients a night \
@@ -367,7 +482,7 @@ fn note(pattern: u32, variant: u32, assistance: bool, (strength, strength2, days
         ),
         13 => format!(
             "{strength:.0} relative(s) of clients hired as home-care staff, each registered for 2-3 visits of \
-             60-120 min a day at their own relative only, about 6 days a week"
+             60-120 min a day at their own relative only, about {per_week:.0} days a week"
         ),
         _ => String::new(),
     }
@@ -393,6 +508,7 @@ pub(super) fn labels(w: &World, end: i64) -> Vec<Label> {
                 start: output::ts(s.start),
                 end: output::ts(s.end.unwrap_or(end)),
                 observable_at: output::ts(observable.max(s.start)),
+                intensity: Some(s.intensity),
                 note: format!("{}; {} {unit} it", s.note, s.evidence),
             })
         })
@@ -411,7 +527,7 @@ pub(super) fn phantoms(
 ) -> Vec<(String, ServiceType, i64)> {
     let p = w.scenarios[s].provider;
     let first = month.first_day();
-    let wanted = ((w.scenarios[s].strength * real_lines as f64).round() as usize).max(2);
+    let wanted = ((w.scenarios[s].strength * real_lines as f64).round() as usize).max(1);
     if w.scenarios[s].phantoms.len() < wanted {
         let mut former: Vec<usize> =
             w.prov_clients[p].iter().copied().filter(|&c| w.clients[c].until.is_some_and(|u| u <= first)).collect();
@@ -649,9 +765,9 @@ impl World<'_> {
                     trail.retain(|(d, _)| *d > day.0 - WINDOW_DAYS);
                     trail.push((day.0, duration / 60));
                     let minutes: i64 = trail.iter().map(|(_, m)| m).sum();
-                    if minutes >= MIN_MINUTES {
-                        let o = &mut self.scenarios[s].observable;
-                        *o = Some(o.map_or(check_in, |o| o.min(check_in)));
+                    let revealed = &mut self.scenarios[s].revealed;
+                    if minutes >= MIN_MINUTES && !revealed.iter().any(|(staff, _)| *staff == st) {
+                        revealed.push((st, check_in));
                     }
                 }
             }

@@ -157,7 +157,10 @@ pub(super) fn issue(w: &mut World, ledger: &mut Ledger, month: Month, out: &mut 
                     let mut hit = false;
                     for &(u, i) in &eligible {
                         if u < sc.strength || u == floor {
-                            let factor = 1.2 + (sc.strength2 - 1.2) * (u / sc.strength).min(1.0);
+                            // The scenario's mean excess, 0.75–1.25 times it
+                            // by client.
+                            let excess = (sc.strength2 - 1.0) * (0.75 + 0.5 * (u / sc.strength).min(1.0));
+                            let factor = 1.0 + excess;
                             lines[i].minutes = ((lines[i].minutes as f64 * factor / 5.0).ceil() * 5.0) as i64;
                             hit = true;
                         }

@@ -124,10 +124,14 @@
 //!     off).
 //!
 //! A scenario's label has `start` (its first day, or first billed month),
-//! `end` (stop, or the truth's end), and `observable_at`: the check-in of its
-//! first fraudulent time report (for 9 and 10 the first visit of a recruited
-//! client / of the inflated plan), or the `issued_at` of the first invoice
-//! carrying it (1, 7, 8). A scenario that left no evidence gets no label.
+//! `end` (stop, or the truth's end), and `observable_at`: when the first
+//! record carrying it reached the municipality: the `reported_at` of its
+//! first fraudulent time report (for 9 and 10 of a recruited client's / of
+//! the inflated plan's first visit; for 13 of the relative's visit that
+//! first meets the threshold, or a later one of theirs), or the
+//! `issued_at` of the first invoice carrying it (1, 7, 8). Nothing can see
+//! a fraud before its record arrives; the detection delay counts from
+//! there. A scenario that left no evidence gets no label.
 //! The truth's `start` is local midnight of the first day; its `end` is the
 //! local midnight after the last event's arrival (the last month's invoices
 //! arrive in the following month).
@@ -145,6 +149,7 @@
 //! shares of municipal clients, personal assistance, night patrol, couples
 //! and double staffing, growth, turnover and growing providers.
 
+mod changes;
 mod config;
 mod engine;
 mod fraud;
@@ -161,6 +166,7 @@ mod schedule;
 mod tests;
 
 pub use config::SimConfig;
+pub use fraud::IntensityRange;
 pub use region::{MunicipalityConfig, RegionConfig, simulate_region};
 
 use crate::labels::GroundTruth;

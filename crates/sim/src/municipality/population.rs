@@ -52,6 +52,12 @@ pub(super) struct Provider {
     pub late_batch_rate: f64,
     /// Legitimate extra growth of clients per month.
     pub extra_growth: f64,
+    /// Its new clients' needs against the usual plans (1; 1.3–1.5 at a
+    /// provider with heavier clients, honestly, and granted so).
+    pub plan_scale: f64,
+    /// Days its lock and tag system is down (first day, days): every visit
+    /// typed by hand.
+    pub outage: Option<(Day, i32)>,
     /// Habitual invoicing day of the following month (3–8).
     pub issue_day: u32,
 }
@@ -130,6 +136,9 @@ pub(super) struct Client {
     pub absent_until: Day,
     /// The fraud scenario that brought the client in (pattern 9).
     pub origin: Option<usize>,
+    /// The day the client last changed provider (`provider` is the new
+    /// one from that day on).
+    pub changed_on: Option<Day>,
 }
 
 impl Client {
@@ -303,6 +312,8 @@ pub(super) fn providers(cfg: &SimConfig, rng: &mut Rng) -> Vec<Provider> {
         rounds_up: false,
         late_batch_rate: 0.0,
         extra_growth: 0.0,
+        plan_scale: 1.0,
+        outage: None,
         issue_day: rng.int(3, 6) as u32,
     });
     for (i, &size) in sizes.iter().enumerate() {
@@ -344,6 +355,8 @@ pub(super) fn providers(cfg: &SimConfig, rng: &mut Rng) -> Vec<Provider> {
             rounds_up: rng.chance(0.35),
             late_batch_rate: if rng.chance(0.3) { rng.range(0.02, 0.08) } else { 0.0 },
             extra_growth: 0.0,
+            plan_scale: 1.0,
+            outage: None,
             issue_day: rng.int(3, 8) as u32,
         });
     }

@@ -48,7 +48,18 @@
 //! - 15, *hours above granted hours*: 30–60 % of the provider's clients get
 //!   their visits planned (more and longer) to 1.5–2.5× the grant, performed
 //!   and invoiced. Observable at the check-in of the first visit that takes
-//!   a client's month over 110 % of its grant plus 60 minutes.
+//!   a client's month over 110 % of its grant plus 60 minutes. The second
+//!   instance pads every client instead, to 97–104 % of the grant
+//!   (1.08–1.15 times the usual 90 %), each month within the tolerance:
+//!   observable two weeks after it starts (`granted-hours-utilisation`).
+//!   A third instance, on one more provider: three of its clients move to
+//!   honest providers (a week after the start, ten days apart), and it
+//!   keeps planning, registering and invoicing their visits as before
+//!   (`changes`): each provider within the grant on its own, the two over
+//!   it together. Its visits to a client who left are not counted in what
+//!   the honest providers plan by (they do not know of them). Observable
+//!   at its first visit after the two together went over 110 % of the
+//!   grant plus 60 minutes (`client-hours-above-granted`).
 //! - 16, *provider without a valid permit*: the register records the
 //!   provider's permit revoked from the start day (registered that day or
 //!   up to two days later); the provider carries on. Observable at the
@@ -90,6 +101,9 @@ const DEATH_SHARE: f64 = 0.8;
 /// Pattern 15: a client's month is over its grant when performed minutes
 /// exceed the grant by this share plus [`OVER_GRANT_MIN`].
 pub(super) const OVER_GRANT_SHARE: f64 = 0.10;
+/// Pattern 15 padding every client to about the grant is observable this
+/// long after it starts: two weeks of it, compared with the grants.
+const PADDING_SEEN_AFTER: i64 = 14 * 86_400;
 /// See [`OVER_GRANT_SHARE`].
 pub(super) const OVER_GRANT_MIN: f64 = 60.0;
 
@@ -120,6 +134,9 @@ struct MonthUse {
     month: Month,
     planned: [i64; 6],
     performed: [i64; 6],
+    /// Minutes registered by a provider the client has left (pattern 15,
+    /// third form): not in `performed`, which the honest providers plan by.
+    moved_away: [i64; 6],
     /// Grant of the month per service (pro rata by days); `None` until
     /// computed (or after a revision).
     caps: Option<[Option<f64>; 6]>,
@@ -319,7 +336,7 @@ impl World<'_> {
         let first_month = self.first_day.month();
         let last = i64::from(cfg.months) - 1;
         let mut instances = [0u32; 3];
-        for (k, p) in free.into_iter().take(PATTERNS.len() * PER_PATTERN).enumerate() {
+        for (k, &p) in free.iter().take(PATTERNS.len() * PER_PATTERN).enumerate() {
             let pattern = PATTERNS[k % PATTERNS.len()];
             let variant = instances[k % PATTERNS.len()];
             instances[k % PATTERNS.len()] += 1;
@@ -328,17 +345,35 @@ impl World<'_> {
             if day >= self.end_day {
                 day = month.first_day();
             }
-            let (strength, strength2) = match pattern {
-                15 => (rng.range(0.3, 0.6), rng.range(1.5, 2.5)),
-                _ => (0.0, 0.0),
+            let u = cfg.intensity.draw(&mut rng);
+            let (strength, strength2, days_p) = match pattern {
+                // Each day of a client's absence visited anyway: a fifth
+                // (subtle) to every one (blatant).
+                11 => (0.0, 0.0, fraud::lerp(0.2, 1.0, u)),
+                // The second instance pads every client to about the grant.
+                15 if variant % 2 == 1 => (1.0, fraud::lerp(1.06, 1.15, u), 0.0),
+                15 => (fraud::lerp(0.15, 0.6, u), fraud::lerp(1.3, 2.5, u), 0.0),
+                // A revoked permit is one fact: no intensity.
+                _ => (0.0, 0.0, 0.0),
             };
+            let u = if pattern == 16 { 1.0 } else { u };
             let note = match pattern {
-                11 if variant == 0 => "visits registered and invoiced while the client is in hospital \
-                                       (billing-during-absence); each month also an invoice line for a client \
-                                       who died before the month"
-                    .to_string(),
-                11 => "visits registered and invoiced while the client is in hospital (billing-during-absence)"
-                    .to_string(),
+                11 if variant == 0 => format!(
+                    "visits registered and invoiced on {:.0} % of the days a client is in hospital \
+                     (billing-during-absence); each month also an invoice line for a client who died before the \
+                     month",
+                    days_p * 100.0
+                ),
+                11 => format!(
+                    "visits registered and invoiced on {:.0} % of the days a client is in hospital \
+                     (billing-during-absence)",
+                    days_p * 100.0
+                ),
+                15 if variant % 2 == 1 => format!(
+                    "every client's visits planned, performed and invoiced at about {:.0} % of the granted hours, \
+                     each month within the tolerance (granted-hours-utilisation)",
+                    population::PLAN_SHARE * strength2 * 100.0
+                ),
                 15 => format!(
                     "{:.0} % of clients get visits planned, performed and invoiced at about {strength2:.1} times \
                      their granted hours (above-granted-hours)",
@@ -348,8 +383,26 @@ impl World<'_> {
                       invoicing (provider-without-permit)"
                     .to_string(),
             };
-            let strengths = (strength, strength2, 0.0);
-            self.scenarios.push(Scenario::new(p, (pattern, variant), day.start().0, None, strengths, note));
+            let strengths = (strength, strength2, days_p);
+            let mut scenario = Scenario::new(p, (pattern, variant), day.start().0, None, strengths, note);
+            scenario.intensity = u;
+            self.scenarios.push(scenario);
+        }
+        // Pattern 15's third form, on one more provider (drawn after the
+        // others, which keep their draws): it keeps registering the clients
+        // who moved away from it (`changes`), each within its grant on its
+        // own, over it together with the new provider's care.
+        if let Some(&p) = free.get(PATTERNS.len() * PER_PATTERN)
+            && last >= 2
+        {
+            let month = Month(first_month.0 + rng.int(1, 2.min(last - 1)) as i32);
+            let day = month.first_day().plus(rng.int(0, 14) as i32);
+            let note = "three clients move to another provider, a week after the start and ten days apart; the \
+                        provider goes on planning, registering and invoicing their visits as before, within each \
+                        grant on its own, over it together with the new provider (client-hours-above-granted)"
+                .to_string();
+            // Three moved clients billed on: one form, no intensity (1).
+            self.scenarios.push(Scenario::new(p, (15, 2), day.start().0, None, (0.0, 0.0, 0.0), note));
         }
     }
 
@@ -364,13 +417,34 @@ impl World<'_> {
         (fraud::client_unit(self.cfg.seed, s, c) < sc.strength).then_some((s, sc.strength2 / 0.87))
     }
 
-    /// Whether an enrolled client who is away is visited anyway (pattern
-    /// 11 at provider `p`).
+    /// Whether provider `p` visits its clients who are away (pattern 11).
     pub(super) fn bills_absent(&self, p: usize, day_start: i64) -> bool {
         self.reference.is_some() && self.active(p, 11, day_start).is_some()
     }
 
+    /// Whether provider `p` visits its client `c`, away on `day`, anyway
+    /// (pattern 11: a stable draw per client and day, at the scenario's
+    /// share of days).
+    pub(super) fn visits_absent_client(&self, p: usize, c: usize, day: Day) -> bool {
+        if self.reference.is_none() {
+            return false;
+        }
+        let Some(s) = self.active(p, 11, day.start().0) else { return false };
+        Rng::new(self.cfg.seed, &[tag::FRAUD_DAY, s as u64, c as u64, day.0 as u64]).chance(self.scenarios[s].days_p)
+    }
+
     /// The stay of client `c` overlapping `[lo, hi)`, if any.
+    /// Whether client `c` has an absence that ends after `t` or none
+    /// registered yet (reference data off: never).
+    pub(super) fn absence_ahead(&self, c: usize, t: i64) -> bool {
+        self.stay_overlapping(c, t, i64::MAX).is_some()
+            || self
+                .reference
+                .as_ref()
+                .and_then(|r| r.clients.get(c))
+                .is_some_and(|x| x.busy_until.is_some_and(|b| b.start().0 > t))
+    }
+
     fn stay_overlapping(&self, c: usize, lo: i64, hi: i64) -> Option<&Stay> {
         let r = self.reference.as_ref()?;
         r.clients.get(c)?.stays.iter().map(|&i| &r.stays[i]).find(|s| s.from < hi && s.to.is_none_or(|to| to > lo))
@@ -405,7 +479,7 @@ impl World<'_> {
             Some(i) => i,
             None => {
                 cr.months.retain(|m| m.month.0 >= month.0 - 1);
-                cr.months.push(MonthUse { month, planned: [0; 6], performed: [0; 6], caps: None });
+                cr.months.push(MonthUse { month, planned: [0; 6], performed: [0; 6], moved_away: [0; 6], caps: None });
                 cr.months.len() - 1
             }
         };
@@ -426,7 +500,7 @@ impl World<'_> {
         }
         let fraud11 = self.active(p, 11, day.start().0);
         let inflating = |w: &World, r: &Request| {
-            r.flags.iter().flatten().any(|&s| matches!(w.scenarios[s].pattern, 6 | 10 | 11 | 15))
+            r.flags.iter().flatten().any(|&s| matches!(w.scenarios[s].pattern, 6 | 10 | 11 | 14 | 15))
         };
         let mut kept = Vec::with_capacity(reqs.len());
         for mut r in std::mem::take(reqs) {
@@ -469,32 +543,54 @@ impl World<'_> {
     }
 
     /// With reference data: counts the day's time reports (those that are
-    /// emitted) against the grants, in check-in order, and marks the
-    /// evidence of patterns 11, 15 and 16.
-    pub(super) fn reference_observe(&mut self, recs: &[Rec]) {
+    /// emitted: `reported` is when each arrives) against the grants, in
+    /// check-in order, and marks the evidence of patterns 11, 15 and 16 at
+    /// the arrival of the report that shows it (or of the reference record
+    /// it is seen against, if that comes later).
+    pub(super) fn reference_observe(&mut self, recs: &[Rec], reported: &[Option<i64>]) {
         if self.reference.is_none() {
             return;
         }
-        let (first, end) = (self.first_day.start().0, self.activity_end);
-        let mut order: Vec<usize> = (0..recs.len()).filter(|&i| (first..end).contains(&recs[i].check_in)).collect();
-        order.sort_by_key(|&i| (recs[i].check_in, i));
+        let mut order: Vec<(usize, i64)> = reported.iter().enumerate().filter_map(|(i, r)| r.map(|r| (i, r))).collect();
+        order.sort_by_key(|&(i, _)| (recs[i].check_in, i));
         let revocations = self.reference.as_ref().map(|r| r.revocations.clone()).unwrap_or_default();
-        for i in order {
+        for (i, arrived) in order {
             let rec = &recs[i];
             let s_index = rec.service.index();
             let month = EventTime(rec.check_in).month();
+            let left =
+                rec.flags.iter().flatten().any(|&s| self.scenarios[s].pattern == 15 && self.scenarios[s].variant == 2);
             let u = self.month_use(rec.client, month);
-            u.performed[s_index] += (rec.check_out - rec.check_in) / 60;
+            let minutes = (rec.check_out - rec.check_in) / 60;
+            if left {
+                u.moved_away[s_index] += minutes;
+            } else {
+                u.performed[s_index] += minutes;
+            }
             let (performed, cap) = (u.performed[s_index], u.caps.and_then(|c| c[s_index]));
+            let together = performed + u.moved_away[s_index];
+            let over =
+                |minutes: i64| cap.is_some_and(|g| minutes as f64 > g * (1.0 + OVER_GRANT_SHARE) + OVER_GRANT_MIN);
             for s in rec.flags.iter().flatten().copied() {
-                match self.scenarios[s].pattern {
-                    15 if cap.is_some_and(|g| performed as f64 > g * (1.0 + OVER_GRANT_SHARE) + OVER_GRANT_MIN) => {
-                        self.scenarios[s].observe(rec.check_in);
+                let sc = &self.scenarios[s];
+                match sc.pattern {
+                    // Registering a client who moved away: seen at its
+                    // first visit after the two providers' minutes together
+                    // went over the grant.
+                    15 if sc.variant == 2 && over(together) => self.scenarios[s].observe(arrived),
+                    15 if sc.variant == 2 => {}
+                    // Padding every client (strength 1): seen once two
+                    // weeks of it can be compared with the grants.
+                    15 if sc.strength >= 1.0 && rec.check_in >= sc.start + PADDING_SEEN_AFTER => {
+                        self.scenarios[s].observe(arrived);
+                    }
+                    15 if sc.strength < 1.0 && over(performed) => {
+                        self.scenarios[s].observe(arrived);
                     }
                     11 => {
                         let inside = self
                             .stay_overlapping(rec.client, rec.check_in, rec.check_in + 1)
-                            .map(|st| st.recorded.max(rec.check_in));
+                            .map(|st| st.recorded.max(arrived));
                         if let Some(at) = inside {
                             self.scenarios[s].observe(at);
                         }
@@ -504,7 +600,7 @@ impl World<'_> {
             }
             for &(s, recorded) in &revocations {
                 if self.scenarios[s].provider == rec.provider && rec.check_in >= self.scenarios[s].start {
-                    self.scenarios[s].observe(rec.check_in.max(recorded));
+                    self.scenarios[s].observe(arrived.max(recorded));
                 }
             }
         }

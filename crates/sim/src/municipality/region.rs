@@ -28,6 +28,7 @@ use anyhow::{Result, bail};
 
 use super::config::SimConfig;
 use super::engine::Simulation;
+use super::fraud::IntensityRange;
 use super::output::Outbox;
 use super::population::Kind;
 use super::rng::Rng;
@@ -75,6 +76,8 @@ pub struct RegionConfig {
     pub shared_providers: u32,
     /// Reference data in every municipality ([`SimConfig::reference`]).
     pub reference: bool,
+    /// Fraud intensities in every municipality ([`SimConfig::intensity`]).
+    pub intensity: IntensityRange,
 }
 
 impl Default for RegionConfig {
@@ -98,6 +101,7 @@ impl Default for RegionConfig {
             ],
             shared_providers: 4,
             reference: false,
+            intensity: SimConfig::default().intensity,
         }
     }
 }
@@ -120,6 +124,7 @@ impl RegionConfig {
                 second_jobs: m.second_jobs,
                 event_id_prefix: format!("{}-", m.code),
                 reference: self.reference,
+                intensity: self.intensity,
                 ..SimConfig::default()
             })
             .collect()

@@ -24,6 +24,8 @@ pub(super) mod tag {
     pub const SECOND_JOBS: u64 = 12;
     /// Reference data and its fraud patterns (only with reference data).
     pub const REFERENCE: u64 = 13;
+    /// Clients changing provider, and pattern 14.
+    pub const CHANGES: u64 = 14;
 }
 
 /// A seeded random number generator with the few distributions the
