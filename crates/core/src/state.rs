@@ -659,8 +659,8 @@ impl StaffState {
 pub struct MunicipalityDay {
     /// Active clients over all providers of the engine.
     pub active_clients: u64,
-    /// The same, seven days earlier.
-    pub active_clients_week_ago: u64,
+    /// The same, the day before.
+    pub active_clients_yesterday: u64,
 }
 
 /// Who a staff key is, for tests and tools (never logged).

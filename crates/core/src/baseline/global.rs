@@ -95,7 +95,7 @@ pub struct GlobalPeerTable {
 
 impl GlobalPeerTable {
     /// Final days kept (a partition's day closes can lag the newest final
-    /// day by this much; `volume-explosion` reads a week back).
+    /// day by this much; `volume-explosion` reads the day before).
     pub const KEPT_DAYS: usize = 64;
 
     /// An empty table for a provider stage of `partitions` partitions.

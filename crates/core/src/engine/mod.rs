@@ -1246,15 +1246,15 @@ impl Engine {
             self.state.stats.peer_days_missing += 1;
             &missing
         });
-        let week_ago = table.day(day.plus(-7));
+        let yesterday = table.day(day.plus(-1));
         let ids = self.sorted_providers();
         let active = self.active_clients(&ids, day);
         let mut municipalities: BTreeMap<MunicipalityCode, MunicipalityDay> = BTreeMap::new();
         for (code, n) in &today.active_clients {
             municipalities.entry(*code).or_default().active_clients = *n;
         }
-        for (code, n) in week_ago.map(|d| &d.active_clients).into_iter().flatten() {
-            municipalities.entry(*code).or_default().active_clients_week_ago = *n;
+        for (code, n) in yesterday.map(|d| &d.active_clients).into_iter().flatten() {
+            municipalities.entry(*code).or_default().active_clients_yesterday = *n;
         }
         // Day-close decisions are taken when the watermark passes the end of
         // the day: its end plus the allowed lateness, in event time.

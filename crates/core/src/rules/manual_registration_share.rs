@@ -14,7 +14,8 @@
 //! days by an exact test (the chance of as many typed visits in the
 //! window had its share not changed at most `own_chance`, a rise of
 //! `min_rise` points at least), or over 30 days by modified z-score. Days
-//! with `outage_share` or more typed (a lock system down) are left out.
+//! with `outage_share` or more typed (a lock system down) are left out,
+//! unless more than `max_outage_days` of them come in a row (a habit).
 //! See [`super::share`] for the decision, its false-alarm rate (about
 //! 3·10⁻⁵ per honest provider and day close against the peers, at most
 //! `own_chance` against its own past) and its speed (half of 100 visits a
@@ -23,8 +24,8 @@
 //! **Parameters** ([`Params`]): `window_days` (30), `min_window_days` (3),
 //! `confidence_z` (4), `min_visits` (100), `baseline_days` (28),
 //! `own_chance` (3·10⁻⁷), `min_rise` (0.04), `min_expected` (2),
-//! `outage_share` (0.8), `min_peers` (5), `z_threshold` (3.5),
-//! `min_share` (0.2), `mad_floor` (0.02). Severity: medium, high
+//! `outage_share` (0.8), `max_outage_days` (3), `min_peers` (5),
+//! `z_threshold` (3.5), `min_share` (0.2), `mad_floor` (0.02). Severity: medium, high
 //! from z = `high_z` (7), critical from z = `critical_z` (14).
 
 use super::share::{ShareKind, ShareParams, ShareRule};
@@ -36,7 +37,7 @@ use crate::text::Phrase;
 /// Identity of `manual-registration-share` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
     id: "manual-registration-share",
-    version: 3,
+    version: 4,
     pattern: 5,
     name: "Manual or edited registrations above peers",
     quiet_days: 30,
@@ -206,8 +207,21 @@ mod tests {
         // Day 33: every visit typed by hand (the lock system down), then
         // back to 10 %: neither the peers' bound nor the own past decide.
         assert!(shift_with(|day| if day == 33 { 40 } else { 4 }, 10).is_empty());
-        // Two such days are left out as well.
+        // Two such days are left out as well, and so are three in a row.
         assert!(shift_with(|day| if day == 33 || day == 36 { 40 } else { 4 }, 10).is_empty());
+        assert!(shift_with(|day| if (33..=35).contains(&day) { 40 } else { 4 }, 10).is_empty());
+    }
+
+    #[test]
+    fn every_visit_typed_for_more_days_than_an_outage_lasts_is_a_habit() {
+        // From day 33 on, every visit typed by hand: the first three days
+        // may be an outage; the fourth makes the run a habit, and all four
+        // days count (else a provider typing nearly everything would never
+        // be seen).
+        let alerts = shift_with(|day| if day >= 33 { 40 } else { 4 }, 10);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        let decided = alerts[0].window.1.plus_secs(-1).day();
+        assert_eq!(decided, crate::model::Day::from_ymd(2026, 4, 5), "{:?}", alerts[0].window);
     }
 
     #[test]

@@ -25,7 +25,7 @@
 //! **Parameters** ([`Params`]): `window_days` (30), `min_window_days` (3),
 //! `confidence_z` (4), `min_visits` (100), `baseline_days` (28),
 //! `own_chance` (3·10⁻⁷), `min_rise` (0.02), `min_expected` (2),
-//! `outage_share` (0.8), `min_peers` (5), `z_threshold` (3.5),
+//! `outage_share` (0.8), `max_outage_days` (3), `min_peers` (5), `z_threshold` (3.5),
 //! `min_share` (0.02), `mad_floor` (0.003: honest providers have well
 //! under 1 % such visits). Severity: medium, high from z = `high_z`
 //! (7), critical from z = `critical_z` (14).
@@ -39,7 +39,7 @@ use crate::text::Phrase;
 /// Identity of `rounded-visits` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
     id: "rounded-visits",
-    version: 3,
+    version: 4,
     pattern: 6,
     name: "Ghost or rounded visits",
     quiet_days: 30,

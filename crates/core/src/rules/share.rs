@@ -8,7 +8,11 @@
 //! provider's visits were registered by hand or edited (its lock or tag
 //! system down: every visit typed) are left out of every window, of the
 //! provider's own past and of the share it gives its peers: such a day
-//! says nothing about the provider's habits.
+//! says nothing about the provider's habits. An outage is short: a run of
+//! more than `max_outage_days` (3) such days in a row, as far as the
+//! closed day shows, is a habit, not an outage, and all its days count (a
+//! provider typing nearly every visit from the schedule would otherwise
+//! never be seen).
 //!
 //! **Decision.** The peers are the municipality's providers' shares over
 //! `window_days` (30): their median and MAD (floored at `mad_floor`). The
@@ -128,8 +132,11 @@ pub struct ShareParams<K> {
     /// judged by its peers: a few typed visits more are not a habit).
     pub min_expected: f64,
     /// A day with at least this share of its visits registered by hand or
-    /// edited is an outage (a lock or tag system down), left out.
+    /// edited is an outage (a lock or tag system down), left out ...
     pub outage_share: f64,
+    /// ... unless it is in a run of more than this many such days in a
+    /// row (a habit, not an outage).
+    pub max_outage_days: u32,
     /// Fewest peers for a comparison.
     pub min_peers: usize,
     /// Modified z-score at or above which a provider is an outlier.
@@ -158,6 +165,7 @@ impl<K: ShareKind> Default for ShareParams<K> {
             min_rise: K::MIN_RISE,
             min_expected: 2.0,
             outage_share: 0.8,
+            max_outage_days: 3,
             min_peers: 5,
             z_threshold: 3.5,
             min_share: K::MIN_SHARE,
@@ -197,6 +205,7 @@ impl<K: ShareKind> RuleSpec for ShareRule<K> {
         check::share("min_rise", p.min_rise)?;
         check::positive("min_expected", p.min_expected)?;
         check::share("outage_share", p.outage_share)?;
+        check::days("max_outage_days", p.max_outage_days)?;
         check::positive_count("min_visits", u64::from(p.min_visits))?;
         check::positive_count("min_peers", p.min_peers as u64)?;
         check::positive("z_threshold", p.z_threshold)?;
@@ -293,24 +302,62 @@ impl<K: ShareKind> ShareParams<K> {
         PeerGroup { municipality: ctx.provider.municipality, metric: K::METRIC, service: None }
     }
 
+    /// Whether a day's visits were (nearly) all typed by hand or edited.
+    fn all_typed(&self, b: &ProviderDay) -> bool {
+        b.visits >= OUTAGE_MIN_VISITS && f64::from(b.manual_visits) >= self.outage_share * f64::from(b.visits)
+    }
+
     /// The days `days` through `end`, outage days left out; `None` when
-    /// the provider's history does not cover them.
+    /// the provider's history does not cover them. An all-typed day is an
+    /// outage when the run of all-typed days it is in, through the closed
+    /// day, is at most `max_outage_days` long.
     fn tally(&self, ctx: &DayContext<'_>, end: Day, days: u32, count: impl Fn(&ProviderDay) -> u32) -> Option<Tally> {
         if !ctx.provider.has_full_window(end, days) {
             return None;
         }
-        Some(ctx.provider.days.fold(end, days, Tally::default(), |mut t, b| {
-            let n = count(b);
-            if b.visits >= OUTAGE_MIN_VISITS && f64::from(b.manual_visits) >= self.outage_share * f64::from(b.visits) {
+        // Each day from `max_outage_days` before the window to as many
+        // after it (through the closed day): (all typed, visits, counted).
+        let m = self.max_outage_days as i32;
+        let last = Day((end.0 + m).min(ctx.day.0).max(end.0));
+        let first = end.0 - days as i32 + 1 - m;
+        let span = (last.0 - first + 1) as u32;
+        let seen = ctx.provider.days.fold(last, span, Vec::with_capacity(span as usize), |mut v, b| {
+            v.push((self.all_typed(b), b.visits, count(b)));
+            v
+        });
+        // `seen` ends at `last`; days before the horizon are missing at
+        // its start.
+        let at =
+            |d: i32| (d <= last.0 && last.0 - d < seen.len() as i32).then(|| seen.len() - 1 - (last.0 - d) as usize);
+        let typed = |d: i32| at(d).is_some_and(|i| seen[i].0);
+        let outage = |d: i32| {
+            let mut run = 1;
+            let mut before = d - 1;
+            while run <= m && typed(before) {
+                run += 1;
+                before -= 1;
+            }
+            let mut after = d + 1;
+            while run <= m && typed(after) {
+                run += 1;
+                after += 1;
+            }
+            run <= m
+        };
+        let mut t = Tally::default();
+        for d in (end.0 - days as i32 + 1)..=end.0 {
+            let Some(i) = at(d) else { continue };
+            let (all_typed, visits, n) = seen[i];
+            if all_typed && outage(d) {
                 t.outage_days += 1;
-            } else if b.visits > 0 {
-                t.visits += u64::from(b.visits);
+            } else if visits > 0 {
+                t.visits += u64::from(visits);
                 t.counted += u64::from(n);
                 t.days += 1;
-                t.sum_sq += f64::from(n) * f64::from(n) / f64::from(b.visits);
+                t.sum_sq += f64::from(n) * f64::from(n) / f64::from(visits);
             }
-            t
-        }))
+        }
+        Some(t)
     }
 
     /// The window `days` through the closed day against the provider's own

@@ -211,7 +211,7 @@ impl<'c> World<'c> {
             (1..n).filter(|&p| w.providers[p].kind == Kind::HomeCare && !fraudulent.contains(&p)).collect();
         rng.shuffle(&mut honest);
         for &p in honest.iter().take(cfg.growing_providers as usize) {
-            w.providers[p].extra_growth = rng.range(0.02, 0.05);
+            w.providers[p].extra_growth = rng.range(fraud::HONEST_GROWTH.0, fraud::HONEST_GROWTH.1);
         }
         if w.reference.is_some() {
             w.choose_reference_frauds();
@@ -505,9 +505,15 @@ impl<'c> World<'c> {
                 // A steady stream of recruits (a share of the clients a
                 // month, see `fraud::strengths`), arriving in ones and twos.
                 self.scenarios[s].backlog += n * self.scenarios[s].strength / DAYS_PER_MONTH;
+                self.scenarios[s].recruits.1 += n * fraud::HONEST_GROWTH.1 / DAYS_PER_MONTH;
                 while self.scenarios[s].backlog >= 1.0 {
                     self.scenarios[s].backlog -= rng.range(0.7, 1.3);
                     self.new_home_client(p, day, &mut rng, Some(s));
+                    self.scenarios[s].recruits.0 += 1;
+                }
+                let sc = &mut self.scenarios[s];
+                if sc.evident_from.is_none() && fraud::growth_evident(sc.recruits.0, sc.recruits.1) {
+                    sc.evident_from = Some(day_start);
                 }
             }
         }
@@ -656,7 +662,10 @@ impl<'c> World<'c> {
         let weekday = day.weekday();
         let week_parity = (day.0.div_euclid(7) % 2) as u32;
         let scale = self.active(p, 10, day_start).map(|s| (s, self.scenarios[s].strength));
-        let ghosts = self.active(p, 6, day_start);
+        // Pattern 6: a share of the visits registered as ghosts (by hand,
+        // exactly the planned time, see `schedule::register`).
+        let ghosts = self.active(p, 6, day_start).map(|s| (s, self.scenarios[s].strength));
+        let seed = self.cfg.seed;
         let mut reqs = Vec::new();
         for &c in &self.prov_clients[p] {
             let cl = &self.clients[c];
@@ -705,6 +714,14 @@ impl<'c> World<'c> {
             };
             let mut push = |rng: &mut Rng, minute: i64, slack: i64, service, parts: Vec<Part>, double: bool| {
                 let pref = at_local(day, minute + rng.int(-10, 10));
+                // A stable draw per visit, apart from the day's stream.
+                let ghost = ghosts.filter(|&(s, share)| {
+                    Rng::new(seed, &[tag::FRAUD_DAY, s as u64, c as u64, pref as u64]).chance(share)
+                });
+                let mut flags = flags;
+                if let Some((s, _)) = ghost {
+                    flag(&mut flags, s);
+                }
                 reqs.push(Request {
                     pref,
                     latest: (pref + slack * 60).min(latest_cap),
@@ -712,7 +729,7 @@ impl<'c> World<'c> {
                     home: cl.home,
                     parts,
                     double,
-                    ghost: false,
+                    ghost: ghost.is_some(),
                     unplanned: false,
                     flags,
                 });
@@ -739,27 +756,6 @@ impl<'c> World<'c> {
                 let minute = 570 + 15 * rng.int(0, 18);
                 let parts = vec![Part { client: c, planned: plan.escort_minutes }];
                 push(rng, minute, 90, ServiceType::Escort, parts, false);
-            }
-            if let Some(s) = ghosts {
-                let sc = &self.scenarios[s];
-                if fraud::client_unit(self.cfg.seed, s, c) < sc.strength && rng.chance(sc.strength2 / 7.0) {
-                    let pref = at_local(day, 540 + 15 * rng.int(0, 23));
-                    let planned = [30, 45, 60, 60, 90, 120][rng.below(6)];
-                    let service = if rng.chance(0.6) { ServiceType::PersonalCare } else { ServiceType::Service };
-                    let mut gflags: Flags = [None; 2];
-                    flag(&mut gflags, s);
-                    reqs.push(Request {
-                        pref,
-                        latest: (pref + 150 * 60).min(latest_cap),
-                        service,
-                        home: cl.home,
-                        parts: vec![Part { client: c, planned }],
-                        double: false,
-                        ghost: true,
-                        unplanned: false,
-                        flags: gflags,
-                    });
-                }
             }
         }
         reqs
@@ -951,9 +947,18 @@ impl<'c> World<'c> {
                 // that reached it on.
                 // Pattern 14 is seen once a client it inflated has had
                 // three weeks at a new provider (see `provider_changes`).
+                // Pattern 9 is seen once its recruits are more than honest
+                // growth explains (see `fraud::growth_evident`): from the
+                // next visit of a recruit on.
                 let sc = &mut self.scenarios[*s];
                 match sc.pattern {
                     11 | 15 => {}
+                    9 => {
+                        sc.evidence += 1;
+                        if sc.evident_from.is_some_and(|t| rec.check_in >= t) {
+                            sc.seen(reported);
+                        }
+                    }
                     13 => {
                         sc.evidence += 1;
                         if sc.revealed.iter().any(|&(staff, from)| staff == rec.staff && rec.check_in >= from) {

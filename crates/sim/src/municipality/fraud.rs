@@ -101,6 +101,13 @@ pub(super) struct Scenario {
     pub prev_end: i64,
     /// Expected recruits not yet arrived (pattern 9).
     pub backlog: f64,
+    /// Pattern 9: recruits arrived so far, and the new clients the fastest
+    /// honest growth would have brought in the same days (see
+    /// [`growth_evident`]).
+    pub recruits: (u32, f64),
+    /// Pattern 9: when the recruits became more than honest growth explains
+    /// (observable from the next record of a recruit that arrives).
+    pub evident_from: Option<i64>,
     pub activated: bool,
     /// When a record carrying it first reached the municipality.
     pub observable: Option<i64>,
@@ -145,6 +152,8 @@ impl Scenario {
             phantoms: Vec::new(),
             prev_end: i64::MIN,
             backlog: 0.0,
+            recruits: (0, 0.0),
+            evident_from: None,
             activated: false,
             observable: None,
             revealed: Vec::new(),
@@ -395,7 +404,7 @@ pub(super) fn geometric(lo: f64, hi: f64, u: f64) -> f64 {
 /// | 3 | hours registered a day, from 11–13 to 16–18 (assistance: 12–15 to 17–20) | assistance: share of 24–26 h days, 0–25 % | every day |
 /// | 4 | share of check-ins made from home, 5–45 % | | days a week with an impossible trip, 1–5 |
 /// | 5 | manual/edited share above the provider's own, +5 to +40 points | days of the ramp, 10–28 (not intensity) | |
-/// | 6 | share of clients with ghost visits, 10–60 % | ghost visits a week each, 1–3 | |
+/// | 6 | ghost share: visits registered by hand for exactly the planned time, 40–95 % | | |
 /// | 7 | phantom lines, 1–12 % of the real ones (at least one) | | |
 /// | 8 | share of lines billed twice, 1–15 % | | |
 /// | 9 | recruits a month, growth x1.3–x3 a quarter on top of turnover | | |
@@ -408,7 +417,7 @@ fn strengths(pattern: u32, u: f64, rng: &mut Rng) -> (f64, f64, f64) {
         3 => (lerp(11.0, 16.0, u), lerp(0.0, 0.25, u), 1.0),
         4 => (lerp(0.05, 0.45, u), 0.0, lerp(1.0, 5.0, u) / 7.0),
         5 => (lerp(0.05, 0.40, u), rng.range(10.0, 28.0), 0.0),
-        6 => (lerp(0.10, 0.60, u), lerp(1.0, 3.0, u), 0.0),
+        6 => (lerp(0.40, 0.95, u), 0.0, 0.0),
         7 => (lerp(0.01, 0.12, u), 0.0, 0.0),
         8 => (lerp(0.01, 0.15, u), 0.0, 0.0),
         9 => (geometric(1.3, 3.0, u).powf(1.0 / 3.0) - 1.0, 0.0, 0.0),
@@ -458,8 +467,8 @@ fn note(pattern: u32, variant: u32, assistance: bool, (strength, strength2, days
             pct(strength)
         ),
         6 => format!(
-            "ghost visits (manual, duration exactly the planned 30-120 min, on five-minute marks) for {:.0} % of \
-             clients, {strength2:.1} a week each",
+            "ghost visits: {:.0} % of the visits registered by hand for exactly the planned time, on five-minute \
+             marks (the real visit shorter or not made)",
             pct(strength)
         ),
         7 => format!(
@@ -486,6 +495,32 @@ fn note(pattern: u32, variant: u32, assistance: bool, (strength, strength2, days
         ),
         _ => String::new(),
     }
+}
+
+/// The fastest legitimate growth of an honest provider's clients, a month
+/// on top of turnover (the simulator's growing honest providers draw theirs
+/// from 2–5 %).
+pub(super) const HONEST_GROWTH: (f64, f64) = (0.02, 0.05);
+
+/// The chance below which recruits are more than honest growth explains.
+const GROWTH_EVIDENT_CHANCE: f64 = 1e-3;
+
+/// Pattern 9 is observable once `recruited` new clients are more than the
+/// fastest honest growth would bring (`honest` expected in the same days)
+/// with chance [`GROWTH_EVIDENT_CHANCE`] (Poisson): before, however the
+/// data is read, the recruits are indistinguishable from a successful
+/// honest company's growth, so no delay can be asked of a detector. (The
+/// first recruit arrives within days of the start; at the subtle end,
+/// ×1.3 a quarter, the growth takes months to become evident.)
+pub(super) fn growth_evident(recruited: u32, honest: f64) -> bool {
+    // P(N >= recruited) for N ~ Poisson(honest), by the complement.
+    let mut term = (-honest).exp();
+    let mut below = 0.0;
+    for k in 0..recruited {
+        below += term;
+        term *= honest / f64::from(k + 1);
+    }
+    recruited > 0 && 1.0 - below <= GROWTH_EVIDENT_CHANCE
 }
 
 /// One label per scenario that left evidence in the data.

@@ -104,10 +104,11 @@
 //!    provider has more village clients than most).
 //! 5. *Manual/edited registrations*: the provider's manual/edited share
 //!    ramps up over 10–28 days to 35–70 %, each such entry adding 5–20 min.
-//! 6. *Ghost visits*: for 35–55 % of clients, 1.5–3 extra visits a week
-//!    registered by hand on a five-minute mark, lasting exactly the planned
-//!    30–120 min (so also heaping on whole hours); the staff time they
-//!    claim is kept free, so they do not look like double-booking.
+//! 6. *Ghost visits*: a share of the provider's visits (the ghost share,
+//!    40–95 % from subtle to blatant) registered by hand on a five-minute
+//!    mark, lasting exactly the planned time (so also heaping on whole
+//!    hours), whatever the staff member did; the staff time they claim is
+//!    kept free, so they do not look like double-booking.
 //! 7. *Phantom clients*: 5–12 % extra invoice lines (at least 2) for clients
 //!    with no visits in the period: clients who left, topped up with invented
 //!    references; the same ones every month.
@@ -126,9 +127,12 @@
 //! A scenario's label has `start` (its first day, or first billed month),
 //! `end` (stop, or the truth's end), and `observable_at`: when the first
 //! record carrying it reached the municipality: the `reported_at` of its
-//! first fraudulent time report (for 9 and 10 of a recruited client's / of
-//! the inflated plan's first visit; for 13 of the relative's visit that
-//! first meets the threshold, or a later one of theirs), or the
+//! first fraudulent time report (for 10 of the inflated plan's first
+//! visit; for 9 of the first visit of a recruit once the recruits are
+//! more than the fastest honest growth explains, see
+//! `fraud::growth_evident`; for 13 of the relative's visit that first
+//! meets the threshold, or a later one of theirs; for 11 of a visit inside
+//! a stay, not on its day of admission or discharge), or the
 //! `issued_at` of the first invoice carrying it (1, 7, 8). Nothing can see
 //! a fraud before its record arrives; the detection delay counts from
 //! there. A scenario that left no evidence gets no label.

@@ -587,9 +587,15 @@ impl World<'_> {
                     15 if sc.strength < 1.0 && over(performed) => {
                         self.scenarios[s].observe(arrived);
                     }
+                    // A visit inside a stay, not on the day of admission or
+                    // of discharge (those are honest at one end of the day).
                     11 => {
+                        let day = EventTime(rec.check_in).day();
                         let inside = self
                             .stay_overlapping(rec.client, rec.check_in, rec.check_in + 1)
+                            .filter(|st| {
+                                day > EventTime(st.from).day() && st.to.is_none_or(|to| day < EventTime(to - 1).day())
+                            })
                             .map(|st| st.recorded.max(arrived));
                         if let Some(at) = inside {
                             self.scenarios[s].observe(at);

@@ -696,11 +696,24 @@ fn injected_fraud_is_visible_at_plausible_strength() {
             5 => {
                 // After the ramp (at most 28 days), or the last week if
                 // the label is shorter.
+                // Outside the provider's ghost visits (pattern 6, typed by
+                // hand too), if it commits them as well.
+                let ghosts: Vec<(i64, i64)> = r
+                    .truth
+                    .labels
+                    .iter()
+                    .filter(|g| g.provider_id == p && g.pattern == 6)
+                    .map(|g| (g.start.seconds, g.end.seconds))
+                    .collect();
+                let own_habit = |t: &&wire::TimeReport| ghosts.iter().all(|g| !(g.0..g.1).contains(&secs(&t.check_in)));
                 let ramped = (from + 28 * 86_400).min(to - 7 * 86_400);
-                let late: Vec<&&wire::TimeReport> = mine.iter().filter(|t| secs(&t.check_in) >= ramped).collect();
+                let late: Vec<&&wire::TimeReport> =
+                    mine.iter().filter(|t| secs(&t.check_in) >= ramped && own_habit(t)).collect();
                 let share = late.iter().filter(|t| is_manual(t)).count() as f64 / late.len().max(1) as f64;
-                let before: Vec<&wire::TimeReport> =
-                    r.reports().filter(|t| t.provider_id == p && secs(&t.check_in) < l.start.seconds).collect();
+                let before: Vec<&wire::TimeReport> = r
+                    .reports()
+                    .filter(|t| t.provider_id == p && secs(&t.check_in) < l.start.seconds && own_habit(t))
+                    .collect();
                 let own = before.iter().filter(|t| is_manual(t)).count() as f64 / before.len().max(1) as f64;
                 // The points the intensity adds (`fraud::strengths`), at
                 // least half of what a ramp of 28 days (the longest) has
@@ -719,8 +732,14 @@ fn injected_fraud_is_visible_at_plausible_strength() {
                 );
             }
             6 => {
-                let whole = mine.iter().filter(|t| is_manual(t) && duration(t) % 3600 == 0).count() as f64 / n;
-                assert!(whole > 0.02, "{what}: whole-hour manual share {whole:.3}");
+                // The ghost share (40-95 %): typed, exactly the planned time.
+                let exact = mine
+                    .iter()
+                    .filter(|t| is_manual(t) && t.planned_minutes.is_some_and(|m| duration(t) == i64::from(m) * 60))
+                    .count() as f64
+                    / n;
+                let ghost_share = 0.40 + 0.55 * l.intensity.unwrap_or(0.0);
+                assert!(exact > ghost_share * 0.8, "{what}: exactly planned, typed: {exact:.3} of the visits");
             }
             7 => {
                 let phantom = invoices
@@ -1271,4 +1290,27 @@ fn a_takeover_moves_every_client_at_once_and_the_provider_leaving_reports_nothin
     assert!(n as f64 >= 0.9 * clients as f64, "{n} of {clients} went to {receiver}: {went_to:?}");
     // The provider taking over had clients of its own before.
     assert!(visits.values().any(|l| l.iter().any(|(d, p)| *p == receiver && d.0 < on.0)));
+}
+
+#[test]
+fn growth_is_evident_once_the_recruits_are_beyond_the_fastest_honest_growth() {
+    // 0.7 new clients expected from honest growth: five recruits have a
+    // chance of 0.07 % (evident), four of 0.57 % (not yet).
+    assert!(fraud::growth_evident(5, 0.7));
+    assert!(!fraud::growth_evident(4, 0.7));
+    assert!(!fraud::growth_evident(0, 0.0));
+    // The same recruits over a longer time are less evident.
+    assert!(!fraud::growth_evident(5, 1.5));
+}
+
+#[test]
+fn a_volume_explosion_is_labelled_observable_when_its_growth_is_evident_not_at_its_first_recruit() {
+    let r = run(&SimConfig { intensity: fraud::IntensityRange::WIDE, ..catalogue() });
+    let labels: Vec<_> = r.truth.labels.iter().filter(|l| l.pattern == 9).collect();
+    assert!(!labels.is_empty());
+    for l in labels {
+        // The first recruit's visit comes within days; evident growth
+        // takes at least a few recruits more than turnover.
+        assert!(l.observable_at.seconds - l.start.seconds >= 3 * 86_400, "{l:?}");
+    }
 }
