@@ -257,7 +257,7 @@ start_service() {
 # Until the service committed every input record (consumer lag 0 on each
 # input partition, twice in a row) and is ready. Up to 480 s: on CI's
 # loaded 2-core machine part A once took more than 240 s (2026-12-01;
-# 114 s and 200 s on the same code alone); what is checked here is the
+# the whole check took 114 s and 213 s on the same code alone); what is checked here is the
 # dashboards, not the speed (scripts/soak.sh measures that).
 wait_caught_up() {
     local zero=0
