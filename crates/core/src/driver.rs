@@ -284,6 +284,11 @@ pub struct PartitionDriver<H> {
     staff_paused: bool,
     /// The latest time [`Output::RulesNeeded`] asked for.
     rules_needed: Option<EventTime>,
+    /// The newest event time of a record this driver has held (time
+    /// reports, invoices, the staff stage's progress): when records wait for
+    /// the rules' configuration, it is asked for through here at once, so
+    /// that a backlog is sealed for in a few steps, not a day at a time.
+    held_through: Option<EventTime>,
     /// Issue time of the newest invoice processed.
     invoices_through: Option<EventTime>,
     /// The partition of each reference-data topic as a source of the
@@ -322,6 +327,7 @@ impl<H> PartitionDriver<H> {
             held_staff: VecDeque::new(),
             staff_paused: false,
             rules_needed: None,
+            held_through: None,
             invoices_through: None,
             reference: [ReferenceSource::default(); 3],
             reference_lateness_secs,
@@ -392,6 +398,11 @@ impl<H> PartitionDriver<H> {
             return;
         }
         if !self.held_staff.is_empty() || self.staff_must_wait(batch.as_deref(), out) {
+            let progress = batch.iter().flatten().filter_map(|m| match m {
+                ToStaff::Progress(p) => Some(p.watermark),
+                _ => None,
+            });
+            self.note_held(progress.max());
             self.held_staff.push_back((offset, batch));
             if self.held_staff.len() >= self.hold_limit.records && !self.staff_paused {
                 self.staff_paused = true;
@@ -420,8 +431,11 @@ impl<H> PartitionDriver<H> {
         })
     }
 
-    /// Asks the shell, once per time, for the rules' configuration through `at`.
+    /// Asks the shell, once per time, for the rules' configuration through
+    /// `at`, or through the newest record held if that is later (every held
+    /// record will need it: one seal for all of them).
     fn need_rules(&mut self, at: EventTime, out: &mut Vec<Output<H>>) {
+        let at = self.held_through.map_or(at, |t| t.max(at));
         if self.rules_needed.is_none_or(|n| at > n) {
             self.rules_needed = Some(at);
             out.push(Output::RulesNeeded(at));
@@ -614,7 +628,15 @@ impl<H> PartitionDriver<H> {
         }
     }
 
+    /// Notes the event time of a record put on hold (see `held_through`).
+    fn note_held(&mut self, at: Option<EventTime>) {
+        if let Some(at) = at {
+            self.held_through = Some(self.held_through.map_or(at, |t| t.max(at)));
+        }
+    }
+
     fn hold_invoice(&mut self, record: Record<H>, out: &mut Vec<Output<H>>) {
+        self.note_held(record.decoded.as_ref().ok().map(DomainEvent::event_time));
         self.held_invoice_bytes += record.size;
         self.held_invoices.push_back(record);
         let full =
@@ -674,6 +696,7 @@ impl<H> PartitionDriver<H> {
     }
 
     fn hold(&mut self, record: Record<H>, event_time: Option<EventTime>, out: &mut Vec<Output<H>>) {
+        self.note_held(event_time);
         self.held_bytes += record.size;
         self.held.push_back(Held { record, event_time });
         let full = self.held.len() >= self.hold_limit.records || self.held_bytes >= self.hold_limit.bytes;
@@ -943,6 +966,49 @@ mod tests {
         d.set_rules_known_through(through(1), &mut at_end, &mut out);
         assert_eq!(kinds(&out), ["inv", "inv", "tr", "tr"], "released in offset order per input");
         assert_eq!((d.held(), d.next().time_reports, d.next().invoices), (0, 3, 2));
+    }
+
+    /// A backlog of a month read while the rules' configuration is known
+    /// through its first day: once records are held, the shell is asked for
+    /// the newest of them, not for the next day, so the backlog goes after
+    /// two seals, not thirty (a catch-up then runs at the broker's pace; it
+    /// took a round trip through the rules topic per day of backlog).
+    #[test]
+    fn a_held_backlog_is_asked_for_through_its_newest_record_at_once() {
+        let mut d = PartitionDriver::new(
+            Engine::new(CoreConfig::default()),
+            Offsets::default(),
+            HashMap::new(),
+            HoldLimit::records(1_000),
+        );
+        let mut out = Vec::new();
+        let mut at_end = || Some(0);
+        let start = Day::from_ymd(2026, 3, 2).start();
+        d.set_rules_known_through(start, &mut at_end, &mut out);
+        for i in 0..120 {
+            d.offer(
+                record(Input::TimeReports, i, Ok(visit(&format!("tr-{i}"), i / 4, (i % 4) * 90, 1, 1))),
+                &mut at_end,
+                &mut out,
+            );
+        }
+        let asked = |out: &[Output<i64>]| {
+            out.iter()
+                .filter_map(|o| if let Output::RulesNeeded(at) = o { Some(*at) } else { None })
+                .collect::<Vec<_>>()
+        };
+        let first = asked(&out);
+        assert_eq!(first.len(), 1, "asked once while the records came: {first:?}");
+        assert!(first[0] < start.plus_secs(2 * DAY), "the first record past the known time: {first:?}");
+        out.clear();
+        // The first seal, through what was asked (plus a day, as the shell seals).
+        d.set_rules_known_through(first[0].plus_secs(DAY), &mut at_end, &mut out);
+        let second = asked(&out);
+        let newest = visit("tr-119", 119 / 4, 3 * 90, 1, 1).event_time();
+        assert_eq!(second, [newest], "asked through the newest held record at once");
+        d.set_rules_known_through(second[0], &mut at_end, &mut out);
+        assert_eq!(d.held(), 0, "two seals release a month");
+        assert_eq!(d.next().time_reports, 120);
     }
 
     #[test]
