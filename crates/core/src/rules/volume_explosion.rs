@@ -12,8 +12,17 @@
 //! with allowance `allowance_per_week` / 7 a day (the sums telescope: the
 //! CUSUM is the largest excess growth since any earlier day, less the
 //! allowance for the days since). Fires while the CUSUM is above
-//! `threshold` and the provider gained at least `min_new_clients` since
-//! the run began. Decided daily, not weekly: the same statistic, seen as
+//! `threshold`, the provider gained at least `min_new_clients` since
+//! the run began, and that gain is at least `min_z` standard deviations
+//! above what the fastest honest growth gives in the run's days: from
+//! `c` clients over `d` days an honest provider growing
+//! `honest_growth_per_month` (`g`) gains `c·g·d/30`, with a variance of
+//! `c·(2·turnover_per_month + g)·d/30` (arrivals at turnover plus growth
+//! and departures at turnover, each Poisson; at least one client). The
+//! CUSUM alone compares log growth, which at 20 clients makes 8 clients
+//! gained over eleven weeks about as strong as 8 in three weeks; the test
+//! says which of them an honest provider's turnover gives now and then.
+//! Decided daily, not weekly: the same statistic, seen as
 //! soon as it passes (a weekly decision waited up to six days for its
 //! Sunday). Providers whose level the day before is below `min_clients`
 //! are not assessed (a few clients more is a large ratio but no signal),
@@ -24,13 +33,20 @@
 //! (1 % a week) at an honest provider growing with the municipality; an
 //! honest provider growing faster than the allowance for months (a
 //! successful company: 2–5 % a month, or one that clients move to) can
-//! reach the threshold, which is what `min_new_clients` and the
-//! threshold's 16 % are for. Measured on the project's evaluation (11
-//! simulated runs, 2,149 clean provider-months, 2026-12-01): 9 false
-//! alerts, 0.42 per 100 clean provider-months, all at such providers. A
-//! provider of 25 clients recruiting 40 % a month (2.3 a week) passes the
-//! threshold in two weeks and the 8 clients in three to four; one of 60
-//! at the same rate, in about two weeks.
+//! reach the threshold, which is what the test against the fastest
+//! honest growth is for. Measured on the project's evaluation (11
+//! simulated runs, 2,149 clean provider-months, 2026-12-02): 5 false
+//! alerts, 0.23 per 100 clean provider-months (v3, without the test and
+//! with 8 clients: 9, 0.42). Those left: honest providers with an
+//! unusual run of new clients (10 in 25 days at 43 clients, about one in
+//! 3,000 for the fastest honest grower, the same simulated world in three
+//! of the runs; 9 in 43 days at 31), and one that clients moved to from
+//! other providers (5 of its 10 new clients: a change of provider is
+//! customer choice, not recruitment, which this rule cannot tell apart
+//! yet). A provider of 25
+//! clients recruiting 40 % a month (2.3 a week) passes the threshold in
+//! two weeks and 6 clients in about as long; one of 60 at the same rate,
+//! in about ten days.
 //!
 //! **Takeovers.** Clients who arrive in bulk, `bulk_arrivals` or more and
 //! `bulk_share` or more of the provider's active clients on one day (a
@@ -55,7 +71,9 @@
 //! **Parameters** ([`Params`]): `allowance_per_week` (0.01 ≈ 4 % a month
 //! above the municipality is tolerated: legitimate growth), `threshold`
 //! (0.15 ≈ 16 % cumulative excess growth), `min_clients` (15),
-//! `min_new_clients` (8), `bulk_arrivals` (5), `bulk_share` (0.05),
+//! `min_new_clients` (6), `honest_growth_per_month` (0.05),
+//! `turnover_per_month` (0.02), `min_z` (3.5: a one-sided chance of about
+//! 2·10⁻⁴ in the normal approximation), `bulk_arrivals` (5), `bulk_share` (0.05),
 //! `takeover_settle_days` (14), `takeover_gap_days` (91).
 //! Severity: medium, high from `high_factor` (2) times the threshold,
 //! critical from `critical_factor` (4) times.
@@ -67,7 +85,7 @@ use crate::text::{Text, en, sv};
 /// Identity of `volume-explosion` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
     id: "volume-explosion",
-    version: 3,
+    version: 4,
     pattern: 9,
     name: "Volume explosion",
     quiet_days: 28,
@@ -85,7 +103,17 @@ params! {
         /// before.
         pub min_clients: u32 = 15,
         /// Fewest clients gained in the CUSUM run to fire.
-        pub min_new_clients: u32 = 8,
+        pub min_new_clients: u32 = 6,
+        /// The fastest growth a month of an honest provider's clients
+        /// (a successful company, or one that clients move to).
+        pub honest_growth_per_month: f64 = 0.05,
+        /// Clients who arrive, and as many who leave, a month at an honest
+        /// provider, as a share of its clients (deaths, moves, changes of
+        /// provider): the noise around its growth.
+        pub turnover_per_month: f64 = 0.02,
+        /// Standard deviations the clients gained in the run must be above
+        /// what the fastest honest growth gives in as many days.
+        pub min_z: f64 = 3.5,
         /// Fewest clients arriving on one day that are a takeover ...
         pub bulk_arrivals: u32 = 5,
         /// ... when they are also at least this share of the provider's
@@ -121,6 +149,25 @@ pub struct VolumeHistory {
 /// The rule.
 pub struct VolumeExplosion(pub Params);
 
+/// What an honest provider growing as fast as legitimately possible gains
+/// from `start` clients in `days`: its mean, and its standard deviation
+/// (arrivals at turnover plus growth and departures at turnover, each
+/// Poisson; at least one client, so that a run of a day is no certainty).
+struct Honest {
+    gain: f64,
+    sd: f64,
+}
+
+impl Honest {
+    fn of(p: &Params, start: u32, days: u32) -> Self {
+        let months = f64::from(days) / 30.0;
+        let clients = f64::from(start);
+        let gain = clients * p.honest_growth_per_month * months;
+        let variance = clients * (2.0 * p.turnover_per_month + p.honest_growth_per_month) * months;
+        Honest { gain, sd: variance.sqrt().max(1.0) }
+    }
+}
+
 impl RuleSpec for VolumeExplosion {
     const INFO: &'static RuleInfo = &INFO;
     type Params = Params;
@@ -130,6 +177,9 @@ impl RuleSpec for VolumeExplosion {
         check::within("allowance_per_week", p.allowance_per_week, 0.0, 1.0)?;
         check::positive("threshold", p.threshold)?;
         check::positive_count("min_clients", u64::from(p.min_clients))?;
+        check::within("honest_growth_per_month", p.honest_growth_per_month, 0.0, 1.0)?;
+        check::within("turnover_per_month", p.turnover_per_month, 0.0, 1.0)?;
+        check::positive("min_z", p.min_z)?;
         check::positive_count("bulk_arrivals", u64::from(p.bulk_arrivals))?;
         check::share("bulk_share", p.bulk_share)?;
         check::days("takeover_gap_days", p.takeover_gap_days)?;
@@ -190,6 +240,14 @@ impl Rule for VolumeExplosion {
         }
         let days = volume.cusum.run_length;
         let start = volume.run_start_clients;
+        // What the fastest honest growth gives in the run's days, and its
+        // noise: arrivals (turnover and growth) and departures (turnover),
+        // each Poisson.
+        let honest = Honest::of(p, start, days);
+        let z = (f64::from(gained) - honest.gain) / honest.sd;
+        if z < p.min_z {
+            return;
+        }
         let window = (ctx.day.plus(1 - days as i32).start(), ctx.day.plus(1).start());
         let severity =
             Severity::by_cutoffs(sum / p.threshold, 0.0, p.high_factor, p.critical_factor).max(Severity::Medium);
@@ -221,7 +279,9 @@ impl Rule for VolumeExplosion {
             en: format!(
                 "This provider's active clients grew from {} to {}{} over {} through {}, {} faster than the \
                  municipality's clients in the same days (cumulative excess log growth {} above the tolerated {} a \
-                 week; the limit is {}).",
+                 week; the limit is {}). An honest provider growing {} a month, the fastest legitimate growth, \
+                 gains {} clients in as many days, give or take {} with its clients' turnover: {} gained is {} \
+                 standard deviations above that (the limit is {}).",
                 en::int(from),
                 en::int(to),
                 taken_en,
@@ -231,11 +291,19 @@ impl Rule for VolumeExplosion {
                 en::num(sum, 3),
                 en::percent_short(allowed * 100.0),
                 en::short(p.threshold),
+                en::percent_short(p.honest_growth_per_month * 100.0),
+                en::num(honest.gain, 1),
+                en::num(honest.sd, 1),
+                en::int(u64::from(gained)),
+                en::num(z, 1),
+                en::short(p.min_z),
             ),
             sv: format!(
                 "Utförarens aktiva brukare ökade från {} till {}{} på {} till och med {}, {} snabbare än kommunens \
                  brukare under samma dagar (ackumulerad logaritmisk merökning {} utöver de tolererade {} per vecka; \
-                 gränsen är {}).",
+                 gränsen är {}). En ärlig utförare som växer {} per månad, den snabbaste legitima tillväxten, får \
+                 {} nya brukare på lika många dagar, plus minus {} med brukarnas omsättning: {} nya är {} \
+                 standardavvikelser över det (gränsen är {}).",
                 sv::int(from),
                 sv::int(to),
                 taken_sv,
@@ -245,6 +313,12 @@ impl Rule for VolumeExplosion {
                 sv::num(sum, 3),
                 sv::percent_short(allowed * 100.0),
                 sv::short(p.threshold),
+                sv::percent_short(p.honest_growth_per_month * 100.0),
+                sv::num(honest.gain, 1),
+                sv::num(honest.sd, 1),
+                sv::int(u64::from(gained)),
+                sv::num(z, 1),
+                sv::short(p.min_z),
             ),
         };
         out.push(
@@ -380,6 +454,45 @@ mod tests {
         assert_eq!(alerts.len(), 1, "{alerts:?}");
         assert_eq!(alerts[0].window.1.plus_secs(-1).day(), Day::from_ymd(2026, 3, 4), "{:?}", alerts[0].window);
         assert!(alerts[0].explanation.en.contains("from 40 to 52 over 3 days"), "{}", alerts[0].explanation.en);
+    }
+
+    /// Six providers visited daily from January, 40 clients each but
+    /// provider 0 with 20, which gains `gained` clients evenly over
+    /// `over_days` from March.
+    fn small(gained: u64, over_days: i32) -> Vec<crate::alerting::Alert> {
+        let mut s = Scenario::only("volume-explosion");
+        let (first, march) = (Day::from_ymd(2026, 1, 1), Day::from_ymd(2026, 3, 1));
+        for d in 0..150 {
+            let day = first.plus(d);
+            let (y, m, dd) = day.ymd();
+            let since = i64::from((day.0 - march.0 + 1).clamp(0, over_days));
+            for provider in 0..6u64 {
+                let clients = if provider == 0 { 20 + gained * since as u64 / over_days as u64 } else { 40 };
+                for c in 0..clients {
+                    let client = provider * 1000 + c;
+                    s.visit().provider(provider).client(client).staff(client).day(y, m, dd).at(9, 0).minutes(20).send();
+                }
+            }
+        }
+        s.alerts()
+    }
+
+    #[test]
+    fn a_small_providers_gain_within_honest_growth_and_turnover_does_not_fire() {
+        // 20 clients gaining 8 over 77 days: a CUSUM excess of
+        // ln 28/20 - 11 weeks' allowance = 0.23, above 0.15 (v3 fired),
+        // but an honest provider growing 5 % a month gains 2.6 ± 2.1 in
+        // as many days: 2.6 standard deviations, short of 3.5.
+        assert!(small(8, 77).is_empty());
+        // The same 8 in three weeks: 0.7 ± 1 (at least one), 7.3
+        // standard deviations; it fires, and says what honest growth gives.
+        let alerts = small(8, 21);
+        let opened = alerts.iter().filter(|a| a.status == crate::alerting::AlertStatus::Opened).count();
+        assert_eq!(opened, 1, "{alerts:?}");
+        let en = &alerts[0].explanation.en;
+        assert!(en.contains("An honest provider growing 5 % a month"), "{en}");
+        assert!(en.contains("standard deviations above that (the limit is 3.5)"), "{en}");
+        crate::rules::testkit::assert_bilingual(&alerts[0].explanation, &["en ärlig utförare", "standardavvikelser"]);
     }
 
     #[test]
