@@ -227,9 +227,20 @@ pub enum Output<H> {
     /// Fetch this partition of the stream again (nothing held).
     Resume(Stream),
     /// Records wait because the rules' configuration is not known through
-    /// this event time (see [`PartitionDriver::set_rules_known_through`]):
-    /// the shell has the rules topic sealed through it.
-    RulesNeeded(EventTime),
+    /// `at`, the event time of the first of them (see
+    /// [`PartitionDriver::set_rules_known_through`]): the shell has the
+    /// rules topic sealed through it, and as far as `through` (the newest
+    /// record held, at or after `at`) if it may: every held record will
+    /// need it, and one seal then releases a backlog. A record's `at` may
+    /// be too far ahead of the wall clock to be sealed for (it waits);
+    /// `through` may be any held record's, an absurd date's too, and only
+    /// says how far a seal would be of use.
+    RulesNeeded {
+        /// The first waiting record's event time.
+        at: EventTime,
+        /// The newest held record's event time (at least `at`).
+        through: EventTime,
+    },
 }
 
 /// Records a driver holds back, by what they wait for.
@@ -282,12 +293,13 @@ pub struct PartitionDriver<H> {
     /// configuration: offset and batch, in offset order.
     held_staff: VecDeque<(i64, Option<Vec<ToStaff>>)>,
     staff_paused: bool,
-    /// The latest time [`Output::RulesNeeded`] asked for.
+    /// The latest `through` [`Output::RulesNeeded`] asked for.
     rules_needed: Option<EventTime>,
     /// The newest event time of a record this driver has held (time
-    /// reports, invoices, the staff stage's progress): when records wait for
-    /// the rules' configuration, it is asked for through here at once, so
-    /// that a backlog is sealed for in a few steps, not a day at a time.
+    /// reports, invoices, the staff stage's progress): when records wait
+    /// for the rules' configuration, a seal through here is asked for at
+    /// once ([`Output::RulesNeeded`]'s `through`), so that a backlog is
+    /// sealed for in a few steps, not a day at a time.
     held_through: Option<EventTime>,
     /// Issue time of the newest invoice processed.
     invoices_through: Option<EventTime>,
@@ -432,13 +444,13 @@ impl<H> PartitionDriver<H> {
     }
 
     /// Asks the shell, once per time, for the rules' configuration through
-    /// `at`, or through the newest record held if that is later (every held
-    /// record will need it: one seal for all of them).
+    /// `at`, and as far as the newest record held if that is later (every
+    /// held record will need it: one seal for all of them).
     fn need_rules(&mut self, at: EventTime, out: &mut Vec<Output<H>>) {
-        let at = self.held_through.map_or(at, |t| t.max(at));
-        if self.rules_needed.is_none_or(|n| at > n) {
-            self.rules_needed = Some(at);
-            out.push(Output::RulesNeeded(at));
+        let through = self.held_through.map_or(at, |t| t.max(at));
+        if self.rules_needed.is_none_or(|n| through > n) {
+            self.rules_needed = Some(through);
+            out.push(Output::RulesNeeded { at, through });
         }
     }
 
@@ -887,7 +899,7 @@ mod tests {
                 Output::Resume(Stream::Invoices) => Some("resume-inv".into()),
                 Output::Pause(Stream::StaffVisits) => Some("pause-staff".into()),
                 Output::Resume(Stream::StaffVisits) => Some("resume-staff".into()),
-                Output::RulesNeeded(at) => Some(format!("rules@{}", at.0)),
+                Output::RulesNeeded { at, .. } => Some(format!("rules@{}", at.0)),
                 Output::Alert(_)
                 | Output::Suppressed(_)
                 | Output::PeerDay(_)
@@ -994,7 +1006,7 @@ mod tests {
         }
         let asked = |out: &[Output<i64>]| {
             out.iter()
-                .filter_map(|o| if let Output::RulesNeeded(at) = o { Some(*at) } else { None })
+                .filter_map(|o| if let Output::RulesNeeded { through, .. } = o { Some(*through) } else { None })
                 .collect::<Vec<_>>()
         };
         let first = asked(&out);
