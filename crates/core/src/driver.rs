@@ -227,20 +227,9 @@ pub enum Output<H> {
     /// Fetch this partition of the stream again (nothing held).
     Resume(Stream),
     /// Records wait because the rules' configuration is not known through
-    /// `at`, the event time of the first of them (see
-    /// [`PartitionDriver::set_rules_known_through`]): the shell has the
-    /// rules topic sealed through it, and as far as `through` (the newest
-    /// record held, at or after `at`) if it may: every held record will
-    /// need it, and one seal then releases a backlog. A record's `at` may
-    /// be too far ahead of the wall clock to be sealed for (it waits);
-    /// `through` may be any held record's, an absurd date's too, and only
-    /// says how far a seal would be of use.
-    RulesNeeded {
-        /// The first waiting record's event time.
-        at: EventTime,
-        /// The newest held record's event time (at least `at`).
-        through: EventTime,
-    },
+    /// this event time (see [`PartitionDriver::set_rules_known_through`]):
+    /// the shell has the rules topic sealed through it.
+    RulesNeeded(EventTime),
 }
 
 /// Records a driver holds back, by what they wait for.
@@ -293,14 +282,8 @@ pub struct PartitionDriver<H> {
     /// configuration: offset and batch, in offset order.
     held_staff: VecDeque<(i64, Option<Vec<ToStaff>>)>,
     staff_paused: bool,
-    /// The latest `through` [`Output::RulesNeeded`] asked for.
+    /// The latest time [`Output::RulesNeeded`] asked for.
     rules_needed: Option<EventTime>,
-    /// The newest event time of a record this driver has held (time
-    /// reports, invoices, the staff stage's progress): when records wait
-    /// for the rules' configuration, a seal through here is asked for at
-    /// once ([`Output::RulesNeeded`]'s `through`), so that a backlog is
-    /// sealed for in a few steps, not a day at a time.
-    held_through: Option<EventTime>,
     /// Issue time of the newest invoice processed.
     invoices_through: Option<EventTime>,
     /// The partition of each reference-data topic as a source of the
@@ -339,7 +322,6 @@ impl<H> PartitionDriver<H> {
             held_staff: VecDeque::new(),
             staff_paused: false,
             rules_needed: None,
-            held_through: None,
             invoices_through: None,
             reference: [ReferenceSource::default(); 3],
             reference_lateness_secs,
@@ -410,11 +392,6 @@ impl<H> PartitionDriver<H> {
             return;
         }
         if !self.held_staff.is_empty() || self.staff_must_wait(batch.as_deref(), out) {
-            let progress = batch.iter().flatten().filter_map(|m| match m {
-                ToStaff::Progress(p) => Some(p.watermark),
-                _ => None,
-            });
-            self.note_held(progress.max());
             self.held_staff.push_back((offset, batch));
             if self.held_staff.len() >= self.hold_limit.records && !self.staff_paused {
                 self.staff_paused = true;
@@ -443,14 +420,11 @@ impl<H> PartitionDriver<H> {
         })
     }
 
-    /// Asks the shell, once per time, for the rules' configuration through
-    /// `at`, and as far as the newest record held if that is later (every
-    /// held record will need it: one seal for all of them).
+    /// Asks the shell, once per time, for the rules' configuration through `at`.
     fn need_rules(&mut self, at: EventTime, out: &mut Vec<Output<H>>) {
-        let through = self.held_through.map_or(at, |t| t.max(at));
-        if self.rules_needed.is_none_or(|n| through > n) {
-            self.rules_needed = Some(through);
-            out.push(Output::RulesNeeded { at, through });
+        if self.rules_needed.is_none_or(|n| at > n) {
+            self.rules_needed = Some(at);
+            out.push(Output::RulesNeeded(at));
         }
     }
 
@@ -640,15 +614,7 @@ impl<H> PartitionDriver<H> {
         }
     }
 
-    /// Notes the event time of a record put on hold (see `held_through`).
-    fn note_held(&mut self, at: Option<EventTime>) {
-        if let Some(at) = at {
-            self.held_through = Some(self.held_through.map_or(at, |t| t.max(at)));
-        }
-    }
-
     fn hold_invoice(&mut self, record: Record<H>, out: &mut Vec<Output<H>>) {
-        self.note_held(record.decoded.as_ref().ok().map(DomainEvent::event_time));
         self.held_invoice_bytes += record.size;
         self.held_invoices.push_back(record);
         let full =
@@ -708,7 +674,6 @@ impl<H> PartitionDriver<H> {
     }
 
     fn hold(&mut self, record: Record<H>, event_time: Option<EventTime>, out: &mut Vec<Output<H>>) {
-        self.note_held(event_time);
         self.held_bytes += record.size;
         self.held.push_back(Held { record, event_time });
         let full = self.held.len() >= self.hold_limit.records || self.held_bytes >= self.hold_limit.bytes;
@@ -899,7 +864,7 @@ mod tests {
                 Output::Resume(Stream::Invoices) => Some("resume-inv".into()),
                 Output::Pause(Stream::StaffVisits) => Some("pause-staff".into()),
                 Output::Resume(Stream::StaffVisits) => Some("resume-staff".into()),
-                Output::RulesNeeded { at, .. } => Some(format!("rules@{}", at.0)),
+                Output::RulesNeeded(at) => Some(format!("rules@{}", at.0)),
                 Output::Alert(_)
                 | Output::Suppressed(_)
                 | Output::PeerDay(_)
@@ -978,49 +943,6 @@ mod tests {
         d.set_rules_known_through(through(1), &mut at_end, &mut out);
         assert_eq!(kinds(&out), ["inv", "inv", "tr", "tr"], "released in offset order per input");
         assert_eq!((d.held(), d.next().time_reports, d.next().invoices), (0, 3, 2));
-    }
-
-    /// A backlog of a month read while the rules' configuration is known
-    /// through its first day: once records are held, the shell is asked for
-    /// the newest of them, not for the next day, so the backlog goes after
-    /// two seals, not thirty (a catch-up then runs at the broker's pace; it
-    /// took a round trip through the rules topic per day of backlog).
-    #[test]
-    fn a_held_backlog_is_asked_for_through_its_newest_record_at_once() {
-        let mut d = PartitionDriver::new(
-            Engine::new(CoreConfig::default()),
-            Offsets::default(),
-            HashMap::new(),
-            HoldLimit::records(1_000),
-        );
-        let mut out = Vec::new();
-        let mut at_end = || Some(0);
-        let start = Day::from_ymd(2026, 3, 2).start();
-        d.set_rules_known_through(start, &mut at_end, &mut out);
-        for i in 0..120 {
-            d.offer(
-                record(Input::TimeReports, i, Ok(visit(&format!("tr-{i}"), i / 4, (i % 4) * 90, 1, 1))),
-                &mut at_end,
-                &mut out,
-            );
-        }
-        let asked = |out: &[Output<i64>]| {
-            out.iter()
-                .filter_map(|o| if let Output::RulesNeeded { through, .. } = o { Some(*through) } else { None })
-                .collect::<Vec<_>>()
-        };
-        let first = asked(&out);
-        assert_eq!(first.len(), 1, "asked once while the records came: {first:?}");
-        assert!(first[0] < start.plus_secs(2 * DAY), "the first record past the known time: {first:?}");
-        out.clear();
-        // The first seal, through what was asked (plus a day, as the shell seals).
-        d.set_rules_known_through(first[0].plus_secs(DAY), &mut at_end, &mut out);
-        let second = asked(&out);
-        let newest = visit("tr-119", 119 / 4, 3 * 90, 1, 1).event_time();
-        assert_eq!(second, [newest], "asked through the newest held record at once");
-        d.set_rules_known_through(second[0], &mut at_end, &mut out);
-        assert_eq!(d.held(), 0, "two seals release a month");
-        assert_eq!(d.next().time_reports, 120);
     }
 
     #[test]
