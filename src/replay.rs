@@ -441,7 +441,9 @@ impl Sink {
             // Nothing was read back from an alert topic; nothing is held.
             Output::Processed { .. } | Output::Suppressed(_) | Output::Pause(_) | Output::Resume(_) => {}
             // Replay knows the rules' whole history: nothing waits for it.
-            Output::RulesNeeded(at) => anyhow::bail!("a record waited for the rules' configuration through {at}"),
+            Output::RulesNeeded { at, .. } => {
+                anyhow::bail!("a record waited for the rules' configuration through {at}")
+            }
         }
         Ok(())
     }

@@ -571,14 +571,20 @@ pub struct TopicsConfig {
     pub absences: String,
     /// Reference-data topic of the provider register, keyed by entry id.
     pub provider_register: String,
-    /// `min.compaction.lag.ms` of the reference-data topics: how long a
-    /// superseded version of a fact stays readable. An instance that starts
-    /// rebuilds the reference table from these topics and must find every
-    /// version a decision still to be taken can ask about, so this must
-    /// cover `core.horizon_days` + 120 days (the table's own look back,
-    /// checked) of event time behind the newest registrations.
-    #[serde(with = "duration")]
-    pub reference_compaction_lag: Duration,
+    /// How long a superseded version of a reference fact stays readable
+    /// on the reference-data topics. An instance that starts rebuilds the
+    /// reference table from these topics and must find every version a
+    /// decision still to be taken can ask about: `"forever"` (the default)
+    /// keeps every version (`cleanup.policy=delete`, `retention.ms=-1`); a
+    /// duration compacts the topics (`cleanup.policy=compact`, each fact's
+    /// newest version kept forever) with it as `min.compaction.lag.ms`,
+    /// and must cover `core.horizon_days` + 120 days (the table's own look
+    /// back, checked) of event time behind the newest registrations. Only
+    /// for a broker whose compaction honours `min.compaction.lag.ms`:
+    /// tansu 0.6.0 compacts regardless of it (`tests/tansu/compaction_lag.py`),
+    /// and a starting instance then decides without superseded versions
+    /// (other alerts than a replay's).
+    pub reference_compaction_lag: Retention,
 }
 
 /// How long a topic keeps records (its `retention.ms`): `"forever"` (-1) or
@@ -795,7 +801,7 @@ impl Default for TopicsConfig {
             granted_hours: "tillsyn.granted-hours.v1".into(),
             absences: "tillsyn.client-absences.v1".into(),
             provider_register: "tillsyn.provider-register.v1".into(),
-            reference_compaction_lag: Duration::from_secs(365 * 86_400),
+            reference_compaction_lag: Retention::Forever,
         }
     }
 }
@@ -932,11 +938,15 @@ impl ServiceConfig {
         self.kafka.check(&mut problems);
         self.topics.check(&mut problems);
         let keep = Duration::from_secs(u64::from(self.core.reference_keep_days()) * 86_400);
-        if self.core.reference.enabled && self.topics.reference_compaction_lag < keep {
+        if let Retention::For(lag) = self.topics.reference_compaction_lag
+            && self.core.reference.enabled
+            && lag < keep
+        {
             problems.push(format!(
-                "topics.reference_compaction_lag = {:?} must be at least {:?} (core.horizon_days + 120 days): a \
-                 starting instance must find every version of the reference data a decision can still ask about",
-                duration::format(self.topics.reference_compaction_lag),
+                "topics.reference_compaction_lag = {:?} must be at least {:?} (core.horizon_days + 120 days), or \
+                 \"forever\": a starting instance must find every version of the reference data a decision can \
+                 still ask about",
+                duration::format(lag),
                 duration::format(keep)
             ));
         }
@@ -1388,10 +1398,12 @@ impl TopicsConfig {
         // partitioned as the inputs, so that the owner of partition `k`
         // dead-letters what partition `k` of them holds that is refused.
         for kind in ReferenceKind::ALL {
-            specs.push(TopicSpec {
-                compact: true,
-                min_compaction_lag_ms: Some(self.reference_compaction_lag.as_millis().min(i64::MAX as u128) as i64),
-                ..spec(self.reference_topic(kind), self.partitions, Retention::Forever)
+            let topic = spec(self.reference_topic(kind), self.partitions, Retention::Forever);
+            specs.push(match self.reference_compaction_lag {
+                Retention::Forever => topic,
+                lag @ Retention::For(_) => {
+                    TopicSpec { compact: true, min_compaction_lag_ms: Some(lag.kafka_ms()), ..topic }
+                }
             });
         }
         specs
@@ -1652,11 +1664,14 @@ mod tests {
         let mut c = ServiceConfig::default();
         c.core.reference.enabled = true;
         assert!(c.validate().is_ok(), "{:?}", c.validate());
-        c.topics.reference_compaction_lag = Duration::from_secs(30 * 86_400);
+        c.topics.reference_compaction_lag = Retention::For(Duration::from_secs(30 * 86_400));
         assert_one_problem(
             &c,
-            "topics.reference_compaction_lag = \"30d\" must be at least \"210d\" (core.horizon_days + 120 days)",
+            "topics.reference_compaction_lag = \"30d\" must be at least \"210d\" (core.horizon_days + 120 days), or \
+             \"forever\"",
         );
+        c.topics.reference_compaction_lag = Retention::For(Duration::from_secs(210 * 86_400));
+        assert!(c.validate().is_ok(), "{:?}", c.validate());
         c.core.reference.enabled = false;
         assert!(c.validate().is_ok(), "no reference data, nothing to keep");
     }
@@ -2113,9 +2128,17 @@ mod tests {
             "tillsyn.client-absences.v1",
             "tillsyn.provider-register.v1",
         ]) {
-            assert_eq!((spec.name.as_str(), spec.partitions, spec.compact, spec.retention_ms), (name, 3, true, -1));
+            assert_eq!((spec.name.as_str(), spec.partitions, spec.compact, spec.retention_ms), (name, 3, false, -1));
+            assert_eq!(spec.min_compaction_lag_ms, None, "every version kept: not compacted");
+        }
+        // Compacted, with a lag: each fact's newest version kept forever,
+        // superseded ones for the lag.
+        t.reference_compaction_lag = Retention::For(Duration::from_secs(365 * 86_400));
+        for spec in &t.specs()[10..] {
+            assert_eq!((spec.compact, spec.retention_ms), (true, -1));
             assert_eq!(spec.min_compaction_lag_ms, Some(365 * 86_400_000), "superseded versions kept a year");
         }
+        t.reference_compaction_lag = Retention::Forever;
         assert_eq!(t.reference_of("tillsyn.client-absences.v1"), Some(ReferenceKind::Absences));
         assert_eq!(t.partition_topics(false).len(), 4);
         assert_eq!(

@@ -377,16 +377,50 @@ fn offline_alert_ids(events: &Path, config: &ServiceConfig) -> Vec<String> {
     let mut ids = Vec::new();
     let mut reader = tillsyn_core::codec::MessageReader::open(&alerts).unwrap();
     while let Some(a) = reader.next_message::<wire::Alert>().unwrap() {
+        remember(&a);
         ids.push(a.alert_id);
     }
     ids
+}
+
+/// What each alert id read by this test process stands for, so that a
+/// failed comparison says which alerts differ and how, not only their ids.
+static SEEN_ALERTS: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+
+fn remember(a: &wire::Alert) {
+    let day = |seconds: Option<i64>| seconds.map_or(0, |s| s.div_euclid(86_400));
+    let text = format!(
+        "{} v{} {:?} provider {} window {}..{} detected {} revision {} evidence {}",
+        a.rule_id,
+        a.rule_version,
+        wire::AlertStatus::try_from(a.status).unwrap_or_default(),
+        a.provider_id,
+        day(a.window_start.as_ref().map(|t| t.seconds)),
+        day(a.window_end.as_ref().map(|t| t.seconds)),
+        day(a.detected_at.as_ref().map(|t| t.seconds)),
+        a.revision,
+        a.evidence_event_ids.len()
+    );
+    SEEN_ALERTS.lock().unwrap_or_else(|e| e.into_inner()).insert(a.alert_id.clone(), text);
+}
+
+/// The alerts in `ids` but not in `other`, each with what it stands for.
+fn described_difference(ids: &[String], other: &[String]) -> Vec<String> {
+    let seen = SEEN_ALERTS.lock().unwrap_or_else(|e| e.into_inner());
+    let other: BTreeSet<_> = other.iter().collect();
+    ids.iter()
+        .filter(|id| !other.contains(id))
+        .map(|id| format!("{id}: {}", seen.get(id).map_or("(not read by this process)", String::as_str)))
+        .collect()
 }
 
 /// The alert ids on the alert topic, one per record.
 async fn live_alert_ids(config: &ServiceConfig) -> Vec<String> {
     let config = config.clone();
     tokio::task::spawn_blocking(move || {
-        tools::read_alerts(&config, None, Duration::from_secs(5)).unwrap().into_iter().map(|a| a.alert_id).collect()
+        let alerts = tools::read_alerts(&config, None, Duration::from_secs(5)).unwrap();
+        alerts.iter().for_each(remember);
+        alerts.into_iter().map(|a| a.alert_id).collect()
     })
     .await
     .unwrap()
@@ -394,8 +428,22 @@ async fn live_alert_ids(config: &ServiceConfig) -> Vec<String> {
 
 fn assert_same_alerts(live: &[String], offline: &[String]) {
     assert!(!offline.is_empty(), "the scenario has fraud");
-    assert_eq!(live.len(), offline.len(), "as many alert records live as offline (no duplicates, none missing)");
-    assert_eq!(live.iter().collect::<BTreeSet<_>>(), offline.iter().collect::<BTreeSet<_>>());
+    fn count(ids: &[String]) -> BTreeMap<&String, usize> {
+        ids.iter().fold(BTreeMap::new(), |mut m, id| {
+            *m.entry(id).or_default() += 1;
+            m
+        })
+    }
+    let doubled: Vec<_> = count(live).into_iter().filter(|(_, n)| *n > 1).collect();
+    assert!(
+        live.len() == offline.len() && doubled.is_empty() && count(live) == count(offline),
+        "as many alert records live ({}) as offline ({}), the same ones, none twice; twice or more live: \
+         {doubled:?}\nlive only: {:#?}\noffline only: {:#?}",
+        live.len(),
+        offline.len(),
+        described_difference(live, offline),
+        described_difference(offline, live)
+    );
 }
 
 /// A record read back: its key and its headers.

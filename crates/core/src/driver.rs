@@ -227,9 +227,20 @@ pub enum Output<H> {
     /// Fetch this partition of the stream again (nothing held).
     Resume(Stream),
     /// Records wait because the rules' configuration is not known through
-    /// this event time (see [`PartitionDriver::set_rules_known_through`]):
-    /// the shell has the rules topic sealed through it.
-    RulesNeeded(EventTime),
+    /// `at`, the event time of the first of them (see
+    /// [`PartitionDriver::set_rules_known_through`]): the shell has the
+    /// rules topic sealed through it, and as far as `through` (the newest
+    /// record held, at or after `at`) if it may: every held record will
+    /// need it, and one seal then releases a backlog. A record's `at` may
+    /// be too far ahead of the wall clock to be sealed for (it waits);
+    /// `through` may be any held record's, an absurd date's too, and only
+    /// says how far a seal would be of use.
+    RulesNeeded {
+        /// The first waiting record's event time.
+        at: EventTime,
+        /// The newest held record's event time (at least `at`).
+        through: EventTime,
+    },
 }
 
 /// Records a driver holds back, by what they wait for.
@@ -282,8 +293,14 @@ pub struct PartitionDriver<H> {
     /// configuration: offset and batch, in offset order.
     held_staff: VecDeque<(i64, Option<Vec<ToStaff>>)>,
     staff_paused: bool,
-    /// The latest time [`Output::RulesNeeded`] asked for.
-    rules_needed: Option<EventTime>,
+    /// The latest `at` and `through` [`Output::RulesNeeded`] asked for.
+    rules_needed: Option<(EventTime, EventTime)>,
+    /// The newest event time of a record this driver has held (time
+    /// reports, invoices, the staff stage's progress): when records wait
+    /// for the rules' configuration, a seal through here is asked for at
+    /// once ([`Output::RulesNeeded`]'s `through`), so that a backlog is
+    /// sealed for in a few steps, not a day at a time.
+    held_through: Option<EventTime>,
     /// Issue time of the newest invoice processed.
     invoices_through: Option<EventTime>,
     /// The partition of each reference-data topic as a source of the
@@ -322,6 +339,7 @@ impl<H> PartitionDriver<H> {
             held_staff: VecDeque::new(),
             staff_paused: false,
             rules_needed: None,
+            held_through: None,
             invoices_through: None,
             reference: [ReferenceSource::default(); 3],
             reference_lateness_secs,
@@ -392,6 +410,11 @@ impl<H> PartitionDriver<H> {
             return;
         }
         if !self.held_staff.is_empty() || self.staff_must_wait(batch.as_deref(), out) {
+            let progress = batch.iter().flatten().filter_map(|m| match m {
+                ToStaff::Progress(p) => Some(p.watermark),
+                _ => None,
+            });
+            self.note_held(progress.max());
             self.held_staff.push_back((offset, batch));
             if self.held_staff.len() >= self.hold_limit.records && !self.staff_paused {
                 self.staff_paused = true;
@@ -420,11 +443,17 @@ impl<H> PartitionDriver<H> {
         })
     }
 
-    /// Asks the shell, once per time, for the rules' configuration through `at`.
+    /// Asks the shell, once per time, for the rules' configuration through
+    /// `at`, and as far as the newest record held if that is later (every
+    /// held record will need it: one seal for all of them).
     fn need_rules(&mut self, at: EventTime, out: &mut Vec<Output<H>>) {
-        if self.rules_needed.is_none_or(|n| at > n) {
-            self.rules_needed = Some(at);
-            out.push(Output::RulesNeeded(at));
+        let through = self.held_through.map_or(at, |t| t.max(at));
+        // Again whenever either moved on: a seal asked for by another
+        // partition may have covered `at` and not `through`, and then the
+        // next waiting record is past it with `through` unchanged.
+        if self.rules_needed.is_none_or(|(a, t)| at > a || through > t) {
+            self.rules_needed = Some((at, through));
+            out.push(Output::RulesNeeded { at, through });
         }
     }
 
@@ -614,7 +643,15 @@ impl<H> PartitionDriver<H> {
         }
     }
 
+    /// Notes the event time of a record put on hold (see `held_through`).
+    fn note_held(&mut self, at: Option<EventTime>) {
+        if let Some(at) = at {
+            self.held_through = Some(self.held_through.map_or(at, |t| t.max(at)));
+        }
+    }
+
     fn hold_invoice(&mut self, record: Record<H>, out: &mut Vec<Output<H>>) {
+        self.note_held(record.decoded.as_ref().ok().map(DomainEvent::event_time));
         self.held_invoice_bytes += record.size;
         self.held_invoices.push_back(record);
         let full =
@@ -674,6 +711,7 @@ impl<H> PartitionDriver<H> {
     }
 
     fn hold(&mut self, record: Record<H>, event_time: Option<EventTime>, out: &mut Vec<Output<H>>) {
+        self.note_held(event_time);
         self.held_bytes += record.size;
         self.held.push_back(Held { record, event_time });
         let full = self.held.len() >= self.hold_limit.records || self.held_bytes >= self.hold_limit.bytes;
@@ -864,7 +902,7 @@ mod tests {
                 Output::Resume(Stream::Invoices) => Some("resume-inv".into()),
                 Output::Pause(Stream::StaffVisits) => Some("pause-staff".into()),
                 Output::Resume(Stream::StaffVisits) => Some("resume-staff".into()),
-                Output::RulesNeeded(at) => Some(format!("rules@{}", at.0)),
+                Output::RulesNeeded { at, .. } => Some(format!("rules@{}", at.0)),
                 Output::Alert(_)
                 | Output::Suppressed(_)
                 | Output::PeerDay(_)
@@ -943,6 +981,95 @@ mod tests {
         d.set_rules_known_through(through(1), &mut at_end, &mut out);
         assert_eq!(kinds(&out), ["inv", "inv", "tr", "tr"], "released in offset order per input");
         assert_eq!((d.held(), d.next().time_reports, d.next().invoices), (0, 3, 2));
+    }
+
+    /// A backlog of a month read while the rules' configuration is known
+    /// through its first day: once records are held, the shell is asked for
+    /// the newest of them, not for the next day, so the backlog goes after
+    /// two seals, not thirty (a catch-up then runs at the broker's pace; it
+    /// took a round trip through the rules topic per day of backlog).
+    #[test]
+    fn a_held_backlog_is_asked_for_through_its_newest_record_at_once() {
+        let mut d = PartitionDriver::new(
+            Engine::new(CoreConfig::default()),
+            Offsets::default(),
+            HashMap::new(),
+            HoldLimit::records(1_000),
+        );
+        let mut out = Vec::new();
+        let mut at_end = || Some(0);
+        let start = Day::from_ymd(2026, 3, 2).start();
+        d.set_rules_known_through(start, &mut at_end, &mut out);
+        for i in 0..120 {
+            d.offer(
+                record(Input::TimeReports, i, Ok(visit(&format!("tr-{i}"), i / 4, (i % 4) * 90, 1, 1))),
+                &mut at_end,
+                &mut out,
+            );
+        }
+        let asked = |out: &[Output<i64>]| {
+            out.iter()
+                .filter_map(|o| if let Output::RulesNeeded { through, .. } = o { Some(*through) } else { None })
+                .collect::<Vec<_>>()
+        };
+        let first = asked(&out);
+        assert_eq!(first.len(), 1, "asked once while the records came: {first:?}");
+        assert!(first[0] < start.plus_secs(2 * DAY), "the first record past the known time: {first:?}");
+        out.clear();
+        // The first seal, through what was asked (plus a day, as the shell seals).
+        d.set_rules_known_through(first[0].plus_secs(DAY), &mut at_end, &mut out);
+        let second = asked(&out);
+        let newest = visit("tr-119", 119 / 4, 3 * 90, 1, 1).event_time();
+        assert_eq!(second, [newest], "asked through the newest held record at once");
+        d.set_rules_known_through(second[0], &mut at_end, &mut out);
+        assert_eq!(d.held(), 0, "two seals release a month");
+        assert_eq!(d.next().time_reports, 120);
+    }
+
+    /// A seal that covers the first waiting record but not the newest held
+    /// one (another partition asked for it): once the records it covers are
+    /// processed, the driver asks again for the next waiting one, although
+    /// the newest held record is what it asked for already. (It asked only
+    /// when the newest moved on, and waited for ever: five broker tests
+    /// stalled on it, 2026-12-02.)
+    #[test]
+    fn a_seal_short_of_the_held_records_is_followed_by_a_new_ask() {
+        let mut d = PartitionDriver::new(
+            Engine::new(CoreConfig::default()),
+            Offsets::default(),
+            HashMap::new(),
+            HoldLimit::records(1_000),
+        );
+        let mut out = Vec::new();
+        let mut at_end = || Some(0);
+        let start = Day::from_ymd(2026, 3, 2).start();
+        d.set_rules_known_through(start, &mut at_end, &mut out);
+        for i in 0..120 {
+            d.offer(
+                record(Input::TimeReports, i, Ok(visit(&format!("tr-{i}"), i / 4, (i % 4) * 90, 1, 1))),
+                &mut at_end,
+                &mut out,
+            );
+        }
+        out.clear();
+        // Records of the first days were asked for; now the newest held.
+        d.set_rules_known_through(start.plus_secs(DAY), &mut at_end, &mut out);
+        let newest = visit("tr-119", 119 / 4, 3 * 90, 1, 1).event_time();
+        let asked = |out: &[Output<i64>]| {
+            out.iter()
+                .filter_map(|o| if let Output::RulesNeeded { at, through } = o { Some((*at, *through)) } else { None })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(asked(&out).last().map(|a| a.1), Some(newest));
+        out.clear();
+        // Another partition's seal: ten days, short of the newest held.
+        let ten = start.plus_secs(10 * DAY);
+        d.set_rules_known_through(ten, &mut at_end, &mut out);
+        let again = asked(&out);
+        assert_eq!(again.len(), 1, "asked again: {again:?}");
+        assert!(again[0].0 > ten && again[0].1 == newest, "{again:?}");
+        d.set_rules_known_through(newest, &mut at_end, &mut out);
+        assert_eq!(d.held(), 0);
     }
 
     #[test]

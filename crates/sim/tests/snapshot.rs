@@ -35,9 +35,26 @@ fn wire_alerts(alerts: &[Alert]) -> Vec<Vec<u8>> {
 
 #[test]
 fn a_restored_engine_continues_exactly_where_the_snapshot_was_taken() {
-    let config = CoreConfig::default();
-    let events = events(&scenario(), &config);
-    assert!(events.len() > 50_000);
+    restored_every(CoreConfig::default(), &scenario(), 50_000, 7_919, 6);
+}
+
+/// The same with the reference data: the visits waiting for it, the
+/// findings of the reference rules and the invoices they hold go through
+/// the snapshots too.
+#[test]
+fn a_restored_engine_with_reference_data_continues_exactly_where_the_snapshot_was_taken() {
+    let mut config = CoreConfig::default();
+    config.reference.enabled = true;
+    let sim = SimConfig { reference: true, fraudulent_providers: 4, providers: 14, clients: 400, ..scenario() };
+    restored_every(config, &sim, 20_000, 1_009, 5);
+}
+
+/// Runs `sim`'s events through an engine restored from its own snapshot
+/// every `every` events and through one never interrupted: the same
+/// alerts, byte for byte, and the same final state.
+fn restored_every(config: CoreConfig, sim: &SimConfig, at_least: usize, every: usize, rules_at_least: usize) {
+    let events = events(sim, &config);
+    assert!(events.len() > at_least, "{}", events.len());
 
     let mut uninterrupted = Standalone::new(config.clone());
     let mut expected = Vec::new();
@@ -48,13 +65,13 @@ fn a_restored_engine_continues_exactly_where_the_snapshot_was_taken() {
     }
     assert!(expected.len() > 10, "the scenario has fraud");
 
-    // Snapshot and restore every 7,919 events (a prime, so the cuts fall
+    // Snapshot and restore every `every` events (a prime, so the cuts fall
     // at every kind of point: mid-day, at day closes, between invoices).
     let mut core = Standalone::new(config.clone());
     let mut alerts = Vec::new();
     let mut restores = 0;
     for (i, e) in events.iter().enumerate() {
-        if i % 7_919 == 0 && i > 0 {
+        if i % every == 0 && i > 0 {
             let bytes = core.engine.snapshot();
             let restored = Engine::restore(config.clone(), &bytes).expect("restores");
             assert!(restored.snapshot() == bytes, "restoring then writing gives the same bytes");
@@ -73,7 +90,7 @@ fn a_restored_engine_continues_exactly_where_the_snapshot_was_taken() {
     }
     assert!(core.engine.snapshot() == uninterrupted.engine.snapshot(), "and the same final state");
     let rules: std::collections::BTreeSet<_> = expected.iter().map(|a| a.rule.id).collect();
-    assert!(rules.len() >= 6, "many rules' episodes went through snapshots: {rules:?}");
+    assert!(rules.len() >= rules_at_least, "many rules' episodes went through snapshots: {rules:?}");
     // Every unit is readable back: units are a closed enum (`finding::Unit`)
     // written by name, so the episodes restored above carried them.
 }

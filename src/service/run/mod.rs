@@ -153,7 +153,7 @@ struct Io<'a> {
     /// partition and sent as one record each by [`Io::flush_staff`].
     staff_batches: Mutex<StaffBatches>,
     /// The latest time a partition waited for the rules' configuration.
-    rules_wanted: Mutex<Option<EventTime>>,
+    rules_wanted: Mutex<Option<(EventTime, EventTime)>>,
 }
 
 /// Records for the staff stage not yet sent, per staff partition, in order.
@@ -262,9 +262,9 @@ impl Io<'_> {
                         warn!(partition, pause, topic = topic.as_str(), error = %e, "cannot pause or resume a partition");
                     }
                 }
-                Output::RulesNeeded(at) => {
+                Output::RulesNeeded { at, through } => {
                     let mut wanted = self.rules_wanted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    *wanted = Some(wanted.map_or(at, |w| w.max(at)));
+                    *wanted = Some(wanted.map_or((at, through), |(a, t)| (a.max(at), t.max(through))));
                 }
             }
         }
@@ -435,7 +435,7 @@ impl Io<'_> {
 
     /// The latest time a partition waited for the rules' configuration
     /// since the last call.
-    fn take_rules_wanted(&self) -> Option<EventTime> {
+    fn take_rules_wanted(&self) -> Option<(EventTime, EventTime)> {
         self.rules_wanted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
     }
 }
@@ -680,7 +680,7 @@ pub async fn run(
                             failure = Some(e.context("giving a restored partition the rules' configuration"));
                             break;
                         }
-                        debug_assert!(outputs.iter().all(|o| matches!(o, Output::RulesNeeded(_))));
+                        debug_assert!(outputs.iter().all(|o| matches!(o, Output::RulesNeeded { .. })));
                         let offsets = restored.driver.next();
                         state.starting.insert(partition, (generation, restored));
                         if consumer.commands.send(Command::Start { partition, offsets, generation }).is_err() {
@@ -819,8 +819,8 @@ pub async fn run(
         }
         // The rules topic: a seal where partitions wait for one, and a read
         // every second (at once after a seal), one at a time.
-        if let Some(wanted) = io.take_rules_wanted() {
-            rules_feed.want(wanted);
+        if let Some((at, through)) = io.take_rules_wanted() {
+            rules_feed.want(at, through);
         }
         let max_future = config.core.max_ahead;
         let seal = rules_feed.seal_due(std::time::SystemTime::now(), config.topics.rules_seal_ahead, max_future);

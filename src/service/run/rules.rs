@@ -6,7 +6,9 @@
 //! may have changed (every second, and at once after it wrote a seal). A
 //! partition whose records wait for the configuration says so
 //! (`Output::RulesNeeded`); the service then seals the topic through that
-//! time plus `topics.rules_seal_ahead`, and lets the partitions go once it
+//! time, or as far as the newest record the partition holds (within
+//! `core.max_ahead` of the wall clock), plus `topics.rules_seal_ahead`,
+//! and lets the partitions go once it
 //! has read its seal back (at once after the broker acknowledged it). A
 //! change published later must be in force after that seal, so no
 //! decision already made could have needed it. Which changes are accepted
@@ -52,8 +54,11 @@ pub struct RulesFeed {
     next: i64,
     /// This process's name in the keys of its seals.
     writer: String,
-    /// The latest time a partition waits for.
+    /// The latest time a partition's first waiting record needs.
     wanted: Option<EventTime>,
+    /// The newest record held by a partition that waits: how far a seal
+    /// is of use.
+    reach: Option<EventTime>,
     /// The latest seal this process wrote, and when (wall clock).
     requested: Option<EventTime>,
     requested_at: Option<SystemTime>,
@@ -74,6 +79,7 @@ impl RulesFeed {
             next: 0,
             writer,
             wanted: None,
+            reach: None,
             requested: None,
             requested_at: None,
         }
@@ -159,32 +165,46 @@ impl RulesFeed {
         Ok(())
     }
 
-    /// A partition waits for the configuration through `at`.
-    pub fn want(&mut self, at: EventTime) {
+    /// A partition waits for the configuration through `at`, and holds
+    /// records through `through` (see `Output::RulesNeeded`).
+    pub fn want(&mut self, at: EventTime, through: EventTime) {
         self.wanted = Some(self.wanted.map_or(at, |w| w.max(at)));
+        self.reach = Some(self.reach.map_or(through, |r| r.max(through)));
     }
 
     /// The seal to write now, if one is needed and not written yet: through
-    /// the wanted time plus `ahead`; none for records more than
-    /// `max_future` after `now` (the wall clock).
+    /// the newest held record (at least the wanted time) plus `ahead`, but
+    /// never beyond `max_future` after `now` (the wall clock); none while
+    /// the first waiting record itself is beyond that (it waits, and says
+    /// so: [`Self::waiting_for_the_future`]). While a held record is beyond
+    /// that limit, the limit moves with the wall clock: a seal a day at
+    /// most (each reaches `ahead` further).
     pub fn seal_due(&mut self, now: SystemTime, ahead: Duration, max_future: Duration) -> Option<(String, Vec<u8>)> {
         let wanted = self.wanted?;
+        let limit = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+            .saturating_add(max_future.as_secs() as i64);
+        if wanted.0 > limit {
+            return None;
+        }
+        // As far as the held records go, within the limit: a backlog of
+        // months is sealed for in a few steps; an absurd date among the held
+        // records brings the seal no further than the limit. Also when the
+        // first waiting record is covered already (by a seal another
+        // partition asked for) and the held ones are not.
+        let target = EventTime(self.reach.map_or(wanted, |r| r.max(wanted)).0.min(limit));
         // A seal asked for and not read back within SEAL_AGAIN_AFTER (lost
         // on the way, or skipped by a read) is written again: partitions
         // must not wait for ever on one record.
         let asked_lately =
             self.requested_at.is_some_and(|at| now.duration_since(at).unwrap_or_default() < SEAL_AGAIN_AFTER);
-        if wanted <= self.known_through() || (self.requested.is_some_and(|r| r >= wanted) && asked_lately) {
+        if target <= self.known_through() || (self.requested.is_some_and(|r| r >= target) && asked_lately) {
             return None;
         }
-        let asked = now;
-        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        if wanted.0 > now.saturating_add(max_future.as_secs() as i64) {
-            return None;
-        }
-        let through = EventTime(wanted.0.saturating_add(ahead.as_secs() as i64));
+        let through = EventTime(target.0.saturating_add(ahead.as_secs() as i64));
         self.requested = Some(through);
-        self.requested_at = Some(asked);
+        self.requested_at = Some(now);
         let entry = RulesEntry::Seal { through };
         Some((entry.key(&self.writer), entry.encode("")))
     }
@@ -229,7 +249,7 @@ mod tests {
         let day = |d: i64| EventTime(1_767_225_600 + d * 86_400);
         let now = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
         let (ahead, max_future) = (Duration::from_secs(86_400), Duration::from_secs(2 * 86_400));
-        feed.want(day(3));
+        feed.want(day(3), day(3));
         let (key, _) = feed.seal_due(now, ahead, max_future).expect("a seal through day 4");
         assert!(key.starts_with(&format!("seal/{}/", day(4).0)), "{key}");
         // Asked for: not again while it may still be on its way.
@@ -240,5 +260,67 @@ mod tests {
         // Read back: nothing more to write.
         feed.apply(vec![(0, Some(again.1))]);
         assert!(feed.seal_due(now + 3 * SEAL_AGAIN_AFTER, ahead, max_future).is_none());
+    }
+
+    /// A backlog: a partition's first waiting record is of day 3, its newest
+    /// held one of day 40. One seal through day 41 releases them all.
+    #[test]
+    fn a_seal_reaches_as_far_as_the_newest_held_record() {
+        let mut feed = RulesFeed::new(&ServiceConfig::default());
+        let day = |d: i64| EventTime(1_767_225_600 + d * 86_400);
+        let now = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+        let (ahead, max_future) = (Duration::from_secs(86_400), Duration::from_secs(2 * 86_400));
+        feed.want(day(3), day(40));
+        let (key, _) = feed.seal_due(now, ahead, max_future).expect("a seal through day 41");
+        assert!(key.starts_with(&format!("seal/{}/", day(41).0)), "{key}");
+    }
+
+    /// Another partition's seal covers this one's first waiting record
+    /// but not the records it holds: a seal is still written, as far as
+    /// they go (without it the partition's next waiting record, past the
+    /// seal, would find nothing asked for; the cause of five stalled broker
+    /// tests on 2026-12-02).
+    #[test]
+    fn a_seal_is_written_for_held_records_beyond_a_seal_that_covers_the_first() {
+        let mut feed = RulesFeed::new(&ServiceConfig::default());
+        let day = |d: i64| EventTime(1_767_225_600 + d * 86_400);
+        let now = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+        let (ahead, max_future) = (Duration::from_secs(86_400), Duration::from_secs(2 * 86_400));
+        feed.want(day(3), day(3));
+        let (_, first) = feed.seal_due(now, ahead, max_future).expect("a seal through day 4");
+        feed.apply(vec![(0, Some(first))]);
+        assert_eq!(feed.known_through(), day(4));
+        feed.want(day(4), day(30));
+        let (key, _) = feed.seal_due(now, ahead, max_future).expect("a seal through day 31");
+        assert!(key.starts_with(&format!("seal/{}/", day(31).0)), "{key}");
+    }
+
+    /// A partition whose held records include an absurd date (2099) gets a
+    /// seal as far as the wall clock allows, so the records before that one
+    /// go on; nothing is sealed beyond it, and nothing said of waiting for
+    /// the future while the first waiting record is not. Once that record
+    /// is first, it waits, and says so.
+    #[test]
+    fn an_absurd_date_among_the_held_records_seals_no_further_than_the_limit() {
+        let mut feed = RulesFeed::new(&ServiceConfig::default());
+        let now_secs: i64 = 1_790_000_000;
+        let now = UNIX_EPOCH + Duration::from_secs(now_secs as u64);
+        let (ahead, max_future) = (Duration::from_secs(86_400), Duration::from_secs(2 * 86_400));
+        let absurd = EventTime(4_070_908_800); // 2099-01-01
+        feed.want(EventTime(now_secs - 30 * 86_400), absurd);
+        let (key, value) = feed.seal_due(now, ahead, max_future).expect("a seal up to the limit");
+        let limit = now_secs + 3 * 86_400;
+        assert!(key.starts_with(&format!("seal/{limit}/")), "{key}");
+        assert!(
+            feed.waiting_for_the_future(now, max_future).is_none(),
+            "the first waiting record is not in the future"
+        );
+        feed.apply(vec![(0, Some(value))]);
+        assert_eq!(feed.known_through(), EventTime(limit));
+        assert!(feed.seal_due(now + Duration::from_secs(3_600), ahead, max_future).is_none(), "nothing waits");
+        // The absurd record comes first: no seal for it; it waits, and says so.
+        feed.want(absurd, absurd);
+        assert!(feed.seal_due(now + Duration::from_secs(7_200), ahead, max_future).is_none());
+        assert_eq!(feed.waiting_for_the_future(now, max_future), Some(absurd));
     }
 }
