@@ -14,15 +14,21 @@
 //! the provider performed for its clients that have a decision for the
 //! service, divided by the minutes those decisions granted over the same
 //! days (pro rata by the seconds of each month covered; for a client
-//! whose first visit with the provider in the window came later, from
-//! that day), with the reference data as registered by the day's
-//! decision time. Computed when the reference data is known through that
+//! whose care with the provider began in the window, its first visit
+//! there after a whole window without, from that day), with the reference
+//! data as registered by the day's decision time. Computed when the reference data is known through that
 //! time, published with the day's peer samples, and compared with the
 //! providers of the same municipality by modified z-score (MAD floored
 //! at `mad_floor`) on the final peer statistics of the day. Fires at
 //! `z_threshold` and a ratio of at least `min_ratio`. A provider with
 //! fewer than `min_clients` such clients or `min_granted_hours` granted
 //! in the window is not compared (nor counted among the peers).
+//!
+//! Version 2 (2026-12-02) tells when a client's care began from the days
+//! visited alone; version 1 forgot a client at the first computation
+//! that found no visit in its window, which came before or after the
+//! client's next visits depending on when the reference data arrived, so
+//! a live run and a replay could differ.
 //!
 //! **Parameters** ([`Params`]): `window_days` (14), `min_clients` (10),
 //! `min_granted_hours` (100), `min_peers` (5), `z_threshold` (3.5),
@@ -41,7 +47,7 @@ use crate::text::{Text, en, sv};
 /// Identity of `granted-hours-utilisation` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
     id: "granted-hours-utilisation",
-    version: 1,
+    version: 2,
     pattern: 15,
     name: "Share of the granted hours performed far above peers",
     quiet_days: 30,
@@ -77,14 +83,28 @@ pub const HOME_CARE: [ServiceType; 4] =
     [ServiceType::PersonalCare, ServiceType::Service, ServiceType::Escort, ServiceType::DoubleStaffing];
 
 /// One client's home care of one service type with this provider.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClientDays {
-    /// The first day with a visit since the client was last without
-    /// visits for a whole window.
-    pub first: Day,
-    /// Performed minutes per day with a visit, days ascending, from the
-    /// oldest day of the window of the last day sampled.
+    /// Performed minutes per day with a visit, days ascending, from a
+    /// window before the oldest day of the window of the last day sampled
+    /// (enough to tell whether the client's care began in the window).
     pub days: Vec<(Day, u32)>,
+}
+
+impl ClientDays {
+    /// The first day counted for the window `[oldest, day]`: `oldest` if
+    /// the client's care with the provider goes back beyond it without a
+    /// whole window (`window_days`) without visits, else the first day
+    /// with a visit in it; `None` without one. A function of the days
+    /// visited alone, so the same whenever it is asked (the share is
+    /// computed when the reference data is known through the day's
+    /// decision, which may come before or after later visits arrive).
+    fn first_counted(&self, oldest: Day, day: Day, window_days: u32) -> Option<Day> {
+        let at = self.days.partition_point(|(d, _)| *d < oldest);
+        let (first, _) = self.days.get(at).filter(|(d, _)| *d <= day)?;
+        let continued = at > 0 && first.0 - self.days[at - 1].0.0 - 1 < window_days as i32;
+        Some(if continued { oldest } else { *first })
+    }
 }
 
 /// The provider's share of the granted hours over the window through one day.
@@ -166,9 +186,11 @@ impl GrantedHoursUtilisation {
         let (day, now) = (ctx.day, ctx.now);
         let oldest = day.plus(1 - self.0.window_days as i32);
         let end = day.plus(1).start();
+        // Kept: the window, and a window before it (see `first_counted`).
+        let kept = oldest.plus(-(self.0.window_days as i32));
         let state = &mut ctx.provider.rules.granted_hours_utilisation;
         state.clients.retain(|_, c| {
-            let gone = c.days.partition_point(|(d, _)| *d < oldest);
+            let gone = c.days.partition_point(|(d, _)| *d < kept);
             c.days.drain(..gone);
             !c.days.is_empty()
         });
@@ -177,11 +199,12 @@ impl GrantedHoursUtilisation {
         let (mut performed, mut granted, mut clients, mut from) = (0u64, 0.0, 0u32, day);
         for key in keys {
             let c = &state.clients[&key];
-            let minutes: u64 = c.days.iter().take_while(|(d, _)| *d <= day).map(|(_, m)| u64::from(*m)).sum();
+            let minutes: u64 =
+                c.days.iter().filter(|(d, _)| (oldest..=day).contains(d)).map(|(_, m)| u64::from(*m)).sum();
             if minutes == 0 {
                 continue;
             }
-            let first = c.first.max(oldest);
+            let Some(first) = c.first_counted(oldest, day, self.0.window_days) else { continue };
             let Some((g, _)) = reference.granted_minutes(key.0, key.1, first.start(), end, now) else { continue };
             if g <= 0.0 {
                 continue;
@@ -203,14 +226,7 @@ impl Rule for GrantedHoursUtilisation {
             return;
         }
         let (day, minutes) = (ctx.day, v.duration().0);
-        let c = ctx
-            .provider
-            .rules
-            .granted_hours_utilisation
-            .clients
-            .entry((v.client, v.service))
-            .or_insert_with(|| ClientDays { first: day, days: Vec::new() });
-        c.first = c.first.min(day);
+        let c = ctx.provider.rules.granted_hours_utilisation.clients.entry((v.client, v.service)).or_default();
         let at = c.days.partition_point(|(d, _)| *d < day);
         match c.days.get_mut(at) {
             Some((d, m)) if *d == day => *m = m.saturating_add(minutes),
@@ -309,12 +325,14 @@ mod tests {
     /// 0 `minutes_0`. Clients 90–99 of provider 1 have no decision and
     /// long visits (not counted).
     fn run(minutes_0: i64) -> Vec<crate::alerting::Alert> {
-        run_with(minutes_0, 0, false)
+        run_with(minutes_0, 0, false, false)
     }
 
     /// [`run`] with the reference data's heartbeats `lag_days` behind the
-    /// visits, and optionally a restart from a snapshot mid-March.
-    fn run_with(minutes_0: i64, lag_days: u32, restart: bool) -> Vec<crate::alerting::Alert> {
+    /// visits, optionally a restart from a snapshot mid-March, and
+    /// optionally (`gap`) provider 0's clients 8–11 visited only on 1–3
+    /// March and from 20 March (a whole window without visits between).
+    fn run_with(minutes_0: i64, lag_days: u32, restart: bool, gap: bool) -> Vec<crate::alerting::Alert> {
         let mut s = Scenario::with_reference("granted-hours-utilisation");
         for provider in 0..7u64 {
             for client in 0..12u64 {
@@ -326,6 +344,9 @@ mod tests {
         for day in 1..=31 {
             for provider in 0..7u64 {
                 for client in 0..12u64 {
+                    if gap && provider == 0 && client >= 8 && (4..20).contains(&day) {
+                        continue;
+                    }
                     let minutes =
                         if provider == 0 { minutes_0 } else { 46 + ((provider + client + day as u64) % 7) as i64 };
                     s.visit()
@@ -359,8 +380,25 @@ mod tests {
     fn the_days_wait_for_the_reference_data_and_the_answer_does_not_depend_on_when_it_came() {
         let reference = run(59);
         assert_eq!(reference.len(), 1);
-        assert_eq!(run_with(59, 6, false), reference, "the reference data six days behind");
-        assert_eq!(run_with(59, 6, true), reference, "and a restart while days wait for it");
+        assert_eq!(run_with(59, 6, false, false), reference, "the reference data six days behind");
+        assert_eq!(run_with(59, 6, true, false), reference, "and a restart while days wait for it");
+    }
+
+    /// Clients whose care with the provider began again in the window
+    /// count from that day, however late the share is computed: the
+    /// share of a day may be computed (once the reference data is known
+    /// through its decision) before or after later visits came. (Version 1
+    /// forgot a client at the first computation that found no visit in
+    /// the window, so a client whose later visits had come by then counted
+    /// from the window's start: with the reference data six days behind,
+    /// other alerts than with it on time; the broker test of the
+    /// reference data failed on it, 2026-12-02.)
+    #[test]
+    fn care_that_began_in_the_window_counts_from_its_first_day_whenever_the_share_is_computed() {
+        let on_time = run_with(59, 0, false, true);
+        assert!(!on_time.is_empty());
+        assert_eq!(run_with(59, 6, false, true), on_time, "the reference data six days behind");
+        assert_eq!(run_with(59, 6, true, true), on_time, "and a restart while days wait for it");
     }
 
     #[test]
