@@ -983,13 +983,9 @@ mod tests {
         assert_eq!((d.held(), d.next().time_reports, d.next().invoices), (0, 3, 2));
     }
 
-    /// A backlog of a month read while the rules' configuration is known
-    /// through its first day: once records are held, the shell is asked for
-    /// the newest of them, not for the next day, so the backlog goes after
-    /// two seals, not thirty (a catch-up then runs at the broker's pace; it
-    /// took a round trip through the rules topic per day of backlog).
-    #[test]
-    fn a_held_backlog_is_asked_for_through_its_newest_record_at_once() {
+    /// A driver whose rules' configuration is known through 2 March, with
+    /// a month of visits from then held (four a day), and its outputs.
+    fn held_month() -> (PartitionDriver<i64>, Vec<Output<i64>>, EventTime) {
         let mut d = PartitionDriver::new(
             Engine::new(CoreConfig::default()),
             Offsets::default(),
@@ -1007,6 +1003,18 @@ mod tests {
                 &mut out,
             );
         }
+        (d, out, start)
+    }
+
+    /// A backlog of a month read while the rules' configuration is known
+    /// through its first day: once records are held, the shell is asked for
+    /// the newest of them, not for the next day, so the backlog goes after
+    /// two seals, not thirty (a catch-up then runs at the broker's pace; it
+    /// took a round trip through the rules topic per day of backlog).
+    #[test]
+    fn a_held_backlog_is_asked_for_through_its_newest_record_at_once() {
+        let (mut d, mut out, start) = held_month();
+        let mut at_end = || Some(0);
         let asked = |out: &[Output<i64>]| {
             out.iter()
                 .filter_map(|o| if let Output::RulesNeeded { through, .. } = o { Some(*through) } else { None })
@@ -1034,23 +1042,8 @@ mod tests {
     /// stalled on it, 2026-12-02.)
     #[test]
     fn a_seal_short_of_the_held_records_is_followed_by_a_new_ask() {
-        let mut d = PartitionDriver::new(
-            Engine::new(CoreConfig::default()),
-            Offsets::default(),
-            HashMap::new(),
-            HoldLimit::records(1_000),
-        );
-        let mut out = Vec::new();
+        let (mut d, mut out, start) = held_month();
         let mut at_end = || Some(0);
-        let start = Day::from_ymd(2026, 3, 2).start();
-        d.set_rules_known_through(start, &mut at_end, &mut out);
-        for i in 0..120 {
-            d.offer(
-                record(Input::TimeReports, i, Ok(visit(&format!("tr-{i}"), i / 4, (i % 4) * 90, 1, 1))),
-                &mut at_end,
-                &mut out,
-            );
-        }
         out.clear();
         // Records of the first days were asked for; now the newest held.
         d.set_rules_known_through(start.plus_secs(DAY), &mut at_end, &mut out);

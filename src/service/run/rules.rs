@@ -224,6 +224,23 @@ mod tests {
         Some(RulesEntry::Seal { through: EventTime(day * 86_400) }.encode(""))
     }
 
+    /// Day `d` of 2026.
+    fn day(d: i64) -> EventTime {
+        EventTime(1_767_225_600 + d * 86_400)
+    }
+
+    /// A fresh feed, a wall clock, and the default seal-ahead (a day) and
+    /// limit ahead of the wall clock (two days).
+    fn fixture() -> (RulesFeed, SystemTime, Duration, Duration) {
+        let feed = RulesFeed::new(&ServiceConfig::default());
+        (
+            feed,
+            UNIX_EPOCH + Duration::from_secs(1_790_000_000),
+            Duration::from_secs(86_400),
+            Duration::from_secs(2 * 86_400),
+        )
+    }
+
     #[test]
     fn the_next_read_starts_after_the_last_record_read_not_at_the_reads_end() {
         let mut feed = RulesFeed::new(&ServiceConfig::default());
@@ -245,10 +262,7 @@ mod tests {
 
     #[test]
     fn a_seal_not_read_back_is_written_again_after_a_while() {
-        let mut feed = RulesFeed::new(&ServiceConfig::default());
-        let day = |d: i64| EventTime(1_767_225_600 + d * 86_400);
-        let now = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
-        let (ahead, max_future) = (Duration::from_secs(86_400), Duration::from_secs(2 * 86_400));
+        let (mut feed, now, ahead, max_future) = fixture();
         feed.want(day(3), day(3));
         let (key, _) = feed.seal_due(now, ahead, max_future).expect("a seal through day 4");
         assert!(key.starts_with(&format!("seal/{}/", day(4).0)), "{key}");
@@ -266,10 +280,7 @@ mod tests {
     /// held one of day 40. One seal through day 41 releases them all.
     #[test]
     fn a_seal_reaches_as_far_as_the_newest_held_record() {
-        let mut feed = RulesFeed::new(&ServiceConfig::default());
-        let day = |d: i64| EventTime(1_767_225_600 + d * 86_400);
-        let now = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
-        let (ahead, max_future) = (Duration::from_secs(86_400), Duration::from_secs(2 * 86_400));
+        let (mut feed, now, ahead, max_future) = fixture();
         feed.want(day(3), day(40));
         let (key, _) = feed.seal_due(now, ahead, max_future).expect("a seal through day 41");
         assert!(key.starts_with(&format!("seal/{}/", day(41).0)), "{key}");
@@ -282,10 +293,7 @@ mod tests {
     /// tests on 2026-12-02).
     #[test]
     fn a_seal_is_written_for_held_records_beyond_a_seal_that_covers_the_first() {
-        let mut feed = RulesFeed::new(&ServiceConfig::default());
-        let day = |d: i64| EventTime(1_767_225_600 + d * 86_400);
-        let now = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
-        let (ahead, max_future) = (Duration::from_secs(86_400), Duration::from_secs(2 * 86_400));
+        let (mut feed, now, ahead, max_future) = fixture();
         feed.want(day(3), day(3));
         let (_, first) = feed.seal_due(now, ahead, max_future).expect("a seal through day 4");
         feed.apply(vec![(0, Some(first))]);
