@@ -15,11 +15,12 @@
 //! service, divided by the minutes those decisions granted over the same
 //! days (pro rata by the seconds of each month covered; for a client
 //! whose care with the provider began in the window, its first visit
-//! there after a whole window without, from that day), with the reference
-//! data as registered by the day's decision time. Computed when the reference data is known through that
-//! time, published with the day's peer samples, and compared with the
-//! providers of the same municipality by modified z-score (MAD floored
-//! at `mad_floor`) on the final peer statistics of the day. Fires at
+//! there after a whole window without, from that day), with the
+//! reference data as registered by the day's decision time. Computed when
+//! the reference data is known through that time, published with the
+//! day's peer samples, and compared with the providers of the same
+//! municipality by modified z-score (MAD floored at `mad_floor`) on the
+//! final peer statistics of the day. Fires at
 //! `z_threshold` and a ratio of at least `min_ratio`. A provider with
 //! fewer than `min_clients` such clients or `min_granted_hours` granted
 //! in the window is not compared (nor counted among the peers).
