@@ -1006,6 +1006,14 @@ mod tests {
         (d, out, start)
     }
 
+    /// What the driver asked the shell for in `out`: each
+    /// [`Output::RulesNeeded`]'s first waiting and newest held time.
+    fn asked(out: &[Output<i64>]) -> Vec<(EventTime, EventTime)> {
+        out.iter()
+            .filter_map(|o| if let Output::RulesNeeded { at, through } = o { Some((*at, *through)) } else { None })
+            .collect()
+    }
+
     /// A backlog of a month read while the rules' configuration is known
     /// through its first day: once records are held, the shell is asked for
     /// the newest of them, not for the next day, so the backlog goes after
@@ -1015,18 +1023,14 @@ mod tests {
     fn a_held_backlog_is_asked_for_through_its_newest_record_at_once() {
         let (mut d, mut out, start) = held_month();
         let mut at_end = || Some(0);
-        let asked = |out: &[Output<i64>]| {
-            out.iter()
-                .filter_map(|o| if let Output::RulesNeeded { through, .. } = o { Some(*through) } else { None })
-                .collect::<Vec<_>>()
-        };
-        let first = asked(&out);
+        let through = |out: &[Output<i64>]| asked(out).into_iter().map(|(_, t)| t).collect::<Vec<_>>();
+        let first = through(&out);
         assert_eq!(first.len(), 1, "asked once while the records came: {first:?}");
         assert!(first[0] < start.plus_secs(2 * DAY), "the first record past the known time: {first:?}");
         out.clear();
         // The first seal, through what was asked (plus a day, as the shell seals).
         d.set_rules_known_through(first[0].plus_secs(DAY), &mut at_end, &mut out);
-        let second = asked(&out);
+        let second = through(&out);
         let newest = visit("tr-119", 119 / 4, 3 * 90, 1, 1).event_time();
         assert_eq!(second, [newest], "asked through the newest held record at once");
         d.set_rules_known_through(second[0], &mut at_end, &mut out);
@@ -1048,11 +1052,6 @@ mod tests {
         // Records of the first days were asked for; now the newest held.
         d.set_rules_known_through(start.plus_secs(DAY), &mut at_end, &mut out);
         let newest = visit("tr-119", 119 / 4, 3 * 90, 1, 1).event_time();
-        let asked = |out: &[Output<i64>]| {
-            out.iter()
-                .filter_map(|o| if let Output::RulesNeeded { at, through } = o { Some((*at, *through)) } else { None })
-                .collect::<Vec<_>>()
-        };
         assert_eq!(asked(&out).last().map(|a| a.1), Some(newest));
         out.clear();
         // Another partition's seal: ten days, short of the newest held.
