@@ -17,11 +17,14 @@
 # 0..1`: subtle, moderate and blatant, see README "Fraud intensity") for
 # each of INTENSITY_SEEDS (default "1 2"; empty to skip), reported by
 # intensity bucket and by pattern and bucket. Its 12-partition alerts must
-# be byte-identical too; its recall, delay and precision are reported
-# against the subtle-fraud targets (issue 15), not yet enforced.
+# be byte-identical too; its recall, delay, precision and false alerts
+# are reported against the subtle-fraud targets (issue 15).
 # With CHECK_TARGETS=1 it fails unless, pooled over the seeds, provider
 # recall >= 0.95 and alert precision >= 0.90, and every seed's median
-# detection delay is <= 24 h (the project's detection targets).
+# detection delay is <= 24 h (the project's detection targets), and, at
+# every intensity, provider recall >= 0.95 in each bucket, alert
+# precision >= 0.95, every seed's median delay <= 24 h and p90 delay
+# <= 168 h, and <= 0.5 false alerts per 100 clean provider-months.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --locked --release --quiet

@@ -7,8 +7,8 @@ Env:   REGION_RUNS, REFERENCE_RUNS, INTENSITY_RUNS   seeds of those runs
 Reads OUT/<run>-<seed>/evaluation.json (`tillsyn-sim evaluate --json`) and
 OUT/<run>-<seed>/partitions.txt (the 12-partition comparison) and prints
 Markdown: one pooled table per kind of run, the patterns, and for the runs
-at every intensity the buckets and the subtle-fraud targets (issue 15,
-reported, not yet enforced).
+at every intensity the buckets and the subtle-fraud targets (issue 15),
+which CHECK_TARGETS=1 enforces with the others.
 """
 import json
 import os
@@ -164,6 +164,7 @@ def main():
         reference_label_recall = found / max(1, sum(d["labels"] for d in needing.values()))
 
     wide = pool(out, "intensity", "INTENSITY_RUNS")
+    subtle_missed = []
     if wide:
         wide.summary(
             f"every intensity ({len(wide.seeds)} seeds: {', '.join(wide.seeds)}) pooled: subtle to blatant fraud", p90=True
@@ -186,14 +187,14 @@ def main():
         bucket_recall = min((d["dp"] / max(1, d["p"]) for d in buckets.values()), default=1.0)
         worst_p90 = max((r["delay"]["p90Hours"] or 0.0) for r in wide.runs)
         worst_median = max((r["delay"]["medianHours"] or 0.0) for r in wide.runs)
-        pending = [name for name, ok in [
+        subtle_missed = [name for name, ok in [
             (f"provider recall in every bucket {bucket_recall:.3f} >= 0.95", bucket_recall >= 0.95),
             (f"alert precision {wide.precision:.3f} >= 0.95", wide.precision >= 0.95),
             (f"median delay {worst_median:.1f} h <= 24 h in every seed", worst_median <= 24.0),
             (f"p90 delay {worst_p90:.1f} h <= 168 h in every seed", worst_p90 <= 168.0),
             (f"false alerts per 100 clean provider-months {wide.false_rate:.2f} <= 0.5", wide.false_rate <= 0.5),
         ] if not ok]
-        print("\nsubtle-fraud targets (issue 15, reported, not yet enforced): " + ("all met" if not pending else "missed: " + "; ".join(pending)))
+        print("\nsubtle-fraud targets (issue 15): " + ("all met" if not subtle_missed else "missed: " + "; ".join(subtle_missed)))
 
     if os.environ.get("CHECK_TARGETS") == "1":
         worst_delay = max(default.medians())
@@ -212,7 +213,7 @@ def main():
             ("at every intensity, the same alerts with 12 partitions as with 1", same(wide)),
             (f"with reference data, label recall of patterns 11, 15, 16 {reference_label_recall:.3f} >= 0.95", reference_label_recall >= 0.95),
             (f"with reference data, median delay of patterns 11, 15, 16 {reference_delay:.1f} h <= 24 h in every seed", reference_delay <= 24.0),
-        ] if not ok]
+        ] if not ok] + [f"at every intensity, {name}" for name in subtle_missed]
         if failed:
             print("\nDETECTION TARGETS MISSED: " + "; ".join(failed))
             sys.exit(1)

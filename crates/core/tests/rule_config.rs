@@ -87,7 +87,7 @@ fn toml_sections_keep_their_names_and_new_cutoffs_have_defaults() {
     )
     .unwrap();
     assert_eq!(c.rules.hours_per_client_above_peers.min_ratio, 2.0);
-    assert_eq!(c.rules.hours_per_client_above_peers.high_ratio, 2.0);
+    assert_eq!(c.rules.hours_per_client_above_peers.high_ratio, 2.8);
     assert_eq!(c.rules.night_visits_private_provider.min_visits, 4);
     assert_eq!(c.rules.invoiced_above_performed.critical_excess_hours, 200.0);
     assert!(toml::from_str::<CoreConfig>("[rules.impossible_travel]\nmax_sped_kmh = 3.0").is_err());
