@@ -15,7 +15,9 @@
 //! lower bound (at `confidence_z`) is above it, or against the provider's
 //! own past 28 days by an exact test (the chance of as many such visits
 //! in the window had its share not changed at most `own_chance`, a rise
-//! of `min_rise` points at least), or over 30 days by modified z-score.
+//! of `min_rise` points at least); v5 no longer decides on the 30-day
+//! share's modified z-score alone, which made every false alert of this
+//! rule in the project's evaluation (see [`super::share`]).
 //! See [`super::share`] for the decision, its false-alarm rate (about
 //! 3·10⁻⁵ per honest provider and day close against the peers, at most
 //! `own_chance` against its own past) and its speed (5 % ghost-like
@@ -39,7 +41,7 @@ use crate::text::Phrase;
 /// Identity of `rounded-visits` (part of the alert contract).
 pub static INFO: RuleInfo = RuleInfo {
     id: "rounded-visits",
-    version: 4,
+    version: 5,
     pattern: 6,
     name: "Ghost or rounded visits",
     quiet_days: 30,

@@ -43,18 +43,27 @@
 //!   counts are divided by the past days' dispersion (Pearson's χ² per
 //!   degree of freedom, at least 1; quasi-binomial), so a provider whose
 //!   typed visits come in clusters needs more evidence. A provider whose
-//!   share was low and doubles is seen in days, below the peers' limit;
-//! - **the month's share** (the classic peer test): its share over
-//!   `window_days` has a modified z-score of `z_threshold` or more and is
-//!   at least `min_share`.
+//!   share was low and doubles is seen in days, below the peers' limit.
+//!
+//! Not by the month's share alone (v4 and before: a 30-day share with a
+//! modified z-score of `z_threshold` or more, at least `min_share`, fired
+//! without any confidence in the provider's own share). At a provider
+//! with a few hundred visits a month that share is itself noisy, and in a
+//! small municipality the peers' spread is too: on the project's
+//! evaluation (11 simulated runs, 2,149 clean provider-months,
+//! 2026-12-02) that test made 12 false alerts of `rounded-visits` (8 in
+//! the region's municipalities of 6–8 peers) and found no fraudulent
+//! provider or label that the bound and the own-past test did not; the
+//! 30-day window's bound is the same comparison with the provider's
+//! sampling noise allowed for.
 //!
 //! **False alarms.** For an honest provider whose true share is at or
 //! below the limit, a window's bound passes the limit with probability
 //! below Φ(−4) ≈ 3·10⁻⁵ at a day close; the windows overlap and a day's
 //! visits are in several of them, so the rate over a year of day closes
 //! stays of that order per provider. What does alarm is an honest provider
-//! whose share really is above the municipality's limit (unusual, and what
-//! the month's share reports anyway). Against its own past, an honest
+//! whose share really is above the municipality's limit (unusual: the
+//! limit is the peers' outlier threshold). Against its own past, an honest
 //! provider whose share is stable passes with probability at most
 //! `own_chance` (3·10⁻⁷) per window and day close, eight windows: at most
 //! 2.4·10⁻⁶ a day close, under 10⁻³ a year (the exact test errs on
@@ -107,7 +116,8 @@ pub trait ShareKind: std::fmt::Debug + PartialEq + Send + Sync + 'static {
 #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default, bound(serialize = "", deserialize = "K: ShareKind"))]
 pub struct ShareParams<K> {
-    /// Window length of the peers' shares and of the month's share, days.
+    /// Window length of the peers' shares and the longest window judged by
+    /// its confidence bound, days.
     pub window_days: u32,
     /// Shortest window judged by its confidence bound, days (doubled up to
     /// `window_days`).
@@ -267,16 +277,23 @@ pub struct OwnPast {
     pub own_chance: f64,
 }
 
+/// What decided an outlying share.
+#[derive(Debug, Clone, Copy)]
+pub enum Decided {
+    /// Its Wilson lower bound, above the peers' limit.
+    Bound(f64),
+    /// Its rise over its own past.
+    OwnPast(OwnPast),
+}
+
 /// An outlying share.
 pub struct ShareOutlier {
     /// The window it was decided over, days.
     pub window_days: u32,
     /// The provider's share.
     pub share: f64,
-    /// Its Wilson lower bound, when the bound decided.
-    pub lower: Option<f64>,
-    /// Its own past, when the comparison with it decided.
-    pub own: Option<OwnPast>,
+    /// What decided it.
+    pub decided: Decided,
     /// The standard errors of that bound.
     pub confidence_z: f64,
     /// The share at the outlier threshold (see the module docs).
@@ -289,8 +306,6 @@ pub struct ShareOutlier {
     pub z: f64,
     /// The peer group's statistics.
     pub peers: PeerStats,
-    /// The modified z-score from which a share is an outlier.
-    pub z_threshold: f64,
     /// Severity cut-offs of the rule (modified z-scores).
     pub high_z: f64,
     /// See `high_z`.
@@ -438,29 +453,27 @@ impl<K: ShareKind> ShareParams<K> {
         }
     }
 
-    /// The provider's share if it is an outlier among its peers: over the
-    /// shortest window whose confidence bound is above the limit, else
-    /// over `window_days` by its modified z-score (see the module docs).
+    /// The provider's share if it is an outlier: over the shortest window
+    /// whose confidence bound is above the peers' limit, or whose rise over
+    /// its own past decides (see the module docs).
     pub fn outlier(&self, ctx: &DayContext<'_>, count: impl Fn(&ProviderDay) -> u32) -> Option<ShareOutlier> {
         let stats = *ctx.peers.stats(&self.group(ctx))?;
         if stats.n < self.min_peers {
             return None;
         }
         let limit = self.limit(&stats);
-        let outlier = |window_days: u32, visits: u64, n: u64, lower: Option<f64>, own: Option<OwnPast>| {
+        let outlier = |window_days: u32, visits: u64, n: u64, decided: Decided| {
             let share = n as f64 / visits as f64;
             ShareOutlier {
                 window_days,
                 share,
-                lower,
-                own,
+                decided,
                 confidence_z: self.confidence_z,
                 limit,
                 visits,
                 count: n,
                 z: modified_z(share, &stats, self.mad_floor),
                 peers: stats,
-                z_threshold: self.z_threshold,
                 high_z: self.high_z,
                 critical_z: self.critical_z,
             }
@@ -475,21 +488,16 @@ impl<K: ShareKind> ShareParams<K> {
             {
                 let lower = wilson_lower(n, visits, self.confidence_z);
                 if lower > limit {
-                    return Some(outlier(days, visits, n, Some(lower), None));
+                    return Some(outlier(days, visits, n, Decided::Bound(lower)));
                 }
             }
             if self.own_windows().any(|d| d == days)
                 && let Some((visits, n, own)) = self.against_own_past(ctx, days, &count)
             {
-                return Some(outlier(days, visits, n, None, Some(own)));
+                return Some(outlier(days, visits, n, Decided::OwnPast(own)));
             }
         }
-        let Tally { visits, counted: n, .. } = self.tally(ctx, ctx.day, self.window_days, &count).unwrap_or_default();
-        if visits < u64::from(self.min_visits) {
-            return None;
-        }
-        let o = outlier(self.window_days, visits, n, None, None);
-        (o.z >= self.z_threshold && o.share >= self.min_share).then_some(o)
+        None
     }
 }
 
@@ -581,9 +589,9 @@ impl ShareOutlier {
     /// `high_z`, critical from z = `critical_z`. `what` completes "… of
     /// this provider's N visits in the last D days (n visits) …"; `why`
     /// says why it matters. The explanation says over which days, how
-    /// strong the evidence is (the confidence bound, or the modified
-    /// z-score) and what an honest provider shows (the peers' median and
-    /// the limit).
+    /// strong the evidence is (the confidence bound, or the chance under
+    /// its own past) and what an honest provider shows (the peers' median
+    /// and the limit, or its own past).
     pub fn finding(
         &self,
         rule: &'static RuleInfo,
@@ -594,8 +602,8 @@ impl ShareOutlier {
     ) -> Finding {
         let (share, median, limit) = (self.share * 100.0, self.peers.median * 100.0, self.limit * 100.0);
         let (days, peers, through) = (u64::from(self.window_days), self.peers.n as u64, ctx.day);
-        let (evidence_en, evidence_sv) = match (self.lower, self.own) {
-            (_, Some(own)) => (
+        let (evidence_en, evidence_sv) = match self.decided {
+            Decided::OwnPast(own) => (
                 format!(
                     "against {} of its {} in the {} before ({} points more; had its share not changed, as many \
                      or more would come by chance once in {}, with its day-to-day variation {} times chance's, and \
@@ -630,7 +638,7 @@ impl ShareOutlier {
                     sv::percent(median, 0),
                 ),
             ),
-            (Some(lower), None) => (
+            Decided::Bound(lower) => (
                 format!(
                     "at least {} with the certainty of {} standard errors (Wilson bound), above the {} an honest \
                      provider reaches here (the median of its {} in the municipality is {}; modified z-score {})",
@@ -650,22 +658,6 @@ impl ShareOutlier {
                     sv::count(peers, "jämförbar utförare", "jämförbara utförare"),
                     sv::percent(median, 0),
                     sv::num(self.z, 1),
-                ),
-            ),
-            (None, None) => (
-                format!(
-                    "against a median of {} among its {} in the municipality (modified z-score {}; the limit is {})",
-                    en::percent(median, 0),
-                    en::count(peers, "peer", "peers"),
-                    en::num(self.z, 1),
-                    en::short(self.z_threshold),
-                ),
-                format!(
-                    "jämfört med en median på {} bland {} i kommunen (modifierat z-värde {}; gränsen är {})",
-                    sv::percent(median, 0),
-                    sv::count(peers, "jämförbar utförare", "jämförbara utförare"),
-                    sv::num(self.z, 1),
-                    sv::short(self.z_threshold),
                 ),
             ),
         };
