@@ -15,7 +15,7 @@
 # core.reference on, in its own table.
 # Then the default scenario with fraud of every intensity (`--intensity
 # 0..1`: subtle, moderate and blatant, see README "Fraud intensity") for
-# each of INTENSITY_SEEDS (default "1 2"; empty to skip), reported by
+# each of INTENSITY_SEEDS (default "1 2 3 4 5"; empty to skip), reported by
 # intensity bucket and by pattern and bucket. Its 12-partition alerts must
 # be byte-identical too; its recall, delay, precision and false alerts
 # are reported against the subtle-fraud targets (issue 15).
@@ -23,8 +23,9 @@
 # recall >= 0.95 and alert precision >= 0.90, and every seed's median
 # detection delay is <= 24 h (the project's detection targets), and, at
 # every intensity, provider recall >= 0.95 in each bucket, alert
-# precision >= 0.95, every seed's median delay <= 24 h and p90 delay
-# <= 168 h, and <= 0.5 false alerts per 100 clean provider-months.
+# precision >= 0.95, every seed's median delay <= 24 h, the p90 delay of
+# every seed's labels pooled <= 168 h, and <= 0.5 false alerts per 100
+# clean provider-months.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --locked --release --quiet
@@ -68,7 +69,7 @@ for seed in "${reference_seeds[@]}"; do
   (export TILLSYN_CORE__REFERENCE__ENABLED=true; run "$out/reference-$seed" --reference --seed "$seed")
 done
 
-intensity_seeds=(${INTENSITY_SEEDS-1 2})
+intensity_seeds=(${INTENSITY_SEEDS-1 2 3 4 5})
 for seed in "${intensity_seeds[@]}"; do
   echo "## every intensity, seed $seed"
   run "$out/intensity-$seed" --intensity 0..1 --seed "$seed"

@@ -194,6 +194,9 @@ pub struct DelayStats {
     pub median_from_start_hours: Option<f64>,
     /// Delays that were negative and clamped to 0.
     pub clamped: usize,
+    /// Every delay from `observable_at` (clamped to 0), ascending: for
+    /// figures pooled over several runs (`scripts/evaluation_tables.py`).
+    pub hours: Vec<f64>,
 }
 
 /// Recall and delay of one pattern.
@@ -319,6 +322,7 @@ fn delay_stats(delays: &[LabelDelay]) -> DelayStats {
         p90_hours: nearest_rank(&observable, 90),
         median_from_start_hours: nearest_rank(&start, 50),
         clamped: delays.iter().filter(|d| d.clamped).count(),
+        hours: observable,
     }
 }
 
@@ -1022,6 +1026,8 @@ mod tests {
         assert_eq!(e.delay.median_hours, Some(5.0), "rank ⌈10·0.5⌉ = 5");
         assert_eq!(e.delay.p90_hours, Some(9.0), "rank ⌈10·0.9⌉ = 9");
         assert_eq!(e.delay.clamped, 0);
+        let hours: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(e.delay.hours, hours, "every label's delay, ascending, for pooling");
     }
 
     #[test]
