@@ -84,11 +84,19 @@ mod tests {
     /// Eight providers, 10 visits a day for 30 days; provider 0 registers
     /// `manual_per_10` of every 10 by hand, the others 0–1 of 10.
     fn run(manual_per_10: u32) -> Vec<crate::alerting::Alert> {
+        month(10, |_| manual_per_10)
+    }
+
+    /// Eight providers for 30 days of March, 10 visits a day each, the
+    /// others 0–1 of 10 by hand; provider 0 with `visits_0` a day,
+    /// `manual_on(day)` of them by hand.
+    fn month(visits_0: u32, manual_on: impl Fn(u32) -> u32) -> Vec<crate::alerting::Alert> {
         let mut s = Scenario::only("manual-registration-share");
         for day in 1..=30 {
             for provider in 0..8u64 {
-                for i in 0..10u32 {
-                    let manual = if provider == 0 { i < manual_per_10 } else { i < (provider % 2) as u32 };
+                let visits = if provider == 0 { visits_0 } else { 10 };
+                for i in 0..visits {
+                    let manual = if provider == 0 { i < manual_on(day) } else { i < (provider % 2) as u32 };
                     let method = if manual { RegistrationMethod::Manual } else { RegistrationMethod::Nfc };
                     s.visit()
                         .provider(provider)
@@ -119,42 +127,18 @@ mod tests {
         assert!(run(1).is_empty());
     }
 
-    /// Seven providers as in `run(1)` and provider 0 with 4 visits a day
-    /// for 30 days, `manual_on(day)` of them by hand.
-    fn small(manual_on: impl Fn(u32) -> u32) -> Vec<crate::alerting::Alert> {
-        let mut s = Scenario::only("manual-registration-share");
-        for day in 1..=30 {
-            for provider in 0..8u64 {
-                let visits = if provider == 0 { 4 } else { 10 };
-                for i in 0..visits {
-                    let manual = if provider == 0 { i < manual_on(day) } else { i < (provider % 2) as u32 };
-                    let method = if manual { RegistrationMethod::Manual } else { RegistrationMethod::Nfc };
-                    s.visit()
-                        .provider(provider)
-                        .staff(provider * 10 + u64::from(i))
-                        .client(u64::from(i))
-                        .day(2026, 3, day)
-                        .at(8 + i, 0)
-                        .method(method)
-                        .send();
-                }
-            }
-        }
-        s.advance_to(2026, 4, 3);
-        s.alerts()
-    }
-
     #[test]
     fn a_small_providers_month_above_the_limit_by_its_noise_alone_does_not_fire() {
-        // 54 of 120 visits by hand (45 %) against a limit of 36 % (the
-        // peers' median 10 %, their MAD 5 points): its month's modified
-        // z-score is 4.7 (v4 fired on that alone), but 54 of 120 has a
-        // Wilson lower bound of 28 % at 4 standard errors, below the
-        // limit: its own sampling noise covers the difference.
-        let alerts = small(|day| if day % 5 == 0 { 1 } else { 2 });
+        // Provider 0 with 4 visits a day: 54 of 120 by hand (45 %)
+        // against a limit of 36 % (the peers' median 10 %, their MAD 5
+        // points): its month's modified z-score is 4.7 (v4 fired on that
+        // alone), but 54 of 120 has a Wilson lower bound of 28 % at 4
+        // standard errors, below the limit: its own sampling noise covers
+        // the difference.
+        let alerts = month(4, |day| if day % 5 == 0 { 1 } else { 2 });
         assert!(alerts.is_empty(), "{}", alerts[0].explanation.en);
         // 90 of 120 (75 %): a bound of 57 %, above it: decided.
-        let alerts = small(|_| 3);
+        let alerts = month(4, |_| 3);
         assert!(!alerts.is_empty());
         assert!(alerts[0].explanation.en.contains("Wilson bound"), "{}", alerts[0].explanation.en);
     }
