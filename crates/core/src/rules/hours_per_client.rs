@@ -25,9 +25,8 @@
 //! 2026-12-02) reach 2.1 times the median of personal care, from 9
 //! clients of a small provider to 190 of a large one whose clients are
 //! heavier. With `min_ratio` 1.8 (v1) they made 9 false alerts (0.42 per
-//! 100 clean provider-months, the largest share of the evaluation's); at
-//! 2.3 (v2) none, and every fraudulent provider found before is found
-//! still. The price: a provider over-billing by less than 2.3 times since
+//! 100 clean provider-months); at 2.3 (v2) none, and every fraudulent
+//! provider and label found before is found still. The price: a provider over-billing by less than 2.3 times since
 //! before the window (and so with no rise) is not seen by this rule; with
 //! the granted hours (`core.reference`), `granted-hours-utilisation` and
 //! `client-hours-above-granted` measure the same against what was
