@@ -79,6 +79,7 @@ fn decision(id: &str, client: &str, hours: i64, from: i64, recorded: i64) -> Tim
                 valid_to: None,
                 recorded_at: ts(recorded),
                 retracted: false,
+                provider_id: String::new(),
             })),
         },
     )

@@ -164,6 +164,7 @@ impl Workload {
                         service,
                         minutes_per_month: visits * 45 * 31,
                         valid,
+                        provider: None,
                     }),
                 }));
             }

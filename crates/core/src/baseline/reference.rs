@@ -321,18 +321,36 @@ impl ReferenceTable {
             if g.service != service || g.valid.overlap_secs(start, end) == 0 {
                 continue;
             }
-            let mut month = start.month();
-            while month.start() < end {
-                let (m_start, m_end) = (month.start(), month.next().start());
-                let lo = m_start.max(start);
-                let hi = m_end.min(end);
-                let covered = g.valid.overlap_secs(lo, hi);
-                minutes += f64::from(g.minutes_per_month) * covered as f64 / (m_end.0 - m_start.0) as f64;
-                month = month.next();
-            }
+            minutes += pro_rata(g, start, end);
             ids.push(id.clone());
         }
         (!ids.is_empty()).then_some((minutes, ids))
+    }
+
+    /// Minutes of the client's grant for `service` over `[start, end)`
+    /// ordered from `provider` (the decisions naming it, each pro rata
+    /// as in [`Self::granted_minutes`]) as recorded by `as_of`, and those
+    /// decisions; `None` if a decision of the service covering some of the
+    /// period names no provider (the data does not say who was chosen).
+    pub fn ordered_minutes(
+        &self,
+        client: ClientKey,
+        service: ServiceType,
+        (start, end): (EventTime, EventTime),
+        as_of: EventTime,
+        provider: ProviderId,
+    ) -> Option<(f64, Vec<EventId>)> {
+        let (mut minutes, mut ids) = (0.0, Vec::new());
+        for (id, g) in self.decisions(client, as_of) {
+            if g.service != service || g.valid.overlap_secs(start, end) == 0 {
+                continue;
+            }
+            if g.provider? == provider {
+                minutes += pro_rata(g, start, end);
+                ids.push(id.clone());
+            }
+        }
+        Some((minutes, ids))
     }
 
     /// Whether the provider was permitted in `municipality` on `day`, as
@@ -434,6 +452,20 @@ impl ReferenceTable {
     }
 }
 
+/// The minutes decision `g` grants over `[start, end)`: its monthly
+/// minutes pro rata by the seconds of each calendar month it covers.
+fn pro_rata(g: &GrantedHours, start: EventTime, end: EventTime) -> f64 {
+    let mut minutes = 0.0;
+    let mut month = start.month();
+    while month.start() < end {
+        let (m_start, m_end) = (month.start(), month.next().start());
+        let covered = g.valid.overlap_secs(m_start.max(start), m_end.min(end));
+        minutes += f64::from(g.minutes_per_month) * covered as f64 / (m_end.0 - m_start.0) as f64;
+        month = month.next();
+    }
+    minutes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,6 +545,7 @@ mod tests {
                 service: ServiceType::PersonalCare,
                 minutes_per_month: minutes,
                 valid: Validity { from: Day::from_ymd(2026, 3, 17).start(), to: None },
+                provider: None,
             }),
         };
         let mut table = ReferenceTable::new(1, 0);

@@ -59,6 +59,7 @@ pub(crate) fn granted_hours() -> wire::GrantedHours {
         valid_to: None,
         recorded_at: ts(1_767_100_000),
         retracted: false,
+        provider_id: String::new(),
     }
 }
 

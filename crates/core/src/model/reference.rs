@@ -52,6 +52,10 @@ pub struct GrantedHours {
     pub minutes_per_month: u32,
     /// When it applies.
     pub valid: Validity,
+    /// The provider the client chose for this care (the municipality's
+    /// order), if the case system says.
+    #[serde(default)]
+    pub provider: Option<ProviderId>,
 }
 
 /// Why a client was away.

@@ -296,11 +296,19 @@ impl Validator {
             .filter(|m| *m <= MAX_GRANTED_MINUTES_PER_MONTH)
             .ok_or_else(|| ValidationError::new("minutes_per_month", Problem::Overflow))?;
         let valid = validity(("valid_from", g.valid_from.as_ref()), ("valid_to", g.valid_to.as_ref()))?;
+        let provider = if g.provider_id.is_empty() { None } else { Some(provider_id("provider_id", &g.provider_id)?) };
         Ok(ReferenceRecord {
             id,
             recorded_at: timestamp("recorded_at", g.recorded_at.as_ref())?,
             retracted: g.retracted,
-            fact: Fact::GrantedHours(GrantedHours { municipality, client, service, minutes_per_month, valid }),
+            fact: Fact::GrantedHours(GrantedHours {
+                municipality,
+                client,
+                service,
+                minutes_per_month,
+                valid,
+                provider,
+            }),
         })
     }
 
@@ -539,9 +547,15 @@ mod tests {
         let key = Pseudonymizer::from_secret("test").client("c-1");
         let g = validator().granted_hours(&granted_hours()).unwrap();
         assert!(
-            matches!(&g.fact, Fact::GrantedHours(d) if d.client == key && d.minutes_per_month == 1200 && d.valid.to.is_none())
+            matches!(&g.fact, Fact::GrantedHours(d) if d.client == key && d.minutes_per_month == 1200 && d.valid.to.is_none() && d.provider.is_none())
         );
         assert_eq!((g.id.as_str(), g.recorded_at.0), ("bb-1", 1_767_100_000));
+        let ordered = wire::GrantedHours { provider_id: "556036-0793".into(), ..granted_hours() };
+        let g = validator().granted_hours(&ordered).unwrap();
+        assert!(
+            matches!(&g.fact, Fact::GrantedHours(d) if d.provider == Some("556036-0793".parse().unwrap())),
+            "the provider the client chose: {g:?}"
+        );
         let a = validator().client_absence(&client_absence()).unwrap();
         assert!(matches!(&a.fact, Fact::Absence(x) if x.client == key && x.kind == AbsenceKind::HospitalStay));
         let p = validator().provider_permit(&provider_permit()).unwrap();
@@ -563,6 +577,7 @@ mod tests {
             (|g| g.valid_to = ts(4_000_000_000), "valid_to", "duration_out_of_range"),
             (|g| g.recorded_at = ts(4_102_444_800), "recorded_at", "timestamp_out_of_range"),
             (|g| g.valid_from = None, "valid_from", "missing_field"),
+            (|g| g.provider_id = "5560360794".into(), "provider_id", "malformed_organisation_number"),
         ];
         for (mutate, field, reason) in decisions {
             let mut g = granted_hours();

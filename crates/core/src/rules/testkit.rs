@@ -24,6 +24,7 @@ pub fn decision(client: u64, hours_per_month: u32) -> crate::model::reference::F
         service: ServiceType::PersonalCare,
         minutes_per_month: hours_per_month * 60,
         valid: Validity { from: Day::from_ymd(2026, 1, 1).start(), to: None },
+        provider: None,
     })
 }
 

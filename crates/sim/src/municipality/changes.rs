@@ -154,6 +154,9 @@ impl World<'_> {
         self.prov_clients[to].push(c);
         self.clients[c].provider = to;
         self.clients[c].changed_on = Some(day);
+        if let Some(r) = self.reference.as_mut() {
+            r.moved.push(c);
+        }
     }
 
     /// The day's changes of provider: takeovers, honest ones, and

@@ -127,6 +127,7 @@ impl<'c> Simulation<'c> {
         w.activate(day);
         w.reference_day(day, arrived, out);
         w.provider_changes(day);
+        w.record_orders(day, out);
         w.take_second_jobs(day);
         let mut recs = Vec::new();
         for p in 0..w.providers.len() {

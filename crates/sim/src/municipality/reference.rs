@@ -17,7 +17,12 @@
 //!   stays at about 80 % of granted and never much above it. Honest noise:
 //!   about 1.2 % of honest home-care clients a month get their care raised
 //!   1.2–1.5× on the first of a month, the decision's new version recorded
-//!   on day 1–3 and valid from the 1st (backdated up to 3 days).
+//!   on day 1–3 and valid from the 1st (backdated up to 3 days). Each
+//!   decision names the client's provider (the municipality's order); a
+//!   client who changes provider (honestly, in a takeover, or away from a
+//!   pattern-14 or pattern-15 provider) gets a new decision from the day
+//!   of the change naming the new one, the same grant, registered at
+//!   06:00 that day, and the old decision ends that day.
 //! - **Absences** (`ClientAbsence`): hospital stays (about 6–8 % of home-care
 //!   clients in six months, 2–14 days, one in twenty 15–35 days, one in ten
 //!   a short admission: same day or one night), registered at admission
@@ -126,6 +131,10 @@ struct Decision {
     /// (first day, minutes per month), in order: the first is the
     /// decision, the others its revisions.
     steps: Vec<(Day, u32)>,
+    /// The provider it names (the municipality's order): the client's.
+    provider: usize,
+    /// Changes of provider so far (each a new decision).
+    orders: usize,
 }
 
 /// A client's planned and performed minutes in one month.
@@ -179,6 +188,9 @@ pub(super) struct RefState {
     dead: Vec<(usize, usize, Day)>,
     /// Clients of the first day whose decisions were emitted.
     opened: bool,
+    /// Clients who changed provider today, whose decisions are not yet
+    /// ordered from the new one.
+    pub(super) moved: Vec<usize>,
 }
 
 impl RefState {
@@ -249,6 +261,7 @@ impl World<'_> {
             valid_to: valid_to.map(output::ts),
             recorded_at: Some(output::ts(recorded)),
             retracted: false,
+            provider_id: self.providers[d.provider].id.clone(),
         }))
     }
 
@@ -305,8 +318,14 @@ impl World<'_> {
         let prefix = self.cfg.event_id_prefix.clone();
         let mut decisions = Vec::new();
         for (s, &m) in minutes.iter().enumerate().filter(|(_, m)| **m > 0) {
-            let d =
-                Decision { id: format!("{prefix}beslut-{c:06}-{s}"), valid_from, service: s, steps: vec![(from, m)] };
+            let d = Decision {
+                id: format!("{prefix}beslut-{c:06}-{s}"),
+                valid_from,
+                service: s,
+                steps: vec![(from, m)],
+                provider: self.clients[c].provider,
+                orders: 0,
+            };
             out.push(recorded, self.decision_event(c, &d, (valid_from, None), m, recorded));
             decisions.push(d);
         }
@@ -834,6 +853,8 @@ impl World<'_> {
                             valid_from: from,
                             service: s,
                             steps: vec![(day, m)],
+                            provider: self.clients[c].provider,
+                            orders: 0,
                         };
                         out.push(recorded, self.decision_event(c, &d, (from, None), m, recorded));
                         cr.decisions.push(d);
@@ -849,6 +870,34 @@ impl World<'_> {
     }
 
     /// Today's hospital admissions and arranged short-term care.
+    /// The orders of the clients who changed provider on `day`: each
+    /// decision in force ends that day and a new one, the same grant,
+    /// names the new provider from it, registered at 06:00 (a decision
+    /// that starts that day is corrected to name it instead).
+    pub(super) fn record_orders(&mut self, day: Day, out: &mut Outbox) {
+        let Some(moved) = self.reference.as_mut().map(|r| std::mem::take(&mut r.moved)) else { return };
+        let (from, recorded) = (day.start().0, at_local(day, 360));
+        let prefix = self.cfg.event_id_prefix.clone();
+        for c in moved {
+            let Some(mut cr) = self.reference.as_mut().map(|r| std::mem::take(r.client(c))) else { return };
+            let to = self.clients[c].provider;
+            for d in cr.decisions.iter_mut().filter(|d| d.provider != to) {
+                let minutes = d.steps.last().map_or(0, |x| x.1);
+                if d.valid_from < from {
+                    out.push(recorded, self.decision_event(c, d, (d.valid_from, Some(from)), minutes, recorded));
+                    d.orders += 1;
+                    d.id = format!("{prefix}beslut-{c:06}-{}-o{}", d.service, d.orders);
+                    d.valid_from = from;
+                }
+                d.provider = to;
+                out.push(recorded, self.decision_event(c, d, (d.valid_from, None), minutes, recorded));
+            }
+            if let Some(r) = self.reference.as_mut() {
+                *r.client(c) = cr;
+            }
+        }
+    }
+
     fn admissions(&mut self, day: Day, rng: &mut Rng, out: &mut Outbox) {
         let day_start = day.start().0;
         for c in 0..self.clients.len() {

@@ -1314,3 +1314,64 @@ fn a_volume_explosion_is_labelled_observable_when_its_growth_is_evident_not_at_i
         assert!(l.observable_at.seconds - l.start.seconds >= 3 * 86_400, "{l:?}");
     }
 }
+
+#[test]
+fn decisions_name_the_provider_the_client_chose_and_a_change_of_provider_orders_the_new_one() {
+    use tillsyn_core::baseline::reference::ReferenceTable;
+    use tillsyn_core::model::ProviderId;
+    let r = reference_run();
+    let validator = Validator::new(Pseudonymizer::from_secret("sim"));
+    let mut table = ReferenceTable::new(1, i64::MAX / 4);
+    for e in
+        r.events.iter().filter(|e| version(e).is_some() && matches!(e.kind, Some(wire::event::Kind::GrantedHours(_))))
+    {
+        let Ok(tillsyn_core::model::DomainEvent::Reference(record)) = validator.event(e) else { panic!("{e:?}") };
+        table.apply(0, &record).unwrap();
+    }
+    let pattern_15: BTreeSet<&str> =
+        r.truth.labels.iter().filter(|l| l.pattern == 15).map(|l| l.provider_id.as_str()).collect();
+    // The municipality's own unit makes the night visits of every
+    // client (free choice covers the day), whichever provider the client
+    // chose.
+    let municipal: BTreeSet<&str> =
+        r.truth.providers.iter().filter(|p| p.municipal).map(|p| p.provider_id.as_str()).collect();
+    let (mut ordered, mut undecided, mut not_ordered) = (0usize, 0usize, BTreeMap::<&str, usize>::new());
+    for t in r.reports() {
+        let Ok(tillsyn_core::model::DomainEvent::Visit(v)) =
+            validator.event(&wire::Event { kind: Some(wire::event::Kind::TimeReport(t.clone())) })
+        else {
+            continue;
+        };
+        if municipal.contains(t.provider_id.as_str()) {
+            continue;
+        }
+        let provider: ProviderId = t.provider_id.parse().unwrap();
+        // A visit of a service the client has no decision for (fraud
+        // patterns bill such visits too) is not about the order.
+        let in_force: Vec<Option<ProviderId>> = table
+            .decisions(v.client, EventTime(i64::MAX / 2))
+            .into_iter()
+            .filter(|(_, g)| g.service == v.service && g.valid.contains(v.check_in))
+            .map(|(_, g)| g.provider)
+            .collect();
+        if in_force.is_empty() {
+            undecided += 1;
+            continue;
+        }
+        assert!(in_force.iter().all(Option::is_some), "every decision names a provider: {in_force:?}");
+        if in_force.contains(&Some(provider)) {
+            ordered += 1;
+        } else {
+            *not_ordered.entry(t.provider_id.as_str()).or_default() += 1;
+        }
+    }
+    println!(
+        "visits by the provider ordered: {ordered}; without a decision of their service: {undecided}; by another, per \
+         provider: {not_ordered:?}"
+    );
+    // Only the pattern-15 provider that goes on registering clients who
+    // moved away visits clients the municipality ordered from another.
+    assert_eq!(not_ordered.len(), 1, "{not_ordered:?}");
+    assert!(not_ordered.keys().all(|p| pattern_15.contains(p)), "{not_ordered:?} {pattern_15:?}");
+    assert!(ordered > 10_000);
+}
