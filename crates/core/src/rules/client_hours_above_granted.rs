@@ -199,7 +199,7 @@ impl Rule for ClientHoursAboveGranted {
             (hours(q.total_minutes), hours(q.own_minutes), hours(q.total_minutes - q.own_minutes), granted / 60.0);
         let tolerance = (p.tolerance_ratio * 100.0, f64::from(p.tolerance_minutes) / 60.0);
         let (order_en, order_sv) = match &ordered {
-            Some((share, orders)) if orders.is_empty() => (
+            Some((_, orders)) if orders.is_empty() => (
                 " The municipality ordered none of it from this provider: the client chose another.".to_string(),
                 " Kommunen beställde inget av den från utföraren: brukaren valde en annan.".to_string(),
             ),

@@ -869,7 +869,6 @@ impl World<'_> {
         }
     }
 
-    /// Today's hospital admissions and arranged short-term care.
     /// The orders of the clients who changed provider on `day`: each
     /// decision in force ends that day and a new one, the same grant,
     /// names the new provider from it, registered at 06:00 (a decision
@@ -898,6 +897,7 @@ impl World<'_> {
         }
     }
 
+    /// Today's hospital admissions and arranged short-term care.
     fn admissions(&mut self, day: Day, rng: &mut Rng, out: &mut Outbox) {
         let day_start = day.start().0;
         for c in 0..self.clients.len() {
