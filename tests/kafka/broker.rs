@@ -1406,7 +1406,13 @@ async fn write_raw(config: &ServiceConfig, topic: &str, partition: i32, key: &[u
 /// Runs `tillsyn run` until the group has caught up, then SIGTERM; its
 /// metrics just before.
 fn run_service_until_caught_up(config: &ServiceConfig, log: PathBuf) -> Metrics {
-    let mut service = Service::start(config, log);
+    // The only member, never killed: 45 s, whatever the test's own members
+    // had (the zombie test's fresh instance had 6 s, and a 6.3 s stall of
+    // tansu while it restored its partitions expired it in CI; it never got
+    // a partition again).
+    let mut single = config.clone();
+    single.kafka.consumer.insert("session.timeout.ms".into(), "45000".into());
+    let mut service = Service::start(&single, log);
     let started = Instant::now();
     while service.get("/readyz").map(|(status, _)| status) != Some(200) {
         assert!(
